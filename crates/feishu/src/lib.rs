@@ -17,3 +17,4 @@ pub mod events;
 pub mod ids;
 pub mod model;
 mod serde_util;
+pub mod vectors;

@@ -140,10 +140,19 @@ mod tests {
 
     #[test]
     fn timestamps_of_every_observed_width_become_millis() {
-        assert_eq!(timestamp_to_millis("1700000000123"), Some(1_700_000_000_123));
-        assert_eq!(timestamp_to_millis("1603977298000000"), Some(1_603_977_298_000));
+        assert_eq!(
+            timestamp_to_millis("1700000000123"),
+            Some(1_700_000_000_123)
+        );
+        assert_eq!(
+            timestamp_to_millis("1603977298000000"),
+            Some(1_603_977_298_000)
+        );
         assert_eq!(timestamp_to_millis("1700000000"), Some(1_700_000_000_000));
-        assert_eq!(timestamp_to_millis("1502199207.7171419"), Some(1_502_199_207_717));
+        assert_eq!(
+            timestamp_to_millis("1502199207.7171419"),
+            Some(1_502_199_207_717)
+        );
         assert_eq!(timestamp_to_millis("1502199207.7"), Some(1_502_199_207_700));
         assert_eq!(timestamp_to_millis(""), None);
         assert_eq!(timestamp_to_millis("abc"), None);

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Runs every check and test of orgsync: formatting, lints, and the whole test suite.
+# It starts what the tests need first (PostgreSQL on 127.0.0.1:5432, database `test`).
+# Usage: scripts/test.sh            (from anywhere inside the repository)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+log() { printf '\n==> %s\n' "$*"; }
+
+ensure_postgres() {
+  export ORGSYNC_TEST_POSTGRES_URL="${ORGSYNC_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+  if ! command -v pg_isready >/dev/null 2>&1; then
+    log "installing PostgreSQL (Debian package)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  fi
+  if pg_isready -q -h 127.0.0.1 -p 5432; then return 0; fi
+  log "starting PostgreSQL"
+  local version
+  version="$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)"
+  if [ -n "$version" ]; then
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  fi
+  for _ in $(seq 1 30); do
+    pg_isready -q -h 127.0.0.1 -p 5432 && break
+    sleep 1
+  done
+  if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    echo "PostgreSQL is not reachable on 127.0.0.1:5432; start it and run again" >&2
+    exit 1
+  fi
+  # The tests expect trust auth and a database `test`.
+  psql -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname='test'" | grep -q 1 \
+    || psql -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE test" >/dev/null
+}
+
+ensure_postgres
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy --all-targets -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+log "tests"
+if command -v cargo-nextest >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+  # nextest does not run doc tests.
+  cargo test --workspace --locked --doc
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
