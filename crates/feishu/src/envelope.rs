@@ -89,9 +89,9 @@ pub enum Envelope {
     /// The URL check: answer HTTP 200 with [`Envelope::challenge_response`].
     UrlVerification { challenge: String },
     /// A schema 2.0 event.
-    V2(EventV2),
+    V2(Box<EventV2>),
     /// A legacy 1.0 event.
-    V1(EventV1),
+    V1(Box<EventV1>),
 }
 
 /// The 2.0 `header`.
@@ -310,10 +310,10 @@ pub fn decode_request_at(
         SignatureCheck::Ignore => None,
         _ => signature_headers(headers)?,
     };
-    if let Some(h) = &sig_headers {
-        if !crypto::verify_signature(h.timestamp, h.nonce, key_term, body, h.signature) {
-            return Err(EnvelopeError::BadSignature);
-        }
+    if let Some(h) = &sig_headers
+        && !crypto::verify_signature(h.timestamp, h.nonce, key_term, body, h.signature)
+    {
+        return Err(EnvelopeError::BadSignature);
     }
 
     // 2. Decryption.
@@ -397,11 +397,11 @@ pub fn decode_request_at(
             &header.event_type,
             doc.get("event").cloned().unwrap_or(Value::Null),
         );
-        Envelope::V2(EventV2 {
+        Envelope::V2(Box::new(EventV2 {
             header,
             event,
             plaintext,
-        })
+        }))
     } else if doc.contains_key("uuid") {
         check_token(doc.get("token"))?;
         let uuid = doc
@@ -420,13 +420,13 @@ pub fn decode_request_at(
             .filter(|v| v.is_object())
             .cloned()
             .ok_or(EnvelopeError::MissingField("\"event\" object"))?;
-        Envelope::V1(EventV1 {
+        Envelope::V1(Box::new(EventV1 {
             uuid,
             ts_ms: ts.as_deref().and_then(timestamp_to_millis),
             ts,
             event: events::parse_v1(event),
             plaintext,
-        })
+        }))
     } else {
         return Err(EnvelopeError::UnknownEnvelope);
     };

@@ -145,7 +145,9 @@ fn verify(key: Option<&str>, ts: &str, nonce: &str, sig: &str, body: &[u8]) -> O
 #[test]
 fn verify_accepts_every_signature_vector() {
     let encrypted = crypto::encrypted_body(WORKED_ENCRYPT);
-    let cases: [(Option<&str>, &str, &str, &str, &[u8]); 4] = [
+    // (key, timestamp, nonce, signature, body)
+    type Case<'a> = (Option<&'a str>, &'a str, &'a str, &'a str, &'a [u8]);
+    let cases: [Case; 4] = [
         (
             Some(WORKED_KEY),
             WORKED_TIMESTAMP,
