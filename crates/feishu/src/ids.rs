@@ -176,10 +176,16 @@ macro_rules! str_enum {
     };
 }
 
-str_enum!(UserIdType, [UserIdType::OpenId, UserIdType::UnionId, UserIdType::UserId]);
+str_enum!(
+    UserIdType,
+    [UserIdType::OpenId, UserIdType::UnionId, UserIdType::UserId]
+);
 str_enum!(
     DepartmentIdType,
-    [DepartmentIdType::OpenDepartmentId, DepartmentIdType::DepartmentId]
+    [
+        DepartmentIdType::OpenDepartmentId,
+        DepartmentIdType::DepartmentId
+    ]
 );
 str_enum!(
     MemberIdType,
@@ -204,7 +210,10 @@ mod tests {
         for t in DepartmentIdType::ALL {
             assert_eq!(t.as_str().parse::<DepartmentIdType>().unwrap(), t);
         }
-        assert_eq!("department".parse::<MemberType>().unwrap(), MemberType::Department);
+        assert_eq!(
+            "department".parse::<MemberType>().unwrap(),
+            MemberType::Department
+        );
         assert!("openid".parse::<UserIdType>().is_err());
         assert_eq!(GroupType::from_code(2), Some(GroupType::Dynamic));
         assert_eq!(GroupType::from_code(3), None);

@@ -445,7 +445,13 @@ impl User {
             .flatten()
             .find(|o| o.is_primary_dept == Some(true))
             .and_then(|o| o.department_id.as_deref())
-            .or_else(|| self.department_ids.iter().flatten().next().map(String::as_str))
+            .or_else(|| {
+                self.department_ids
+                    .iter()
+                    .flatten()
+                    .next()
+                    .map(String::as_str)
+            })
     }
 }
 
@@ -563,7 +569,10 @@ mod tests {
             open_id: Some("ou_1".into()),
             ..User::default()
         };
-        assert_eq!(serde_json::to_value(&u).unwrap(), json!({"open_id": "ou_1"}));
+        assert_eq!(
+            serde_json::to_value(&u).unwrap(),
+            json!({"open_id": "ou_1"})
+        );
     }
 
     #[test]
