@@ -61,7 +61,7 @@ pub mod perm {
 }
 
 /// `sha256(parts joined by '|')` as lowercase hex, cut to `len`.
-fn digest_hex(parts: &[&str], len: usize) -> String {
+pub(crate) fn digest_hex(parts: &[&str], len: usize) -> String {
     let mut h = Sha256::new();
     for (i, p) in parts.iter().enumerate() {
         if i > 0 {
@@ -560,11 +560,36 @@ impl Tenant {
             ContactScope::All => true,
             ContactScope::Partial { users, .. } => {
                 users.contains(&key)
-                    || self.users.get(&key).is_some_and(|u| {
-                        u.memberships
-                            .iter()
-                            .any(|m| self.department_in_scope(app, &m.department))
-                    })
+                    || self
+                        .users
+                        .get(&key)
+                        .is_some_and(|u| self.user_record_in_scope(app, u))
+            }
+        }
+    }
+
+    /// [`Tenant::user_in_scope`] for a given record (e.g. the state before a resignation,
+    /// which removed the memberships that put the user in scope).
+    pub fn user_record_in_scope(&self, app: &AppRecord, u: &UserRecord) -> bool {
+        match &app.scope {
+            ContactScope::All => true,
+            ContactScope::Partial { users, .. } => {
+                users.contains(&u.key)
+                    || u.memberships
+                        .iter()
+                        .any(|m| self.department_in_scope(app, &m.department))
+            }
+        }
+    }
+
+    /// [`Tenant::department_in_scope`] for a given record, judged by its own id and its
+    /// parent's place in the current tree (works for deleted departments and snapshots).
+    pub fn department_record_in_scope(&self, app: &AppRecord, d: &DepartmentRecord) -> bool {
+        match &app.scope {
+            ContactScope::All => true,
+            ContactScope::Partial { departments, .. } => {
+                departments.contains(&d.open_department_id)
+                    || self.department_in_scope(app, &d.parent)
             }
         }
     }
@@ -621,6 +646,19 @@ impl Tenant {
             Some(d) => (d, false),
             None => (self.deleted_departments.get(open_id)?, true),
         };
+        Some(self.render_department_record(app, d, deleted, ids))
+    }
+
+    /// [`Tenant::render_department`] for a given record, e.g. a snapshot taken before a
+    /// change (events render the old state with it). Counts come from the current tree.
+    pub fn render_department_record(
+        &self,
+        app: &AppRecord,
+        d: &DepartmentRecord,
+        deleted: bool,
+        ids: IdTypes,
+    ) -> model::Department {
+        let open_id = d.open_department_id.as_str();
         let ix = self.index();
         let base = app.has(perm::DEPARTMENT_BASE);
         let organize = app.has(perm::DEPARTMENT_ORGANIZE);
@@ -668,7 +706,7 @@ impl Tenant {
                     .collect(),
             );
         }
-        Some(out)
+        out
     }
 
     /// A user as the app sees it: fields gated by permissions, ids in `ids`.
@@ -681,6 +719,18 @@ impl Tenant {
         resigned_department_ids_absent: bool,
     ) -> Option<model::User> {
         let u = self.users.get(&key)?;
+        Some(self.render_user_record(app, u, ids, resigned_department_ids_absent))
+    }
+
+    /// [`Tenant::render_user`] for a given record, e.g. a snapshot taken before a change.
+    pub fn render_user_record(
+        &self,
+        app: &AppRecord,
+        u: &UserRecord,
+        ids: IdTypes,
+        resigned_department_ids_absent: bool,
+    ) -> model::User {
+        let key = u.key;
         let user = |k: UserKey| self.user_id_as(app, k, ids.user);
         let dept = |d: &str| self.department_id_as(d, ids.department);
         let mut out = model::User {
@@ -766,7 +816,7 @@ impl Tenant {
                     .collect(),
             );
         }
-        Some(out)
+        out
     }
 
     pub fn render_group(&self, group_id: &str) -> Option<model::Group> {

@@ -1,0 +1,111 @@
+//! Where mutations become events: every change to the tenant is rendered, right after it
+//! happened, into the events each installed app would receive, recorded, and handed to the
+//! pusher for the apps that have a request URL.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, OnceLock};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::events::{OutgoingEvent, render_events};
+use crate::mutate::Change;
+use crate::pusher::{PushConfig, PushEvent, PushTarget, Pusher};
+use crate::tenant::{AppRecord, Tenant};
+
+/// How many emitted events the hub remembers for inspection.
+pub const EMITTED_LOG_CAPACITY: usize = 100_000;
+
+#[derive(Debug)]
+pub struct EventHub {
+    /// Started on first use: the pusher needs a tokio runtime.
+    pusher: OnceLock<Pusher>,
+    initial_push_config: PushConfig,
+    emitted: Mutex<VecDeque<OutgoingEvent>>,
+    emitted_total: Mutex<u64>,
+    rng: Mutex<ChaCha8Rng>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl EventHub {
+    pub fn new(push: PushConfig, seed: u64) -> Self {
+        Self {
+            pusher: OnceLock::new(),
+            initial_push_config: push,
+            emitted: Mutex::new(VecDeque::new()),
+            emitted_total: Mutex::new(0),
+            rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed ^ 0x6576_656e_7473)),
+        }
+    }
+
+    /// The pusher (started on first call; must be called inside a tokio runtime).
+    pub fn pusher(&self) -> &Pusher {
+        self.pusher
+            .get_or_init(|| Pusher::start(self.initial_push_config.clone()))
+    }
+
+    /// Renders the events `changes` cause for every app, records them and pushes those of
+    /// apps with a request URL. `tenant` must be the state right after the changes.
+    pub fn publish(&self, tenant: &Tenant, changes: &[Change], now_ms: i64) -> Vec<OutgoingEvent> {
+        let mut all = Vec::new();
+        for app in tenant.apps.values() {
+            let mut events = Vec::new();
+            for change in changes {
+                events.extend(render_events(tenant, app, change, now_ms, &mut || {
+                    self.next_event_id()
+                }));
+            }
+            if events.is_empty() {
+                continue;
+            }
+            if let Some(target) = push_target(app) {
+                self.pusher().push(
+                    &target,
+                    events.iter().map(|e| PushEvent {
+                        event_id: e.event_id.clone(),
+                        plaintext: e.plaintext.clone(),
+                    }),
+                );
+            }
+            all.extend(events);
+        }
+        let mut log = lock(&self.emitted);
+        for e in &all {
+            if log.len() == EMITTED_LOG_CAPACITY {
+                log.pop_front();
+            }
+            log.push_back(e.clone());
+        }
+        *lock(&self.emitted_total) += all.len() as u64;
+        all
+    }
+
+    /// A fresh 32-hex event id (seeded, so a seeded run is reproducible).
+    pub fn next_event_id(&self) -> String {
+        let bytes: [u8; 16] = lock(&self.rng).random();
+        hex::encode(bytes)
+    }
+
+    /// The most recent emitted events (all apps), oldest first.
+    pub fn emitted(&self) -> Vec<OutgoingEvent> {
+        lock(&self.emitted).iter().cloned().collect()
+    }
+
+    pub fn emitted_total(&self) -> u64 {
+        *lock(&self.emitted_total)
+    }
+}
+
+/// Where an app's events go, if it has a request URL.
+pub fn push_target(app: &AppRecord) -> Option<PushTarget> {
+    let url = app.request_url.as_ref().filter(|u| !u.is_empty())?;
+    Some(PushTarget {
+        app_id: app.app_id.clone(),
+        url: url.clone(),
+        encrypt_key: app.encrypt_key.clone().filter(|k| !k.is_empty()),
+        verification_token: app.verification_token.clone(),
+    })
+}
