@@ -265,3 +265,96 @@ fn verify_bad_usage_is_exit_code_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--nonce"));
 }
+
+/// A plain HTTP/1.1 GET over std's TCP, so the CLI tests need no async client.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    stream.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn emulator_serves_a_generated_tenant_and_stops_on_sigterm() {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_orgsync"))
+        .args([
+            "emulator",
+            "--listen",
+            "127.0.0.1:0",
+            "--users",
+            "300",
+            "--departments",
+            "20",
+            "--seed",
+            "7",
+            "--app-id",
+            "cli_clitest000000001",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let mut banner = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let done = line.starts_with("Press Ctrl-C");
+        banner.push(line);
+        if done {
+            break;
+        }
+    }
+    let banner = banner.join("\n");
+    assert!(
+        banner.contains("App ID:             cli_clitest000000001"),
+        "{banner}"
+    );
+    assert!(banner.contains("300 users"), "{banner}");
+    assert!(banner.contains("App Secret:"), "{banner}");
+    let base = banner
+        .lines()
+        .find_map(|l| l.strip_prefix("Feishu emulator listening on http://"))
+        .unwrap()
+        .to_owned();
+
+    let summary = http_get(&base, "/_emulator");
+    assert!(summary.starts_with("HTTP/1.1 200"), "{summary}");
+    assert!(summary.contains(r#""users":300"#), "{summary}");
+    // The Open API answers Feishu's way without a token.
+    let denied = http_get(
+        &base,
+        "/open-apis/contact/v3/users/find_by_department?department_id=0",
+    );
+    assert!(denied.contains("99991661"), "{denied}");
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert_eq!(exit.code(), Some(0));
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    assert_eq!(rest, vec!["stopping".to_owned()]);
+}
+
+#[test]
+fn emulator_refuses_bad_flags() {
+    let out = orgsync(
+        &["emulator", "--app-id", "nope", "--listen", "127.0.0.1:0"],
+        &[],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("cli_"), "{}", stderr(&out));
+    let out = orgsync(&["emulator", "--users", "many"], &[], b"");
+    assert_eq!(out.status.code(), Some(2));
+}
