@@ -328,16 +328,28 @@ async fn update_app(
     Path(app_id): Path<String>,
     Json(settings): Json<AppSettings>,
 ) -> AdminResult {
-    state.with_tenant_mut(|t| {
+    let url_changed = settings.request_url.as_ref().is_some_and(|u| !u.is_empty());
+    let (mut out, target) = state.with_tenant_mut(|t| {
         let app = t
             .apps
             .get_mut(&app_id)
             .ok_or_else(|| not_found("app", &app_id))?;
         settings.apply(app);
         let out = app_json(app);
+        let target = push_target(app);
         t.invalidate();
-        Ok(Json(out).into_response())
-    })
+        Ok::<_, AdminError>((out, target))
+    })?;
+    // Saving a request URL in the Feishu console runs the URL check; report its outcome (the
+    // URL is kept either way, so a receiver that starts later still gets the re-pushes).
+    if let (true, Some(target), Some(obj)) = (url_changed, target, out.as_object_mut()) {
+        let check = match state.events.pusher().verify_url(&target).await {
+            Ok(()) => json!({ "passed": true }),
+            Err(e) => json!({ "passed": false, "error": e.to_string() }),
+        };
+        obj.insert("url_check".into(), check);
+    }
+    Ok(Json(out).into_response())
 }
 
 #[derive(Debug, Deserialize)]

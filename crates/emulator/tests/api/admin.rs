@@ -79,6 +79,7 @@ async fn admin_mutations_are_pushed_and_readable_through_the_api() {
         )
         .await;
     assert_eq!(status, 200, "{app}");
+    assert_eq!(app["url_check"]["passed"], true, "{app}");
     let (status, v) = admin
         .post(&format!("/_emulator/apps/{APP}/verify-url"), json!({}))
         .await;
@@ -165,6 +166,7 @@ async fn admin_mutations_are_pushed_and_readable_through_the_api() {
         .collect();
     types.sort();
     let mut expected = vec![
+        "url_verification",
         "url_verification",
         events::USER_CREATED_V3,
         events::USER_UPDATED_V3,
