@@ -1,0 +1,515 @@
+//! The storage port: what the directory needs from a database. Implemented for SQLite and
+//! PostgreSQL in the `store` crate; every behaviour here is tested on both.
+//!
+//! The store keeps no business rules. It persists what the engine decided, atomically:
+//! [`DirectoryStore::apply`] writes objects (bumping versions), appends one change-log row per
+//! object change numbered by a per-pool counter row, moves per-object event watermarks and
+//! finishes an inbox event — all in one transaction, which is what makes event application
+//! exactly-once and the change log gap-free.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::ids::{ConnectionId, DepartmentId, GroupId, JobId, Millis, PoolId, UserId};
+use crate::model::{
+    ActionLogEntry, ActionResult, Connection, Department, ExternalRef, Group, ObjectKind,
+    ParkedDeletion, ParkedState, SyncAction, SyncJob, User, UserPool, UserStatus,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A uniqueness rule: e.g. a connection identifier already used in the pool.
+    #[error("{0}")]
+    Conflict(String),
+    /// The object was changed by someone else since it was read (`expected_version`).
+    #[error("{kind} {id} changed concurrently (expected version {expected}, found {found})")]
+    VersionConflict {
+        kind: &'static str,
+        id: String,
+        expected: i64,
+        found: i64,
+    },
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The database could not be reached or answered with an error.
+    #[error("database error: {0}")]
+    Database(String),
+    /// Stored data could not be decoded (a bug or a hand-edited database).
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+// ---- change log ------------------------------------------------------------------------
+
+/// What caused a change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ChangeSource {
+    Job {
+        job_id: JobId,
+        connection_id: ConnectionId,
+    },
+    Event {
+        event_id: String,
+        connection_id: ConnectionId,
+    },
+    Admin,
+}
+
+/// The change-log vocabulary (named like the action log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    UserCreated,
+    UserUpdated,
+    UserDisabled,
+    UserDeleted,
+    UserDepartmentsChanged,
+    UserIdentifierChanged,
+    DepartmentCreated,
+    DepartmentUpdated,
+    DepartmentMoved,
+    DepartmentLeaderChanged,
+    DepartmentDeleted,
+    GroupCreated,
+    GroupUpdated,
+    GroupDeleted,
+    GroupMembersChanged,
+}
+
+impl ChangeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::UserCreated => "user_created",
+            Self::UserUpdated => "user_updated",
+            Self::UserDisabled => "user_disabled",
+            Self::UserDeleted => "user_deleted",
+            Self::UserDepartmentsChanged => "user_departments_changed",
+            Self::UserIdentifierChanged => "user_identifier_changed",
+            Self::DepartmentCreated => "department_created",
+            Self::DepartmentUpdated => "department_updated",
+            Self::DepartmentMoved => "department_moved",
+            Self::DepartmentLeaderChanged => "department_leader_changed",
+            Self::DepartmentDeleted => "department_deleted",
+            Self::GroupCreated => "group_created",
+            Self::GroupUpdated => "group_updated",
+            Self::GroupDeleted => "group_deleted",
+            Self::GroupMembersChanged => "group_members_changed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::UserCreated,
+            Self::UserUpdated,
+            Self::UserDisabled,
+            Self::UserDeleted,
+            Self::UserDepartmentsChanged,
+            Self::UserIdentifierChanged,
+            Self::DepartmentCreated,
+            Self::DepartmentUpdated,
+            Self::DepartmentMoved,
+            Self::DepartmentLeaderChanged,
+            Self::DepartmentDeleted,
+            Self::GroupCreated,
+            Self::GroupUpdated,
+            Self::GroupDeleted,
+            Self::GroupMembersChanged,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// One row of a pool's change log. `object` is the object's full state after the change, so
+/// replaying the log in `seq` order rebuilds the directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeRecord {
+    pub pool_id: PoolId,
+    /// 1, 2, 3, … per pool, without gaps, in commit order.
+    pub seq: i64,
+    pub kind: ChangeKind,
+    pub object_kind: ObjectKind,
+    pub object_id: String,
+    /// The object's version after the change.
+    pub version: i64,
+    pub source: ChangeSource,
+    pub at: Millis,
+    pub object: Value,
+}
+
+// ---- writes ----------------------------------------------------------------------------
+
+/// One object write. `Put*` inserts or replaces the whole object (memberships and members
+/// included); the store sets `version` (previous + 1, or 1) and `updated_at` (and
+/// `created_at` on insert), ignoring the values passed in.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    PutUser {
+        user: User,
+        change: ChangeKind,
+        /// Refuse with [`StoreError::VersionConflict`] unless the stored version is this
+        /// (0 = must not exist yet). `None`: no check.
+        expected_version: Option<i64>,
+    },
+    PutDepartment {
+        department: Department,
+        change: ChangeKind,
+        expected_version: Option<i64>,
+    },
+    PutGroup {
+        group: Group,
+        change: ChangeKind,
+        expected_version: Option<i64>,
+    },
+    /// Inserts or replaces the mapping for (connection, kind, external_id). Not a change of
+    /// the directory, so no change-log row.
+    PutExternalRef(ExternalRef),
+}
+
+/// The newest event applied to one object of a connection (the per-object ordering guard):
+/// an event older than this must not overwrite, and nothing may resurrect a deleted object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Watermark {
+    pub connection_id: ConnectionId,
+    /// e.g. `user:ou_…`, `department:od-…`, `group:g…`.
+    pub object_key: String,
+    /// Feishu `create_time` of the newest applied event, ms.
+    pub event_time: Millis,
+    /// The newest applied event deleted the object.
+    pub deleted: bool,
+}
+
+/// Everything one transaction does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApplyBatch {
+    pub pool_id: PoolId,
+    pub source: ChangeSource,
+    pub writes: Vec<Write>,
+    /// Upserted (a watermark only ever moves forward: the store keeps the newer time).
+    pub watermarks: Vec<Watermark>,
+    /// Marks an inbox event finished in the same transaction.
+    pub inbox: Option<(i64, InboxOutcome)>,
+}
+
+/// What a committed batch wrote.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Applied {
+    pub changes: Vec<ChangeRecord>,
+}
+
+// ---- reads -------------------------------------------------------------------------------
+
+/// Everything the store holds for one connection: the objects it mapped (tombstones included)
+/// and their external refs. The planner diffs a Feishu snapshot against this.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConnectionState {
+    pub users: Vec<User>,
+    pub departments: Vec<Department>,
+    pub groups: Vec<Group>,
+    pub refs: Vec<ExternalRef>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    pub offset: u64,
+    pub limit: u64,
+}
+
+impl Default for PageRequest {
+    fn default() -> Self {
+        Self {
+            offset: 0,
+            limit: 100,
+        }
+    }
+}
+
+/// User search for the admin API and downstream readers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserQuery {
+    /// Case-insensitive substring of name, English name, e-mail, mobile or employee number.
+    pub text: Option<String>,
+    pub email: Option<String>,
+    pub mobile: Option<String>,
+    pub employee_no: Option<String>,
+    /// Direct members of this department.
+    pub department_id: Option<DepartmentId>,
+    pub status: Option<UserStatus>,
+    /// Tombstoned users too.
+    pub include_deleted: bool,
+}
+
+// ---- inbox -------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InboxState {
+    /// Committed, waiting to be applied (or to be retried at `next_attempt_at`).
+    Pending,
+    Applied,
+    /// Acknowledged without effect (unknown type, older than the object's state, …).
+    Ignored,
+    /// Failed too often: kept for an admin, never retried automatically.
+    Parked,
+}
+
+impl InboxState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Applied => "applied",
+            Self::Ignored => "ignored",
+            Self::Parked => "parked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(Self::Pending),
+            "applied" => Some(Self::Applied),
+            "ignored" => Some(Self::Ignored),
+            "parked" => Some(Self::Parked),
+            _ => None,
+        }
+    }
+}
+
+/// A verified, decrypted event to commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewInboxEvent {
+    pub pool_id: PoolId,
+    pub connection_id: ConnectionId,
+    /// `header.event_id` (2.0) or `uuid` (1.0): unique per connection.
+    pub event_id: String,
+    pub event_type: String,
+    /// Feishu `create_time` (2.0) or `ts` (1.0), ms.
+    pub created_at: Option<Millis>,
+    pub received_at: Millis,
+    /// The plaintext envelope JSON.
+    pub payload: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertOutcome {
+    /// Committed; the id of the inbox row.
+    Inserted(i64),
+    /// The event id was already in the inbox (Feishu redelivers even after a 200).
+    Duplicate(i64),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxEvent {
+    pub id: i64,
+    pub pool_id: PoolId,
+    pub connection_id: ConnectionId,
+    pub event_id: String,
+    pub event_type: String,
+    pub created_at: Option<Millis>,
+    pub received_at: Millis,
+    pub payload: String,
+    pub state: InboxState,
+    pub attempts: i64,
+    pub next_attempt_at: Millis,
+    pub last_error: Option<String>,
+    /// What applying it did (or why it was ignored / parked).
+    pub outcome: Option<String>,
+    pub finished_at: Option<Millis>,
+}
+
+/// How an inbox event ends (or is rescheduled).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InboxOutcome {
+    Applied {
+        note: Option<String>,
+    },
+    Ignored {
+        reason: String,
+    },
+    /// Back to pending, retried at `next_attempt_at`; `attempts` increments.
+    Retry {
+        error: String,
+        next_attempt_at: Millis,
+    },
+    Parked {
+        error: String,
+    },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InboxFilter {
+    pub pool_id: Option<PoolId>,
+    pub connection_id: Option<ConnectionId>,
+    pub state: Option<InboxState>,
+    pub event_type: Option<String>,
+}
+
+// ---- jobs ---------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ActionLogFilter {
+    pub action: Option<SyncAction>,
+    pub kind: Option<ObjectKind>,
+    pub result: Option<ActionResult>,
+}
+
+/// The storage port. All methods are safe to call concurrently; implementations are cheap to
+/// share behind an `Arc<dyn DirectoryStore>`.
+#[async_trait]
+pub trait DirectoryStore: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+
+    // pools
+    async fn create_pool(&self, pool: &UserPool) -> StoreResult<()>;
+    async fn get_pool(&self, id: &PoolId) -> StoreResult<Option<UserPool>>;
+    async fn list_pools(&self) -> StoreResult<Vec<UserPool>>;
+
+    // connections
+    /// [`StoreError::Conflict`] when the identifier is already used in the pool.
+    async fn create_connection(&self, connection: &Connection) -> StoreResult<()>;
+    /// Replaces every field but `id`, `pool_id` and `created_at`.
+    async fn update_connection(&self, connection: &Connection) -> StoreResult<()>;
+    /// Removes the connection and its external refs, watermarks, lease and pending inbox
+    /// events; the directory objects stay (they may be served by other connections).
+    async fn delete_connection(&self, id: &ConnectionId) -> StoreResult<()>;
+    async fn get_connection(&self, id: &ConnectionId) -> StoreResult<Option<Connection>>;
+    async fn find_connection(
+        &self,
+        pool_id: &PoolId,
+        identifier: &str,
+    ) -> StoreResult<Option<Connection>>;
+    async fn list_connections(&self, pool_id: Option<&PoolId>) -> StoreResult<Vec<Connection>>;
+
+    // directory
+    async fn load_connection_state(
+        &self,
+        connection_id: &ConnectionId,
+    ) -> StoreResult<ConnectionState>;
+    async fn get_user(&self, pool_id: &PoolId, id: &UserId) -> StoreResult<Option<User>>;
+    async fn get_department(
+        &self,
+        pool_id: &PoolId,
+        id: &DepartmentId,
+    ) -> StoreResult<Option<Department>>;
+    async fn get_group(&self, pool_id: &PoolId, id: &GroupId) -> StoreResult<Option<Group>>;
+    async fn find_external(
+        &self,
+        connection_id: &ConnectionId,
+        kind: ObjectKind,
+        external_id: &str,
+    ) -> StoreResult<Option<ExternalRef>>;
+    /// External refs of one object (one per connection that maps it).
+    async fn refs_of(&self, kind: ObjectKind, object_id: &str) -> StoreResult<Vec<ExternalRef>>;
+    async fn list_users(
+        &self,
+        pool_id: &PoolId,
+        query: &UserQuery,
+        page: PageRequest,
+    ) -> StoreResult<Vec<User>>;
+    async fn count_users(&self, pool_id: &PoolId, query: &UserQuery) -> StoreResult<u64>;
+    /// Live departments of the pool (tombstones left out).
+    async fn list_departments(&self, pool_id: &PoolId) -> StoreResult<Vec<Department>>;
+    async fn list_groups(&self, pool_id: &PoolId, page: PageRequest) -> StoreResult<Vec<Group>>;
+
+    // writes and the change log
+    async fn apply(&self, batch: ApplyBatch) -> StoreResult<Applied>;
+    /// Change-log rows with `seq > after`, oldest first.
+    async fn changes_since(
+        &self,
+        pool_id: &PoolId,
+        after: i64,
+        limit: u64,
+    ) -> StoreResult<Vec<ChangeRecord>>;
+    async fn watermarks(
+        &self,
+        connection_id: &ConnectionId,
+        object_keys: &[String],
+    ) -> StoreResult<HashMap<String, Watermark>>;
+
+    // inbox
+    /// Commits events in one transaction, deduplicated by (connection, event id).
+    async fn inbox_insert(&self, events: &[NewInboxEvent]) -> StoreResult<Vec<InsertOutcome>>;
+    /// Claims up to `limit` pending events of a connection that are due (`next_attempt_at <=
+    /// now`) and not claimed by a live worker, oldest `created_at` first, for `lease`. With
+    /// PostgreSQL several instances may claim concurrently (`FOR UPDATE SKIP LOCKED`): an
+    /// event is handed to one claimant at a time.
+    async fn inbox_claim(
+        &self,
+        connection_id: &ConnectionId,
+        worker: &str,
+        limit: u64,
+        lease: Duration,
+        now: Millis,
+    ) -> StoreResult<Vec<InboxEvent>>;
+    /// Finishes or reschedules an event outside an [`ApplyBatch`] (ignored, retry, parked).
+    async fn inbox_finish(&self, id: i64, outcome: InboxOutcome, now: Millis) -> StoreResult<()>;
+    async fn inbox_get(&self, id: i64) -> StoreResult<Option<InboxEvent>>;
+    /// Newest first.
+    async fn inbox_list(
+        &self,
+        filter: &InboxFilter,
+        page: PageRequest,
+    ) -> StoreResult<Vec<InboxEvent>>;
+    /// Connections with pending events due at `now`.
+    async fn inbox_due_connections(&self, now: Millis) -> StoreResult<Vec<ConnectionId>>;
+    /// Pending events of a connection (due or not).
+    async fn inbox_pending_count(&self, connection_id: &ConnectionId) -> StoreResult<u64>;
+
+    // jobs
+    async fn create_job(&self, job: &SyncJob) -> StoreResult<()>;
+    /// Replaces state, verdict, progress, counts, error and finish time.
+    async fn update_job(&self, job: &SyncJob) -> StoreResult<()>;
+    async fn get_job(&self, id: &JobId) -> StoreResult<Option<SyncJob>>;
+    /// Newest first.
+    async fn list_jobs(
+        &self,
+        connection_id: Option<&ConnectionId>,
+        page: PageRequest,
+    ) -> StoreResult<Vec<SyncJob>>;
+    /// Appends in order; entries with `seq == 0` get the next numbers of the job's log.
+    async fn append_action_log(&self, entries: &[ActionLogEntry]) -> StoreResult<()>;
+    async fn action_log(
+        &self,
+        job_id: &JobId,
+        filter: &ActionLogFilter,
+        page: PageRequest,
+    ) -> StoreResult<Vec<ActionLogEntry>>;
+
+    // the per-connection job lease (one job per connection, across instances)
+    /// Takes the lease if it is free, expired, or already held by `holder`.
+    async fn try_acquire_lease(
+        &self,
+        connection_id: &ConnectionId,
+        holder: &str,
+        ttl: Duration,
+        now: Millis,
+    ) -> StoreResult<bool>;
+    /// Releases it if `holder` holds it.
+    async fn release_lease(&self, connection_id: &ConnectionId, holder: &str) -> StoreResult<()>;
+
+    // parked deletions
+    async fn park_deletions(&self, items: &[ParkedDeletion]) -> StoreResult<Vec<i64>>;
+    async fn list_parked(
+        &self,
+        pool_id: &PoolId,
+        state: Option<ParkedState>,
+        page: PageRequest,
+    ) -> StoreResult<Vec<ParkedDeletion>>;
+    async fn get_parked(&self, id: i64) -> StoreResult<Option<ParkedDeletion>>;
+    /// Moves a pending item to approved or rejected; `false` if it was not pending.
+    async fn resolve_parked(&self, id: i64, state: ParkedState, now: Millis) -> StoreResult<bool>;
+}
