@@ -158,6 +158,7 @@ pub struct ChangeRecord {
 /// included); the store sets `version` (previous + 1, or 1) and `updated_at` (and
 /// `created_at` on insert), ignoring the values passed in.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // written in batches of a few hundred; boxing buys nothing
 pub enum Write {
     PutUser {
         user: User,
