@@ -9,4 +9,5 @@
 pub mod ids;
 pub mod model;
 pub mod secrets;
+pub mod snapshot;
 pub mod store;
