@@ -6,6 +6,7 @@
 //! - [`store`]: the storage port, implemented for SQLite and PostgreSQL by the `store` crate.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod fetch;
 pub mod ids;
 pub mod model;
 pub mod secrets;

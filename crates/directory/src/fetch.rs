@@ -1,0 +1,421 @@
+//! One full pull of a connection's contact scope into a [`Snapshot`] (protocol §3.4): works
+//! for the all-members and the partial scope, pages everything, always with explicit id types,
+//! includes the root's own members, and looks up every user the store knew that the pull did
+//! not list (resigned users are never listed). A failed page makes its part incomplete — the
+//! planner then deletes nothing of that kind — instead of failing the whole job.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::{Arc, Mutex};
+
+use feishu::client::{FeishuClient, FeishuError};
+use feishu::ids::{GroupType, MemberIdType, MemberType};
+use feishu::model::{Department, User};
+use futures::{StreamExt, TryStreamExt};
+
+use crate::model::JobProgress;
+use crate::snapshot::{
+    Completeness, LeaverCheck, ROOT, ScopeKind, Snapshot, SnapshotGroup, SnapshotUser,
+};
+
+/// A group's (user open_ids, department od- ids), or why they could not be read.
+type MembersResult = Result<(BTreeSet<String>, BTreeSet<String>), FeishuError>;
+
+/// Receives live progress (called after every page).
+pub type ProgressSink = Arc<dyn Fn(&JobProgress) + Send + Sync>;
+
+#[derive(Debug, Clone)]
+pub struct FetchOptions {
+    /// Departments (and users, groups) read concurrently; pacing still applies per endpoint.
+    pub concurrency: usize,
+}
+
+impl Default for FetchOptions {
+    fn default() -> Self {
+        Self { concurrency: 4 }
+    }
+}
+
+/// Why a pull could not start or had nothing usable: the job fails with this error.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FetchError {
+    #[error(transparent)]
+    Feishu(#[from] FeishuError),
+    #[error(
+        "failed to get Feishu organization departments: the app's contact scope does not cover the root department and lists no departments or users. In the Feishu developer console set the app's availability to all employees and its contact scope to all members (or pick the departments to sync), then publish a new version and have it approved"
+    )]
+    EmptyScope,
+}
+
+impl FetchError {
+    /// The Feishu code behind the error, if any.
+    pub fn code(&self) -> Option<i64> {
+        match self {
+            Self::Feishu(e) => e.code(),
+            Self::EmptyScope => Some(40004),
+        }
+    }
+}
+
+struct Progress {
+    state: Mutex<JobProgress>,
+    sink: ProgressSink,
+}
+
+impl Progress {
+    fn update(&self, f: impl FnOnce(&mut JobProgress)) {
+        let snapshot = {
+            let mut p = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut p);
+            p.clone()
+        };
+        (self.sink)(&snapshot);
+    }
+}
+
+/// Pulls a snapshot. `known_users` are the open_ids the store holds as live users of this
+/// connection: those the pull does not list are looked up one by one (leaver detection).
+pub async fn fetch_snapshot(
+    client: &FeishuClient,
+    known_users: &BTreeSet<String>,
+    options: &FetchOptions,
+    sink: ProgressSink,
+) -> Result<Snapshot, FetchError> {
+    let progress = Progress {
+        state: Mutex::new(JobProgress::default()),
+        sink,
+    };
+    let concurrency = options.concurrency.max(1);
+
+    // Credentials first: a bad App Secret must fail fast with its own message.
+    progress.update(|p| p.phase = "scopes".into());
+    client.tenant_token().await?;
+    let scopes = client.scopes().await?;
+    progress.update(|p| p.pages += 1);
+
+    // Probe the root: success means the all-members scope.
+    let probe = client
+        .department_children_pages(ROOT, false)
+        .next()
+        .await
+        .transpose();
+    let scope = match probe {
+        Ok(_) => ScopeKind::All,
+        Err(FeishuError::RootDepartmentOutOfScope { .. }) => ScopeKind::Partial,
+        Err(e) => return Err(e.into()),
+    };
+    if scope == ScopeKind::Partial
+        && scopes.department_ids.is_empty()
+        && scopes.user_ids.is_empty()
+        && scopes.group_ids.is_empty()
+    {
+        return Err(FetchError::EmptyScope);
+    }
+
+    let mut snapshot = Snapshot::empty(scope);
+    let mut complete = Completeness::FULL;
+
+    // Departments.
+    progress.update(|p| p.phase = "departments".into());
+    let seeds: Vec<String> = match scope {
+        ScopeKind::All => vec![ROOT.to_owned()],
+        ScopeKind::Partial => scopes.department_ids.clone(),
+    };
+    for seed in &seeds {
+        if seed != ROOT {
+            match client.department(seed).await {
+                Ok(d) => insert_department(&mut snapshot, d),
+                Err(e) => {
+                    complete.departments = false;
+                    snapshot.errors.push(format!("department {seed}: {e}"));
+                    continue;
+                }
+            }
+        }
+        match descendants(client, seed, &progress).await {
+            Ok(list) => {
+                for d in list {
+                    insert_department(&mut snapshot, d);
+                }
+            }
+            Err(e) => {
+                complete.departments = false;
+                snapshot
+                    .errors
+                    .push(format!("children of department {seed}: {e}"));
+            }
+        }
+    }
+    progress.update(|p| p.departments = snapshot.departments.len() as u64);
+
+    // Users: the direct members of every department, the root's own too.
+    progress.update(|p| p.phase = "users".into());
+    let mut listing: Vec<String> = snapshot.departments.keys().cloned().collect();
+    if scope == ScopeKind::All {
+        listing.insert(0, ROOT.to_owned());
+    }
+    let results: Vec<(String, Result<Vec<User>, FeishuError>)> = futures::stream::iter(listing)
+        .map(|dept| {
+            let progress = &progress;
+            async move {
+                let result = client
+                    .users_by_department_pages(&dept)
+                    .map_ok(|page| {
+                        progress.update(|p| {
+                            p.pages += 1;
+                            p.users += page.items.len() as u64;
+                        });
+                        page.items
+                    })
+                    .try_concat()
+                    .await;
+                (dept, result)
+            }
+        })
+        .buffered(concurrency)
+        .collect()
+        .await;
+    for (dept, result) in results {
+        match result {
+            Ok(users) => {
+                for user in users {
+                    add_listed_user(&mut snapshot, user, &dept);
+                }
+            }
+            Err(e) => {
+                complete.users = false;
+                snapshot
+                    .errors
+                    .push(format!("users of department {dept}: {e}"));
+            }
+        }
+    }
+    // Users picked directly in a partial scope (or under the root) not listed yet.
+    let missing: Vec<String> = scopes
+        .user_ids
+        .iter()
+        .filter(|id| !snapshot.users.contains_key(*id))
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        match client.users_batch(&missing).await {
+            Ok(users) => {
+                for user in users {
+                    let Some(open_id) = user.open_id.clone() else {
+                        continue;
+                    };
+                    if user.is_resigned() == Some(true) {
+                        continue;
+                    }
+                    snapshot.users.insert(
+                        open_id,
+                        SnapshotUser {
+                            user,
+                            listed_in: Vec::new(),
+                        },
+                    );
+                }
+            }
+            Err(e) => {
+                complete.users = false;
+                snapshot
+                    .errors
+                    .push(format!("users picked in the scope: {e}"));
+            }
+        }
+    }
+    progress.update(|p| p.users = snapshot.users.len() as u64);
+
+    // Leavers: every user the store knew that the pull did not list is looked up once.
+    progress.update(|p| p.phase = "leavers".into());
+    let unseen: Vec<String> = known_users
+        .iter()
+        .filter(|id| !snapshot.users.contains_key(*id))
+        .cloned()
+        .collect();
+    let checks: Vec<(String, LeaverCheck)> = futures::stream::iter(unseen)
+        .map(|open_id| async move {
+            let check = match client.user(&open_id).await {
+                Ok(user) => classify_unlisted(user),
+                Err(FeishuError::UserOutOfScope { .. }) => LeaverCheck::OutOfScope,
+                Err(e) => LeaverCheck::Failed {
+                    error: e.to_string(),
+                },
+            };
+            (open_id, check)
+        })
+        .buffered(concurrency)
+        .collect()
+        .await;
+    snapshot.leavers.extend(checks);
+
+    // Groups: both kinds, plus those picked in the scope, with both member types.
+    progress.update(|p| p.phase = "groups".into());
+    let mut groups = BTreeMap::new();
+    for kind in GroupType::ALL {
+        match client.groups(kind).try_collect::<Vec<_>>().await {
+            Ok(list) => {
+                for g in list {
+                    if let Some(id) = g.id.clone() {
+                        groups.insert(id, g);
+                    }
+                }
+            }
+            Err(FeishuError::MissingPermission { .. }) if scopes.group_ids.is_empty() => {
+                // No group permission and no group in scope: nothing to mirror, and nothing
+                // to delete either.
+                complete.groups = false;
+                snapshot
+                    .errors
+                    .push("groups: the app lacks contact:group:readonly".into());
+                break;
+            }
+            Err(e) => {
+                complete.groups = false;
+                snapshot.errors.push(format!("groups: {e}"));
+            }
+        }
+    }
+    for id in &scopes.group_ids {
+        if !groups.contains_key(id) {
+            match client.group(id).await {
+                Ok(g) => {
+                    groups.insert(id.clone(), g);
+                }
+                Err(e) => {
+                    complete.groups = false;
+                    snapshot.errors.push(format!("group {id}: {e}"));
+                }
+            }
+        }
+    }
+    let members: Vec<(String, feishu::model::Group, MembersResult)> = futures::stream::iter(groups)
+        .map(|(id, group)| async move {
+            let users = client
+                .group_members(&id, MemberType::User, MemberIdType::OpenId)
+                .try_collect::<Vec<_>>()
+                .await;
+            let departments = client
+                .group_members(&id, MemberType::Department, MemberIdType::OpenId)
+                .try_collect::<Vec<_>>()
+                .await;
+            let ids = |list: Vec<feishu::model::GroupMember>| -> BTreeSet<String> {
+                list.into_iter().filter_map(|m| m.member_id).collect()
+            };
+            let result = users.and_then(|u| departments.map(|d| (ids(u), ids(d))));
+            (id, group, result)
+        })
+        .buffered(concurrency)
+        .collect()
+        .await;
+    for (id, group, result) in members {
+        let entry = match result {
+            Ok((users, departments)) => SnapshotGroup {
+                group,
+                users,
+                departments,
+                members_complete: true,
+            },
+            Err(e) => {
+                complete.groups = false;
+                snapshot.errors.push(format!("members of group {id}: {e}"));
+                SnapshotGroup {
+                    group,
+                    users: BTreeSet::new(),
+                    departments: BTreeSet::new(),
+                    members_complete: false,
+                }
+            }
+        };
+        snapshot.groups.insert(id, entry);
+    }
+    progress.update(|p| p.groups = snapshot.groups.len() as u64);
+
+    snapshot.completeness = complete;
+    Ok(snapshot)
+}
+
+fn insert_department(snapshot: &mut Snapshot, d: Department) {
+    if let Some(id) = d.open_department_id.clone()
+        && !d.is_deleted()
+    {
+        snapshot.departments.insert(id, d);
+    }
+}
+
+/// Every descendant of `id`: one recursive listing, or level by level when Feishu refuses
+/// recursion for a big department (43010).
+async fn descendants(
+    client: &FeishuClient,
+    id: &str,
+    progress: &Progress,
+) -> Result<Vec<Department>, FeishuError> {
+    let recursive = client
+        .department_children_pages(id, true)
+        .map_ok(|page| {
+            progress.update(|p| p.pages += 1);
+            page.items
+        })
+        .try_concat()
+        .await;
+    match recursive {
+        Err(FeishuError::RecursionRefused { .. }) => {}
+        other => return other,
+    }
+    let mut out = Vec::new();
+    let mut queue = std::collections::VecDeque::from([id.to_owned()]);
+    let mut seen = HashSet::new();
+    while let Some(parent) = queue.pop_front() {
+        let children: Vec<Department> = client
+            .department_children_pages(&parent, false)
+            .map_ok(|page| {
+                progress.update(|p| p.pages += 1);
+                page.items
+            })
+            .try_concat()
+            .await?;
+        for child in children {
+            if let Some(child_id) = child.open_department_id.clone()
+                && seen.insert(child_id.clone())
+            {
+                queue.push_back(child_id);
+                out.push(child);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn add_listed_user(snapshot: &mut Snapshot, user: User, department: &str) {
+    let Some(open_id) = user.open_id.clone() else {
+        return;
+    };
+    let entry = snapshot
+        .users
+        .entry(open_id)
+        .or_insert_with(|| SnapshotUser {
+            user: user.clone(),
+            listed_in: Vec::new(),
+        });
+    if !entry.listed_in.iter().any(|d| d == department) {
+        entry.listed_in.push(department.to_owned());
+    }
+}
+
+/// A user read by id because no listing contained it.
+fn classify_unlisted(user: User) -> LeaverCheck {
+    let resigned = match user.is_resigned() {
+        Some(flag) => flag,
+        // Without the employee permission there is no status: "readable but in no
+        // department" is the best available sign of a leaver (protocol §3.1).
+        None => user.department_ids.as_ref().is_none_or(|d| d.is_empty()),
+    };
+    if resigned {
+        LeaverCheck::Resigned {
+            user: Box::new(user),
+        }
+    } else {
+        LeaverCheck::Present {
+            user: Box::new(user),
+        }
+    }
+}
