@@ -340,10 +340,57 @@ pub fn decode_request_at(
     };
 
     // 3. Classification and the Verification Token.
+    let envelope = classify(doc, plaintext, Some(&secrets.verification_token))?;
+    if matches!(envelope, Envelope::UrlVerification { .. }) {
+        // Feishu may send the URL check unsigned (protocol §4.2, UNVERIFIED): never require it.
+        return Ok(envelope);
+    }
+
+    // 4. An event (not a URL check) must be signed when the policy says so.
+    if policy == SignatureCheck::Required && sig_headers.is_none() {
+        return Err(EnvelopeError::MissingSignature("X-Lark-Signature"));
+    }
+
+    // 5. Replay window.
+    if let (Some(window), Some(h)) = (options.replay_window, &sig_headers) {
+        let sent: i64 = h
+            .timestamp
+            .trim()
+            .parse()
+            .map_err(|_| EnvelopeError::StaleTimestamp {
+                skew_secs: i64::MAX,
+            })?;
+        let skew = now_unix.saturating_sub(sent);
+        if skew.unsigned_abs() > window.as_secs() {
+            return Err(EnvelopeError::StaleTimestamp { skew_secs: skew });
+        }
+    }
+
+    Ok(envelope)
+}
+
+/// Re-reads an envelope that was already verified (e.g. the plaintext an inbox stored): the
+/// same classification and typing as [`decode_request`], without crypto or token checks.
+pub fn parse_plaintext(plaintext: &str) -> Result<Envelope, EnvelopeError> {
+    let doc: Map<String, Value> = serde_json::from_str(plaintext)
+        .map_err(|e| EnvelopeError::PlaintextNotJson(e.to_string()))?;
+    classify(doc, plaintext.to_owned(), None)
+}
+
+/// url_verification → 2.0 (`schema`) → 1.0 (`uuid`), checking the Verification Token when one
+/// is given.
+fn classify(
+    doc: Map<String, Value>,
+    plaintext: String,
+    verification_token: Option<&str>,
+) -> Result<Envelope, EnvelopeError> {
     let check_token = |token: Option<&Value>| -> Result<(), EnvelopeError> {
+        let Some(expected) = verification_token else {
+            return Ok(());
+        };
         match token.and_then(Value::as_str) {
             None => Err(EnvelopeError::MissingToken),
-            Some(t) if crypto::secrets_equal(t, &secrets.verification_token) => Ok(()),
+            Some(t) if crypto::secrets_equal(t, expected) => Ok(()),
             Some(_) => Err(EnvelopeError::BadToken),
         }
     };
@@ -359,7 +406,6 @@ pub fn decode_request_at(
             .get("challenge")
             .and_then(Value::as_str)
             .ok_or(EnvelopeError::MissingField("\"challenge\""))?;
-        // Feishu may send the URL check unsigned (protocol §4.2, UNVERIFIED): never require it.
         return Ok(Envelope::UrlVerification {
             challenge: challenge.to_owned(),
         });
@@ -430,27 +476,6 @@ pub fn decode_request_at(
     } else {
         return Err(EnvelopeError::UnknownEnvelope);
     };
-
-    // 4. An event (not a URL check) must be signed when the policy says so.
-    if policy == SignatureCheck::Required && sig_headers.is_none() {
-        return Err(EnvelopeError::MissingSignature("X-Lark-Signature"));
-    }
-
-    // 5. Replay window.
-    if let (Some(window), Some(h)) = (options.replay_window, &sig_headers) {
-        let sent: i64 = h
-            .timestamp
-            .trim()
-            .parse()
-            .map_err(|_| EnvelopeError::StaleTimestamp {
-                skew_secs: i64::MAX,
-            })?;
-        let skew = now_unix.saturating_sub(sent);
-        if skew.unsigned_abs() > window.as_secs() {
-            return Err(EnvelopeError::StaleTimestamp { skew_secs: skew });
-        }
-    }
-
     Ok(envelope)
 }
 

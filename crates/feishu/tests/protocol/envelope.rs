@@ -401,3 +401,12 @@ fn seal_produces_what_decode_accepts() {
         assert_eq!(env.plaintext(), Some(doc));
     }
 }
+
+#[test]
+fn stored_plaintext_parses_back_to_the_same_envelope() {
+    let h = headers(WORKED_TIMESTAMP, WORKED_NONCE, WORKED_SIGNATURE_ENCRYPTED);
+    let env = decode(&h, &worked_encrypted_body(), &worked_secrets()).unwrap();
+    let again = envelope::parse_plaintext(env.plaintext().unwrap()).unwrap();
+    assert_eq!(again, env);
+    assert!(envelope::parse_plaintext("not json").is_err());
+}
