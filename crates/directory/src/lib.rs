@@ -4,11 +4,21 @@
 //! - [`model`], [`ids`]: the directory's objects and ids.
 //! - [`secrets`]: sealing connection secrets with the master key.
 //! - [`store`]: the storage port, implemented for SQLite and PostgreSQL by the `store` crate.
+//! - [`snapshot`]: what one full pull saw of Feishu.
+//! - [`merge`]: Feishu object → directory object (omitted = unknown, not cleared).
+//! - [`plan`]: snapshot + stored state → ordered, logged, thresholded writes (pure).
+//! - [`compare`]: the directory comparison (snapshot vs store), object by object.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod apply;
+pub mod compare;
+pub mod engine;
 pub mod fetch;
 pub mod ids;
+pub mod ingest;
+pub mod merge;
 pub mod model;
+pub mod plan;
 pub mod secrets;
 pub mod snapshot;
 pub mod store;

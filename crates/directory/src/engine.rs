@@ -1,0 +1,589 @@
+//! Import and reconciliation jobs: snapshot → plan → apply, with live progress, a verdict, a
+//! per-object action log, parked deletions, and one job per connection at a time (a lease in
+//! the store, so instances sharing PostgreSQL agree). Safe to kill at any point and to run
+//! again: every batch is one transaction and the next run diffs against what was committed.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use feishu::client::{BaseUrl, ClientConfig, FeishuClient, FeishuError, PacingConfig, RetryConfig};
+
+use crate::fetch::{FetchError, FetchOptions, fetch_snapshot};
+use crate::ids::{ConnectionId, JobId, Millis, new_id, now_ms};
+use crate::model::{
+    ActionLogEntry, ActionResult, Connection, JobKind, JobProgress, JobState, JobTrigger,
+    ObjectKind, ParkedDeletion, ParkedState, Provider, SyncJob, UserStatus, Verdict,
+};
+use crate::plan::{Plan, PlannedStep, plan};
+use crate::secrets::{MasterKey, SecretError};
+use crate::snapshot::object_key;
+use crate::store::{
+    ApplyBatch, ChangeSource, ConnectionState, DirectoryStore, StoreError, Watermark,
+};
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Names this instance in leases.
+    pub instance: String,
+    pub pacing: PacingConfig,
+    pub retry: RetryConfig,
+    pub request_timeout: Duration,
+    pub fetch: FetchOptions,
+    /// Writes per transaction when applying a plan.
+    pub apply_batch: usize,
+    /// A job's lease; renewed at a third of it while the job runs.
+    pub lease_ttl: Duration,
+    /// How often live progress is written to the store.
+    pub progress_interval: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            instance: format!("orgsync-{}", &new_id()[..8]),
+            pacing: PacingConfig::default(),
+            retry: RetryConfig::default(),
+            request_timeout: Duration::from_secs(10),
+            fetch: FetchOptions::default(),
+            apply_batch: 300,
+            lease_ttl: Duration::from_secs(60),
+            progress_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("connection {0} not found")]
+    UnknownConnection(ConnectionId),
+    #[error("a sync job is already running for connection {0}; wait for it to finish")]
+    Busy(ConnectionId),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Secrets(#[from] SecretError),
+    #[error(transparent)]
+    Feishu(#[from] FeishuError),
+}
+
+/// The engine: owns the store handle, the master key and one Feishu client per connection
+/// (so token caches and pacing are shared by everything that talks to one app).
+pub struct Engine {
+    store: Arc<dyn DirectoryStore>,
+    master_key: MasterKey,
+    config: EngineConfig,
+    clients: Mutex<HashMap<ConnectionId, (String, FeishuClient)>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("instance", &self.config.instance)
+            .finish()
+    }
+}
+
+impl Engine {
+    pub fn new(
+        store: Arc<dyn DirectoryStore>,
+        master_key: MasterKey,
+        config: EngineConfig,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            master_key,
+            config,
+            clients: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn store(&self) -> &Arc<dyn DirectoryStore> {
+        &self.store
+    }
+
+    pub fn master_key(&self) -> &MasterKey {
+        &self.master_key
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The Feishu client of a connection (reused while its settings do not change).
+    pub fn client(&self, connection: &Connection) -> Result<FeishuClient, EngineError> {
+        let fingerprint = format!(
+            "{:?}|{:?}|{}|{}",
+            connection.provider, connection.base_url, connection.app_id, connection.app_secret.0
+        );
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((fp, client)) = clients.get(&connection.id)
+            && *fp == fingerprint
+        {
+            return Ok(client.clone());
+        }
+        let base = match (&connection.base_url, connection.provider) {
+            (Some(url), _) => BaseUrl::parse(url)?,
+            (None, Provider::Feishu) => BaseUrl::Feishu,
+            (None, Provider::Lark) => BaseUrl::Lark,
+        };
+        let secret = self.master_key.open(&connection.app_secret)?;
+        let mut config = ClientConfig::new(base, connection.app_id.clone(), secret);
+        config.pacing = self.config.pacing.clone();
+        config.retry = self.config.retry.clone();
+        config.request_timeout = self.config.request_timeout;
+        let client = FeishuClient::new(config)?;
+        clients.insert(connection.id.clone(), (fingerprint, client.clone()));
+        Ok(client)
+    }
+
+    /// Forgets a connection's client (after it was edited or deleted).
+    pub fn forget_client(&self, connection_id: &ConnectionId) {
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(connection_id);
+    }
+
+    /// Takes the connection's job lease and starts a job in the background. Returns the job
+    /// id at once; `Busy` when another job of the connection runs (on any instance).
+    pub async fn start_job(
+        self: &Arc<Self>,
+        connection_id: &ConnectionId,
+        kind: JobKind,
+        trigger: JobTrigger,
+    ) -> Result<JobId, EngineError> {
+        let (connection, job, holder) = self.begin(connection_id, kind, trigger).await?;
+        let id = job.id.clone();
+        let engine = self.clone();
+        tokio::spawn(async move {
+            engine.run(connection, job, holder).await;
+        });
+        Ok(id)
+    }
+
+    /// Runs a job to the end and returns it (finished, with its verdict).
+    pub async fn run_job(
+        self: &Arc<Self>,
+        connection_id: &ConnectionId,
+        kind: JobKind,
+        trigger: JobTrigger,
+    ) -> Result<SyncJob, EngineError> {
+        let (connection, job, holder) = self.begin(connection_id, kind, trigger).await?;
+        let id = job.id.clone();
+        self.run(connection, job, holder).await;
+        self.store
+            .get_job(&id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("job {id}")).into())
+    }
+
+    async fn begin(
+        &self,
+        connection_id: &ConnectionId,
+        kind: JobKind,
+        trigger: JobTrigger,
+    ) -> Result<(Connection, SyncJob, String), EngineError> {
+        let connection = self
+            .store
+            .get_connection(connection_id)
+            .await?
+            .ok_or_else(|| EngineError::UnknownConnection(connection_id.clone()))?;
+        let job_id = JobId::generate();
+        let holder = format!("{}/{}", self.config.instance, job_id);
+        // The event worker holds the lease for one short round at a time: wait that out, but
+        // not a running job.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !self
+            .store
+            .try_acquire_lease(connection_id, &holder, self.config.lease_ttl, now_ms())
+            .await?
+        {
+            if std::time::Instant::now() >= deadline {
+                return Err(EngineError::Busy(connection_id.clone()));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let job = SyncJob {
+            id: job_id,
+            pool_id: connection.pool_id.clone(),
+            connection_id: connection_id.clone(),
+            kind,
+            trigger,
+            state: JobState::Running,
+            verdict: None,
+            progress: JobProgress {
+                phase: "starting".into(),
+                ..JobProgress::default()
+            },
+            counts: BTreeMap::new(),
+            error: None,
+            error_code: None,
+            started_at: now_ms(),
+            finished_at: None,
+        };
+        if let Err(e) = self.store.create_job(&job).await {
+            let _ = self.store.release_lease(connection_id, &holder).await;
+            return Err(e.into());
+        }
+        Ok((connection, job, holder))
+    }
+
+    /// Runs a begun job; always ends with the job finished and the lease released.
+    async fn run(&self, connection: Connection, job: SyncJob, holder: String) {
+        let shared = Arc::new(Mutex::new(job));
+        let renew = self.spawn_lease_renewal(&connection.id, &holder);
+        let flush = self.spawn_progress_flush(shared.clone());
+        let outcome = self.execute(&connection, &shared).await;
+        renew.abort();
+        flush.abort();
+        let mut job = shared.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Err(e) = outcome {
+            job.verdict = Some(Verdict::Failed);
+            job.error_code = match &e {
+                JobFailure::Fetch(f) => f.code(),
+                _ => None,
+            };
+            job.error = Some(e.to_string());
+        }
+        job.state = JobState::Finished;
+        job.finished_at = Some(now_ms());
+        if job.verdict.is_none() {
+            job.verdict = Some(Verdict::Failed);
+        }
+        if let Err(e) = self.store.update_job(&job).await {
+            tracing::error!(job = %job.id, error = %e, "could not record the end of a sync job");
+        }
+        if let Err(e) = self.store.release_lease(&connection.id, &holder).await {
+            tracing::warn!(connection = %connection.id, error = %e, "could not release the job lease; it expires by itself");
+        }
+        tracing::info!(job = %job.id, connection = %connection.identifier, verdict = ?job.verdict, "sync job finished");
+    }
+
+    fn spawn_lease_renewal(
+        &self,
+        connection_id: &ConnectionId,
+        holder: &str,
+    ) -> tokio::task::JoinHandle<()> {
+        let store = self.store.clone();
+        let connection_id = connection_id.clone();
+        let holder = holder.to_owned();
+        let ttl = self.config.lease_ttl;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(ttl / 3).await;
+                match store
+                    .try_acquire_lease(&connection_id, &holder, ttl, now_ms())
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::error!(connection = %connection_id, "lost the job lease to another instance")
+                    }
+                    Err(e) => {
+                        tracing::warn!(connection = %connection_id, error = %e, "could not renew the job lease")
+                    }
+                }
+            }
+        })
+    }
+
+    fn spawn_progress_flush(&self, job: Arc<Mutex<SyncJob>>) -> tokio::task::JoinHandle<()> {
+        let store = self.store.clone();
+        let every = self.config.progress_interval;
+        tokio::spawn(async move {
+            let mut last = None;
+            loop {
+                tokio::time::sleep(every).await;
+                let current = job.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                if last.as_ref() != Some(&current.progress) {
+                    if let Err(e) = store.update_job(&current).await {
+                        tracing::warn!(job = %current.id, error = %e, "could not record job progress");
+                    }
+                    last = Some(current.progress);
+                }
+            }
+        })
+    }
+
+    async fn execute(
+        &self,
+        connection: &Connection,
+        job: &Arc<Mutex<SyncJob>>,
+    ) -> Result<(), JobFailure> {
+        let set = |f: &dyn Fn(&mut SyncJob)| f(&mut job.lock().unwrap_or_else(|e| e.into_inner()));
+        let (job_id, started_at) = {
+            let j = job.lock().unwrap_or_else(|e| e.into_inner());
+            (j.id.clone(), j.started_at)
+        };
+        let client = self.client(connection)?;
+        let state = self.store.load_connection_state(&connection.id).await?;
+        let known_users = live_user_open_ids(&state, &connection.id);
+
+        let sink_job = job.clone();
+        let sink: crate::fetch::ProgressSink = Arc::new(move |p: &JobProgress| {
+            sink_job.lock().unwrap_or_else(|e| e.into_inner()).progress = p.clone();
+        });
+        let snapshot = fetch_snapshot(&client, &known_users, &self.config.fetch, sink)
+            .await
+            .map_err(JobFailure::Fetch)?;
+
+        set(&|j| j.progress.phase = "planning".into());
+        let plan = plan(
+            &snapshot,
+            &state,
+            &connection.id,
+            &connection.pool_id,
+            &connection.settings,
+            now_ms(),
+            &mut || new_id(),
+        );
+        let planned = plan.steps.len() as u64;
+        set(&|j| {
+            j.progress.phase = "applying".into();
+            j.progress.planned = planned;
+        });
+
+        self.park(connection, &job_id, &plan).await?;
+        let source = ChangeSource::Job {
+            job_id: job_id.clone(),
+            connection_id: connection.id.clone(),
+        };
+        let counts = self
+            .apply_plan(connection, &job_id, &source, plan, started_at, job)
+            .await?;
+
+        let complete = snapshot.completeness.is_full();
+        set(&|j| {
+            j.counts = counts.clone();
+            j.progress.phase = "done".into();
+            j.verdict = Some(if complete {
+                Verdict::Complete
+            } else {
+                Verdict::Partial
+            });
+            if !complete {
+                let mut errors: Vec<&str> =
+                    snapshot.errors.iter().map(String::as_str).take(5).collect();
+                if snapshot.errors.len() > 5 {
+                    errors.push("…");
+                }
+                j.error = Some(format!(
+                    "some reads failed, so no deletions were made: {}",
+                    errors.join("; ")
+                ));
+            }
+        });
+        Ok(())
+    }
+
+    async fn park(
+        &self,
+        connection: &Connection,
+        job_id: &JobId,
+        plan: &Plan,
+    ) -> Result<(), JobFailure> {
+        let now = now_ms();
+        let items: Vec<ParkedDeletion> = plan
+            .steps
+            .iter()
+            .filter(|s| s.result == ActionResult::Parked)
+            .filter_map(|s| {
+                Some(ParkedDeletion {
+                    id: 0,
+                    pool_id: connection.pool_id.clone(),
+                    connection_id: connection.id.clone(),
+                    job_id: job_id.clone(),
+                    kind: s.kind,
+                    object_id: s.object_id.clone()?,
+                    external_id: s.external_id.clone(),
+                    name: s.name.clone(),
+                    reason: s.reason.clone().unwrap_or_default(),
+                    state: ParkedState::Pending,
+                    created_at: now,
+                    resolved_at: None,
+                })
+            })
+            .collect();
+        if !items.is_empty() {
+            self.store.park_deletions(&items).await?;
+        }
+        Ok(())
+    }
+
+    /// Applies the steps in order, a batch of writes per transaction. A batch that fails is
+    /// retried step by step, so one bad record fails alone and the rest applies.
+    async fn apply_plan(
+        &self,
+        connection: &Connection,
+        job_id: &JobId,
+        source: &ChangeSource,
+        plan: Plan,
+        started_at: Millis,
+        job: &Arc<Mutex<SyncJob>>,
+    ) -> Result<BTreeMap<String, BTreeMap<String, u64>>, JobFailure> {
+        let mut counts: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+        let mut pending: Vec<PlannedStep> = Vec::new();
+        let mut pending_writes = 0usize;
+        let mut done = 0u64;
+        let mut log = Vec::new();
+        let mut steps = plan.steps.into_iter().peekable();
+        while let Some(step) = steps.next() {
+            pending_writes += step.writes.len();
+            pending.push(step);
+            let flush = pending_writes >= self.config.apply_batch || steps.peek().is_none();
+            if !flush {
+                continue;
+            }
+            let batch = std::mem::take(&mut pending);
+            pending_writes = 0;
+            let results = self
+                .apply_steps(connection, source, &batch, started_at)
+                .await?;
+            for (step, result) in batch.iter().zip(results) {
+                let (result, reason) = match result {
+                    Ok(()) => (step.result, step.reason.clone()),
+                    Err(e) => (ActionResult::Failed, Some(e)),
+                };
+                *counts
+                    .entry(step.action.as_str().to_owned())
+                    .or_default()
+                    .entry(result.as_str().to_owned())
+                    .or_default() += 1;
+                log.push(ActionLogEntry {
+                    job_id: job_id.clone(),
+                    seq: 0,
+                    action: step.action,
+                    kind: step.kind,
+                    external_id: step.external_id.clone(),
+                    object_id: step.object_id.clone(),
+                    name: step.name.clone(),
+                    result,
+                    reason,
+                    at: now_ms(),
+                });
+            }
+            done += batch.len() as u64;
+            if log.len() >= 1000 || steps.peek().is_none() {
+                self.store.append_action_log(&log).await?;
+                log.clear();
+            }
+            let snapshot_counts = counts.clone();
+            let mut j = job.lock().unwrap_or_else(|e| e.into_inner());
+            j.progress.applied = done;
+            j.counts = snapshot_counts;
+        }
+        if !log.is_empty() {
+            self.store.append_action_log(&log).await?;
+        }
+        Ok(counts)
+    }
+
+    /// One transaction for the batch; on failure, one per step to isolate the bad one.
+    async fn apply_steps(
+        &self,
+        connection: &Connection,
+        source: &ChangeSource,
+        steps: &[PlannedStep],
+        started_at: Millis,
+    ) -> Result<Vec<Result<(), String>>, JobFailure> {
+        let batch = self.batch_for(connection, source, steps.iter(), started_at);
+        if batch.writes.is_empty() {
+            return Ok(steps.iter().map(|_| Ok(())).collect());
+        }
+        match self.store.apply(batch).await {
+            Ok(_) => Ok(steps.iter().map(|_| Ok(())).collect()),
+            Err(StoreError::Database(e)) if steps.len() == 1 => Ok(vec![Err(e)]),
+            Err(e) if steps.len() == 1 => Ok(vec![Err(e.to_string())]),
+            Err(_) => {
+                let mut out = Vec::with_capacity(steps.len());
+                for step in steps {
+                    let batch =
+                        self.batch_for(connection, source, std::iter::once(step), started_at);
+                    if batch.writes.is_empty() {
+                        out.push(Ok(()));
+                        continue;
+                    }
+                    out.push(
+                        self.store
+                            .apply(batch)
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| e.to_string()),
+                    );
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// The writes of some steps, with a watermark at the job's start for every object they
+    /// touch: events created before the snapshot was taken are then stale for it.
+    fn batch_for<'a>(
+        &self,
+        connection: &Connection,
+        source: &ChangeSource,
+        steps: impl Iterator<Item = &'a PlannedStep>,
+        started_at: Millis,
+    ) -> ApplyBatch {
+        let mut writes = Vec::new();
+        let mut watermarks = Vec::new();
+        for step in steps {
+            if step.writes.is_empty() || step.result != ActionResult::Applied {
+                continue;
+            }
+            writes.extend(step.writes.iter().cloned());
+            watermarks.push(Watermark {
+                connection_id: connection.id.clone(),
+                object_key: object_key(step.kind, &step.external_id),
+                event_time: started_at,
+                deleted: step.action.is_deletion(),
+            });
+        }
+        ApplyBatch {
+            pool_id: connection.pool_id.clone(),
+            source: source.clone(),
+            writes,
+            watermarks,
+            inbox: None,
+        }
+    }
+}
+
+/// Why a job failed as a whole.
+#[derive(Debug, thiserror::Error)]
+enum JobFailure {
+    #[error("{0}")]
+    Fetch(FetchError),
+    #[error("{0}")]
+    Engine(#[from] EngineError),
+    #[error("the store failed: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl From<SecretError> for JobFailure {
+    fn from(e: SecretError) -> Self {
+        Self::Engine(e.into())
+    }
+}
+
+/// Open ids of the users the store holds as live members of the connection (not resigned,
+/// not tombstoned): the ones a pull must find again or look up.
+pub fn live_user_open_ids(
+    state: &ConnectionState,
+    connection_id: &ConnectionId,
+) -> BTreeSet<String> {
+    let live: std::collections::HashSet<&str> = state
+        .users
+        .iter()
+        .filter(|u| u.deleted_at.is_none() && u.status != UserStatus::Resigned)
+        .map(|u| u.id.as_str())
+        .collect();
+    state
+        .refs
+        .iter()
+        .filter(|r| r.kind == ObjectKind::User && &r.connection_id == connection_id)
+        .filter(|r| live.contains(r.object_id.as_str()))
+        .map(|r| r.external_id.clone())
+        .collect()
+}

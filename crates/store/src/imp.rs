@@ -1,0 +1,1273 @@
+//! The implementation of [`DirectoryStore`](directory::store::DirectoryStore), written once and
+//! expanded for each backend by `impl_directory_store!(Store, Database)`.
+//!
+//! Why a macro: the SQL is shared (`sql.rs`) and so is the Rust around it, but sqlx's generic
+//! executor bounds make code generic over the database unreadable; expanding the same text for
+//! `Sqlite` and `Postgres` keeps one source with concrete types. Each backend supplies:
+//!
+//! - `const BACKEND: Backend` and `const CLAIM_INBOX: &str` (claiming differs: SKIP LOCKED);
+//! - `fn reads(&self) -> &Pool<DB>` / `fn writes(&self) -> &Pool<DB>`: where single
+//!   statements run (SQLite has one writer connection; PostgreSQL one pool);
+//! - `async fn begin_read(&self)` / `async fn begin_write(&self)`: a consistent read snapshot,
+//!   and a write transaction (SQLite: `BEGIN IMMEDIATE`);
+//! - `async fn insert_inbox_rows(conn, events)`: the deduplicating inbox insert (PostgreSQL
+//!   inserts the whole batch in one `UNNEST` statement).
+
+macro_rules! impl_directory_store {
+    ($store:ty, $db:ty) => {
+        const _: () = {
+            use std::collections::HashMap;
+            use std::time::Duration;
+
+            use directory::ids::{
+                now_ms, ConnectionId, DepartmentId, GroupId, JobId, Millis, PoolId, UserId,
+            };
+            use directory::model::{
+                ActionLogEntry, Connection, Department, ExternalRef, Group, ObjectKind,
+                ParkedDeletion, ParkedState, SyncJob, User, UserPool,
+            };
+            use directory::store::{
+                ActionLogFilter, Applied, ApplyBatch, Backend, ChangeRecord, ConnectionState,
+                DirectoryStore, InboxEvent, InboxFilter, InboxOutcome, InsertOutcome,
+                NewInboxEvent, PageRequest, StoreError, StoreResult, UserQuery, Watermark,
+            };
+            use sqlx::types::Json;
+            use sqlx::QueryBuilder;
+
+            use $crate::codec::{
+                assemble_departments, assemble_groups, assemble_users, contains_pattern,
+                convert_all, count, db_err, enum_text, is_unique_violation_on, member_columns,
+                plus, search_text, sort_for_claim, sql_int, ActionRow, ChangeRow, ConnectionRow,
+                DepartmentRow, GroupRow, InboxRow, JobRow, LeaderRow, MemberRow, MembershipRow,
+                ParkedRow, PoolRow, RefRow, UserRow, WatermarkRow, CHUNK,
+            };
+            use $crate::prepare::{self, Stored};
+            use $crate::sql;
+
+            type Conn = <$db as sqlx::Database>::Connection;
+
+            /// `… IN ($a, $b, …)` for one chunk of ids.
+            fn push_in(qb: &mut QueryBuilder<$db>, ids: &[String]) {
+                qb.push(" IN (");
+                let mut list = qb.separated(", ");
+                for id in ids {
+                    list.push_bind(id.as_str());
+                }
+                list.push_unseparated(")");
+            }
+
+            fn connection_conflict(e: sqlx::Error, c: &Connection) -> StoreError {
+                if is_unique_violation_on(&e, "identifier") {
+                    StoreError::Conflict(format!(
+                        "the connection identifier \"{}\" is already used in user pool {}",
+                        c.identifier, c.pool_id
+                    ))
+                } else if matches!(&e, sqlx::Error::Database(d) if d.is_unique_violation()) {
+                    StoreError::Conflict(format!("connection {} already exists", c.id))
+                } else {
+                    db_err(e)
+                }
+            }
+
+            async fn stored(
+                conn: &mut Conn,
+                head: &'static str,
+                pool: &PoolId,
+                ids: &[String],
+            ) -> StoreResult<HashMap<String, Stored>> {
+                let mut out = HashMap::with_capacity(ids.len());
+                for chunk in ids.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(head);
+                    qb.push_bind(pool.as_str()).push(" AND id");
+                    push_in(&mut qb, chunk);
+                    let rows: Vec<(String, i64, i64)> = qb
+                        .build_query_as()
+                        .fetch_all(&mut *conn)
+                        .await
+                        .map_err(db_err)?;
+                    for (id, version, created_at) in rows {
+                        out.insert(
+                            id,
+                            Stored {
+                                version,
+                                created_at,
+                            },
+                        );
+                    }
+                }
+                Ok(out)
+            }
+
+            /// Deletes the child rows (`pool_id = … AND <column> IN …`) of the given parents.
+            async fn delete_children(
+                conn: &mut Conn,
+                head: &'static str,
+                column: &'static str,
+                pool: &PoolId,
+                ids: &[String],
+            ) -> StoreResult<()> {
+                for chunk in ids.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(head);
+                    qb.push_bind(pool.as_str()).push(" AND ").push(column);
+                    push_in(&mut qb, chunk);
+                    qb.build().execute(&mut *conn).await.map_err(db_err)?;
+                }
+                Ok(())
+            }
+
+            async fn write_users(conn: &mut Conn, pool: &PoolId, users: &[User]) -> StoreResult<()> {
+                for chunk in users.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(sql::UPSERT_USERS);
+                    qb.push_values(chunk, |mut b, u| {
+                        b.push_bind(u.pool_id.as_str())
+                            .push_bind(u.id.as_str())
+                            .push_bind(u.profile.name.as_deref())
+                            .push_bind(u.profile.en_name.as_deref())
+                            .push_bind(u.profile.email.as_deref())
+                            .push_bind(u.profile.mobile.as_deref())
+                            .push_bind(u.profile.employee_no.as_deref())
+                            .push_bind(search_text(&u.profile))
+                            .push_bind(u.status.as_str())
+                            .push_bind(u.in_root)
+                            .push_bind(u.manager_id.as_ref().map(|m| m.as_str()))
+                            .push_bind(Json(&u.profile))
+                            .push_bind(u.version)
+                            .push_bind(u.created_at)
+                            .push_bind(u.updated_at)
+                            .push_bind(u.deleted_at);
+                    });
+                    qb.push(sql::UPSERT_USERS_TAIL);
+                    qb.build().execute(&mut *conn).await.map_err(db_err)?;
+                }
+                let ids: Vec<String> = users.iter().map(|u| u.id.0.clone()).collect();
+                delete_children(conn, sql::DELETE_MEMBERSHIPS, "user_id", pool, &ids).await?;
+                let rows: Vec<_> = users
+                    .iter()
+                    .flat_map(|u| u.departments.iter().enumerate().map(move |(i, m)| (u, i, m)))
+                    .collect();
+                for chunk in rows.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(sql::INSERT_MEMBERSHIPS);
+                    qb.push_values(chunk, |mut b, (u, pos, m)| {
+                        b.push_bind(u.pool_id.as_str())
+                            .push_bind(u.id.as_str())
+                            .push_bind(sql_int(*pos as u64))
+                            .push_bind(m.department_id.as_str())
+                            .push_bind(m.user_order)
+                            .push_bind(m.department_order)
+                            .push_bind(m.primary);
+                    });
+                    qb.build().execute(&mut *conn).await.map_err(db_err)?;
+                }
+                Ok(())
+            }
+
+            async fn write_departments(
+                conn: &mut Conn,
+                pool: &PoolId,
+                departments: &[Department],
+            ) -> StoreResult<()> {
+                for chunk in departments.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(sql::UPSERT_DEPARTMENTS);
+                    qb.push_values(chunk, |mut b, d| {
+                        b.push_bind(d.pool_id.as_str())
+                            .push_bind(d.id.as_str())
+                            .push_bind(d.name.as_deref())
+                            .push_bind(d.i18n_name.as_ref().map(Json))
+                            .push_bind(d.parent_id.as_ref().map(|p| p.as_str()))
+                            .push_bind(d.order)
+                            .push_bind(d.chat_id.as_deref())
+                            .push_bind(d.version)
+                            .push_bind(d.created_at)
+                            .push_bind(d.updated_at)
+                            .push_bind(d.deleted_at);
+                    });
+                    qb.push(sql::UPSERT_DEPARTMENTS_TAIL);
+                    qb.build().execute(&mut *conn).await.map_err(db_err)?;
+                }
+                let ids: Vec<String> = departments.iter().map(|d| d.id.0.clone()).collect();
+                delete_children(conn, sql::DELETE_LEADERS, "department_id", pool, &ids).await?;
+                let rows: Vec<_> = departments
+                    .iter()
+                    .flat_map(|d| d.leaders.iter().enumerate().map(move |(i, l)| (d, i, l)))
+                    .collect();
+                for chunk in rows.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(sql::INSERT_LEADERS);
+                    qb.push_values(chunk, |mut b, (d, pos, l)| {
+                        b.push_bind(d.pool_id.as_str())
+                            .push_bind(d.id.as_str())
+                            .push_bind(sql_int(*pos as u64))
+                            .push_bind(l.user_id.as_str())
+                            .push_bind(enum_text(&l.kind));
+                    });
+                    qb.build().execute(&mut *conn).await.map_err(db_err)?;
+                }
+                Ok(())
+            }
+
+            async fn write_groups(conn: &mut Conn, pool: &PoolId, groups: &[Group]) -> StoreResult<()> {
+                for chunk in groups.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(sql::UPSERT_GROUPS);
+                    qb.push_values(chunk, |mut b, g| {
+                        b.push_bind(g.pool_id.as_str())
+                            .push_bind(g.id.as_str())
+                            .push_bind(g.name.as_deref())
+                            .push_bind(g.description.as_deref())
+                            .push_bind(enum_text(&g.kind))
+                            .push_bind(g.version)
+                            .push_bind(g.created_at)
+                            .push_bind(g.updated_at)
+                            .push_bind(g.deleted_at);
+                    });
+                    qb.push(sql::UPSERT_GROUPS_TAIL);
+                    qb.build().execute(&mut *conn).await.map_err(db_err)?;
+                }
+                let ids: Vec<String> = groups.iter().map(|g| g.id.0.clone()).collect();
+                delete_children(conn, sql::DELETE_MEMBERS, "group_id", pool, &ids).await?;
+                let rows: Vec<_> = groups
+                    .iter()
+                    .flat_map(|g| g.members.iter().enumerate().map(move |(i, m)| (g, i, m)))
+                    .collect();
+                for chunk in rows.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(sql::INSERT_MEMBERS);
+                    qb.push_values(chunk, |mut b, (g, pos, m)| {
+                        let (kind, id) = member_columns(m);
+                        b.push_bind(g.pool_id.as_str())
+                            .push_bind(g.id.as_str())
+                            .push_bind(sql_int(*pos as u64))
+                            .push_bind(kind)
+                            .push_bind(id);
+                    });
+                    qb.build().execute(&mut *conn).await.map_err(db_err)?;
+                }
+                Ok(())
+            }
+
+            async fn write_refs(conn: &mut Conn, refs: &[ExternalRef]) -> StoreResult<()> {
+                for chunk in refs.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(sql::UPSERT_REFS);
+                    qb.push_values(chunk, |mut b, r| {
+                        b.push_bind(r.connection_id.as_str())
+                            .push_bind(r.kind.as_str())
+                            .push_bind(r.external_id.as_str())
+                            .push_bind(r.union_id.as_deref())
+                            .push_bind(r.custom_id.as_deref())
+                            .push_bind(r.object_id.as_str());
+                    });
+                    qb.push(sql::UPSERT_REFS_TAIL);
+                    qb.build().execute(&mut *conn).await.map_err(db_err)?;
+                }
+                Ok(())
+            }
+
+            async fn write_changes(conn: &mut Conn, changes: &[ChangeRecord]) -> StoreResult<()> {
+                for chunk in changes.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(sql::INSERT_CHANGES);
+                    qb.push_values(chunk, |mut b, c| {
+                        b.push_bind(c.pool_id.as_str())
+                            .push_bind(c.seq)
+                            .push_bind(c.kind.as_str())
+                            .push_bind(c.object_kind.as_str())
+                            .push_bind(c.object_id.as_str())
+                            .push_bind(c.version)
+                            .push_bind(Json(&c.source))
+                            .push_bind(c.at)
+                            .push_bind(Json(&c.object));
+                    });
+                    qb.build().execute(&mut *conn).await.map_err(db_err)?;
+                }
+                Ok(())
+            }
+
+            async fn write_watermarks(conn: &mut Conn, marks: &[Watermark]) -> StoreResult<()> {
+                for chunk in marks.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(sql::UPSERT_WATERMARKS);
+                    qb.push_values(chunk, |mut b, w| {
+                        b.push_bind(w.connection_id.as_str())
+                            .push_bind(w.object_key.as_str())
+                            .push_bind(w.event_time)
+                            .push_bind(w.deleted);
+                    });
+                    qb.push(sql::UPSERT_WATERMARKS_TAIL);
+                    qb.build().execute(&mut *conn).await.map_err(db_err)?;
+                }
+                Ok(())
+            }
+
+            async fn finish_inbox(
+                conn: &mut Conn,
+                id: i64,
+                outcome: &InboxOutcome,
+                now: Millis,
+            ) -> StoreResult<()> {
+                // (state, outcome, last_error, finished_at, attempts added, next attempt)
+                let (state, text, error, finished, tries, next) = match outcome {
+                    InboxOutcome::Applied { note } => {
+                        ("applied", note.as_deref(), None, Some(now), 0_i64, None)
+                    }
+                    InboxOutcome::Ignored { reason } => {
+                        ("ignored", Some(reason.as_str()), None, Some(now), 0, None)
+                    }
+                    InboxOutcome::Parked { error } => (
+                        "parked",
+                        Some(error.as_str()),
+                        Some(error.as_str()),
+                        Some(now),
+                        0,
+                        None,
+                    ),
+                    InboxOutcome::Retry {
+                        error,
+                        next_attempt_at,
+                    } => (
+                        "pending",
+                        None,
+                        Some(error.as_str()),
+                        None,
+                        1,
+                        Some(*next_attempt_at),
+                    ),
+                };
+                let done = sqlx::query(sql::FINISH_INBOX)
+                    .bind(id)
+                    .bind(state)
+                    .bind(text)
+                    .bind(error)
+                    .bind(finished)
+                    .bind(tries)
+                    .bind(next)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db_err)?;
+                if done.rows_affected() == 1 {
+                    return Ok(());
+                }
+                let state: Option<String> = sqlx::query_scalar(sql::INBOX_STATE)
+                    .bind(id)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(db_err)?;
+                Err(match state {
+                    None => StoreError::NotFound(format!("inbox event {id}")),
+                    Some(state) => StoreError::Conflict(format!(
+                        "inbox event {id} is already {state}; it is finished only once"
+                    )),
+                })
+            }
+
+            fn push_user_filters(qb: &mut QueryBuilder<$db>, pool: &PoolId, q: &UserQuery) {
+                qb.push(" WHERE u.pool_id = ").push_bind(pool.as_str());
+                if !q.include_deleted {
+                    qb.push(" AND u.deleted_at IS NULL");
+                }
+                if let Some(text) = &q.text {
+                    qb.push(" AND u.search_text LIKE ")
+                        .push_bind(contains_pattern(text))
+                        .push(" ESCAPE '\\'");
+                }
+                if let Some(email) = &q.email {
+                    qb.push(" AND u.email = ").push_bind(email.as_str());
+                }
+                if let Some(mobile) = &q.mobile {
+                    qb.push(" AND u.mobile = ").push_bind(mobile.as_str());
+                }
+                if let Some(no) = &q.employee_no {
+                    qb.push(" AND u.employee_no = ").push_bind(no.as_str());
+                }
+                if let Some(status) = q.status {
+                    qb.push(" AND u.status = ").push_bind(status.as_str());
+                }
+                if let Some(department) = &q.department_id {
+                    qb.push(
+                        " AND EXISTS (SELECT 1 FROM user_departments m WHERE \
+                         m.pool_id = u.pool_id AND m.user_id = u.id AND m.department_id = ",
+                    )
+                    .push_bind(department.as_str())
+                    .push(")");
+                }
+            }
+
+            fn push_page(qb: &mut QueryBuilder<$db>, page: PageRequest) {
+                qb.push(" LIMIT ")
+                    .push_bind(sql_int(page.limit))
+                    .push(" OFFSET ")
+                    .push_bind(sql_int(page.offset));
+            }
+
+            /// The membership rows of some users (ordered by user, position).
+            async fn memberships_of(
+                conn: &mut Conn,
+                pool: &PoolId,
+                ids: &[String],
+            ) -> StoreResult<Vec<MembershipRow>> {
+                let mut out = Vec::new();
+                for chunk in ids.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(concat!(
+                        "SELECT ",
+                        sql::membership_cols!(),
+                        " FROM user_departments WHERE pool_id = "
+                    ));
+                    qb.push_bind(pool.as_str()).push(" AND user_id");
+                    push_in(&mut qb, chunk);
+                    qb.push(" ORDER BY user_id, pos");
+                    out.extend(
+                        qb.build_query_as::<MembershipRow>()
+                            .fetch_all(&mut *conn)
+                            .await
+                            .map_err(db_err)?,
+                    );
+                }
+                Ok(out)
+            }
+
+            async fn members_of(
+                conn: &mut Conn,
+                pool: &PoolId,
+                ids: &[String],
+            ) -> StoreResult<Vec<MemberRow>> {
+                let mut out = Vec::new();
+                for chunk in ids.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(
+                        "SELECT group_id, member_kind, member_id FROM group_members WHERE pool_id = ",
+                    );
+                    qb.push_bind(pool.as_str()).push(" AND group_id");
+                    push_in(&mut qb, chunk);
+                    qb.push(" ORDER BY group_id, pos");
+                    out.extend(
+                        qb.build_query_as::<MemberRow>()
+                            .fetch_all(&mut *conn)
+                            .await
+                            .map_err(db_err)?,
+                    );
+                }
+                Ok(out)
+            }
+
+            #[async_trait::async_trait]
+            impl DirectoryStore for $store {
+                fn backend(&self) -> Backend {
+                    Self::BACKEND
+                }
+
+                // ---- pools ----
+
+                async fn create_pool(&self, pool: &UserPool) -> StoreResult<()> {
+                    let mut tx = self.begin_write().await.map_err(db_err)?;
+                    sqlx::query(sql::INSERT_POOL)
+                        .bind(pool.id.as_str())
+                        .bind(pool.name.as_str())
+                        .bind(pool.created_at)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| match db_err(e) {
+                            StoreError::Conflict(_) => StoreError::Conflict(format!(
+                                "user pool {} already exists",
+                                pool.id
+                            )),
+                            other => other,
+                        })?;
+                    sqlx::query(sql::INSERT_COUNTER)
+                        .bind(pool.id.as_str())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    tx.commit().await.map_err(db_err)
+                }
+
+                async fn get_pool(&self, id: &PoolId) -> StoreResult<Option<UserPool>> {
+                    let row: Option<PoolRow> = sqlx::query_as(sql::GET_POOL)
+                        .bind(id.as_str())
+                        .fetch_optional(self.reads())
+                        .await
+                        .map_err(db_err)?;
+                    Ok(row.map(UserPool::from))
+                }
+
+                async fn list_pools(&self) -> StoreResult<Vec<UserPool>> {
+                    let rows: Vec<PoolRow> = sqlx::query_as(sql::LIST_POOLS)
+                        .fetch_all(self.reads())
+                        .await
+                        .map_err(db_err)?;
+                    Ok(rows.into_iter().map(UserPool::from).collect())
+                }
+
+                // ---- connections ----
+
+                async fn create_connection(&self, c: &Connection) -> StoreResult<()> {
+                    sqlx::query(sql::INSERT_CONNECTION)
+                        .bind(c.id.as_str())
+                        .bind(c.pool_id.as_str())
+                        .bind(c.identifier.as_str())
+                        .bind(c.display_name.as_str())
+                        .bind(c.provider.as_str())
+                        .bind(c.base_url.as_deref())
+                        .bind(c.app_id.as_str())
+                        .bind(c.app_secret.0.as_str())
+                        .bind(c.encrypt_key.as_ref().map(|s| s.0.as_str()))
+                        .bind(c.verification_token.as_ref().map(|s| s.0.as_str()))
+                        .bind(Json(&c.settings))
+                        .bind(c.created_at)
+                        .bind(c.updated_at)
+                        .execute(self.writes())
+                        .await
+                        .map_err(|e| connection_conflict(e, c))?;
+                    Ok(())
+                }
+
+                async fn update_connection(&self, c: &Connection) -> StoreResult<()> {
+                    let done = sqlx::query(sql::UPDATE_CONNECTION)
+                        .bind(c.id.as_str())
+                        .bind(c.identifier.as_str())
+                        .bind(c.display_name.as_str())
+                        .bind(c.provider.as_str())
+                        .bind(c.base_url.as_deref())
+                        .bind(c.app_id.as_str())
+                        .bind(c.app_secret.0.as_str())
+                        .bind(c.encrypt_key.as_ref().map(|s| s.0.as_str()))
+                        .bind(c.verification_token.as_ref().map(|s| s.0.as_str()))
+                        .bind(Json(&c.settings))
+                        .bind(c.updated_at)
+                        .execute(self.writes())
+                        .await
+                        .map_err(|e| connection_conflict(e, c))?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::NotFound(format!("connection {}", c.id)));
+                    }
+                    Ok(())
+                }
+
+                async fn delete_connection(&self, id: &ConnectionId) -> StoreResult<()> {
+                    let mut tx = self.begin_write().await.map_err(db_err)?;
+                    for statement in [
+                        sql::DELETE_CONNECTION_REFS,
+                        sql::DELETE_CONNECTION_WATERMARKS,
+                        sql::DELETE_CONNECTION_LEASE,
+                        sql::DELETE_CONNECTION_PENDING,
+                    ] {
+                        sqlx::query(statement)
+                            .bind(id.as_str())
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
+                    }
+                    let done = sqlx::query(sql::DELETE_CONNECTION)
+                        .bind(id.as_str())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::NotFound(format!("connection {id}")));
+                    }
+                    tx.commit().await.map_err(db_err)
+                }
+
+                async fn get_connection(&self, id: &ConnectionId) -> StoreResult<Option<Connection>> {
+                    let row: Option<ConnectionRow> = sqlx::query_as(sql::GET_CONNECTION)
+                        .bind(id.as_str())
+                        .fetch_optional(self.reads())
+                        .await
+                        .map_err(db_err)?;
+                    row.map(Connection::try_from).transpose()
+                }
+
+                async fn find_connection(
+                    &self,
+                    pool_id: &PoolId,
+                    identifier: &str,
+                ) -> StoreResult<Option<Connection>> {
+                    let row: Option<ConnectionRow> = sqlx::query_as(sql::FIND_CONNECTION)
+                        .bind(pool_id.as_str())
+                        .bind(identifier)
+                        .fetch_optional(self.reads())
+                        .await
+                        .map_err(db_err)?;
+                    row.map(Connection::try_from).transpose()
+                }
+
+                async fn list_connections(
+                    &self,
+                    pool_id: Option<&PoolId>,
+                ) -> StoreResult<Vec<Connection>> {
+                    let rows: Vec<ConnectionRow> = sqlx::query_as(sql::LIST_CONNECTIONS)
+                        .bind(pool_id.map(|p| p.as_str()))
+                        .fetch_all(self.reads())
+                        .await
+                        .map_err(db_err)?;
+                    convert_all(rows)
+                }
+
+                // ---- directory ----
+
+                async fn load_connection_state(
+                    &self,
+                    connection_id: &ConnectionId,
+                ) -> StoreResult<ConnectionState> {
+                    let mut tx = self.begin_read().await.map_err(db_err)?;
+                    let pool: Option<String> = sqlx::query_scalar(sql::CONNECTION_POOL)
+                        .bind(connection_id.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    let Some(pool) = pool else {
+                        return Err(StoreError::NotFound(format!("connection {connection_id}")));
+                    };
+                    let conn = connection_id.as_str();
+                    let refs: Vec<RefRow> = sqlx::query_as(sql::STATE_REFS)
+                        .bind(conn)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    // One query per table, each a semi-join on the connection's refs: the
+                    // cost is a few scans whatever the size of the organisation.
+                    let users: Vec<UserRow> = sqlx::query_as(sql::STATE_USERS)
+                        .bind(pool.as_str())
+                        .bind(conn)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    let memberships: Vec<MembershipRow> = sqlx::query_as(sql::STATE_MEMBERSHIPS)
+                        .bind(pool.as_str())
+                        .bind(conn)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    let departments: Vec<DepartmentRow> = sqlx::query_as(sql::STATE_DEPARTMENTS)
+                        .bind(pool.as_str())
+                        .bind(conn)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    let leaders: Vec<LeaderRow> = sqlx::query_as(sql::STATE_LEADERS)
+                        .bind(pool.as_str())
+                        .bind(conn)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    let groups: Vec<GroupRow> = sqlx::query_as(sql::STATE_GROUPS)
+                        .bind(pool.as_str())
+                        .bind(conn)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    let members: Vec<MemberRow> = sqlx::query_as(sql::STATE_MEMBERS)
+                        .bind(pool.as_str())
+                        .bind(conn)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(ConnectionState {
+                        users: assemble_users(users, memberships)?,
+                        departments: assemble_departments(departments, leaders)?,
+                        groups: assemble_groups(groups, members)?,
+                        refs: convert_all(refs)?,
+                    })
+                }
+
+                async fn get_user(&self, pool_id: &PoolId, id: &UserId) -> StoreResult<Option<User>> {
+                    let mut tx = self.begin_read().await.map_err(db_err)?;
+                    let row: Option<UserRow> = sqlx::query_as(sql::GET_USER)
+                        .bind(pool_id.as_str())
+                        .bind(id.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    let Some(row) = row else { return Ok(None) };
+                    let memberships: Vec<MembershipRow> = sqlx::query_as(sql::USER_MEMBERSHIPS)
+                        .bind(pool_id.as_str())
+                        .bind(id.as_str())
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(assemble_users(vec![row], memberships)?.pop())
+                }
+
+                async fn get_department(
+                    &self,
+                    pool_id: &PoolId,
+                    id: &DepartmentId,
+                ) -> StoreResult<Option<Department>> {
+                    let mut tx = self.begin_read().await.map_err(db_err)?;
+                    let row: Option<DepartmentRow> = sqlx::query_as(sql::GET_DEPARTMENT)
+                        .bind(pool_id.as_str())
+                        .bind(id.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    let Some(row) = row else { return Ok(None) };
+                    let leaders: Vec<LeaderRow> = sqlx::query_as(sql::DEPARTMENT_LEADERS)
+                        .bind(pool_id.as_str())
+                        .bind(id.as_str())
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(assemble_departments(vec![row], leaders)?.pop())
+                }
+
+                async fn get_group(&self, pool_id: &PoolId, id: &GroupId) -> StoreResult<Option<Group>> {
+                    let mut tx = self.begin_read().await.map_err(db_err)?;
+                    let row: Option<GroupRow> = sqlx::query_as(sql::GET_GROUP)
+                        .bind(pool_id.as_str())
+                        .bind(id.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    let Some(row) = row else { return Ok(None) };
+                    let members: Vec<MemberRow> = sqlx::query_as(sql::GROUP_MEMBERS)
+                        .bind(pool_id.as_str())
+                        .bind(id.as_str())
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(assemble_groups(vec![row], members)?.pop())
+                }
+
+                async fn find_external(
+                    &self,
+                    connection_id: &ConnectionId,
+                    kind: ObjectKind,
+                    external_id: &str,
+                ) -> StoreResult<Option<ExternalRef>> {
+                    let row: Option<RefRow> = sqlx::query_as(sql::FIND_EXTERNAL)
+                        .bind(connection_id.as_str())
+                        .bind(kind.as_str())
+                        .bind(external_id)
+                        .fetch_optional(self.reads())
+                        .await
+                        .map_err(db_err)?;
+                    row.map(ExternalRef::try_from).transpose()
+                }
+
+                async fn refs_of(&self, kind: ObjectKind, object_id: &str) -> StoreResult<Vec<ExternalRef>> {
+                    let rows: Vec<RefRow> = sqlx::query_as(sql::REFS_OF)
+                        .bind(kind.as_str())
+                        .bind(object_id)
+                        .fetch_all(self.reads())
+                        .await
+                        .map_err(db_err)?;
+                    convert_all(rows)
+                }
+
+                async fn list_users(
+                    &self,
+                    pool_id: &PoolId,
+                    query: &UserQuery,
+                    page: PageRequest,
+                ) -> StoreResult<Vec<User>> {
+                    let mut tx = self.begin_read().await.map_err(db_err)?;
+                    let mut qb = QueryBuilder::<$db>::new(concat!(
+                        "SELECT ",
+                        sql::user_cols!(),
+                        " FROM users u"
+                    ));
+                    push_user_filters(&mut qb, pool_id, query);
+                    // Creation order is stable across pages and the same on both backends.
+                    qb.push(" ORDER BY u.created_at, u.id");
+                    push_page(&mut qb, page);
+                    let rows: Vec<UserRow> = qb
+                        .build_query_as()
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    let ids: Vec<String> = rows.iter().map(UserRow::id).collect();
+                    let memberships = memberships_of(&mut tx, pool_id, &ids).await?;
+                    tx.commit().await.map_err(db_err)?;
+                    assemble_users(rows, memberships)
+                }
+
+                async fn count_users(&self, pool_id: &PoolId, query: &UserQuery) -> StoreResult<u64> {
+                    let mut qb = QueryBuilder::<$db>::new("SELECT COUNT(*) FROM users u");
+                    push_user_filters(&mut qb, pool_id, query);
+                    let n: i64 = qb
+                        .build_query_scalar()
+                        .fetch_one(self.reads())
+                        .await
+                        .map_err(db_err)?;
+                    Ok(count(n))
+                }
+
+                async fn list_departments(&self, pool_id: &PoolId) -> StoreResult<Vec<Department>> {
+                    let mut tx = self.begin_read().await.map_err(db_err)?;
+                    let rows: Vec<DepartmentRow> = sqlx::query_as(sql::LIVE_DEPARTMENTS)
+                        .bind(pool_id.as_str())
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    let leaders: Vec<LeaderRow> = sqlx::query_as(sql::LIVE_DEPARTMENT_LEADERS)
+                        .bind(pool_id.as_str())
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    tx.commit().await.map_err(db_err)?;
+                    assemble_departments(rows, leaders)
+                }
+
+                async fn list_groups(&self, pool_id: &PoolId, page: PageRequest) -> StoreResult<Vec<Group>> {
+                    let mut tx = self.begin_read().await.map_err(db_err)?;
+                    let rows: Vec<GroupRow> = sqlx::query_as(sql::LIVE_GROUPS)
+                        .bind(pool_id.as_str())
+                        .bind(sql_int(page.limit))
+                        .bind(sql_int(page.offset))
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    let ids: Vec<String> = rows.iter().map(GroupRow::id).collect();
+                    let members = members_of(&mut tx, pool_id, &ids).await?;
+                    tx.commit().await.map_err(db_err)?;
+                    assemble_groups(rows, members)
+                }
+
+                // ---- writes and the change log ----
+
+                async fn apply(&self, batch: ApplyBatch) -> StoreResult<Applied> {
+                    let touched = prepare::touched(&batch);
+                    let pool = &batch.pool_id;
+                    let now = now_ms();
+                    let mut tx = self.begin_write().await.map_err(db_err)?;
+                    // The counter first: from here on this transaction is the pool's only
+                    // writer, so the versions read below cannot change under it.
+                    let first_seq = if touched.changes > 0 {
+                        let n = sql_int(touched.changes as u64);
+                        let last: i64 = sqlx::query_scalar(sql::BUMP_COUNTER)
+                            .bind(pool.as_str())
+                            .bind(n)
+                            .fetch_one(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
+                        last - n + 1
+                    } else {
+                        0
+                    };
+                    let users = stored(&mut tx, sql::STORED_USERS, pool, &touched.users).await?;
+                    let departments =
+                        stored(&mut tx, sql::STORED_DEPARTMENTS, pool, &touched.departments).await?;
+                    let groups = stored(&mut tx, sql::STORED_GROUPS, pool, &touched.groups).await?;
+                    // A refusal (version conflict) drops the transaction: nothing is written.
+                    let prepared =
+                        prepare::prepare(&batch, users, departments, groups, first_seq, now)?;
+                    write_users(&mut tx, pool, &prepared.users).await?;
+                    write_departments(&mut tx, pool, &prepared.departments).await?;
+                    write_groups(&mut tx, pool, &prepared.groups).await?;
+                    write_refs(&mut tx, &prepared.refs).await?;
+                    write_changes(&mut tx, &prepared.changes).await?;
+                    write_watermarks(&mut tx, &prepared.watermarks).await?;
+                    if let Some((id, outcome)) = &batch.inbox {
+                        finish_inbox(&mut tx, *id, outcome, now).await?;
+                    }
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(Applied {
+                        changes: prepared.changes,
+                    })
+                }
+
+                async fn changes_since(
+                    &self,
+                    pool_id: &PoolId,
+                    after: i64,
+                    limit: u64,
+                ) -> StoreResult<Vec<ChangeRecord>> {
+                    let rows: Vec<ChangeRow> = sqlx::query_as(sql::CHANGES_SINCE)
+                        .bind(pool_id.as_str())
+                        .bind(after)
+                        .bind(sql_int(limit))
+                        .fetch_all(self.reads())
+                        .await
+                        .map_err(db_err)?;
+                    convert_all(rows)
+                }
+
+                async fn watermarks(
+                    &self,
+                    connection_id: &ConnectionId,
+                    object_keys: &[String],
+                ) -> StoreResult<HashMap<String, Watermark>> {
+                    let mut out = HashMap::with_capacity(object_keys.len());
+                    for chunk in object_keys.chunks(CHUNK) {
+                        let mut qb = QueryBuilder::<$db>::new(sql::WATERMARKS);
+                        qb.push_bind(connection_id.as_str()).push(" AND object_key");
+                        push_in(&mut qb, chunk);
+                        let rows: Vec<WatermarkRow> = qb
+                            .build_query_as()
+                            .fetch_all(self.reads())
+                            .await
+                            .map_err(db_err)?;
+                        out.extend(rows.into_iter().map(|r| {
+                            let w = Watermark::from(r);
+                            (w.object_key.clone(), w)
+                        }));
+                    }
+                    Ok(out)
+                }
+
+                // ---- inbox ----
+
+                async fn inbox_insert(&self, events: &[NewInboxEvent]) -> StoreResult<Vec<InsertOutcome>> {
+                    if events.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let mut tx = self.begin_write().await.map_err(db_err)?;
+                    let outcomes = Self::insert_inbox_rows(&mut tx, events).await?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(outcomes)
+                }
+
+                async fn inbox_claim(
+                    &self,
+                    connection_id: &ConnectionId,
+                    worker: &str,
+                    limit: u64,
+                    lease: Duration,
+                    now: Millis,
+                ) -> StoreResult<Vec<InboxEvent>> {
+                    let mut tx = self.begin_write().await.map_err(db_err)?;
+                    let rows: Vec<InboxRow> = sqlx::query_as(Self::CLAIM_INBOX)
+                        .bind(connection_id.as_str())
+                        .bind(now)
+                        .bind(sql_int(limit))
+                        .bind(worker)
+                        .bind(plus(now, lease))
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    tx.commit().await.map_err(db_err)?;
+                    // RETURNING promises no order.
+                    let mut events: Vec<InboxEvent> = convert_all(rows)?;
+                    sort_for_claim(&mut events);
+                    Ok(events)
+                }
+
+                async fn inbox_finish(&self, id: i64, outcome: InboxOutcome, now: Millis) -> StoreResult<()> {
+                    let mut tx = self.begin_write().await.map_err(db_err)?;
+                    finish_inbox(&mut tx, id, &outcome, now).await?;
+                    tx.commit().await.map_err(db_err)
+                }
+
+                async fn inbox_get(&self, id: i64) -> StoreResult<Option<InboxEvent>> {
+                    let row: Option<InboxRow> = sqlx::query_as(sql::GET_INBOX)
+                        .bind(id)
+                        .fetch_optional(self.reads())
+                        .await
+                        .map_err(db_err)?;
+                    row.map(InboxEvent::try_from).transpose()
+                }
+
+                async fn inbox_list(
+                    &self,
+                    filter: &InboxFilter,
+                    page: PageRequest,
+                ) -> StoreResult<Vec<InboxEvent>> {
+                    let mut qb = QueryBuilder::<$db>::new(concat!(
+                        "SELECT ",
+                        sql::inbox_cols!(),
+                        " FROM inbox WHERE 1 = 1"
+                    ));
+                    if let Some(pool) = &filter.pool_id {
+                        qb.push(" AND pool_id = ").push_bind(pool.as_str());
+                    }
+                    if let Some(conn) = &filter.connection_id {
+                        qb.push(" AND connection_id = ").push_bind(conn.as_str());
+                    }
+                    if let Some(state) = filter.state {
+                        qb.push(" AND state = ").push_bind(state.as_str());
+                    }
+                    if let Some(event_type) = &filter.event_type {
+                        qb.push(" AND event_type = ").push_bind(event_type.as_str());
+                    }
+                    qb.push(" ORDER BY id DESC");
+                    push_page(&mut qb, page);
+                    let rows: Vec<InboxRow> = qb
+                        .build_query_as()
+                        .fetch_all(self.reads())
+                        .await
+                        .map_err(db_err)?;
+                    convert_all(rows)
+                }
+
+                async fn inbox_due_connections(&self, now: Millis) -> StoreResult<Vec<ConnectionId>> {
+                    let rows: Vec<String> = sqlx::query_scalar(sql::DUE_CONNECTIONS)
+                        .bind(now)
+                        .fetch_all(self.reads())
+                        .await
+                        .map_err(db_err)?;
+                    Ok(rows.into_iter().map(ConnectionId).collect())
+                }
+
+                async fn inbox_pending_count(&self, connection_id: &ConnectionId) -> StoreResult<u64> {
+                    let n: i64 = sqlx::query_scalar(sql::PENDING_COUNT)
+                        .bind(connection_id.as_str())
+                        .fetch_one(self.reads())
+                        .await
+                        .map_err(db_err)?;
+                    Ok(count(n))
+                }
+
+                // ---- jobs ----
+
+                async fn create_job(&self, job: &SyncJob) -> StoreResult<()> {
+                    sqlx::query(sql::INSERT_JOB)
+                        .bind(job.id.as_str())
+                        .bind(job.pool_id.as_str())
+                        .bind(job.connection_id.as_str())
+                        .bind(enum_text(&job.kind))
+                        .bind(enum_text(&job.trigger))
+                        .bind(enum_text(&job.state))
+                        .bind(job.verdict.as_ref().map(enum_text))
+                        .bind(Json(&job.progress))
+                        .bind(Json(&job.counts))
+                        .bind(job.error.as_deref())
+                        .bind(job.error_code)
+                        .bind(job.started_at)
+                        .bind(job.finished_at)
+                        .execute(self.writes())
+                        .await
+                        .map_err(db_err)?;
+                    Ok(())
+                }
+
+                async fn update_job(&self, job: &SyncJob) -> StoreResult<()> {
+                    let done = sqlx::query(sql::UPDATE_JOB)
+                        .bind(job.id.as_str())
+                        .bind(enum_text(&job.state))
+                        .bind(job.verdict.as_ref().map(enum_text))
+                        .bind(Json(&job.progress))
+                        .bind(Json(&job.counts))
+                        .bind(job.error.as_deref())
+                        .bind(job.error_code)
+                        .bind(job.finished_at)
+                        .execute(self.writes())
+                        .await
+                        .map_err(db_err)?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::NotFound(format!("job {}", job.id)));
+                    }
+                    Ok(())
+                }
+
+                async fn get_job(&self, id: &JobId) -> StoreResult<Option<SyncJob>> {
+                    let row: Option<JobRow> = sqlx::query_as(sql::GET_JOB)
+                        .bind(id.as_str())
+                        .fetch_optional(self.reads())
+                        .await
+                        .map_err(db_err)?;
+                    row.map(SyncJob::try_from).transpose()
+                }
+
+                async fn list_jobs(
+                    &self,
+                    connection_id: Option<&ConnectionId>,
+                    page: PageRequest,
+                ) -> StoreResult<Vec<SyncJob>> {
+                    let rows: Vec<JobRow> = sqlx::query_as(sql::LIST_JOBS)
+                        .bind(connection_id.map(|c| c.as_str()))
+                        .bind(sql_int(page.limit))
+                        .bind(sql_int(page.offset))
+                        .fetch_all(self.reads())
+                        .await
+                        .map_err(db_err)?;
+                    convert_all(rows)
+                }
+
+                async fn append_action_log(&self, entries: &[ActionLogEntry]) -> StoreResult<()> {
+                    if entries.is_empty() {
+                        return Ok(());
+                    }
+                    // Per job (in first-seen order): how many numbers to hand out, and the
+                    // largest number the caller chose itself.
+                    let mut jobs: Vec<(&JobId, i64, i64)> = Vec::new();
+                    for e in entries {
+                        let i = match jobs.iter().position(|(j, _, _)| *j == &e.job_id) {
+                            Some(i) => i,
+                            None => {
+                                jobs.push((&e.job_id, 0, 0));
+                                jobs.len() - 1
+                            }
+                        };
+                        if e.seq == 0 {
+                            jobs[i].1 += 1;
+                        } else {
+                            jobs[i].2 = jobs[i].2.max(e.seq);
+                        }
+                    }
+                    let mut tx = self.begin_write().await.map_err(db_err)?;
+                    let mut next: HashMap<&JobId, i64> = HashMap::new();
+                    for (job, auto, explicit) in &jobs {
+                        let last: Option<i64> = sqlx::query_scalar(sql::BUMP_LOG_SEQ)
+                            .bind(job.as_str())
+                            .bind(*explicit)
+                            .bind(*auto)
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
+                        let Some(last) = last else {
+                            return Err(StoreError::NotFound(format!("job {job}")));
+                        };
+                        next.insert(*job, last - auto + 1);
+                    }
+                    let mut numbered = Vec::with_capacity(entries.len());
+                    for e in entries {
+                        let mut e = e.clone();
+                        if e.seq == 0 {
+                            if let Some(n) = next.get_mut(&e.job_id) {
+                                e.seq = *n;
+                                *n += 1;
+                            }
+                        }
+                        numbered.push(e);
+                    }
+                    for chunk in numbered.chunks(CHUNK) {
+                        let mut qb = QueryBuilder::<$db>::new(sql::INSERT_ACTIONS);
+                        qb.push_values(chunk, |mut b, e| {
+                            b.push_bind(e.job_id.as_str())
+                                .push_bind(e.seq)
+                                .push_bind(e.action.as_str())
+                                .push_bind(e.kind.as_str())
+                                .push_bind(e.external_id.as_str())
+                                .push_bind(e.object_id.as_deref())
+                                .push_bind(e.name.as_deref())
+                                .push_bind(e.result.as_str())
+                                .push_bind(e.reason.as_deref())
+                                .push_bind(e.at);
+                        });
+                        qb.build().execute(&mut *tx).await.map_err(db_err)?;
+                    }
+                    tx.commit().await.map_err(db_err)
+                }
+
+                async fn action_log(
+                    &self,
+                    job_id: &JobId,
+                    filter: &ActionLogFilter,
+                    page: PageRequest,
+                ) -> StoreResult<Vec<ActionLogEntry>> {
+                    let mut qb = QueryBuilder::<$db>::new(concat!(
+                        "SELECT ",
+                        sql::action_cols!(),
+                        " FROM action_log WHERE job_id = "
+                    ));
+                    qb.push_bind(job_id.as_str());
+                    if let Some(action) = filter.action {
+                        qb.push(" AND action = ").push_bind(action.as_str());
+                    }
+                    if let Some(kind) = filter.kind {
+                        qb.push(" AND kind = ").push_bind(kind.as_str());
+                    }
+                    if let Some(result) = filter.result {
+                        qb.push(" AND result = ").push_bind(result.as_str());
+                    }
+                    qb.push(" ORDER BY seq");
+                    push_page(&mut qb, page);
+                    let rows: Vec<ActionRow> = qb
+                        .build_query_as()
+                        .fetch_all(self.reads())
+                        .await
+                        .map_err(db_err)?;
+                    convert_all(rows)
+                }
+
+                // ---- the job lease ----
+
+                async fn try_acquire_lease(
+                    &self,
+                    connection_id: &ConnectionId,
+                    holder: &str,
+                    ttl: Duration,
+                    now: Millis,
+                ) -> StoreResult<bool> {
+                    let row: Option<String> = sqlx::query_scalar(sql::ACQUIRE_LEASE)
+                        .bind(connection_id.as_str())
+                        .bind(holder)
+                        .bind(plus(now, ttl))
+                        .bind(now)
+                        .fetch_optional(self.writes())
+                        .await
+                        .map_err(db_err)?;
+                    Ok(row.is_some())
+                }
+
+                async fn release_lease(&self, connection_id: &ConnectionId, holder: &str) -> StoreResult<()> {
+                    sqlx::query(sql::RELEASE_LEASE)
+                        .bind(connection_id.as_str())
+                        .bind(holder)
+                        .execute(self.writes())
+                        .await
+                        .map_err(db_err)?;
+                    Ok(())
+                }
+
+                // ---- parked deletions ----
+
+                async fn park_deletions(&self, items: &[ParkedDeletion]) -> StoreResult<Vec<i64>> {
+                    if items.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let mut tx = self.begin_write().await.map_err(db_err)?;
+                    let mut ids = Vec::with_capacity(items.len());
+                    for p in items {
+                        let id: i64 = sqlx::query_scalar(sql::INSERT_PARKED)
+                            .bind(p.pool_id.as_str())
+                            .bind(p.connection_id.as_str())
+                            .bind(p.job_id.as_str())
+                            .bind(p.kind.as_str())
+                            .bind(p.object_id.as_str())
+                            .bind(p.external_id.as_str())
+                            .bind(p.name.as_deref())
+                            .bind(p.reason.as_str())
+                            .bind(enum_text(&p.state))
+                            .bind(p.created_at)
+                            .bind(p.resolved_at)
+                            .fetch_one(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
+                        ids.push(id);
+                    }
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(ids)
+                }
+
+                async fn list_parked(
+                    &self,
+                    pool_id: &PoolId,
+                    state: Option<ParkedState>,
+                    page: PageRequest,
+                ) -> StoreResult<Vec<ParkedDeletion>> {
+                    let rows: Vec<ParkedRow> = sqlx::query_as(sql::LIST_PARKED)
+                        .bind(pool_id.as_str())
+                        .bind(state.as_ref().map(enum_text))
+                        .bind(sql_int(page.limit))
+                        .bind(sql_int(page.offset))
+                        .fetch_all(self.reads())
+                        .await
+                        .map_err(db_err)?;
+                    convert_all(rows)
+                }
+
+                async fn get_parked(&self, id: i64) -> StoreResult<Option<ParkedDeletion>> {
+                    let row: Option<ParkedRow> = sqlx::query_as(sql::GET_PARKED)
+                        .bind(id)
+                        .fetch_optional(self.reads())
+                        .await
+                        .map_err(db_err)?;
+                    row.map(ParkedDeletion::try_from).transpose()
+                }
+
+                async fn resolve_parked(&self, id: i64, state: ParkedState, now: Millis) -> StoreResult<bool> {
+                    if state == ParkedState::Pending {
+                        return Ok(false);
+                    }
+                    let done = sqlx::query(sql::RESOLVE_PARKED)
+                        .bind(id)
+                        .bind(enum_text(&state))
+                        .bind(now)
+                        .execute(self.writes())
+                        .await
+                        .map_err(db_err)?;
+                    Ok(done.rows_affected() == 1)
+                }
+            }
+        };
+    };
+}
+
+pub(crate) use impl_directory_store;

@@ -1,0 +1,279 @@
+//! The pure half of [`DirectoryStore::apply`](directory::store::DirectoryStore::apply): given
+//! the stored versions of the objects a batch touches, decide every row it writes (versions,
+//! times, change records) or refuse it. No I/O, so both backends share it exactly.
+
+use std::collections::HashMap;
+
+use directory::ids::Millis;
+use directory::model::{Department, ExternalRef, Group, ObjectKind, User};
+use directory::store::{ApplyBatch, ChangeRecord, StoreError, StoreResult, Watermark, Write};
+
+use crate::codec::to_json;
+
+/// What the store holds of one object before the batch.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stored {
+    pub version: i64,
+    pub created_at: Millis,
+}
+
+/// The ids of the objects a batch writes, by kind (duplicates removed, first-seen order).
+#[derive(Debug, Default)]
+pub(crate) struct Touched {
+    pub users: Vec<String>,
+    pub departments: Vec<String>,
+    pub groups: Vec<String>,
+    /// Number of change-log rows the batch appends (one per object write).
+    pub changes: usize,
+}
+
+pub(crate) fn touched(batch: &ApplyBatch) -> Touched {
+    fn add(list: &mut Vec<String>, id: &str) {
+        if !list.iter().any(|x| x == id) {
+            list.push(id.to_owned());
+        }
+    }
+    let mut t = Touched::default();
+    for w in &batch.writes {
+        match w {
+            Write::PutUser { user, .. } => add(&mut t.users, user.id.as_str()),
+            Write::PutDepartment { department, .. } => {
+                add(&mut t.departments, department.id.as_str())
+            }
+            Write::PutGroup { group, .. } => add(&mut t.groups, group.id.as_str()),
+            Write::PutExternalRef(_) => continue,
+        }
+        t.changes += 1;
+    }
+    t
+}
+
+/// Every row a batch writes.
+#[derive(Debug, Default)]
+pub(crate) struct Prepared {
+    /// The final state of each written object (an object written twice in a batch is stored
+    /// once, with the later state; each write still gets its own change row and version).
+    pub users: Vec<User>,
+    pub departments: Vec<Department>,
+    pub groups: Vec<Group>,
+    pub refs: Vec<ExternalRef>,
+    pub changes: Vec<ChangeRecord>,
+    pub watermarks: Vec<Watermark>,
+}
+
+/// Keeps the last value per key, in the order keys were first seen.
+struct LastWins<T> {
+    index: HashMap<String, usize>,
+    items: Vec<T>,
+}
+
+impl<T> LastWins<T> {
+    fn new() -> Self {
+        Self {
+            index: HashMap::new(),
+            items: Vec::new(),
+        }
+    }
+
+    fn put(&mut self, key: String, item: T) {
+        match self.index.get(&key) {
+            Some(&i) => self.items[i] = item,
+            None => {
+                self.index.insert(key, self.items.len());
+                self.items.push(item);
+            }
+        }
+    }
+}
+
+/// Versions run on from the stored ones (or 0 for new objects) through the batch.
+struct Versions {
+    kind: &'static str,
+    current: HashMap<String, Stored>,
+}
+
+impl Versions {
+    /// The object's next version and creation time, after the `expected_version` check.
+    fn bump(&mut self, id: &str, expected: Option<i64>, now: Millis) -> StoreResult<Stored> {
+        let found = self.current.get(id).copied();
+        let found_version = found.map_or(0, |s| s.version);
+        if let Some(expected) = expected
+            && expected != found_version
+        {
+            return Err(StoreError::VersionConflict {
+                kind: self.kind,
+                id: id.to_owned(),
+                expected,
+                found: found_version,
+            });
+        }
+        let next = Stored {
+            version: found_version + 1,
+            created_at: found.map_or(now, |s| s.created_at),
+        };
+        self.current.insert(id.to_owned(), next);
+        Ok(next)
+    }
+}
+
+fn foreign_pool(kind: &str, id: &str, pool: &str, batch_pool: &str) -> StoreError {
+    StoreError::Conflict(format!(
+        "{kind} {id} belongs to pool {pool}, but the batch writes pool {batch_pool}"
+    ))
+}
+
+/// Decides the batch. `first_seq` is the first change number the counter handed out.
+pub(crate) fn prepare(
+    batch: &ApplyBatch,
+    stored_users: HashMap<String, Stored>,
+    stored_departments: HashMap<String, Stored>,
+    stored_groups: HashMap<String, Stored>,
+    first_seq: i64,
+    now: Millis,
+) -> StoreResult<Prepared> {
+    let pool = batch.pool_id.as_str();
+    let mut users = Versions {
+        kind: "user",
+        current: stored_users,
+    };
+    let mut departments = Versions {
+        kind: "department",
+        current: stored_departments,
+    };
+    let mut groups = Versions {
+        kind: "group",
+        current: stored_groups,
+    };
+    let mut final_users = LastWins::new();
+    let mut final_departments = LastWins::new();
+    let mut final_groups = LastWins::new();
+    let mut refs = LastWins::new();
+    let mut changes = Vec::new();
+    let mut seq = first_seq;
+
+    for write in &batch.writes {
+        let (change, object_kind, object_id, version, object) = match write {
+            Write::PutUser {
+                user,
+                change,
+                expected_version,
+            } => {
+                if user.pool_id.as_str() != pool {
+                    return Err(foreign_pool(
+                        "user",
+                        user.id.as_str(),
+                        user.pool_id.as_str(),
+                        pool,
+                    ));
+                }
+                let next = users.bump(user.id.as_str(), *expected_version, now)?;
+                let mut user = user.clone();
+                user.version = next.version;
+                user.created_at = next.created_at;
+                user.updated_at = now;
+                let object = to_json("user", &user)?;
+                let id = user.id.0.clone();
+                final_users.put(id.clone(), user);
+                (*change, ObjectKind::User, id, next.version, object)
+            }
+            Write::PutDepartment {
+                department,
+                change,
+                expected_version,
+            } => {
+                if department.pool_id.as_str() != pool {
+                    return Err(foreign_pool(
+                        "department",
+                        department.id.as_str(),
+                        department.pool_id.as_str(),
+                        pool,
+                    ));
+                }
+                let next = departments.bump(department.id.as_str(), *expected_version, now)?;
+                let mut department = department.clone();
+                department.version = next.version;
+                department.created_at = next.created_at;
+                department.updated_at = now;
+                let object = to_json("department", &department)?;
+                let id = department.id.0.clone();
+                final_departments.put(id.clone(), department);
+                (*change, ObjectKind::Department, id, next.version, object)
+            }
+            Write::PutGroup {
+                group,
+                change,
+                expected_version,
+            } => {
+                if group.pool_id.as_str() != pool {
+                    return Err(foreign_pool(
+                        "group",
+                        group.id.as_str(),
+                        group.pool_id.as_str(),
+                        pool,
+                    ));
+                }
+                let next = groups.bump(group.id.as_str(), *expected_version, now)?;
+                let mut group = group.clone();
+                group.version = next.version;
+                group.created_at = next.created_at;
+                group.updated_at = now;
+                let object = to_json("group", &group)?;
+                let id = group.id.0.clone();
+                final_groups.put(id.clone(), group);
+                (*change, ObjectKind::Group, id, next.version, object)
+            }
+            Write::PutExternalRef(r) => {
+                let key = format!(
+                    "{}\u{1f}{}\u{1f}{}",
+                    r.connection_id,
+                    r.kind.as_str(),
+                    r.external_id
+                );
+                refs.put(key, r.clone());
+                continue;
+            }
+        };
+        changes.push(ChangeRecord {
+            pool_id: batch.pool_id.clone(),
+            seq,
+            kind: change,
+            object_kind,
+            object_id,
+            version,
+            source: batch.source.clone(),
+            at: now,
+            object,
+        });
+        seq += 1;
+    }
+
+    Ok(Prepared {
+        users: final_users.items,
+        departments: final_departments.items,
+        groups: final_groups.items,
+        refs: refs.items,
+        changes,
+        watermarks: newest_watermarks(&batch.watermarks),
+    })
+}
+
+/// One watermark per object: the newest; on a tie a deletion wins (nothing resurrects).
+pub(crate) fn newest_watermarks(marks: &[Watermark]) -> Vec<Watermark> {
+    let mut out: LastWins<Watermark> = LastWins::new();
+    for m in marks {
+        let key = format!("{}\u{1f}{}", m.connection_id, m.object_key);
+        let newer = match out.index.get(&key) {
+            Some(&i) => supersedes(m, &out.items[i]),
+            None => true,
+        };
+        if newer {
+            out.put(key, m.clone());
+        }
+    }
+    out.items
+}
+
+/// The upsert rule of watermarks, mirrored in SQL (`UPSERT_WATERMARK`).
+fn supersedes(new: &Watermark, old: &Watermark) -> bool {
+    new.event_time > old.event_time || (new.event_time == old.event_time && new.deleted)
+}

@@ -1,0 +1,383 @@
+//! The SQL both backends run verbatim. It is the common dialect of SQLite ≥ 3.35 and
+//! PostgreSQL: `$n` placeholders (SQLite reads `$1` as parameter 1), `INSERT … ON CONFLICT …
+//! DO UPDATE … WHERE`, `RETURNING`, `NULLS LAST`. What differs lives in `sqlite.rs` and
+//! `postgres.rs`: transaction modes, inbox claiming (`FOR UPDATE SKIP LOCKED`) and bulk inbox
+//! inserts (`UNNEST`).
+
+// Column lists, spelled once so each SELECT and its row struct stay in step.
+macro_rules! pool_cols {
+    () => {
+        "id, name, created_at"
+    };
+}
+macro_rules! connection_cols {
+    () => {
+        "id, pool_id, identifier, display_name, provider, base_url, app_id, app_secret, \
+         encrypt_key, verification_token, settings, created_at, updated_at"
+    };
+}
+macro_rules! user_cols {
+    () => {
+        "pool_id, id, status, in_root, manager_id, profile, version, created_at, updated_at, \
+         deleted_at"
+    };
+}
+macro_rules! membership_cols {
+    () => {
+        "user_id, department_id, user_order, department_order, is_primary"
+    };
+}
+macro_rules! department_cols {
+    () => {
+        "pool_id, id, name, i18n_name, parent_id, sort_order, chat_id, version, created_at, \
+         updated_at, deleted_at"
+    };
+}
+macro_rules! group_cols {
+    () => {
+        "pool_id, id, name, description, kind, version, created_at, updated_at, deleted_at"
+    };
+}
+macro_rules! ref_cols {
+    () => {
+        "connection_id, kind, external_id, union_id, custom_id, object_id"
+    };
+}
+macro_rules! change_cols {
+    () => {
+        "pool_id, seq, kind, object_kind, object_id, version, source, at, object"
+    };
+}
+macro_rules! inbox_cols {
+    () => {
+        "id, pool_id, connection_id, event_id, event_type, created_at, received_at, payload, \
+         state, attempts, next_attempt_at, last_error, outcome, finished_at"
+    };
+}
+macro_rules! job_cols {
+    () => {
+        "id, pool_id, connection_id, kind, job_trigger, state, verdict, progress, counts, error, \
+         error_code, started_at, finished_at"
+    };
+}
+macro_rules! action_cols {
+    () => {
+        "job_id, seq, action, kind, external_id, object_id, name, result, reason, at"
+    };
+}
+macro_rules! parked_cols {
+    () => {
+        "id, pool_id, connection_id, job_id, kind, object_id, external_id, name, reason, state, \
+         created_at, resolved_at"
+    };
+}
+// The lists the backends and the dynamic queries of `imp.rs` use.
+pub(crate) use {action_cols, inbox_cols, membership_cols, user_cols};
+
+// ---- pools and connections -------------------------------------------------------------
+
+pub(crate) const INSERT_POOL: &str = "INSERT INTO pools (id, name, created_at) VALUES ($1, $2, $3)";
+pub(crate) const INSERT_COUNTER: &str = "INSERT INTO change_counters (pool_id, seq) VALUES ($1, 0)";
+pub(crate) const GET_POOL: &str = concat!("SELECT ", pool_cols!(), " FROM pools WHERE id = $1");
+pub(crate) const LIST_POOLS: &str = concat!(
+    "SELECT ",
+    pool_cols!(),
+    " FROM pools ORDER BY created_at, id"
+);
+
+pub(crate) const INSERT_CONNECTION: &str = concat!(
+    "INSERT INTO connections (",
+    connection_cols!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+);
+pub(crate) const UPDATE_CONNECTION: &str = "UPDATE connections SET identifier = $2, \
+     display_name = $3, provider = $4, base_url = $5, app_id = $6, app_secret = $7, \
+     encrypt_key = $8, verification_token = $9, settings = $10, updated_at = $11 WHERE id = $1";
+pub(crate) const GET_CONNECTION: &str = concat!(
+    "SELECT ",
+    connection_cols!(),
+    " FROM connections WHERE id = $1"
+);
+pub(crate) const FIND_CONNECTION: &str = concat!(
+    "SELECT ",
+    connection_cols!(),
+    " FROM connections WHERE pool_id = $1 AND identifier = $2"
+);
+pub(crate) const LIST_CONNECTIONS: &str = concat!(
+    "SELECT ",
+    connection_cols!(),
+    " FROM connections WHERE ($1 IS NULL OR pool_id = $1) ORDER BY created_at, id"
+);
+pub(crate) const CONNECTION_POOL: &str = "SELECT pool_id FROM connections WHERE id = $1";
+// Deleting a connection: its mappings, guards, lease and unprocessed events go with it; the
+// directory objects, finished events, jobs and parked items stay (they are history).
+pub(crate) const DELETE_CONNECTION_REFS: &str =
+    "DELETE FROM external_refs WHERE connection_id = $1";
+pub(crate) const DELETE_CONNECTION_WATERMARKS: &str =
+    "DELETE FROM watermarks WHERE connection_id = $1";
+pub(crate) const DELETE_CONNECTION_LEASE: &str = "DELETE FROM leases WHERE connection_id = $1";
+pub(crate) const DELETE_CONNECTION_PENDING: &str =
+    "DELETE FROM inbox WHERE connection_id = $1 AND state = 'pending'";
+pub(crate) const DELETE_CONNECTION: &str = "DELETE FROM connections WHERE id = $1";
+
+// ---- directory reads -----------------------------------------------------------------------
+
+/// The objects of one kind a connection maps: `$1` pool, `$2` connection.
+macro_rules! mapped {
+    ($kind:literal) => {
+        concat!(
+            "IN (SELECT r.object_id FROM external_refs r WHERE r.connection_id = $2 AND r.kind = '",
+            $kind,
+            "')"
+        )
+    };
+}
+
+pub(crate) const STATE_REFS: &str = concat!(
+    "SELECT ",
+    ref_cols!(),
+    " FROM external_refs WHERE connection_id = $1 ORDER BY kind, external_id"
+);
+pub(crate) const STATE_USERS: &str = concat!(
+    "SELECT ",
+    user_cols!(),
+    " FROM users WHERE pool_id = $1 AND id ",
+    mapped!("user"),
+    " ORDER BY created_at, id"
+);
+pub(crate) const STATE_MEMBERSHIPS: &str = concat!(
+    "SELECT ",
+    membership_cols!(),
+    " FROM user_departments WHERE pool_id = $1 AND user_id ",
+    mapped!("user"),
+    " ORDER BY user_id, pos"
+);
+pub(crate) const STATE_DEPARTMENTS: &str = concat!(
+    "SELECT ",
+    department_cols!(),
+    " FROM departments WHERE pool_id = $1 AND id ",
+    mapped!("department"),
+    " ORDER BY created_at, id"
+);
+pub(crate) const STATE_LEADERS: &str = concat!(
+    "SELECT department_id, user_id, kind FROM department_leaders WHERE pool_id = $1 AND \
+     department_id ",
+    mapped!("department"),
+    " ORDER BY department_id, pos"
+);
+pub(crate) const STATE_GROUPS: &str = concat!(
+    "SELECT ",
+    group_cols!(),
+    " FROM user_groups WHERE pool_id = $1 AND id ",
+    mapped!("group"),
+    " ORDER BY created_at, id"
+);
+pub(crate) const STATE_MEMBERS: &str = concat!(
+    "SELECT group_id, member_kind, member_id FROM group_members WHERE pool_id = $1 AND \
+     group_id ",
+    mapped!("group"),
+    " ORDER BY group_id, pos"
+);
+
+pub(crate) const GET_USER: &str = concat!(
+    "SELECT ",
+    user_cols!(),
+    " FROM users WHERE pool_id = $1 AND id = $2"
+);
+pub(crate) const USER_MEMBERSHIPS: &str = concat!(
+    "SELECT ",
+    membership_cols!(),
+    " FROM user_departments WHERE pool_id = $1 AND user_id = $2 ORDER BY pos"
+);
+pub(crate) const GET_DEPARTMENT: &str = concat!(
+    "SELECT ",
+    department_cols!(),
+    " FROM departments WHERE pool_id = $1 AND id = $2"
+);
+pub(crate) const DEPARTMENT_LEADERS: &str = "SELECT department_id, user_id, kind FROM \
+     department_leaders WHERE pool_id = $1 AND department_id = $2 ORDER BY pos";
+pub(crate) const GET_GROUP: &str = concat!(
+    "SELECT ",
+    group_cols!(),
+    " FROM user_groups WHERE pool_id = $1 AND id = $2"
+);
+pub(crate) const GROUP_MEMBERS: &str = "SELECT group_id, member_kind, member_id FROM \
+     group_members WHERE pool_id = $1 AND group_id = $2 ORDER BY pos";
+
+pub(crate) const LIVE_DEPARTMENTS: &str = concat!(
+    "SELECT ",
+    department_cols!(),
+    " FROM departments WHERE pool_id = $1 AND deleted_at IS NULL ORDER BY created_at, id"
+);
+pub(crate) const LIVE_DEPARTMENT_LEADERS: &str = "SELECT l.department_id, l.user_id, l.kind \
+     FROM department_leaders l JOIN departments d ON d.pool_id = l.pool_id AND \
+     d.id = l.department_id WHERE l.pool_id = $1 AND d.deleted_at IS NULL \
+     ORDER BY l.department_id, l.pos";
+pub(crate) const LIVE_GROUPS: &str = concat!(
+    "SELECT ",
+    group_cols!(),
+    " FROM user_groups WHERE pool_id = $1 AND deleted_at IS NULL ORDER BY created_at, id \
+     LIMIT $2 OFFSET $3"
+);
+
+pub(crate) const FIND_EXTERNAL: &str = concat!(
+    "SELECT ",
+    ref_cols!(),
+    " FROM external_refs WHERE connection_id = $1 AND kind = $2 AND external_id = $3"
+);
+pub(crate) const REFS_OF: &str = concat!(
+    "SELECT ",
+    ref_cols!(),
+    " FROM external_refs WHERE kind = $1 AND object_id = $2 ORDER BY connection_id, external_id"
+);
+
+// ---- apply -----------------------------------------------------------------------------
+
+/// Takes `$2` numbers from the pool's change counter and returns the last one. On PostgreSQL
+/// the upsert row-locks the counter until commit, which serialises the pool's writers: change
+/// numbers are handed out in commit order, so a reader following `seq` never skips one.
+pub(crate) const BUMP_COUNTER: &str = "INSERT INTO change_counters (pool_id, seq) VALUES ($1, $2) \
+     ON CONFLICT (pool_id) DO UPDATE SET seq = change_counters.seq + excluded.seq RETURNING seq";
+
+// Multi-row statements built with QueryBuilder (`VALUES` lists of up to CHUNK rows):
+pub(crate) const STORED_USERS: &str = "SELECT id, version, created_at FROM users WHERE pool_id = ";
+pub(crate) const STORED_DEPARTMENTS: &str =
+    "SELECT id, version, created_at FROM departments WHERE pool_id = ";
+pub(crate) const STORED_GROUPS: &str =
+    "SELECT id, version, created_at FROM user_groups WHERE pool_id = ";
+
+pub(crate) const UPSERT_USERS: &str = "INSERT INTO users (pool_id, id, name, en_name, email, \
+     mobile, employee_no, search_text, status, in_root, manager_id, profile, version, created_at, \
+     updated_at, deleted_at) ";
+pub(crate) const UPSERT_USERS_TAIL: &str = " ON CONFLICT (pool_id, id) DO UPDATE SET \
+     name = excluded.name, en_name = excluded.en_name, email = excluded.email, \
+     mobile = excluded.mobile, employee_no = excluded.employee_no, \
+     search_text = excluded.search_text, status = excluded.status, in_root = excluded.in_root, \
+     manager_id = excluded.manager_id, profile = excluded.profile, version = excluded.version, \
+     created_at = excluded.created_at, updated_at = excluded.updated_at, \
+     deleted_at = excluded.deleted_at";
+pub(crate) const DELETE_MEMBERSHIPS: &str = "DELETE FROM user_departments WHERE pool_id = ";
+pub(crate) const INSERT_MEMBERSHIPS: &str = "INSERT INTO user_departments (pool_id, user_id, pos, \
+     department_id, user_order, department_order, is_primary) ";
+
+pub(crate) const UPSERT_DEPARTMENTS: &str = "INSERT INTO departments (pool_id, id, name, \
+     i18n_name, parent_id, sort_order, chat_id, version, created_at, updated_at, deleted_at) ";
+pub(crate) const UPSERT_DEPARTMENTS_TAIL: &str = " ON CONFLICT (pool_id, id) DO UPDATE SET \
+     name = excluded.name, i18n_name = excluded.i18n_name, parent_id = excluded.parent_id, \
+     sort_order = excluded.sort_order, chat_id = excluded.chat_id, version = excluded.version, \
+     created_at = excluded.created_at, updated_at = excluded.updated_at, \
+     deleted_at = excluded.deleted_at";
+pub(crate) const DELETE_LEADERS: &str = "DELETE FROM department_leaders WHERE pool_id = ";
+pub(crate) const INSERT_LEADERS: &str =
+    "INSERT INTO department_leaders (pool_id, department_id, pos, user_id, kind) ";
+
+pub(crate) const UPSERT_GROUPS: &str = "INSERT INTO user_groups (pool_id, id, name, description, \
+     kind, version, created_at, updated_at, deleted_at) ";
+pub(crate) const UPSERT_GROUPS_TAIL: &str = " ON CONFLICT (pool_id, id) DO UPDATE SET \
+     name = excluded.name, description = excluded.description, kind = excluded.kind, \
+     version = excluded.version, created_at = excluded.created_at, \
+     updated_at = excluded.updated_at, deleted_at = excluded.deleted_at";
+pub(crate) const DELETE_MEMBERS: &str = "DELETE FROM group_members WHERE pool_id = ";
+pub(crate) const INSERT_MEMBERS: &str =
+    "INSERT INTO group_members (pool_id, group_id, pos, member_kind, member_id) ";
+
+pub(crate) const UPSERT_REFS: &str = concat!("INSERT INTO external_refs (", ref_cols!(), ") ");
+pub(crate) const UPSERT_REFS_TAIL: &str = " ON CONFLICT (connection_id, kind, external_id) \
+     DO UPDATE SET union_id = excluded.union_id, custom_id = excluded.custom_id, \
+     object_id = excluded.object_id";
+
+pub(crate) const INSERT_CHANGES: &str = concat!("INSERT INTO changes (", change_cols!(), ") ");
+
+pub(crate) const UPSERT_WATERMARKS: &str =
+    "INSERT INTO watermarks (connection_id, object_key, event_time, deleted) ";
+/// A watermark only moves forward; on a tie a deletion wins (see `prepare::supersedes`).
+pub(crate) const UPSERT_WATERMARKS_TAIL: &str = " ON CONFLICT (connection_id, object_key) \
+     DO UPDATE SET event_time = excluded.event_time, deleted = excluded.deleted \
+     WHERE excluded.event_time > watermarks.event_time \
+     OR (excluded.event_time = watermarks.event_time AND excluded.deleted)";
+
+pub(crate) const CHANGES_SINCE: &str = concat!(
+    "SELECT ",
+    change_cols!(),
+    " FROM changes WHERE pool_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+);
+pub(crate) const WATERMARKS: &str = "SELECT connection_id, object_key, event_time, deleted FROM \
+     watermarks WHERE connection_id = ";
+
+// ---- inbox -------------------------------------------------------------------------------
+
+/// Finishes (or reschedules) a pending event and clears its claim. Only a pending event can
+/// be finished: a second apply of the same event (a worker whose claim expired) then fails
+/// instead of applying twice.
+pub(crate) const FINISH_INBOX: &str = "UPDATE inbox SET state = $2, \
+     outcome = COALESCE($3, outcome), last_error = COALESCE($4, last_error), finished_at = $5, \
+     attempts = attempts + $6, next_attempt_at = COALESCE($7, next_attempt_at), \
+     claimed_by = NULL, claimed_until = 0 WHERE id = $1 AND state = 'pending'";
+pub(crate) const INBOX_STATE: &str = "SELECT state FROM inbox WHERE id = $1";
+pub(crate) const GET_INBOX: &str = concat!("SELECT ", inbox_cols!(), " FROM inbox WHERE id = $1");
+pub(crate) const DUE_CONNECTIONS: &str = "SELECT DISTINCT connection_id FROM inbox \
+     WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY connection_id";
+pub(crate) const PENDING_COUNT: &str =
+    "SELECT COUNT(*) FROM inbox WHERE connection_id = $1 AND state = 'pending'";
+/// The claimable events of `$1` at `$2`, in claim order; the backends wrap it.
+macro_rules! claimable {
+    () => {
+        "SELECT id FROM inbox WHERE connection_id = $1 AND state = 'pending' \
+         AND next_attempt_at <= $2 AND claimed_until < $2 \
+         ORDER BY created_at ASC NULLS LAST, id ASC LIMIT $3"
+    };
+}
+pub(crate) use claimable;
+
+// ---- jobs --------------------------------------------------------------------------------
+
+pub(crate) const INSERT_JOB: &str = concat!(
+    "INSERT INTO jobs (",
+    job_cols!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+);
+pub(crate) const UPDATE_JOB: &str = "UPDATE jobs SET state = $2, verdict = $3, progress = $4, \
+     counts = $5, error = $6, error_code = $7, finished_at = $8 WHERE id = $1";
+pub(crate) const GET_JOB: &str = concat!("SELECT ", job_cols!(), " FROM jobs WHERE id = $1");
+pub(crate) const LIST_JOBS: &str = concat!(
+    "SELECT ",
+    job_cols!(),
+    " FROM jobs WHERE ($1 IS NULL OR connection_id = $1) ORDER BY started_at DESC, id DESC \
+     LIMIT $2 OFFSET $3"
+);
+/// Hands out `$3` action-log numbers after max(the job's counter, `$2`), returning the last.
+/// The job row is the counter, so concurrent appends to one job serialise on its row lock.
+pub(crate) const BUMP_LOG_SEQ: &str = "UPDATE jobs SET log_seq = \
+     (CASE WHEN log_seq < $2 THEN $2 ELSE log_seq END) + $3 WHERE id = $1 RETURNING log_seq";
+pub(crate) const INSERT_ACTIONS: &str = concat!("INSERT INTO action_log (", action_cols!(), ") ");
+
+// ---- leases ------------------------------------------------------------------------------
+
+/// Takes the lease when it is free, expired or already ours, in one statement: on
+/// PostgreSQL concurrent callers serialise on the row (or on the unique index when it does not
+/// exist yet) and re-check the WHERE, so exactly one of them gets a row back.
+pub(crate) const ACQUIRE_LEASE: &str = "INSERT INTO leases (connection_id, holder, expires_at) \
+     VALUES ($1, $2, $3) ON CONFLICT (connection_id) DO UPDATE SET holder = excluded.holder, \
+     expires_at = excluded.expires_at \
+     WHERE leases.expires_at <= $4 OR leases.holder = excluded.holder RETURNING holder";
+pub(crate) const RELEASE_LEASE: &str =
+    "DELETE FROM leases WHERE connection_id = $1 AND holder = $2";
+
+// ---- parked deletions --------------------------------------------------------------------
+
+pub(crate) const INSERT_PARKED: &str = "INSERT INTO parked_deletions (pool_id, connection_id, \
+     job_id, kind, object_id, external_id, name, reason, state, created_at, resolved_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id";
+pub(crate) const LIST_PARKED: &str = concat!(
+    "SELECT ",
+    parked_cols!(),
+    " FROM parked_deletions WHERE pool_id = $1 AND ($2 IS NULL OR state = $2) \
+     ORDER BY id DESC LIMIT $3 OFFSET $4"
+);
+pub(crate) const GET_PARKED: &str = concat!(
+    "SELECT ",
+    parked_cols!(),
+    " FROM parked_deletions WHERE id = $1"
+);
+pub(crate) const RESOLVE_PARKED: &str = "UPDATE parked_deletions SET state = $2, \
+     resolved_at = $3 WHERE id = $1 AND state = 'pending'";

@@ -1,0 +1,306 @@
+//! Stores to run the stories on, and builders for the objects they write.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use directory::ids::{ConnectionId, DepartmentId, GroupId, JobId, Millis, PoolId, UserId};
+use directory::model::{
+    ActionLogEntry, ActionResult, Connection, ConnectionSettings, Department, ExternalRef, Group,
+    GroupKind, GroupMember, JobKind, JobProgress, JobState, JobTrigger, Leader, LeaderKind,
+    Membership, ObjectKind, ParkedDeletion, ParkedState, Provider, SyncAction, SyncJob, User,
+    UserPool, UserProfile, UserStatus,
+};
+use directory::secrets::SealedSecret;
+use directory::store::{
+    ApplyBatch, ChangeKind, ChangeSource, DirectoryStore, NewInboxEvent, Watermark, Write,
+};
+use store::{PgStore, SqliteStore};
+use tempfile::TempDir;
+
+pub type Store = Arc<dyn DirectoryStore>;
+
+/// Where a SQLite story's database lives; raw access for the stories that damage rows.
+pub enum Raw {
+    Sqlite(std::path::PathBuf),
+    Postgres(Box<sqlx::postgres::PgConnectOptions>),
+}
+
+/// A SQLite store on a real file (WAL, `synchronous=FULL`, as in production), and the
+/// directory holding it (dropped after the story).
+pub async fn sqlite() -> (Store, TempDir, Raw) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested").join("orgsync.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    (Arc::new(store), dir, Raw::Sqlite(path))
+}
+
+/// A PostgreSQL store on a fresh schema, or `None` without `ORGSYNC_TEST_POSTGRES_URL`.
+pub async fn postgres() -> Option<(Store, Raw)> {
+    let (store, options): (PgStore, _) = store::pg_test_store_with_options().await?;
+    Some((Arc::new(store), Raw::Postgres(Box::new(options))))
+}
+
+/// Runs one statement under the store (to damage data on purpose).
+pub async fn raw_execute(raw: &Raw, statement: &'static str) {
+    use sqlx::{ConnectOptions, Executor};
+    match raw {
+        Raw::Sqlite(path) => {
+            let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(path)
+                .connect()
+                .await
+                .unwrap();
+            conn.execute(statement).await.unwrap();
+        }
+        Raw::Postgres(options) => {
+            let mut conn = options.connect().await.unwrap();
+            conn.execute(statement).await.unwrap();
+        }
+    }
+}
+
+// ---- pools and connections ---------------------------------------------------------------
+
+pub async fn new_pool(store: &Store) -> PoolId {
+    let pool = UserPool {
+        id: PoolId::generate(),
+        name: "Acme".into(),
+        created_at: 1_000,
+    };
+    store.create_pool(&pool).await.unwrap();
+    pool.id
+}
+
+pub fn connection(pool: &PoolId, identifier: &str) -> Connection {
+    Connection {
+        id: ConnectionId::generate(),
+        pool_id: pool.clone(),
+        identifier: identifier.into(),
+        display_name: format!("Feishu {identifier}"),
+        provider: Provider::Feishu,
+        base_url: None,
+        app_id: "cli_a1b2c3".into(),
+        app_secret: SealedSecret("v1:c2VjcmV0".into()),
+        encrypt_key: Some(SealedSecret("v1:ZW5jcnlwdA==".into())),
+        verification_token: None,
+        settings: ConnectionSettings::default(),
+        created_at: 2_000,
+        updated_at: 2_000,
+    }
+}
+
+pub async fn new_connection(store: &Store, pool: &PoolId, identifier: &str) -> Connection {
+    let c = connection(pool, identifier);
+    store.create_connection(&c).await.unwrap();
+    c
+}
+
+// ---- directory objects -------------------------------------------------------------------
+
+pub fn user(pool: &PoolId, n: usize) -> User {
+    User {
+        id: UserId::generate(),
+        pool_id: pool.clone(),
+        profile: UserProfile {
+            name: Some(format!("User {n}")),
+            en_name: Some(format!("User Number {n}")),
+            email: Some(format!("user{n}@example.com")),
+            mobile: Some(format!("+8613800{n:06}")),
+            employee_no: Some(format!("E{n:06}")),
+            job_title: Some("Engineer".into()),
+            custom_attrs: Some(serde_json::json!([{"id": "C-1", "value": {"text": "x"}}])),
+            ..UserProfile::default()
+        },
+        status: UserStatus::Active,
+        departments: Vec::new(),
+        in_root: true,
+        manager_id: None,
+        version: 0,
+        created_at: 0,
+        updated_at: 0,
+        deleted_at: None,
+    }
+}
+
+pub fn membership(department: &DepartmentId, primary: bool) -> Membership {
+    Membership {
+        department_id: department.clone(),
+        user_order: Some(10),
+        department_order: None,
+        primary,
+    }
+}
+
+pub fn department(pool: &PoolId, name: &str, parent: Option<&DepartmentId>) -> Department {
+    Department {
+        id: DepartmentId::generate(),
+        pool_id: pool.clone(),
+        name: Some(name.into()),
+        i18n_name: None,
+        parent_id: parent.cloned(),
+        order: Some(3),
+        leaders: Vec::new(),
+        chat_id: None,
+        version: 0,
+        created_at: 0,
+        updated_at: 0,
+        deleted_at: None,
+    }
+}
+
+pub fn leader(user: &UserId, kind: LeaderKind) -> Leader {
+    Leader {
+        user_id: user.clone(),
+        kind,
+    }
+}
+
+pub fn group(pool: &PoolId, name: &str, members: Vec<GroupMember>) -> Group {
+    let mut members = members;
+    members.sort();
+    members.dedup();
+    Group {
+        id: GroupId::generate(),
+        pool_id: pool.clone(),
+        name: Some(name.into()),
+        description: Some("a group".into()),
+        kind: GroupKind::Normal,
+        members,
+        version: 0,
+        created_at: 0,
+        updated_at: 0,
+        deleted_at: None,
+    }
+}
+
+pub fn put_user(user: &User, change: ChangeKind) -> Write {
+    Write::PutUser {
+        user: user.clone(),
+        change,
+        expected_version: None,
+    }
+}
+
+pub fn put_department(department: &Department, change: ChangeKind) -> Write {
+    Write::PutDepartment {
+        department: department.clone(),
+        change,
+        expected_version: None,
+    }
+}
+
+pub fn put_group(group: &Group, change: ChangeKind) -> Write {
+    Write::PutGroup {
+        group: group.clone(),
+        change,
+        expected_version: None,
+    }
+}
+
+pub fn external(
+    connection: &ConnectionId,
+    kind: ObjectKind,
+    external_id: &str,
+    object_id: &str,
+) -> ExternalRef {
+    ExternalRef {
+        connection_id: connection.clone(),
+        kind,
+        external_id: external_id.into(),
+        union_id: (kind == ObjectKind::User).then(|| format!("on_{external_id}")),
+        custom_id: Some(format!("custom-{external_id}")),
+        object_id: object_id.into(),
+    }
+}
+
+pub fn watermark(
+    connection: &ConnectionId,
+    key: &str,
+    event_time: Millis,
+    deleted: bool,
+) -> Watermark {
+    Watermark {
+        connection_id: connection.clone(),
+        object_key: key.into(),
+        event_time,
+        deleted,
+    }
+}
+
+pub fn batch(pool: &PoolId, writes: Vec<Write>) -> ApplyBatch {
+    ApplyBatch {
+        pool_id: pool.clone(),
+        source: ChangeSource::Admin,
+        writes,
+        watermarks: Vec::new(),
+        inbox: None,
+    }
+}
+
+// ---- inbox, jobs, parked -----------------------------------------------------------------
+
+pub fn event(c: &Connection, event_id: &str, created_at: Option<Millis>) -> NewInboxEvent {
+    NewInboxEvent {
+        pool_id: c.pool_id.clone(),
+        connection_id: c.id.clone(),
+        event_id: event_id.into(),
+        event_type: "contact.user.updated_v3".into(),
+        created_at,
+        received_at: 1_000,
+        payload: format!(r#"{{"header":{{"event_id":"{event_id}"}}}}"#),
+    }
+}
+
+pub fn job(c: &Connection, started_at: Millis) -> SyncJob {
+    SyncJob {
+        id: JobId::generate(),
+        pool_id: c.pool_id.clone(),
+        connection_id: c.id.clone(),
+        kind: JobKind::Import,
+        trigger: JobTrigger::Admin,
+        state: JobState::Running,
+        verdict: None,
+        progress: JobProgress {
+            phase: "users".into(),
+            pages: 3,
+            ..JobProgress::default()
+        },
+        counts: BTreeMap::new(),
+        error: None,
+        error_code: None,
+        started_at,
+        finished_at: None,
+    }
+}
+
+pub fn action(job: &JobId, action: SyncAction, result: ActionResult, n: usize) -> ActionLogEntry {
+    ActionLogEntry {
+        job_id: job.clone(),
+        seq: 0,
+        action,
+        kind: ObjectKind::User,
+        external_id: format!("ou_{n}"),
+        object_id: None,
+        name: Some(format!("User {n}")),
+        result,
+        reason: (result != ActionResult::Applied).then(|| "why not".to_owned()),
+        at: 5_000 + n as i64,
+    }
+}
+
+pub fn parked(c: &Connection, job: &JobId, n: usize) -> ParkedDeletion {
+    ParkedDeletion {
+        id: 0,
+        pool_id: c.pool_id.clone(),
+        connection_id: c.id.clone(),
+        job_id: job.clone(),
+        kind: ObjectKind::User,
+        object_id: UserId::generate().0,
+        external_id: format!("ou_{n}"),
+        name: Some(format!("User {n}")),
+        reason: "above the deletion threshold".into(),
+        state: ParkedState::Pending,
+        created_at: 7_000,
+        resolved_at: None,
+    }
+}

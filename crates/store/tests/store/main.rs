@@ -1,0 +1,147 @@
+//! The store's behaviour, as stories written once against `&dyn DirectoryStore` and run on
+//! SQLite (a WAL file, as in production) and on PostgreSQL (a fresh schema per test, from
+//! `ORGSYNC_TEST_POSTGRES_URL`; without it the PostgreSQL half says so and passes).
+//!
+//! Every story is one module with two tests, `<story>::sqlite` and `<story>::postgres`.
+#![allow(clippy::unwrap_used)]
+
+mod directory_stories;
+mod fixtures;
+mod inbox_stories;
+mod ops_stories;
+
+/// Declares `mod <story> { sqlite, postgres }` for each story `path::name`.
+macro_rules! on_both {
+    ($($module:ident :: $story:ident),* $(,)?) => {$(
+        mod $story {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let (store, _dir, raw) = crate::fixtures::sqlite().await;
+                crate::$module::$story(store, raw).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some((store, raw)) = crate::fixtures::postgres().await else {
+                    eprintln!("ORGSYNC_TEST_POSTGRES_URL is not set: PostgreSQL not tested");
+                    return;
+                };
+                crate::$module::$story(store, raw).await;
+            }
+        }
+    )*};
+}
+
+on_both!(
+    directory_stories::pools_and_connections,
+    directory_stories::deleting_a_connection_keeps_the_directory,
+    directory_stories::apply_sets_versions_and_logs_changes,
+    directory_stories::version_conflict_writes_nothing,
+    directory_stories::external_refs_upsert_without_change_rows,
+    directory_stories::watermarks_never_move_backwards,
+    directory_stories::replaying_the_change_log_rebuilds_the_directory,
+    directory_stories::concurrent_writers_number_changes_without_gaps,
+    directory_stories::connection_state_of_20k_users,
+    directory_stories::user_search_filters,
+    directory_stories::departments_and_groups_lists,
+    directory_stories::damaged_rows_are_corrupt_not_panics,
+    inbox_stories::inbox_dedupes_within_and_across_calls,
+    inbox_stories::inbox_claims_in_order_and_respects_claims,
+    inbox_stories::inbox_finish_outcomes,
+    inbox_stories::apply_finishes_the_inbox_event_once,
+    inbox_stories::inbox_lists_and_counts,
+    inbox_stories::concurrent_claimers_never_share_an_event,
+    ops_stories::jobs_round_trip,
+    ops_stories::action_log_numbers_and_filters,
+    ops_stories::lease_rules,
+    ops_stories::lease_race_has_one_winner,
+    ops_stories::parked_deletions,
+);
+
+/// `open` picks the backend from the URL and creates a SQLite file's directory.
+#[tokio::test]
+async fn open_picks_the_backend_from_the_url() {
+    use directory::store::Backend;
+    let dir = tempfile::tempdir().unwrap();
+    let nested = dir.path().join("a").join("b").join("orgsync.db");
+    let s = store::open(&format!("sqlite://{}", nested.display()))
+        .await
+        .unwrap();
+    assert_eq!(s.backend(), Backend::Sqlite);
+    assert!(nested.exists());
+    let plain = dir.path().join("plain.db");
+    let s = store::open(plain.to_str().unwrap()).await.unwrap();
+    assert_eq!(s.backend(), Backend::Sqlite);
+    assert!(plain.exists());
+    let s = store::open("sqlite::memory:").await.unwrap();
+    assert_eq!(s.backend(), Backend::Sqlite);
+    assert!(s.list_pools().await.unwrap().is_empty());
+    // Reopening an existing database applies no migration twice.
+    let again = store::open(plain.to_str().unwrap()).await.unwrap();
+    assert!(again.list_pools().await.unwrap().is_empty());
+    match std::env::var(store::testing::POSTGRES_URL_VAR) {
+        Ok(url) if !url.is_empty() => {
+            let s = store::open(&url).await.unwrap();
+            assert_eq!(s.backend(), Backend::Postgres);
+        }
+        _ => eprintln!("ORGSYNC_TEST_POSTGRES_URL is not set: PostgreSQL not tested"),
+    }
+}
+
+/// `open_in_memory` is private per call and usable concurrently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_in_memory_is_private_and_concurrent() {
+    use std::sync::Arc;
+
+    use directory::store::DirectoryStore;
+    let a: Arc<dyn DirectoryStore> = Arc::new(store::SqliteStore::open_in_memory().await.unwrap());
+    let b = store::SqliteStore::open_in_memory().await.unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let a = a.clone();
+        tasks.spawn(async move {
+            let pool = directory::model::UserPool {
+                id: directory::ids::PoolId::generate(),
+                name: format!("pool {i}"),
+                created_at: i,
+            };
+            a.create_pool(&pool).await.unwrap();
+            a.list_pools().await.unwrap().len()
+        });
+    }
+    while let Some(n) = tasks.join_next().await {
+        assert!(n.unwrap() >= 1);
+    }
+    assert_eq!(a.list_pools().await.unwrap().len(), 8);
+    assert!(b.list_pools().await.unwrap().is_empty());
+}
+
+/// Several instances starting at once on an empty database all come up (the migrator's
+/// advisory lock makes them take turns) and share one schema.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_instances_migrate_concurrently() {
+    let Some(options) = store::pg_test_schema().await else {
+        eprintln!("ORGSYNC_TEST_POSTGRES_URL is not set: PostgreSQL not tested");
+        return;
+    };
+    let mut instances = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let options = options.clone();
+        instances.spawn(async move { store::PgStore::connect_with(options, 2).await });
+    }
+    let mut stores = Vec::new();
+    while let Some(store) = instances.join_next().await {
+        stores.push(store.unwrap().unwrap());
+    }
+    use directory::store::DirectoryStore;
+    let pool = directory::model::UserPool {
+        id: directory::ids::PoolId::generate(),
+        name: "shared".into(),
+        created_at: 1,
+    };
+    stores[0].create_pool(&pool).await.unwrap();
+    for s in &stores {
+        assert_eq!(s.list_pools().await.unwrap(), vec![pool.clone()]);
+    }
+}
+mod zz_bench_tmp;

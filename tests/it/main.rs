@@ -1,0 +1,7 @@
+//! orgsync's integration tests: the real engine, store and emulator in-process, driven the way
+//! a deployment drives them. Every storage-touching test runs on SQLite and on PostgreSQL.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+mod import;
