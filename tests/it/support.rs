@@ -84,6 +84,8 @@ pub fn app() -> AppRecord {
     let mut app = AppRecord::new(APP_ID, APP_SECRET);
     app.encrypt_key = Some(ENCRYPT_KEY.into());
     app.verification_token = VERIFICATION_TOKEN.into();
+    // Group changes reach orgsync as events too (they are re-read from the API).
+    app.user_group_events = true;
     app
 }
 
@@ -241,6 +243,19 @@ impl Harness {
         shuffle: Option<u64>,
         drop_every: Option<usize>,
     ) -> usize {
+        self.deliver_where(copies, shuffle, |i, _| {
+            drop_every.is_none_or(|n| (i + 1) % n != 0)
+        })
+        .await
+    }
+
+    /// [`Harness::deliver`] for the events `keep(index, event)` accepts.
+    pub async fn deliver_where(
+        &mut self,
+        copies: usize,
+        shuffle: Option<u64>,
+        keep: impl Fn(usize, &emulator::events::OutgoingEvent) -> bool,
+    ) -> usize {
         let emitted = self.emu.state().events.emitted();
         let fresh: Vec<_> = emitted[self.delivered..]
             .iter()
@@ -251,7 +266,7 @@ impl Harness {
         let kept: Vec<_> = fresh
             .into_iter()
             .enumerate()
-            .filter(|(i, _)| drop_every.is_none_or(|n| (i + 1) % n != 0))
+            .filter(|(i, e)| keep(*i, e))
             .map(|(_, e)| e)
             .collect();
         let mut requests = Vec::new();
@@ -292,4 +307,200 @@ impl Harness {
     pub async fn drain(&self) -> RoundStats {
         self.worker.drain().await.unwrap()
     }
+}
+
+/// Thresholds that never park: for tests about event correctness, not deletion safety.
+pub fn no_thresholds() -> directory::model::ConnectionSettings {
+    directory::model::ConnectionSettings {
+        deletion_threshold: directory::model::DeletionThreshold {
+            max_fraction: 1.0,
+            max_count: u64::MAX,
+        },
+        ..directory::model::ConnectionSettings::default()
+    }
+}
+
+impl Harness {
+    /// Applies events and waits for the reconciliations they started, until nothing is left.
+    pub async fn settle(&self) -> RoundStats {
+        let mut total = RoundStats::default();
+        for _ in 0..200 {
+            let stats = self.drain().await;
+            total.applied += stats.applied;
+            total.ignored += stats.ignored;
+            total.retried += stats.retried;
+            total.parked += stats.parked;
+            let running = self
+                .store
+                .list_jobs(
+                    Some(&self.connection.id),
+                    directory::store::PageRequest {
+                        offset: 0,
+                        limit: 5,
+                    },
+                )
+                .await
+                .unwrap()
+                .iter()
+                .any(|j| j.state == directory::model::JobState::Running);
+            let pending = self
+                .store
+                .inbox_pending_count(&self.connection.id)
+                .await
+                .unwrap();
+            if !running && pending == 0 {
+                return total;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("events did not settle");
+    }
+
+    /// Applies one emulator mutation (and publishes its events).
+    pub fn mutate(
+        &self,
+        f: impl FnOnce(&mut Tenant) -> emulator::mutate::MutationResult,
+    ) -> Vec<emulator::mutate::Change> {
+        self.emu.state().mutate(f).unwrap()
+    }
+}
+
+// ---- lookups for the job and crash tests ------------------------------------------------
+
+/// The `open_id` the connection's app sees for an emulator user.
+pub fn open_id(key: emulator::tenant::UserKey) -> String {
+    app().open_id(key)
+}
+
+/// How many steps of `action` ended with `result` in a job's counts.
+pub fn counted(
+    job: &SyncJob,
+    action: directory::model::SyncAction,
+    result: directory::model::ActionResult,
+) -> u64 {
+    job.counts
+        .get(action.as_str())
+        .and_then(|by_result| by_result.get(result.as_str()))
+        .copied()
+        .unwrap_or(0)
+}
+
+/// Every page of a listing at once.
+pub const ALL: directory::store::PageRequest = directory::store::PageRequest {
+    offset: 0,
+    limit: 1_000_000,
+};
+
+impl Harness {
+    /// A job's whole action log.
+    pub async fn action_log(&self, job: &SyncJob) -> Vec<directory::model::ActionLogEntry> {
+        self.store
+            .action_log(
+                &job.id,
+                &directory::store::ActionLogFilter::default(),
+                ALL,
+            )
+            .await
+            .unwrap()
+    }
+
+    /// What the store holds for the connection, tombstones included.
+    pub async fn state(&self) -> directory::store::ConnectionState {
+        self.store
+            .load_connection_state(&self.connection.id)
+            .await
+            .unwrap()
+    }
+
+    /// The stored user behind an `open_id` (a tombstone too).
+    pub async fn stored_user(&self, open_id: &str) -> Option<directory::model::User> {
+        let state = self.state().await;
+        let object = object_of(&state, directory::model::ObjectKind::User, open_id)?;
+        state.users.into_iter().find(|u| u.id.as_str() == object)
+    }
+
+    /// The stored department behind an `open_department_id` (a tombstone too).
+    pub async fn stored_department(&self, od: &str) -> Option<directory::model::Department> {
+        let state = self.state().await;
+        let object = object_of(&state, directory::model::ObjectKind::Department, od)?;
+        state.departments.into_iter().find(|d| d.id.as_str() == object)
+    }
+
+    /// The stored group behind a Feishu group id (a tombstone too).
+    pub async fn stored_group(&self, id: &str) -> Option<directory::model::Group> {
+        let state = self.state().await;
+        let object = object_of(&state, directory::model::ObjectKind::Group, id)?;
+        state.groups.into_iter().find(|g| g.id.as_str() == object)
+    }
+
+    /// Feishu ids of the objects of one kind the store holds live (not tombstoned).
+    pub async fn live_external_ids(
+        &self,
+        kind: directory::model::ObjectKind,
+    ) -> std::collections::BTreeSet<String> {
+        let state = self.state().await;
+        let live: std::collections::HashSet<&str> = match kind {
+            directory::model::ObjectKind::User => state
+                .users
+                .iter()
+                .filter(|u| u.deleted_at.is_none())
+                .map(|u| u.id.as_str())
+                .collect(),
+            directory::model::ObjectKind::Department => state
+                .departments
+                .iter()
+                .filter(|d| d.deleted_at.is_none())
+                .map(|d| d.id.as_str())
+                .collect(),
+            directory::model::ObjectKind::Group => state
+                .groups
+                .iter()
+                .filter(|g| g.deleted_at.is_none())
+                .map(|g| g.id.as_str())
+                .collect(),
+        };
+        state
+            .refs
+            .iter()
+            .filter(|r| r.kind == kind && live.contains(r.object_id.as_str()))
+            .map(|r| r.external_id.clone())
+            .collect()
+    }
+
+    /// The whole change log of the pool.
+    pub async fn change_log(&self) -> Vec<directory::store::ChangeRecord> {
+        self.store
+            .changes_since(&self.pool, 0, 1_000_000)
+            .await
+            .unwrap()
+    }
+
+    /// Every inbox event of the connection, oldest first.
+    pub async fn inbox(&self) -> Vec<directory::store::InboxEvent> {
+        let mut events = self
+            .store
+            .inbox_list(
+                &directory::store::InboxFilter {
+                    connection_id: Some(self.connection.id.clone()),
+                    ..Default::default()
+                },
+                ALL,
+            )
+            .await
+            .unwrap();
+        events.reverse();
+        events
+    }
+}
+
+fn object_of<'s>(
+    state: &'s directory::store::ConnectionState,
+    kind: directory::model::ObjectKind,
+    external_id: &str,
+) -> Option<&'s str> {
+    state
+        .refs
+        .iter()
+        .find(|r| r.kind == kind && r.external_id == external_id)
+        .map(|r| r.object_id.as_str())
 }

@@ -408,7 +408,19 @@ impl EventContext<'_> {
             }
             ContactEvent::DepartmentCreated { object }
             | ContactEvent::DepartmentUpdated { object, .. } => {
-                self.upsert_department(&object).await
+                // Department events leave out fields the API has (i18n names): read it again,
+                // and fall back to the payload when it is gone or unreadable.
+                let od = object.open_department_id.clone().unwrap_or_default();
+                if od.is_empty() {
+                    return self.upsert_department(&object).await;
+                }
+                let current = match self.client.department(&od).await {
+                    Ok(d) => d,
+                    Err(FeishuError::DepartmentOutOfScope { .. })
+                    | Err(FeishuError::Api { .. }) => object,
+                    Err(e) => return Err(e.into()),
+                };
+                self.upsert_department(&current).await
             }
             ContactEvent::DepartmentDeleted { object, old_object } => {
                 let od = object

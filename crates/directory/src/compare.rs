@@ -461,7 +461,11 @@ fn compare_users(snapshot: &Snapshot, store: &View<'_>, out: &mut Vec<Difference
         if snapshot.users.contains_key(*ext) || snapshot.leavers.contains_key(*ext) {
             continue;
         }
-        if let Some((_, u)) = store.live_user(ext) {
+        // A leaver the store already holds as resigned and detached is what its absence from
+        // every listing means (resigned users are never listed, nor looked up again).
+        if let Some((_, u)) = store.live_user(ext).filter(|(_, u)| {
+            !(u.status == UserStatus::Resigned && u.departments.is_empty() && !u.in_root)
+        }) {
             out.push(Difference::ExtraInStore {
                 kind: ObjectKind::User,
                 external_id: (*ext).to_owned(),

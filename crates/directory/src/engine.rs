@@ -324,9 +324,19 @@ impl Engine {
         let sink: crate::fetch::ProgressSink = Arc::new(move |p: &JobProgress| {
             sink_job.lock().unwrap_or_else(|e| e.into_inner()).progress = p.clone();
         });
-        let snapshot = fetch_snapshot(&client, &known_users, &self.config.fetch, sink)
+        let mut snapshot = fetch_snapshot(&client, &known_users, &self.config.fetch, sink)
             .await
             .map_err(JobFailure::Fetch)?;
+        let complete = snapshot.completeness.is_full();
+        if !complete {
+            // A partial pull deletes nothing at all (design.md §2), not only of the kind
+            // whose reads failed.
+            snapshot.completeness = crate::snapshot::Completeness {
+                departments: false,
+                users: false,
+                groups: false,
+            };
+        }
 
         set(&|j| j.progress.phase = "planning".into());
         let plan = plan(
@@ -353,7 +363,6 @@ impl Engine {
             .apply_plan(connection, &job_id, &source, plan, started_at, job)
             .await?;
 
-        let complete = snapshot.completeness.is_full();
         set(&|j| {
             j.counts = counts.clone();
             j.progress.phase = "done".into();

@@ -230,7 +230,10 @@ impl Hasher for IdHasher {
     }
 
     fn finish(&self) -> u64 {
-        self.0
+        // The multiply leaves the low bits depending on the low bits of the input only (ids
+        // share their prefixes): fold the high bits down, as hashbrown indexes by low bits.
+        let h = self.0 ^ (self.0 >> 33);
+        h.wrapping_mul(0xff51_afd7_ed55_8ccd) ^ (h >> 29)
     }
 }
 

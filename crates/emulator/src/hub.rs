@@ -24,6 +24,9 @@ pub struct EventHub {
     emitted: Mutex<VecDeque<OutgoingEvent>>,
     emitted_total: Mutex<u64>,
     rng: Mutex<ChaCha8Rng>,
+    /// The last `create_time` given: each change gets a later one, as two changes of one
+    /// object never share a millisecond on Feishu.
+    last_ms: Mutex<i64>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -38,6 +41,7 @@ impl EventHub {
             emitted: Mutex::new(VecDeque::new()),
             emitted_total: Mutex::new(0),
             rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed ^ 0x6576_656e_7473)),
+            last_ms: Mutex::new(0),
         }
     }
 
@@ -50,6 +54,11 @@ impl EventHub {
     /// Renders the events `changes` cause for every app, records them and pushes those of
     /// apps with a request URL. `tenant` must be the state right after the changes.
     pub fn publish(&self, tenant: &Tenant, changes: &[Change], now_ms: i64) -> Vec<OutgoingEvent> {
+        let now_ms = {
+            let mut last = lock(&self.last_ms);
+            *last = now_ms.max(*last + 1);
+            *last
+        };
         let mut all = Vec::new();
         for app in tenant.apps.values() {
             let mut events = Vec::new();

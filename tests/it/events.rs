@@ -1,0 +1,374 @@
+//! Events: each kind changes the store as Feishu changed the tenant; duplicates and reordering
+//! change nothing; lost events are healed by a reconciliation.
+
+use directory::model::{JobTrigger, UserStatus};
+use directory::store::{InboxFilter, InboxState, PageRequest, UserQuery};
+use emulator::mutate::{Change, NewDepartment, NewGroup, NewUser, UserPatch};
+use emulator::tenant::{ContactScope, GroupKind, I18n};
+use rand::SeedableRng;
+
+use crate::support::{Backend, Harness, no_thresholds, tenant};
+
+async fn assert_equal(h: &Harness, what: &str) {
+    let diff = h.compare().await;
+    assert!(
+        diff.is_empty(),
+        "{:?} after {what}: {} differences, first: {}",
+        h.backend,
+        diff.len(),
+        diff.first().map(|d| d.to_string()).unwrap_or_default()
+    );
+}
+
+/// Delivers what the emulator emitted, applies it, and checks store == tenant.
+async fn sync(h: &mut Harness, what: &str) {
+    let delivered = h.deliver(1, None, None).await;
+    assert!(delivered > 0, "{:?}: {what} emitted no event", h.backend);
+    h.settle().await;
+    assert_equal(h, what).await;
+}
+
+async fn stored_user(h: &Harness, open_id: &str) -> directory::model::User {
+    let r = h
+        .store
+        .find_external(
+            &h.connection.id,
+            directory::model::ObjectKind::User,
+            open_id,
+        )
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{:?}: user {open_id} not mapped", h.backend));
+    h.store
+        .get_user(&h.pool, &r.object_id.as_str().into())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn each_event_kind_changes_the_store_as_feishu_changed_the_tenant() {
+    for backend in Backend::all() {
+        let mut h = Harness::new(backend, tenant(200, 15, 4, 21)).await;
+        h.import().await;
+        assert_equal(&h, "the import").await;
+        let open_id = |h: &Harness, key| {
+            h.emu
+                .with_tenant(|t| t.apps[crate::support::APP_ID].open_id(key))
+        };
+        let dept = h.emu.with_tenant(|t| t.children("0")[0].clone());
+
+        // Employee joined.
+        let changes = h.mutate(|t| {
+            t.hire(NewUser {
+                name: Some("入职测试".into()),
+                en_name: Some("Joiner Test".into()),
+                departments: vec![dept.clone()],
+                ..NewUser::default()
+            })
+        });
+        let joiner = Change::created_user(&changes).unwrap();
+        sync(&mut h, "contact.user.created_v3").await;
+        assert_eq!(
+            stored_user(&h, &open_id(&h, joiner))
+                .await
+                .profile
+                .name
+                .as_deref(),
+            Some("入职测试")
+        );
+
+        // Employee updated.
+        h.mutate(|t| {
+            t.update_user(
+                joiner,
+                &UserPatch {
+                    name: Some("改名测试".into()),
+                    email: Some("renamed.joiner@example.com".into()),
+                    ..UserPatch::default()
+                },
+            )
+        });
+        sync(&mut h, "contact.user.updated_v3").await;
+        let u = stored_user(&h, &open_id(&h, joiner)).await;
+        assert_eq!(u.profile.name.as_deref(), Some("改名测试"));
+        assert_eq!(
+            u.profile.email.as_deref(),
+            Some("renamed.joiner@example.com")
+        );
+
+        // User status changed (suspension).
+        h.mutate(|t| t.freeze(joiner));
+        sync(&mut h, "a status change").await;
+        assert_eq!(
+            stored_user(&h, &open_id(&h, joiner)).await.status,
+            UserStatus::Frozen
+        );
+        h.mutate(|t| t.unfreeze(joiner));
+        sync(&mut h, "an unfreeze").await;
+
+        // Employee left: disabled and detached at once.
+        h.mutate(|t| t.resign(joiner));
+        sync(&mut h, "contact.user.deleted_v3").await;
+        let u = stored_user(&h, &open_id(&h, joiner)).await;
+        assert_eq!(u.status, UserStatus::Resigned);
+        assert!(u.departments.is_empty());
+        assert!(!u.status.is_enabled());
+
+        // Department created, updated, deleted.
+        let changes = h.mutate(|t| {
+            t.create_department(NewDepartment {
+                name: "事件部门".into(),
+                i18n_name: I18n {
+                    zh_cn: Some("事件部门".into()),
+                    en_us: Some("Events".into()),
+                    ja_jp: None,
+                },
+                parent: dept.clone(),
+                ..NewDepartment::default()
+            })
+        });
+        let new_dept = Change::created_id(&changes).unwrap().to_owned();
+        sync(&mut h, "contact.department.created_v3").await;
+        h.mutate(|t| {
+            t.rename_department(
+                &new_dept,
+                "事件部门二",
+                I18n {
+                    zh_cn: Some("事件部门二".into()),
+                    en_us: Some("Events II".into()),
+                    ja_jp: None,
+                },
+            )
+        });
+        sync(&mut h, "contact.department.updated_v3").await;
+        h.mutate(|t| t.delete_department(&new_dept));
+        sync(&mut h, "contact.department.deleted_v3").await;
+        let r = h
+            .store
+            .find_external(
+                &h.connection.id,
+                directory::model::ObjectKind::Department,
+                &new_dept,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        let stored = h
+            .store
+            .get_department(&h.pool, &r.object_id.as_str().into())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            stored.deleted_at.is_some(),
+            "soft deletion keeps a tombstone"
+        );
+
+        // User groups created, updated, deleted.
+        let member = h.emu.with_tenant(|t| t.members(&dept)[0]);
+        let changes = h.mutate(|t| {
+            t.create_group(NewGroup {
+                name: "事件用户组".into(),
+                description: "created by a test".into(),
+                kind: GroupKind::Normal,
+                group_id: None,
+                users: vec![member],
+                departments: vec![dept.clone()],
+            })
+        });
+        let group = Change::created_id(&changes).unwrap().to_owned();
+        sync(&mut h, "contact.user_group.created_v3").await;
+        h.mutate(|t| t.update_group(&group, Some("事件用户组二"), None));
+        sync(&mut h, "contact.user_group.updated_v3").await;
+        h.mutate(|t| t.delete_group(&group));
+        sync(&mut h, "contact.user_group.deleted_v3").await;
+
+        // Contact scope updated: a reconciliation of what was added and removed.
+        let before = h
+            .store
+            .list_jobs(Some(&h.connection.id), PageRequest::default())
+            .await
+            .unwrap()
+            .len();
+        h.mutate(|t| {
+            t.set_app_scope(
+                crate::support::APP_ID,
+                ContactScope::Partial {
+                    departments: vec![dept.clone()],
+                    users: vec![],
+                    groups: vec![],
+                },
+            )
+        });
+        let mut h = {
+            // Shrinking the scope deletes most of the directory: allow it for this test.
+            let mut settings = no_thresholds();
+            settings.reconcile_interval_secs = 0;
+            let mut c = h.connection.clone();
+            c.settings = settings;
+            h.store.update_connection(&c).await.unwrap();
+            h.connection = c;
+            h
+        };
+        sync(&mut h, "contact.scope.updated_v3").await;
+        let jobs = h
+            .store
+            .list_jobs(Some(&h.connection.id), PageRequest::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            jobs.len(),
+            before + 1,
+            "{backend:?}: the scope change started a job"
+        );
+        assert_eq!(jobs[0].trigger, JobTrigger::ScopeChange);
+
+        // Every one of the eleven kinds went through the inbox and was applied.
+        let inbox = h
+            .store
+            .inbox_list(
+                &InboxFilter {
+                    connection_id: Some(h.connection.id.clone()),
+                    ..InboxFilter::default()
+                },
+                PageRequest {
+                    offset: 0,
+                    limit: 1000,
+                },
+            )
+            .await
+            .unwrap();
+        for kind in [
+            "contact.user.created_v3",
+            "contact.user.updated_v3",
+            "contact.user.deleted_v3",
+            "contact.department.created_v3",
+            "contact.department.updated_v3",
+            "contact.department.deleted_v3",
+            "contact.scope.updated_v3",
+            "contact.user_group.created_v3",
+            "contact.user_group.updated_v3",
+            "contact.user_group.deleted_v3",
+        ] {
+            assert!(
+                inbox
+                    .iter()
+                    .any(|e| e.event_type == kind && e.state == InboxState::Applied),
+                "{backend:?}: no applied {kind}"
+            );
+        }
+        assert!(
+            inbox
+                .iter()
+                .all(|e| e.state != InboxState::Pending && e.state != InboxState::Parked)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_thousand_random_mutations_delivered_three_times_and_shuffled_converge() {
+    for backend in Backend::all() {
+        let mut h = Harness::with(backend, tenant(250, 20, 6, 31), |_| {}, no_thresholds()).await;
+        h.import().await;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(99);
+        let mut rounds = 0;
+        let mut mutations = 0;
+        while mutations < 1000 {
+            for _ in 0..250 {
+                h.mutate(|t| Ok(t.random_mutation(&mut rng)));
+                mutations += 1;
+            }
+            h.deliver(3, Some(rounds), None).await;
+            h.settle().await;
+            rounds += 1;
+        }
+        assert_equal(
+            &h,
+            "1000 random mutations, each event delivered 3 times, shuffled",
+        )
+        .await;
+        let inbox = h
+            .store
+            .inbox_list(
+                &InboxFilter {
+                    connection_id: Some(h.connection.id.clone()),
+                    state: Some(InboxState::Parked),
+                    ..InboxFilter::default()
+                },
+                PageRequest::default(),
+            )
+            .await
+            .unwrap();
+        assert!(
+            inbox.is_empty(),
+            "{backend:?}: parked events: {:?}",
+            inbox.first().map(|e| &e.last_error)
+        );
+    }
+}
+
+#[tokio::test]
+async fn dropped_events_are_healed_by_a_reconciliation_without_deleting_live_objects() {
+    for backend in Backend::all() {
+        let mut h = Harness::with(backend, tenant(250, 20, 6, 41), |_| {}, no_thresholds()).await;
+        h.import().await;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        for _ in 0..300 {
+            // Scope changes would start reconciliations themselves; keep them out here.
+            loop {
+                let changes = h.mutate(|t| Ok(t.random_mutation(&mut rng)));
+                if !changes
+                    .iter()
+                    .any(|c| matches!(c, Change::ScopeChanged { .. }))
+                {
+                    break;
+                }
+                h.mutate(|t| t.set_app_scope(crate::support::APP_ID, ContactScope::All));
+            }
+        }
+        // Every fourth event is lost (Feishu gives up after ~7 h); so are the scope changes,
+        // which would start a reconciliation by themselves.
+        h.deliver_where(1, None, |i, e| {
+            (i + 1) % 4 != 0 && e.event_type != "contact.scope.updated_v3"
+        })
+        .await;
+        h.settle().await;
+        assert!(
+            !h.compare().await.is_empty(),
+            "{backend:?}: dropping events must leave differences"
+        );
+
+        let live_in_feishu: std::collections::BTreeSet<String> = h.emu.with_tenant(|t| {
+            let app = &t.apps[crate::support::APP_ID];
+            t.users
+                .values()
+                .filter(|u| !u.status.resigned)
+                .map(|u| app.open_id(u.key))
+                .collect()
+        });
+        let job = h.reconcile().await;
+        assert_eq!(
+            job.verdict,
+            Some(directory::model::Verdict::Complete),
+            "{backend:?}"
+        );
+        assert_equal(&h, "the reconciliation").await;
+        // Nobody who exists in Feishu was deleted or disabled as a leaver.
+        for open_id in &live_in_feishu {
+            let u = stored_user(&h, open_id).await;
+            assert!(u.deleted_at.is_none(), "{backend:?}: {open_id} tombstoned");
+            assert_ne!(
+                u.status,
+                UserStatus::Resigned,
+                "{backend:?}: {open_id} disabled"
+            );
+        }
+        let users = h
+            .store
+            .count_users(&h.pool, &UserQuery::default())
+            .await
+            .unwrap();
+        assert!(users as usize >= live_in_feishu.len());
+    }
+}
