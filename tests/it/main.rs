@@ -4,5 +4,8 @@
 
 mod support;
 
+mod changelog;
+mod crash;
 mod events;
 mod import;
+mod jobs;

@@ -324,7 +324,8 @@ impl Harness {
     /// Applies events and waits for the reconciliations they started, until nothing is left.
     pub async fn settle(&self) -> RoundStats {
         let mut total = RoundStats::default();
-        for _ in 0..200 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
             let stats = self.drain().await;
             total.applied += stats.applied;
             total.ignored += stats.ignored;
@@ -351,9 +352,13 @@ impl Harness {
             if !running && pending == 0 {
                 return total;
             }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{:?}: events did not settle: {pending} pending, job running: {running}, so far {total:?}",
+                self.backend
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        panic!("events did not settle");
     }
 
     /// Applies one emulator mutation (and publishes its events).
@@ -395,11 +400,7 @@ impl Harness {
     /// A job's whole action log.
     pub async fn action_log(&self, job: &SyncJob) -> Vec<directory::model::ActionLogEntry> {
         self.store
-            .action_log(
-                &job.id,
-                &directory::store::ActionLogFilter::default(),
-                ALL,
-            )
+            .action_log(&job.id, &directory::store::ActionLogFilter::default(), ALL)
             .await
             .unwrap()
     }
@@ -423,7 +424,10 @@ impl Harness {
     pub async fn stored_department(&self, od: &str) -> Option<directory::model::Department> {
         let state = self.state().await;
         let object = object_of(&state, directory::model::ObjectKind::Department, od)?;
-        state.departments.into_iter().find(|d| d.id.as_str() == object)
+        state
+            .departments
+            .into_iter()
+            .find(|d| d.id.as_str() == object)
     }
 
     /// The stored group behind a Feishu group id (a tombstone too).
@@ -493,14 +497,14 @@ impl Harness {
     }
 }
 
-fn object_of<'s>(
-    state: &'s directory::store::ConnectionState,
+fn object_of(
+    state: &directory::store::ConnectionState,
     kind: directory::model::ObjectKind,
     external_id: &str,
-) -> Option<&'s str> {
+) -> Option<String> {
     state
         .refs
         .iter()
         .find(|r| r.kind == kind && r.external_id == external_id)
-        .map(|r| r.object_id.as_str())
+        .map(|r| r.object_id.clone())
 }

@@ -232,11 +232,16 @@ impl Engine {
     /// Runs a begun job; always ends with the job finished and the lease released.
     async fn run(&self, connection: Connection, job: SyncJob, holder: String) {
         let shared = Arc::new(Mutex::new(job));
-        let renew = self.spawn_lease_renewal(&connection.id, &holder);
-        let flush = self.spawn_progress_flush(shared.clone());
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let renew = self.spawn_lease_renewal(&connection.id, &holder, stopped.clone());
+        let flush = self.spawn_progress_flush(shared.clone(), stopped);
         let outcome = self.execute(&connection, &shared).await;
-        renew.abort();
-        flush.abort();
+        // Stop both and wait for them: aborting one mid-write does not cancel a statement
+        // already sent, which could then land after the final writes (a finished job shown as
+        // running forever, a released lease taken again).
+        let _ = stop.send(true);
+        let _ = renew.await;
+        let _ = flush.await;
         let mut job = shared.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if let Err(e) = outcome {
             job.verdict = Some(Verdict::Failed);
@@ -264,6 +269,7 @@ impl Engine {
         &self,
         connection_id: &ConnectionId,
         holder: &str,
+        mut stopped: tokio::sync::watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
         let store = self.store.clone();
         let connection_id = connection_id.clone();
@@ -271,7 +277,10 @@ impl Engine {
         let ttl = self.config.lease_ttl;
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(ttl / 3).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(ttl / 3) => {}
+                    _ = stopped.changed() => return,
+                }
                 match store
                     .try_acquire_lease(&connection_id, &holder, ttl, now_ms())
                     .await
@@ -288,13 +297,20 @@ impl Engine {
         })
     }
 
-    fn spawn_progress_flush(&self, job: Arc<Mutex<SyncJob>>) -> tokio::task::JoinHandle<()> {
+    fn spawn_progress_flush(
+        &self,
+        job: Arc<Mutex<SyncJob>>,
+        mut stopped: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
         let store = self.store.clone();
         let every = self.config.progress_interval;
         tokio::spawn(async move {
             let mut last = None;
             loop {
-                tokio::time::sleep(every).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stopped.changed() => return,
+                }
                 let current = job.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 if last.as_ref() != Some(&current.progress) {
                     if let Err(e) = store.update_job(&current).await {

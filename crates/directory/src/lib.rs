@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod merge;
 pub mod model;
 pub mod plan;
+pub mod schedule;
 pub mod secrets;
 pub mod snapshot;
 pub mod store;

@@ -9,7 +9,6 @@
 //! existing object are kept. Restoring a tombstone and numbering versions is the caller's
 //! decision (the planner, event application).
 
-use std::collections::BTreeSet;
 use std::fmt;
 
 use feishu::model as fs;
@@ -170,11 +169,16 @@ pub fn stated_primary(user: &fs::User) -> Option<Option<&str>> {
     )
 }
 
+/// Drops empty and repeated ids, keeping the first. A user is in a handful of departments:
+/// a linear scan beats a set.
 fn dedup_str(ids: Vec<&str>) -> Vec<&str> {
-    let mut seen = BTreeSet::new();
-    ids.into_iter()
-        .filter(|id| !id.is_empty() && seen.insert(*id))
-        .collect()
+    let mut out: Vec<&str> = Vec::with_capacity(ids.len());
+    for id in ids {
+        if !id.is_empty() && !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    out
 }
 
 // ---- users -------------------------------------------------------------------------------
@@ -312,7 +316,7 @@ fn merge_memberships(
     let mut memberships: Vec<Membership> = if additive {
         previous.clone()
     } else {
-        Vec::new()
+        Vec::with_capacity(ids.len())
     };
     user.in_root = ids.contains(&ROOT) || (additive && user.in_root);
     for od in ids.iter().copied().filter(|id| *id != ROOT) {
@@ -624,6 +628,18 @@ pub fn merge_ref(
         custom_id: keep(custom_id, existing.and_then(|r| r.custom_id.as_ref())),
         object_id: object_id.to_owned(),
     }
+}
+
+/// Whether [`merge_ref`] would change the stored relation's identifiers (without building it).
+pub fn ref_would_change(
+    existing: &ExternalRef,
+    union_id: Option<&str>,
+    custom_id: Option<&str>,
+) -> bool {
+    let changes = |new: Option<&str>, old: Option<&String>| {
+        new.is_some_and(|n| !n.is_empty() && old.map(String::as_str) != Some(n))
+    };
+    changes(union_id, existing.union_id.as_ref()) || changes(custom_id, existing.custom_id.as_ref())
 }
 
 /// Which identifiers of a sync relation changed: `union_id`, and the custom id under its

@@ -657,6 +657,11 @@ impl<'a> Planner<'a, '_> {
             if snapshot.users.contains_key(ext) {
                 continue;
             }
+            // A leaver already disabled: resigned users are never listed and not looked up
+            // again, so their absence is expected, not an unconfirmed deletion.
+            if u.status == UserStatus::Resigned && !snapshot.leavers.contains_key(ext) {
+                continue;
+            }
             let deletion = |result, reason: String| Deletion {
                 action: SyncAction::DeleteUser,
                 kind: ObjectKind::User,
@@ -1420,15 +1425,25 @@ impl<'a> Planner<'a, '_> {
         keep: bool,
     ) -> Option<(User, Chain)> {
         let ext = job.external_id;
-        let new_ref = merge::merge_ref(
-            job.existing_ref,
-            self.connection_id,
-            ObjectKind::User,
-            ext,
-            job.feishu.union_id.as_deref(),
-            job.feishu.user_id.as_deref(),
-            &new.id.0,
-        );
+        let (union_id, user_id) = (job.feishu.union_id.as_deref(), job.feishu.user_id.as_deref());
+        let ref_changes = match job.existing_ref {
+            // Most users keep their identifiers: do not build a relation to compare.
+            Some(r) if job.existing.is_some() && !merge::ref_would_change(r, union_id, user_id) => {
+                false
+            }
+            _ => true,
+        };
+        let new_ref = ref_changes.then(|| {
+            merge::merge_ref(
+                job.existing_ref,
+                self.connection_id,
+                ObjectKind::User,
+                ext,
+                union_id,
+                user_id,
+                &new.id.0,
+            )
+        });
         let Some(existing) = job.existing else {
             let mut chain = Chain { expected: 0 };
             let reason = join_reason([
@@ -1446,10 +1461,8 @@ impl<'a> Planner<'a, '_> {
                 writes: Vec::new(),
             });
             let kept = keep.then(|| new.clone());
-            let writes = vec![
-                self.put_user_owned(new, ChangeKind::UserCreated, &mut chain),
-                Write::PutExternalRef(new_ref),
-            ];
+            let mut writes = vec![self.put_user_owned(new, ChangeKind::UserCreated, &mut chain)];
+            writes.extend(new_ref.map(Write::PutExternalRef));
             if let Some(step) = self.steps.last_mut() {
                 step.writes = writes;
             }
@@ -1457,10 +1470,10 @@ impl<'a> Planner<'a, '_> {
         };
 
         let fields = merge::user_changes(existing, &new);
-        let ref_fields = job
-            .existing_ref
-            .map(|r| merge::ref_changes(r, &new_ref))
-            .unwrap_or_default();
+        let ref_fields = match (job.existing_ref, &new_ref) {
+            (Some(old), Some(new)) => merge::ref_changes(old, new),
+            _ => Vec::new(),
+        };
         if fields.is_empty() && ref_fields.is_empty() {
             // The common case of a reconciliation: cheap.
             self.push(
@@ -1486,7 +1499,7 @@ impl<'a> Planner<'a, '_> {
         let mut note = note;
         let mut any = false;
 
-        if !ref_fields.is_empty() {
+        if let Some(new_ref) = new_ref.filter(|_| !ref_fields.is_empty()) {
             let old = job.existing_ref;
             let show = |v: Option<&String>| v.map_or("none", String::as_str).to_owned();
             let reason = ref_fields
@@ -2826,6 +2839,12 @@ mod tests {
         // The resigned user stays a record; a second run changes nothing.
         let again = plan_with(&snap, &next, &no_threshold());
         assert_eq!(again.writes().count(), 0);
+        // Later pulls do not look the leaver up again (only live users are): its absence is
+        // expected, not an unconfirmed deletion to log on every run.
+        let mut later = snap.clone();
+        later.leavers.remove("ou_ann");
+        let p = plan_with(&later, &next, &no_threshold());
+        assert_eq!(steps_of(&p, "ou_ann"), vec![]);
     }
 
     #[test]

@@ -346,6 +346,7 @@ pub enum InboxOutcome {
         error: String,
         next_attempt_at: Millis,
     },
+    /// Given up on after a failed attempt: kept for an admin; `attempts` increments.
     Parked {
         error: String,
     },

@@ -38,11 +38,21 @@ pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
     }
 }
 
-/// Whether the error is a uniqueness violation whose message names `column`.
-pub(crate) fn is_unique_violation_on(e: &sqlx::Error, column: &str) -> bool {
-    match e {
-        sqlx::Error::Database(d) => d.is_unique_violation() && d.message().contains(column),
-        _ => false,
+/// A failed connection insert or update: a clash on the identifier is named as such (both
+/// drivers name the violated columns or constraint in the message).
+pub(crate) fn connection_conflict(e: sqlx::Error, c: &Connection) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            StoreError::Conflict(if d.message().contains("identifier") {
+                format!(
+                    "the connection identifier \"{}\" is already used in user pool {}",
+                    c.identifier, c.pool_id
+                )
+            } else {
+                format!("connection {} already exists", c.id)
+            })
+        }
+        _ => db_err(e),
     }
 }
 
@@ -90,7 +100,7 @@ pub(crate) fn plus(now: i64, ttl: std::time::Duration) -> i64 {
 
 /// Rows per multi-row statement: keeps every statement far below SQLite's 32 766 and
 /// PostgreSQL's 65 535 bind parameters.
-pub(crate) const CHUNK: usize = 500;
+pub(crate) const CHUNK: usize = 1_000;
 
 /// A `LIKE` pattern matching `text` anywhere, with the wildcards in it escaped (`ESCAPE '\'`).
 pub(crate) fn contains_pattern(text: &str) -> String {

@@ -20,7 +20,7 @@ macro_rules! impl_directory_store {
             use std::time::Duration;
 
             use directory::ids::{
-                now_ms, ConnectionId, DepartmentId, GroupId, JobId, Millis, PoolId, UserId,
+                ConnectionId, DepartmentId, GroupId, JobId, Millis, PoolId, UserId, now_ms,
             };
             use directory::model::{
                 ActionLogEntry, Connection, Department, ExternalRef, Group, ObjectKind,
@@ -31,15 +31,15 @@ macro_rules! impl_directory_store {
                 DirectoryStore, InboxEvent, InboxFilter, InboxOutcome, InsertOutcome,
                 NewInboxEvent, PageRequest, StoreError, StoreResult, UserQuery, Watermark,
             };
-            use sqlx::types::Json;
             use sqlx::QueryBuilder;
+            use sqlx::types::Json;
 
             use $crate::codec::{
-                assemble_departments, assemble_groups, assemble_users, contains_pattern,
-                convert_all, count, db_err, enum_text, is_unique_violation_on, member_columns,
-                plus, search_text, sort_for_claim, sql_int, ActionRow, ChangeRow, ConnectionRow,
-                DepartmentRow, GroupRow, InboxRow, JobRow, LeaderRow, MemberRow, MembershipRow,
-                ParkedRow, PoolRow, RefRow, UserRow, WatermarkRow, CHUNK,
+                ActionRow, CHUNK, ChangeRow, ConnectionRow, DepartmentRow, GroupRow, InboxRow,
+                JobRow, LeaderRow, MemberRow, MembershipRow, ParkedRow, PoolRow, RefRow, UserRow,
+                WatermarkRow, assemble_departments, assemble_groups, assemble_users,
+                connection_conflict, contains_pattern, convert_all, count, db_err, enum_text,
+                member_columns, plus, search_text, sort_for_claim, sql_int,
             };
             use $crate::prepare::{self, Stored};
             use $crate::sql;
@@ -54,19 +54,6 @@ macro_rules! impl_directory_store {
                     list.push_bind(id.as_str());
                 }
                 list.push_unseparated(")");
-            }
-
-            fn connection_conflict(e: sqlx::Error, c: &Connection) -> StoreError {
-                if is_unique_violation_on(&e, "identifier") {
-                    StoreError::Conflict(format!(
-                        "the connection identifier \"{}\" is already used in user pool {}",
-                        c.identifier, c.pool_id
-                    ))
-                } else if matches!(&e, sqlx::Error::Database(d) if d.is_unique_violation()) {
-                    StoreError::Conflict(format!("connection {} already exists", c.id))
-                } else {
-                    db_err(e)
-                }
             }
 
             async fn stored(
@@ -115,7 +102,11 @@ macro_rules! impl_directory_store {
                 Ok(())
             }
 
-            async fn write_users(conn: &mut Conn, pool: &PoolId, users: &[User]) -> StoreResult<()> {
+            async fn write_users(
+                conn: &mut Conn,
+                pool: &PoolId,
+                users: &[User],
+            ) -> StoreResult<()> {
                 for chunk in users.chunks(CHUNK) {
                     let mut qb = QueryBuilder::<$db>::new(sql::UPSERT_USERS);
                     qb.push_values(chunk, |mut b, u| {
@@ -143,7 +134,12 @@ macro_rules! impl_directory_store {
                 delete_children(conn, sql::DELETE_MEMBERSHIPS, "user_id", pool, &ids).await?;
                 let rows: Vec<_> = users
                     .iter()
-                    .flat_map(|u| u.departments.iter().enumerate().map(move |(i, m)| (u, i, m)))
+                    .flat_map(|u| {
+                        u.departments
+                            .iter()
+                            .enumerate()
+                            .map(move |(i, m)| (u, i, m))
+                    })
                     .collect();
                 for chunk in rows.chunks(CHUNK) {
                     let mut qb = QueryBuilder::<$db>::new(sql::INSERT_MEMBERSHIPS);
@@ -204,7 +200,11 @@ macro_rules! impl_directory_store {
                 Ok(())
             }
 
-            async fn write_groups(conn: &mut Conn, pool: &PoolId, groups: &[Group]) -> StoreResult<()> {
+            async fn write_groups(
+                conn: &mut Conn,
+                pool: &PoolId,
+                groups: &[Group],
+            ) -> StoreResult<()> {
                 for chunk in groups.chunks(CHUNK) {
                     let mut qb = QueryBuilder::<$db>::new(sql::UPSERT_GROUPS);
                     qb.push_values(chunk, |mut b, g| {
@@ -307,12 +307,13 @@ macro_rules! impl_directory_store {
                     InboxOutcome::Ignored { reason } => {
                         ("ignored", Some(reason.as_str()), None, Some(now), 0, None)
                     }
+                    // Parking follows a failed attempt: it counts, like a retry's.
                     InboxOutcome::Parked { error } => (
                         "parked",
                         Some(error.as_str()),
                         Some(error.as_str()),
                         Some(now),
-                        0,
+                        1,
                         None,
                     ),
                     InboxOutcome::Retry {
@@ -427,7 +428,8 @@ macro_rules! impl_directory_store {
                 let mut out = Vec::new();
                 for chunk in ids.chunks(CHUNK) {
                     let mut qb = QueryBuilder::<$db>::new(
-                        "SELECT group_id, member_kind, member_id FROM group_members WHERE pool_id = ",
+                        "SELECT group_id, member_kind, member_id FROM group_members \
+                         WHERE pool_id = ",
                     );
                     qb.push_bind(pool.as_str()).push(" AND group_id");
                     push_in(&mut qb, chunk);
@@ -560,7 +562,10 @@ macro_rules! impl_directory_store {
                     tx.commit().await.map_err(db_err)
                 }
 
-                async fn get_connection(&self, id: &ConnectionId) -> StoreResult<Option<Connection>> {
+                async fn get_connection(
+                    &self,
+                    id: &ConnectionId,
+                ) -> StoreResult<Option<Connection>> {
                     let row: Option<ConnectionRow> = sqlx::query_as(sql::GET_CONNECTION)
                         .bind(id.as_str())
                         .fetch_optional(self.reads())
@@ -663,7 +668,11 @@ macro_rules! impl_directory_store {
                     })
                 }
 
-                async fn get_user(&self, pool_id: &PoolId, id: &UserId) -> StoreResult<Option<User>> {
+                async fn get_user(
+                    &self,
+                    pool_id: &PoolId,
+                    id: &UserId,
+                ) -> StoreResult<Option<User>> {
                     let mut tx = self.begin_read().await.map_err(db_err)?;
                     let row: Option<UserRow> = sqlx::query_as(sql::GET_USER)
                         .bind(pool_id.as_str())
@@ -705,7 +714,11 @@ macro_rules! impl_directory_store {
                     Ok(assemble_departments(vec![row], leaders)?.pop())
                 }
 
-                async fn get_group(&self, pool_id: &PoolId, id: &GroupId) -> StoreResult<Option<Group>> {
+                async fn get_group(
+                    &self,
+                    pool_id: &PoolId,
+                    id: &GroupId,
+                ) -> StoreResult<Option<Group>> {
                     let mut tx = self.begin_read().await.map_err(db_err)?;
                     let row: Option<GroupRow> = sqlx::query_as(sql::GET_GROUP)
                         .bind(pool_id.as_str())
@@ -740,7 +753,11 @@ macro_rules! impl_directory_store {
                     row.map(ExternalRef::try_from).transpose()
                 }
 
-                async fn refs_of(&self, kind: ObjectKind, object_id: &str) -> StoreResult<Vec<ExternalRef>> {
+                async fn refs_of(
+                    &self,
+                    kind: ObjectKind,
+                    object_id: &str,
+                ) -> StoreResult<Vec<ExternalRef>> {
                     let rows: Vec<RefRow> = sqlx::query_as(sql::REFS_OF)
                         .bind(kind.as_str())
                         .bind(object_id)
@@ -777,7 +794,11 @@ macro_rules! impl_directory_store {
                     assemble_users(rows, memberships)
                 }
 
-                async fn count_users(&self, pool_id: &PoolId, query: &UserQuery) -> StoreResult<u64> {
+                async fn count_users(
+                    &self,
+                    pool_id: &PoolId,
+                    query: &UserQuery,
+                ) -> StoreResult<u64> {
                     let mut qb = QueryBuilder::<$db>::new("SELECT COUNT(*) FROM users u");
                     push_user_filters(&mut qb, pool_id, query);
                     let n: i64 = qb
@@ -804,7 +825,11 @@ macro_rules! impl_directory_store {
                     assemble_departments(rows, leaders)
                 }
 
-                async fn list_groups(&self, pool_id: &PoolId, page: PageRequest) -> StoreResult<Vec<Group>> {
+                async fn list_groups(
+                    &self,
+                    pool_id: &PoolId,
+                    page: PageRequest,
+                ) -> StoreResult<Vec<Group>> {
                     let mut tx = self.begin_read().await.map_err(db_err)?;
                     let rows: Vec<GroupRow> = sqlx::query_as(sql::LIVE_GROUPS)
                         .bind(pool_id.as_str())
@@ -842,7 +867,8 @@ macro_rules! impl_directory_store {
                     };
                     let users = stored(&mut tx, sql::STORED_USERS, pool, &touched.users).await?;
                     let departments =
-                        stored(&mut tx, sql::STORED_DEPARTMENTS, pool, &touched.departments).await?;
+                        stored(&mut tx, sql::STORED_DEPARTMENTS, pool, &touched.departments)
+                            .await?;
                     let groups = stored(&mut tx, sql::STORED_GROUPS, pool, &touched.groups).await?;
                     // A refusal (version conflict) drops the transaction: nothing is written.
                     let prepared =
@@ -903,7 +929,10 @@ macro_rules! impl_directory_store {
 
                 // ---- inbox ----
 
-                async fn inbox_insert(&self, events: &[NewInboxEvent]) -> StoreResult<Vec<InsertOutcome>> {
+                async fn inbox_insert(
+                    &self,
+                    events: &[NewInboxEvent],
+                ) -> StoreResult<Vec<InsertOutcome>> {
                     if events.is_empty() {
                         return Ok(Vec::new());
                     }
@@ -938,7 +967,12 @@ macro_rules! impl_directory_store {
                     Ok(events)
                 }
 
-                async fn inbox_finish(&self, id: i64, outcome: InboxOutcome, now: Millis) -> StoreResult<()> {
+                async fn inbox_finish(
+                    &self,
+                    id: i64,
+                    outcome: InboxOutcome,
+                    now: Millis,
+                ) -> StoreResult<()> {
                     let mut tx = self.begin_write().await.map_err(db_err)?;
                     finish_inbox(&mut tx, id, &outcome, now).await?;
                     tx.commit().await.map_err(db_err)
@@ -985,7 +1019,10 @@ macro_rules! impl_directory_store {
                     convert_all(rows)
                 }
 
-                async fn inbox_due_connections(&self, now: Millis) -> StoreResult<Vec<ConnectionId>> {
+                async fn inbox_due_connections(
+                    &self,
+                    now: Millis,
+                ) -> StoreResult<Vec<ConnectionId>> {
                     let rows: Vec<String> = sqlx::query_scalar(sql::DUE_CONNECTIONS)
                         .bind(now)
                         .fetch_all(self.reads())
@@ -994,7 +1031,10 @@ macro_rules! impl_directory_store {
                     Ok(rows.into_iter().map(ConnectionId).collect())
                 }
 
-                async fn inbox_pending_count(&self, connection_id: &ConnectionId) -> StoreResult<u64> {
+                async fn inbox_pending_count(
+                    &self,
+                    connection_id: &ConnectionId,
+                ) -> StoreResult<u64> {
                     let n: i64 = sqlx::query_scalar(sql::PENDING_COUNT)
                         .bind(connection_id.as_str())
                         .fetch_one(self.reads())
@@ -1186,7 +1226,11 @@ macro_rules! impl_directory_store {
                     Ok(row.is_some())
                 }
 
-                async fn release_lease(&self, connection_id: &ConnectionId, holder: &str) -> StoreResult<()> {
+                async fn release_lease(
+                    &self,
+                    connection_id: &ConnectionId,
+                    holder: &str,
+                ) -> StoreResult<()> {
                     sqlx::query(sql::RELEASE_LEASE)
                         .bind(connection_id.as_str())
                         .bind(holder)
@@ -1252,7 +1296,12 @@ macro_rules! impl_directory_store {
                     row.map(ParkedDeletion::try_from).transpose()
                 }
 
-                async fn resolve_parked(&self, id: i64, state: ParkedState, now: Millis) -> StoreResult<bool> {
+                async fn resolve_parked(
+                    &self,
+                    id: i64,
+                    state: ParkedState,
+                    now: Millis,
+                ) -> StoreResult<bool> {
                     if state == ParkedState::Pending {
                         return Ok(false);
                     }

@@ -909,7 +909,7 @@ pub async fn connection_state_of_20k_users(store: Store, _raw: Raw) {
         }
         all_users.push(u);
     }
-    for chunk in all_users.chunks(500) {
+    for chunk in all_users.chunks(1_000) {
         let mut writes = Vec::with_capacity(chunk.len() * 2);
         for u in chunk {
             writes.push(put_user(u, ChangeKind::UserCreated));

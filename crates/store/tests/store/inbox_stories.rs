@@ -254,13 +254,15 @@ pub async fn inbox_finish_outcomes(store: Store, _raw: Raw) {
             c_.state,
             c_.outcome.as_deref(),
             c_.last_error.as_deref(),
-            c_.finished_at
+            c_.finished_at,
+            c_.attempts
         ),
         (
             InboxState::Parked,
             Some("failed 8 times"),
             Some("failed 8 times"),
-            Some(3_002)
+            Some(3_002),
+            1
         )
     );
     let d = get(ids[3]).await;

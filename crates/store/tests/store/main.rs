@@ -144,4 +144,34 @@ async fn postgres_instances_migrate_concurrently() {
         assert_eq!(s.list_pools().await.unwrap(), vec![pool.clone()]);
     }
 }
-mod zz_bench_tmp;
+
+/// Inbox group-commit throughput (groups of 300, as the ingest writer sends them); prints
+/// events/s per backend. Not a pass/fail test: `cargo test -p store --test store
+/// inbox_group_commit_throughput -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn inbox_group_commit_throughput() {
+    use crate::fixtures::*;
+    let (sqlite, _dir, _) = sqlite().await;
+    let mut stores = vec![("sqlite", sqlite)];
+    if let Some((pg, _)) = postgres().await {
+        stores.push(("postgres", pg));
+    }
+    for (name, store) in stores {
+        let pool = new_pool(&store).await;
+        let c = new_connection(&store, &pool, "main").await;
+        let started = std::time::Instant::now();
+        let mut n = 0;
+        for g in 0..50 {
+            let events: Vec<_> = (0..300)
+                .map(|i| event(&c, &format!("e{g}-{i}"), Some(i)))
+                .collect();
+            n += store.inbox_insert(&events).await.unwrap().len();
+        }
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!(
+            "{name}: {n} events in {secs:.2} s = {:.0}/s",
+            n as f64 / secs
+        );
+    }
+}
