@@ -2,7 +2,7 @@
 //! the stored versions of the objects a batch touches, decide every row it writes (versions,
 //! times, change records) or refuse it. No I/O, so both backends share it exactly.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use directory::ids::Millis;
 use directory::model::{Department, ExternalRef, Group, ObjectKind, User};
@@ -28,20 +28,21 @@ pub(crate) struct Touched {
 }
 
 pub(crate) fn touched(batch: &ApplyBatch) -> Touched {
-    fn add(list: &mut Vec<String>, id: &str) {
-        if !list.iter().any(|x| x == id) {
-            list.push(id.to_owned());
-        }
-    }
+    let mut seen: HashSet<(ObjectKind, &str)> = HashSet::new();
     let mut t = Touched::default();
     for w in &batch.writes {
-        match w {
-            Write::PutUser { user, .. } => add(&mut t.users, user.id.as_str()),
-            Write::PutDepartment { department, .. } => {
-                add(&mut t.departments, department.id.as_str())
-            }
-            Write::PutGroup { group, .. } => add(&mut t.groups, group.id.as_str()),
+        let (kind, id, list) = match w {
+            Write::PutUser { user, .. } => (ObjectKind::User, user.id.as_str(), &mut t.users),
+            Write::PutDepartment { department, .. } => (
+                ObjectKind::Department,
+                department.id.as_str(),
+                &mut t.departments,
+            ),
+            Write::PutGroup { group, .. } => (ObjectKind::Group, group.id.as_str(), &mut t.groups),
             Write::PutExternalRef(_) => continue,
+        };
+        if seen.insert((kind, id)) {
+            list.push(id.to_owned());
         }
         t.changes += 1;
     }
