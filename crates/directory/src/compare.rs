@@ -781,3 +781,240 @@ fn compare_groups(snapshot: &Snapshot, store: &View<'_>, out: &mut Vec<Differenc
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::plan::testing::*;
+    use crate::snapshot::LeaverCheck;
+
+    fn small() -> Snapshot {
+        let mut boss = person("ou_boss", "Bea", &["od-a"]);
+        boss.orders = Some(vec![fs::UserOrder {
+            department_id: Some("od-a".into()),
+            user_order: Some(7),
+            department_order: None,
+            is_primary_dept: Some(true),
+        }]);
+        let mut ann = person("ou_ann", "Ann", &["od-a", "od-b"]);
+        ann.leader_user_id = Some("ou_boss".into());
+        snapshot(
+            vec![
+                with_leader(dept("od-a", "0", "Eng"), "ou_boss"),
+                dept("od-b", "od-a", "Backend"),
+            ],
+            vec![boss, ann, person("ou_root", "Ron", &["0"])],
+            vec![group("g1", "Ops", &["ou_ann"], &["od-b"])],
+        )
+    }
+
+    fn stored() -> ConnectionState {
+        sync(&small(), &ConnectionState::default()).1
+    }
+
+    fn user_mut<'s>(state: &'s mut ConnectionState, open_id: &str) -> &'s mut User {
+        let id = user_by(state, open_id).id.clone();
+        state.users.iter_mut().find(|u| u.id == id).unwrap()
+    }
+
+    #[test]
+    fn equal_after_an_import() {
+        assert_eq!(compare(&small(), &stored()), vec![]);
+    }
+
+    #[test]
+    fn every_kind_of_difference_is_reported_and_printable() {
+        let snap = small();
+        let mut state = stored();
+        let a = department_by(&state, "od-a").id.clone();
+        let b = department_by(&state, "od-b").id.clone();
+        let ann = user_by(&state, "ou_ann").id.clone();
+        let root = user_by(&state, "ou_root").id.clone();
+        user_mut(&mut state, "ou_ann").profile.name = Some("Anne".into());
+        // ann's membership of od-b goes with od-b's tombstone below: not comparable.
+        user_mut(&mut state, "ou_ann")
+            .departments
+            .retain(|m| m.department_id == a);
+        user_mut(&mut state, "ou_root").status = UserStatus::Frozen;
+        user_mut(&mut state, "ou_boss").departments[0].user_order = Some(1);
+        for r in &mut state.refs {
+            if r.external_id == "ou_root" {
+                r.union_id = Some("on_other".into());
+            }
+        }
+        for d in &mut state.departments {
+            if d.id == b {
+                d.deleted_at = Some(1);
+            }
+        }
+        for g in &mut state.groups {
+            g.members = vec![
+                GroupMember::User(ann.clone()),
+                GroupMember::User(root.clone()),
+            ];
+        }
+        // A stored user Feishu does not list (and nobody looked up).
+        let gone = User {
+            id: "u-gone".into(),
+            ..user_by(&state, "ou_root").clone()
+        };
+        state.refs.push(ExternalRef {
+            external_id: "ou_gone".into(),
+            object_id: "u-gone".into(),
+            ..ref_of(&state, ObjectKind::User, "ou_root").clone()
+        });
+        state.users.push(gone);
+
+        let diff = compare(&snap, &state);
+        let text: Vec<String> = diff.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                "department od-b (Backend): in Feishu, missing in the store",
+                "user ou_ann: name differs: store \"Anne\", Feishu \"Ann\"",
+                "user ou_boss: user_order in od-a differs: store 1, Feishu 7",
+                "user ou_root: union_id differs: store \"on_other\", Feishu \"on_root\"",
+                "user ou_root: status differs: store frozen, Feishu active",
+                "user ou_gone (Ron): in the store (u-gone), not in Feishu",
+                "group g1: members differ: missing in the store [], extra in the store [ou_root]",
+            ],
+            "{diff:#?}"
+        );
+        // The membership of a tombstoned department is not comparable; the missing
+        // department is reported instead.
+        assert!(
+            !diff
+                .iter()
+                .any(|d| matches!(d, Difference::MembershipDiffers { .. }))
+        );
+        assert_eq!(
+            serde_json::to_value(&diff[4]).unwrap(),
+            json!({"difference": "status_differs", "external_id": "ou_root",
+                   "store": "frozen", "feishu": "active"})
+        );
+    }
+
+    #[test]
+    fn memberships_parents_leaders_and_managers_are_compared_in_feishu_ids() {
+        let snap = small();
+        let mut state = stored();
+        let a = department_by(&state, "od-a").id.clone();
+        let b = department_by(&state, "od-b").id.clone();
+        user_mut(&mut state, "ou_ann")
+            .departments
+            .retain(|m| m.department_id == a);
+        user_mut(&mut state, "ou_root").in_root = false;
+        user_mut(&mut state, "ou_ann").manager_id = None;
+        for d in &mut state.departments {
+            if d.id == b {
+                d.parent_id = None;
+            }
+            if d.id == a {
+                d.leaders.clear();
+            }
+        }
+        let text: Vec<String> = compare(&snap, &state)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            text,
+            [
+                "department od-a: leaders differs: store [], Feishu [\"main:ou_boss\"]",
+                "department od-b: parent differs: store \"0\", Feishu \"od-a\"",
+                "user ou_ann: manager differs: store null, Feishu \"ou_boss\"",
+                "user ou_ann: departments differ: store [od-a], Feishu [od-a, od-b]",
+                "user ou_root: departments differ: store [], Feishu [0]",
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_not_differences() {
+        let mut snap = small();
+        for su in snap.users.values_mut() {
+            su.user = fs::User {
+                open_id: su.user.open_id.clone(),
+                ..Default::default()
+            };
+        }
+        snap.completeness.users = false; // listings not authoritative either
+        for d in snap.departments.values_mut() {
+            *d = fs::Department::default();
+        }
+        let g = snap.groups.get_mut("g1").unwrap();
+        g.group = fs::Group::default();
+        g.users.clear();
+        g.departments.clear();
+        g.members_complete = false;
+        let mut state = stored();
+        user_mut(&mut state, "ou_ann").profile.name = Some("Anything".into());
+        assert_eq!(compare(&snap, &state), vec![]);
+    }
+
+    #[test]
+    fn leavers_compare_as_the_lookup_said() {
+        let mut snap = small();
+        let root = snap.users.remove("ou_root").unwrap().user;
+        let mut resigned_root = root.clone();
+        resigned_root.status = resigned();
+        resigned_root.department_ids = None;
+        snap.leavers.insert(
+            "ou_root".into(),
+            LeaverCheck::Resigned {
+                user: Box::new(resigned_root),
+            },
+        );
+        // Stored as it was: active and under the root.
+        let state = stored();
+        let diff: Vec<String> = compare(&snap, &state)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            diff,
+            [
+                "user ou_root: status differs: store active, Feishu resigned",
+                "user ou_root: departments differ: store [0], Feishu []",
+            ]
+        );
+        // Kept as a resigned, detached record: equal to its absence from the listing.
+        let (_, after) = sync(&snap, &state);
+        assert_eq!(user_by(&after, "ou_root").status, UserStatus::Resigned);
+        assert_eq!(compare(&snap, &after), vec![]);
+
+        // Out of scope and still live: extra. A failed lookup: unknown.
+        snap.leavers
+            .insert("ou_root".into(), LeaverCheck::OutOfScope);
+        assert!(matches!(
+            compare(&snap, &state).as_slice(),
+            [Difference::ExtraInStore { external_id, .. }] if external_id == "ou_root"
+        ));
+        snap.leavers
+            .insert("ou_root".into(), LeaverCheck::Failed { error: "x".into() });
+        assert_eq!(compare(&snap, &state), vec![]);
+        // Not looked up at all: extra.
+        snap.leavers.clear();
+        assert_eq!(compare(&snap, &state).len(), 1);
+    }
+
+    #[test]
+    fn incomplete_member_lists_only_report_missing_members() {
+        let mut snap = small();
+        let g = snap.groups.get_mut("g1").unwrap();
+        g.members_complete = false;
+        g.users.clear();
+        g.users.insert("ou_boss".into());
+        let diff = compare(&snap, &stored());
+        assert_eq!(
+            diff,
+            [Difference::GroupMembersDiffer {
+                external_id: "g1".into(),
+                missing: vec!["ou_boss".into()],
+                extra: vec![],
+            }]
+        );
+    }
+}

@@ -30,6 +30,17 @@ pub trait Resolve {
     fn department(&self, open_department_id: &str) -> Option<DepartmentId>;
     /// By group id.
     fn group(&self, group_id: &str) -> Option<GroupId>;
+
+    /// Whether `open_id` resolves to `id`. Lets a merge keep a stored reference without
+    /// building a new id; override when [`Resolve::user`] allocates.
+    fn user_is(&self, open_id: &str, id: &UserId) -> bool {
+        self.user(open_id).as_ref() == Some(id)
+    }
+
+    /// Whether `open_department_id` resolves to `id` (see [`Resolve::user_is`]).
+    fn department_is(&self, open_department_id: &str, id: &DepartmentId) -> bool {
+        self.department(open_department_id).as_ref() == Some(id)
+    }
 }
 
 /// Which reference could not be resolved.
@@ -239,7 +250,13 @@ pub fn merge_user(
         None => {}
         Some("") => user.manager_id = None,
         Some(open_id) => {
-            user.manager_id = resolve.user(open_id);
+            if !user
+                .manager_id
+                .as_ref()
+                .is_some_and(|m| resolve.user_is(open_id, m))
+            {
+                user.manager_id = resolve.user(open_id);
+            }
             if user.manager_id.is_none() {
                 unresolved.push(Unresolved {
                     field: RefField::Manager,
@@ -307,6 +324,31 @@ fn merge_memberships(
             (dedup_str(listed.iter().map(String::as_str).collect()), true)
         }
     };
+    if !additive && same_departments(&user.departments, &ids, resolve) {
+        // The common case of a reconciliation: same departments in the same order. Only
+        // orders and the primary flag can change; no id is rebuilt.
+        let stated_primary = stated_primary(f);
+        let non_root = ids.iter().copied().filter(|id| *id != ROOT);
+        let old_primary = user.departments.iter().position(|m| m.primary);
+        for (i, (m, od)) in user.departments.iter_mut().zip(non_root).enumerate() {
+            if let Some(o) = f
+                .orders
+                .iter()
+                .flatten()
+                .find(|o| o.department_id.as_deref() == Some(od))
+            {
+                m.user_order = o.user_order.or(m.user_order);
+                m.department_order = o.department_order.or(m.department_order);
+            }
+            m.primary = match stated_primary {
+                Some(Some(p)) => p == od,
+                Some(None) => i == 0,
+                None => old_primary.map_or(i == 0, |p| p == i),
+            };
+        }
+        user.in_root = ids.contains(&ROOT);
+        return;
+    }
     let previous = std::mem::take(&mut user.departments);
     let old_primary = previous
         .iter()
@@ -359,6 +401,17 @@ fn merge_memberships(
         m.primary = primary.as_ref() == Some(&m.department_id);
     }
     user.departments = memberships;
+}
+
+/// Whether `ids` (`"0"` left out) name exactly the stored memberships, in order.
+fn same_departments(stored: &[Membership], ids: &[&str], resolve: &dyn Resolve) -> bool {
+    let mut non_root = ids.iter().filter(|id| **id != ROOT);
+    stored.len() == ids.len() - usize::from(ids.contains(&ROOT))
+        && stored.iter().all(|m| {
+            non_root
+                .next()
+                .is_some_and(|od| resolve.department_is(od, &m.department_id))
+        })
 }
 
 /// Removes every membership (resignation, soft deletion).
@@ -1133,6 +1186,45 @@ mod tests {
         let w = merge(Some(&v), &none_flagged, Listing::NONE).object;
         assert_eq!(w.departments.len(), 1);
         assert!(w.departments[0].primary);
+    }
+
+    #[test]
+    fn same_departments_update_orders_and_primary_in_place() {
+        let order = |od: &str, user_order, primary| fs::UserOrder {
+            department_id: Some(od.into()),
+            user_order: Some(user_order),
+            department_order: None,
+            is_primary_dept: primary,
+        };
+        let f = fs::User {
+            department_ids: Some(vec!["od-a".into(), "od-b".into()]),
+            orders: Some(vec![
+                order("od-a", 1, Some(true)),
+                order("od-b", 2, Some(false)),
+            ]),
+            ..Default::default()
+        };
+        let stored = merge(None, &f, Listing::NONE).object;
+        assert!(stored.departments[0].primary);
+        // Same departments: the primary moves and an order changes.
+        let g = fs::User {
+            department_ids: Some(vec!["0".into(), "od-a".into(), "od-b".into()]),
+            orders: Some(vec![order("od-b", 5, Some(true))]),
+            ..Default::default()
+        };
+        let u = merge(Some(&stored), &g, Listing::NONE).object;
+        assert!(u.in_root);
+        assert!(!u.departments[0].primary && u.departments[1].primary);
+        assert_eq!(u.departments[0].user_order, Some(1));
+        assert_eq!(u.departments[1].user_order, Some(5));
+        // Without any order: everything stays.
+        let h = fs::User {
+            department_ids: Some(vec!["od-a".into(), "od-b".into()]),
+            ..Default::default()
+        };
+        let v = merge(Some(&u), &h, Listing::NONE).object;
+        assert_eq!(v.departments, u.departments);
+        assert!(!v.in_root);
     }
 
     #[test]

@@ -18,7 +18,9 @@
 //!   `MoveDepartment` → `UpdateDepartmentLeader`. Groups: `UpdateGroup` → `AddGroupMember` →
 //!   `RemoveGroupMember` (one step per group and direction; the members are in the reason).
 //!   A created object is one `Create*` step (plus `UpdateDepartmentLeader` when its leaders
-//!   are users created later in the plan).
+//!   are users created later in the plan, and `UpdateUser` for the user whose manager closes
+//!   a reporting cycle). A tombstoned object present again is restored by its `Update*` step
+//!   ("restored: …"). Unchanged objects get an `Unchanged` step without writes.
 //! - **Identifiers.** `UpdateUserIdentifier` means the sync relation's `union_id` or `user_id`
 //!   changed; it writes the relation and a `Put` of the (unchanged) user with
 //!   `UserIdentifierChanged`, so downstream readers see it. Department and group custom ids
@@ -28,9 +30,16 @@
 //!   `OutOfScope` → `DeleteUser`; no check or a failed one → a skipped `DeleteUser`.
 //!   `Resigned` → `DisableUser` at once, even from a partial snapshot and above any
 //!   threshold. Per object type, more deletions than the threshold parks all of that type.
-//! - **Bad records** (a department in a parent cycle, a user in a department that could not be
-//!   planned) become `Failed` steps; the rest of the plan is unaffected.
+//! - **References** resolve to what exists once the plan is applied: live stored objects the
+//!   plan does not delete, and the snapshot's objects it creates or restores. Others (outside
+//!   the synced part, e.g. a partial scope's parents) are dropped and named in the reason. A
+//!   deleted department's members lose that membership in the same plan, and deleted users
+//!   and departments leave their groups.
+//! - **Bad records** (a department in or under a parent cycle, a user in a department that
+//!   could not be planned and does not exist) become `Failed` steps; the rest of the plan is
+//!   unaffected.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt::Write as _;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -312,7 +321,7 @@ impl<'a, T: Stored> Table<'a, T> {
         for r in refs {
             ext_by_id.insert(r.object_id.as_str(), r.external_id.as_str());
             let known = Known {
-                sync_ref: *r,
+                sync_ref: r,
                 object: by_id.get(r.object_id.as_str()).copied(),
             };
             if by_external.insert(r.external_id.as_str(), known).is_none() {
@@ -381,9 +390,10 @@ impl<'a> Index<'a> {
 /// restores.
 #[derive(Default)]
 struct Ids<'a> {
-    users: Map<&'a str, UserId>,
-    departments: Map<&'a str, DepartmentId>,
-    groups: Map<&'a str, GroupId>,
+    // Stored objects are borrowed, not copied: a plan resolves every stored object.
+    users: Map<&'a str, Cow<'a, UserId>>,
+    departments: Map<&'a str, Cow<'a, DepartmentId>>,
+    groups: Map<&'a str, Cow<'a, GroupId>>,
     /// Feishu ids of the objects this plan creates, for log reasons (stored ones are named
     /// through the index).
     new_users: Map<String, &'a str>,
@@ -392,13 +402,19 @@ struct Ids<'a> {
 
 impl Resolve for Ids<'_> {
     fn user(&self, open_id: &str) -> Option<UserId> {
-        self.users.get(open_id).cloned()
+        self.users.get(open_id).map(|id| id.clone().into_owned())
     }
     fn department(&self, od: &str) -> Option<DepartmentId> {
-        self.departments.get(od).cloned()
+        self.departments.get(od).map(|id| id.clone().into_owned())
     }
     fn group(&self, group_id: &str) -> Option<GroupId> {
-        self.groups.get(group_id).cloned()
+        self.groups.get(group_id).map(|id| id.clone().into_owned())
+    }
+    fn user_is(&self, open_id: &str, id: &UserId) -> bool {
+        self.users.get(open_id).is_some_and(|u| u.as_ref() == id)
+    }
+    fn department_is(&self, od: &str, id: &DepartmentId) -> bool {
+        self.departments.get(od).is_some_and(|d| d.as_ref() == id)
     }
 }
 
@@ -843,16 +859,16 @@ impl<'a> Planner<'a, '_> {
             if let Some(d) = known.live()
                 && !self.doomed_departments.contains(d.id.0.as_str())
             {
-                self.ids.departments.insert(ext, d.id.clone());
+                self.ids.departments.insert(ext, Cow::Borrowed(&d.id));
             }
         }
         for (ext, _) in &order.ordered {
             let id = match self.index.departments.get(ext).and_then(|k| k.object) {
-                Some(d) => d.id.clone(),
+                Some(d) => Cow::Borrowed(&d.id),
                 None => {
                     let id = self.fresh();
                     self.ids.new_departments.insert(id.clone(), ext);
-                    DepartmentId(id)
+                    Cow::Owned(DepartmentId(id))
                 }
             };
             self.ids.departments.insert(ext, id);
@@ -968,7 +984,7 @@ impl<'a> Planner<'a, '_> {
             if let Some(u) = known.live()
                 && !self.doomed_users.contains(u.id.0.as_str())
             {
-                self.ids.users.insert(ext, u.id.clone());
+                self.ids.users.insert(ext, Cow::Borrowed(&u.id));
             }
         }
         for job in jobs {
@@ -977,11 +993,11 @@ impl<'a> Planner<'a, '_> {
             }
             let id = match job.existing {
                 Some(u) if u.is_live() => continue, // already resolvable
-                Some(u) => u.id.clone(),
+                Some(u) => Cow::Borrowed(&u.id),
                 None => {
                     let id = self.fresh();
                     self.ids.new_users.insert(id.clone(), job.external_id);
-                    UserId(id)
+                    Cow::Owned(UserId(id))
                 }
             };
             self.ids.users.insert(job.external_id, id);
@@ -994,14 +1010,14 @@ impl<'a> Planner<'a, '_> {
             if let Some(g) = known.live()
                 && !self.doomed_groups.contains(g.id.0.as_str())
             {
-                self.ids.groups.insert(ext, g.id.clone());
+                self.ids.groups.insert(ext, Cow::Borrowed(&g.id));
             }
         }
         for ext in snapshot.groups.keys() {
             if !self.ids.groups.contains_key(ext.as_str()) {
                 let id = match self.index.groups.get(ext).and_then(|k| k.object) {
-                    Some(g) => g.id.clone(),
-                    None => GroupId(self.fresh()),
+                    Some(g) => Cow::Borrowed(&g.id),
+                    None => Cow::Owned(GroupId(self.fresh())),
                 };
                 self.ids.groups.insert(ext, id);
             }
@@ -1037,7 +1053,12 @@ impl<'a> Planner<'a, '_> {
         for (ext, f) in &order.ordered {
             let known = self.index.departments.get(ext);
             let existing = known.and_then(|k| k.object);
-            let Some(id) = self.ids.departments.get(ext).cloned() else {
+            let Some(id) = self
+                .ids
+                .departments
+                .get(ext)
+                .map(|id| id.clone().into_owned())
+            else {
                 continue;
             };
             let Merged {
@@ -1372,7 +1393,7 @@ impl<'a> Planner<'a, '_> {
     }
 
     fn merge_job(&self, job: &UserJob<'a>) -> Option<Merged<User>> {
-        let id = self.ids.users.get(job.external_id)?.clone();
+        let id = self.ids.users.get(job.external_id)?.clone().into_owned();
         let mut m = merge::merge_user(
             job.existing,
             job.feishu,
@@ -1425,7 +1446,10 @@ impl<'a> Planner<'a, '_> {
         keep: bool,
     ) -> Option<(User, Chain)> {
         let ext = job.external_id;
-        let (union_id, user_id) = (job.feishu.union_id.as_deref(), job.feishu.user_id.as_deref());
+        let (union_id, user_id) = (
+            job.feishu.union_id.as_deref(),
+            job.feishu.user_id.as_deref(),
+        );
         let ref_changes = match job.existing_ref {
             // Most users keep their identifiers: do not build a relation to compare.
             Some(r) if job.existing.is_some() && !merge::ref_would_change(r, union_id, user_id) => {
@@ -1461,7 +1485,8 @@ impl<'a> Planner<'a, '_> {
                 writes: Vec::new(),
             });
             let kept = keep.then(|| new.clone());
-            let mut writes = vec![self.put_user_owned(new, ChangeKind::UserCreated, &mut chain)];
+            let mut writes = Vec::with_capacity(2);
+            writes.push(self.put_user_owned(new, ChangeKind::UserCreated, &mut chain));
             writes.extend(new_ref.map(Write::PutExternalRef));
             if let Some(step) = self.steps.last_mut() {
                 step.writes = writes;
@@ -1487,7 +1512,7 @@ impl<'a> Planner<'a, '_> {
                 Vec::new(),
             );
             let expected = existing.version;
-            return keep.then(|| (new, Chain { expected }));
+            return keep.then_some((new, Chain { expected }));
         }
         let status_changed = fields.contains(&UserField::Status);
         let disabling = status_changed && !new.status.is_enabled();
@@ -1812,7 +1837,7 @@ impl<'a> Planner<'a, '_> {
     fn plan_group(&mut self, ext: &'a str, sg: &'a SnapshotGroup) {
         let known = self.index.groups.get(ext);
         let existing = known.and_then(|k| k.object);
-        let Some(id) = self.ids.groups.get(ext).cloned() else {
+        let Some(id) = self.ids.groups.get(ext).map(|id| id.clone().into_owned()) else {
             return;
         };
         let Merged {
@@ -2637,6 +2662,7 @@ mod tests {
             ann.name = Some("Ann B.".into());
             ann.email = Some("ann.b@example.com".into());
             ann.union_id = Some("on_ann_2".into());
+            ann.user_id = Some("ann.b".into());
         }
         {
             let root = snap.users.get_mut("ou_root").unwrap();
@@ -2663,7 +2689,10 @@ mod tests {
         assert_eq!(s.reason.as_deref(), Some("name, email"));
         assert_eq!(changes(s), [ChangeKind::UserUpdated]);
         let s = step(&p, "ou_ann", UpdateUserIdentifier);
-        assert_eq!(s.reason.as_deref(), Some("union_id on_ann → on_ann_2"));
+        assert_eq!(
+            s.reason.as_deref(),
+            Some("union_id on_ann → on_ann_2, user_id uann → ann.b")
+        );
         assert_eq!(changes(s), [ChangeKind::UserIdentifierChanged]);
         assert_eq!(
             steps_of(&p, "ou_ann"),
@@ -3223,6 +3252,8 @@ mod tests {
         s
     }
 
+    /// In a debug build this only shows it completes. For timings:
+    /// `PLAN_BENCH=1 cargo test --release -p directory plans_100k -- --nocapture`.
     #[test]
     fn plans_100k_users() {
         let snap = large(100_000, 5_000);
@@ -3236,14 +3267,29 @@ mod tests {
         let again = plan_with(&snap, &state, &no_threshold());
         let second = started.elapsed();
         if std::env::var("PLAN_BENCH").is_ok() {
-            for _ in 0..10 {
-                let started = Instant::now();
+            // On-CPU time of this thread, less disturbed by a busy machine than wall time.
+            let cpu = || {
+                std::fs::read_to_string("/proc/thread-self/schedstat")
+                    .ok()
+                    .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+                    .map_or(0.0, |ns| ns as f64 / 1e6)
+            };
+            for _ in 0..5 {
+                let (c, started) = (cpu(), Instant::now());
                 let p = plan_with(&snap, &state, &no_threshold());
-                eprintln!("reconcile {:?}", started.elapsed());
+                eprintln!(
+                    "reconcile {:?} wall, {:.0} ms cpu",
+                    started.elapsed(),
+                    cpu() - c
+                );
                 drop(p);
-                let started = Instant::now();
+                let (c, started) = (cpu(), Instant::now());
                 let p = plan_with(&snap, &ConnectionState::default(), &no_threshold());
-                eprintln!("import {:?}", started.elapsed());
+                eprintln!(
+                    "import {:?} wall, {:.0} ms cpu",
+                    started.elapsed(),
+                    cpu() - c
+                );
                 drop(p);
             }
         }
