@@ -92,8 +92,10 @@ async fn the_change_log_replays_to_the_directory_the_store_holds() {
 #[tokio::test]
 async fn reconciliation_runs_on_the_connection_schedule() {
     for backend in Backend::all() {
-        let mut settings = directory::model::ConnectionSettings::default();
-        settings.reconcile_interval_secs = 60;
+        let settings = directory::model::ConnectionSettings {
+            reconcile_interval_secs: 60,
+            ..directory::model::ConnectionSettings::default()
+        };
         let h = Harness::with(backend, tenant(60, 6, 2, 61), |_| {}, settings).await;
         // Never imported: the schedule waits for the admin's first import.
         assert!(

@@ -413,28 +413,44 @@ impl Harness {
             .unwrap()
     }
 
+    /// The orgsync id the connection maps a Feishu id of `kind` to.
+    pub async fn object_id(
+        &self,
+        kind: directory::model::ObjectKind,
+        external_id: &str,
+    ) -> Option<String> {
+        self.store
+            .find_external(&self.connection.id, kind, external_id)
+            .await
+            .unwrap()
+            .map(|r| r.object_id)
+    }
+
     /// The stored user behind an `open_id` (a tombstone too).
     pub async fn stored_user(&self, open_id: &str) -> Option<directory::model::User> {
-        let state = self.state().await;
-        let object = object_of(&state, directory::model::ObjectKind::User, open_id)?;
-        state.users.into_iter().find(|u| u.id.as_str() == object)
+        let id = self
+            .object_id(directory::model::ObjectKind::User, open_id)
+            .await?;
+        self.store.get_user(&self.pool, &id.into()).await.unwrap()
     }
 
     /// The stored department behind an `open_department_id` (a tombstone too).
     pub async fn stored_department(&self, od: &str) -> Option<directory::model::Department> {
-        let state = self.state().await;
-        let object = object_of(&state, directory::model::ObjectKind::Department, od)?;
-        state
-            .departments
-            .into_iter()
-            .find(|d| d.id.as_str() == object)
+        let id = self
+            .object_id(directory::model::ObjectKind::Department, od)
+            .await?;
+        self.store
+            .get_department(&self.pool, &id.into())
+            .await
+            .unwrap()
     }
 
     /// The stored group behind a Feishu group id (a tombstone too).
     pub async fn stored_group(&self, id: &str) -> Option<directory::model::Group> {
-        let state = self.state().await;
-        let object = object_of(&state, directory::model::ObjectKind::Group, id)?;
-        state.groups.into_iter().find(|g| g.id.as_str() == object)
+        let id = self
+            .object_id(directory::model::ObjectKind::Group, id)
+            .await?;
+        self.store.get_group(&self.pool, &id.into()).await.unwrap()
     }
 
     /// Feishu ids of the objects of one kind the store holds live (not tombstoned).
@@ -495,16 +511,4 @@ impl Harness {
         events.reverse();
         events
     }
-}
-
-fn object_of(
-    state: &directory::store::ConnectionState,
-    kind: directory::model::ObjectKind,
-    external_id: &str,
-) -> Option<String> {
-    state
-        .refs
-        .iter()
-        .find(|r| r.kind == kind && r.external_id == external_id)
-        .map(|r| r.object_id.clone())
 }
