@@ -518,7 +518,6 @@ impl Engine {
         }
         match self.store.apply(batch).await {
             Ok(_) => Ok(steps.iter().map(|_| Ok(())).collect()),
-            Err(StoreError::Database(e)) if steps.len() == 1 => Ok(vec![Err(e)]),
             Err(e) if steps.len() == 1 => Ok(vec![Err(e.to_string())]),
             Err(_) => {
                 let mut out = Vec::with_capacity(steps.len());

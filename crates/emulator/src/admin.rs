@@ -25,6 +25,7 @@ use crate::pusher::PushConfig;
 use crate::ratelimit::RateLimitConfig;
 use crate::server::EmulatorState;
 use crate::tenant::{AppRecord, ContactScope, GroupKind, I18n, Tenant, UserKey, union_id};
+use feishu::ids::DepartmentIdType;
 
 type AppState = Arc<EmulatorState>;
 
@@ -122,35 +123,22 @@ type AdminResult = Result<Response, AdminError>;
 
 /// Finds a user by any id: an app's open_id, union_id, user_id, or the internal key.
 pub fn find_user(tenant: &Tenant, id: &str) -> Option<UserKey> {
-    if let Some(u) = tenant.users.values().find(|u| u.user_id == id) {
-        return Some(u.key);
-    }
-    if id.starts_with("on_") {
-        return tenant.users.keys().copied().find(|k| union_id(*k) == id);
-    }
-    if id.starts_with("ou_") {
-        for app in tenant.apps.values() {
-            if let Some(k) = tenant.resolve_user(app, id, feishu::ids::UserIdType::OpenId) {
-                return Some(k);
-            }
-        }
-        return None;
-    }
-    id.parse::<UserKey>()
-        .ok()
-        .filter(|k| tenant.users.contains_key(k))
+    tenant.find_user_by_any_id(id).or_else(|| {
+        id.parse::<UserKey>()
+            .ok()
+            .filter(|k| tenant.users.contains_key(k))
+    })
 }
 
 /// Finds a live department by `od-` id or custom id; `"0"` is the root.
 pub fn find_department(tenant: &Tenant, id: &str) -> Option<String> {
-    if id == "0" || tenant.departments.contains_key(id) {
-        return Some(id.to_owned());
-    }
-    tenant
-        .departments
-        .values()
-        .find(|d| d.department_id == id)
-        .map(|d| d.open_department_id.clone())
+    [
+        DepartmentIdType::OpenDepartmentId,
+        DepartmentIdType::DepartmentId,
+    ]
+    .into_iter()
+    .find_map(|t| tenant.resolve_department(id, t))
+    .filter(|od| od == "0" || tenant.departments.contains_key(od))
 }
 
 fn user_key(tenant: &Tenant, id: &str) -> Result<UserKey, AdminError> {

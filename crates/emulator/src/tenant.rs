@@ -461,6 +461,17 @@ impl Tenant {
         Some(key)
     }
 
+    /// Finds a user by any of its ids — any app's `open_id`, the `union_id` or the `user_id` —
+    /// through the indexes (for the admin API, where the caller names no id type).
+    pub fn find_user_by_any_id(&self, id: &str) -> Option<UserKey> {
+        let ix = self.index();
+        ix.user_by_user_id
+            .get(id)
+            .or_else(|| ix.user_by_union_id.get(id))
+            .or_else(|| ix.user_by_open_id.get(id))
+            .copied()
+    }
+
     /// Resolves a department id given in `id_type` to its open id (`"0"` stays `"0"`).
     /// Deleted departments resolve too (see [`Tenant::is_deleted_department`]).
     pub fn resolve_department(&self, id: &str, id_type: DepartmentIdType) -> Option<String> {

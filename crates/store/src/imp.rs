@@ -623,42 +623,22 @@ macro_rules! impl_directory_store {
                         .map_err(db_err)?;
                     // One query per table, each a semi-join on the connection's refs: the
                     // cost is a few scans whatever the size of the organisation.
-                    let users: Vec<UserRow> = sqlx::query_as(sql::STATE_USERS)
-                        .bind(pool.as_str())
-                        .bind(conn)
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                    let memberships: Vec<MembershipRow> = sqlx::query_as(sql::STATE_MEMBERSHIPS)
-                        .bind(pool.as_str())
-                        .bind(conn)
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                    let departments: Vec<DepartmentRow> = sqlx::query_as(sql::STATE_DEPARTMENTS)
-                        .bind(pool.as_str())
-                        .bind(conn)
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                    let leaders: Vec<LeaderRow> = sqlx::query_as(sql::STATE_LEADERS)
-                        .bind(pool.as_str())
-                        .bind(conn)
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                    let groups: Vec<GroupRow> = sqlx::query_as(sql::STATE_GROUPS)
-                        .bind(pool.as_str())
-                        .bind(conn)
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                    let members: Vec<MemberRow> = sqlx::query_as(sql::STATE_MEMBERS)
-                        .bind(pool.as_str())
-                        .bind(conn)
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
+                    macro_rules! state_rows {
+                        ($query:expr) => {
+                            sqlx::query_as($query)
+                                .bind(pool.as_str())
+                                .bind(conn)
+                                .fetch_all(&mut *tx)
+                                .await
+                                .map_err(db_err)?
+                        };
+                    }
+                    let users: Vec<UserRow> = state_rows!(sql::STATE_USERS);
+                    let memberships: Vec<MembershipRow> = state_rows!(sql::STATE_MEMBERSHIPS);
+                    let departments: Vec<DepartmentRow> = state_rows!(sql::STATE_DEPARTMENTS);
+                    let leaders: Vec<LeaderRow> = state_rows!(sql::STATE_LEADERS);
+                    let groups: Vec<GroupRow> = state_rows!(sql::STATE_GROUPS);
+                    let members: Vec<MemberRow> = state_rows!(sql::STATE_MEMBERS);
                     tx.commit().await.map_err(db_err)?;
                     Ok(ConnectionState {
                         users: assemble_users(users, memberships)?,
