@@ -2,10 +2,15 @@
 //! a deployment drives them. Every storage-touching test runs on SQLite and on PostgreSQL.
 #![allow(clippy::unwrap_used)]
 
+mod serve_support;
 mod support;
 
+mod admin_ops;
+mod api;
+mod browser;
 mod changelog;
 mod crash;
+mod event_endpoint;
 mod events;
 mod import;
 mod jobs;

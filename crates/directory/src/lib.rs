@@ -7,9 +7,11 @@
 //! - [`snapshot`]: what one full pull saw of Feishu.
 //! - [`merge`]: Feishu object → directory object (omitted = unknown, not cleared).
 //! - [`plan`]: snapshot + stored state → ordered, logged, thresholded writes (pure).
+//! - [`admin`]: the admin operations behind the REST API, the console and the CLI.
 //! - [`compare`]: the directory comparison (snapshot vs store), object by object.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod admin;
 pub mod apply;
 pub mod compare;
 pub mod engine;

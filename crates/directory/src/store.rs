@@ -362,6 +362,17 @@ pub struct InboxFilter {
 
 // ---- jobs ---------------------------------------------------------------------------------
 
+/// Which id of an [`ExternalRef`] a lookup matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExternalField {
+    /// `open_id`, `open_department_id` or the group id.
+    ExternalId,
+    /// Users: `union_id`.
+    UnionId,
+    /// Users: `user_id`; departments: `department_id`.
+    CustomId,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ActionLogFilter {
     pub action: Option<SyncAction>,
@@ -414,6 +425,49 @@ pub trait DirectoryStore: Send + Sync + 'static {
         kind: ObjectKind,
         external_id: &str,
     ) -> StoreResult<Option<ExternalRef>>;
+    /// The ref of a connection's object found by one of its Feishu ids.
+    async fn find_external_by(
+        &self,
+        connection_id: &ConnectionId,
+        kind: ObjectKind,
+        field: ExternalField,
+        value: &str,
+    ) -> StoreResult<Option<ExternalRef>> {
+        if field == ExternalField::ExternalId {
+            return self.find_external(connection_id, kind, value).await;
+        }
+        let state = self.load_connection_state(connection_id).await?;
+        Ok(state.refs.into_iter().find(|r| {
+            r.kind == kind
+                && match field {
+                    ExternalField::UnionId => r.union_id.as_deref() == Some(value),
+                    _ => r.custom_id.as_deref() == Some(value),
+                }
+        }))
+    }
+    /// Change-log rows of one object, newest first, at most `limit`.
+    async fn object_history(
+        &self,
+        pool_id: &PoolId,
+        kind: ObjectKind,
+        object_id: &str,
+        limit: u64,
+    ) -> StoreResult<Vec<ChangeRecord>> {
+        let mut out = Vec::new();
+        let mut after = 0;
+        loop {
+            let rows = self.changes_since(pool_id, after, 1000).await?;
+            let Some(last) = rows.last() else { break };
+            after = last.seq;
+            out.extend(
+                rows.into_iter()
+                    .filter(|r| r.object_kind == kind && r.object_id == object_id),
+            );
+        }
+        out.reverse();
+        out.truncate(limit as usize);
+        Ok(out)
+    }
     /// External refs of one object (one per connection that maps it).
     async fn refs_of(&self, kind: ObjectKind, object_id: &str) -> StoreResult<Vec<ExternalRef>>;
     async fn list_users(

@@ -1,0 +1,1080 @@
+//! The admin operations: what the REST API, the web console and the CLI do to the directory.
+//! One place for validation, secret sealing and masking, so the HTTP handlers stay thin and
+//! the API and the console cannot disagree.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{Engine, EngineError};
+use crate::ids::{ConnectionId, DepartmentId, GroupId, JobId, Millis, PoolId, UserId, now_ms};
+use crate::ingest::Ingestor;
+use crate::merge;
+use crate::model::{
+    ActionLogEntry, Connection, ConnectionSettings, Department, ExternalRef, Group, GroupMember,
+    JobKind, JobTrigger, ObjectKind, ParkedDeletion, ParkedState, Provider, SyncJob, User,
+    UserPool,
+};
+use crate::store::{
+    ActionLogFilter, ApplyBatch, ChangeKind, ChangeRecord, ChangeSource, DirectoryStore,
+    ExternalField, InboxEvent, InboxFilter, PageRequest, StoreError, UserQuery, Write,
+};
+
+/// Largest page any list returns.
+pub const MAX_PAGE: u64 = 500;
+
+/// Why an admin operation failed. Each variant maps to one HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// Bad input: the message says which field and what is allowed (400).
+    #[error("{0}")]
+    Invalid(String),
+    /// The thing does not exist (404).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The request conflicts with the current state (409), e.g. a duplicate identifier or a
+    /// job already running.
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for AdminError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(m) => Self::Conflict(m),
+            StoreError::NotFound(m) => Self::NotFound(m),
+            StoreError::VersionConflict { .. } => Self::Conflict(e.to_string()),
+            other => Self::Store(other),
+        }
+    }
+}
+
+pub type AdminResult<T> = Result<T, AdminError>;
+
+// ---- connections -------------------------------------------------------------------------
+
+/// What an admin enters to create a connection. Secrets arrive in plaintext and are sealed
+/// at once; they are never returned.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewConnection {
+    /// Unique in the pool; part of the callback URL: 1–64 of `a-z 0-9 - _`.
+    pub identifier: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// `feishu` (default) or `lark`.
+    #[serde(default)]
+    pub provider: Option<Provider>,
+    /// Overrides the provider's Open API base URL (e.g. an emulator).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    pub app_id: String,
+    pub app_secret: String,
+    #[serde(default)]
+    pub encrypt_key: Option<String>,
+    #[serde(default)]
+    pub verification_token: Option<String>,
+    #[serde(default)]
+    pub settings: Option<ConnectionSettings>,
+}
+
+/// A partial update. Absent fields stay; for the optional secrets and `base_url`, `null` or
+/// an empty string clears them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionPatch {
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub provider: Option<Provider>,
+    #[serde(default, with = "double_option")]
+    pub base_url: Option<Option<String>>,
+    #[serde(default)]
+    pub app_id: Option<String>,
+    #[serde(default)]
+    pub app_secret: Option<String>,
+    #[serde(default, with = "double_option")]
+    pub encrypt_key: Option<Option<String>>,
+    #[serde(default, with = "double_option")]
+    pub verification_token: Option<Option<String>>,
+    #[serde(default)]
+    pub settings: Option<ConnectionSettings>,
+}
+
+mod double_option {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<String>>, D::Error> {
+        Ok(Some(Option::<String>::deserialize(d)?))
+    }
+}
+
+/// Whether a secret is set. The value itself never leaves the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SecretState {
+    pub set: bool,
+}
+
+/// A connection as every read shows it: secrets masked, the callback URL spelled out.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConnectionView {
+    pub id: ConnectionId,
+    pub pool_id: PoolId,
+    pub identifier: String,
+    pub display_name: String,
+    pub provider: Provider,
+    pub base_url: Option<String>,
+    pub app_id: String,
+    pub app_secret: SecretState,
+    pub encrypt_key: SecretState,
+    pub verification_token: SecretState,
+    /// The request URL to enter in the Feishu developer console (Events & Callbacks).
+    pub callback_url: String,
+    pub settings: ConnectionSettings,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// One step of a credential test.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckStep {
+    /// `credentials` (app access / tenant token) or `contact_scope`.
+    pub step: String,
+    pub ok: bool,
+    /// What was found, or what failed.
+    pub message: String,
+    /// What to do about a failure.
+    pub fix: Option<String>,
+    /// The Feishu error code, if any.
+    pub code: Option<i64>,
+}
+
+/// The result of testing a connection's credentials against Feishu.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CredentialCheck {
+    pub ok: bool,
+    pub steps: Vec<CheckStep>,
+}
+
+// ---- directory reads -----------------------------------------------------------------------
+
+/// A page of results and the total count.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub offset: u64,
+    pub limit: u64,
+    /// All matching items (when known).
+    pub total: Option<u64>,
+}
+
+/// One node of the department tree.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DepartmentNode {
+    pub department: Department,
+    /// Direct members (live users).
+    pub member_count: u64,
+    pub children: Vec<DepartmentNode>,
+}
+
+/// A department with its direct children.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DepartmentView {
+    pub department: Department,
+    pub children: Vec<Department>,
+    /// Root first, the department itself excluded.
+    pub path: Vec<Department>,
+}
+
+/// Everything the console shows about one user.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UserDetail {
+    pub user: User,
+    pub departments: Vec<Department>,
+    pub groups: Vec<Group>,
+    pub external_ids: Vec<ExternalRef>,
+    /// Change-log rows of this user, newest first.
+    pub history: Vec<ChangeRecord>,
+    pub manager: Option<User>,
+}
+
+/// A group with its members resolved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupDetail {
+    pub group: Group,
+    pub users: Vec<User>,
+    pub departments: Vec<Department>,
+    /// Members the directory does not hold (out of scope, deleted).
+    pub unresolved: Vec<GroupMember>,
+}
+
+/// Which Feishu id a lookup uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserIdType {
+    OpenId,
+    UnionId,
+    UserId,
+}
+
+impl UserIdType {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "open_id" => Some(Self::OpenId),
+            "union_id" => Some(Self::UnionId),
+            "user_id" => Some(Self::UserId),
+            _ => None,
+        }
+    }
+}
+
+/// Clamps a requested page to `1..=MAX_PAGE` (default 50).
+pub fn page(offset: Option<u64>, limit: Option<u64>) -> PageRequest {
+    PageRequest {
+        offset: offset.unwrap_or(0),
+        limit: limit.unwrap_or(50).clamp(1, MAX_PAGE),
+    }
+}
+
+/// The admin facade over the engine and the store.
+pub struct Admin {
+    engine: Arc<Engine>,
+    ingestor: Option<Arc<Ingestor>>,
+    public_base_url: String,
+}
+
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin")
+            .field("public_base_url", &self.public_base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+fn validate_identifier(identifier: &str) -> AdminResult<()> {
+    let ok = !identifier.is_empty()
+        && identifier.len() <= 64
+        && identifier
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(AdminError::Invalid(format!(
+            "identifier {identifier:?} is not allowed: use 1 to 64 characters of a-z, 0-9, '-' and '_' (it becomes part of the callback URL)"
+        )))
+    }
+}
+
+fn required(field: &str, value: &str, hint: &str) -> AdminResult<String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(AdminError::Invalid(format!("{field} is required: {hint}")));
+    }
+    Ok(value.to_owned())
+}
+
+fn validate_base_url(url: Option<&str>) -> AdminResult<Option<String>> {
+    match url.map(str::trim).filter(|u| !u.is_empty()) {
+        None => Ok(None),
+        Some(u) => feishu::client::BaseUrl::parse(u)
+            .map(|_| Some(u.trim_end_matches('/').to_owned()))
+            .map_err(|e| AdminError::Invalid(format!("base_url {u:?}: {e}"))),
+    }
+}
+
+fn validate_settings(settings: &ConnectionSettings) -> AdminResult<()> {
+    let t = &settings.deletion_threshold;
+    if !(0.0..=1.0).contains(&t.max_fraction) {
+        return Err(AdminError::Invalid(format!(
+            "settings.deletion_threshold.max_fraction is {}: give a share between 0 and 1, e.g. 0.05",
+            t.max_fraction
+        )));
+    }
+    Ok(())
+}
+
+fn non_empty(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+}
+
+impl Admin {
+    /// `public_base_url`: how Feishu reaches this server (for the callback URL), no trailing
+    /// slash needed.
+    pub fn new(
+        engine: Arc<Engine>,
+        ingestor: Option<Arc<Ingestor>>,
+        public_base_url: String,
+    ) -> Self {
+        Self {
+            engine,
+            ingestor,
+            public_base_url: public_base_url.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    fn store(&self) -> &Arc<dyn DirectoryStore> {
+        self.engine.store()
+    }
+
+    pub fn public_base_url(&self) -> &str {
+        &self.public_base_url
+    }
+
+    /// `{public}/connections/enterprise/{identifier}/{pool}/events`
+    pub fn callback_url(&self, pool_id: &PoolId, identifier: &str) -> String {
+        format!(
+            "{}/connections/enterprise/{identifier}/{pool_id}/events",
+            self.public_base_url
+        )
+    }
+
+    fn changed(&self, connection_id: &ConnectionId) {
+        self.engine.forget_client(connection_id);
+        if let Some(ingestor) = &self.ingestor {
+            ingestor.invalidate();
+        }
+    }
+
+    // ---- pools ----
+
+    pub async fn create_pool(&self, name: &str) -> AdminResult<UserPool> {
+        let name = required("name", name, "give the user pool a name, e.g. \"Acme\"")?;
+        if name.chars().count() > 200 {
+            return Err(AdminError::Invalid(
+                "name is longer than 200 characters".into(),
+            ));
+        }
+        let pool = UserPool {
+            id: PoolId::generate(),
+            name,
+            created_at: now_ms(),
+        };
+        self.store().create_pool(&pool).await?;
+        Ok(pool)
+    }
+
+    pub async fn list_pools(&self) -> AdminResult<Vec<UserPool>> {
+        Ok(self.store().list_pools().await?)
+    }
+
+    pub async fn pool(&self, id: &PoolId) -> AdminResult<UserPool> {
+        self.store()
+            .get_pool(id)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("user pool {id}")))
+    }
+
+    // ---- connections ----
+
+    pub fn view(&self, c: &Connection) -> ConnectionView {
+        ConnectionView {
+            id: c.id.clone(),
+            pool_id: c.pool_id.clone(),
+            identifier: c.identifier.clone(),
+            display_name: c.display_name.clone(),
+            provider: c.provider,
+            base_url: c.base_url.clone(),
+            app_id: c.app_id.clone(),
+            app_secret: SecretState { set: true },
+            encrypt_key: SecretState {
+                set: c.encrypt_key.is_some(),
+            },
+            verification_token: SecretState {
+                set: c.verification_token.is_some(),
+            },
+            callback_url: self.callback_url(&c.pool_id, &c.identifier),
+            settings: c.settings.clone(),
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+
+    pub async fn create_connection(
+        &self,
+        pool_id: &PoolId,
+        input: NewConnection,
+    ) -> AdminResult<ConnectionView> {
+        self.pool(pool_id).await?;
+        let identifier = input.identifier.trim().to_owned();
+        validate_identifier(&identifier)?;
+        let app_id = required(
+            "app_id",
+            &input.app_id,
+            "copy the App ID (cli_…) from the Feishu developer console, Credentials & Basic Info",
+        )?;
+        let app_secret = required(
+            "app_secret",
+            &input.app_secret,
+            "copy the App Secret from the Feishu developer console, Credentials & Basic Info",
+        )?;
+        let base_url = validate_base_url(input.base_url.as_deref())?;
+        let settings = input.settings.unwrap_or_default();
+        validate_settings(&settings)?;
+        let key = self.engine.master_key();
+        let now = now_ms();
+        let connection = Connection {
+            id: ConnectionId::generate(),
+            pool_id: pool_id.clone(),
+            display_name: non_empty(input.display_name).unwrap_or_else(|| identifier.clone()),
+            identifier,
+            provider: input.provider.unwrap_or(Provider::Feishu),
+            base_url,
+            app_id,
+            app_secret: key.seal(&app_secret),
+            encrypt_key: non_empty(input.encrypt_key).map(|k| key.seal(&k)),
+            verification_token: non_empty(input.verification_token).map(|t| key.seal(&t)),
+            settings,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store().create_connection(&connection).await?;
+        self.changed(&connection.id);
+        Ok(self.view(&connection))
+    }
+
+    async fn connection_raw(&self, id: &ConnectionId) -> AdminResult<Connection> {
+        self.store()
+            .get_connection(id)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("connection {id}")))
+    }
+
+    pub async fn connection(&self, id: &ConnectionId) -> AdminResult<ConnectionView> {
+        Ok(self.view(&self.connection_raw(id).await?))
+    }
+
+    pub async fn list_connections(
+        &self,
+        pool_id: Option<&PoolId>,
+    ) -> AdminResult<Vec<ConnectionView>> {
+        if let Some(pool) = pool_id {
+            self.pool(pool).await?;
+        }
+        Ok(self
+            .store()
+            .list_connections(pool_id)
+            .await?
+            .iter()
+            .map(|c| self.view(c))
+            .collect())
+    }
+
+    pub async fn update_connection(
+        &self,
+        id: &ConnectionId,
+        patch: ConnectionPatch,
+    ) -> AdminResult<ConnectionView> {
+        let mut c = self.connection_raw(id).await?;
+        let key = self.engine.master_key();
+        if let Some(name) = patch.display_name {
+            c.display_name = required("display_name", &name, "give the connection a name")?;
+        }
+        if let Some(provider) = patch.provider {
+            c.provider = provider;
+        }
+        if let Some(url) = patch.base_url {
+            c.base_url = validate_base_url(url.as_deref())?;
+        }
+        if let Some(app_id) = patch.app_id {
+            c.app_id = required("app_id", &app_id, "copy the App ID (cli_…)")?;
+        }
+        if let Some(secret) = patch.app_secret {
+            c.app_secret = key.seal(&required(
+                "app_secret",
+                &secret,
+                "copy the App Secret, or leave the field out to keep it",
+            )?);
+        }
+        if let Some(k) = patch.encrypt_key {
+            c.encrypt_key = non_empty(k).map(|k| key.seal(&k));
+        }
+        if let Some(t) = patch.verification_token {
+            c.verification_token = non_empty(t).map(|t| key.seal(&t));
+        }
+        if let Some(settings) = patch.settings {
+            validate_settings(&settings)?;
+            c.settings = settings;
+        }
+        c.updated_at = now_ms();
+        self.store().update_connection(&c).await?;
+        self.changed(&c.id);
+        Ok(self.view(&c))
+    }
+
+    /// Removes the connection (its mappings, watermarks and pending events); the directory
+    /// objects stay.
+    pub async fn delete_connection(&self, id: &ConnectionId) -> AdminResult<()> {
+        self.connection_raw(id).await?;
+        self.store().delete_connection(id).await?;
+        self.changed(id);
+        Ok(())
+    }
+
+    /// Gets a tenant token with the stored credentials, then reads the app's contact scope.
+    /// Each failure says what to fix in the Feishu developer console.
+    pub async fn test_credentials(&self, id: &ConnectionId) -> AdminResult<CredentialCheck> {
+        let c = self.connection_raw(id).await?;
+        let client = self.engine.client(&c)?;
+        let mut steps = Vec::new();
+        let fail = |step: &str, e: &feishu::client::FeishuError| CheckStep {
+            step: step.to_owned(),
+            ok: false,
+            message: e.to_string(),
+            fix: e.fix().map(str::to_owned),
+            code: e.code(),
+        };
+        if let Err(e) = client.check_credentials().await {
+            steps.push(fail("credentials", &e));
+            return Ok(CredentialCheck { ok: false, steps });
+        }
+        steps.push(CheckStep {
+            step: "credentials".into(),
+            ok: true,
+            message: format!("App ID {} and App Secret are valid", c.app_id),
+            fix: None,
+            code: None,
+        });
+        match client.scopes().await {
+            Err(e) => steps.push(fail("contact_scope", &e)),
+            Ok(scope) => {
+                let (d, u, g) = (
+                    scope.department_ids.len(),
+                    scope.user_ids.len(),
+                    scope.group_ids.len(),
+                );
+                if d + u + g == 0 {
+                    steps.push(CheckStep {
+                        step: "contact_scope".into(),
+                        ok: false,
+                        message: "the app's contact scope is empty: importing would fail with \"failed to get Feishu organization departments\"".into(),
+                        fix: Some("In the Feishu developer console grant the contact permissions, set the app's availability to all employees and its contact scope to all members (or pick departments), then publish a version and have it approved".into()),
+                        code: None,
+                    });
+                } else {
+                    let whole = scope.department_ids.iter().any(|id| id == "0");
+                    steps.push(CheckStep {
+                        step: "contact_scope".into(),
+                        ok: true,
+                        message: if whole {
+                            "the app sees the whole organization".to_owned()
+                        } else {
+                            format!(
+                                "the app sees {d} department(s), {u} user(s) and {g} group(s) (a partial contact scope)"
+                            )
+                        },
+                        fix: None,
+                        code: None,
+                    });
+                }
+            }
+        }
+        Ok(CredentialCheck {
+            ok: steps.iter().all(|s| s.ok),
+            steps,
+        })
+    }
+
+    // ---- jobs ----
+
+    /// Starts an import or reconciliation in the background.
+    pub async fn start_job(
+        &self,
+        connection_id: &ConnectionId,
+        kind: JobKind,
+    ) -> AdminResult<SyncJob> {
+        self.connection_raw(connection_id).await?;
+        let id = match self
+            .engine
+            .start_job(connection_id, kind, JobTrigger::Admin)
+            .await
+        {
+            Err(EngineError::Busy(c)) => {
+                return Err(AdminError::Conflict(format!(
+                    "a sync job is already running for connection {c}; wait for it to finish"
+                )));
+            }
+            other => other?,
+        };
+        self.job(&id).await
+    }
+
+    pub async fn job(&self, id: &JobId) -> AdminResult<SyncJob> {
+        self.store()
+            .get_job(id)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("sync job {id}")))
+    }
+
+    pub async fn list_jobs(
+        &self,
+        connection_id: Option<&ConnectionId>,
+        page: PageRequest,
+    ) -> AdminResult<Page<SyncJob>> {
+        let items = self.store().list_jobs(connection_id, page).await?;
+        Ok(Page {
+            items,
+            offset: page.offset,
+            limit: page.limit,
+            total: None,
+        })
+    }
+
+    pub async fn job_log(
+        &self,
+        id: &JobId,
+        filter: &ActionLogFilter,
+        page: PageRequest,
+    ) -> AdminResult<Page<ActionLogEntry>> {
+        self.job(id).await?;
+        let items = self.store().action_log(id, filter, page).await?;
+        Ok(Page {
+            items,
+            offset: page.offset,
+            limit: page.limit,
+            total: None,
+        })
+    }
+
+    // ---- parked deletions ----
+
+    pub async fn list_parked(
+        &self,
+        pool_id: &PoolId,
+        state: Option<ParkedState>,
+        page: PageRequest,
+    ) -> AdminResult<Page<ParkedDeletion>> {
+        self.pool(pool_id).await?;
+        let items = self.store().list_parked(pool_id, state, page).await?;
+        Ok(Page {
+            items,
+            offset: page.offset,
+            limit: page.limit,
+            total: None,
+        })
+    }
+
+    pub async fn parked(&self, id: i64) -> AdminResult<ParkedDeletion> {
+        self.store()
+            .get_parked(id)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("parked deletion {id}")))
+    }
+
+    /// Approves a parked deletion: the object is soft-deleted now (tombstoned, kept in the
+    /// change log). Refused when the object changed after it was parked — a later sync saw
+    /// it again, so the deletion is stale.
+    pub async fn approve_parked(&self, id: i64) -> AdminResult<ParkedDeletion> {
+        let item = self.pending_parked(id).await?;
+        let now = now_ms();
+        let stale = || {
+            AdminError::Conflict(format!(
+                "parked deletion {id}: the {} changed after the deletion was parked (a later sync saw it); reject this deletion, or run a reconciliation to park it again",
+                item.kind.as_str()
+            ))
+        };
+        let store = self.store();
+        let write = match item.kind {
+            ObjectKind::User => {
+                let u = store
+                    .get_user(&item.pool_id, &UserId::from(item.object_id.as_str()))
+                    .await?;
+                match u {
+                    Some(u) if u.deleted_at.is_none() => {
+                        if u.updated_at > item.created_at {
+                            return Err(stale());
+                        }
+                        Some(Write::PutUser {
+                            expected_version: Some(u.version),
+                            user: merge::tombstone_user(&u, now),
+                            change: ChangeKind::UserDeleted,
+                        })
+                    }
+                    _ => None,
+                }
+            }
+            ObjectKind::Department => {
+                let d = store
+                    .get_department(&item.pool_id, &DepartmentId::from(item.object_id.as_str()))
+                    .await?;
+                match d {
+                    Some(d) if d.deleted_at.is_none() => {
+                        if d.updated_at > item.created_at {
+                            return Err(stale());
+                        }
+                        Some(Write::PutDepartment {
+                            expected_version: Some(d.version),
+                            department: merge::tombstone_department(&d, now),
+                            change: ChangeKind::DepartmentDeleted,
+                        })
+                    }
+                    _ => None,
+                }
+            }
+            ObjectKind::Group => {
+                let g = store
+                    .get_group(&item.pool_id, &GroupId::from(item.object_id.as_str()))
+                    .await?;
+                match g {
+                    Some(g) if g.deleted_at.is_none() => {
+                        if g.updated_at > item.created_at {
+                            return Err(stale());
+                        }
+                        Some(Write::PutGroup {
+                            expected_version: Some(g.version),
+                            group: merge::tombstone_group(&g, now),
+                            change: ChangeKind::GroupDeleted,
+                        })
+                    }
+                    _ => None,
+                }
+            }
+        };
+        if let Some(write) = write {
+            store
+                .apply(ApplyBatch {
+                    pool_id: item.pool_id.clone(),
+                    source: ChangeSource::Admin,
+                    writes: vec![write],
+                    watermarks: Vec::new(),
+                    inbox: None,
+                })
+                .await?;
+        }
+        self.resolve(item, ParkedState::Approved, now).await
+    }
+
+    /// Rejects a parked deletion: the object stays.
+    pub async fn reject_parked(&self, id: i64) -> AdminResult<ParkedDeletion> {
+        let item = self.pending_parked(id).await?;
+        self.resolve(item, ParkedState::Rejected, now_ms()).await
+    }
+
+    async fn pending_parked(&self, id: i64) -> AdminResult<ParkedDeletion> {
+        let item = self.parked(id).await?;
+        if item.state != ParkedState::Pending {
+            return Err(AdminError::Conflict(format!(
+                "parked deletion {id} was already {}",
+                if item.state == ParkedState::Approved {
+                    "approved"
+                } else {
+                    "rejected"
+                }
+            )));
+        }
+        Ok(item)
+    }
+
+    async fn resolve(
+        &self,
+        item: ParkedDeletion,
+        state: ParkedState,
+        now: Millis,
+    ) -> AdminResult<ParkedDeletion> {
+        if !self.store().resolve_parked(item.id, state, now).await? {
+            return Err(AdminError::Conflict(format!(
+                "parked deletion {} was resolved by someone else meanwhile",
+                item.id
+            )));
+        }
+        self.parked(item.id).await
+    }
+
+    // ---- departments ----
+
+    /// The live department tree of a pool, with direct member counts; roots are departments
+    /// without a (live) parent.
+    pub async fn department_tree(&self, pool_id: &PoolId) -> AdminResult<Vec<DepartmentNode>> {
+        self.pool(pool_id).await?;
+        let departments = self.store().list_departments(pool_id).await?;
+        let mut counts: HashMap<DepartmentId, u64> = HashMap::new();
+        // Counting per department would be one query each; one pass over the members is
+        // cheaper for the tree view.
+        let mut offset = 0;
+        loop {
+            let users = self
+                .store()
+                .list_users(
+                    pool_id,
+                    &UserQuery::default(),
+                    PageRequest {
+                        offset,
+                        limit: 1000,
+                    },
+                )
+                .await?;
+            for u in &users {
+                for m in &u.departments {
+                    *counts.entry(m.department_id.clone()).or_default() += 1;
+                }
+            }
+            if users.len() < 1000 {
+                break;
+            }
+            offset += 1000;
+        }
+        let ids: std::collections::HashSet<&DepartmentId> =
+            departments.iter().map(|d| &d.id).collect();
+        let mut children: BTreeMap<Option<DepartmentId>, Vec<&Department>> = BTreeMap::new();
+        for d in &departments {
+            let parent = d.parent_id.clone().filter(|p| ids.contains(p));
+            children.entry(parent).or_default().push(d);
+        }
+        for list in children.values_mut() {
+            list.sort_by(|a, b| {
+                (a.order.unwrap_or(i64::MAX), &a.name, &a.id).cmp(&(
+                    b.order.unwrap_or(i64::MAX),
+                    &b.name,
+                    &b.id,
+                ))
+            });
+        }
+        fn build(
+            parent: Option<DepartmentId>,
+            children: &BTreeMap<Option<DepartmentId>, Vec<&Department>>,
+            counts: &HashMap<DepartmentId, u64>,
+            depth: usize,
+        ) -> Vec<DepartmentNode> {
+            // A cycle in stored data must not hang the server.
+            if depth > 64 {
+                return Vec::new();
+            }
+            children
+                .get(&parent)
+                .map(|list| {
+                    list.iter()
+                        .map(|d| DepartmentNode {
+                            department: (*d).clone(),
+                            member_count: counts.get(&d.id).copied().unwrap_or(0),
+                            children: build(Some(d.id.clone()), children, counts, depth + 1),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        }
+        Ok(build(None, &children, &counts, 0))
+    }
+
+    pub async fn department(
+        &self,
+        pool_id: &PoolId,
+        id: &DepartmentId,
+    ) -> AdminResult<DepartmentView> {
+        let store = self.store();
+        let department = store
+            .get_department(pool_id, id)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("department {id}")))?;
+        let all = store.list_departments(pool_id).await?;
+        let by_id: HashMap<&DepartmentId, &Department> = all.iter().map(|d| (&d.id, d)).collect();
+        let mut children: Vec<Department> = all
+            .iter()
+            .filter(|d| d.parent_id.as_ref() == Some(id))
+            .cloned()
+            .collect();
+        children.sort_by(|a, b| {
+            (a.order.unwrap_or(i64::MAX), &a.name).cmp(&(b.order.unwrap_or(i64::MAX), &b.name))
+        });
+        let mut path = Vec::new();
+        let mut cursor = department.parent_id.clone();
+        while let Some(p) = cursor {
+            let Some(d) = by_id.get(&p) else { break };
+            if path.len() > 64 || path.iter().any(|x: &Department| x.id == d.id) {
+                break;
+            }
+            path.push((*d).clone());
+            cursor = d.parent_id.clone();
+        }
+        path.reverse();
+        Ok(DepartmentView {
+            department,
+            children,
+            path,
+        })
+    }
+
+    // ---- users ----
+
+    pub async fn search_users(
+        &self,
+        pool_id: &PoolId,
+        query: &UserQuery,
+        page: PageRequest,
+    ) -> AdminResult<Page<User>> {
+        self.pool(pool_id).await?;
+        let items = self.store().list_users(pool_id, query, page).await?;
+        let total = self.store().count_users(pool_id, query).await?;
+        Ok(Page {
+            items,
+            offset: page.offset,
+            limit: page.limit,
+            total: Some(total),
+        })
+    }
+
+    pub async fn user(&self, pool_id: &PoolId, id: &UserId) -> AdminResult<User> {
+        self.store()
+            .get_user(pool_id, id)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("user {id}")))
+    }
+
+    /// Finds a user by a Feishu id, across the pool's connections.
+    pub async fn user_by_feishu_id(
+        &self,
+        pool_id: &PoolId,
+        id_type: UserIdType,
+        value: &str,
+    ) -> AdminResult<User> {
+        let field = match id_type {
+            UserIdType::OpenId => ExternalField::ExternalId,
+            UserIdType::UnionId => ExternalField::UnionId,
+            UserIdType::UserId => ExternalField::CustomId,
+        };
+        for c in self.store().list_connections(Some(pool_id)).await? {
+            if let Some(r) = self
+                .store()
+                .find_external_by(&c.id, ObjectKind::User, field, value)
+                .await?
+                && let Some(u) = self
+                    .store()
+                    .get_user(pool_id, &UserId::from(r.object_id.as_str()))
+                    .await?
+            {
+                return Ok(u);
+            }
+        }
+        Err(AdminError::NotFound(format!(
+            "user with {} {value:?}",
+            match id_type {
+                UserIdType::OpenId => "open_id",
+                UserIdType::UnionId => "union_id",
+                UserIdType::UserId => "user_id",
+            }
+        )))
+    }
+
+    pub async fn user_detail(&self, pool_id: &PoolId, id: &UserId) -> AdminResult<UserDetail> {
+        let user = self.user(pool_id, id).await?;
+        let store = self.store();
+        let mut departments = Vec::new();
+        for m in &user.departments {
+            if let Some(d) = store.get_department(pool_id, &m.department_id).await? {
+                departments.push(d);
+            }
+        }
+        let member = GroupMember::User(user.id.clone());
+        let mut groups = Vec::new();
+        let mut offset = 0;
+        loop {
+            let page = store
+                .list_groups(pool_id, PageRequest { offset, limit: 500 })
+                .await?;
+            groups.extend(
+                page.iter()
+                    .filter(|g| {
+                        g.members.binary_search(&member).is_ok() || g.members.contains(&member)
+                    })
+                    .cloned(),
+            );
+            if page.len() < 500 {
+                break;
+            }
+            offset += 500;
+        }
+        let external_ids = store.refs_of(ObjectKind::User, id.as_str()).await?;
+        let history = store
+            .object_history(pool_id, ObjectKind::User, id.as_str(), 100)
+            .await?;
+        let manager = match &user.manager_id {
+            Some(m) => store.get_user(pool_id, m).await?,
+            None => None,
+        };
+        Ok(UserDetail {
+            user,
+            departments,
+            groups,
+            external_ids,
+            history,
+            manager,
+        })
+    }
+
+    // ---- groups ----
+
+    pub async fn list_groups(
+        &self,
+        pool_id: &PoolId,
+        page: PageRequest,
+    ) -> AdminResult<Page<Group>> {
+        self.pool(pool_id).await?;
+        let items = self.store().list_groups(pool_id, page).await?;
+        Ok(Page {
+            items,
+            offset: page.offset,
+            limit: page.limit,
+            total: None,
+        })
+    }
+
+    pub async fn group(&self, pool_id: &PoolId, id: &GroupId) -> AdminResult<GroupDetail> {
+        let store = self.store();
+        let group = store
+            .get_group(pool_id, id)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("group {id}")))?;
+        let (mut users, mut departments, mut unresolved) = (Vec::new(), Vec::new(), Vec::new());
+        for m in &group.members {
+            match m {
+                GroupMember::User(u) => match store.get_user(pool_id, u).await? {
+                    Some(u) if u.deleted_at.is_none() => users.push(u),
+                    _ => unresolved.push(m.clone()),
+                },
+                GroupMember::Department(d) => match store.get_department(pool_id, d).await? {
+                    Some(d) if d.deleted_at.is_none() => departments.push(d),
+                    _ => unresolved.push(m.clone()),
+                },
+            }
+        }
+        Ok(GroupDetail {
+            group,
+            users,
+            departments,
+            unresolved,
+        })
+    }
+
+    // ---- the event inbox ----
+
+    pub async fn inbox(
+        &self,
+        filter: &InboxFilter,
+        page: PageRequest,
+    ) -> AdminResult<Page<InboxEvent>> {
+        let items = self.store().inbox_list(filter, page).await?;
+        Ok(Page {
+            items,
+            offset: page.offset,
+            limit: page.limit,
+            total: None,
+        })
+    }
+
+    pub async fn inbox_event(&self, id: i64) -> AdminResult<InboxEvent> {
+        self.store()
+            .inbox_get(id)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("inbox event {id}")))
+    }
+}
