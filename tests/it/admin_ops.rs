@@ -1,1 +1,490 @@
-//! (being written)
+//! The admin operations (`directory::admin::Admin`) behind the REST API and the console:
+//! validation, sealed secrets, credential tests, parked-deletion decisions and the directory
+//! reads, on both stores.
+
+use std::collections::{BTreeSet, HashMap};
+
+use directory::admin::{
+    Admin, AdminError, ConnectionPatch, DepartmentNode, NewConnection, UserIdType,
+};
+use directory::model::{
+    ConnectionSettings, DeletionThreshold, GroupMember, ObjectKind, ParkedState, Verdict,
+};
+use directory::store::{ChangeKind, ChangeSource, PageRequest, UserQuery, Write};
+use emulator::tenant::ContactScope;
+
+use crate::support::{ALL, APP_ID, Backend, Harness, tenant};
+
+fn admin(h: &Harness) -> Admin {
+    Admin::new(
+        h.engine.clone(),
+        None,
+        "https://orgsync.example.com/".into(),
+    )
+}
+
+fn new_connection(identifier: &str) -> NewConnection {
+    NewConnection {
+        identifier: identifier.into(),
+        app_id: "cli_validation".into(),
+        app_secret: "plain-app-secret-value".into(),
+        encrypt_key: Some("plain-encrypt-key".into()),
+        verification_token: Some("plain-verification-token".into()),
+        ..NewConnection::default()
+    }
+}
+
+#[tokio::test]
+async fn connection_input_is_validated_and_secrets_stay_sealed() {
+    for backend in Backend::all() {
+        let h = Harness::new(backend, tenant(20, 3, 1, 41)).await;
+        let admin = admin(&h);
+        let pool = admin.create_pool("Validation").await.unwrap();
+        assert!(matches!(
+            admin.create_pool("   ").await,
+            Err(AdminError::Invalid(m)) if m.contains("name is required")
+        ));
+
+        let invalid = |input: NewConnection, needle: &'static str| {
+            let admin = &admin;
+            let pool = pool.id.clone();
+            async move {
+                match admin.create_connection(&pool, input).await {
+                    Err(AdminError::Invalid(m)) => {
+                        assert!(m.contains(needle), "{backend:?}: {m:?} lacks {needle:?}")
+                    }
+                    other => panic!("{backend:?}: expected Invalid({needle}), got {other:?}"),
+                }
+            }
+        };
+        invalid(new_connection("Has Spaces"), "identifier").await;
+        invalid(new_connection(&"x".repeat(65)), "1 to 64").await;
+        invalid(
+            NewConnection {
+                app_secret: " ".into(),
+                ..new_connection("ok")
+            },
+            "App Secret",
+        )
+        .await;
+        invalid(
+            NewConnection {
+                app_id: String::new(),
+                ..new_connection("ok")
+            },
+            "App ID",
+        )
+        .await;
+        invalid(
+            NewConnection {
+                base_url: Some("ftp://nowhere".into()),
+                ..new_connection("ok")
+            },
+            "base_url",
+        )
+        .await;
+        invalid(
+            NewConnection {
+                settings: Some(ConnectionSettings {
+                    deletion_threshold: DeletionThreshold {
+                        max_fraction: 2.0,
+                        max_count: 5,
+                    },
+                    ..ConnectionSettings::default()
+                }),
+                ..new_connection("ok")
+            },
+            "max_fraction",
+        )
+        .await;
+        assert!(matches!(
+            admin
+                .create_connection(
+                    &directory::ids::PoolId::generate(),
+                    new_connection("nopool")
+                )
+                .await,
+            Err(AdminError::NotFound(_))
+        ));
+
+        let view = admin
+            .create_connection(&pool.id, new_connection("main"))
+            .await
+            .unwrap();
+        assert!(view.app_secret.set && view.encrypt_key.set && view.verification_token.set);
+        assert_eq!(view.display_name, "main");
+        assert_eq!(
+            view.callback_url,
+            format!(
+                "https://orgsync.example.com/connections/enterprise/main/{}/events",
+                pool.id
+            )
+        );
+        let shown = serde_json::to_string(&view).unwrap();
+        for secret in [
+            "plain-app-secret-value",
+            "plain-encrypt-key",
+            "plain-verification-token",
+        ] {
+            assert!(!shown.contains(secret), "{backend:?}: {shown}");
+        }
+        // Sealed at rest, and the plaintext is what was entered.
+        let stored = h.store.get_connection(&view.id).await.unwrap().unwrap();
+        assert!(!stored.app_secret.0.contains("plain-app-secret-value"));
+        let key = h.engine.master_key();
+        assert_eq!(
+            key.open(&stored.app_secret).unwrap(),
+            "plain-app-secret-value"
+        );
+
+        assert!(matches!(
+            admin
+                .create_connection(&pool.id, new_connection("main"))
+                .await,
+            Err(AdminError::Conflict(_))
+        ));
+
+        // A patch: absent fields stay, an empty secret clears the optional ones.
+        let patched = admin
+            .update_connection(
+                &view.id,
+                serde_json::from_value::<ConnectionPatch>(serde_json::json!({
+                    "display_name": "Main app",
+                    "encrypt_key": "",
+                    "app_secret": "rotated-secret"
+                }))
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(patched.display_name, "Main app");
+        assert!(!patched.encrypt_key.set);
+        assert!(patched.verification_token.set);
+        let stored = h.store.get_connection(&view.id).await.unwrap().unwrap();
+        assert_eq!(key.open(&stored.app_secret).unwrap(), "rotated-secret");
+        assert!(stored.encrypt_key.is_none());
+        assert!(
+            serde_json::from_value::<ConnectionPatch>(serde_json::json!({"app_secret_x": 1}))
+                .is_err(),
+            "unknown fields are refused"
+        );
+
+        assert_eq!(
+            admin.list_connections(Some(&pool.id)).await.unwrap().len(),
+            1
+        );
+        admin.delete_connection(&view.id).await.unwrap();
+        assert!(matches!(
+            admin.connection(&view.id).await,
+            Err(AdminError::NotFound(_))
+        ));
+    }
+}
+
+#[tokio::test]
+async fn the_credential_test_names_what_to_fix() {
+    for backend in Backend::all() {
+        let h = Harness::new(backend, tenant(30, 4, 1, 42)).await;
+        let admin = admin(&h);
+        let check = admin.test_credentials(&h.connection.id).await.unwrap();
+        assert!(check.ok, "{backend:?}: {check:?}");
+        assert_eq!(check.steps.len(), 2);
+        assert!(check.steps[1].message.contains("whole organization"));
+
+        // An empty contact scope: the publish reminder.
+        h.mutate(|t| {
+            t.set_app_scope(
+                APP_ID,
+                ContactScope::Partial {
+                    departments: Vec::new(),
+                    users: Vec::new(),
+                    groups: Vec::new(),
+                },
+            )
+        });
+        let check = admin.test_credentials(&h.connection.id).await.unwrap();
+        assert!(!check.ok);
+        let step = &check.steps[1];
+        assert_eq!(step.step, "contact_scope");
+        assert!(
+            step.message
+                .contains("failed to get Feishu organization departments")
+        );
+        assert!(
+            step.fix.as_deref().unwrap_or("").contains("publish"),
+            "{step:?}"
+        );
+
+        // A rotated App Secret: the first step fails with Feishu's code and the fix.
+        h.emu.with_tenant_mut(|t| {
+            t.apps.get_mut(APP_ID).unwrap().app_secret = "rotated-app-secret-00000000003".into();
+        });
+        let check = admin.test_credentials(&h.connection.id).await.unwrap();
+        assert!(!check.ok);
+        assert_eq!(check.steps.len(), 1, "{check:?}");
+        assert_eq!(check.steps[0].step, "credentials");
+        assert_eq!(check.steps[0].code, Some(10014));
+        assert!(
+            check.steps[0]
+                .fix
+                .as_deref()
+                .unwrap_or("")
+                .contains("App Secret")
+        );
+    }
+}
+
+#[tokio::test]
+async fn parked_deletions_are_approved_or_rejected_by_an_admin() {
+    for backend in Backend::all() {
+        // Default thresholds: a scope that shrinks to one department parks the deletions.
+        let h = Harness::new(backend, tenant(200, 20, 5, 43)).await;
+        let admin = admin(&h);
+        assert_eq!(h.import().await.verdict, Some(Verdict::Complete));
+        let small = h.emu.with_tenant(|t| {
+            t.departments
+                .keys()
+                .filter(|d| t.children(d).is_empty() && !t.members(d).is_empty())
+                .min()
+                .unwrap()
+                .clone()
+        });
+        h.mutate(|t| {
+            t.set_app_scope(
+                APP_ID,
+                ContactScope::Partial {
+                    departments: vec![small],
+                    users: Vec::new(),
+                    groups: Vec::new(),
+                },
+            )
+        });
+        assert_eq!(h.reconcile().await.verdict, Some(Verdict::Complete));
+        let parked = admin
+            .list_parked(&h.pool, Some(ParkedState::Pending), PageRequest::default())
+            .await
+            .unwrap()
+            .items;
+        let users: Vec<_> = parked
+            .iter()
+            .filter(|p| p.kind == ObjectKind::User)
+            .collect();
+        assert!(users.len() >= 3, "{backend:?}: {parked:?}");
+        let departments: Vec<_> = parked
+            .iter()
+            .filter(|p| p.kind == ObjectKind::Department)
+            .collect();
+        assert!(!departments.is_empty());
+
+        // Approve: tombstoned now, by an admin, in the change log.
+        let approved = admin.approve_parked(users[0].id).await.unwrap();
+        assert_eq!(approved.state, ParkedState::Approved);
+        assert!(approved.resolved_at.is_some());
+        let user = h
+            .store
+            .get_user(&h.pool, &users[0].object_id.clone().into())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(user.deleted_at.is_some(), "{backend:?}");
+        let history = h
+            .store
+            .object_history(&h.pool, ObjectKind::User, &users[0].object_id, 1)
+            .await
+            .unwrap();
+        assert_eq!(history[0].kind, ChangeKind::UserDeleted);
+        assert_eq!(history[0].source, ChangeSource::Admin);
+        assert!(matches!(
+            admin.approve_parked(users[0].id).await,
+            Err(AdminError::Conflict(m)) if m.contains("already approved")
+        ));
+        let department = admin.approve_parked(departments[0].id).await.unwrap();
+        assert_eq!(department.state, ParkedState::Approved);
+        assert!(
+            h.store
+                .get_department(&h.pool, &departments[0].object_id.clone().into())
+                .await
+                .unwrap()
+                .unwrap()
+                .deleted_at
+                .is_some()
+        );
+
+        // Reject: the object stays.
+        let rejected = admin.reject_parked(users[1].id).await.unwrap();
+        assert_eq!(rejected.state, ParkedState::Rejected);
+        let kept = h
+            .store
+            .get_user(&h.pool, &users[1].object_id.clone().into())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(kept.deleted_at.is_none());
+        assert!(matches!(
+            admin.approve_parked(users[1].id).await,
+            Err(AdminError::Conflict(m)) if m.contains("already rejected")
+        ));
+
+        // Stale: the object changed after it was parked, so approving is refused.
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let mut changed = h
+            .store
+            .get_user(&h.pool, &users[2].object_id.clone().into())
+            .await
+            .unwrap()
+            .unwrap();
+        changed.profile.job_title = Some("Seen again".into());
+        h.store
+            .apply(directory::store::ApplyBatch {
+                pool_id: h.pool.clone(),
+                source: ChangeSource::Admin,
+                writes: vec![Write::PutUser {
+                    user: changed,
+                    change: ChangeKind::UserUpdated,
+                    expected_version: None,
+                }],
+                watermarks: Vec::new(),
+                inbox: None,
+            })
+            .await
+            .unwrap();
+        assert!(matches!(
+            admin.approve_parked(users[2].id).await,
+            Err(AdminError::Conflict(m)) if m.contains("changed after")
+        ));
+        assert_eq!(
+            admin.parked(users[2].id).await.unwrap().state,
+            ParkedState::Pending
+        );
+        assert!(matches!(
+            admin.approve_parked(999_999).await,
+            Err(AdminError::NotFound(_))
+        ));
+    }
+}
+
+fn walk(nodes: &[DepartmentNode], depth: usize, out: &mut Vec<(String, usize, u64)>) {
+    for n in nodes {
+        out.push((n.department.id.0.clone(), depth, n.member_count));
+        walk(&n.children, depth + 1, out);
+    }
+}
+
+#[tokio::test]
+async fn directory_reads_answer_from_the_imported_tenant() {
+    for backend in Backend::all() {
+        let h = Harness::new(backend, tenant(300, 30, 6, 44)).await;
+        let admin = admin(&h);
+        assert_eq!(h.import().await.verdict, Some(Verdict::Complete));
+        let departments = h.store.list_departments(&h.pool).await.unwrap();
+        let users = h
+            .store
+            .list_users(&h.pool, &UserQuery::default(), ALL)
+            .await
+            .unwrap();
+
+        // The tree holds every live department once, with direct member counts.
+        let tree = admin.department_tree(&h.pool).await.unwrap();
+        let mut flat = Vec::new();
+        walk(&tree, 0, &mut flat);
+        assert_eq!(flat.len(), departments.len(), "{backend:?}");
+        let ids: BTreeSet<&String> = flat.iter().map(|(id, _, _)| id).collect();
+        assert_eq!(ids.len(), flat.len());
+        let mut members: HashMap<String, u64> = HashMap::new();
+        for u in &users {
+            for m in &u.departments {
+                *members.entry(m.department_id.0.clone()).or_default() += 1;
+            }
+        }
+        for (id, _, count) in &flat {
+            assert_eq!(members.get(id).copied().unwrap_or(0), *count, "{id}");
+        }
+
+        // A deep department: its path is its chain of parents, root first.
+        let (deepest, depth, _) = flat.iter().max_by_key(|(_, d, _)| *d).unwrap().clone();
+        assert!(depth >= 1);
+        let view = admin
+            .department(&h.pool, &deepest.clone().into())
+            .await
+            .unwrap();
+        assert_eq!(view.path.len(), depth);
+        assert_eq!(
+            view.path.last().map(|d| &d.id),
+            view.department.parent_id.as_ref()
+        );
+
+        // A user by each Feishu id, and its detail.
+        let refs = h.state().await.refs;
+        let r = refs
+            .iter()
+            .find(|r| r.kind == ObjectKind::User && r.union_id.is_some() && r.custom_id.is_some())
+            .unwrap();
+        for (id_type, value) in [
+            (UserIdType::OpenId, &r.external_id),
+            (UserIdType::UnionId, r.union_id.as_ref().unwrap()),
+            (UserIdType::UserId, r.custom_id.as_ref().unwrap()),
+        ] {
+            let found = admin
+                .user_by_feishu_id(&h.pool, id_type, value)
+                .await
+                .unwrap();
+            assert_eq!(found.id.0, r.object_id, "{backend:?} {id_type:?}");
+        }
+        assert!(matches!(
+            admin
+                .user_by_feishu_id(&h.pool, UserIdType::UnionId, "on_nobody")
+                .await,
+            Err(AdminError::NotFound(m)) if m.contains("union_id")
+        ));
+
+        let member_of_a_group = h
+            .store
+            .list_groups(&h.pool, ALL)
+            .await
+            .unwrap()
+            .into_iter()
+            .find_map(|g| {
+                g.members.iter().find_map(|m| match m {
+                    GroupMember::User(u) => Some(u.clone()),
+                    GroupMember::Department(_) => None,
+                })
+            })
+            .unwrap();
+        let detail = admin
+            .user_detail(&h.pool, &member_of_a_group)
+            .await
+            .unwrap();
+        assert!(!detail.groups.is_empty(), "{backend:?}");
+        assert!(detail.groups.iter().all(|g| {
+            g.members
+                .contains(&GroupMember::User(member_of_a_group.clone()))
+        }));
+        assert_eq!(detail.departments.len(), detail.user.departments.len());
+        assert_eq!(detail.external_ids.len(), 1);
+        assert_eq!(detail.history.last().unwrap().kind, ChangeKind::UserCreated);
+
+        // Groups resolve their members.
+        let groups = admin.list_groups(&h.pool, ALL).await.unwrap().items;
+        for g in &groups {
+            let detail = admin.group(&h.pool, &g.id).await.unwrap();
+            assert_eq!(
+                detail.users.len() + detail.departments.len() + detail.unresolved.len(),
+                g.members.len()
+            );
+        }
+
+        // Search pages and counts.
+        let page = admin
+            .search_users(
+                &h.pool,
+                &UserQuery::default(),
+                directory::admin::page(Some(10), Some(25)),
+            )
+            .await
+            .unwrap();
+        assert_eq!(page.items.len(), 25);
+        assert_eq!(page.total, Some(users.len() as u64));
+        assert_eq!(directory::admin::page(None, Some(100_000)).limit, 500);
+        assert_eq!(directory::admin::page(None, Some(0)).limit, 1);
+    }
+}

@@ -1,1 +1,392 @@
-//! (being written)
+//! The Feishu event endpoint over HTTP (`POST /connections/enterprise/{identifier}/{pool}/events`):
+//! every refusal answers the right status with a JSON error that names the problem and stores
+//! nothing; a sealed event is committed before the 200; the URL check is answered; the
+//! counters show on `/metrics`; `/healthz` and `/readyz` answer.
+
+use std::convert::Infallible;
+
+use directory::admin::{Admin, NewConnection};
+use directory::ids::now_ms;
+use directory::model::{JobKind, JobTrigger, Verdict};
+use directory::store::{InboxFilter, PageRequest};
+use feishu::crypto;
+use feishu::envelope::{self, SealedRequest};
+use rand::SeedableRng;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::serve_support::Served;
+use crate::support::{APP_ID, APP_SECRET, Backend, ENCRYPT_KEY, VERIFICATION_TOKEN, tenant};
+
+const IDENTIFIER: &str = "feishu-events";
+
+fn seal(plaintext: &str) -> SealedRequest {
+    envelope::seal(
+        plaintext,
+        Some(ENCRYPT_KEY),
+        &(now_ms() / 1000).to_string(),
+        "nonce-1",
+    )
+}
+
+/// A raw body with a valid signature over it (so only the body itself is wrong).
+fn signed_raw(body: &str) -> SealedRequest {
+    let timestamp = (now_ms() / 1000).to_string();
+    let nonce = "nonce-2".to_owned();
+    SealedRequest {
+        signature: crypto::signature(&timestamp, &nonce, ENCRYPT_KEY, body.as_bytes()),
+        body: body.to_owned(),
+        timestamp,
+        nonce,
+    }
+}
+
+struct Answer {
+    status: StatusCode,
+    content_type: String,
+    json: Value,
+}
+
+async fn post(s: &Served, path: &str, req: &SealedRequest) -> Answer {
+    post_body(s, path, req, req.body.clone().into_bytes()).await
+}
+
+async fn post_body(s: &Served, path: &str, req: &SealedRequest, body: Vec<u8>) -> Answer {
+    let resp = s
+        .http
+        .post(s.url(path))
+        .headers(req.headers())
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let json = resp.json().await.unwrap_or(Value::Null);
+    Answer {
+        status,
+        content_type,
+        json,
+    }
+}
+
+async fn inbox_len(s: &Served) -> usize {
+    s.store
+        .inbox_list(
+            &InboxFilter::default(),
+            PageRequest {
+                offset: 0,
+                limit: 1000,
+            },
+        )
+        .await
+        .unwrap()
+        .len()
+}
+
+/// The value of a series in Prometheus text (0 when absent).
+fn series(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (key, value) = l.rsplit_once(' ')?;
+            (key == name).then(|| value.parse().ok()).flatten()
+        })
+        .unwrap_or(0.0)
+}
+
+async fn metrics_text(s: &Served) -> String {
+    let resp = s.http.get(s.url("/metrics")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    resp.text().await.unwrap()
+}
+
+/// A real contact event the emulator emitted for the app (plaintext envelope JSON).
+fn emulator_event(s: &Served) -> String {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    for _ in 0..50 {
+        let before = s.emu.state().events.emitted().len();
+        s.emu
+            .state()
+            .mutate_with(|t| Ok::<_, Infallible>(t.random_mutation(&mut rng)))
+            .unwrap();
+        if let Some(e) = s.emu.state().events.emitted()[before..]
+            .iter()
+            .find(|e| e.app_id == APP_ID)
+        {
+            return e.plaintext.clone();
+        }
+    }
+    panic!("the emulator emitted no event for the app in 50 mutations");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejections_store_nothing_and_events_are_committed() {
+    for backend in Backend::all() {
+        rejections_and_acceptance(backend).await;
+    }
+}
+
+async fn rejections_and_acceptance(backend: Backend) {
+    let s = Served::start(backend, tenant(30, 6, 2, 11)).await;
+    let admin = Admin::new(s.engine.clone(), None, s.server.url());
+    let pool = admin.create_pool("Events").await.unwrap();
+    admin
+        .create_connection(
+            &pool.id,
+            NewConnection {
+                identifier: IDENTIFIER.into(),
+                display_name: None,
+                provider: None,
+                base_url: Some(s.emu.base_url()),
+                app_id: APP_ID.into(),
+                app_secret: APP_SECRET.into(),
+                encrypt_key: Some(ENCRYPT_KEY.into()),
+                verification_token: Some(VERIFICATION_TOKEN.into()),
+                settings: None,
+            },
+        )
+        .await
+        .unwrap();
+    let path = format!("/connections/enterprise/{IDENTIFIER}/{}/events", pool.id);
+    let before = metrics_text(&s).await;
+    let plaintext = emulator_event(&s);
+    let valid = seal(&plaintext);
+
+    // Each refusal: status, a JSON error naming the problem, nothing stored.
+    let mut wrong_token: Value = serde_json::from_str(&plaintext).unwrap();
+    if wrong_token["header"].is_object() {
+        wrong_token["header"]["token"] = json!("not-the-token");
+    } else {
+        wrong_token["token"] = json!("not-the-token");
+    }
+    let mut bad_signature = seal(&plaintext);
+    bad_signature.signature = "0".repeat(64);
+    let oversized = vec![b' '; server::EVENT_BODY_LIMIT + 1];
+    let cases: Vec<(&str, String, SealedRequest, Option<Vec<u8>>, StatusCode, &str, &str)> = vec![
+        (
+            "unknown pool",
+            format!("/connections/enterprise/{IDENTIFIER}/no-such-pool/events"),
+            valid.clone(),
+            None,
+            StatusCode::NOT_FOUND,
+            "unknown_pool",
+            "no-such-pool",
+        ),
+        (
+            "unknown identifier",
+            format!("/connections/enterprise/nobody/{}/events", pool.id),
+            valid.clone(),
+            None,
+            StatusCode::NOT_FOUND,
+            "unknown_connection",
+            "nobody",
+        ),
+        (
+            "wrong token",
+            path.clone(),
+            seal(&wrong_token.to_string()),
+            None,
+            StatusCode::UNAUTHORIZED,
+            "bad_token",
+            "Verification Token",
+        ),
+        (
+            "bad signature",
+            path.clone(),
+            bad_signature,
+            None,
+            StatusCode::UNAUTHORIZED,
+            "bad_signature",
+            "Signature",
+        ),
+        (
+            "oversized body",
+            path.clone(),
+            valid.clone(),
+            Some(oversized),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "larger than",
+        ),
+        (
+            "malformed JSON",
+            path.clone(),
+            signed_raw("{\"encrypt\": "),
+            None,
+            StatusCode::BAD_REQUEST,
+            "body_not_json",
+            "not a JSON",
+        ),
+        (
+            "bad base64 ciphertext",
+            path.clone(),
+            signed_raw("{\"encrypt\":\"%%% not base64 %%%\"}"),
+            None,
+            StatusCode::BAD_REQUEST,
+            "decrypt_failed",
+            "decrypted",
+        ),
+    ];
+    for (what, url, req, body, status, code, says) in cases {
+        let answer = match body {
+            Some(body) => post_body(&s, &url, &req, body).await,
+            None => post(&s, &url, &req).await,
+        };
+        assert_eq!(answer.status, status, "{backend:?} {what}: {}", answer.json);
+        assert!(
+            answer.content_type.starts_with("application/json"),
+            "{backend:?} {what}: {}",
+            answer.content_type
+        );
+        let error = &answer.json["error"];
+        assert_eq!(error["code"], code, "{backend:?} {what}: {}", answer.json);
+        let message = error["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(says),
+            "{backend:?} {what}: {message:?} should mention {says:?}"
+        );
+        assert_eq!(inbox_len(&s).await, 0, "{backend:?} {what}: stored something");
+    }
+
+    // Feishu's URL check is answered (and stores nothing).
+    let challenge = json!({
+        "challenge": "ch-4711",
+        "token": VERIFICATION_TOKEN,
+        "type": "url_verification",
+    })
+    .to_string();
+    let answer = post(&s, &path, &seal(&challenge)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{backend:?}: {}", answer.json);
+    assert_eq!(answer.json["challenge"], "ch-4711");
+    assert!(answer.content_type.starts_with("application/json"));
+    assert_eq!(inbox_len(&s).await, 0);
+
+    // A sealed event: 200 after it is committed; a redelivery is acknowledged, stored once.
+    let answer = post(&s, &path, &valid).await;
+    assert_eq!(answer.status, StatusCode::OK, "{backend:?}: {}", answer.json);
+    assert_eq!(answer.json["msg"], "success");
+    assert!(answer.content_type.starts_with("application/json"));
+    assert_eq!(inbox_len(&s).await, 1);
+    let answer = post(&s, &path, &seal(&plaintext)).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(inbox_len(&s).await, 1);
+
+    // The counters moved by what was sent (deltas: backends share the process's recorder).
+    let after = metrics_text(&s).await;
+    let delta = |name: &str| series(&after, name) - series(&before, name);
+    assert_eq!(delta("orgsync_events_received_total"), 10.0, "{after}");
+    assert_eq!(delta("orgsync_events_accepted_total"), 1.0, "{after}");
+    assert_eq!(delta("orgsync_events_duplicate_total"), 1.0, "{after}");
+    for reason in [
+        "unknown_pool",
+        "unknown_connection",
+        "bad_token",
+        "bad_signature",
+        "body_too_large",
+        "body_not_json",
+        "decrypt_failed",
+    ] {
+        assert_eq!(
+            delta(&format!("orgsync_events_rejected_total{{reason=\"{reason}\"}}")),
+            1.0,
+            "{reason}: {after}"
+        );
+    }
+    assert!(after.contains("orgsync_inbox_depth"), "{after}");
+
+    // Health.
+    let resp = s.http.get(s.url("/healthz")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.json::<Value>().await.unwrap()["status"], "ok");
+    let resp = s.http.get(s.url("/readyz")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let ready: Value = resp.json().await.unwrap();
+    assert_eq!(ready["checks"]["store"], "ok", "{ready}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applied_events_show_their_lag_on_metrics() {
+    for backend in Backend::all() {
+        let s = Served::start(backend, tenant(30, 6, 2, 12)).await;
+        let admin = Admin::new(s.engine.clone(), None, s.server.url());
+        let pool = admin.create_pool("Lag").await.unwrap();
+        let connection = admin
+            .create_connection(
+                &pool.id,
+                NewConnection {
+                    identifier: IDENTIFIER.into(),
+                    display_name: None,
+                    provider: None,
+                    base_url: Some(s.emu.base_url()),
+                    app_id: APP_ID.into(),
+                    app_secret: APP_SECRET.into(),
+                    encrypt_key: Some(ENCRYPT_KEY.into()),
+                    verification_token: Some(VERIFICATION_TOKEN.into()),
+                    settings: None,
+                },
+            )
+            .await
+            .unwrap();
+        let job = s
+            .engine
+            .run_job(&connection.id, JobKind::Import, JobTrigger::Admin)
+            .await
+            .unwrap();
+        assert_eq!(job.verdict, Some(Verdict::Complete), "{job:?}");
+        let path = format!("/connections/enterprise/{IDENTIFIER}/{}/events", pool.id);
+        let before = metrics_text(&s).await;
+        let answer = post(&s, &path, &seal(&emulator_event(&s))).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+        // The worker (running in the harness) applies or ignores it; wait until it is done.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let rows = s
+                .store
+                .inbox_list(&InboxFilter::default(), PageRequest { offset: 0, limit: 10 })
+                .await
+                .unwrap();
+            if rows
+                .iter()
+                .all(|r| r.state != directory::store::InboxState::Pending)
+            {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{backend:?}: not applied: {rows:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let after = metrics_text(&s).await;
+        assert!(
+            after.contains("# TYPE orgsync_apply_lag_seconds histogram"),
+            "{after}"
+        );
+        let count = |t: &str| series(t, "orgsync_apply_lag_seconds_count");
+        let applied = |t: &str| series(t, "orgsync_events_applied_total");
+        assert!(applied(&after) - applied(&before) >= 1.0, "{after}");
+        assert!(
+            series(&after, "orgsync_job_duration_seconds_count{kind=\"import\",verdict=\"complete\"}") >= 1.0,
+            "{after}"
+        );
+        assert!(
+            series(&after, "orgsync_feishu_requests_total{endpoint=\"contact/v3/users/find_by_department\"}") >= 1.0,
+            "{after}"
+        );
+        assert_eq!(
+            count(&after) - count(&before),
+            applied(&after) - applied(&before),
+            "{after}"
+        );
+        assert_eq!(series(&after, "orgsync_inbox_depth"), 0.0, "{after}");
+    }
+}

@@ -60,6 +60,7 @@ pub type AdminResult<T> = Result<T, AdminError>;
 
 /// What an admin enters to create a connection. Secrets arrive in plaintext and are sealed
 /// at once; they are never returned.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewConnection {
@@ -85,6 +86,7 @@ pub struct NewConnection {
 
 /// A partial update. Absent fields stay; for the optional secrets and `base_url`, `null` or
 /// an empty string clears them.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionPatch {
@@ -117,12 +119,14 @@ mod double_option {
 }
 
 /// Whether a secret is set. The value itself never leaves the server.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct SecretState {
     pub set: bool,
 }
 
 /// A connection as every read shows it: secrets masked, the callback URL spelled out.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConnectionView {
     pub id: ConnectionId,
@@ -143,6 +147,7 @@ pub struct ConnectionView {
 }
 
 /// One step of a credential test.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CheckStep {
     /// `credentials` (app access / tenant token) or `contact_scope`.
@@ -157,6 +162,7 @@ pub struct CheckStep {
 }
 
 /// The result of testing a connection's credentials against Feishu.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CredentialCheck {
     pub ok: bool,
@@ -166,6 +172,7 @@ pub struct CredentialCheck {
 // ---- directory reads -----------------------------------------------------------------------
 
 /// A page of results and the total count.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Page<T> {
     pub items: Vec<T>,
@@ -176,15 +183,18 @@ pub struct Page<T> {
 }
 
 /// One node of the department tree.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DepartmentNode {
     pub department: Department,
     /// Direct members (live users).
     pub member_count: u64,
+    #[cfg_attr(feature = "openapi", schema(no_recursion))]
     pub children: Vec<DepartmentNode>,
 }
 
 /// A department with its direct children.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DepartmentView {
     pub department: Department,
@@ -194,6 +204,7 @@ pub struct DepartmentView {
 }
 
 /// Everything the console shows about one user.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UserDetail {
     pub user: User,
@@ -206,6 +217,7 @@ pub struct UserDetail {
 }
 
 /// A group with its members resolved.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GroupDetail {
     pub group: Group,
@@ -216,6 +228,7 @@ pub struct GroupDetail {
 }
 
 /// Which Feishu id a lookup uses.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UserIdType {
@@ -563,7 +576,16 @@ impl Admin {
                         code: None,
                     });
                 } else {
-                    let whole = scope.department_ids.iter().any(|id| id == "0");
+                    // `/scopes` looks the same for "all members" and a picked list of
+                    // first-level departments; only the root's readability tells them apart.
+                    let whole = match client.department("0").await {
+                        Ok(_) => true,
+                        Err(e) if e.is_out_of_scope() => false,
+                        Err(e) => {
+                            steps.push(fail("contact_scope", &e));
+                            return Ok(CredentialCheck { ok: false, steps });
+                        }
+                    };
                     steps.push(CheckStep {
                         step: "contact_scope".into(),
                         ok: true,
@@ -904,6 +926,14 @@ impl Admin {
         })
     }
 
+    /// The live departments of a pool, by name (e.g. for a department filter).
+    pub async fn list_departments(&self, pool_id: &PoolId) -> AdminResult<Vec<Department>> {
+        self.pool(pool_id).await?;
+        let mut departments = self.store().list_departments(pool_id).await?;
+        departments.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
+        Ok(departments)
+    }
+
     // ---- users ----
 
     pub async fn search_users(
@@ -974,25 +1004,12 @@ impl Admin {
                 departments.push(d);
             }
         }
-        let member = GroupMember::User(user.id.clone());
-        let mut groups = Vec::new();
-        let mut offset = 0;
-        loop {
-            let page = store
-                .list_groups(pool_id, PageRequest { offset, limit: 500 })
-                .await?;
-            groups.extend(
-                page.iter()
-                    .filter(|g| {
-                        g.members.binary_search(&member).is_ok() || g.members.contains(&member)
-                    })
-                    .cloned(),
-            );
-            if page.len() < 500 {
-                break;
-            }
-            offset += 500;
-        }
+        let groups = store
+            .groups_of_member(pool_id, &GroupMember::User(user.id.clone()))
+            .await?
+            .into_iter()
+            .filter(|g| g.deleted_at.is_none())
+            .collect();
         let external_ids = store.refs_of(ObjectKind::User, id.as_str()).await?;
         let history = store
             .object_history(pool_id, ObjectKind::User, id.as_str(), 100)
@@ -1062,7 +1079,10 @@ impl Admin {
         filter: &InboxFilter,
         page: PageRequest,
     ) -> AdminResult<Page<InboxEvent>> {
-        let items = self.store().inbox_list(filter, page).await?;
+        let mut items = self.store().inbox_list(filter, page).await?;
+        for e in &mut items {
+            e.payload = redact_event_token(&e.payload);
+        }
         Ok(Page {
             items,
             offset: page.offset,
@@ -1071,10 +1091,57 @@ impl Admin {
         })
     }
 
+    /// One inbox event, its payload's verification token masked.
     pub async fn inbox_event(&self, id: i64) -> AdminResult<InboxEvent> {
-        self.store()
+        let mut event = self
+            .store()
             .inbox_get(id)
             .await?
-            .ok_or_else(|| AdminError::NotFound(format!("inbox event {id}")))
+            .ok_or_else(|| AdminError::NotFound(format!("inbox event {id}")))?;
+        event.payload = redact_event_token(&event.payload);
+        Ok(event)
+    }
+}
+
+/// Feishu puts the Verification Token into every event (`header.token` in 2.0, `token` in
+/// 1.0); the stored plaintext keeps it, but no read may show it.
+pub fn redact_event_token(payload: &str) -> String {
+    const MASK: &str = "***";
+    let Ok(mut value) = serde_json::from_str::<serde_json::Value>(payload) else {
+        // Everything the inbox holds was parsed as JSON on the way in; anything else is
+        // not shown at all rather than risk the token.
+        return MASK.to_owned();
+    };
+    let mut masked = false;
+    if let Some(t) = value.get_mut("token") {
+        *t = serde_json::Value::String(MASK.into());
+        masked = true;
+    }
+    if let Some(t) = value.get_mut("header").and_then(|h| h.get_mut("token")) {
+        *t = serde_json::Value::String(MASK.into());
+        masked = true;
+    }
+    if masked {
+        value.to_string()
+    } else {
+        payload.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::redact_event_token;
+
+    #[test]
+    fn event_tokens_are_masked() {
+        let v2 = r#"{"schema":"2.0","header":{"event_id":"e1","token":"secret-vt"},"event":{}}"#;
+        let v1 = r#"{"uuid":"u1","token":"secret-vt","event":{"type":"x"}}"#;
+        for p in [v2, v1] {
+            let out = redact_event_token(p);
+            assert!(!out.contains("secret-vt"), "{out}");
+            assert!(out.contains("***"), "{out}");
+        }
+        assert_eq!(redact_event_token(r#"{"a":1}"#), r#"{"a":1}"#);
+        assert_eq!(redact_event_token("not json secret-vt"), "***");
     }
 }

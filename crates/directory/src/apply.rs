@@ -265,7 +265,10 @@ impl Worker {
                         inbox: Some((event.id, InboxOutcome::Applied { note: Some(note) })),
                     };
                     match store.apply(batch).await {
-                        Ok(_) => stats.applied += 1,
+                        Ok(_) => {
+                            stats.applied += 1;
+                            record_applied(&event);
+                        }
                         Err(e) => self.fail(&event, &e.to_string(), stats).await?,
                     }
                 }
@@ -1069,6 +1072,16 @@ impl EventContext<'_> {
 }
 
 /// The change-log kind of a user update, by what changed.
+/// `orgsync_events_applied_total` and `orgsync_apply_lag_seconds` (Feishu's create_time to
+/// now); no-ops unless the binary installed a metrics recorder.
+fn record_applied(event: &InboxEvent) {
+    metrics::counter!("orgsync_events_applied_total").increment(1);
+    if let Some(created) = event.created_at {
+        let lag = (now_ms() - created).max(0) as f64 / 1000.0;
+        metrics::histogram!("orgsync_apply_lag_seconds").record(lag);
+    }
+}
+
 fn user_change_kind(old: &User, new: &User) -> Option<ChangeKind> {
     let fields = merge::user_changes(old, new);
     if fields.is_empty() {

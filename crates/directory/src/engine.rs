@@ -256,6 +256,7 @@ impl Engine {
         if job.verdict.is_none() {
             job.verdict = Some(Verdict::Failed);
         }
+        record_job_duration(&job);
         if let Err(e) = self.store.update_job(&job).await {
             tracing::error!(job = %job.id, error = %e, "could not record the end of a sync job");
         }
@@ -572,6 +573,23 @@ impl Engine {
             inbox: None,
         }
     }
+}
+
+/// `orgsync_job_duration_seconds{kind,verdict}` (a no-op unless the binary installed a
+/// metrics recorder).
+fn record_job_duration(job: &SyncJob) {
+    let kind = match job.kind {
+        JobKind::Import => "import",
+        JobKind::Reconcile => "reconcile",
+    };
+    let verdict = match job.verdict {
+        Some(Verdict::Complete) => "complete",
+        Some(Verdict::Partial) => "partial",
+        Some(Verdict::Failed) | None => "failed",
+    };
+    let seconds = (job.finished_at.unwrap_or_else(now_ms) - job.started_at).max(0) as f64 / 1000.0;
+    metrics::histogram!("orgsync_job_duration_seconds", "kind" => kind, "verdict" => verdict)
+        .record(seconds);
 }
 
 /// Why a job failed as a whole.

@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::ids::{ConnectionId, DepartmentId, GroupId, JobId, Millis, PoolId, UserId};
 use crate::secrets::SealedSecret;
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserPool {
     pub id: PoolId,
@@ -18,6 +19,7 @@ pub struct UserPool {
 }
 
 /// Which Open Platform a connection talks to.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Provider {
@@ -43,6 +45,7 @@ impl Provider {
 }
 
 /// Deletions above either limit (per object type) are parked for an admin (design.md §2).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DeletionThreshold {
@@ -61,6 +64,7 @@ impl Default for DeletionThreshold {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ConnectionSettings {
@@ -99,6 +103,7 @@ pub struct Connection {
 }
 
 /// The kinds of mirrored objects.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ObjectKind {
@@ -127,6 +132,7 @@ impl ObjectKind {
 }
 
 /// A user's account state, from Feishu's `status` flags. Only `Active` may sign in.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UserStatus {
@@ -172,6 +178,7 @@ impl UserStatus {
 
 /// The profile fields worth keeping (protocol §3.6). `None` = unknown (never sent, or the
 /// app may not see it), which is different from an empty value.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct UserProfile {
@@ -198,6 +205,7 @@ pub struct UserProfile {
 }
 
 /// A user's place in one department.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Membership {
     pub department_id: DepartmentId,
@@ -207,6 +215,7 @@ pub struct Membership {
     pub primary: bool,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct User {
     pub id: UserId,
@@ -227,6 +236,7 @@ pub struct User {
     pub deleted_at: Option<Millis>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LeaderKind {
@@ -236,12 +246,14 @@ pub enum LeaderKind {
     Deputy,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Leader {
     pub user_id: UserId,
     pub kind: LeaderKind,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct I18nName {
@@ -250,6 +262,7 @@ pub struct I18nName {
     pub ja_jp: Option<String>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Department {
     pub id: DepartmentId,
@@ -268,6 +281,7 @@ pub struct Department {
     pub deleted_at: Option<Millis>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GroupKind {
@@ -275,6 +289,7 @@ pub enum GroupKind {
     Dynamic,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "type", content = "id", rename_all = "snake_case")]
 pub enum GroupMember {
@@ -282,6 +297,7 @@ pub enum GroupMember {
     Department(DepartmentId),
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Group {
     pub id: GroupId,
@@ -298,6 +314,7 @@ pub struct Group {
 }
 
 /// The Feishu identity of one object of a connection ("sync relation").
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ExternalRef {
     pub connection_id: ConnectionId,
@@ -314,6 +331,7 @@ pub struct ExternalRef {
 }
 
 /// The per-object action vocabulary of sync jobs (design.md §2).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum SyncAction {
     CreateUser,
@@ -392,6 +410,7 @@ impl SyncAction {
 }
 
 /// What happened to one planned action.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionResult {
@@ -426,6 +445,7 @@ impl ActionResult {
 }
 
 /// One line of a job's per-object action log.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActionLogEntry {
     pub job_id: JobId,
@@ -444,6 +464,7 @@ pub struct ActionLogEntry {
     pub at: Millis,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobKind {
@@ -453,6 +474,7 @@ pub enum JobKind {
     Reconcile,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobTrigger {
@@ -462,6 +484,7 @@ pub enum JobTrigger {
     ScopeChange,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
@@ -470,6 +493,7 @@ pub enum JobState {
 }
 
 /// How much of Feishu a finished job saw (design.md §2).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
@@ -482,6 +506,7 @@ pub enum Verdict {
 }
 
 /// Live progress of a job.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct JobProgress {
@@ -496,6 +521,7 @@ pub struct JobProgress {
     pub planned: u64,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncJob {
     pub id: JobId,
@@ -517,6 +543,7 @@ pub struct SyncJob {
 }
 
 /// A deletion held back for an admin's decision.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ParkedState {
@@ -525,6 +552,7 @@ pub enum ParkedState {
     Rejected,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParkedDeletion {
     /// Assigned by the store.

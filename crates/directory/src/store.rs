@@ -16,8 +16,8 @@ use serde_json::Value;
 
 use crate::ids::{ConnectionId, DepartmentId, GroupId, JobId, Millis, PoolId, UserId};
 use crate::model::{
-    ActionLogEntry, ActionResult, Connection, Department, ExternalRef, Group, ObjectKind,
-    ParkedDeletion, ParkedState, SyncAction, SyncJob, User, UserPool, UserStatus,
+    ActionLogEntry, ActionResult, Connection, Department, ExternalRef, Group, GroupMember,
+    ObjectKind, ParkedDeletion, ParkedState, SyncAction, SyncJob, User, UserPool, UserStatus,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +56,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 // ---- change log ------------------------------------------------------------------------
 
 /// What caused a change.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ChangeSource {
@@ -71,6 +72,7 @@ pub enum ChangeSource {
 }
 
 /// The change-log vocabulary (named like the action log).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeKind {
@@ -137,6 +139,7 @@ impl ChangeKind {
 
 /// One row of a pool's change log. `object` is the object's full state after the change, so
 /// replaying the log in `seq` order rebuilds the directory.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChangeRecord {
     pub pool_id: PoolId,
@@ -257,6 +260,7 @@ pub struct UserQuery {
 
 // ---- inbox -------------------------------------------------------------------------------
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InboxState {
@@ -313,6 +317,7 @@ pub enum InsertOutcome {
     Duplicate(i64),
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InboxEvent {
     pub id: i64,
@@ -425,26 +430,15 @@ pub trait DirectoryStore: Send + Sync + 'static {
         kind: ObjectKind,
         external_id: &str,
     ) -> StoreResult<Option<ExternalRef>>;
-    /// The ref of a connection's object found by one of its Feishu ids.
+    /// The ref of a connection's object found by one of its Feishu ids (the first by
+    /// `external_id` if several share a `union_id` or custom id).
     async fn find_external_by(
         &self,
         connection_id: &ConnectionId,
         kind: ObjectKind,
         field: ExternalField,
         value: &str,
-    ) -> StoreResult<Option<ExternalRef>> {
-        if field == ExternalField::ExternalId {
-            return self.find_external(connection_id, kind, value).await;
-        }
-        let state = self.load_connection_state(connection_id).await?;
-        Ok(state.refs.into_iter().find(|r| {
-            r.kind == kind
-                && match field {
-                    ExternalField::UnionId => r.union_id.as_deref() == Some(value),
-                    _ => r.custom_id.as_deref() == Some(value),
-                }
-        }))
-    }
+    ) -> StoreResult<Option<ExternalRef>>;
     /// Change-log rows of one object, newest first, at most `limit`.
     async fn object_history(
         &self,
@@ -452,22 +446,13 @@ pub trait DirectoryStore: Send + Sync + 'static {
         kind: ObjectKind,
         object_id: &str,
         limit: u64,
-    ) -> StoreResult<Vec<ChangeRecord>> {
-        let mut out = Vec::new();
-        let mut after = 0;
-        loop {
-            let rows = self.changes_since(pool_id, after, 1000).await?;
-            let Some(last) = rows.last() else { break };
-            after = last.seq;
-            out.extend(
-                rows.into_iter()
-                    .filter(|r| r.object_kind == kind && r.object_id == object_id),
-            );
-        }
-        out.reverse();
-        out.truncate(limit as usize);
-        Ok(out)
-    }
+    ) -> StoreResult<Vec<ChangeRecord>>;
+    /// Groups (tombstones included) that list `member`, by id.
+    async fn groups_of_member(
+        &self,
+        pool_id: &PoolId,
+        member: &GroupMember,
+    ) -> StoreResult<Vec<Group>>;
     /// External refs of one object (one per connection that maps it).
     async fn refs_of(&self, kind: ObjectKind, object_id: &str) -> StoreResult<Vec<ExternalRef>>;
     async fn list_users(

@@ -361,3 +361,407 @@ fn emulator_refuses_bad_flags() {
     let out = orgsync(&["emulator", "--users", "many"], &[], b"");
     assert_eq!(out.status.code(), Some(2));
 }
+
+// ---- serve, demo, import -------------------------------------------------------------------
+
+/// A running `orgsync` child whose stdout lines arrive on a channel (read by a thread, so a
+/// test can wait with a timeout), killed on drop if still running.
+struct Running {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Running {
+    fn start(args: &[&str], cwd: &std::path::Path, env: &[(&str, &str)]) -> Running {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_orgsync"));
+        cmd.args(args)
+            .current_dir(cwd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("ORGSYNC_") || k == "RUST_LOG" {
+                cmd.env_remove(k);
+            }
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a stdout line `pred` accepts; panics with everything seen after `timeout`.
+    fn wait_for(&mut self, timeout: std::time::Duration, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if pred(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => {
+                    let _ = self.child.kill();
+                    let mut err = String::new();
+                    if let Some(mut e) = self.child.stderr.take() {
+                        use std::io::Read;
+                        let _ = e.read_to_string(&mut err);
+                    }
+                    panic!(
+                        "no expected line within {timeout:?}; stdout:\n{}\nstderr:\n{err}",
+                        self.seen.join("\n")
+                    );
+                }
+            }
+        }
+    }
+
+    /// SIGTERM, then the exit code (within `timeout`) and stderr.
+    fn terminate(mut self, timeout: std::time::Duration) -> (Option<i32>, String) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = std::time::Instant::now() + timeout;
+        let code = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status.code();
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("did not exit within {timeout:?} of SIGTERM");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut err);
+        }
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        (code, err)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const SECS: fn(u64) -> std::time::Duration = std::time::Duration::from_secs;
+
+fn field(line: &str, name: &str) -> Option<u64> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{name}=")))
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn demo_imports_applies_pushed_events_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut demo = Running::start(
+        &[
+            "demo",
+            "--users",
+            "300",
+            "--change-every",
+            "1",
+            "--port",
+            "0",
+            "--seed",
+            "3",
+        ],
+        dir.path(),
+        &[],
+    );
+    let url = demo.wait_for(SECS(60), |l| l.starts_with("orgsync: http://"));
+    let addr = url.trim_start_matches("orgsync: http://").to_owned();
+    let imported = demo.wait_for(SECS(180), |l| l.starts_with("import finished:"));
+    assert!(imported.contains("verdict=complete"), "{imported}");
+    assert!(field(&imported, "users").unwrap() > 250, "{imported}");
+    let status = demo.wait_for(SECS(60), |l| {
+        l.starts_with("status:") && field(l, "events_applied").is_some_and(|n| n >= 1)
+    });
+    assert!(field(&status, "events_pushed").unwrap() >= 1, "{status}");
+    let banner = demo.seen.join("\n");
+    assert!(banner.contains("/console"), "{banner}");
+    assert!(banner.contains("admin token: osat_"), "{banner}");
+    assert!(banner.contains("URL check: passed"), "{banner}");
+
+    let metrics = http_get(&addr, "/metrics");
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(metrics.contains("orgsync_events_accepted_total"), "{metrics}");
+    assert!(metrics.contains("orgsync_apply_lag_seconds_bucket"), "{metrics}");
+    let ready = http_get(&addr, "/readyz");
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    assert!(ready.contains(r#""worker":"running""#), "{ready}");
+
+    let (code, err) = demo.terminate(SECS(30));
+    assert_eq!(code, Some(0), "{err}");
+}
+
+fn start_serve(dir: &std::path::Path, env: &[(&str, &str)]) -> (Running, String, Vec<String>) {
+    let mut env = env.to_vec();
+    env.push(("ORGSYNC_LISTEN", "127.0.0.1:0"));
+    let mut serve = Running::start(&["serve"], dir, &env);
+    let line = serve.wait_for(SECS(60), |l| l.starts_with("orgsync listening on http://"));
+    let addr = line
+        .trim_start_matches("orgsync listening on http://")
+        .to_owned();
+    let before = serve.seen.clone();
+    (serve, addr, before)
+}
+
+#[test]
+fn serve_prints_the_admin_token_once_answers_health_and_stops_on_sigterm() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (serve, addr, banner) = start_serve(dir.path(), &[]);
+    let token = banner
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("osat_"))
+        .map(|t| format!("osat_{t}"))
+        .unwrap_or_else(|| panic!("no token printed: {banner:?}"));
+    let health = http_get(&addr, "/healthz");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(health.contains(r#"{"status":"ok"}"#), "{health}");
+    let ready = http_get(&addr, "/readyz");
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    let metrics = http_get(&addr, "/metrics");
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    let (code, err) = serve.terminate(SECS(30));
+    assert_eq!(code, Some(0), "{err}");
+
+    // What the data directory holds: the key (0600), the token's hash only, the database.
+    let data = dir.path().join("orgsync-data");
+    let mode = |p: &str| {
+        std::fs::metadata(data.join(p)).unwrap().permissions().mode() & 0o777
+    };
+    assert_eq!(mode("master.key"), 0o600);
+    assert_eq!(mode("admin-token.sha256"), 0o600);
+    let hash = std::fs::read_to_string(data.join("admin-token.sha256")).unwrap();
+    assert!(!hash.contains(&token));
+    assert_eq!(hash.trim().len(), 64);
+    assert!(data.join("orgsync.db").exists());
+
+    // Restarted: the same key and token hash, no token printed; JSON logs on request.
+    let (serve, addr, banner) = start_serve(dir.path(), &[("ORGSYNC_LOG_FORMAT", "json")]);
+    assert!(
+        !banner.iter().any(|l| l.contains("osat_")),
+        "token printed again: {banner:?}"
+    );
+    assert!(http_get(&addr, "/healthz").starts_with("HTTP/1.1 200"));
+    let (code, err) = serve.terminate(SECS(30));
+    assert_eq!(code, Some(0), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty());
+    for line in lines {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        assert!(v.get("level").is_some(), "{line}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(data.join("admin-token.sha256")).unwrap(),
+        hash
+    );
+}
+
+#[test]
+fn serve_config_errors_name_the_key_and_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let run = |env: &[(&str, &str)]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_orgsync"));
+        cmd.arg("serve").current_dir(dir.path());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("ORGSYNC_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.envs(env.iter().copied());
+        cmd.output().unwrap()
+    };
+    let out = run(&[("ORGSYNC_LISTEN", "localhost")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("listen (ORGSYNC_LISTEN)"), "{}", stderr(&out));
+
+    let out = run(&[("ORGSYNC_LISTEN", "127.0.0.1:0"), ("ORGSYNC_MASTER_KEY", "short")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("ORGSYNC_MASTER_KEY"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("32 bytes"), "{}", stderr(&out));
+
+    let key = dir.path().join("key");
+    std::fs::write(&key, "00".repeat(32)).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = run(&[
+        ("ORGSYNC_LISTEN", "127.0.0.1:0"),
+        ("ORGSYNC_MASTER_KEY_FILE", key.to_str().unwrap()),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("chmod 600"), "{}", stderr(&out));
+
+    let out = run(&[
+        ("ORGSYNC_LISTEN", "127.0.0.1:0"),
+        ("ORGSYNC_DATABASE_URL", "postgres://nobody:pw@127.0.0.1:1/none"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("database_url (ORGSYNC_DATABASE_URL)"), "{err}");
+    assert!(!err.contains(":pw@"), "password shown: {err}");
+
+    std::fs::write(dir.path().join("orgsync.toml"), "lisen = \"127.0.0.1:1\"\n").unwrap();
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("orgsync.toml"), "{}", stderr(&out));
+}
+
+#[test]
+fn import_runs_a_job_with_progress_and_exit_codes_by_verdict() {
+    use directory::admin::{Admin, NewConnection};
+    use directory::engine::{Engine, EngineConfig};
+    use directory::secrets::MasterKey;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut emu = Running::start(
+        &[
+            "emulator",
+            "--listen",
+            "127.0.0.1:0",
+            "--users",
+            "60",
+            "--departments",
+            "8",
+            "--rate-limit-scale",
+            "0",
+            "--app-id",
+            "cli_importtest000001",
+            "--app-secret",
+            "import-test-secret",
+        ],
+        dir.path(),
+        &[],
+    );
+    let line = emu.wait_for(SECS(60), |l| l.starts_with("Feishu emulator listening on "));
+    let base = line
+        .trim_start_matches("Feishu emulator listening on ")
+        .to_owned();
+    emu.wait_for(SECS(10), |l| l.starts_with("Press Ctrl-C"));
+
+    // The database `orgsync serve` would use, with a pool and two connections in it.
+    let data = dir.path().join("orgsync-data");
+    std::fs::create_dir_all(&data).unwrap();
+    let (key, key_text) = MasterKey::generate();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (pool, good, bad) = runtime.block_on(async {
+        let store = store::open(data.join("orgsync.db").to_str().unwrap())
+            .await
+            .unwrap();
+        let admin = Admin::new(
+            Engine::new(store, key, EngineConfig::default()),
+            None,
+            "http://127.0.0.1:8080".into(),
+        );
+        let pool = admin.create_pool("CLI").await.unwrap();
+        let connection = |identifier: &str, secret: &str| NewConnection {
+            identifier: identifier.into(),
+            display_name: None,
+            provider: None,
+            base_url: Some(base.clone()),
+            app_id: "cli_importtest000001".into(),
+            app_secret: secret.into(),
+            encrypt_key: None,
+            verification_token: None,
+            settings: None,
+        };
+        let good = admin
+            .create_connection(&pool.id, connection("feishu", "import-test-secret"))
+            .await
+            .unwrap();
+        let bad = admin
+            .create_connection(&pool.id, connection("wrong-secret", "not-the-secret"))
+            .await
+            .unwrap();
+        (pool.id, good.id, bad.id)
+    });
+    drop(runtime);
+    let env = [
+        ("ORGSYNC_DATA_DIR", data.to_str().unwrap()),
+        ("ORGSYNC_MASTER_KEY", key_text.as_str()),
+    ];
+    let import = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_orgsync"));
+        cmd.arg("import").args(args).current_dir(dir.path());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("ORGSYNC_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.envs(env.iter().copied());
+        cmd.output().unwrap()
+    };
+
+    let out = import(&["--connection", &format!("{pool}/feishu")]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("verdict: complete"), "{text}");
+    assert!(text.contains("CreateUser"), "{text}");
+    assert!(text.contains("applied"), "{text}");
+
+    // By id, as a reconciliation: nothing changed.
+    let out = import(&["--connection", good.as_str(), "--reconcile"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Reconciliation finished"), "{}", stdout(&out));
+    assert!(!stdout(&out).contains("CreateUser"), "{}", stdout(&out));
+
+    // Bad credentials: the job fails with the reason; exit 1.
+    let out = import(&["--connection", bad.as_str()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("verdict: failed"), "{}", stdout(&out));
+
+    // Usage errors: exit 2.
+    let out = import(&["--connection", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("orgsync connections"), "{}", stderr(&out));
+    let out = import(&[]);
+    assert_eq!(out.status.code(), Some(2));
+
+    // The listings.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orgsync"));
+    let out = cmd
+        .arg("connections")
+        .current_dir(dir.path())
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("/connections/enterprise/feishu/{pool}/events")),
+        "{}",
+        stdout(&out)
+    );
+    drop(emu);
+}

@@ -35,12 +35,12 @@ pub fn code_of(e: &AdminError) -> &'static str {
 }
 
 /// Every error body of the HTTP side: `{"error": {"code": …, "message": …, "fix": …}}`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// Stable, for scripts: `unauthorized`, `not_found`, `invalid_request`, …
     pub code: String,

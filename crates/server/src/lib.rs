@@ -50,6 +50,8 @@ pub struct AppState {
     pub ingestor: Arc<Ingestor>,
     pub settings: Arc<ServerSettings>,
     pub metrics: metrics::Metrics,
+    /// Whether the event worker runs (for `/readyz`).
+    pub health: health::Health,
 }
 
 impl AppState {
@@ -65,6 +67,7 @@ impl AppState {
             ingestor,
             settings: Arc::new(settings),
             metrics: metrics::Metrics::global(),
+            health: health::Health::default(),
         }
     }
 }

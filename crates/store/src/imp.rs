@@ -23,13 +23,14 @@ macro_rules! impl_directory_store {
                 ConnectionId, DepartmentId, GroupId, JobId, Millis, PoolId, UserId, now_ms,
             };
             use directory::model::{
-                ActionLogEntry, Connection, Department, ExternalRef, Group, ObjectKind,
-                ParkedDeletion, ParkedState, SyncJob, User, UserPool,
+                ActionLogEntry, Connection, Department, ExternalRef, Group, GroupMember,
+                ObjectKind, ParkedDeletion, ParkedState, SyncJob, User, UserPool,
             };
             use directory::store::{
                 ActionLogFilter, Applied, ApplyBatch, Backend, ChangeRecord, ConnectionState,
-                DirectoryStore, InboxEvent, InboxFilter, InboxOutcome, InsertOutcome,
-                NewInboxEvent, PageRequest, StoreError, StoreResult, UserQuery, Watermark,
+                DirectoryStore, ExternalField, InboxEvent, InboxFilter, InboxOutcome,
+                InsertOutcome, NewInboxEvent, PageRequest, StoreError, StoreResult, UserQuery,
+                Watermark,
             };
             use sqlx::QueryBuilder;
             use sqlx::types::Json;
@@ -731,6 +732,68 @@ macro_rules! impl_directory_store {
                         .await
                         .map_err(db_err)?;
                     row.map(ExternalRef::try_from).transpose()
+                }
+
+                async fn find_external_by(
+                    &self,
+                    connection_id: &ConnectionId,
+                    kind: ObjectKind,
+                    field: ExternalField,
+                    value: &str,
+                ) -> StoreResult<Option<ExternalRef>> {
+                    let query = match field {
+                        ExternalField::ExternalId => sql::FIND_EXTERNAL,
+                        ExternalField::UnionId => sql::FIND_EXTERNAL_BY_UNION_ID,
+                        ExternalField::CustomId => sql::FIND_EXTERNAL_BY_CUSTOM_ID,
+                    };
+                    let row: Option<RefRow> = sqlx::query_as(query)
+                        .bind(connection_id.as_str())
+                        .bind(kind.as_str())
+                        .bind(value)
+                        .fetch_optional(self.reads())
+                        .await
+                        .map_err(db_err)?;
+                    row.map(ExternalRef::try_from).transpose()
+                }
+
+                async fn object_history(
+                    &self,
+                    pool_id: &PoolId,
+                    kind: ObjectKind,
+                    object_id: &str,
+                    limit: u64,
+                ) -> StoreResult<Vec<ChangeRecord>> {
+                    let rows: Vec<ChangeRow> = sqlx::query_as(sql::OBJECT_HISTORY)
+                        .bind(pool_id.as_str())
+                        .bind(kind.as_str())
+                        .bind(object_id)
+                        .bind(sql_int(limit))
+                        .fetch_all(self.reads())
+                        .await
+                        .map_err(db_err)?;
+                    convert_all(rows)
+                }
+
+                async fn groups_of_member(
+                    &self,
+                    pool_id: &PoolId,
+                    member: &GroupMember,
+                ) -> StoreResult<Vec<Group>> {
+                    let (member_kind, member_id) = member_columns(member);
+                    let ids: Vec<(String,)> = sqlx::query_as(sql::GROUPS_OF_MEMBER)
+                        .bind(pool_id.as_str())
+                        .bind(member_kind)
+                        .bind(member_id)
+                        .fetch_all(self.reads())
+                        .await
+                        .map_err(db_err)?;
+                    let mut out = Vec::with_capacity(ids.len());
+                    for (id,) in ids {
+                        if let Some(group) = self.get_group(pool_id, &GroupId(id)).await? {
+                            out.push(group);
+                        }
+                    }
+                    Ok(out)
                 }
 
                 async fn refs_of(

@@ -225,6 +225,26 @@ pub(crate) const FIND_EXTERNAL: &str = concat!(
     ref_cols!(),
     " FROM external_refs WHERE connection_id = $1 AND kind = $2 AND external_id = $3"
 );
+pub(crate) const FIND_EXTERNAL_BY_UNION_ID: &str = concat!(
+    "SELECT ",
+    ref_cols!(),
+    " FROM external_refs WHERE connection_id = $1 AND kind = $2 AND union_id = $3 \
+     ORDER BY external_id LIMIT 1"
+);
+pub(crate) const FIND_EXTERNAL_BY_CUSTOM_ID: &str = concat!(
+    "SELECT ",
+    ref_cols!(),
+    " FROM external_refs WHERE connection_id = $1 AND kind = $2 AND custom_id = $3 \
+     ORDER BY external_id LIMIT 1"
+);
+pub(crate) const OBJECT_HISTORY: &str = concat!(
+    "SELECT ",
+    change_cols!(),
+    " FROM changes WHERE pool_id = $1 AND object_kind = $2 AND object_id = $3 \
+     ORDER BY seq DESC LIMIT $4"
+);
+pub(crate) const GROUPS_OF_MEMBER: &str = "SELECT DISTINCT group_id FROM group_members \
+     WHERE pool_id = $1 AND member_kind = $2 AND member_id = $3 ORDER BY group_id";
 pub(crate) const REFS_OF: &str = concat!(
     "SELECT ",
     ref_cols!(),

@@ -172,7 +172,9 @@ impl Inner {
                 Auth::TokenRequest => None,
             };
             self.pacer.pace(call.endpoint).await;
-            match self.attempt(call, auth, token.as_deref(), attempt).await {
+            let step = self.attempt(call, auth, token.as_deref(), attempt).await;
+            count_attempt(call.endpoint, &step);
+            match step {
                 Step::Done(envelope) => return Ok(envelope),
                 Step::TokenInvalid(err) => {
                     if token_refreshed {
@@ -327,6 +329,29 @@ impl Inner {
             Step::Fatal(err)
         }
     }
+}
+
+/// Prometheus counters (a no-op unless the binary installed a recorder): every attempt, the
+/// failed ones by Feishu code (`http_NNN` / `transport` without one), and the throttled ones.
+fn count_attempt(endpoint: &'static str, step: &Step) {
+    metrics::counter!("orgsync_feishu_requests_total", "endpoint" => endpoint).increment(1);
+    let err = match step {
+        Step::Done(_) => return,
+        Step::Throttled { .. } => {
+            metrics::counter!("orgsync_feishu_rate_limited_total", "endpoint" => endpoint)
+                .increment(1);
+            return;
+        }
+        Step::TokenInvalid(err) | Step::Transient(err) | Step::Fatal(err) => err,
+    };
+    let code = match (err.code(), err) {
+        (Some(code), _) => code.to_string(),
+        (None, FeishuError::Decode { http_status, .. }) => format!("http_{http_status}"),
+        (None, FeishuError::Transport { .. }) => "transport".to_owned(),
+        (None, _) => "other".to_owned(),
+    };
+    metrics::counter!("orgsync_feishu_errors_total", "endpoint" => endpoint, "code" => code)
+        .increment(1);
 }
 
 fn transport_failure(call: &Call, err: reqwest::Error) -> Step {

@@ -1,8 +1,161 @@
-//! The admin REST API under `/api/v1` (owned by the API helper).
+//! The admin REST API under `/api/v1`: user pools, connections, sync jobs, parked deletions,
+//! the mirrored directory and the event inbox. Every route but the OpenAPI document
+//! (`/api/v1/openapi.json`) and its interactive page (`/api/v1/docs`) needs
+//! `Authorization: Bearer <admin token>`.
+//!
+//! Handlers are thin: parse (the [`extract`] wrappers answer every bad input with the JSON
+//! error body), call [`directory::admin::Admin`], serialize.
+
+pub mod directory;
+pub mod events;
+pub mod extract;
+pub mod params;
+pub mod setup;
+
 use axum::Router;
+use axum::http::{Method, StatusCode, Uri};
+use axum::routing::any;
+use utoipa::OpenApi;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
 
 use crate::AppState;
+use crate::error::{ErrorBody, HttpError};
 
+/// Where the OpenAPI document is served (public).
+pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
+/// Where the interactive documentation is served (public).
+pub const DOCS_PATH: &str = "/api/v1/docs";
+/// The name of the bearer security scheme in the document.
+const SECURITY_SCHEME: &str = "admin_token";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "orgsync admin API",
+        description = "Manage orgsync: user pools, Feishu / Lark connections, import and reconciliation jobs, parked deletions, the mirrored directory and the event inbox.\n\nEvery endpoint needs `Authorization: Bearer <admin token>` (ORGSYNC_ADMIN_TOKEN, or the token printed at the first start). Lists take `offset` and `limit` (default 50, at most 500) and answer `{items, offset, limit, total}`. Errors answer `{\"error\": {\"code\", \"message\", \"fix\"}}`. Secrets are write-only: reads show `{\"set\": true}`."
+    ),
+    tags(
+        (name = "pools", description = "User pools: one directory each"),
+        (name = "connections", description = "Feishu / Lark self-built apps feeding a pool"),
+        (name = "jobs", description = "Imports and reconciliations, with their action logs"),
+        (name = "parked", description = "Deletions above a threshold, waiting for an admin"),
+        (name = "directory", description = "The mirrored departments, users and groups"),
+        (name = "events", description = "The event inbox"),
+    ),
+    components(schemas(ErrorBody))
+)]
+struct ApiDoc;
+
+/// The admin API, its OpenAPI document and the interactive page.
 pub fn router() -> Router<AppState> {
-    Router::new()
+    let (api, doc) = api_router().split_for_parts();
+    let api = api
+        // Every route above answers an unsupported method with the JSON error body too.
+        .method_not_allowed_fallback(method_not_allowed)
+        .route("/api/v1/{*rest}", any(unknown_route));
+    api.merge(SwaggerUi::new(DOCS_PATH).url(OPENAPI_PATH, doc))
+}
+
+/// The OpenAPI document of the admin API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_router().into_openapi()
+}
+
+fn api_router() -> OpenApiRouter<AppState> {
+    let mut router = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(setup::list_pools, setup::create_pool))
+        .routes(routes!(setup::get_pool))
+        .routes(routes!(setup::list_connections, setup::create_connection))
+        .routes(routes!(
+            setup::get_connection,
+            setup::update_connection,
+            setup::delete_connection
+        ))
+        .routes(routes!(setup::test_connection))
+        .routes(routes!(setup::start_job))
+        .routes(routes!(setup::list_jobs))
+        .routes(routes!(setup::get_job))
+        .routes(routes!(setup::job_log))
+        .routes(routes!(setup::list_parked))
+        .routes(routes!(setup::approve_parked))
+        .routes(routes!(setup::reject_parked))
+        .routes(routes!(directory::department_tree))
+        .routes(routes!(directory::get_department))
+        .routes(routes!(directory::department_members))
+        .routes(routes!(directory::search_users))
+        .routes(routes!(directory::get_user))
+        .routes(routes!(directory::user_by_feishu_id))
+        .routes(routes!(directory::list_groups))
+        .routes(routes!(directory::get_group))
+        .routes(routes!(events::list_events))
+        .routes(routes!(events::get_event));
+    secure(router.get_openapi_mut());
+    router
+}
+
+/// Declares the bearer scheme and puts every operation under it, with its 401 answer.
+fn secure(doc: &mut utoipa::openapi::OpenApi) {
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        SECURITY_SCHEME,
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format("osat_…")
+                .description(Some(
+                    "The admin token: ORGSYNC_ADMIN_TOKEN, or the token printed at the first start",
+                ))
+                .build(),
+        ),
+    );
+    let requirement = SecurityRequirement::new(SECURITY_SCHEME, Vec::<String>::new());
+    doc.security = Some(vec![requirement.clone()]);
+    let unauthorized = ResponseBuilder::new()
+        .description("No or a wrong admin token (with `WWW-Authenticate: Bearer`)")
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(RefOr::Ref(Ref::from_schema_name("ErrorBody"))))
+                .build(),
+        )
+        .build();
+    for item in doc.paths.paths.values_mut() {
+        let operations: [&mut Option<Operation>; 5] = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ];
+        for op in operations.into_iter().flatten() {
+            op.security = Some(vec![requirement.clone()]);
+            op.responses
+                .responses
+                .entry("401".to_owned())
+                .or_insert_with(|| RefOr::T(unauthorized.clone()));
+        }
+    }
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> HttpError {
+    HttpError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+    .with_fix(format!("see the API's operations at {DOCS_PATH}"))
+}
+
+async fn unknown_route(uri: Uri) -> HttpError {
+    HttpError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no API endpoint at {}", uri.path()),
+    )
+    .with_fix(format!("see the API's operations at {DOCS_PATH}"))
 }

@@ -1363,3 +1363,175 @@ pub async fn damaged_rows_are_corrupt_not_panics(store: Store, raw: Raw) {
         Err(StoreError::Corrupt(_))
     ));
 }
+
+pub async fn admin_lookups(store: Store, _raw: Raw) {
+    let pool = new_pool(&store).await;
+    let other_pool = new_pool(&store).await;
+    let c = new_connection(&store, &pool, "main").await;
+    let c2 = new_connection(&store, &pool, "second").await;
+    let (alice, bob) = (user(&pool, 1), user(&pool, 2));
+    let r_alice = external(&c.id, ObjectKind::User, "ou_alice", alice.id.as_str());
+    let r_bob = external(&c2.id, ObjectKind::User, "ou_bob", bob.id.as_str());
+    let dept = department(&pool, "Sales", None);
+    let r_dept = external(&c.id, ObjectKind::Department, "od-sales", dept.id.as_str());
+    store
+        .apply(batch(
+            &pool,
+            vec![
+                put_user(&alice, ChangeKind::UserCreated),
+                put_user(&bob, ChangeKind::UserCreated),
+                put_department(&dept, ChangeKind::DepartmentCreated),
+                Write::PutExternalRef(r_alice.clone()),
+                Write::PutExternalRef(r_bob.clone()),
+                Write::PutExternalRef(r_dept.clone()),
+            ],
+        ))
+        .await
+        .unwrap();
+
+    // By each Feishu id, only within the connection and kind asked for.
+    use directory::store::ExternalField::*;
+    let find = |conn: &ConnectionId, kind, field, value: &str| {
+        let store = store.clone();
+        let (conn, value) = (conn.clone(), value.to_owned());
+        async move {
+            store
+                .find_external_by(&conn, kind, field, &value)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        find(&c.id, ObjectKind::User, ExternalId, "ou_alice").await,
+        Some(r_alice.clone())
+    );
+    assert_eq!(
+        find(&c.id, ObjectKind::User, UnionId, "on_ou_alice").await,
+        Some(r_alice.clone())
+    );
+    assert_eq!(
+        find(&c.id, ObjectKind::User, CustomId, "custom-ou_alice").await,
+        Some(r_alice.clone())
+    );
+    assert_eq!(
+        find(&c.id, ObjectKind::Department, CustomId, "custom-od-sales").await,
+        Some(r_dept)
+    );
+    assert_eq!(
+        find(&c.id, ObjectKind::User, UnionId, "on_ou_bob").await,
+        None
+    );
+    assert_eq!(
+        find(&c2.id, ObjectKind::User, UnionId, "on_ou_bob").await,
+        Some(r_bob)
+    );
+    assert_eq!(
+        find(&c.id, ObjectKind::Group, CustomId, "custom-ou_alice").await,
+        None
+    );
+    assert_eq!(find(&c.id, ObjectKind::User, UnionId, "").await, None);
+
+    // History: newest first, one object only, limited.
+    let mut renamed = alice.clone();
+    renamed.profile.name = Some("Alice Renamed".into());
+    store
+        .apply(batch(
+            &pool,
+            vec![put_user(&renamed, ChangeKind::UserUpdated)],
+        ))
+        .await
+        .unwrap();
+    store
+        .apply(batch(&pool, vec![put_user(&bob, ChangeKind::UserUpdated)]))
+        .await
+        .unwrap();
+    let history = store
+        .object_history(&pool, ObjectKind::User, alice.id.as_str(), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        history
+            .iter()
+            .map(|r| (r.kind, r.version))
+            .collect::<Vec<_>>(),
+        [(ChangeKind::UserUpdated, 2), (ChangeKind::UserCreated, 1)]
+    );
+    assert!(history.iter().all(|r| r.object_id == alice.id.0));
+    assert_eq!(
+        history[0].object["profile"]["name"],
+        serde_json::json!("Alice Renamed")
+    );
+    let newest = store
+        .object_history(&pool, ObjectKind::User, alice.id.as_str(), 1)
+        .await
+        .unwrap();
+    assert_eq!(newest.len(), 1);
+    assert_eq!(newest[0].version, 2);
+    assert!(
+        store
+            .object_history(&other_pool, ObjectKind::User, alice.id.as_str(), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .object_history(&pool, ObjectKind::Department, alice.id.as_str(), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Groups of a member: direct user members and department members, tombstones included.
+    let g1 = group(
+        &pool,
+        "Engineering",
+        vec![
+            GroupMember::User(alice.id.clone()),
+            GroupMember::User(bob.id.clone()),
+        ],
+    );
+    let g2 = group(
+        &pool,
+        "Sales team",
+        vec![GroupMember::Department(dept.id.clone())],
+    );
+    let mut g3 = group(&pool, "Old", vec![GroupMember::User(alice.id.clone())]);
+    g3.deleted_at = Some(1);
+    store
+        .apply(batch(
+            &pool,
+            vec![
+                put_group(&g1, ChangeKind::GroupCreated),
+                put_group(&g2, ChangeKind::GroupCreated),
+                put_group(&g3, ChangeKind::GroupCreated),
+            ],
+        ))
+        .await
+        .unwrap();
+    let mut of_alice: Vec<String> = store
+        .groups_of_member(&pool, &GroupMember::User(alice.id.clone()))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| g.id.0)
+        .collect();
+    of_alice.sort();
+    let mut expected = vec![g1.id.0.clone(), g3.id.0.clone()];
+    expected.sort();
+    assert_eq!(of_alice, expected);
+    let of_dept = store
+        .groups_of_member(&pool, &GroupMember::Department(dept.id.clone()))
+        .await
+        .unwrap();
+    assert_eq!(of_dept.len(), 1);
+    assert_eq!(of_dept[0].id, g2.id);
+    assert_eq!(of_dept[0].members, g2.members);
+    assert!(
+        store
+            .groups_of_member(&other_pool, &GroupMember::User(alice.id.clone()))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

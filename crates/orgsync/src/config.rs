@@ -1,0 +1,487 @@
+//! The configuration of `orgsync serve` (and of the commands that share its database):
+//! a TOML file (`--config`, else `./orgsync.toml` when present) overlaid by `ORGSYNC_*`
+//! environment variables (the environment wins). Every error names the key and the fix.
+//!
+//! | key | env | default |
+//! |---|---|---|
+//! | `listen` | `ORGSYNC_LISTEN` | `127.0.0.1:8080` |
+//! | `public_url` | `ORGSYNC_PUBLIC_URL` | `http://{listen}` |
+//! | `data_dir` | `ORGSYNC_DATA_DIR` | `./orgsync-data` |
+//! | `database_url` | `ORGSYNC_DATABASE_URL` | `sqlite://{data_dir}/orgsync.db` |
+//! | (env only) | `ORGSYNC_MASTER_KEY` | — |
+//! | `master_key_file` | `ORGSYNC_MASTER_KEY_FILE` | `{data_dir}/master.key`, created (0600) if missing |
+//! | (env only) | `ORGSYNC_ADMIN_TOKEN` | generated once; its SHA-256 in `{data_dir}/admin-token.sha256` |
+//! | `log_format` | `ORGSYNC_LOG_FORMAT` | `text` (`json`: one JSON object per line) |
+//! | `reconcile_check_secs` | `ORGSYNC_RECONCILE_CHECK_SECS` | `60` |
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context as _, anyhow, bail};
+use directory::secrets::MasterKey;
+use directory::store::DirectoryStore;
+use serde::Deserialize;
+use server::AdminToken;
+
+pub const DEFAULT_CONFIG_FILE: &str = "orgsync.toml";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "orgsync-data";
+pub const MASTER_KEY_FILE: &str = "master.key";
+pub const ADMIN_TOKEN_HASH_FILE: &str = "admin-token.sha256";
+
+/// Keys that may come from the environment (`ORGSYNC_` + upper case). Others, such as
+/// `ORGSYNC_ENCRYPT_KEY` of `orgsync event`, are not configuration.
+const ENV_KEYS: &[&str] = &[
+    "listen",
+    "public_url",
+    "data_dir",
+    "database_url",
+    "master_key_file",
+    "log_format",
+    "reconcile_check_secs",
+];
+
+/// The file and environment as read, before validation.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<String>,
+    public_url: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    master_key_file: Option<PathBuf>,
+    log_format: Option<String>,
+    reconcile_check_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    /// `None`: `http://{bound address}`.
+    pub public_url: Option<String>,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub master_key_file: Option<PathBuf>,
+    pub log_format: LogFormat,
+    pub reconcile_check_secs: u64,
+    /// Where the settings came from, for the log.
+    pub source: String,
+}
+
+impl Settings {
+    /// Reads `explicit` (must exist) or `./orgsync.toml` (if present), then the environment.
+    pub fn load(explicit: Option<&Path>) -> anyhow::Result<Settings> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(explicit, &env)
+    }
+
+    pub fn load_from(explicit: Option<&Path>, env: &[(String, String)]) -> anyhow::Result<Self> {
+        let file = match explicit {
+            Some(p) if !p.exists() => bail!(
+                "--config {}: no such file; give the path of a TOML file, or leave --config out to use ./{DEFAULT_CONFIG_FILE} (if present) and ORGSYNC_* variables",
+                p.display()
+            ),
+            Some(p) => Some(p.to_path_buf()),
+            None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.exists()),
+        };
+        for (k, _) in env {
+            if k == "ORGSYNC_MASTER_KEY_PATH" {
+                bail!("ORGSYNC_MASTER_KEY_PATH is not a setting: use ORGSYNC_MASTER_KEY_FILE");
+            }
+        }
+        let mut builder = config::Config::builder();
+        if let Some(path) = &file {
+            builder = builder.add_source(
+                config::File::from(path.as_path())
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            );
+        }
+        for key in ENV_KEYS {
+            let var = format!("ORGSYNC_{}", key.to_uppercase());
+            if let Some((_, value)) = env.iter().find(|(k, _)| *k == var) {
+                builder = builder
+                    .set_override(*key, value.clone())
+                    .with_context(|| format!("{var}: cannot be used"))?;
+            }
+        }
+        let where_ = match &file {
+            Some(p) => format!("{} and the environment", p.display()),
+            None => "the environment (no config file)".to_owned(),
+        };
+        let raw: RawConfig = builder
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| {
+                if e.to_string().contains("master_key`") || e.to_string().contains("admin_token") {
+                    anyhow!(
+                        "{where_}: {e}; the master key and the admin token are read from ORGSYNC_MASTER_KEY / ORGSYNC_ADMIN_TOKEN (or master_key_file), never from the config file"
+                    )
+                } else {
+                    anyhow!("{where_}: {e}")
+                }
+            })?;
+        Self::validate(raw, where_)
+    }
+
+    fn validate(raw: RawConfig, source: String) -> anyhow::Result<Self> {
+        let listen_text = raw.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen: SocketAddr = listen_text.trim().parse().map_err(|_| {
+            anyhow!(
+                "listen (ORGSYNC_LISTEN) = {listen_text:?} is not a socket address: give IP:port, e.g. 127.0.0.1:8080 or 0.0.0.0:8080"
+            )
+        })?;
+        let public_url = match raw.public_url.map(|u| u.trim().trim_end_matches('/').to_owned()) {
+            None => None,
+            Some(u) if u.is_empty() => None,
+            Some(u) if is_http_url(&u) => Some(u),
+            Some(u) => bail!(
+                "public_url (ORGSYNC_PUBLIC_URL) = {u:?} is not an http(s) URL: give how Feishu reaches this server, e.g. https://orgsync.example.com"
+            ),
+        };
+        let data_dir = raw
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let database_url = match raw.database_url.map(|u| u.trim().to_owned()) {
+            Some(u) if !u.is_empty() => u,
+            _ => format!(
+                "sqlite://{}",
+                data_dir.join("orgsync.db").to_string_lossy()
+            ),
+        };
+        let log_format = match raw.log_format.as_deref().map(str::trim) {
+            None | Some("") | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => bail!(
+                "log_format (ORGSYNC_LOG_FORMAT) = {other:?} is not known: use \"text\" or \"json\""
+            ),
+        };
+        let reconcile_check_secs = raw.reconcile_check_secs.unwrap_or(60);
+        if reconcile_check_secs == 0 {
+            bail!(
+                "reconcile_check_secs (ORGSYNC_RECONCILE_CHECK_SECS) is 0: give how often (in seconds) to look for due reconciliations, e.g. 60"
+            );
+        }
+        Ok(Self {
+            listen,
+            public_url,
+            data_dir,
+            database_url,
+            master_key_file: raw.master_key_file,
+            log_format,
+            reconcile_check_secs,
+            source,
+        })
+    }
+
+    /// Creates the data directory (and a SQLite database's directory).
+    pub fn prepare_dirs(&self) -> anyhow::Result<()> {
+        std::fs::create_dir_all(&self.data_dir).with_context(|| {
+            format!(
+                "data_dir (ORGSYNC_DATA_DIR) {}: cannot create the directory; choose a writable path",
+                self.data_dir.display()
+            )
+        })?;
+        if let Some(path) = sqlite_path(&self.database_url)
+            && let Some(parent) = Path::new(path).parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent).with_context(|| {
+                format!(
+                    "database_url (ORGSYNC_DATABASE_URL): cannot create the directory {} for the SQLite database",
+                    parent.display()
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Opens the store; the error says which key to fix.
+    pub async fn open_store(&self) -> anyhow::Result<Arc<dyn DirectoryStore>> {
+        store::open(&self.database_url).await.map_err(|e| {
+            anyhow!(
+                "database_url (ORGSYNC_DATABASE_URL) = {}: cannot open the database: {e}. Give a reachable postgres://user:password@host/db URL, or a writable SQLite path (sqlite://path/orgsync.db)",
+                redact(&self.database_url)
+            )
+        })
+    }
+}
+
+fn is_http_url(u: &str) -> bool {
+    ["https://", "http://"]
+        .iter()
+        .any(|p| u.strip_prefix(p).is_some_and(|rest| !rest.is_empty()))
+}
+
+/// The file path of a SQLite URL (`None` for PostgreSQL and in-memory databases).
+fn sqlite_path(url: &str) -> Option<&str> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return None;
+    }
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    (path != ":memory:" && !path.is_empty()).then_some(path)
+}
+
+/// A database URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Where the master key came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    Env,
+    File(PathBuf),
+    Generated(PathBuf),
+}
+
+/// The master key: `ORGSYNC_MASTER_KEY`, else `master_key_file` (mode 0600 or refused),
+/// else `{data_dir}/master.key`, generated when `generate` and missing.
+pub fn master_key(
+    settings: &Settings,
+    env_value: Option<&str>,
+    generate: bool,
+) -> anyhow::Result<(MasterKey, KeySource)> {
+    if let Some(text) = env_value.filter(|t| !t.trim().is_empty()) {
+        let key = MasterKey::parse(text).map_err(|e| {
+            anyhow!(
+                "ORGSYNC_MASTER_KEY: {e}. Generate one with `openssl rand -hex 32`, or unset it to use a key file"
+            )
+        })?;
+        return Ok((key, KeySource::Env));
+    }
+    if let Some(path) = &settings.master_key_file {
+        return Ok((
+            read_key_file(path, "master_key_file (ORGSYNC_MASTER_KEY_FILE)")?,
+            KeySource::File(path.clone()),
+        ));
+    }
+    let path = settings.data_dir.join(MASTER_KEY_FILE);
+    if path.exists() {
+        return Ok((
+            read_key_file(&path, "the data directory's master key")?,
+            KeySource::File(path),
+        ));
+    }
+    if !generate {
+        bail!(
+            "no master key: set ORGSYNC_MASTER_KEY or master_key_file (ORGSYNC_MASTER_KEY_FILE), or run `orgsync serve` once to create {}",
+            path.display()
+        );
+    }
+    let (key, text) = MasterKey::generate();
+    write_private(&path, &format!("{text}\n")).with_context(|| {
+        format!(
+            "cannot create the master key file {}: make data_dir (ORGSYNC_DATA_DIR) writable, or set ORGSYNC_MASTER_KEY",
+            path.display()
+        )
+    })?;
+    Ok((key, KeySource::Generated(path)))
+}
+
+fn read_key_file(path: &Path, what: &str) -> anyhow::Result<MasterKey> {
+    check_private(path, what)?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{what} {}: cannot be read", path.display()))?;
+    MasterKey::parse(&text).map_err(|e| anyhow!("{what} {}: {e}", path.display()))
+}
+
+/// Refuses a key file that others can read.
+#[cfg(unix)]
+fn check_private(path: &Path, what: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("{what} {}: cannot be read", path.display()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        bail!(
+            "{what} {} has mode {mode:o}: the master key must be readable by its owner only; run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private(_path: &Path, _what: &str) -> anyhow::Result<()> {
+    Ok(())
+}
+
+/// Creates `path` with mode 0600 (fails if it exists).
+pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
+}
+
+/// The admin token: `ORGSYNC_ADMIN_TOKEN`, else the stored hash, else a new token whose
+/// plaintext is returned once (to print) and whose hash is stored.
+pub fn admin_token(
+    settings: &Settings,
+    env_value: Option<&str>,
+) -> anyhow::Result<(AdminToken, Option<String>)> {
+    if let Some(token) = env_value.map(str::trim).filter(|t| !t.is_empty()) {
+        if token.len() < 16 {
+            bail!(
+                "ORGSYNC_ADMIN_TOKEN is {} characters: use at least 16 random characters (e.g. `openssl rand -hex 24`), or unset it to have one generated",
+                token.len()
+            );
+        }
+        return Ok((AdminToken::from_plaintext(token), None));
+    }
+    let path = settings.data_dir.join(ADMIN_TOKEN_HASH_FILE);
+    if path.exists() {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("{}: cannot be read", path.display()))?;
+        let token = AdminToken::from_hash_hex(&text).ok_or_else(|| {
+            anyhow!(
+                "{} does not hold a hex SHA-256: delete it to have a new admin token generated (printed once), or set ORGSYNC_ADMIN_TOKEN",
+                path.display()
+            )
+        })?;
+        return Ok((token, None));
+    }
+    let (token, plaintext) = AdminToken::generate();
+    write_private(&path, &format!("{}\n", token.hash_hex())).with_context(|| {
+        format!(
+            "cannot store the admin token's hash in {}: make data_dir (ORGSYNC_DATA_DIR) writable, or set ORGSYNC_ADMIN_TOKEN",
+            path.display()
+        )
+    })?;
+    Ok((token, Some(plaintext)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_and_environment_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("orgsync.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\nlog_format = \"json\"\ndata_dir = \"/tmp/x\"\n",
+        )
+        .unwrap();
+        let s = Settings::load_from(
+            Some(&file),
+            &env(&[
+                ("ORGSYNC_LISTEN", "0.0.0.0:7000"),
+                ("ORGSYNC_ENCRYPT_KEY", "ignored"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.listen.to_string(), "0.0.0.0:7000");
+        assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.database_url, "sqlite:///tmp/x/orgsync.db");
+        assert_eq!(s.reconcile_check_secs, 60);
+    }
+
+    #[test]
+    fn errors_name_the_key_and_the_fix() {
+        let e = Settings::load_from(None, &env(&[("ORGSYNC_LISTEN", "localhost")])).unwrap_err();
+        assert!(e.to_string().contains("listen (ORGSYNC_LISTEN)"), "{e}");
+        let e =
+            Settings::load_from(None, &env(&[("ORGSYNC_LOG_FORMAT", "yaml")])).unwrap_err();
+        assert!(e.to_string().contains("log_format"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "lisen = \"x\"\n").unwrap();
+        let e = Settings::load_from(Some(&file), &[]).unwrap_err();
+        assert!(e.to_string().contains("lisen"), "{e}");
+        std::fs::write(&file, "master_key = \"x\"\n").unwrap();
+        let e = Settings::load_from(Some(&file), &[]).unwrap_err();
+        assert!(e.to_string().contains("ORGSYNC_MASTER_KEY"), "{e}");
+        let e = Settings::load_from(Some(&dir.path().join("missing.toml")), &[]).unwrap_err();
+        assert!(e.to_string().contains("no such file"), "{e}");
+    }
+
+    #[test]
+    fn master_key_is_generated_once_and_must_be_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let s = Settings::load_from(
+            None,
+            &env(&[("ORGSYNC_DATA_DIR", dir.path().to_str().unwrap())]),
+        )
+        .unwrap();
+        assert!(master_key(&s, None, false).is_err());
+        let (k1, src) = master_key(&s, None, true).unwrap();
+        assert!(matches!(src, KeySource::Generated(_)));
+        let path = dir.path().join(MASTER_KEY_FILE);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let (k2, src) = master_key(&s, None, true).unwrap();
+        assert!(matches!(src, KeySource::File(_)));
+        let sealed = k1.seal("secret");
+        assert_eq!(k2.open(&sealed).unwrap(), "secret");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = master_key(&s, None, true).unwrap_err();
+        assert!(e.to_string().contains("chmod 600"), "{e}");
+        let e = master_key(&s, Some("abcd"), true).unwrap_err();
+        assert!(e.to_string().contains("ORGSYNC_MASTER_KEY"), "{e}");
+    }
+
+    #[test]
+    fn admin_token_plaintext_is_given_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Settings::load_from(
+            None,
+            &env(&[("ORGSYNC_DATA_DIR", dir.path().to_str().unwrap())]),
+        )
+        .unwrap();
+        let (t1, plain) = admin_token(&s, None).unwrap();
+        let plain = plain.unwrap();
+        let (t2, again) = admin_token(&s, None).unwrap();
+        assert!(again.is_none());
+        assert!(t1.verify(&plain) && t2.verify(&plain));
+        let (t3, none) = admin_token(&s, Some("a-token-from-the-env-0123")).unwrap();
+        assert!(none.is_none() && t3.verify("a-token-from-the-env-0123"));
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
+    }
+}

@@ -1,0 +1,349 @@
+//! `orgsync demo`: everything in one process, to see orgsync work in a minute. A generated
+//! Feishu tenant (the emulator), orgsync on SQLite, a user pool with a connection to the
+//! emulator (encrypted events: Encrypt Key and Verification Token on both sides), the
+//! emulator subscribed to the connection's callback URL through Feishu's URL check, a full
+//! import, and then a change to the tenant every few seconds, pushed as events and applied.
+//!
+//! Lines meant for scripts: `orgsync: URL`, `import finished: users=N … verdict=V seconds=S`
+//! and `status: users=N events_pushed=N events_applied=N changes=N`.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow};
+use clap::Args;
+use directory::admin::{Admin, NewConnection};
+use directory::apply::WorkerConfig;
+use directory::engine::EngineConfig;
+use directory::model::{JobKind, JobTrigger};
+use directory::store::UserQuery;
+use emulator::generate::{GenerateConfig, generate};
+use emulator::hub::push_target;
+use emulator::tenant::AppRecord;
+use emulator::{Emulator, EmulatorConfig};
+use rand::{Rng as _, SeedableRng as _};
+use server::AdminToken;
+
+use crate::config::{self, Settings};
+use crate::emulator_cmd::shutdown_signal;
+use crate::import_cmd::{print_summary, verdict_word, watch_job};
+use crate::serve_cmd::{Node, NodeOptions};
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Users in the generated tenant.
+    #[arg(long, default_value_t = 2000)]
+    users: usize,
+    /// Departments in the generated tenant.
+    #[arg(long, default_value_t = 120)]
+    departments: usize,
+    /// User groups in the generated tenant.
+    #[arg(long, default_value_t = 12)]
+    groups: usize,
+    /// Seed of the tenant and of its changes: the same seed gives the same run.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Port of orgsync (console, API, event endpoint) on 127.0.0.1; 0 picks a free one.
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Port of the Feishu emulator on 127.0.0.1; 0 (default) picks a free one.
+    #[arg(long, default_value_t = 0)]
+    emulator_port: u16,
+    /// Where the demo keeps its database and keys (default: a temporary directory, removed
+    /// on exit).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// How often the tenant changes: seconds (`3`, `0.5`) or with a unit (`500ms`, `2s`, `1m`).
+    #[arg(long, default_value = "3", value_parser = parse_interval)]
+    change_every: Duration,
+}
+
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (text, 1.0)
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration: use e.g. 3, 0.5, 500ms, 2s or 1m"))?;
+    let secs = value * scale;
+    if !(0.05..=86_400.0).contains(&secs) {
+        return Err(format!(
+            "{text:?} is out of range: give between 50ms and 24h"
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+pub fn run(args: DemoArgs) -> ExitCode {
+    crate::init_tracing(
+        config::LogFormat::Text,
+        "warn,orgsync=info,server=warn,directory=warn,emulator=warn",
+    );
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(demo(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A random printable secret.
+fn secret(rng: &mut impl rand::Rng, len: usize) -> String {
+    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    (0..len)
+        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
+        .collect()
+}
+
+async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    if args.users == 0 {
+        anyhow::bail!("--users is 0: the demo needs people to mirror; try --users 300");
+    }
+    // The data directory: the given one, or a temporary one removed on exit.
+    let (data_dir, _temp) = match &args.data_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("--data-dir {}: cannot create it", dir.display()))?;
+            (dir.clone(), None)
+        }
+        None => {
+            let temp = tempfile::Builder::new()
+                .prefix("orgsync-demo-")
+                .tempdir()
+                .context("cannot create a temporary directory; give --data-dir")?;
+            (temp.path().to_path_buf(), Some(temp))
+        }
+    };
+    let settings = Settings::load_from(
+        None,
+        &[(
+            "ORGSYNC_DATA_DIR".to_owned(),
+            data_dir.to_string_lossy().into_owned(),
+        )],
+    )?;
+
+    // The Feishu side: a generated tenant and one self-built app with encrypted events.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
+    let mut app = AppRecord::new(
+        format!("cli_{:016x}", rng.random::<u64>()),
+        secret(&mut rng, 32),
+    );
+    app.encrypt_key = Some(secret(&mut rng, 24));
+    app.verification_token = secret(&mut rng, 32);
+    app.user_group_events = true;
+    let tenant = generate(
+        &GenerateConfig {
+            seed: args.seed,
+            users: args.users,
+            departments: args.departments,
+            groups: args.groups,
+            ..GenerateConfig::default()
+        },
+        vec![app.clone()],
+    );
+    let (users, departments, groups) = (
+        tenant.users.len(),
+        tenant.departments.len(),
+        tenant.groups.len(),
+    );
+    let mut emu_config = EmulatorConfig::new(tenant);
+    emu_config.bind = SocketAddr::from((Ipv4Addr::LOCALHOST, args.emulator_port));
+    emu_config.seed = args.seed;
+    let emu = Emulator::start(emu_config)
+        .await
+        .with_context(|| format!("--emulator-port {}: cannot serve there", args.emulator_port))?;
+
+    // orgsync: SQLite in the data directory, a fresh admin token for this run.
+    settings.prepare_dirs()?;
+    let (key, _) = config::master_key(&settings, None, true)?;
+    let store = settings.open_store().await?;
+    let (admin_token, token_text) = AdminToken::generate();
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, args.port))
+        .await
+        .with_context(|| {
+            format!(
+                "--port {}: cannot bind 127.0.0.1:{}; is another process using it? Try --port 0",
+                args.port, args.port
+            )
+        })?;
+    let addr = listener.local_addr()?;
+    let url = format!("http://{addr}");
+    let node = Node::start(
+        store.clone(),
+        key,
+        url.clone(),
+        NodeOptions {
+            engine: EngineConfig::default(),
+            worker: WorkerConfig::default(),
+            reconcile_check: Duration::from_secs(60),
+            admin_token,
+        },
+    );
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(server::serve(listener, node.state.clone(), async move {
+        let _ = server_stopped.await;
+    }));
+
+    println!("orgsync demo");
+    println!("  Feishu emulator: {}  ({users} users, {departments} departments, {groups} groups, seed {})", emu.base_url(), args.seed);
+    println!("orgsync: {url}");
+    println!("  console:     {url}/console   (sign in with the admin token)");
+    println!("  admin token: {token_text}");
+    println!("  API docs:    {url}/api/v1/docs");
+    println!("  metrics:     {url}/metrics");
+    println!(
+        "  data:        {}{}",
+        data_dir.display(),
+        if args.data_dir.is_none() {
+            "  (removed on exit)"
+        } else {
+            ""
+        }
+    );
+
+    let result = run_demo(&args, &emu, &app, &node, &store).await;
+
+    println!("stopping");
+    let _ = stop_server.send(());
+    let served = server.await;
+    node.stop().await;
+    emu.shutdown()
+        .await
+        .map_err(|e| anyhow!("the emulator did not stop cleanly: {e}"))?;
+    result?;
+    match served {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(anyhow!("the HTTP server failed: {e}")),
+        Err(e) => Err(anyhow!("the HTTP server task failed: {e}")),
+    }
+}
+
+/// Everything between start and stop; returns when a signal arrives.
+async fn run_demo(
+    args: &DemoArgs,
+    emu: &Emulator,
+    app: &AppRecord,
+    node: &Node,
+    store: &std::sync::Arc<dyn directory::store::DirectoryStore>,
+) -> anyhow::Result<()> {
+    let admin: &Admin = &node.state.admin;
+    let pool = admin
+        .create_pool("Demo")
+        .await
+        .map_err(|e| anyhow!("cannot create the user pool: {e}"))?;
+    let connection = admin
+        .create_connection(
+            &pool.id,
+            NewConnection {
+                identifier: "feishu-demo".into(),
+                display_name: Some("Feishu (emulator)".into()),
+                provider: None,
+                base_url: Some(emu.base_url()),
+                app_id: app.app_id.clone(),
+                app_secret: app.app_secret.clone(),
+                encrypt_key: app.encrypt_key.clone(),
+                verification_token: Some(app.verification_token.clone()),
+                settings: None,
+            },
+        )
+        .await
+        .map_err(|e| anyhow!("cannot create the connection: {e}"))?;
+    println!(
+        "Connection {:?} in pool {:?} ({}), encrypted events",
+        connection.identifier, pool.name, pool.id
+    );
+    println!("  callback URL: {}", connection.callback_url);
+
+    // As an admin does in the Feishu console: save the request URL, which runs the URL check.
+    let target = emu.with_tenant_mut(|t| {
+        t.apps.get_mut(&app.app_id).and_then(|a| {
+            a.request_url = Some(connection.callback_url.clone());
+            push_target(a)
+        })
+    });
+    let target = target.ok_or_else(|| anyhow!("the emulator lost its app"))?;
+    match emu.state().events.pusher().verify_url(&target).await {
+        Ok(()) => println!("  URL check: passed; the emulator now pushes every change to orgsync"),
+        Err(e) => println!("  URL check: FAILED ({e}); events will be re-pushed"),
+    }
+
+    // The import, with progress.
+    let started = Instant::now();
+    let job_id = node
+        .engine
+        .start_job(&connection.id, JobKind::Import, JobTrigger::Admin)
+        .await
+        .map_err(|e| anyhow!("cannot start the import: {e}"))?;
+    let job = tokio::select! {
+        job = watch_job(store.as_ref(), &job_id, "import") => job?,
+        () = shutdown_signal() => return Ok(()),
+    };
+    print_summary(&job, "Import");
+    let imported = store
+        .count_users(&pool.id, &UserQuery::default())
+        .await
+        .map_err(|e| anyhow!("cannot count users: {e}"))?;
+    println!(
+        "import finished: users={imported} departments={} groups={} verdict={} seconds={:.1}",
+        job.progress.departments,
+        job.progress.groups,
+        verdict_word(job.verdict),
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "Changing the tenant every {:?}; each change is pushed to orgsync as events. Ctrl-C to stop.",
+        args.change_every
+    );
+
+    // The live part: random changes, pushed as events and applied by the worker.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed ^ 0x5eed);
+    let pushed_before = emu.state().events.pusher().stats().delivered;
+    let mut changes = 0u64;
+    let mut ticker = tokio::time::interval(args.change_every);
+    ticker.tick().await;
+    let mut last_status = String::new();
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = &mut signal => return Ok(()),
+        }
+        let (made, _) = emu.state().mutate_with(|t| {
+            Ok::<_, std::convert::Infallible>(t.random_mutation(&mut rng))
+        })?;
+        changes += made.len() as u64;
+        let users = store
+            .count_users(&pool.id, &UserQuery::default())
+            .await
+            .map_err(|e| anyhow!("cannot count users: {e}"))?;
+        let pushed = emu.state().events.pusher().stats().delivered - pushed_before;
+        let status = format!(
+            "status: users={users} events_pushed={pushed} events_applied={} changes={changes}",
+            node.applied.load(Ordering::Relaxed)
+        );
+        if status != last_status {
+            println!("{status}");
+            last_status = status;
+        }
+    }
+}

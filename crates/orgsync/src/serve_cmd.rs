@@ -1,0 +1,243 @@
+//! `orgsync serve`: the server with its event worker and reconciliation schedule, configured
+//! by [`crate::config`]. Stops on SIGINT / SIGTERM: stops accepting, drains in-flight
+//! requests, lets the worker finish its round, exits 0.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use directory::apply::{Worker, WorkerConfig};
+use directory::engine::{Engine, EngineConfig};
+use directory::ingest::Ingestor;
+use directory::secrets::MasterKey;
+use directory::store::DirectoryStore;
+use feishu::envelope::DecodeOptions;
+use server::health::WorkerGuard;
+use server::{AdminToken, AppState, ServerSettings};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::{self, KeySource, Settings};
+use crate::emulator_cmd::shutdown_signal;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (default: ./orgsync.toml when present). ORGSYNC_* environment
+    /// variables override it.
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+}
+
+/// What a [`Node`] needs besides the store and the key.
+pub struct NodeOptions {
+    pub engine: EngineConfig,
+    pub worker: WorkerConfig,
+    /// How often the schedule looks for due reconciliations.
+    pub reconcile_check: Duration,
+    pub admin_token: AdminToken,
+}
+
+/// The engine, the ingestor, the event worker and the reconciliation schedule, running, with
+/// the HTTP state built on them (bind first: the public URL may depend on the bound port).
+pub struct Node {
+    pub engine: Arc<Engine>,
+    pub state: AppState,
+    /// Events the worker applied since start.
+    pub applied: Arc<AtomicU64>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Node {
+    pub fn start(
+        store: Arc<dyn DirectoryStore>,
+        key: MasterKey,
+        public_base_url: String,
+        options: NodeOptions,
+    ) -> Node {
+        let engine = Engine::new(store.clone(), key.clone(), options.engine);
+        let ingestor = Arc::new(Ingestor::new(store, key, DecodeOptions::default()));
+        let secure_cookies = public_base_url.starts_with("https://");
+        let state = AppState::new(
+            engine.clone(),
+            ingestor,
+            ServerSettings {
+                public_base_url,
+                admin_token: options.admin_token,
+                secure_cookies,
+            },
+        );
+        let (stop, stopped) = watch::channel(false);
+        let applied = Arc::new(AtomicU64::new(0));
+        let worker = spawn_worker(
+            Worker::new(engine.clone(), options.worker.clone()),
+            options.worker.idle_poll,
+            state.health.worker_started(),
+            applied.clone(),
+            stopped.clone(),
+        );
+        let schedule =
+            directory::schedule::spawn(engine.clone(), options.reconcile_check, stopped);
+        Node {
+            engine,
+            state,
+            applied,
+            stop,
+            tasks: vec![worker, schedule],
+        }
+    }
+
+    /// Stops the worker and the schedule (each finishes what it is doing) and waits.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "a background task failed");
+            }
+        }
+    }
+}
+
+/// The event worker's loop (as `Worker::spawn`, counting applied events and holding the
+/// `/readyz` guard: a panic in a round drops it and the instance reports not ready).
+fn spawn_worker(
+    worker: Worker,
+    idle_poll: Duration,
+    guard: WorkerGuard,
+    applied: Arc<AtomicU64>,
+    mut shutdown: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let _guard = guard;
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let handled = match worker.round().await {
+                Ok(stats) => {
+                    applied.fetch_add(stats.applied, Ordering::Relaxed);
+                    stats.handled()
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "event worker round failed");
+                    0
+                }
+            };
+            if handled == 0 {
+                tokio::select! {
+                    _ = tokio::time::sleep(idle_poll) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+    })
+}
+
+pub fn run(args: ServeArgs) -> ExitCode {
+    let settings = match Settings::load(args.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    crate::init_tracing(settings.log_format, "warn,orgsync=info,server=info,directory=info");
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    tracing::info!(config = %settings.source, "starting orgsync {}", env!("CARGO_PKG_VERSION"));
+    settings.prepare_dirs()?;
+    let env_key = std::env::var("ORGSYNC_MASTER_KEY").ok();
+    let (key, key_source) = config::master_key(&settings, env_key.as_deref(), true)?;
+    match &key_source {
+        KeySource::Env => tracing::info!("master key from ORGSYNC_MASTER_KEY"),
+        KeySource::File(path) => tracing::info!(path = %path.display(), "master key from file"),
+        KeySource::Generated(path) => tracing::warn!(
+            path = %path.display(),
+            "generated a new master key (mode 0600): back it up; without it the stored App Secrets and event keys cannot be opened"
+        ),
+    }
+    let env_token = std::env::var("ORGSYNC_ADMIN_TOKEN").ok();
+    let (admin_token, new_token) = config::admin_token(&settings, env_token.as_deref())?;
+    let store = settings.open_store().await?;
+    tracing::info!(database = %config::redact(&settings.database_url), backend = ?store.backend(), "store opened");
+
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "listen (ORGSYNC_LISTEN) = {}: cannot bind; is another process using the port? Choose another address",
+                settings.listen
+            )
+        })?;
+    let addr: SocketAddr = listener.local_addr()?;
+    let public = settings
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let node = Node::start(
+        store,
+        key,
+        public.clone(),
+        NodeOptions {
+            engine: EngineConfig::default(),
+            worker: WorkerConfig::default(),
+            reconcile_check: Duration::from_secs(settings.reconcile_check_secs),
+            admin_token,
+        },
+    );
+
+    if let Some(token) = new_token {
+        print_new_token(&token, &settings);
+    }
+    println!("orgsync listening on http://{addr}");
+    println!("  console:   {public}/console");
+    println!("  API docs:  {public}/api/v1/docs");
+    println!("  callbacks: {public}/connections/enterprise/{{identifier}}/{{userPoolId}}/events");
+    tracing::info!(%addr, public_url = %public, "listening");
+
+    let served = server::serve(listener, node.state.clone(), async {
+        shutdown_signal().await;
+        tracing::info!("shutting down: draining requests");
+    })
+    .await;
+    node.stop().await;
+    served.context("the HTTP server failed")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn print_new_token(token: &str, settings: &Settings) {
+    let line = "=".repeat(78);
+    println!("{line}");
+    println!("Admin token (shown only this once; only its SHA-256 is kept):");
+    println!();
+    println!("    {token}");
+    println!();
+    println!("Use it as `Authorization: Bearer <token>` for /api/v1 and to sign in to /console.");
+    println!(
+        "Lost it? Delete {} and restart to get a new one, or set ORGSYNC_ADMIN_TOKEN.",
+        settings.data_dir.join(config::ADMIN_TOKEN_HASH_FILE).display()
+    );
+    println!("{line}");
+}

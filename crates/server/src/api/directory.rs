@@ -1,0 +1,220 @@
+//! The mirrored organization of a user pool: departments, users and groups.
+
+use axum::Json;
+use directory::admin::{
+    DepartmentNode, DepartmentView, GroupDetail, Page, UserDetail, UserIdType, page,
+};
+use directory::ids::{DepartmentId, GroupId, PoolId, UserId};
+use directory::model::{Group, User, UserStatus};
+use directory::store::UserQuery;
+
+use super::extract::{Authed, PathParams, QueryParams, id, opt_enum, opt_id, opt_text};
+use super::params::{MembersQuery, PageQuery, UsersQuery};
+use crate::error::{ErrorBody, HttpError};
+
+type ApiResult<T> = Result<Json<T>, HttpError>;
+
+const STATUSES: &[&str] = &["active", "frozen", "unjoined", "exited", "resigned"];
+
+/// The live department tree of a pool (roots first, with direct member counts).
+#[utoipa::path(
+    get, path = "/api/v1/pools/{pool_id}/departments", tag = "directory",
+    params(("pool_id" = String, Path, description = "User pool id")),
+    responses(
+        (status = 200, description = "The root departments, each with its subtree", body = Vec<DepartmentNode>),
+        (status = 404, description = "No such user pool", body = ErrorBody),
+    )
+)]
+pub async fn department_tree(
+    Authed(admin): Authed,
+    PathParams(pool_id): PathParams<String>,
+) -> ApiResult<Vec<DepartmentNode>> {
+    let pool_id: PoolId = id("pool_id", &pool_id)?;
+    Ok(Json(admin.department_tree(&pool_id).await?))
+}
+
+/// One department with its direct children and its path from the root.
+#[utoipa::path(
+    get, path = "/api/v1/pools/{pool_id}/departments/{department_id}", tag = "directory",
+    params(
+        ("pool_id" = String, Path, description = "User pool id"),
+        ("department_id" = String, Path, description = "Department id (orgsync's)"),
+    ),
+    responses(
+        (status = 200, description = "The department", body = DepartmentView),
+        (status = 404, description = "No such department", body = ErrorBody),
+    )
+)]
+pub async fn get_department(
+    Authed(admin): Authed,
+    PathParams((pool_id, department_id)): PathParams<(String, String)>,
+) -> ApiResult<DepartmentView> {
+    let pool_id: PoolId = id("pool_id", &pool_id)?;
+    let department_id: DepartmentId = id("department_id", &department_id)?;
+    Ok(Json(admin.department(&pool_id, &department_id).await?))
+}
+
+/// Direct members of a department.
+#[utoipa::path(
+    get, path = "/api/v1/pools/{pool_id}/departments/{department_id}/members", tag = "directory",
+    params(
+        ("pool_id" = String, Path, description = "User pool id"),
+        ("department_id" = String, Path, description = "Department id (orgsync's)"),
+        MembersQuery,
+    ),
+    responses(
+        (status = 200, description = "A page of users", body = Page<User>),
+        (status = 400, description = "Bad status", body = ErrorBody),
+        (status = 404, description = "No such department", body = ErrorBody),
+    )
+)]
+pub async fn department_members(
+    Authed(admin): Authed,
+    PathParams((pool_id, department_id)): PathParams<(String, String)>,
+    QueryParams(q): QueryParams<MembersQuery>,
+) -> ApiResult<Page<User>> {
+    let pool_id: PoolId = id("pool_id", &pool_id)?;
+    let department_id: DepartmentId = id("department_id", &department_id)?;
+    let status = opt_enum("status", q.status.as_deref(), UserStatus::parse, STATUSES)?;
+    // Unknown department: 404, not an empty page.
+    admin.department(&pool_id, &department_id).await?;
+    let query = UserQuery {
+        department_id: Some(department_id),
+        status,
+        ..UserQuery::default()
+    };
+    Ok(Json(
+        admin
+            .search_users(&pool_id, &query, page(q.offset, q.limit))
+            .await?,
+    ))
+}
+
+/// Searches the users of a pool.
+#[utoipa::path(
+    get, path = "/api/v1/pools/{pool_id}/users", tag = "directory",
+    params(("pool_id" = String, Path, description = "User pool id"), UsersQuery),
+    responses(
+        (status = 200, description = "A page of users, with the total", body = Page<User>),
+        (status = 400, description = "Bad query parameters", body = ErrorBody),
+        (status = 404, description = "No such user pool", body = ErrorBody),
+    )
+)]
+pub async fn search_users(
+    Authed(admin): Authed,
+    PathParams(pool_id): PathParams<String>,
+    QueryParams(q): QueryParams<UsersQuery>,
+) -> ApiResult<Page<User>> {
+    let pool_id: PoolId = id("pool_id", &pool_id)?;
+    let query = UserQuery {
+        text: opt_text(q.q),
+        email: opt_text(q.email),
+        mobile: opt_text(q.mobile),
+        employee_no: opt_text(q.employee_no),
+        department_id: opt_id("department_id", q.department_id.as_deref())?,
+        status: opt_enum("status", q.status.as_deref(), UserStatus::parse, STATUSES)?,
+        include_deleted: q.include_deleted.unwrap_or(false),
+    };
+    Ok(Json(
+        admin
+            .search_users(&pool_id, &query, page(q.offset, q.limit))
+            .await?,
+    ))
+}
+
+/// Everything about one user: departments, groups, Feishu ids, manager and change history.
+#[utoipa::path(
+    get, path = "/api/v1/pools/{pool_id}/users/{user_id}", tag = "directory",
+    params(
+        ("pool_id" = String, Path, description = "User pool id"),
+        ("user_id" = String, Path, description = "User id (orgsync's)"),
+    ),
+    responses(
+        (status = 200, description = "The user", body = UserDetail),
+        (status = 404, description = "No such user", body = ErrorBody),
+    )
+)]
+pub async fn get_user(
+    Authed(admin): Authed,
+    PathParams((pool_id, user_id)): PathParams<(String, String)>,
+) -> ApiResult<UserDetail> {
+    let pool_id: PoolId = id("pool_id", &pool_id)?;
+    let user_id: UserId = id("user_id", &user_id)?;
+    Ok(Json(admin.user_detail(&pool_id, &user_id).await?))
+}
+
+/// Finds a user by a Feishu id.
+#[utoipa::path(
+    get, path = "/api/v1/pools/{pool_id}/users/by/{id_type}/{value}", tag = "directory",
+    params(
+        ("pool_id" = String, Path, description = "User pool id"),
+        ("id_type" = UserIdType, Path, description = "`open_id`, `union_id` or `user_id`"),
+        ("value" = String, Path, description = "The Feishu id"),
+    ),
+    responses(
+        (status = 200, description = "The user", body = User),
+        (status = 400, description = "Bad id type", body = ErrorBody),
+        (status = 404, description = "No user with that id", body = ErrorBody),
+    )
+)]
+pub async fn user_by_feishu_id(
+    Authed(admin): Authed,
+    PathParams((pool_id, id_type, value)): PathParams<(String, String, String)>,
+) -> ApiResult<User> {
+    let pool_id: PoolId = id("pool_id", &pool_id)?;
+    let id_type = opt_enum(
+        "id_type",
+        Some(&id_type),
+        UserIdType::parse,
+        &["open_id", "union_id", "user_id"],
+    )?
+    .ok_or_else(|| {
+        HttpError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "id_type is required: use one of open_id, union_id, user_id",
+        )
+    })?;
+    Ok(Json(
+        admin.user_by_feishu_id(&pool_id, id_type, &value).await?,
+    ))
+}
+
+/// Lists the user groups of a pool.
+#[utoipa::path(
+    get, path = "/api/v1/pools/{pool_id}/groups", tag = "directory",
+    params(("pool_id" = String, Path, description = "User pool id"), PageQuery),
+    responses(
+        (status = 200, description = "A page of groups", body = Page<Group>),
+        (status = 404, description = "No such user pool", body = ErrorBody),
+    )
+)]
+pub async fn list_groups(
+    Authed(admin): Authed,
+    PathParams(pool_id): PathParams<String>,
+    QueryParams(q): QueryParams<PageQuery>,
+) -> ApiResult<Page<Group>> {
+    let pool_id: PoolId = id("pool_id", &pool_id)?;
+    Ok(Json(admin.list_groups(&pool_id, q.page()).await?))
+}
+
+/// One group with its members resolved.
+#[utoipa::path(
+    get, path = "/api/v1/pools/{pool_id}/groups/{group_id}", tag = "directory",
+    params(
+        ("pool_id" = String, Path, description = "User pool id"),
+        ("group_id" = String, Path, description = "Group id (orgsync's)"),
+    ),
+    responses(
+        (status = 200, description = "The group", body = GroupDetail),
+        (status = 404, description = "No such group", body = ErrorBody),
+    )
+)]
+pub async fn get_group(
+    Authed(admin): Authed,
+    PathParams((pool_id, group_id)): PathParams<(String, String)>,
+) -> ApiResult<GroupDetail> {
+    let pool_id: PoolId = id("pool_id", &pool_id)?;
+    let group_id: GroupId = id("group_id", &group_id)?;
+    Ok(Json(admin.group(&pool_id, &group_id).await?))
+}

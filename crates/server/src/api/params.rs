@@ -1,0 +1,154 @@
+//! Query strings and request bodies of the admin API that are not directory types.
+
+use directory::admin::{Page, page};
+use directory::model::JobKind;
+use directory::store::PageRequest;
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+/// `offset` / `limit` of a list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// Items to skip (default 0).
+    pub offset: Option<u64>,
+    /// Items per page (default 50, at most 500).
+    pub limit: Option<u64>,
+}
+
+impl PageQuery {
+    pub fn page(&self) -> PageRequest {
+        page(self.offset, self.limit)
+    }
+}
+
+/// A page cut from a list the directory returns whole (pools and connections are few).
+pub fn paginate<T>(all: Vec<T>, req: PageRequest) -> Page<T> {
+    let total = all.len() as u64;
+    let items = all
+        .into_iter()
+        .skip(usize::try_from(req.offset).unwrap_or(usize::MAX))
+        .take(usize::try_from(req.limit).unwrap_or(usize::MAX))
+        .collect();
+    Page {
+        items,
+        offset: req.offset,
+        limit: req.limit,
+        total: Some(total),
+    }
+}
+
+/// A new user pool.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPool {
+    /// A name for people, e.g. "Acme".
+    pub name: String,
+}
+
+/// Which job to start.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartJob {
+    /// `import` (the first full pull) or `reconcile` (a later full pull that heals what
+    /// events missed).
+    pub kind: JobKind,
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct JobsQuery {
+    /// Only the jobs of this connection.
+    pub connection_id: Option<String>,
+    /// Items to skip (default 0).
+    pub offset: Option<u64>,
+    /// Items per page (default 50, at most 500).
+    pub limit: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct JobLogQuery {
+    /// One of the action vocabulary: `CreateUser`, `UpdateUser`, `DisableUser`, `DeleteUser`,
+    /// `ChangeUserDepartment`, `UpdateUserIdentifier`, `CreateDepartment`, `UpdateDepartment`,
+    /// `MoveDepartment`, `UpdateDepartmentLeader`, `DeleteDepartment`, `CreateGroup`,
+    /// `UpdateGroup`, `DeleteGroup`, `AddGroupMember`, `RemoveGroupMember`, `Unchanged`.
+    pub action: Option<String>,
+    /// `user`, `department` or `group`.
+    pub object_type: Option<String>,
+    /// `applied`, `skipped`, `parked` or `failed`.
+    pub result: Option<String>,
+    /// Items to skip (default 0).
+    pub offset: Option<u64>,
+    /// Items per page (default 50, at most 500).
+    pub limit: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ParkedQuery {
+    /// `pending`, `approved` or `rejected` (default: all).
+    pub state: Option<String>,
+    /// Items to skip (default 0).
+    pub offset: Option<u64>,
+    /// Items per page (default 50, at most 500).
+    pub limit: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct MembersQuery {
+    /// `active`, `frozen`, `unjoined`, `exited` or `resigned`.
+    pub status: Option<String>,
+    /// Items to skip (default 0).
+    pub offset: Option<u64>,
+    /// Items per page (default 50, at most 500).
+    pub limit: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct UsersQuery {
+    /// Case-insensitive substring of name, English name, e-mail, mobile or employee number.
+    pub q: Option<String>,
+    /// Exact e-mail address.
+    pub email: Option<String>,
+    /// Exact mobile number.
+    pub mobile: Option<String>,
+    /// Exact employee number.
+    pub employee_no: Option<String>,
+    /// Direct members of this department (orgsync id).
+    pub department_id: Option<String>,
+    /// `active`, `frozen`, `unjoined`, `exited` or `resigned`.
+    pub status: Option<String>,
+    /// Include deleted users (tombstones); default false.
+    pub include_deleted: Option<bool>,
+    /// Items to skip (default 0).
+    pub offset: Option<u64>,
+    /// Items per page (default 50, at most 500).
+    pub limit: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    /// Only the events of this user pool.
+    pub pool_id: Option<String>,
+    /// Only the events of this connection.
+    pub connection_id: Option<String>,
+    /// `pending`, `applied`, `ignored` or `parked`.
+    pub state: Option<String>,
+    /// A Feishu event type, e.g. `contact.user.created_v3`.
+    pub event_type: Option<String>,
+    /// Items to skip (default 0).
+    pub offset: Option<u64>,
+    /// Items per page (default 50, at most 500).
+    pub limit: Option<u64>,
+}

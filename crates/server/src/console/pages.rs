@@ -1,0 +1,274 @@
+//! Login, logout, the dashboard and user pools.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use directory::admin::page;
+use directory::ids::PoolId;
+use serde::Deserialize;
+
+use super::jobs::{JobRow, job_rows};
+use super::session::{self, CsrfForm, Session};
+use super::util::{ConsoleError, ConsoleResult, Ctx, fmt_ms, ok, render};
+use crate::AppState;
+
+// ---- login ----
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage {
+    pub ctx: Ctx,
+    pub next: String,
+    pub error: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+    done: Option<String>,
+}
+
+/// Only console paths: never an open redirect.
+fn safe_next(next: Option<&str>) -> String {
+    next.filter(|n| n.starts_with("/console") && !n.starts_with("/console/login"))
+        .filter(|n| !n.contains("//") && !n.contains('\\'))
+        .unwrap_or("/console")
+        .to_owned()
+}
+
+pub async fn login_page(
+    State(state): State<AppState>,
+    Query(q): Query<LoginQuery>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let next = safe_next(q.next.as_deref());
+    if session::cookie_of(&headers)
+        .is_some_and(|c| session::verify(&state.settings.admin_token, &c))
+    {
+        return Redirect::to(&next).into_response();
+    }
+    ok(&LoginPage {
+        ctx: Ctx::default().notice(q.done.as_deref()),
+        next,
+        error: None,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    token: String,
+    next: Option<String>,
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    axum::Form(form): axum::Form<LoginForm>,
+) -> Response {
+    let next = safe_next(form.next.as_deref());
+    let settings = &state.settings;
+    if !settings.admin_token.verify(form.token.trim()) {
+        // Slow down guessing a little; the token has 256 bits anyway.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        return render(
+            StatusCode::UNAUTHORIZED,
+            &LoginPage {
+                ctx: Ctx::default(),
+                next,
+                error: Some(
+                    "That is not the admin token. Paste the token orgsync printed when it first started (the same one the REST API takes as a Bearer token).".into(),
+                ),
+            },
+        );
+    }
+    let cookie = session::issue(&settings.admin_token);
+    (
+        [(
+            header::SET_COOKIE,
+            session::set_cookie(&cookie, settings.secure_cookies),
+        )],
+        Redirect::to(&next),
+    )
+        .into_response()
+}
+
+#[derive(Template)]
+#[template(path = "logout.html")]
+pub struct LogoutPage {
+    pub ctx: Ctx,
+}
+
+pub async fn logout_page(session: Session) -> Response {
+    ok(&LogoutPage {
+        ctx: Ctx::new(&session, ""),
+    })
+}
+
+pub async fn logout(
+    State(state): State<AppState>,
+    CsrfForm(_, _): CsrfForm<session::NoFields>,
+) -> Response {
+    (
+        [(
+            header::SET_COOKIE,
+            session::set_cookie("", state.settings.secure_cookies),
+        )],
+        Redirect::to("/console/login?done=logged_out"),
+    )
+        .into_response()
+}
+
+// ---- dashboard and pools ----
+
+pub struct PoolRow {
+    pub id: String,
+    pub name: String,
+    pub connections: usize,
+    pub created: String,
+}
+
+async fn pool_rows(state: &AppState) -> ConsoleResult<Vec<PoolRow>> {
+    let pools = state.admin.list_pools().await?;
+    let connections = state.admin.list_connections(None).await?;
+    Ok(pools
+        .into_iter()
+        .map(|p| PoolRow {
+            connections: connections.iter().filter(|c| c.pool_id == p.id).count(),
+            id: p.id.to_string(),
+            name: p.name,
+            created: fmt_ms(p.created_at),
+        })
+        .collect())
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+pub struct DashboardPage {
+    pub ctx: Ctx,
+    pub pools: Vec<PoolRow>,
+    pub connections: Vec<super::connections::ConnRow>,
+    pub jobs: Vec<JobRow>,
+}
+
+pub async fn dashboard(State(state): State<AppState>, session: Session) -> ConsoleResult {
+    let pools = pool_rows(&state).await?;
+    let connections = super::connections::conn_rows(&state, None).await?;
+    let jobs = state.admin.list_jobs(None, page(None, Some(10))).await?;
+    let mut ctx = Ctx::new(&session, "home");
+    if let [only] = pools.as_slice() {
+        ctx.pool_id = Some(only.id.clone());
+        ctx.pool_name = Some(only.name.clone());
+    }
+    Ok(ok(&DashboardPage {
+        ctx,
+        pools,
+        jobs: job_rows(&state, &jobs.items).await?,
+        connections,
+    }))
+}
+
+#[derive(Template)]
+#[template(path = "pools.html")]
+pub struct PoolsPage {
+    pub ctx: Ctx,
+    pub pools: Vec<PoolRow>,
+    pub name: String,
+    pub error: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct DoneQuery {
+    pub done: Option<String>,
+}
+
+pub async fn pools(
+    State(state): State<AppState>,
+    session: Session,
+    Query(q): Query<DoneQuery>,
+) -> ConsoleResult {
+    Ok(ok(&PoolsPage {
+        ctx: Ctx::new(&session, "pools").notice(q.done.as_deref()),
+        pools: pool_rows(&state).await?,
+        name: String::new(),
+        error: None,
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct PoolForm {
+    #[serde(default)]
+    name: String,
+}
+
+pub async fn create_pool(
+    State(state): State<AppState>,
+    CsrfForm(session, form): CsrfForm<PoolForm>,
+) -> ConsoleResult {
+    match state.admin.create_pool(&form.name).await {
+        Ok(pool) => Ok(Redirect::to(&format!("/console/pools/{}?done=pool_created", pool.id))
+            .into_response()),
+        Err(e) => {
+            let e = ConsoleError::from(e);
+            Ok(render(
+                e.status,
+                &PoolsPage {
+                    ctx: Ctx::new(&session, "pools"),
+                    pools: pool_rows(&state).await?,
+                    name: form.name,
+                    error: Some(e.message),
+                },
+            ))
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "pool.html")]
+pub struct PoolPage {
+    pub ctx: Ctx,
+    pub id: String,
+    pub name: String,
+    pub created: String,
+    pub connections: Vec<super::connections::ConnRow>,
+}
+
+pub async fn pool(
+    State(state): State<AppState>,
+    session: Session,
+    Path(pool): Path<String>,
+    Query(q): Query<DoneQuery>,
+) -> ConsoleResult {
+    let pool = state.admin.pool(&PoolId::from(pool)).await?;
+    Ok(ok(&PoolPage {
+        ctx: Ctx::new(&session, "pools")
+            .pool(&pool)
+            .notice(q.done.as_deref()),
+        id: pool.id.to_string(),
+        created: fmt_ms(pool.created_at),
+        connections: super::connections::conn_rows(&state, Some(&pool.id)).await?,
+        name: pool.name,
+    }))
+}
+
+/// Nav links for pool pages when no pool is chosen: the first pool, or the pools page.
+pub async fn go(
+    State(state): State<AppState>,
+    _session: Session,
+    Path(what): Path<String>,
+) -> ConsoleResult {
+    if !matches!(what.as_str(), "tree" | "users" | "groups" | "parked") {
+        return Err(ConsoleError::not_found("page"));
+    }
+    let pools = state.admin.list_pools().await?;
+    Ok(match pools.first() {
+        Some(p) => Redirect::to(&format!("/console/pools/{}/{what}", p.id)).into_response(),
+        None => Redirect::to("/console/pools").into_response(),
+    })
+}
+
+pub async fn not_found(session: Session) -> ConsoleError {
+    ConsoleError::new(StatusCode::NOT_FOUND, "There is no such console page.")
+        .with_fix("Use the navigation on the left.")
+        .with_csrf(&session.csrf)
+}

@@ -1,0 +1,336 @@
+//! Shared pieces of the console: the page context, errors, paging and formatting.
+
+use askama::Template;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use directory::admin::AdminError;
+use directory::model::UserPool;
+
+use super::assets;
+use super::session::Session;
+use crate::error::HttpError;
+
+/// What every page's layout needs.
+#[derive(Debug, Clone, Default)]
+pub struct Ctx {
+    /// The CSRF token for forms; empty on pages rendered without a session (errors), where
+    /// the layout links to the logout page instead of posting.
+    pub csrf: String,
+    /// Which nav entry is active.
+    pub section: &'static str,
+    /// The user pool the page is about (nav links for pool pages go there).
+    pub pool_id: Option<String>,
+    pub pool_name: Option<String>,
+    /// A one-line confirmation shown above the page ("Pool created").
+    pub notice: Option<String>,
+}
+
+impl Ctx {
+    pub fn new(session: &Session, section: &'static str) -> Self {
+        Self {
+            csrf: session.csrf.clone(),
+            section,
+            ..Self::default()
+        }
+    }
+
+    pub fn pool(mut self, pool: &UserPool) -> Self {
+        self.pool_id = Some(pool.id.to_string());
+        self.pool_name = Some(pool.name.clone());
+        self
+    }
+
+    pub fn notice(mut self, notice: Option<&str>) -> Self {
+        self.notice = notice.and_then(notice_text).map(str::to_owned);
+        self
+    }
+
+    /// A pool page (`tree`, `users`, `groups`, `parked`) of the current pool, or the
+    /// redirect that picks one.
+    pub fn pool_link(&self, what: &str) -> String {
+        match &self.pool_id {
+            Some(p) => format!("/console/pools/{p}/{what}"),
+            None => format!("/console/go/{what}"),
+        }
+    }
+
+    pub fn asset(&self, name: &str) -> String {
+        assets::url(name)
+    }
+
+    /// String equality for templates (`selected` options).
+    pub fn is(&self, a: &str, b: &str) -> bool {
+        a == b
+    }
+
+    pub fn active(&self, section: &str) -> &'static str {
+        if self.section == section {
+            "active"
+        } else {
+            ""
+        }
+    }
+}
+
+/// Confirmations passed along a redirect as `?done=…` (fixed texts, never echoed input).
+fn notice_text(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "pool_created" => "User pool created.",
+        "connection_created" => {
+            "Connection saved. Next: test the credentials, then start the import."
+        }
+        "connection_updated" => "Connection updated.",
+        "connection_deleted" => "Connection deleted; the directory objects stay.",
+        "approved" => "Deletion approved: the object was soft-deleted.",
+        "rejected" => "Deletion rejected: the object stays.",
+        "logged_out" => "You are logged out.",
+        _ => return None,
+    })
+}
+
+pub fn is_htmx(headers: &HeaderMap) -> bool {
+    headers.contains_key("hx-request")
+}
+
+/// Percent-encodes a query component.
+pub fn urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// `path?k=v&…` with the empty values left out.
+pub fn with_query(path: &str, params: &[(&str, &str)]) -> String {
+    let q: Vec<String> = params
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}={}", urlencode(v)))
+        .collect();
+    if q.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{}", q.join("&"))
+    }
+}
+
+/// `2025-01-31 08:15:02 UTC` from Unix milliseconds.
+pub fn fmt_ms(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+pub fn fmt_opt_ms(ms: Option<i64>) -> String {
+    ms.map(fmt_ms).unwrap_or_default()
+}
+
+/// `1.2 s`, `3 min 4 s`.
+pub fn fmt_duration(ms: i64) -> String {
+    let ms = ms.max(0);
+    if ms < 60_000 {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    } else {
+        format!("{} min {} s", ms / 60_000, ms % 60_000 / 1000)
+    }
+}
+
+/// Previous / next links of a list.
+#[derive(Debug, Clone, Default)]
+pub struct Pager {
+    pub prev: Option<String>,
+    pub next: Option<String>,
+    /// `Showing 51–100 of 230`.
+    pub summary: String,
+}
+
+impl Pager {
+    /// `link(offset)` builds the URL of another page; `total` when known, else a full page
+    /// means there may be more.
+    pub fn new(
+        offset: u64,
+        limit: u64,
+        shown: usize,
+        total: Option<u64>,
+        link: impl Fn(u64) -> String,
+    ) -> Self {
+        let shown = shown as u64;
+        let more = match total {
+            Some(t) => offset + shown < t,
+            None => shown >= limit,
+        };
+        let summary = if shown == 0 {
+            match total {
+                Some(t) if t > 0 => format!("Nothing here (of {t})"),
+                _ => "Nothing to show".to_owned(),
+            }
+        } else {
+            let range = format!("{}–{}", offset + 1, offset + shown);
+            match total {
+                Some(t) => format!("Showing {range} of {t}"),
+                None => format!("Showing {range}"),
+            }
+        };
+        Self {
+            prev: (offset > 0).then(|| link(offset.saturating_sub(limit))),
+            next: more.then(|| link(offset + limit)),
+            summary,
+        }
+    }
+}
+
+/// Renders a template to an HTML answer with the console's headers.
+pub fn render<T: Template>(status: StatusCode, page: &T) -> Response {
+    match page.render() {
+        Ok(body) => (status, no_store(), Html(body)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "console template failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page could not be rendered",
+            )
+                .into_response()
+        }
+    }
+}
+
+/// Console pages show directory data: keep them out of shared caches and the back-forward
+/// history of other users of the machine.
+fn no_store() -> [(header::HeaderName, &'static str); 1] {
+    [(header::CACHE_CONTROL, "no-store")]
+}
+
+pub fn ok<T: Template>(page: &T) -> Response {
+    render(StatusCode::OK, page)
+}
+
+/// An error page: status, what went wrong and what to do.
+#[derive(Debug, Clone)]
+pub struct ConsoleError {
+    pub status: StatusCode,
+    pub message: String,
+    pub fix: Option<String>,
+    csrf: String,
+}
+
+impl ConsoleError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            fix: None,
+            csrf: String::new(),
+        }
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, format!("{what} not found"))
+            .with_fix("Check the link: the id may be mistyped, or the object was deleted.")
+    }
+
+    pub fn with_fix(mut self, fix: impl Into<String>) -> Self {
+        self.fix = Some(fix.into());
+        self
+    }
+
+    pub fn with_csrf(mut self, csrf: &str) -> Self {
+        self.csrf = csrf.to_owned();
+        self
+    }
+}
+
+impl From<AdminError> for ConsoleError {
+    fn from(e: AdminError) -> Self {
+        let default_fix = match &e {
+            AdminError::NotFound(_) => {
+                Some("Check the link: the id may be mistyped, or the object was deleted.")
+            }
+            AdminError::Invalid(_) => Some("Correct the value and submit again."),
+            AdminError::Store(_) => Some("See the server log for details, then try again."),
+            _ => None,
+        };
+        let http = HttpError::from(e);
+        let fix = http.body.error.fix.or(default_fix.map(str::to_owned));
+        Self {
+            status: http.status,
+            message: http.body.error.message,
+            fix,
+            csrf: String::new(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    pub ctx: Ctx,
+    pub status: u16,
+    pub reason: String,
+    pub message: String,
+    pub fix: Option<String>,
+}
+
+impl IntoResponse for ConsoleError {
+    fn into_response(self) -> Response {
+        let page = ErrorPage {
+            ctx: Ctx {
+                csrf: self.csrf,
+                ..Ctx::default()
+            },
+            status: self.status.as_u16(),
+            reason: self.status.canonical_reason().unwrap_or("Error").to_owned(),
+            message: self.message,
+            fix: self.fix,
+        };
+        render(self.status, &page)
+    }
+}
+
+pub type ConsoleResult<T = Response> = Result<T, ConsoleError>;
+
+/// An optional query value: empty means absent.
+pub fn opt(s: &Option<String>) -> Option<&str> {
+    s.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_times_and_pages() {
+        assert_eq!(fmt_ms(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(fmt_ms(1_700_000_000_123), "2023-11-14 22:13:20 UTC");
+        assert_eq!(fmt_ms(951_782_400_000), "2000-02-29 00:00:00 UTC");
+        assert_eq!(urlencode("a b/é"), "a%20b%2F%C3%A9");
+        assert_eq!(with_query("/x", &[("a", "1"), ("b", "")]), "/x?a=1");
+        let p = Pager::new(50, 50, 50, Some(120), |o| format!("?o={o}"));
+        assert_eq!(p.prev.as_deref(), Some("?o=0"));
+        assert_eq!(p.next.as_deref(), Some("?o=100"));
+        assert_eq!(p.summary, "Showing 51–100 of 120");
+        let last = Pager::new(100, 50, 20, Some(120), |o| format!("?o={o}"));
+        assert!(last.next.is_none());
+    }
+}
