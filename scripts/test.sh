@@ -33,7 +33,21 @@ ensure_postgres() {
     || psql -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE test" >/dev/null
 }
 
+# The console's browser test drives Debian's Chromium through chromedriver.
+ensure_chromium() {
+  # A CJK font, so the screenshots show Chinese names instead of boxes (nice to have).
+  if ! fc-list 2>/dev/null | grep -qi 'wenquanyi\|noto sans cjk'; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fonts-wqy-zenhei >/dev/null 2>&1 \
+      || echo "note: fonts-wqy-zenhei could not be installed; screenshots will show CJK text as boxes" >&2
+  fi
+  if [ -x /usr/bin/chromedriver ] && [ -x /usr/bin/chromium ]; then return 0; fi
+  log "installing chromium and chromium-driver (Debian packages, for the console browser test)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; }
+}
+
 ensure_postgres
+ensure_chromium
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

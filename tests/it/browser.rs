@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use emulator::faults::FaultConfig;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
@@ -105,7 +106,13 @@ fn screenshot_dir() -> PathBuf {
         .to_path_buf();
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .map(|t| if t.is_absolute() { t } else { workspace.join(t) })
+        .map(|t| {
+            if t.is_absolute() {
+                t
+            } else {
+                workspace.join(t)
+            }
+        })
         .unwrap_or_else(|| workspace.join("target"));
     let dir = target.join("screenshots");
     std::fs::create_dir_all(&dir).unwrap();
@@ -144,7 +151,12 @@ async fn fill(c: &Client, css: &str, value: &str) {
 }
 
 async fn click(c: &Client, css: &str) {
-    c.find(Locator::Css(css)).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
 }
 
 async fn path_of(c: &Client) -> String {
@@ -153,13 +165,30 @@ async fn path_of(c: &Client) -> String {
 
 #[tokio::test]
 async fn console_end_to_end_in_chromium() {
-    let served = Served::start(Backend::Sqlite, tenant(60, 8, 3, 7)).await;
+    // Listing users is slowed down, so the import runs long enough for the job page to show
+    // its live progress (htmx polling) before the verdict.
+    let served = Served::start_with(Backend::Sqlite, tenant(60, 8, 3, 7), |config| {
+        config.faults = FaultConfig {
+            latency_rate: 1.0,
+            latency_min: Duration::from_millis(300),
+            latency_max: Duration::from_millis(300),
+            endpoints: vec!["contact/v3/users/find_by_department".into()],
+            ..FaultConfig::none()
+        };
+    })
+    .await;
     let driver = Driver::start().await;
     let c = driver.client().await;
 
     // Without a session every page sends the browser to the login page.
     c.goto(&served.url("/console/connections")).await.unwrap();
-    assert_eq!(path_of(&c).await, "/console/login");
+    let at = path_of(&c).await;
+    assert_eq!(
+        at,
+        "/console/login",
+        "not sent to the login page; the page is:\n{}",
+        c.source().await.unwrap_or_default()
+    );
     shot(&c, "login.png").await;
     fill(&c, "#token", "wrong-token").await;
     click(&c, "#login").await;
@@ -171,7 +200,12 @@ async fn console_end_to_end_in_chromium() {
 
     // No pool yet: the dashboard offers to create one.
     c.goto(&served.url("/")).await.unwrap();
-    wait_for_text(&c, "Start here: create a user pool", Duration::from_secs(10)).await;
+    wait_for_text(
+        &c,
+        "Start here: create a user pool",
+        Duration::from_secs(10),
+    )
+    .await;
     fill(&c, "#pool-name", "Acme").await;
     click(&c, "form[action='/console/pools'] button[type=submit]").await;
     wait_for_text(&c, "User pool created.", Duration::from_secs(10)).await;
@@ -212,9 +246,7 @@ async fn console_end_to_end_in_chromium() {
         .unwrap();
     assert_eq!(
         callback,
-        served.url(&format!(
-            "/connections/enterprise/feishu/{pool_id}/events"
-        ))
+        served.url(&format!("/connections/enterprise/feishu/{pool_id}/events"))
     );
     c.set_window_size(1280, 3400).await.unwrap();
     shot(&c, "wizard.png").await;
@@ -236,31 +268,41 @@ async fn console_end_to_end_in_chromium() {
         .await
         .unwrap();
     assert!(summary.contains("App ID and App Secret"), "{summary}");
+    // htmx swapped the result in: the page did not navigate to the form's fallback target.
+    assert!(!path_of(&c).await.ends_with("/test"));
+    let htmx = c.execute("return typeof htmx;", vec![]).await.unwrap();
+    assert_eq!(htmx, json!("object"), "htmx loads under the console's CSP");
     assert!(summary.contains("Contact scope"), "{summary}");
     shot(&c, "credentials.png").await;
 
     // Import with live progress, until the verdict.
     click(&c, "#start-import").await;
-    wait_for_text(&c, "Progress", Duration::from_secs(10)).await;
+    let src = wait_for_text(&c, "Progress", Duration::from_secs(10)).await;
     assert!(path_of(&c).await.starts_with("/console/jobs/"));
+    assert!(
+        src.contains("hx-trigger=\"every 1s\""),
+        "a running job's page polls its progress:\n{src}"
+    );
+    shot(&c, "import-running.png").await;
     wait_for_text(&c, "id=\"verdict\">complete<", Duration::from_secs(90)).await;
     let src = wait_for_text(&c, "Action log", Duration::from_secs(10)).await;
-    assert!(src.contains("CreateUser"), "the counts show the created users");
+    assert!(
+        src.contains("CreateUser"),
+        "the counts show the created users"
+    );
     shot(&c, "import.png").await;
 
     // The org tree and a department.
     click(&c, "nav.side a[href$='/tree']").await;
     wait_for_text(&c, "<h1>Org tree</h1>", Duration::from_secs(10)).await;
     shot(&c, "tree.png").await;
-    let link = c
-        .find(Locator::Css("ul.tree a"))
-        .await
-        .unwrap();
+    let link = c.find(Locator::Css("ul.tree a")).await.unwrap();
     let department = link.text().await.unwrap();
     link.click().await.unwrap();
     let src = wait_for_text(&c, "Sub-departments", Duration::from_secs(10)).await;
     assert!(src.contains(&department));
     assert!(src.contains("Members"));
+    shot(&c, "department.png").await;
 
     // A user and their fields.
     click(&c, "nav.side a[href$='/users']").await;
@@ -273,7 +315,14 @@ async fn console_end_to_end_in_chromium() {
     first.click().await.unwrap();
     let src = wait_for_text(&c, "Feishu ids", Duration::from_secs(10)).await;
     assert!(src.contains(&name));
-    for needle in ["Profile", "E-mail", "Departments", "open_id", "History", "user_created"] {
+    for needle in [
+        "Profile",
+        "E-mail",
+        "Departments",
+        "open_id",
+        "History",
+        "user_created",
+    ] {
         assert!(src.contains(needle), "the user page lacks {needle:?}");
     }
     assert!(src.contains("ou_"), "the user's open_id is shown");
@@ -287,6 +336,26 @@ async fn console_end_to_end_in_chromium() {
     .await
     .unwrap();
     wait_for_text(&c, &name, Duration::from_secs(10)).await;
+
+    // Unknown ids answer 404 with what to do.
+    c.goto(&served.url(&format!("/console/pools/{pool_id}/users/no-such-user")))
+        .await
+        .unwrap();
+    let src = wait_for_text(&c, "404", Duration::from_secs(10)).await;
+    assert!(src.contains("user no-such-user not found"), "{src}");
+    assert!(src.contains("How to fix"));
+    shot(&c, "not-found.png").await;
+
+    // The jobs list and the parked deletions and event pages render.
+    c.goto(&served.url("/console/jobs")).await.unwrap();
+    wait_for_text(&c, "complete", Duration::from_secs(10)).await;
+    shot(&c, "jobs.png").await;
+    c.goto(&served.url("/console/events")).await.unwrap();
+    wait_for_text(&c, "<h1>Event log</h1>", Duration::from_secs(10)).await;
+    c.goto(&served.url(&format!("/console/pools/{pool_id}/parked")))
+        .await
+        .unwrap();
+    wait_for_text(&c, "<h1>Parked deletions</h1>", Duration::from_secs(10)).await;
 
     c.close().await.unwrap();
     drop(driver);
@@ -353,7 +422,12 @@ async fn csrf_is_enforced(served: &Served) {
     };
     let resp = post(vec![("name", "Sneaky".into())]).await.unwrap();
     assert_eq!(resp.status(), 403);
-    assert!(resp.text().await.unwrap().contains("CSRF token is missing or wrong"));
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("CSRF token is missing or wrong")
+    );
     let resp = post(vec![("name", "Sneaky".into()), ("_csrf", "0".repeat(64))])
         .await
         .unwrap();
@@ -389,4 +463,277 @@ async fn csrf_is_enforced(served: &Served) {
         .collect();
     assert!(names.contains(&"Second pool".to_owned()), "{names:?}");
     assert!(!names.contains(&"Sneaky".to_owned()), "{names:?}");
+}
+
+/// A logged-in console client without a browser (no redirects followed).
+struct Console<'a> {
+    served: &'a Served,
+    http: reqwest::Client,
+    cookie: String,
+}
+
+impl<'a> Console<'a> {
+    async fn login(served: &'a Served) -> Console<'a> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let resp = http
+            .post(served.url("/console/login"))
+            .header("content-type", FORM)
+            .body(form_body(&[("token", ADMIN_TOKEN)]))
+            .send()
+            .await
+            .unwrap();
+        if resp.status() != 303 {
+            let status = resp.status();
+            let headers = format!("{:?}", resp.headers());
+            panic!(
+                "login answered {status} {headers}: {}",
+                resp.text().await.unwrap()
+            );
+        }
+        let cookie = resp.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        Console {
+            served,
+            http,
+            cookie,
+        }
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let resp = self
+            .http
+            .get(self.served.url(path))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let location = resp
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_owned());
+        (status, location.unwrap_or(resp.text().await.unwrap()))
+    }
+
+    async fn csrf(&self) -> String {
+        let (_, page) = self.get("/console/pools").await;
+        page.split("name=\"_csrf\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap()
+            .to_owned()
+    }
+
+    /// POSTs a form with the CSRF token; answers the status and the body or `Location`.
+    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
+        let token = self.csrf().await;
+        let mut all = fields.to_vec();
+        all.push(("_csrf", &token));
+        let resp = self
+            .http
+            .post(self.served.url(path))
+            .header("cookie", &self.cookie)
+            .header("content-type", FORM)
+            .body(form_body(&all))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let location = resp
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_owned());
+        (status, location.unwrap_or(resp.text().await.unwrap()))
+    }
+}
+
+#[tokio::test]
+async fn console_forms_errors_and_edits() {
+    let served = Served::start(Backend::Sqlite, tenant(20, 4, 2, 11)).await;
+    let console = Console::login(&served).await;
+
+    // Static files are embedded and cacheable; pages are not cached.
+    let resp = served
+        .http
+        .get(served.url("/console/static/htmx.min.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("immutable")
+    );
+    assert!(resp.text().await.unwrap().contains("htmx"));
+    let (status, _) = console.get("/console").await;
+    assert_eq!(status, 200);
+    let resp = served.http.get(served.url("/")).send().await.unwrap();
+    assert!(resp.url().path().starts_with("/console"));
+
+    // The wizard without a pool goes to the pools page; then a pool is created.
+    let (status, location) = console.get("/console/connections/new").await;
+    assert_eq!((status, location.as_str()), (303, "/console/pools"));
+    let (status, location) = console.post("/console/pools", &[("name", "Acme")]).await;
+    assert_eq!(status, 303, "{location}");
+    let pool = location
+        .trim_start_matches("/console/pools/")
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned();
+
+    // A bad identifier: the form comes back with the message and the fix, secrets not echoed.
+    let base = served.emu.base_url();
+    let mut fields = vec![
+        ("pool", pool.as_str()),
+        ("identifier", "Not Valid!"),
+        ("provider", "feishu"),
+        ("base_url", base.as_str()),
+        ("app_id", APP_ID),
+        ("app_secret", APP_SECRET),
+        ("encrypt_key", ENCRYPT_KEY),
+        ("verification_token", VERIFICATION_TOKEN),
+    ];
+    let (status, page) = console.post("/console/connections", &fields).await;
+    assert_eq!(status, 400);
+    assert!(page.contains("is not allowed"), "{page}");
+    assert!(page.contains("How to fix"), "{page}");
+    assert!(!page.contains(APP_SECRET) && !page.contains(ENCRYPT_KEY));
+    assert!(page.contains(APP_ID), "the non-secret fields are kept");
+    fields[1] = ("identifier", "feishu");
+    let (status, location) = console.post("/console/connections", &fields).await;
+    assert_eq!(status, 303, "{location}");
+    let connection = location
+        .trim_start_matches("/console/connections/")
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned();
+    // A duplicate identifier is a conflict, said on the form.
+    let (status, page) = console.post("/console/connections", &fields).await;
+    assert_eq!(status, 409, "{page}");
+
+    // The detail page masks the secrets.
+    let (status, page) = console
+        .get(&format!("/console/connections/{connection}"))
+        .await;
+    assert_eq!(status, 200);
+    assert!(page.contains("set (hidden)"));
+    assert!(!page.contains(APP_SECRET) && !page.contains(VERIFICATION_TOKEN));
+
+    // Edit: rename, drop the Encrypt Key; a bad number is refused with its fix.
+    let edit = |name: &'static str, interval: &'static str| {
+        let base = base.as_str();
+        vec![
+            ("display_name", name),
+            ("provider", "feishu"),
+            ("base_url", base),
+            ("app_id", APP_ID),
+            ("app_secret", "a-wrong-secret"),
+            ("encrypt_key", ""),
+            ("clear_encrypt_key", "1"),
+            ("verification_token", ""),
+            ("reconcile_interval_secs", interval),
+            ("max_count", "50"),
+            ("max_fraction", "0.05"),
+        ]
+    };
+    let path = format!("/console/connections/{connection}");
+    let (status, page) = console.post(&path, &edit("Renamed", "soon")).await;
+    assert_eq!(status, 400);
+    assert!(
+        page.contains("is not a number") && page.contains("21600"),
+        "{page}"
+    );
+    let (status, _) = console.post(&path, &edit("Renamed", "3600")).await;
+    assert_eq!(status, 303);
+    let view = served
+        .store
+        .get_connection(&connection.as_str().into())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(view.display_name, "Renamed");
+    assert!(view.encrypt_key.is_none());
+    assert!(
+        view.verification_token.is_some(),
+        "a blank field keeps the secret"
+    );
+    assert_eq!(view.base_url.as_deref(), Some(base.as_str()));
+    assert_eq!(view.settings.reconcile_interval_secs, 3600);
+
+    // Without htmx the credential test renders the whole page; the wrong secret is named
+    // with what to fix.
+    let (status, page) = console.post(&format!("{path}/test"), &[]).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("The credential test failed"), "{page}");
+    assert!(page.contains("How to fix"), "{page}");
+
+    // Unknown ids and kinds.
+    for missing in [
+        "/console/jobs/nope".to_owned(),
+        "/console/connections/nope".to_owned(),
+        format!("/console/pools/{pool}/departments/nope"),
+        format!("/console/pools/{pool}/groups/nope"),
+        "/console/pools/nope/tree".to_owned(),
+        "/console/events/123456".to_owned(),
+        "/console/nothing-here".to_owned(),
+    ] {
+        let (status, page) = console.get(&missing).await;
+        assert_eq!(status, 404, "{missing}: {page}");
+        assert!(page.contains("How to fix"), "{missing}: {page}");
+    }
+    let (status, _) = console
+        .post(&format!("{path}/jobs"), &[("kind", "purge")])
+        .await;
+    assert_eq!(status, 400);
+    let (status, page) = console.post("/console/parked/999/approve", &[]).await;
+    assert_eq!(status, 404, "{page}");
+
+    // Delete with a confirmation page.
+    let (status, page) = console.get(&format!("{path}/delete")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Delete the connection"));
+    let (status, location) = console.post(&format!("{path}/delete"), &[]).await;
+    assert_eq!(
+        (status, location.as_str()),
+        (303, "/console/connections?done=connection_deleted")
+    );
+    assert!(
+        served
+            .store
+            .get_connection(&connection.as_str().into())
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Logout ends the session cookie.
+    let token = console.csrf().await;
+    let resp = console
+        .http
+        .post(served.url("/console/logout"))
+        .header("cookie", &console.cookie)
+        .header("content-type", FORM)
+        .body(form_body(&[("_csrf", &token)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert!(
+        resp.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
 }

@@ -41,6 +41,16 @@ fn signed_raw(body: &str) -> SealedRequest {
     }
 }
 
+type Case = (
+    &'static str,
+    String,
+    SealedRequest,
+    Option<Vec<u8>>,
+    StatusCode,
+    &'static str,
+    &'static str,
+);
+
 struct Answer {
     status: StatusCode,
     content_type: String,
@@ -174,7 +184,8 @@ async fn rejections_and_acceptance(backend: Backend) {
     let mut bad_signature = seal(&plaintext);
     bad_signature.signature = "0".repeat(64);
     let oversized = vec![b' '; server::EVENT_BODY_LIMIT + 1];
-    let cases: Vec<(&str, String, SealedRequest, Option<Vec<u8>>, StatusCode, &str, &str)> = vec![
+    // (what, path, request, body overriding the request's, status, error code, message part)
+    let cases: Vec<Case> = vec![
         (
             "unknown pool",
             format!("/connections/enterprise/{IDENTIFIER}/no-such-pool/events"),
@@ -257,8 +268,19 @@ async fn rejections_and_acceptance(backend: Backend) {
             message.contains(says),
             "{backend:?} {what}: {message:?} should mention {says:?}"
         );
-        assert_eq!(inbox_len(&s).await, 0, "{backend:?} {what}: stored something");
+        assert_eq!(
+            inbox_len(&s).await,
+            0,
+            "{backend:?} {what}: stored something"
+        );
     }
+
+    // Another method: a JSON 405 that says what the URL is for.
+    let resp = s.http.get(s.url(&path)).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(resp.headers()["allow"], "POST");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
 
     // Feishu's URL check is answered (and stores nothing).
     let challenge = json!({
@@ -268,14 +290,24 @@ async fn rejections_and_acceptance(backend: Backend) {
     })
     .to_string();
     let answer = post(&s, &path, &seal(&challenge)).await;
-    assert_eq!(answer.status, StatusCode::OK, "{backend:?}: {}", answer.json);
+    assert_eq!(
+        answer.status,
+        StatusCode::OK,
+        "{backend:?}: {}",
+        answer.json
+    );
     assert_eq!(answer.json["challenge"], "ch-4711");
     assert!(answer.content_type.starts_with("application/json"));
     assert_eq!(inbox_len(&s).await, 0);
 
     // A sealed event: 200 after it is committed; a redelivery is acknowledged, stored once.
     let answer = post(&s, &path, &valid).await;
-    assert_eq!(answer.status, StatusCode::OK, "{backend:?}: {}", answer.json);
+    assert_eq!(
+        answer.status,
+        StatusCode::OK,
+        "{backend:?}: {}",
+        answer.json
+    );
     assert_eq!(answer.json["msg"], "success");
     assert!(answer.content_type.starts_with("application/json"));
     assert_eq!(inbox_len(&s).await, 1);
@@ -299,7 +331,9 @@ async fn rejections_and_acceptance(backend: Backend) {
         "decrypt_failed",
     ] {
         assert_eq!(
-            delta(&format!("orgsync_events_rejected_total{{reason=\"{reason}\"}}")),
+            delta(&format!(
+                "orgsync_events_rejected_total{{reason=\"{reason}\"}}"
+            )),
             1.0,
             "{reason}: {after}"
         );
@@ -354,7 +388,13 @@ async fn applied_events_show_their_lag_on_metrics() {
         loop {
             let rows = s
                 .store
-                .inbox_list(&InboxFilter::default(), PageRequest { offset: 0, limit: 10 })
+                .inbox_list(
+                    &InboxFilter::default(),
+                    PageRequest {
+                        offset: 0,
+                        limit: 10,
+                    },
+                )
                 .await
                 .unwrap();
             if rows
@@ -363,7 +403,10 @@ async fn applied_events_show_their_lag_on_metrics() {
             {
                 break;
             }
-            assert!(std::time::Instant::now() < deadline, "{backend:?}: not applied: {rows:?}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{backend:?}: not applied: {rows:?}"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         let after = metrics_text(&s).await;
@@ -375,11 +418,17 @@ async fn applied_events_show_their_lag_on_metrics() {
         let applied = |t: &str| series(t, "orgsync_events_applied_total");
         assert!(applied(&after) - applied(&before) >= 1.0, "{after}");
         assert!(
-            series(&after, "orgsync_job_duration_seconds_count{kind=\"import\",verdict=\"complete\"}") >= 1.0,
+            series(
+                &after,
+                "orgsync_job_duration_seconds_count{kind=\"import\",verdict=\"complete\"}"
+            ) >= 1.0,
             "{after}"
         );
         assert!(
-            series(&after, "orgsync_feishu_requests_total{endpoint=\"contact/v3/users/find_by_department\"}") >= 1.0,
+            series(
+                &after,
+                "orgsync_feishu_requests_total{endpoint=\"contact/v3/users/find_by_department\"}"
+            ) >= 1.0,
             "{after}"
         );
         assert_eq!(

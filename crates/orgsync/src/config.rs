@@ -140,7 +140,10 @@ impl Settings {
                 "listen (ORGSYNC_LISTEN) = {listen_text:?} is not a socket address: give IP:port, e.g. 127.0.0.1:8080 or 0.0.0.0:8080"
             )
         })?;
-        let public_url = match raw.public_url.map(|u| u.trim().trim_end_matches('/').to_owned()) {
+        let public_url = match raw
+            .public_url
+            .map(|u| u.trim().trim_end_matches('/').to_owned())
+        {
             None => None,
             Some(u) if u.is_empty() => None,
             Some(u) if is_http_url(&u) => Some(u),
@@ -153,10 +156,7 @@ impl Settings {
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         let database_url = match raw.database_url.map(|u| u.trim().to_owned()) {
             Some(u) if !u.is_empty() => u,
-            _ => format!(
-                "sqlite://{}",
-                data_dir.join("orgsync.db").to_string_lossy()
-            ),
+            _ => format!("sqlite://{}", data_dir.join("orgsync.db").to_string_lossy()),
         };
         let log_format = match raw.log_format.as_deref().map(str::trim) {
             None | Some("") | Some("text") => LogFormat::Text,
@@ -207,13 +207,62 @@ impl Settings {
 
     /// Opens the store; the error says which key to fix.
     pub async fn open_store(&self) -> anyhow::Result<Arc<dyn DirectoryStore>> {
-        store::open(&self.database_url).await.map_err(|e| {
-            anyhow!(
-                "database_url (ORGSYNC_DATABASE_URL) = {}: cannot open the database: {e}. Give a reachable postgres://user:password@host/db URL, or a writable SQLite path (sqlite://path/orgsync.db)",
-                redact(&self.database_url)
+        let shown = redact(&self.database_url);
+        let fix = "Give a reachable postgres://user:password@host/db URL, or a writable SQLite path (sqlite://path/orgsync.db)";
+        // The pool retries a refused connection until its timeout and then only says it timed
+        // out: try the address first, for a message that says what is wrong.
+        if let Some(addr) = postgres_address(&self.database_url) {
+            match tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                tokio::net::TcpStream::connect(addr.as_str()),
             )
-        })
+            .await
+            {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => bail!(
+                    "database_url (ORGSYNC_DATABASE_URL) = {shown}: cannot reach {addr}: {e}. Is PostgreSQL running there? {fix}"
+                ),
+                Err(_) => bail!(
+                    "database_url (ORGSYNC_DATABASE_URL) = {shown}: {addr} did not answer within 5 s. {fix}"
+                ),
+            }
+        }
+        match tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            store::open(&self.database_url),
+        )
+        .await
+        {
+            Ok(Ok(store)) => Ok(store),
+            Ok(Err(e)) => Err(anyhow!(
+                "database_url (ORGSYNC_DATABASE_URL) = {shown}: cannot open the database: {e}. {fix}"
+            )),
+            Err(_) => Err(anyhow!(
+                "database_url (ORGSYNC_DATABASE_URL) = {shown}: the database did not answer within 30 s. {fix}"
+            )),
+        }
     }
+}
+
+/// `host:port` of a PostgreSQL URL with a TCP host (`None` otherwise, e.g. a Unix socket).
+fn postgres_address(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))?;
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if hostport.is_empty() || hostport.contains(',') {
+        return None;
+    }
+    let has_port = match hostport.rfind(']') {
+        Some(bracket) => hostport[bracket..].contains(':'),
+        None => hostport.contains(':'),
+    };
+    Some(if has_port {
+        hostport.to_owned()
+    } else {
+        format!("{hostport}:5432")
+    })
 }
 
 fn is_http_url(u: &str) -> bool {
@@ -418,8 +467,7 @@ mod tests {
     fn errors_name_the_key_and_the_fix() {
         let e = Settings::load_from(None, &env(&[("ORGSYNC_LISTEN", "localhost")])).unwrap_err();
         assert!(e.to_string().contains("listen (ORGSYNC_LISTEN)"), "{e}");
-        let e =
-            Settings::load_from(None, &env(&[("ORGSYNC_LOG_FORMAT", "yaml")])).unwrap_err();
+        let e = Settings::load_from(None, &env(&[("ORGSYNC_LOG_FORMAT", "yaml")])).unwrap_err();
         assert!(e.to_string().contains("log_format"), "{e}");
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");
@@ -474,6 +522,20 @@ mod tests {
         assert!(t1.verify(&plain) && t2.verify(&plain));
         let (t3, none) = admin_token(&s, Some("a-token-from-the-env-0123")).unwrap();
         assert!(none.is_none() && t3.verify("a-token-from-the-env-0123"));
+    }
+
+    #[test]
+    fn postgres_addresses_are_found() {
+        assert_eq!(
+            postgres_address("postgres://u:p@db.example:6543/x?sslmode=require").as_deref(),
+            Some("db.example:6543")
+        );
+        assert_eq!(
+            postgres_address("postgresql://db/x").as_deref(),
+            Some("db:5432")
+        );
+        assert_eq!(postgres_address("postgres:///x?host=/run/pg"), None);
+        assert_eq!(postgres_address("sqlite://x.db"), None);
     }
 
     #[test]

@@ -198,13 +198,24 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             admin_token,
         },
     );
+    // Signals from here on stop the demo cleanly.
+    let (signalled, stopping) = tokio::sync::watch::channel(false);
+    let signal = shutdown_signal();
+    tokio::spawn(async move {
+        signal.await;
+        let _ = signalled.send(true);
+    });
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(server::serve(listener, node.state.clone(), async move {
         let _ = server_stopped.await;
     }));
 
     println!("orgsync demo");
-    println!("  Feishu emulator: {}  ({users} users, {departments} departments, {groups} groups, seed {})", emu.base_url(), args.seed);
+    println!(
+        "  Feishu emulator: {}  ({users} users, {departments} departments, {groups} groups, seed {})",
+        emu.base_url(),
+        args.seed
+    );
     println!("orgsync: {url}");
     println!("  console:     {url}/console   (sign in with the admin token)");
     println!("  admin token: {token_text}");
@@ -220,7 +231,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         }
     );
 
-    let result = run_demo(&args, &emu, &app, &node, &store).await;
+    let result = run_demo(&args, &emu, &app, &node, &store, stopping).await;
 
     println!("stopping");
     let _ = stop_server.send(());
@@ -244,6 +255,7 @@ async fn run_demo(
     app: &AppRecord,
     node: &Node,
     store: &std::sync::Arc<dyn directory::store::DirectoryStore>,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let admin: &Admin = &node.state.admin;
     let pool = admin
@@ -295,7 +307,7 @@ async fn run_demo(
         .map_err(|e| anyhow!("cannot start the import: {e}"))?;
     let job = tokio::select! {
         job = watch_job(store.as_ref(), &job_id, "import") => job?,
-        () = shutdown_signal() => return Ok(()),
+        _ = stopping.wait_for(|s| *s) => return Ok(()),
     };
     print_summary(&job, "Import");
     let imported = store
@@ -321,16 +333,14 @@ async fn run_demo(
     let mut ticker = tokio::time::interval(args.change_every);
     ticker.tick().await;
     let mut last_status = String::new();
-    let signal = shutdown_signal();
-    tokio::pin!(signal);
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
-            () = &mut signal => return Ok(()),
+            _ = stopping.wait_for(|s| *s) => return Ok(()),
         }
-        let (made, _) = emu.state().mutate_with(|t| {
-            Ok::<_, std::convert::Infallible>(t.random_mutation(&mut rng))
-        })?;
+        let (made, _) = emu
+            .state()
+            .mutate_with(|t| Ok::<_, std::convert::Infallible>(t.random_mutation(&mut rng)))?;
         changes += made.len() as u64;
         let users = store
             .count_users(&pool.id, &UserQuery::default())

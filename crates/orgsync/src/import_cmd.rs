@@ -231,10 +231,7 @@ pub async fn watch_job(
             }
             None => {
                 if text != last_text && last_line.elapsed() >= Duration::from_secs(2) {
-                    eprintln!(
-                        "{what}: {text} ({:.0} s)",
-                        started.elapsed().as_secs_f64()
-                    );
+                    eprintln!("{what}: {text} ({:.0} s)", started.elapsed().as_secs_f64());
                     last_line = Instant::now();
                     last_text = text;
                 }

@@ -1,4 +1,5 @@
 //! The `orgsync` binary: command-line wiring only. The work lives in the library crates.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 use std::process::ExitCode;
 

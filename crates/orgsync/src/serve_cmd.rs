@@ -81,8 +81,7 @@ impl Node {
             applied.clone(),
             stopped.clone(),
         );
-        let schedule =
-            directory::schedule::spawn(engine.clone(), options.reconcile_check, stopped);
+        let schedule = directory::schedule::spawn(engine.clone(), options.reconcile_check, stopped);
         Node {
             engine,
             state,
@@ -146,7 +145,10 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    crate::init_tracing(settings.log_format, "warn,orgsync=info,server=info,directory=info");
+    crate::init_tracing(
+        settings.log_format,
+        "warn,orgsync=info,server=info,directory=info",
+    );
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -207,6 +209,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         },
     );
 
+    let stop = shutdown_signal();
     if let Some(token) = new_token {
         print_new_token(&token, &settings);
     }
@@ -217,7 +220,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(%addr, public_url = %public, "listening");
 
     let served = server::serve(listener, node.state.clone(), async {
-        shutdown_signal().await;
+        stop.await;
         tracing::info!("shutting down: draining requests");
     })
     .await;
@@ -237,7 +240,10 @@ fn print_new_token(token: &str, settings: &Settings) {
     println!("Use it as `Authorization: Bearer <token>` for /api/v1 and to sign in to /console.");
     println!(
         "Lost it? Delete {} and restart to get a new one, or set ORGSYNC_ADMIN_TOKEN.",
-        settings.data_dir.join(config::ADMIN_TOKEN_HASH_FILE).display()
+        settings
+            .data_dir
+            .join(config::ADMIN_TOKEN_HASH_FILE)
+            .display()
     );
     println!("{line}");
 }

@@ -514,8 +514,14 @@ fn demo_imports_applies_pushed_events_and_stops_on_sigterm() {
 
     let metrics = http_get(&addr, "/metrics");
     assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
-    assert!(metrics.contains("orgsync_events_accepted_total"), "{metrics}");
-    assert!(metrics.contains("orgsync_apply_lag_seconds_bucket"), "{metrics}");
+    assert!(
+        metrics.contains("orgsync_events_accepted_total"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("orgsync_apply_lag_seconds_bucket"),
+        "{metrics}"
+    );
     let ready = http_get(&addr, "/readyz");
     assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
     assert!(ready.contains(r#""worker":"running""#), "{ready}");
@@ -559,7 +565,11 @@ fn serve_prints_the_admin_token_once_answers_health_and_stops_on_sigterm() {
     // What the data directory holds: the key (0600), the token's hash only, the database.
     let data = dir.path().join("orgsync-data");
     let mode = |p: &str| {
-        std::fs::metadata(data.join(p)).unwrap().permissions().mode() & 0o777
+        std::fs::metadata(data.join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
     };
     assert_eq!(mode("master.key"), 0o600);
     assert_eq!(mode("admin-token.sha256"), 0o600);
@@ -607,11 +617,22 @@ fn serve_config_errors_name_the_key_and_the_fix() {
     };
     let out = run(&[("ORGSYNC_LISTEN", "localhost")]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("listen (ORGSYNC_LISTEN)"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("listen (ORGSYNC_LISTEN)"),
+        "{}",
+        stderr(&out)
+    );
 
-    let out = run(&[("ORGSYNC_LISTEN", "127.0.0.1:0"), ("ORGSYNC_MASTER_KEY", "short")]);
+    let out = run(&[
+        ("ORGSYNC_LISTEN", "127.0.0.1:0"),
+        ("ORGSYNC_MASTER_KEY", "short"),
+    ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("ORGSYNC_MASTER_KEY"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("ORGSYNC_MASTER_KEY"),
+        "{}",
+        stderr(&out)
+    );
     assert!(stderr(&out).contains("32 bytes"), "{}", stderr(&out));
 
     let key = dir.path().join("key");
@@ -626,7 +647,10 @@ fn serve_config_errors_name_the_key_and_the_fix() {
 
     let out = run(&[
         ("ORGSYNC_LISTEN", "127.0.0.1:0"),
-        ("ORGSYNC_DATABASE_URL", "postgres://nobody:pw@127.0.0.1:1/none"),
+        (
+            "ORGSYNC_DATABASE_URL",
+            "postgres://nobody:pw@127.0.0.1:1/none",
+        ),
     ]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
@@ -725,7 +749,13 @@ fn import_runs_a_job_with_progress_and_exit_codes_by_verdict() {
     };
 
     let out = import(&["--connection", &format!("{pool}/feishu")]);
-    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
     let text = stdout(&out);
     assert!(text.contains("verdict: complete"), "{text}");
     assert!(text.contains("CreateUser"), "{text}");
@@ -734,7 +764,11 @@ fn import_runs_a_job_with_progress_and_exit_codes_by_verdict() {
     // By id, as a reconciliation: nothing changed.
     let out = import(&["--connection", good.as_str(), "--reconcile"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stdout(&out).contains("Reconciliation finished"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("Reconciliation finished"),
+        "{}",
+        stdout(&out)
+    );
     assert!(!stdout(&out).contains("CreateUser"), "{}", stdout(&out));
 
     // Bad credentials: the job fails with the reason; exit 1.
@@ -745,7 +779,11 @@ fn import_runs_a_job_with_progress_and_exit_codes_by_verdict() {
     // Usage errors: exit 2.
     let out = import(&["--connection", "nope"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("orgsync connections"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("orgsync connections"),
+        "{}",
+        stderr(&out)
+    );
     let out = import(&[]);
     assert_eq!(out.status.code(), Some(2));
 

@@ -24,7 +24,21 @@ use crate::{AppState, EVENT_BODY_LIMIT};
 pub const EVENT_PATH: &str = "/connections/enterprise/{identifier}/{pool_id}/events";
 
 pub fn router() -> Router<AppState> {
-    Router::new().route(EVENT_PATH, post(receive))
+    Router::new().route(EVENT_PATH, post(receive).fallback(method_not_allowed))
+}
+
+/// A GET (e.g. someone pasting the callback URL into a browser): say what the URL is for.
+async fn method_not_allowed() -> Response {
+    let mut response = HttpError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this is the Feishu event endpoint: Feishu POSTs events here",
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    response
 }
 
 async fn receive(
@@ -133,7 +147,9 @@ async fn read_limited(headers: &HeaderMap, body: Body) -> Result<Bytes, Rejectio
         return Err(too_large());
     }
     let mut buf = BytesMut::with_capacity(
-        declared.map_or(8 * 1024, |n| n as usize).min(EVENT_BODY_LIMIT),
+        declared
+            .map_or(8 * 1024, |n| n as usize)
+            .min(EVENT_BODY_LIMIT),
     );
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {

@@ -80,8 +80,7 @@ async fn healthz() -> Json<serde_json::Value> {
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    let store = match tokio::time::timeout(STORE_TIMEOUT, state.engine.store().list_pools()).await
-    {
+    let store = match tokio::time::timeout(STORE_TIMEOUT, state.engine.store().list_pools()).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(format!("the store does not answer: {e}")),
         Err(_) => Err(format!(

@@ -178,6 +178,9 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("orgsync_apply_lag_seconds_bucket"), "{text}");
-        assert!(text.contains("# TYPE orgsync_apply_lag_seconds histogram"), "{text}");
+        assert!(
+            text.contains("# TYPE orgsync_apply_lag_seconds histogram"),
+            "{text}"
+        );
     }
 }

@@ -56,7 +56,10 @@ pub async fn serve(Path(name): Path<String>, headers: HeaderMap) -> Response {
     let asset = &ASSETS[i];
     let etag = format!("\"{}\"", VERSIONS[i]);
     let cache = [
-        (header::CACHE_CONTROL, "public, max-age=31536000, immutable".to_owned()),
+        (
+            header::CACHE_CONTROL,
+            "public, max-age=31536000, immutable".to_owned(),
+        ),
         (header::ETAG, etag.clone()),
     ];
     if headers

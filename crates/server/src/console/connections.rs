@@ -83,9 +83,18 @@ pub const EVENTS: &[(&str, &str)] = &[
         "员工信息被修改 · Employee changed — also carries status changes (suspended, resumed); there is no separate status-changed v3 event",
     ),
     ("contact.user.deleted_v3", "员工离职 · Employee left"),
-    ("contact.department.created_v3", "部门新建 · Department created"),
-    ("contact.department.updated_v3", "部门信息变化 · Department changed"),
-    ("contact.department.deleted_v3", "部门被删除 · Department deleted"),
+    (
+        "contact.department.created_v3",
+        "部门新建 · Department created",
+    ),
+    (
+        "contact.department.updated_v3",
+        "部门信息变化 · Department changed",
+    ),
+    (
+        "contact.department.deleted_v3",
+        "部门被删除 · Department deleted",
+    ),
     (
         "contact.scope.updated_v3",
         "通讯录权限范围变更 · Contact scope changed (orgsync reconciles what was added or removed)",
@@ -94,8 +103,14 @@ pub const EVENTS: &[(&str, &str)] = &[
         "contact.user_group.created_v3",
         "用户组被创建 · User group created (if listed; groups are also reconciled periodically)",
     ),
-    ("contact.user_group.updated_v3", "用户组信息变化 · User group changed (if listed)"),
-    ("contact.user_group.deleted_v3", "用户组被删除 · User group deleted (if listed)"),
+    (
+        "contact.user_group.updated_v3",
+        "用户组信息变化 · User group changed (if listed)",
+    ),
+    (
+        "contact.user_group.deleted_v3",
+        "用户组被删除 · User group deleted (if listed)",
+    ),
     (
         "contact.user_group.member.changed_v3",
         "User group members changed (if listed)",
@@ -114,7 +129,10 @@ pub const PERMISSIONS: &[(&str, &str)] = &[
         "contact:user.employee:readonly",
         "employment info, incl. the status flags that mark leavers and suspended users",
     ),
-    ("contact:user.employee_id:readonly", "获取用户 user ID · the tenant user_id"),
+    (
+        "contact:user.employee_id:readonly",
+        "获取用户 user ID · the tenant user_id",
+    ),
     ("contact:user.email:readonly", "e-mail addresses"),
     ("contact:user.phone:readonly", "mobile numbers"),
     ("contact:user.gender:readonly", "gender"),
@@ -224,10 +242,7 @@ async fn wizard_page(
             ..form
         },
         error,
-        callback_prefix: format!(
-            "{}/connections/enterprise/",
-            state.admin.public_base_url()
-        ),
+        callback_prefix: format!("{}/connections/enterprise/", state.admin.public_base_url()),
         events: EVENTS,
         permissions: PERMISSIONS,
     })
@@ -334,7 +349,9 @@ fn check_view(check: CredentialCheck) -> CheckView {
             .map(|s: CheckStep| StepView {
                 label: match s.step.as_str() {
                     "credentials" => "App ID and App Secret",
-                    "contact_scope" => "Contact scope (which part of the organization the app may read)",
+                    "contact_scope" => {
+                        "Contact scope (which part of the organization the app may read)"
+                    }
                     _ => "Check",
                 },
                 ok: s.ok,
@@ -369,7 +386,10 @@ async fn connection_page(
 ) -> ConsoleResult<ConnectionPage> {
     let c = state.admin.connection(id).await?;
     let pool = state.admin.pool(&c.pool_id).await?;
-    let jobs = state.admin.list_jobs(Some(id), page(None, Some(10))).await?;
+    let jobs = state
+        .admin
+        .list_jobs(Some(id), page(None, Some(10)))
+        .await?;
     Ok(ConnectionPage {
         ctx: Ctx::new(session, "connections").pool(&pool).notice(done),
         provider: c.provider.as_str(),

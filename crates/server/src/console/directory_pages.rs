@@ -6,7 +6,9 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use directory::admin::{DepartmentNode, page};
 use directory::ids::{DepartmentId, GroupId, PoolId, UserId};
-use directory::model::{Department, GroupKind, GroupMember, LeaderKind, User, UserPool, UserStatus};
+use directory::model::{
+    Department, GroupKind, GroupMember, LeaderKind, User, UserPool, UserStatus,
+};
 use directory::store::{ChangeSource, UserQuery};
 use serde::Deserialize;
 
@@ -21,7 +23,11 @@ async fn pool_of(state: &AppState, pool: &str) -> ConsoleResult<UserPool> {
 fn dept_name(d: &Department) -> String {
     d.name
         .clone()
-        .or_else(|| d.i18n_name.as_ref().and_then(|n| n.en_us.clone().or(n.zh_cn.clone())))
+        .or_else(|| {
+            d.i18n_name
+                .as_ref()
+                .and_then(|n| n.en_us.clone().or(n.zh_cn.clone()))
+        })
         .unwrap_or_else(|| format!("(unnamed {})", d.id))
 }
 
@@ -99,11 +105,7 @@ pub async fn tree(
     flatten(&nodes, 0, &mut lines);
     let root_members = state
         .admin
-        .search_users(
-            &pool.id,
-            &UserQuery::default(),
-            page(Some(0), Some(1)),
-        )
+        .search_users(&pool.id, &UserQuery::default(), page(Some(0), Some(1)))
         .await?
         .total
         .unwrap_or(0);
@@ -558,9 +560,7 @@ pub async fn user(
                         format!("sync job {job_id}"),
                         Some(format!("/console/jobs/{job_id}")),
                     ),
-                    ChangeSource::Event { event_id, .. } => {
-                        (format!("event {event_id}"), None)
-                    }
+                    ChangeSource::Event { event_id, .. } => (format!("event {event_id}"), None),
                     ChangeSource::Admin => ("admin".to_owned(), None),
                 };
                 HistoryRow {

@@ -13,7 +13,9 @@ use directory::store::{InboxFilter, InboxState};
 use serde::Deserialize;
 
 use super::session::{CsrfForm, NoFields, Session};
-use super::util::{ConsoleError, ConsoleResult, Ctx, Pager, fmt_ms, fmt_opt_ms, ok, opt, with_query};
+use super::util::{
+    ConsoleError, ConsoleResult, Ctx, Pager, fmt_ms, fmt_opt_ms, ok, opt, with_query,
+};
 use crate::AppState;
 
 pub struct EventRow {
@@ -28,9 +30,7 @@ pub struct EventRow {
     pub outcome: String,
 }
 
-async fn connection_labels(
-    state: &AppState,
-) -> ConsoleResult<HashMap<String, (String, String)>> {
+async fn connection_labels(state: &AppState) -> ConsoleResult<HashMap<String, (String, String)>> {
     Ok(state
         .admin
         .list_connections(None)
@@ -81,7 +81,11 @@ pub async fn events(
         .as_ref()
         .map(|c| c.to_string())
         .unwrap_or_default();
-    let st = filter.state.map(InboxState::as_str).unwrap_or("").to_owned();
+    let st = filter
+        .state
+        .map(InboxState::as_str)
+        .unwrap_or("")
+        .to_owned();
     let ty = filter.event_type.clone().unwrap_or_default();
     let pager = Pager::new(req.offset, req.limit, list.items.len(), None, |o| {
         with_query(

@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderValue;
 use axum::response::Response;
 use directory::admin::page;
-use directory::ids::{ConnectionId, JobId};
+use directory::ids::{ConnectionId, JobId, PoolId};
 use directory::model::{
     ActionResult, JobKind, JobState, JobTrigger, ObjectKind, SyncAction, SyncJob, Verdict,
 };
@@ -15,7 +15,9 @@ use directory::store::ActionLogFilter;
 use serde::Deserialize;
 
 use super::session::Session;
-use super::util::{ConsoleError, ConsoleResult, Ctx, Pager, fmt_duration, fmt_ms, ok, opt, with_query};
+use super::util::{
+    ConsoleError, ConsoleResult, Ctx, Pager, fmt_duration, fmt_ms, ok, opt, with_query,
+};
 use crate::AppState;
 
 pub struct JobRow {
@@ -195,7 +197,10 @@ fn job_view(job: &SyncJob, row: JobRow) -> JobView {
         departments: p.departments,
         users: p.users,
         groups: p.groups,
-        percent: (p.applied * 100).checked_div(p.planned).unwrap_or(0).min(100),
+        percent: (p.applied * 100)
+            .checked_div(p.planned)
+            .unwrap_or(0)
+            .min(100),
         error,
         fix,
         error_code: job.error_code,
@@ -275,9 +280,17 @@ pub async fn detail(
         .admin
         .job_log(&JobId::from(id.as_str()), &filter, req)
         .await?;
-    let action = filter.action.map(SyncAction::as_str).unwrap_or("").to_owned();
+    let action = filter
+        .action
+        .map(SyncAction::as_str)
+        .unwrap_or("")
+        .to_owned();
     let kind = filter.kind.map(ObjectKind::as_str).unwrap_or("").to_owned();
-    let result = filter.result.map(ActionResult::as_str).unwrap_or("").to_owned();
+    let result = filter
+        .result
+        .map(ActionResult::as_str)
+        .unwrap_or("")
+        .to_owned();
     let base = format!("/console/jobs/{id}");
     let pager = Pager::new(req.offset, req.limit, entries.items.len(), None, |o| {
         format!(
@@ -317,7 +330,9 @@ pub async fn detail(
         })
         .collect();
     let mut ctx = Ctx::new(&session, "jobs");
-    ctx.pool_id = Some(job.pool_id.clone());
+    if let Ok(pool) = state.admin.pool(&PoolId::from(job.pool_id.as_str())).await {
+        ctx = ctx.pool(&pool);
+    }
     Ok(ok(&JobPage {
         ctx,
         job,

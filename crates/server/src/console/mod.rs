@@ -75,7 +75,10 @@ pub fn router() -> Router<AppState> {
             get(connections::delete_page).post(connections::delete),
         )
         .route("/console/connections/{id}/test", post(connections::test))
-        .route("/console/connections/{id}/jobs", post(connections::start_job))
+        .route(
+            "/console/connections/{id}/jobs",
+            post(connections::start_job),
+        )
         // jobs and events
         .route("/console/jobs", get(jobs::list))
         .route("/console/jobs/{id}", get(jobs::detail))

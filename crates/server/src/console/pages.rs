@@ -206,8 +206,9 @@ pub async fn create_pool(
     CsrfForm(session, form): CsrfForm<PoolForm>,
 ) -> ConsoleResult {
     match state.admin.create_pool(&form.name).await {
-        Ok(pool) => Ok(Redirect::to(&format!("/console/pools/{}?done=pool_created", pool.id))
-            .into_response()),
+        Ok(pool) => Ok(
+            Redirect::to(&format!("/console/pools/{}?done=pool_created", pool.id)).into_response(),
+        ),
         Err(e) => {
             let e = ConsoleError::from(e);
             Ok(render(

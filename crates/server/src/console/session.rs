@@ -190,11 +190,9 @@ impl<T: DeserializeOwned> FromRequest<AppState> for CsrfForm<T> {
             ConsoleError::new(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large.")
                 .into_response()
         })?;
-        let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes).unwrap_or_default();
-        let header_token = parts
-            .headers
-            .get(CSRF_HEADER)
-            .and_then(|v| v.to_str().ok());
+        let fields: Vec<(String, String)> =
+            serde_urlencoded::from_bytes(&bytes).unwrap_or_default();
+        let header_token = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
         let field_token = fields
             .iter()
             .find(|(k, _)| k == CSRF_FIELD)
@@ -203,10 +201,13 @@ impl<T: DeserializeOwned> FromRequest<AppState> for CsrfForm<T> {
             .check_csrf(header_token.or(field_token))
             .map_err(IntoResponse::into_response)?;
         let form = serde_urlencoded::from_bytes::<T>(&bytes).map_err(|e| {
-            ConsoleError::new(StatusCode::BAD_REQUEST, format!("The form is not valid: {e}"))
-                .with_fix("Reload the page and fill in the form again.")
-                .with_csrf(&session.csrf)
-                .into_response()
+            ConsoleError::new(
+                StatusCode::BAD_REQUEST,
+                format!("The form is not valid: {e}"),
+            )
+            .with_fix("Reload the page and fill in the form again.")
+            .with_csrf(&session.csrf)
+            .into_response()
         })?;
         Ok(Self(session, form))
     }

@@ -147,10 +147,12 @@ pub fn fmt_opt_ms(ms: Option<i64>) -> String {
     ms.map(fmt_ms).unwrap_or_default()
 }
 
-/// `1.2 s`, `3 min 4 s`.
+/// `340 ms`, `1.2 s`, `3 min 4 s`.
 pub fn fmt_duration(ms: i64) -> String {
     let ms = ms.max(0);
-    if ms < 60_000 {
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
         format!("{:.1} s", ms as f64 / 1000.0)
     } else {
         format!("{} min {} s", ms / 60_000, ms % 60_000 / 1000)
@@ -181,10 +183,12 @@ impl Pager {
             Some(t) => offset + shown < t,
             None => shown >= limit,
         };
+        // An empty first page says nothing: the list itself says "no users" etc.
         let summary = if shown == 0 {
-            match total {
-                Some(t) if t > 0 => format!("Nothing here (of {t})"),
-                _ => "Nothing to show".to_owned(),
+            if offset > 0 {
+                "Nothing more".to_owned()
+            } else {
+                String::new()
             }
         } else {
             let range = format!("{}–{}", offset + 1, offset + shown);
