@@ -36,6 +36,9 @@ pub struct EngineConfig {
     pub lease_ttl: Duration,
     /// How often live progress is written to the store.
     pub progress_interval: Duration,
+    /// How long starting a job waits for the connection's lease, which the event worker
+    /// holds for one short round at a time (a running job is not waited for: `Busy`).
+    pub lease_wait: Duration,
 }
 
 impl Default for EngineConfig {
@@ -49,6 +52,7 @@ impl Default for EngineConfig {
             apply_batch: 300,
             lease_ttl: Duration::from_secs(60),
             progress_interval: Duration::from_millis(500),
+            lease_wait: Duration::from_secs(5),
         }
     }
 }
@@ -193,7 +197,7 @@ impl Engine {
         let holder = format!("{}/{}", self.config.instance, job_id);
         // The event worker holds the lease for one short round at a time: wait that out, but
         // not a running job.
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let deadline = std::time::Instant::now() + self.config.lease_wait;
         while !self
             .store
             .try_acquire_lease(connection_id, &holder, self.config.lease_ttl, now_ms())

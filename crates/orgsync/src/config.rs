@@ -13,6 +13,10 @@
 //! | (env only) | `ORGSYNC_ADMIN_TOKEN` | generated once; its SHA-256 in `{data_dir}/admin-token.sha256` |
 //! | `log_format` | `ORGSYNC_LOG_FORMAT` | `text` (`json`: one JSON object per line) |
 //! | `reconcile_check_secs` | `ORGSYNC_RECONCILE_CHECK_SECS` | `60` |
+//! | `event_signature_when_encrypted` | `ORGSYNC_EVENT_SIGNATURE_WHEN_ENCRYPTED` | `required` |
+//! | `event_signature_when_plaintext` | `ORGSYNC_EVENT_SIGNATURE_WHEN_PLAINTEXT` | `ignore` |
+//! | `event_accept_plaintext_with_key` | `ORGSYNC_EVENT_ACCEPT_PLAINTEXT_WITH_KEY` | `false` |
+//! | `event_replay_window_secs` | `ORGSYNC_EVENT_REPLAY_WINDOW_SECS` | `0` (off) |
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -22,6 +26,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, anyhow, bail};
 use directory::secrets::MasterKey;
 use directory::store::DirectoryStore;
+use feishu::envelope::{DecodeOptions, SignatureCheck};
 use serde::Deserialize;
 use server::AdminToken;
 
@@ -41,6 +46,10 @@ const ENV_KEYS: &[&str] = &[
     "master_key_file",
     "log_format",
     "reconcile_check_secs",
+    "event_signature_when_encrypted",
+    "event_signature_when_plaintext",
+    "event_accept_plaintext_with_key",
+    "event_replay_window_secs",
 ];
 
 /// The file and environment as read, before validation.
@@ -54,6 +63,10 @@ struct RawConfig {
     master_key_file: Option<PathBuf>,
     log_format: Option<String>,
     reconcile_check_secs: Option<u64>,
+    event_signature_when_encrypted: Option<String>,
+    event_signature_when_plaintext: Option<String>,
+    event_accept_plaintext_with_key: Option<bool>,
+    event_replay_window_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +86,8 @@ pub struct Settings {
     pub master_key_file: Option<PathBuf>,
     pub log_format: LogFormat,
     pub reconcile_check_secs: u64,
+    /// How event requests are checked where the protocol is UNVERIFIED.
+    pub decode: DecodeOptions,
     /// Where the settings came from, for the log.
     pub source: String,
 }
@@ -171,6 +186,23 @@ impl Settings {
                 "reconcile_check_secs (ORGSYNC_RECONCILE_CHECK_SECS) is 0: give how often (in seconds) to look for due reconciliations, e.g. 60"
             );
         }
+        let decode = DecodeOptions {
+            signature_when_encrypted: signature_check(
+                "event_signature_when_encrypted",
+                raw.event_signature_when_encrypted.as_deref(),
+                SignatureCheck::Required,
+            )?,
+            signature_when_plaintext: signature_check(
+                "event_signature_when_plaintext",
+                raw.event_signature_when_plaintext.as_deref(),
+                SignatureCheck::Ignore,
+            )?,
+            accept_plaintext_with_key: raw.event_accept_plaintext_with_key.unwrap_or(false),
+            replay_window: raw
+                .event_replay_window_secs
+                .filter(|s| *s > 0)
+                .map(std::time::Duration::from_secs),
+        };
         Ok(Self {
             listen,
             public_url,
@@ -179,6 +211,7 @@ impl Settings {
             master_key_file: raw.master_key_file,
             log_format,
             reconcile_check_secs,
+            decode,
             source,
         })
     }
@@ -242,6 +275,24 @@ impl Settings {
             )),
         }
     }
+}
+
+/// `required` / `if_present` / `ignore`.
+fn signature_check(
+    key: &str,
+    value: Option<&str>,
+    default: SignatureCheck,
+) -> anyhow::Result<SignatureCheck> {
+    Ok(match value.map(str::trim) {
+        None | Some("") => default,
+        Some("required") => SignatureCheck::Required,
+        Some("if_present") => SignatureCheck::IfPresent,
+        Some("ignore") => SignatureCheck::Ignore,
+        Some(other) => bail!(
+            "{key} (ORGSYNC_{}) = {other:?} is not known: use \"required\", \"if_present\" or \"ignore\"",
+            key.to_uppercase()
+        ),
+    })
 }
 
 /// `host:port` of a PostgreSQL URL with a TCP host (`None` otherwise, e.g. a Unix socket).
@@ -438,6 +489,39 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn event_checks_default_to_the_sdk_behaviour_and_can_be_switched() {
+        let s = Settings::load_from(None, &env(&[])).unwrap();
+        assert_eq!(s.decode, DecodeOptions::default());
+        let s = Settings::load_from(
+            None,
+            &env(&[
+                ("ORGSYNC_EVENT_SIGNATURE_WHEN_ENCRYPTED", "if_present"),
+                ("ORGSYNC_EVENT_SIGNATURE_WHEN_PLAINTEXT", "required"),
+                ("ORGSYNC_EVENT_ACCEPT_PLAINTEXT_WITH_KEY", "true"),
+                ("ORGSYNC_EVENT_REPLAY_WINDOW_SECS", "300"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            s.decode,
+            DecodeOptions {
+                signature_when_encrypted: SignatureCheck::IfPresent,
+                signature_when_plaintext: SignatureCheck::Required,
+                accept_plaintext_with_key: true,
+                replay_window: Some(std::time::Duration::from_secs(300)),
+            }
+        );
+        let e = Settings::load_from(
+            None,
+            &env(&[("ORGSYNC_EVENT_SIGNATURE_WHEN_ENCRYPTED", "sometimes")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("event_signature_when_encrypted"), "{e}");
+        assert!(e.contains("if_present"), "{e}");
     }
 
     #[test]

@@ -196,6 +196,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             worker: WorkerConfig::default(),
             reconcile_check: Duration::from_secs(60),
             admin_token,
+            decode: feishu::envelope::DecodeOptions::default(),
         },
     );
     // Signals from here on stop the demo cleanly.

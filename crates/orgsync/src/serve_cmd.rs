@@ -40,6 +40,8 @@ pub struct NodeOptions {
     /// How often the schedule looks for due reconciliations.
     pub reconcile_check: Duration,
     pub admin_token: AdminToken,
+    /// Event request checks (the UNVERIFIED protocol points).
+    pub decode: DecodeOptions,
 }
 
 /// The engine, the ingestor, the event worker and the reconciliation schedule, running, with
@@ -61,7 +63,7 @@ impl Node {
         options: NodeOptions,
     ) -> Node {
         let engine = Engine::new(store.clone(), key.clone(), options.engine);
-        let ingestor = Arc::new(Ingestor::new(store, key, DecodeOptions::default()));
+        let ingestor = Arc::new(Ingestor::new(store, key, options.decode));
         let secure_cookies = public_base_url.starts_with("https://");
         let state = AppState::new(
             engine.clone(),
@@ -206,6 +208,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             worker: WorkerConfig::default(),
             reconcile_check: Duration::from_secs(settings.reconcile_check_secs),
             admin_token,
+            decode: settings.decode.clone(),
         },
     );
 

@@ -8,7 +8,45 @@ use directory::ids::Millis;
 use directory::model::{Department, ExternalRef, Group, ObjectKind, User};
 use directory::store::{ApplyBatch, ChangeRecord, StoreError, StoreResult, Watermark, Write};
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
 use crate::codec::to_json;
+
+/// The object and its JSON, with NUL characters dropped from every string. PostgreSQL cannot
+/// store NUL in `text` or `jsonb` (SQLite can); both backends drop it so they hold the same
+/// values, and a Feishu value that carries one does not fail its batch.
+fn without_nul<T: Serialize + DeserializeOwned>(what: &str, object: T) -> StoreResult<(T, Value)> {
+    let mut json = to_json(what, &object)?;
+    if !strip_nul(&mut json) {
+        return Ok((object, json));
+    }
+    let object = serde_json::from_value(json.clone())
+        .map_err(|e| StoreError::Corrupt(format!("cannot re-read {what} without NUL: {e}")))?;
+    Ok((object, json))
+}
+
+/// Removes NUL from every string and key; whether anything changed.
+fn strip_nul(value: &mut Value) -> bool {
+    match value {
+        Value::String(s) if s.contains('\0') => {
+            s.retain(|c| c != '\0');
+            true
+        }
+        Value::Array(items) => items.iter_mut().fold(false, |acc, v| strip_nul(v) | acc),
+        Value::Object(map) if map.keys().any(|k| k.contains('\0')) => {
+            let old = std::mem::take(map);
+            for (k, mut v) in old {
+                strip_nul(&mut v);
+                map.insert(k.replace('\0', ""), v);
+            }
+            true
+        }
+        Value::Object(map) => map.values_mut().fold(false, |acc, v| strip_nul(v) | acc),
+        _ => false,
+    }
+}
 
 /// What the store holds of one object before the batch.
 #[derive(Debug, Clone, Copy)]
@@ -172,7 +210,7 @@ pub(crate) fn prepare(
                 user.version = next.version;
                 user.created_at = next.created_at;
                 user.updated_at = now;
-                let object = to_json("user", &user)?;
+                let (user, object) = without_nul("user", user)?;
                 let id = user.id.0.clone();
                 final_users.put(id.clone(), user);
                 (*change, ObjectKind::User, id, next.version, object)
@@ -195,7 +233,7 @@ pub(crate) fn prepare(
                 department.version = next.version;
                 department.created_at = next.created_at;
                 department.updated_at = now;
-                let object = to_json("department", &department)?;
+                let (department, object) = without_nul("department", department)?;
                 let id = department.id.0.clone();
                 final_departments.put(id.clone(), department);
                 (*change, ObjectKind::Department, id, next.version, object)
@@ -218,7 +256,7 @@ pub(crate) fn prepare(
                 group.version = next.version;
                 group.created_at = next.created_at;
                 group.updated_at = now;
-                let object = to_json("group", &group)?;
+                let (group, object) = without_nul("group", group)?;
                 let id = group.id.0.clone();
                 final_groups.put(id.clone(), group);
                 (*change, ObjectKind::Group, id, next.version, object)

@@ -1535,3 +1535,43 @@ pub async fn admin_lookups(store: Store, _raw: Raw) {
             .is_empty()
     );
 }
+
+/// PostgreSQL refuses NUL in text and jsonb: both backends drop it, and store the same values.
+pub async fn nul_characters_are_dropped_on_both_backends(store: Store, _raw: Raw) {
+    let pool = new_pool(&store).await;
+    let mut u = user(&pool, 7);
+    u.profile.name = Some("Zhang\0San".into());
+    u.profile.custom_attrs =
+        Some(serde_json::json!([{"id": "C\u{0}-1", "value": {"text": "a\0b"}}]));
+    let mut d = department(&pool, "R&D\0", None);
+    d.name = Some("R&D\0".into());
+    let g = group(&pool, "\0Ops", vec![GroupMember::User(u.id.clone())]);
+    let applied = store
+        .apply(batch(
+            &pool,
+            vec![
+                put_user(&u, ChangeKind::UserCreated),
+                put_department(&d, ChangeKind::DepartmentCreated),
+                put_group(&g, ChangeKind::GroupCreated),
+            ],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(applied.changes.len(), 3);
+    let stored = store.get_user(&pool, &u.id).await.unwrap().unwrap();
+    assert_eq!(stored.profile.name.as_deref(), Some("ZhangSan"));
+    assert_eq!(
+        stored.profile.custom_attrs,
+        Some(serde_json::json!([{"id": "C-1", "value": {"text": "ab"}}]))
+    );
+    let stored = store.get_department(&pool, &d.id).await.unwrap().unwrap();
+    assert_eq!(stored.name.as_deref(), Some("R&D"));
+    let stored = store.get_group(&pool, &g.id).await.unwrap().unwrap();
+    assert_eq!(stored.name.as_deref(), Some("Ops"));
+    let log = store.changes_since(&pool, 0, 10).await.unwrap();
+    assert!(!log.iter().any(|r| r.object.to_string().contains("\\u0000")));
+    assert_eq!(
+        log[0].object["profile"]["name"],
+        serde_json::json!("ZhangSan")
+    );
+}

@@ -46,6 +46,7 @@ on_both!(
     directory_stories::departments_and_groups_lists,
     directory_stories::damaged_rows_are_corrupt_not_panics,
     directory_stories::admin_lookups,
+    directory_stories::nul_characters_are_dropped_on_both_backends,
     inbox_stories::inbox_dedupes_within_and_across_calls,
     inbox_stories::inbox_claims_in_order_and_respects_claims,
     inbox_stories::inbox_finish_outcomes,
