@@ -152,7 +152,9 @@ impl Served {
         );
         let ingestor = Arc::new(Ingestor::new(store.clone(), key, DecodeOptions::default()));
         let (stop_worker, stopped) = tokio::sync::watch::channel(false);
-        Worker::new(engine.clone(), WorkerConfig::default()).spawn(stopped);
+        Worker::new(engine.clone(), WorkerConfig::default())
+            .wake_on(ingestor.committed())
+            .spawn(stopped);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         drop(listener);

@@ -372,3 +372,51 @@ async fn dropped_events_are_healed_by_a_reconciliation_without_deleting_live_obj
         assert!(users as usize >= live_in_feishu.len());
     }
 }
+
+#[tokio::test]
+async fn a_committed_event_wakes_the_idle_worker() {
+    for backend in Backend::all() {
+        let mut h = Harness::new(backend, tenant(40, 5, 1, 52)).await;
+        assert_eq!(
+            h.import().await.verdict,
+            Some(directory::model::Verdict::Complete)
+        );
+        // A worker that would otherwise sleep for an hour between rounds.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let worker = directory::apply::Worker::new(
+            h.engine.clone(),
+            directory::apply::WorkerConfig {
+                idle_poll: std::time::Duration::from_secs(3600),
+                ..crate::support::worker_config()
+            },
+        )
+        .wake_on(h.ingestor.committed())
+        .spawn(stopped);
+        // Let it finish its first (empty) round and go idle.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+        let leaver = h.emu.with_tenant(|t| {
+            t.users
+                .iter()
+                .find(|(_, u)| !u.status.resigned)
+                .map(|(k, _)| *k)
+                .unwrap()
+        });
+        let open_id = crate::support::open_id(leaver);
+        h.mutate(|t| t.resign(leaver));
+        assert!(h.deliver(1, None, None).await > 0);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if stored_user(&h, &open_id).await.status != UserStatus::Active {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{backend:?}: the leaver was not applied within 10 s: the worker was not woken"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        stop.send(true).unwrap();
+        worker.await.unwrap();
+    }
+}

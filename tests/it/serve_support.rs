@@ -52,7 +52,9 @@ impl Served {
         let engine = Engine::new(store.clone(), key.clone(), engine_config());
         let ingestor = Arc::new(Ingestor::new(store.clone(), key, DecodeOptions::default()));
         let (stop_worker, stopped) = tokio::sync::watch::channel(false);
-        Worker::new(engine.clone(), worker_config()).spawn(stopped);
+        Worker::new(engine.clone(), worker_config())
+            .wake_on(ingestor.committed())
+            .spawn(stopped);
         // The public URL is only known once bound: bind first, then build the state.
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();

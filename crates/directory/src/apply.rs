@@ -115,6 +115,7 @@ pub struct Worker {
     engine: Arc<Engine>,
     config: WorkerConfig,
     id: String,
+    wake: Arc<tokio::sync::Notify>,
 }
 
 impl Worker {
@@ -124,7 +125,29 @@ impl Worker {
             engine.config().instance,
             &crate::ids::new_id()[..6]
         );
-        Self { engine, config, id }
+        Self {
+            engine,
+            config,
+            id,
+            wake: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    /// Wakes the idle worker when `notify` fires (the ingestor's commit signal), instead of
+    /// waiting out `idle_poll`.
+    pub fn wake_on(mut self, notify: Arc<tokio::sync::Notify>) -> Self {
+        self.wake = notify;
+        self
+    }
+
+    /// Waits until there may be work: `idle_poll` passed (retries come due, other instances
+    /// commit events), a commit was signalled, or `shutdown` changed.
+    pub async fn idle(&self, shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+        tokio::select! {
+            _ = tokio::time::sleep(self.config.idle_poll) => {}
+            _ = self.wake.notified() => {}
+            _ = shutdown.changed() => {}
+        }
     }
 
     /// Runs rounds until `shutdown` turns true.
@@ -145,10 +168,7 @@ impl Worker {
                     }
                 };
                 if handled == 0 {
-                    tokio::select! {
-                        _ = tokio::time::sleep(self.config.idle_poll) => {}
-                        _ = shutdown.changed() => {}
-                    }
+                    self.idle(&mut shutdown).await;
                 }
             }
         })

@@ -102,14 +102,22 @@ type Reply = oneshot::Sender<Result<InsertOutcome, String>>;
 #[derive(Clone)]
 pub struct InboxWriter {
     tx: mpsc::Sender<(NewInboxEvent, Reply)>,
+    committed: Arc<tokio::sync::Notify>,
 }
 
 impl InboxWriter {
     /// Starts the writer on the current runtime.
     pub fn start(store: Arc<dyn DirectoryStore>) -> Self {
         let (tx, rx) = mpsc::channel(MAX_GROUP * 8);
-        tokio::spawn(write_loop(store, rx));
-        Self { tx }
+        let committed = Arc::new(tokio::sync::Notify::new());
+        tokio::spawn(write_loop(store, rx, committed.clone()));
+        Self { tx, committed }
+    }
+
+    /// Notified after every commit of new events: the event worker waits on it instead of
+    /// polling, so a leaver is applied right after Feishu's push is answered.
+    pub fn committed(&self) -> Arc<tokio::sync::Notify> {
+        self.committed.clone()
     }
 
     /// Commits one event (together with whatever else is queued) and waits for the commit.
@@ -130,6 +138,7 @@ impl InboxWriter {
 async fn write_loop(
     store: Arc<dyn DirectoryStore>,
     mut rx: mpsc::Receiver<(NewInboxEvent, Reply)>,
+    committed: Arc<tokio::sync::Notify>,
 ) {
     while let Some(first) = rx.recv().await {
         let mut group = vec![first];
@@ -142,6 +151,12 @@ async fn write_loop(
         let (events, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
         match store.inbox_insert(&events).await {
             Ok(outcomes) if outcomes.len() == replies.len() => {
+                if outcomes
+                    .iter()
+                    .any(|o| matches!(o, InsertOutcome::Inserted(_)))
+                {
+                    committed.notify_one();
+                }
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     let _ = reply.send(Ok(outcome));
                 }
@@ -203,6 +218,11 @@ impl Ingestor {
             options,
             cache: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    /// Notified after new events are committed (see [`InboxWriter::committed`]).
+    pub fn committed(&self) -> Arc<tokio::sync::Notify> {
+        self.writer.committed()
     }
 
     /// Forgets cached connection secrets (after an admin edits a connection).

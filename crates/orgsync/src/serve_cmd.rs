@@ -64,6 +64,7 @@ impl Node {
     ) -> Node {
         let engine = Engine::new(store.clone(), key.clone(), options.engine);
         let ingestor = Arc::new(Ingestor::new(store, key, options.decode));
+        let committed = ingestor.committed();
         let secure_cookies = public_base_url.starts_with("https://");
         let state = AppState::new(
             engine.clone(),
@@ -77,8 +78,7 @@ impl Node {
         let (stop, stopped) = watch::channel(false);
         let applied = Arc::new(AtomicU64::new(0));
         let worker = spawn_worker(
-            Worker::new(engine.clone(), options.worker.clone()),
-            options.worker.idle_poll,
+            Worker::new(engine.clone(), options.worker.clone()).wake_on(committed),
             state.health.worker_started(),
             applied.clone(),
             stopped.clone(),
@@ -108,7 +108,6 @@ impl Node {
 /// `/readyz` guard: a panic in a round drops it and the instance reports not ready).
 fn spawn_worker(
     worker: Worker,
-    idle_poll: Duration,
     guard: WorkerGuard,
     applied: Arc<AtomicU64>,
     mut shutdown: watch::Receiver<bool>,
@@ -130,10 +129,7 @@ fn spawn_worker(
                 }
             };
             if handled == 0 {
-                tokio::select! {
-                    _ = tokio::time::sleep(idle_poll) => {}
-                    _ = shutdown.changed() => {}
-                }
+                worker.idle(&mut shutdown).await;
             }
         }
     })
