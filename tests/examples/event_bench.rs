@@ -412,8 +412,8 @@ async fn run(store_name: &str, store: Arc<dyn DirectoryStore>, p: &Params) -> Ro
     );
 
     // 3. Leavers: one at a time, from the resignation's event POST to the user not active.
-    // Each comes after a random pause, as a resignation comes at any moment of the worker's
-    // idle poll (right after the previous one it would always meet the start of a sleep).
+    // Each comes after a random pause, as a resignation comes at any moment (the worker is
+    // idle then, waiting for the commit signal or its next poll).
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
     let idle_ms = WorkerConfig::default().idle_poll.as_millis() as u64;
     let mut leavers = Vec::new();
@@ -692,9 +692,8 @@ async fn main() {
          pending; draining is the worker alone, from the last 200 on (the backlog over the time it took).\n\n{apply}\n\
          **Leavers**: {leavers} users per round resign one at a time; from the POST of their \
          `contact.user.deleted_v3` until `GET /api/v1/pools/{{pool}}/users/{{id}}` shows them not active (read \
-         every {poll} ms). Each comes after a random pause (0–{pause} ms) with the worker idle, so the figure \
-         includes the wait for its next poll (every {idle} ms when idle: nothing wakes it when an event is \
-         committed).\n\n{leave}{ratios}",
+         every {poll} ms). Each comes after a random pause (0–{pause} ms) with the worker idle; the ingestor's \
+         commit signal wakes it (without it, the worker would find the event at its next poll, every {idle} ms).\n\n{leave}{ratios}",
         events = p.events,
         clients = p.clients,
         users = p.users,
