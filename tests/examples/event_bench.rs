@@ -678,7 +678,7 @@ async fn main() {
         "## Events\n\n`cargo run --release -p orgsync-tests --example event_bench -- {events} {clients} {users} {leavers} {rounds}` \
          on this machine (2 cores), release profile, everything in one process: the emulator (Feishu's rate limits \
          off), the HTTP server (`server::RunningServer`), the engine, the ingestor, one event worker with \
-         `orgsync serve`'s defaults (batch {batch}, idle poll {idle} ms) and the {clients} clients, all sharing the \
+         `orgsync serve`'s defaults (batch {batch}, woken by each commit, idle poll {idle} ms) and the {clients} clients, all sharing the \
          2 cores. {rounds} rounds per store, each on a fresh store and server: rates are the median of the rounds \
          (their range in brackets), latency percentiles are over the samples of all rounds together. Each round \
          imports the tenant ({users} users; median import {imports}), then changes it in the emulator: each of \
