@@ -399,6 +399,56 @@ async fn directory_reads_answer_from_the_imported_tenant() {
         for (id, _, count) in &flat {
             assert_eq!(members.get(id).copied().unwrap_or(0), *count, "{id}");
         }
+        // Subtree totals count each user once, however many of its departments they are in.
+        let parent: HashMap<String, String> = departments
+            .iter()
+            .filter_map(|d| d.parent_id.as_ref().map(|p| (d.id.0.clone(), p.0.clone())))
+            .collect();
+        let within = |dept: &str, root: &str| {
+            let mut cursor = Some(dept.to_owned());
+            while let Some(d) = cursor {
+                if d == root {
+                    return true;
+                }
+                cursor = parent.get(&d).cloned();
+            }
+            false
+        };
+        let mut nodes = Vec::new();
+        fn all<'a>(list: &'a [DepartmentNode], out: &mut Vec<&'a DepartmentNode>) {
+            for n in list {
+                out.push(n);
+                all(&n.children, out);
+            }
+        }
+        all(&tree, &mut nodes);
+        let mut some_overlap = false;
+        for n in nodes {
+            let root = &n.department.id.0;
+            let distinct = users
+                .iter()
+                .filter(|u| {
+                    u.departments
+                        .iter()
+                        .any(|m| within(&m.department_id.0, root))
+                })
+                .count() as u64;
+            let summed: u64 = users
+                .iter()
+                .map(|u| {
+                    u.departments
+                        .iter()
+                        .filter(|m| within(&m.department_id.0, root))
+                        .count() as u64
+                })
+                .sum();
+            some_overlap |= summed > distinct;
+            assert_eq!(n.total_member_count, distinct, "{backend:?} {root}");
+        }
+        assert!(
+            some_overlap,
+            "the tenant has no user in two departments of one subtree: the test proves nothing"
+        );
 
         // A deep department: its path is its chain of parents, root first.
         let (deepest, depth, _) = flat.iter().max_by_key(|(_, d, _)| *d).unwrap().clone();

@@ -189,6 +189,9 @@ pub struct DepartmentNode {
     pub department: Department,
     /// Direct members (live users).
     pub member_count: u64,
+    /// Distinct live users in the department and its sub-departments (a user in two of them
+    /// counts once).
+    pub total_member_count: u64,
     #[cfg_attr(feature = "openapi", schema(no_recursion))]
     pub children: Vec<DepartmentNode>,
 }
@@ -820,7 +823,12 @@ impl Admin {
     pub async fn department_tree(&self, pool_id: &PoolId) -> AdminResult<Vec<DepartmentNode>> {
         self.pool(pool_id).await?;
         let departments = self.store().list_departments(pool_id).await?;
+        let parent_of: HashMap<&DepartmentId, &DepartmentId> = departments
+            .iter()
+            .filter_map(|d| d.parent_id.as_ref().map(|p| (&d.id, p)))
+            .collect();
         let mut counts: HashMap<DepartmentId, u64> = HashMap::new();
+        let mut totals: HashMap<DepartmentId, u64> = HashMap::new();
         // Counting per department would be one query each; one pass over the members is
         // cheaper for the tree view.
         let mut offset = 0;
@@ -837,8 +845,23 @@ impl Admin {
                 )
                 .await?;
             for u in &users {
+                let mut under: std::collections::HashSet<&DepartmentId> =
+                    std::collections::HashSet::new();
                 for m in &u.departments {
                     *counts.entry(m.department_id.clone()).or_default() += 1;
+                    // Every ancestor once per user; the depth bound stops a stored cycle.
+                    let mut cursor = Some(&m.department_id);
+                    let mut depth = 0;
+                    while let Some(d) = cursor {
+                        if !under.insert(d) || depth > 64 {
+                            break;
+                        }
+                        cursor = parent_of.get(d).copied();
+                        depth += 1;
+                    }
+                }
+                for d in under {
+                    *totals.entry(d.clone()).or_default() += 1;
                 }
             }
             if users.len() < 1000 {
@@ -866,6 +889,7 @@ impl Admin {
             parent: Option<DepartmentId>,
             children: &BTreeMap<Option<DepartmentId>, Vec<&Department>>,
             counts: &HashMap<DepartmentId, u64>,
+            totals: &HashMap<DepartmentId, u64>,
             depth: usize,
         ) -> Vec<DepartmentNode> {
             // A cycle in stored data must not hang the server.
@@ -879,13 +903,20 @@ impl Admin {
                         .map(|d| DepartmentNode {
                             department: (*d).clone(),
                             member_count: counts.get(&d.id).copied().unwrap_or(0),
-                            children: build(Some(d.id.clone()), children, counts, depth + 1),
+                            total_member_count: totals.get(&d.id).copied().unwrap_or(0),
+                            children: build(
+                                Some(d.id.clone()),
+                                children,
+                                counts,
+                                totals,
+                                depth + 1,
+                            ),
                         })
                         .collect()
                 })
                 .unwrap_or_default()
         }
-        Ok(build(None, &children, &counts, 0))
+        Ok(build(None, &children, &counts, &totals, 0))
     }
 
     pub async fn department(

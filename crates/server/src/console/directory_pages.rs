@@ -53,10 +53,6 @@ pub struct TreeLine {
     pub expanded: bool,
 }
 
-fn total_members(n: &DepartmentNode) -> u64 {
-    n.member_count + n.children.iter().map(total_members).sum::<u64>()
-}
-
 fn flatten(nodes: &[DepartmentNode], depth: usize, out: &mut Vec<TreeLine>) {
     for n in nodes {
         let line = |kind| TreeLine {
@@ -64,7 +60,7 @@ fn flatten(nodes: &[DepartmentNode], depth: usize, out: &mut Vec<TreeLine>) {
             id: n.department.id.to_string(),
             name: dept_name(&n.department),
             direct: n.member_count,
-            total: total_members(n),
+            total: n.total_member_count,
             expanded: depth < 1,
         };
         if n.children.is_empty() {
