@@ -287,6 +287,34 @@ async fn protected_routes_need_the_admin_token_and_the_document_is_public() {
             }
         }
         assert_eq!(paths.len(), 22, "{:?}", paths.keys().collect::<Vec<_>>());
+        // Every reference resolves (a client generator or schemathesis stops at the first
+        // one that does not).
+        fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+            match v {
+                Value::Object(map) => {
+                    for (k, v) in map {
+                        match (k.as_str(), v) {
+                            ("$ref", Value::String(r)) => out.push(r),
+                            _ => refs(v, out),
+                        }
+                    }
+                }
+                Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+                _ => {}
+            }
+        }
+        let mut found = Vec::new();
+        refs(&doc, &mut found);
+        assert!(!found.is_empty());
+        for r in found {
+            let name = r
+                .strip_prefix("#/components/schemas/")
+                .unwrap_or_else(|| panic!("unexpected reference {r}"));
+            assert!(
+                doc["components"]["schemas"][name].is_object(),
+                "{r} is referenced but not in the document"
+            );
+        }
         assert_eq!(
             doc["components"]["securitySchemes"]["admin_token"]["scheme"],
             "bearer"

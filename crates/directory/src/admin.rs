@@ -630,6 +630,10 @@ impl Admin {
                     "a sync job is already running for connection {c}; wait for it to finish"
                 )));
             }
+            // Deleted between the check above and the job's first write.
+            Err(EngineError::Store(StoreError::NotFound(_))) => {
+                return Err(AdminError::NotFound(format!("connection {connection_id}")));
+            }
             other => other?,
         };
         self.job(&id).await

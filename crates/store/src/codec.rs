@@ -29,6 +29,12 @@ pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
         sqlx::Error::Database(d) if d.is_unique_violation() => {
             StoreError::Conflict(d.message().to_owned())
         }
+        // A row that points at something deleted meanwhile (a job or lease of a connection
+        // an admin just removed): that thing is not there any more.
+        sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::NotFound(format!(
+            "an object this change refers to (deleted meanwhile; {})",
+            d.message()
+        )),
         sqlx::Error::ColumnDecode { .. }
         | sqlx::Error::Decode(_)
         | sqlx::Error::ColumnNotFound(_)

@@ -47,7 +47,7 @@ const SECURITY_SCHEME: &str = "admin_token";
         (name = "directory", description = "The mirrored departments, users and groups"),
         (name = "events", description = "The event inbox"),
     ),
-    components(schemas(ErrorBody))
+    components(schemas(ErrorBody, ::directory::admin::UserIdType))
 )]
 struct ApiDoc;
 

@@ -58,6 +58,7 @@ on_both!(
     ops_stories::lease_rules,
     ops_stories::lease_race_has_one_winner,
     ops_stories::parked_deletions,
+    ops_stories::writes_for_a_deleted_connection_are_not_found,
 );
 
 /// `open` picks the backend from the URL and creates a SQLite file's directory.

@@ -404,3 +404,16 @@ pub async fn parked_deletions(store: Store, _raw: Raw) {
     );
     assert!(store.get_parked(i64::MAX).await.unwrap().is_none());
 }
+
+/// The lease of a connection deleted meanwhile (an admin removed it as a job was starting) is
+/// "not found", not a database failure.
+pub async fn writes_for_a_deleted_connection_are_not_found(store: Store, _raw: Raw) {
+    let pool = new_pool(&store).await;
+    let c = new_connection(&store, &pool, "gone").await;
+    store.delete_connection(&c.id).await.unwrap();
+    let err = store
+        .try_acquire_lease(&c.id, "someone", Duration::from_secs(60), 1_000)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+}
