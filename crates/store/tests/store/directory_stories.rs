@@ -119,12 +119,12 @@ pub async fn pools_and_connections(store: Store, _raw: Raw) {
         store.update_connection(&ghost).await,
         Err(StoreError::NotFound(_))
     ));
-    // A connection needs its pool.
+    // A connection needs its pool: an unknown one is "not found".
     assert!(matches!(
         store
             .create_connection(&connection(&PoolId::generate(), "orphan"))
             .await,
-        Err(StoreError::Database(_))
+        Err(StoreError::NotFound(_))
     ));
     assert_eq!(
         store.get_connection(&elsewhere.id).await.unwrap(),
