@@ -153,7 +153,17 @@ impl Worker {
     /// Runs rounds until `shutdown` turns true.
     pub fn spawn(
         self,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        self.spawn_with(shutdown, |_| {})
+    }
+
+    /// [`Worker::spawn`], calling `after_round` with what each successful round did (for
+    /// counters; whatever it owns is dropped when the loop ends, also on a panic).
+    pub fn spawn_with(
+        self,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
+        mut after_round: impl FnMut(&RoundStats) + Send + 'static,
     ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             loop {
@@ -161,7 +171,10 @@ impl Worker {
                     break;
                 }
                 let handled = match self.round().await {
-                    Ok(stats) => stats.handled(),
+                    Ok(stats) => {
+                        after_round(&stats);
+                        stats.handled()
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "event worker round failed");
                         0

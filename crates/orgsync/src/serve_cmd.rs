@@ -17,7 +17,6 @@ use directory::ingest::Ingestor;
 use directory::secrets::MasterKey;
 use directory::store::DirectoryStore;
 use feishu::envelope::DecodeOptions;
-use server::health::WorkerGuard;
 use server::{AdminToken, AppState, ServerSettings};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -77,12 +76,16 @@ impl Node {
         );
         let (stop, stopped) = watch::channel(false);
         let applied = Arc::new(AtomicU64::new(0));
-        let worker = spawn_worker(
-            Worker::new(engine.clone(), options.worker.clone()).wake_on(committed),
-            state.health.worker_started(),
-            applied.clone(),
-            stopped.clone(),
-        );
+        // The `/readyz` guard lives in the loop's callback: a panic in a round drops it and
+        // the instance reports not ready.
+        let guard = state.health.worker_started();
+        let counter = applied.clone();
+        let worker = Worker::new(engine.clone(), options.worker.clone())
+            .wake_on(committed)
+            .spawn_with(stopped.clone(), move |stats| {
+                let _alive = &guard;
+                counter.fetch_add(stats.applied, Ordering::Relaxed);
+            });
         let schedule = directory::schedule::spawn(engine.clone(), options.reconcile_check, stopped);
         Node {
             engine,
@@ -102,37 +105,6 @@ impl Node {
             }
         }
     }
-}
-
-/// The event worker's loop (as `Worker::spawn`, counting applied events and holding the
-/// `/readyz` guard: a panic in a round drops it and the instance reports not ready).
-fn spawn_worker(
-    worker: Worker,
-    guard: WorkerGuard,
-    applied: Arc<AtomicU64>,
-    mut shutdown: watch::Receiver<bool>,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let _guard = guard;
-        loop {
-            if *shutdown.borrow() {
-                break;
-            }
-            let handled = match worker.round().await {
-                Ok(stats) => {
-                    applied.fetch_add(stats.applied, Ordering::Relaxed);
-                    stats.handled()
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "event worker round failed");
-                    0
-                }
-            };
-            if handled == 0 {
-                worker.idle(&mut shutdown).await;
-            }
-        }
-    })
 }
 
 pub fn run(args: ServeArgs) -> ExitCode {
