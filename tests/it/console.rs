@@ -1,5 +1,5 @@
-//! The console over HTTP, as a browser uses it: users' avatars load from where the
-//! connection's API said.
+//! The console over HTTP, as a browser (or someone guessing) uses it: the login's per-address
+//! limits, and users' avatars that load from where the connection's API said.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
@@ -55,6 +55,107 @@ async fn log_in(s: &Served, http: &reqwest::Client, token: &str) -> Attempt {
         body: resp.text().await.unwrap(),
         took: started.elapsed(),
     }
+}
+
+#[tokio::test]
+async fn wrong_console_logins_are_slowed_then_locked_out_per_address() {
+    let s = Served::start(Backend::Sqlite, tenant(20, 3, 1, 5)).await;
+    let guesser = client_from(Ipv4Addr::new(127, 0, 0, 1));
+    let colleague = client_from(Ipv4Addr::new(127, 0, 0, 2));
+    let bystander = client_from(Ipv4Addr::new(127, 0, 0, 3));
+
+    // The guesser's five wrong tokens and, at the same time, four of the colleague's.
+    let guessing = async {
+        let mut attempts = Vec::new();
+        for i in 0..5 {
+            attempts.push(log_in(&s, &guesser, &format!("osat_guess{i}")).await);
+        }
+        attempts
+    };
+    let typos = async {
+        let mut attempts = Vec::new();
+        for i in 0..4 {
+            attempts.push(log_in(&s, &colleague, &format!("osat_typo{i}")).await);
+        }
+        attempts
+    };
+    let (guesses, typos) = tokio::join!(guessing, typos);
+    for (i, a) in guesses[..4].iter().chain(&typos).enumerate() {
+        assert_eq!(
+            a.status,
+            StatusCode::UNAUTHORIZED,
+            "attempt {i}: {}",
+            a.body
+        );
+        assert!(a.body.contains("That is not the admin token"), "{}", a.body);
+        assert!(a.cookie.is_none());
+    }
+    // Each wrong token waits longer than the one before: 0.3 s, 0.6 s, 1.2 s, 2.4 s.
+    assert!(
+        guesses[0].took >= Duration::from_millis(300),
+        "{:?}",
+        guesses[0].took
+    );
+    assert!(
+        guesses[3].took >= Duration::from_millis(2400),
+        "{:?}",
+        guesses[3].took
+    );
+    // The fifth locks the guesser out: 429, with when to come back.
+    let locked = &guesses[4];
+    assert_eq!(
+        locked.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        locked.body
+    );
+    assert_eq!(locked.retry_after, Some(900));
+    assert!(
+        locked.body.contains("Too many wrong admin tokens")
+            && locked.body.contains("UTC")
+            && locked.body.contains("in 15 minutes"),
+        "{}",
+        locked.body
+    );
+
+    // During the lockout even the right token is refused.
+    let right = log_in(&s, &guesser, ADMIN_TOKEN).await;
+    assert_eq!(
+        right.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        right.body
+    );
+    assert!(right.cookie.is_none(), "a locked-out address got a session");
+    let left = right.retry_after.unwrap();
+    assert!((1..=900).contains(&left), "{left}");
+
+    // Other addresses are not affected.
+    let bystanding = log_in(&s, &bystander, ADMIN_TOKEN).await;
+    assert_eq!(
+        bystanding.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        bystanding.body
+    );
+    assert!(bystanding.cookie.is_some());
+    // The colleague's right token works, and clears their four failures: a wrong token
+    // afterwards is a first failure again, not a fifth (which would lock them out).
+    let colleague_in = log_in(&s, &colleague, ADMIN_TOKEN).await;
+    assert_eq!(
+        colleague_in.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        colleague_in.body
+    );
+    assert!(colleague_in.cookie.is_some());
+    let another_typo = log_in(&s, &colleague, "osat_typo4").await;
+    assert_eq!(
+        another_typo.status,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        another_typo.body
+    );
 }
 
 /// A user's avatar on the console page is the emulator's URL, the console's CSP lets the

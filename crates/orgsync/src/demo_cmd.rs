@@ -206,6 +206,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             reconcile_check: Duration::from_secs(60),
             admin_token,
             decode: feishu::envelope::DecodeOptions::default(),
+            login_limits: server::LoginLimits::default(),
         },
     );
     // Signals from here on stop the demo cleanly.
