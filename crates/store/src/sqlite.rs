@@ -35,13 +35,22 @@ const INBOX_ID: &str = "SELECT id FROM inbox WHERE connection_id = $1 AND event_
 
 /// The migrations, embedded at compile time.
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("init"),
-        MigrationType::Simple,
-        include_str!("../migrations/sqlite/0001_init.sql").into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            Cow::Borrowed("init"),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0001_init.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            4,
+            Cow::Borrowed("job instances"),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0004_job_instances.sql").into_sql_str(),
+            false,
+        ),
+    ])
 }
 
 /// The SQLite implementation of [`DirectoryStore`](directory::store::DirectoryStore). Cheap to

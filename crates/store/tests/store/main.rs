@@ -57,6 +57,8 @@ on_both!(
     ops_stories::action_log_numbers_and_filters,
     ops_stories::lease_rules,
     ops_stories::lease_race_has_one_winner,
+    ops_stories::running_jobs_are_interrupted_by_instance_connection_or_lapsed_lease,
+    ops_stories::leases_are_released_by_holder_prefix,
     ops_stories::parked_deletions,
     ops_stories::writes_for_a_deleted_connection_are_not_found,
 );
