@@ -19,12 +19,20 @@ use crate::plan::{Plan, PlannedStep, plan};
 use crate::secrets::{MasterKey, SecretError};
 use crate::snapshot::object_key;
 use crate::store::{
-    ApplyBatch, ChangeSource, ConnectionState, DirectoryStore, StoreError, Watermark,
+    ApplyBatch, ChangeSource, ConnectionState, DirectoryStore, RunningJobs, StoreError, Watermark,
 };
+
+/// The error of a job whose process stopped before it finished (what it committed stays:
+/// the next job diffs against it).
+pub const INTERRUPTED: &str =
+    "interrupted: the process stopped before the job finished; start the job again";
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// Names this instance in leases.
+    /// Names this instance in leases (`{instance}/{job}`, `{instance}/worker-…`) and on its
+    /// jobs. Stable across restarts of one installation (`orgsync serve` reads `instance_id`),
+    /// so a restarted process recognises what its predecessor left running; distinct for
+    /// every instance sharing a database. Never contains `/`.
     pub instance: String,
     pub pacing: PacingConfig,
     pub retry: RetryConfig,
@@ -208,6 +216,23 @@ impl Engine {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        // With the lease in hand no other job of the connection can be running: one still
+        // recorded as running lost its process (the lease we took was free or expired).
+        let orphans = self
+            .store
+            .interrupt_jobs(
+                &RunningJobs::OfConnection(connection_id.clone()),
+                &format!("{INTERRUPTED} (its lease had expired)"),
+                now_ms(),
+            )
+            .await;
+        match orphans {
+            Ok(jobs) => log_interrupted(&jobs, "its lease had expired when a new job started"),
+            Err(e) => {
+                let _ = self.store.release_lease(connection_id, &holder).await;
+                return Err(e.into());
+            }
+        }
         let job = SyncJob {
             id: job_id,
             pool_id: connection.pool_id.clone(),
@@ -225,12 +250,60 @@ impl Engine {
             error_code: None,
             started_at: now_ms(),
             finished_at: None,
+            instance: Some(self.config.instance.clone()),
         };
         if let Err(e) = self.store.create_job(&job).await {
             let _ = self.store.release_lease(connection_id, &holder).await;
             return Err(e.into());
         }
         Ok((connection, job, holder))
+    }
+
+    /// At start, before serving: ends what a stopped process of this instance left behind.
+    /// Its running jobs end failed ([`INTERRUPTED`]), then every lease it held (jobs' and
+    /// the event worker's) is released, so the connections take new jobs and events at once;
+    /// then [`Engine::end_orphaned_jobs`] for other instances. Only call it when no other
+    /// live process runs as this instance. Returns the jobs it ended.
+    pub async fn recover_after_restart(&self) -> Result<Vec<SyncJob>, StoreError> {
+        let instance = &self.config.instance;
+        // Jobs first: a lease released before its job ended would let another instance's
+        // sweep see a running job without a lease and end it with a vaguer reason.
+        let mut ended = self
+            .store
+            .interrupt_jobs(
+                &RunningJobs::OfInstance(instance.clone()),
+                &format!("{INTERRUPTED} (instance {instance} restarted)"),
+                now_ms(),
+            )
+            .await?;
+        log_interrupted(&ended, "its instance restarted");
+        let released = self
+            .store
+            .release_leases_by_prefix(&format!("{instance}/"))
+            .await?;
+        if released > 0 {
+            tracing::info!(instance = %instance, released, "released the connection leases this instance held before it stopped");
+        }
+        ended.extend(self.end_orphaned_jobs().await?);
+        Ok(ended)
+    }
+
+    /// Ends every running job whose connection's lease is gone or expired (its instance
+    /// stopped without finishing it) as failed with [`INTERRUPTED`]. A job whose lease is
+    /// live is never touched: it is renewed while the job runs, however slow it is. Called at
+    /// start and from the schedule's tick. Returns the jobs it ended.
+    pub async fn end_orphaned_jobs(&self) -> Result<Vec<SyncJob>, StoreError> {
+        let now = now_ms();
+        let ended = self
+            .store
+            .interrupt_jobs(
+                &RunningJobs::WithoutLiveLease { now },
+                &format!("{INTERRUPTED} (its lease had expired)"),
+                now,
+            )
+            .await?;
+        log_interrupted(&ended, "its lease had expired");
+        Ok(ended)
     }
 
     /// Runs a begun job; always ends with the job finished and the lease released.
@@ -576,6 +649,19 @@ impl Engine {
             watermarks,
             inbox: None,
         }
+    }
+}
+
+/// One line per job ended as interrupted.
+fn log_interrupted(jobs: &[SyncJob], why: &str) {
+    for job in jobs {
+        tracing::warn!(
+            job = %job.id,
+            connection = %job.connection_id,
+            instance = job.instance.as_deref().unwrap_or("unknown"),
+            started_at = job.started_at,
+            "sync job ended as failed ({why}): it was left running by a process that stopped; start it again"
+        );
     }
 }
 

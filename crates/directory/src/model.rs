@@ -540,6 +540,10 @@ pub struct SyncJob {
     pub error_code: Option<i64>,
     pub started_at: Millis,
     pub finished_at: Option<Millis>,
+    /// The orgsync instance that runs (or ran) the job: its `instance_id`. `None` for jobs
+    /// recorded before instances were named.
+    #[serde(default)]
+    pub instance: Option<String>,
 }
 
 /// A deletion held back for an admin's decision.

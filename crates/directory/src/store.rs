@@ -378,6 +378,18 @@ pub enum ExternalField {
     CustomId,
 }
 
+/// Running jobs that cannot be running any more, for [`DirectoryStore::interrupt_jobs`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunningJobs {
+    /// The jobs recorded by one instance (`SyncJob::instance`): its process stopped.
+    OfInstance(String),
+    /// The jobs of one connection: whoever holds its lease now, no job of it still runs.
+    OfConnection(ConnectionId),
+    /// The jobs whose connection's lease is gone or expired at `now` (a running job renews
+    /// its lease; one that stopped doing so lost its process).
+    WithoutLiveLease { now: Millis },
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ActionLogFilter {
     pub action: Option<SyncAction>,
@@ -521,6 +533,15 @@ pub trait DirectoryStore: Send + Sync + 'static {
         connection_id: Option<&ConnectionId>,
         page: PageRequest,
     ) -> StoreResult<Vec<SyncJob>>;
+    /// Ends the running jobs `which` names as failed with `error` at `now` (finished, verdict
+    /// failed, `finished_at = now`) in one statement, and returns them as they now are. Jobs
+    /// that finished meanwhile are left alone. Reads only running jobs, through an index.
+    async fn interrupt_jobs(
+        &self,
+        which: &RunningJobs,
+        error: &str,
+        now: Millis,
+    ) -> StoreResult<Vec<SyncJob>>;
     /// Appends in order; entries with `seq == 0` get the next numbers of the job's log.
     async fn append_action_log(&self, entries: &[ActionLogEntry]) -> StoreResult<()>;
     async fn action_log(
@@ -541,6 +562,9 @@ pub trait DirectoryStore: Send + Sync + 'static {
     ) -> StoreResult<bool>;
     /// Releases it if `holder` holds it.
     async fn release_lease(&self, connection_id: &ConnectionId, holder: &str) -> StoreResult<()>;
+    /// Releases every lease whose holder starts with `prefix` (live or not) and returns how
+    /// many: a restarted instance frees what its stopped process held.
+    async fn release_leases_by_prefix(&self, prefix: &str) -> StoreResult<u64>;
 
     // parked deletions
     async fn park_deletions(&self, items: &[ParkedDeletion]) -> StoreResult<Vec<i64>>;

@@ -6,7 +6,8 @@
 //! |---|---|---|
 //! | `listen` | `ORGSYNC_LISTEN` | `127.0.0.1:8080` |
 //! | `public_url` | `ORGSYNC_PUBLIC_URL` | `http://{listen}` |
-//! | `data_dir` | `ORGSYNC_DATA_DIR` | `./orgsync-data` |
+//! | `data_dir` | `ORGSYNC_DATA_DIR` | `./orgsync-data` (0700, its files 0600) |
+//! | `instance_id` | `ORGSYNC_INSTANCE_ID` | created once in `{data_dir}/instance-id` |
 //! | `database_url` | `ORGSYNC_DATABASE_URL` | `sqlite://{data_dir}/orgsync.db` |
 //! | (env only) | `ORGSYNC_MASTER_KEY` | — |
 //! | `master_key_file` | `ORGSYNC_MASTER_KEY_FILE` | `{data_dir}/master.key`, created (0600) if missing |
@@ -30,6 +31,8 @@ use feishu::envelope::{DecodeOptions, SignatureCheck};
 use serde::Deserialize;
 use server::AdminToken;
 
+use crate::files;
+
 pub const DEFAULT_CONFIG_FILE: &str = "orgsync.toml";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "orgsync-data";
@@ -42,6 +45,7 @@ const ENV_KEYS: &[&str] = &[
     "listen",
     "public_url",
     "data_dir",
+    "instance_id",
     "database_url",
     "master_key_file",
     "log_format",
@@ -59,6 +63,7 @@ struct RawConfig {
     listen: Option<String>,
     public_url: Option<String>,
     data_dir: Option<PathBuf>,
+    instance_id: Option<String>,
     database_url: Option<String>,
     master_key_file: Option<PathBuf>,
     log_format: Option<String>,
@@ -82,6 +87,8 @@ pub struct Settings {
     /// `None`: `http://{bound address}`.
     pub public_url: Option<String>,
     pub data_dir: PathBuf,
+    /// `None`: the id kept in the data directory ([`crate::instance`]).
+    pub instance_id: Option<String>,
     pub database_url: String,
     pub master_key_file: Option<PathBuf>,
     pub log_format: LogFormat,
@@ -169,6 +176,17 @@ impl Settings {
         let data_dir = raw
             .data_dir
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let instance_id = match raw.instance_id.map(|id| id.trim().to_owned()) {
+            Some(id) if !id.is_empty() => {
+                crate::instance::check_instance_id(&id).map_err(|why| {
+                    anyhow!(
+                        "instance_id (ORGSYNC_INSTANCE_ID) = {id:?} cannot name an instance: {why}, e.g. orgsync-1; or leave it out to use the id kept in the data directory"
+                    )
+                })?;
+                Some(id)
+            }
+            _ => None,
+        };
         let database_url = match raw.database_url.map(|u| u.trim().to_owned()) {
             Some(u) if !u.is_empty() => u,
             _ => format!("sqlite://{}", data_dir.join("orgsync.db").to_string_lossy()),
@@ -207,6 +225,7 @@ impl Settings {
             listen,
             public_url,
             data_dir,
+            instance_id,
             database_url,
             master_key_file: raw.master_key_file,
             log_format,
@@ -216,26 +235,21 @@ impl Settings {
         })
     }
 
-    /// Creates the data directory (and a SQLite database's directory).
+    /// Creates the data directory (0700) and a SQLite database's directory, and makes them
+    /// private: what is found looser is tightened, with a log line ([`crate::files`]). Call
+    /// it before opening the store, so that SQLite's `-wal` and `-shm` files, which take the
+    /// database file's mode, are private too.
     pub fn prepare_dirs(&self) -> anyhow::Result<()> {
-        std::fs::create_dir_all(&self.data_dir).with_context(|| {
-            format!(
-                "data_dir (ORGSYNC_DATA_DIR) {}: cannot create the directory; choose a writable path",
-                self.data_dir.display()
-            )
-        })?;
-        if let Some(path) = sqlite_path(&self.database_url)
-            && let Some(parent) = Path::new(path).parent()
-            && !parent.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(parent).with_context(|| {
-                format!(
-                    "database_url (ORGSYNC_DATABASE_URL): cannot create the directory {} for the SQLite database",
-                    parent.display()
-                )
-            })?;
+        files::secure_data_dir(&self.data_dir)?;
+        if let Some(path) = sqlite_path(&self.database_url) {
+            files::secure_sqlite_files(Path::new(path))?;
         }
         Ok(())
+    }
+
+    /// The SQLite database's file (`None` for PostgreSQL and in-memory databases).
+    pub fn sqlite_file(&self) -> Option<&Path> {
+        sqlite_path(&self.database_url).map(Path::new)
     }
 
     /// Opens the store; the error says which key to fix.
@@ -553,6 +567,11 @@ mod tests {
         assert!(e.to_string().contains("listen (ORGSYNC_LISTEN)"), "{e}");
         let e = Settings::load_from(None, &env(&[("ORGSYNC_LOG_FORMAT", "yaml")])).unwrap_err();
         assert!(e.to_string().contains("log_format"), "{e}");
+        let e = Settings::load_from(None, &env(&[("ORGSYNC_INSTANCE_ID", "node/1")])).unwrap_err();
+        assert!(
+            e.to_string().contains("instance_id (ORGSYNC_INSTANCE_ID)"),
+            "{e}"
+        );
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");
         std::fs::write(&file, "lisen = \"x\"\n").unwrap();

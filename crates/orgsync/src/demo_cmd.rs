@@ -174,8 +174,14 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
 
     // orgsync: SQLite in the data directory, a fresh admin token for this run.
     settings.prepare_dirs()?;
+    let instance = crate::instance::Instance::claim(&settings)?;
     let (key, _) = config::master_key(&settings, None, true)?;
     let store = settings.open_store().await?;
+    let engine = EngineConfig {
+        instance: instance.id.clone(),
+        ..EngineConfig::default()
+    };
+    crate::serve_cmd::recover_interrupted(&store, &key, &engine, instance.is_exclusive()).await?;
     let (admin_token, token_text) = AdminToken::generate();
     let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, args.port))
         .await
@@ -192,7 +198,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         key,
         url.clone(),
         NodeOptions {
-            engine: EngineConfig::default(),
+            engine,
             worker: WorkerConfig::default(),
             reconcile_check: Duration::from_secs(60),
             admin_token,
@@ -241,6 +247,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     emu.shutdown()
         .await
         .map_err(|e| anyhow!("the emulator did not stop cleanly: {e}"))?;
+    drop(instance);
     result?;
     match served {
         Ok(Ok(())) => Ok(()),

@@ -533,6 +533,7 @@ pub(crate) struct JobRow {
     error_code: Option<i64>,
     started_at: i64,
     finished_at: Option<i64>,
+    instance: Option<String>,
 }
 
 impl TryFrom<JobRow> for SyncJob {
@@ -557,6 +558,7 @@ impl TryFrom<JobRow> for SyncJob {
             error_code: r.error_code,
             started_at: r.started_at,
             finished_at: r.finished_at,
+            instance: r.instance,
         })
     }
 }

@@ -29,8 +29,8 @@ macro_rules! impl_directory_store {
             use directory::store::{
                 ActionLogFilter, Applied, ApplyBatch, Backend, ChangeRecord, ConnectionState,
                 DirectoryStore, ExternalField, InboxEvent, InboxFilter, InboxOutcome,
-                InsertOutcome, NewInboxEvent, PageRequest, StoreError, StoreResult, UserQuery,
-                Watermark,
+                InsertOutcome, NewInboxEvent, PageRequest, RunningJobs, StoreError, StoreResult,
+                UserQuery, Watermark,
             };
             use sqlx::QueryBuilder;
             use sqlx::types::Json;
@@ -1103,6 +1103,7 @@ macro_rules! impl_directory_store {
                         .bind(job.error_code)
                         .bind(job.started_at)
                         .bind(job.finished_at)
+                        .bind(job.instance.as_deref())
                         .execute(self.writes())
                         .await
                         .map_err(db_err)?;
@@ -1150,6 +1151,39 @@ macro_rules! impl_directory_store {
                         .await
                         .map_err(db_err)?;
                     convert_all(rows)
+                }
+
+                async fn interrupt_jobs(
+                    &self,
+                    which: &RunningJobs,
+                    error: &str,
+                    now: Millis,
+                ) -> StoreResult<Vec<SyncJob>> {
+                    let query = match which {
+                        RunningJobs::OfInstance(instance) => {
+                            sqlx::query_as(sql::INTERRUPT_JOBS_OF_INSTANCE)
+                                .bind(error)
+                                .bind(now)
+                                .bind(instance.as_str())
+                        }
+                        RunningJobs::OfConnection(connection_id) => {
+                            sqlx::query_as(sql::INTERRUPT_JOBS_OF_CONNECTION)
+                                .bind(error)
+                                .bind(now)
+                                .bind(connection_id.as_str())
+                        }
+                        RunningJobs::WithoutLiveLease { now: lease_now } => {
+                            sqlx::query_as(sql::INTERRUPT_JOBS_WITHOUT_LIVE_LEASE)
+                                .bind(error)
+                                .bind(now)
+                                .bind(*lease_now)
+                        }
+                    };
+                    let rows: Vec<JobRow> = query.fetch_all(self.writes()).await.map_err(db_err)?;
+                    let mut jobs: Vec<SyncJob> = convert_all(rows)?;
+                    // RETURNING promises no order.
+                    jobs.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
+                    Ok(jobs)
                 }
 
                 async fn append_action_log(&self, entries: &[ActionLogEntry]) -> StoreResult<()> {
@@ -1281,6 +1315,15 @@ macro_rules! impl_directory_store {
                         .await
                         .map_err(db_err)?;
                     Ok(())
+                }
+
+                async fn release_leases_by_prefix(&self, prefix: &str) -> StoreResult<u64> {
+                    let done = sqlx::query(sql::RELEASE_LEASES_BY_PREFIX)
+                        .bind(prefix)
+                        .execute(self.writes())
+                        .await
+                        .map_err(db_err)?;
+                    Ok(done.rows_affected())
                 }
 
                 // ---- parked deletions ----

@@ -40,13 +40,22 @@ const INBOX_IDS: &str = "SELECT i.id, i.connection_id, i.event_id FROM inbox i \
 fn migrator() -> Migrator {
     // sqlx's migrator holds a PostgreSQL advisory lock while it runs, so instances starting
     // together migrate one after the other.
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("init"),
-        MigrationType::Simple,
-        include_str!("../migrations/postgres/0001_init.sql").into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            Cow::Borrowed("init"),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0001_init.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            4,
+            Cow::Borrowed("job instances"),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0004_job_instances.sql").into_sql_str(),
+            false,
+        ),
+    ])
 }
 
 /// The PostgreSQL implementation of [`DirectoryStore`](directory::store::DirectoryStore).

@@ -57,7 +57,7 @@ macro_rules! inbox_cols {
 macro_rules! job_cols {
     () => {
         "id, pool_id, connection_id, kind, job_trigger, state, verdict, progress, counts, error, \
-         error_code, started_at, finished_at"
+         error_code, started_at, finished_at, instance"
     };
 }
 macro_rules! action_cols {
@@ -354,7 +354,7 @@ pub(crate) use claimable;
 pub(crate) const INSERT_JOB: &str = concat!(
     "INSERT INTO jobs (",
     job_cols!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
 );
 pub(crate) const UPDATE_JOB: &str = "UPDATE jobs SET state = $2, verdict = $3, progress = $4, \
      counts = $5, error = $6, error_code = $7, finished_at = $8 WHERE id = $1";
@@ -369,6 +369,27 @@ pub(crate) const LIST_JOBS: &str = concat!(
 /// The job row is the counter, so concurrent appends to one job serialise on its row lock.
 pub(crate) const BUMP_LOG_SEQ: &str = "UPDATE jobs SET log_seq = \
      (CASE WHEN log_seq < $2 THEN $2 ELSE log_seq END) + $3 WHERE id = $1 RETURNING log_seq";
+/// Ends running jobs as failed (`$1` error, `$2` now) where the condition that follows (on `$3`)
+/// holds.
+/// `state = 'running'` spelled as a literal, so both backends use the partial indexes of
+/// running jobs.
+macro_rules! interrupt_jobs {
+    ($condition:literal) => {
+        concat!(
+            "UPDATE jobs SET state = 'finished', verdict = 'failed', error = $1, \
+             error_code = NULL, finished_at = $2 WHERE state = 'running' AND ",
+            $condition,
+            " RETURNING ",
+            job_cols!()
+        )
+    };
+}
+pub(crate) const INTERRUPT_JOBS_OF_INSTANCE: &str = interrupt_jobs!("instance = $3");
+pub(crate) const INTERRUPT_JOBS_OF_CONNECTION: &str = interrupt_jobs!("connection_id = $3");
+pub(crate) const INTERRUPT_JOBS_WITHOUT_LIVE_LEASE: &str = interrupt_jobs!(
+    "NOT EXISTS (SELECT 1 FROM leases l WHERE l.connection_id = jobs.connection_id \
+     AND l.expires_at > $3)"
+);
 pub(crate) const INSERT_ACTIONS: &str = concat!("INSERT INTO action_log (", action_cols!(), ") ");
 
 // ---- leases ------------------------------------------------------------------------------
@@ -382,6 +403,10 @@ pub(crate) const ACQUIRE_LEASE: &str = "INSERT INTO leases (connection_id, holde
      WHERE leases.expires_at <= $4 OR leases.holder = excluded.holder RETURNING holder";
 pub(crate) const RELEASE_LEASE: &str =
     "DELETE FROM leases WHERE connection_id = $1 AND holder = $2";
+/// Leases whose holder starts with `$1` (compared as a prefix, so `_` and `%` in a name mean
+/// themselves). The table has one row per connection at most: no index needed.
+pub(crate) const RELEASE_LEASES_BY_PREFIX: &str =
+    "DELETE FROM leases WHERE substr(holder, 1, length($1)) = $1";
 
 // ---- parked deletions --------------------------------------------------------------------
 

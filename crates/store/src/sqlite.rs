@@ -35,13 +35,51 @@ const INBOX_ID: &str = "SELECT id FROM inbox WHERE connection_id = $1 AND event_
 
 /// The migrations, embedded at compile time.
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("init"),
-        MigrationType::Simple,
-        include_str!("../migrations/sqlite/0001_init.sql").into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            Cow::Borrowed("init"),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0001_init.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            4,
+            Cow::Borrowed("job instances"),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0004_job_instances.sql").into_sql_str(),
+            false,
+        ),
+    ])
+}
+
+/// A missing directory is created 0700 (the database holds names, e-mails and mobiles).
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// A missing database file is created 0600 before SQLite opens it, whatever the umask: SQLite
+/// gives the `-wal` and `-shm` files it creates (and re-creates) the database file's mode.
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// The SQLite implementation of [`DirectoryStore`](directory::store::DirectoryStore). Cheap to
@@ -90,10 +128,12 @@ impl SqliteStore {
         scratch: Option<Arc<tempfile::TempDir>>,
     ) -> StoreResult<Self> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| {
+            create_private_dir(parent).map_err(|e| {
                 StoreError::Database(format!("cannot create {}: {e}", parent.display()))
             })?;
         }
+        create_private_file(path)
+            .map_err(|e| StoreError::Database(format!("cannot create {}: {e}", path.display())))?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)

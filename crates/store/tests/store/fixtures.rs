@@ -270,6 +270,7 @@ pub fn job(c: &Connection, started_at: Millis) -> SyncJob {
         error_code: None,
         started_at,
         finished_at: None,
+        instance: Some("instance-a".into()),
     }
 }
 

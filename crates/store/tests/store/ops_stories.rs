@@ -7,7 +7,7 @@ use directory::ids::{JobId, PoolId};
 use directory::model::{
     ActionResult, JobProgress, JobState, ObjectKind, ParkedState, SyncAction, Verdict,
 };
-use directory::store::{ActionLogFilter, PageRequest, StoreError};
+use directory::store::{ActionLogFilter, PageRequest, RunningJobs, StoreError};
 
 use crate::fixtures::*;
 
@@ -302,6 +302,228 @@ pub async fn lease_race_has_one_winner(store: Store, _raw: Raw) {
         }
         assert_eq!(winners, 1, "round {round}");
     }
+}
+
+/// Jobs left running by a stopped process end failed, in one statement: those of an instance
+/// (it restarted), of a connection (a new job took its lease), or whose connection's lease is
+/// gone or expired. A job with a live lease, a finished job and other instances' jobs are not
+/// touched.
+pub async fn running_jobs_are_interrupted_by_instance_connection_or_lapsed_lease(
+    store: Store,
+    _raw: Raw,
+) {
+    let pool = new_pool(&store).await;
+    let mut connections = Vec::new();
+    for name in ["c1", "c2", "c3", "c4"] {
+        connections.push(new_connection(&store, &pool, name).await);
+    }
+    let [c1, c2, c3, c4] = &connections[..] else {
+        unreachable!()
+    };
+    let ttl = Duration::from_secs(60);
+    let running = |c, started_at, instance: Option<&str>| {
+        let mut j = job(c, started_at);
+        j.instance = instance.map(str::to_owned);
+        j
+    };
+    // Instance a's running job (lease live) and an older job of it that finished.
+    let a = running(c1, 10_000, Some("instance-a"));
+    let mut a_done = running(c1, 5_000, Some("instance-a"));
+    a_done.state = JobState::Finished;
+    a_done.verdict = Some(Verdict::Complete);
+    a_done.finished_at = Some(6_000);
+    // Instance b: one job whose lease expired at 61 000, one whose lease is live.
+    let b_expired = running(c2, 1_000, Some("instance-b"));
+    let b_live = running(c3, 90_000, Some("instance-b"));
+    // A job recorded before instances were named, whose lease is gone.
+    let legacy = running(c4, 2_000, None);
+    for j in [&a, &a_done, &b_expired, &b_live, &legacy] {
+        store.create_job(j).await.unwrap();
+    }
+    let lease = |c: &directory::model::Connection, holder: String, now: i64| {
+        let store = store.clone();
+        let id = c.id.clone();
+        async move {
+            assert!(
+                store
+                    .try_acquire_lease(&id, &holder, ttl, now)
+                    .await
+                    .unwrap()
+            );
+        }
+    };
+    lease(c1, format!("instance-a/{}", a.id), 99_000).await;
+    lease(c2, format!("instance-b/{}", b_expired.id), 1_000).await;
+    lease(c3, format!("instance-b/{}", b_live.id), 99_000).await;
+    let ids =
+        |jobs: &[directory::model::SyncJob]| jobs.iter().map(|j| j.id.clone()).collect::<Vec<_>>();
+    let error = "interrupted: the process stopped";
+
+    // A restart of instance a ends its running job, nothing else.
+    let ended = store
+        .interrupt_jobs(
+            &RunningJobs::OfInstance("instance-a".into()),
+            error,
+            100_000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(&ended), vec![a.id.clone()]);
+    let expected = directory::model::SyncJob {
+        state: JobState::Finished,
+        verdict: Some(Verdict::Failed),
+        error: Some(error.into()),
+        error_code: None,
+        finished_at: Some(100_000),
+        ..a.clone()
+    };
+    assert_eq!(ended[0], expected, "the progress and the instance are kept");
+    assert_eq!(store.get_job(&a.id).await.unwrap(), Some(expected));
+    assert_eq!(
+        store.get_job(&a_done.id).await.unwrap(),
+        Some(a_done.clone())
+    );
+    assert!(
+        store
+            .interrupt_jobs(
+                &RunningJobs::OfInstance("instance-a".into()),
+                error,
+                100_500
+            )
+            .await
+            .unwrap()
+            .is_empty(),
+        "a finished job stays as it is"
+    );
+    assert!(
+        store
+            .interrupt_jobs(
+                &RunningJobs::OfInstance("instance-c".into()),
+                error,
+                100_500
+            )
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // At 100 000: b's first lease expired and the legacy job has none; b's second is live.
+    let ended = store
+        .interrupt_jobs(
+            &RunningJobs::WithoutLiveLease { now: 100_000 },
+            error,
+            100_001,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&ended),
+        vec![b_expired.id.clone(), legacy.id.clone()],
+        "oldest first"
+    );
+    assert!(ended.iter().all(|j| j.state == JobState::Finished
+        && j.verdict == Some(Verdict::Failed)
+        && j.finished_at == Some(100_001)));
+    assert_eq!(
+        store.get_job(&b_live.id).await.unwrap().unwrap().state,
+        JobState::Running,
+        "a live lease means a live job, however slow"
+    );
+    // Until its lease expires (159 000) too.
+    assert!(
+        store
+            .interrupt_jobs(
+                &RunningJobs::WithoutLiveLease { now: 158_999 },
+                error,
+                158_999
+            )
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let ended = store
+        .interrupt_jobs(
+            &RunningJobs::WithoutLiveLease { now: 159_000 },
+            error,
+            159_000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(&ended), vec![b_live.id.clone()]);
+
+    // Whoever takes a connection's lease ends the jobs still recorded as running on it, and
+    // only there.
+    let stale = running(c1, 200_000, Some("instance-d"));
+    let elsewhere = running(c2, 200_000, Some("instance-d"));
+    store.create_job(&stale).await.unwrap();
+    store.create_job(&elsewhere).await.unwrap();
+    let ended = store
+        .interrupt_jobs(&RunningJobs::OfConnection(c1.id.clone()), error, 210_000)
+        .await
+        .unwrap();
+    assert_eq!(ids(&ended), vec![stale.id.clone()]);
+    assert_eq!(
+        store.get_job(&elsewhere.id).await.unwrap().unwrap().state,
+        JobState::Running
+    );
+}
+
+/// A restarted instance frees every lease its stopped process held (jobs' and the event
+/// worker's), live or not, and no other: the holder is matched as a prefix, literally.
+pub async fn leases_are_released_by_holder_prefix(store: Store, _raw: Raw) {
+    let pool = new_pool(&store).await;
+    let ttl = Duration::from_secs(60);
+    let holders = [
+        "instance-a/job-1",
+        "instance-a/worker-1f2e3d",
+        "instance-ab/job-2",
+        "instance_a/job-3",
+        "other/instance-a/job-4",
+    ];
+    let mut connections = Vec::new();
+    for (n, holder) in holders.iter().enumerate() {
+        let c = new_connection(&store, &pool, &format!("c{n}")).await;
+        assert!(
+            store
+                .try_acquire_lease(&c.id, holder, ttl, 1_000)
+                .await
+                .unwrap()
+        );
+        connections.push(c);
+    }
+    let free = |n: usize| {
+        let store = store.clone();
+        let id = connections[n].id.clone();
+        async move {
+            // Another holder gets it at once (it is live until 61 000).
+            store
+                .try_acquire_lease(&id, "probe", ttl, 2_000)
+                .await
+                .unwrap()
+        }
+    };
+    // `_` and `%` are not wildcards.
+    assert_eq!(
+        store.release_leases_by_prefix("instance%").await.unwrap(),
+        0
+    );
+    assert_eq!(
+        store.release_leases_by_prefix("instance_a/").await.unwrap(),
+        1
+    );
+    assert!(free(3).await);
+    assert_eq!(
+        store.release_leases_by_prefix("instance-a/").await.unwrap(),
+        2
+    );
+    assert!(free(0).await);
+    assert!(free(1).await);
+    assert!(!free(2).await, "instance-ab is another instance");
+    assert!(!free(4).await, "a prefix, not a substring");
+    assert_eq!(
+        store.release_leases_by_prefix("instance-a/").await.unwrap(),
+        0
+    );
 }
 
 pub async fn parked_deletions(store: Store, _raw: Raw) {
