@@ -305,7 +305,7 @@ pub struct NewInboxEvent {
     /// Feishu `create_time` (2.0) or `ts` (1.0), ms.
     pub created_at: Option<Millis>,
     pub received_at: Millis,
-    /// The plaintext envelope JSON.
+    /// The plaintext envelope JSON, without the Verification Token.
     pub payload: String,
 }
 
@@ -517,6 +517,8 @@ pub trait DirectoryStore: Send + Sync + 'static {
         filter: &InboxFilter,
         page: PageRequest,
     ) -> StoreResult<Vec<InboxEvent>>;
+    /// How many events [`DirectoryStore::inbox_list`] would list with `filter` (all pages).
+    async fn inbox_count(&self, filter: &InboxFilter) -> StoreResult<u64>;
     /// Connections with pending events due at `now`.
     async fn inbox_due_connections(&self, now: Millis) -> StoreResult<Vec<ConnectionId>>;
     /// Pending events of a connection (due or not).

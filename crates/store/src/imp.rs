@@ -388,6 +388,24 @@ macro_rules! impl_directory_store {
                 }
             }
 
+            /// `WHERE` of the inbox list and its count (indexes `inbox_by_connection` and
+            /// `inbox_by_pool`).
+            fn push_inbox_filters(qb: &mut QueryBuilder<$db>, filter: &InboxFilter) {
+                qb.push(" WHERE 1 = 1");
+                if let Some(pool) = &filter.pool_id {
+                    qb.push(" AND pool_id = ").push_bind(pool.as_str());
+                }
+                if let Some(conn) = &filter.connection_id {
+                    qb.push(" AND connection_id = ").push_bind(conn.as_str());
+                }
+                if let Some(state) = filter.state {
+                    qb.push(" AND state = ").push_bind(state.as_str());
+                }
+                if let Some(event_type) = &filter.event_type {
+                    qb.push(" AND event_type = ").push_bind(event_type.as_str());
+                }
+            }
+
             fn push_page(qb: &mut QueryBuilder<$db>, page: PageRequest) {
                 qb.push(" LIMIT ")
                     .push_bind(sql_int(page.limit))
@@ -1038,20 +1056,9 @@ macro_rules! impl_directory_store {
                     let mut qb = QueryBuilder::<$db>::new(concat!(
                         "SELECT ",
                         sql::inbox_cols!(),
-                        " FROM inbox WHERE 1 = 1"
+                        " FROM inbox"
                     ));
-                    if let Some(pool) = &filter.pool_id {
-                        qb.push(" AND pool_id = ").push_bind(pool.as_str());
-                    }
-                    if let Some(conn) = &filter.connection_id {
-                        qb.push(" AND connection_id = ").push_bind(conn.as_str());
-                    }
-                    if let Some(state) = filter.state {
-                        qb.push(" AND state = ").push_bind(state.as_str());
-                    }
-                    if let Some(event_type) = &filter.event_type {
-                        qb.push(" AND event_type = ").push_bind(event_type.as_str());
-                    }
+                    push_inbox_filters(&mut qb, filter);
                     qb.push(" ORDER BY id DESC");
                     push_page(&mut qb, page);
                     let rows: Vec<InboxRow> = qb
@@ -1060,6 +1067,17 @@ macro_rules! impl_directory_store {
                         .await
                         .map_err(db_err)?;
                     convert_all(rows)
+                }
+
+                async fn inbox_count(&self, filter: &InboxFilter) -> StoreResult<u64> {
+                    let mut qb = QueryBuilder::<$db>::new("SELECT COUNT(*) FROM inbox");
+                    push_inbox_filters(&mut qb, filter);
+                    let n: i64 = qb
+                        .build_query_scalar()
+                        .fetch_one(self.reads())
+                        .await
+                        .map_err(db_err)?;
+                    Ok(count(n))
                 }
 
                 async fn inbox_due_connections(

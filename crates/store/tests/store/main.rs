@@ -8,6 +8,7 @@
 mod directory_stories;
 mod fixtures;
 mod inbox_stories;
+mod migration_stories;
 mod ops_stories;
 
 /// Declares `mod <story> { sqlite, postgres }` for each story `path::name`.
@@ -53,6 +54,7 @@ on_both!(
     inbox_stories::apply_finishes_the_inbox_event_once,
     inbox_stories::inbox_lists_and_counts,
     inbox_stories::concurrent_claimers_never_share_an_event,
+    inbox_stories::inbox_count_matches_the_list,
     ops_stories::jobs_round_trip,
     ops_stories::action_log_numbers_and_filters,
     ops_stories::lease_rules,
