@@ -59,9 +59,9 @@ pub type AdminResult<T> = Result<T, AdminError>;
 // ---- connections -------------------------------------------------------------------------
 
 /// What an admin enters to create a connection. Secrets arrive in plaintext and are sealed
-/// at once; they are never returned.
+/// at once; they are never returned, and `Debug` shows them as `***`.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewConnection {
     /// Unique in the pool; part of the callback URL: 1–64 of `a-z 0-9 - _`.
@@ -85,9 +85,9 @@ pub struct NewConnection {
 }
 
 /// A partial update. Absent fields stay; for the optional secrets and `base_url`, `null` or
-/// an empty string clears them.
+/// an empty string clears them. `Debug` shows secrets as `***`.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionPatch {
     #[serde(default)]
@@ -106,6 +106,46 @@ pub struct ConnectionPatch {
     pub verification_token: Option<Option<String>>,
     #[serde(default)]
     pub settings: Option<ConnectionSettings>,
+}
+
+/// How `Debug` shows a secret: whether it is there, never what it is.
+fn masked(secret: Option<&String>) -> Option<&'static str> {
+    secret.map(|_| "***")
+}
+
+impl std::fmt::Debug for NewConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewConnection")
+            .field("identifier", &self.identifier)
+            .field("display_name", &self.display_name)
+            .field("provider", &self.provider)
+            .field("base_url", &self.base_url)
+            .field("app_id", &self.app_id)
+            .field("app_secret", &masked(Some(&self.app_secret)))
+            .field("encrypt_key", &masked(self.encrypt_key.as_ref()))
+            .field(
+                "verification_token",
+                &masked(self.verification_token.as_ref()),
+            )
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ConnectionPatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let clearable = |s: &Option<Option<String>>| s.as_ref().map(|s| masked(s.as_ref()));
+        f.debug_struct("ConnectionPatch")
+            .field("display_name", &self.display_name)
+            .field("provider", &self.provider)
+            .field("base_url", &self.base_url)
+            .field("app_id", &self.app_id)
+            .field("app_secret", &masked(self.app_secret.as_ref()))
+            .field("encrypt_key", &clearable(&self.encrypt_key))
+            .field("verification_token", &clearable(&self.verification_token))
+            .field("settings", &self.settings)
+            .finish()
+    }
 }
 
 mod double_option {
@@ -1170,7 +1210,39 @@ pub fn redact_event_token(payload: &str) -> String {
 
 #[cfg(test)]
 mod redaction_tests {
-    use super::redact_event_token;
+    use super::{ConnectionPatch, NewConnection, redact_event_token};
+
+    #[test]
+    fn connection_input_debug_hides_secrets() {
+        let new = NewConnection {
+            identifier: "feishu".into(),
+            app_id: "cli_1".into(),
+            app_secret: "secret-app-secret".into(),
+            encrypt_key: Some("secret-encrypt-key".into()),
+            verification_token: Some("secret-verification-token".into()),
+            ..NewConnection::default()
+        };
+        let patch = ConnectionPatch {
+            app_secret: Some("secret-app-secret".into()),
+            encrypt_key: Some(Some("secret-encrypt-key".into())),
+            verification_token: Some(None),
+            ..ConnectionPatch::default()
+        };
+        for shown in [
+            format!("{new:?}"),
+            format!("{patch:?}"),
+            format!("{new:#?}"),
+        ] {
+            assert!(!shown.contains("secret-"), "{shown}");
+            assert!(
+                shown.contains("***") && shown.contains("app_secret"),
+                "{shown}"
+            );
+        }
+        assert!(format!("{new:?}").contains("cli_1"));
+        // A cleared secret shows as cleared, an untouched one as absent.
+        assert!(format!("{patch:?}").contains("verification_token: Some(None)"));
+    }
 
     #[test]
     fn event_tokens_are_masked() {

@@ -56,8 +56,9 @@ const ENV_KEYS: &[&str] = &[
     "event_replay_window_secs",
 ];
 
-/// The file and environment as read, before validation.
-#[derive(Debug, Default, Deserialize)]
+/// The file and environment as read, before validation (no `Debug`: the database URL may
+/// hold a password).
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     listen: Option<String>,
@@ -80,8 +81,8 @@ pub enum LogFormat {
     Json,
 }
 
-/// Validated settings.
-#[derive(Debug, Clone)]
+/// Validated settings. `Debug` shows the database URL without its password.
+#[derive(Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
     /// `None`: `http://{bound address}`.
@@ -97,6 +98,22 @@ pub struct Settings {
     pub decode: DecodeOptions,
     /// Where the settings came from, for the log.
     pub source: String,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("public_url", &self.public_url)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &redact(&self.database_url))
+            .field("master_key_file", &self.master_key_file)
+            .field("log_format", &self.log_format)
+            .field("reconcile_check_secs", &self.reconcile_check_secs)
+            .field("decode", &self.decode)
+            .field("source", &self.source)
+            .finish()
+    }
 }
 
 impl Settings {
@@ -648,5 +665,23 @@ mod tests {
             "postgres://u:***@h:5432/db"
         );
         assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
+    }
+
+    #[test]
+    fn settings_debug_hides_the_database_password() {
+        let s = Settings::load_from(
+            None,
+            &env(&[(
+                "ORGSYNC_DATABASE_URL",
+                "postgres://orgsync:pg-secret@db:5432/orgsync",
+            )]),
+        )
+        .unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("pg-secret"), "{shown}");
+        assert!(
+            shown.contains("postgres://orgsync:***@db:5432/orgsync"),
+            "{shown}"
+        );
     }
 }

@@ -37,12 +37,56 @@ fn stderr(o: &Output) -> String {
 fn decrypt_reads_the_raw_http_body() {
     let body = crypto::encrypted_body(WORKED_ENCRYPT);
     let out = orgsync(
-        &["event", "decrypt", "--encrypt-key", WORKED_KEY],
+        &[
+            "event",
+            "decrypt",
+            "--encrypt-key",
+            WORKED_KEY,
+            "--show-token",
+        ],
         &[],
         body.as_bytes(),
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out), format!("{WORKED_PLAINTEXT}\n"));
+}
+
+/// The Verification Token is a secret and the output gets shared: it shows as "***" unless
+/// asked for, and everything else stays exactly as Feishu sent it.
+#[test]
+fn decrypt_masks_the_verification_token_unless_asked() {
+    let cases = [
+        (WORKED_ENCRYPT, WORKED_PLAINTEXT, WORKED_VERIFICATION_TOKEN),
+        (
+            WORKED_URL_VERIFICATION_ENCRYPT,
+            WORKED_URL_VERIFICATION_PLAINTEXT,
+            WORKED_VERIFICATION_TOKEN,
+        ),
+    ];
+    for (ciphertext, plaintext, token) in cases {
+        let out = orgsync(
+            &["event", "decrypt", "--encrypt-key", WORKED_KEY],
+            &[],
+            ciphertext.as_bytes(),
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(!stdout(&out).contains(token), "{}", stdout(&out));
+        assert_eq!(
+            stdout(&out),
+            format!(
+                "{}\n",
+                plaintext.replace(&format!("\"{token}\""), "\"***\"")
+            )
+        );
+        assert!(stderr(&out).contains("--show-token"), "{}", stderr(&out));
+        let pretty = orgsync(
+            &["event", "decrypt", "--encrypt-key", WORKED_KEY, "--pretty"],
+            &[],
+            ciphertext.as_bytes(),
+        );
+        assert!(!stdout(&pretty).contains(token), "{}", stdout(&pretty));
+        assert!(stdout(&pretty).contains("\"***\""), "{}", stdout(&pretty));
+    }
 }
 
 #[test]
@@ -60,7 +104,7 @@ fn decrypt_reads_the_bare_base64_value_of_every_vector() {
     ] {
         let input = format!("{ciphertext}\n");
         let out = orgsync(
-            &["event", "decrypt", "--encrypt-key", key],
+            &["event", "decrypt", "--encrypt-key", key, "--show-token"],
             &[],
             input.as_bytes(),
         );
@@ -77,7 +121,7 @@ fn decrypt_takes_the_key_from_the_environment_and_accepts_wrapped_base64() {
         .map(|c| format!("{}\n", std::str::from_utf8(c).unwrap()))
         .collect();
     let out = orgsync(
-        &["event", "decrypt", "--pretty"],
+        &["event", "decrypt", "--pretty", "--show-token"],
         &[("ORGSYNC_ENCRYPT_KEY", WORKED_KEY)],
         wrapped.as_bytes(),
     );

@@ -150,8 +150,9 @@ pub struct PoolOption {
     pub selected: bool,
 }
 
-/// What the wizard form posts. Secrets are never echoed back into the page.
-#[derive(Debug, Default, Deserialize)]
+/// What the wizard form posts. Secrets are never echoed back into the page, and the form
+/// has no `Debug` so no log line can print them.
+#[derive(Default, Deserialize)]
 pub struct WizardForm {
     #[serde(default)]
     pub pool: String,
@@ -420,7 +421,8 @@ pub async fn detail(
     Ok(ok(&page))
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// What the connection form posts (no `Debug`: it holds secrets).
+#[derive(Default, Deserialize)]
 pub struct EditForm {
     #[serde(default)]
     display_name: String,

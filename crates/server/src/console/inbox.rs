@@ -87,7 +87,7 @@ pub async fn events(
         .unwrap_or("")
         .to_owned();
     let ty = filter.event_type.clone().unwrap_or_default();
-    let pager = Pager::new(req.offset, req.limit, list.items.len(), None, |o| {
+    let pager = Pager::new(req.offset, req.limit, list.items.len(), list.total, |o| {
         with_query(
             "/console/events",
             &[
