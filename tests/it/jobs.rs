@@ -12,7 +12,7 @@ use directory::model::{
     ActionLogEntry, ActionResult, ConnectionSettings, DeletionThreshold, JobKind, JobState,
     JobTrigger, ObjectKind, ParkedState, SyncAction, SyncJob, UserStatus, Verdict,
 };
-use directory::store::{InboxState, UserQuery};
+use directory::store::{InboxState, ParkedFilter, UserQuery};
 use emulator::faults::FaultConfig;
 use emulator::mutate::{Change, MutationResult, NewDepartment, UserPatch};
 use emulator::tenant::{ContactScope, I18n, Tenant, UserKey, UserRecord};
@@ -701,7 +701,10 @@ async fn deletions_above_the_threshold_are_parked_and_the_rest_applied() {
         ];
         let parked = h
             .store
-            .list_parked(&h.pool, Some(ParkedState::Pending), ALL)
+            .list_parked(
+                &ParkedFilter::pool(&h.pool).state(ParkedState::Pending),
+                ALL,
+            )
             .await
             .unwrap();
         for (action, kind, n, live) in expected {
@@ -862,7 +865,7 @@ async fn deletions_under_the_threshold_are_applied() {
 
         assert!(
             h.store
-                .list_parked(&h.pool, None, ALL)
+                .list_parked(&ParkedFilter::pool(&h.pool), ALL)
                 .await
                 .unwrap()
                 .is_empty(),
@@ -922,7 +925,7 @@ async fn leavers_are_disabled_and_detached_by_a_reconciliation() {
         );
         assert!(
             h.store
-                .list_parked(&h.pool, None, ALL)
+                .list_parked(&ParkedFilter::pool(&h.pool), ALL)
                 .await
                 .unwrap()
                 .is_empty(),

@@ -40,13 +40,37 @@ const INBOX_IDS: &str = "SELECT i.id, i.connection_id, i.event_id FROM inbox i \
 fn migrator() -> Migrator {
     // sqlx's migrator holds a PostgreSQL advisory lock while it runs, so instances starting
     // together migrate one after the other.
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("init"),
-        MigrationType::Simple,
-        include_str!("../migrations/postgres/0001_init.sql").into_sql_str(),
-        false,
-    )])
+    let migrations = [
+        (
+            1,
+            "init",
+            include_str!("../migrations/postgres/0001_init.sql"),
+        ),
+        (
+            2,
+            "lookups",
+            include_str!("../migrations/postgres/0002_lookups.sql"),
+        ),
+        (
+            3,
+            "parked_once",
+            include_str!("../migrations/postgres/0003_parked_once.sql"),
+        ),
+    ];
+    Migrator::with_migrations(
+        migrations
+            .into_iter()
+            .map(|(version, name, sql)| {
+                Migration::new(
+                    version,
+                    Cow::Borrowed(name),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
 }
 
 /// The PostgreSQL implementation of [`DirectoryStore`](directory::store::DirectoryStore).

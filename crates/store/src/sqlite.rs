@@ -35,13 +35,37 @@ const INBOX_ID: &str = "SELECT id FROM inbox WHERE connection_id = $1 AND event_
 
 /// The migrations, embedded at compile time.
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("init"),
-        MigrationType::Simple,
-        include_str!("../migrations/sqlite/0001_init.sql").into_sql_str(),
-        false,
-    )])
+    let migrations = [
+        (
+            1,
+            "init",
+            include_str!("../migrations/sqlite/0001_init.sql"),
+        ),
+        (
+            2,
+            "lookups",
+            include_str!("../migrations/sqlite/0002_lookups.sql"),
+        ),
+        (
+            3,
+            "parked_once",
+            include_str!("../migrations/sqlite/0003_parked_once.sql"),
+        ),
+    ];
+    Migrator::with_migrations(
+        migrations
+            .into_iter()
+            .map(|(version, name, sql)| {
+                Migration::new(
+                    version,
+                    Cow::Borrowed(name),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
 }
 
 /// The SQLite implementation of [`DirectoryStore`](directory::store::DirectoryStore). Cheap to

@@ -58,6 +58,9 @@ on_both!(
     ops_stories::lease_rules,
     ops_stories::lease_race_has_one_winner,
     ops_stories::parked_deletions,
+    ops_stories::parking_is_idempotent_per_connection_and_object,
+    ops_stories::parked_filters_counts_and_batches,
+    ops_stories::migration_collapses_duplicate_pending_entries,
     ops_stories::writes_for_a_deleted_connection_are_not_found,
 );
 
