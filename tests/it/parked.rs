@@ -454,3 +454,177 @@ async fn bulk_decisions_over_the_api_in_batches_with_counts() {
         assert_eq!(outcome["matched"], 0, "{backend:?}: {outcome}");
     }
 }
+
+/// A logged-in console session without a browser: its cookie and CSRF token.
+struct ConsoleSession {
+    http: reqwest::Client,
+    cookie: String,
+    csrf: String,
+}
+
+impl ConsoleSession {
+    async fn login(s: &Served) -> ConsoleSession {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let resp = http
+            .post(s.url("/console/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("token={}", crate::serve_support::ADMIN_TOKEN))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 303);
+        let cookie = resp.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let mut session = ConsoleSession {
+            http,
+            cookie,
+            csrf: String::new(),
+        };
+        let (_, page) = session.get(s, "/console/pools").await;
+        session.csrf = page
+            .split("name=\"_csrf\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap()
+            .to_owned();
+        session
+    }
+
+    async fn get(&self, s: &Served, path: &str) -> (u16, String) {
+        let resp = self
+            .http
+            .get(s.url(path))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+
+    async fn post(&self, s: &Served, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
+        let enc = |v: &str| -> String {
+            v.bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect()
+        };
+        let body: Vec<String> = fields
+            .iter()
+            .chain([&("_csrf", self.csrf.as_str())])
+            .map(|(k, v)| format!("{k}={}", enc(v)))
+            .collect();
+        let resp = self
+            .http
+            .post(s.url(path))
+            .header("cookie", &self.cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.join("&"))
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+}
+
+#[tokio::test]
+async fn the_console_counts_pending_entries_and_decides_a_job_at_once() {
+    let s = Served::start(Backend::Sqlite, tenant(150, 8, 2, 50)).await;
+    let (pool, connection) = pool_and_connection(&s, None).await;
+    let conn = connection["id"].as_str().unwrap().to_owned();
+    assert_eq!(run_job(&s, &conn, "import").await["verdict"], "complete");
+    let small = s.emu.with_tenant(small_department);
+    s.emu
+        .state()
+        .mutate(|t| {
+            t.set_app_scope(
+                APP_ID,
+                ContactScope::Partial {
+                    departments: vec![small],
+                    users: Vec::new(),
+                    groups: Vec::new(),
+                },
+            )
+        })
+        .unwrap();
+    let job = run_job(&s, &conn, "reconcile").await;
+    let job_id = job["id"].as_str().unwrap().to_owned();
+    let n = pending(&s, &pool, "").await["total"].as_u64().unwrap();
+    assert!(n > 100, "{n}");
+    let console = ConsoleSession::login(&s).await;
+
+    // The parked page says how many wait, and offers the bulk decisions.
+    let list = format!("/console/pools/{pool}/parked");
+    let (status, page) = console.get(&s, &list).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains(&format!("<strong>{n}</strong> pending")),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("Approve all pending ({n})")),
+        "{page}"
+    );
+    assert!(page.contains(&format!("Showing 1–50 of {n}")), "{page}");
+    let (_, page) = console
+        .get(&s, &format!("{list}?state=pending&job={job_id}"))
+        .await;
+    assert!(
+        page.contains(&format!("Approve all of this job ({n})")),
+        "{page}"
+    );
+    assert!(page.contains("Reject all of this job"), "{page}");
+
+    // A confirmation first, then the result with the counts.
+    let (status, page) = console
+        .get(&s, &format!("{list}/bulk?decision=reject&job={job_id}"))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains(&format!("Reject {n} parked deletions?")),
+        "{page}"
+    );
+    assert_eq!(
+        pending(&s, &pool, "").await["total"].as_u64(),
+        Some(n),
+        "nothing decided yet"
+    );
+    let (status, page) = console
+        .post(
+            &s,
+            &format!("{list}/bulk"),
+            &[("decision", "reject"), ("job", &job_id)],
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains(&format!("0 approved, {n} rejected, 0 withdrawn")),
+        "{page}"
+    );
+    let (_, page) = console.get(&s, &list).await;
+    assert!(page.contains("<strong>0</strong> pending"), "{page}");
+    assert!(!page.contains("Approve all pending"), "{page}");
+    let (_, page) = console.get(&s, &format!("{list}?state=rejected")).await;
+    assert!(page.contains("rejected by an admin (bulk)"), "{page}");
+
+    // Without the form's CSRF token nothing is decided.
+    let forged = ConsoleSession {
+        csrf: "forged".into(),
+        ..console
+    };
+    let (status, _) = forged
+        .post(&s, &format!("{list}/bulk"), &[("decision", "approve")])
+        .await;
+    assert_eq!(status, 403);
+}
