@@ -628,3 +628,67 @@ async fn the_console_counts_pending_entries_and_decides_a_job_at_once() {
         .await;
     assert_eq!(status, 403);
 }
+
+#[tokio::test]
+async fn an_object_parked_by_two_connections_is_deleted_once() {
+    for backend in Backend::all() {
+        let h = Harness::new(backend, tenant(30, 3, 1, 51)).await;
+        assert_eq!(h.import().await.verdict, Some(Verdict::Complete));
+        // A second source of the same pool, which (later) maps the same people.
+        let mut second = h.connection.clone();
+        second.id = directory::ids::ConnectionId::generate();
+        second.identifier = "second".into();
+        h.store.create_connection(&second).await.unwrap();
+        let state = h.state().await;
+        let user = state.users.iter().find(|u| u.deleted_at.is_none()).unwrap();
+        let job = directory::ids::JobId::generate();
+        let entry = |connection: &directory::model::Connection| ParkedDeletion {
+            id: 0,
+            pool_id: h.pool.clone(),
+            connection_id: connection.id.clone(),
+            job_id: job.clone(),
+            kind: ObjectKind::User,
+            object_id: user.id.0.clone(),
+            external_id: "ou_either".into(),
+            name: user.profile.name.clone(),
+            reason: "above the threshold".into(),
+            state: ParkedState::Pending,
+            created_at: directory::ids::now_ms(),
+            last_parked_at: directory::ids::now_ms(),
+            resolved_at: None,
+            resolution: None,
+        };
+        h.store
+            .park_deletions(&[entry(&h.connection), entry(&second)])
+            .await
+            .unwrap();
+
+        let admin = Admin::new(
+            h.engine.clone(),
+            None,
+            "https://orgsync.example.com/".into(),
+        );
+        let request = directory::admin::BulkParked {
+            all: true,
+            ..Default::default()
+        };
+        let outcome = admin
+            .decide_parked(&h.pool, &request, directory::admin::ParkedDecision::Approve)
+            .await
+            .unwrap();
+        assert_eq!(
+            (outcome.matched, outcome.approved, outcome.skipped),
+            (2, 2, 0),
+            "{backend:?}: {outcome:?}"
+        );
+        let deletions: Vec<_> = h
+            .store
+            .object_history(&h.pool, ObjectKind::User, &user.id.0, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|c| c.kind == directory::store::ChangeKind::UserDeleted)
+            .collect();
+        assert_eq!(deletions.len(), 1, "{backend:?}: deleted once");
+    }
+}

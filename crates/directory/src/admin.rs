@@ -954,13 +954,19 @@ impl Admin {
         let mut outcome = BulkOutcome::default();
         let mut deletions: Vec<(ParkedDeletion, Write)> = Vec::new();
         let mut already_deleted: Vec<ParkedDeletion> = Vec::new();
+        // Entries of other connections for an object this batch already deletes: they share
+        // its fate (one tombstone, not a second write that would conflict).
+        let mut followers: Vec<ParkedDeletion> = Vec::new();
+        let same_object =
+            |a: &ParkedDeletion, b: &ParkedDeletion| a.kind == b.kind && a.object_id == b.object_id;
         for item in items {
             match self.approval(&item, now).await {
+                Ok(Some(_)) if deletions.iter().any(|(d, _)| same_object(d, &item)) => {
+                    followers.push(item)
+                }
                 Ok(Some(write)) => deletions.push((item, write)),
                 Ok(None) => already_deleted.push(item),
-                Err(AdminError::Conflict(reason)) => {
-                    outcome.skip(&item, AdminError::Conflict(reason))
-                }
+                Err(e @ AdminError::Conflict(_)) => outcome.skip(&item, e),
                 Err(e) => return Err(e),
             }
         }
@@ -998,6 +1004,20 @@ impl Admin {
                 }
             }
         }
+        for item in followers {
+            match approved.iter().find(|a| same_object(a, &item)) {
+                Some(_) => approved.push(item),
+                None => {
+                    let error = AdminError::Conflict(format!(
+                        "parked deletion {}: the {} could not be deleted (see the other entry of the same object)",
+                        item.id,
+                        item.kind.as_str()
+                    ));
+                    outcome.skip(&item, error);
+                }
+            }
+        }
+        approved.sort_by_key(|p| p.id);
         let ids: Vec<i64> = approved.iter().map(|p| p.id).collect();
         let resolved = store
             .resolve_parked(&ids, ParkedState::Approved, resolution, now)
