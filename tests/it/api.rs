@@ -20,7 +20,7 @@ const IDENTIFIER: &str = "acme-feishu";
 
 /// Creates a pool and a connection to the emulator's app (`APP_ID` …); returns the pool id
 /// and the connection as the API shows it.
-async fn pool_and_connection(s: &Served, settings: Option<Value>) -> (String, Value) {
+pub(crate) async fn pool_and_connection(s: &Served, settings: Option<Value>) -> (String, Value) {
     let (status, pool) = s.post("/api/v1/pools", &json!({"name": "Acme"})).await;
     assert_eq!(status, StatusCode::CREATED, "{:?}: {pool}", s.backend);
     let pool_id = pool["id"].as_str().unwrap().to_owned();
@@ -56,7 +56,7 @@ async fn get_text(s: &Served, path: &str) -> (StatusCode, String) {
 }
 
 /// Starts a job through the API and polls it until it finished.
-async fn run_job(s: &Served, connection_id: &str, kind: &str) -> Value {
+pub(crate) async fn run_job(s: &Served, connection_id: &str, kind: &str) -> Value {
     let (status, job) = s
         .post(
             &format!("/api/v1/connections/{connection_id}/jobs"),
@@ -137,7 +137,13 @@ async fn wait_for(s: &Served, path: &str, what: &str, done: impl Fn(&Value) -> b
     }
 }
 
-fn assert_error(backend: Backend, what: &str, status: StatusCode, body: &Value, want: StatusCode) {
+pub(crate) fn assert_error(
+    backend: Backend,
+    what: &str,
+    status: StatusCode,
+    body: &Value,
+    want: StatusCode,
+) {
     assert_eq!(status, want, "{backend:?}: {what}: {body}");
     assert!(
         body["error"]["code"].is_string() && body["error"]["message"].is_string(),
@@ -169,6 +175,8 @@ async fn protected_routes_need_the_admin_token_and_the_document_is_public() {
             (Method::GET, format!("/api/v1/pools/{pool}/parked")),
             (Method::POST, "/api/v1/parked/1/approve".into()),
             (Method::POST, "/api/v1/parked/1/reject".into()),
+            (Method::POST, format!("/api/v1/pools/{pool}/parked/approve")),
+            (Method::POST, format!("/api/v1/pools/{pool}/parked/reject")),
             (Method::GET, format!("/api/v1/pools/{pool}/departments")),
             (
                 Method::GET,
@@ -255,6 +263,8 @@ async fn protected_routes_need_the_admin_token_and_the_document_is_public() {
             "/api/v1/pools/{pool_id}/parked",
             "/api/v1/parked/{parked_id}/approve",
             "/api/v1/parked/{parked_id}/reject",
+            "/api/v1/pools/{pool_id}/parked/approve",
+            "/api/v1/pools/{pool_id}/parked/reject",
             "/api/v1/pools/{pool_id}/departments",
             "/api/v1/pools/{pool_id}/departments/{department_id}",
             "/api/v1/pools/{pool_id}/departments/{department_id}/members",
@@ -286,7 +296,7 @@ async fn protected_routes_need_the_admin_token_and_the_document_is_public() {
                 );
             }
         }
-        assert_eq!(paths.len(), 22, "{:?}", paths.keys().collect::<Vec<_>>());
+        assert_eq!(paths.len(), 24, "{:?}", paths.keys().collect::<Vec<_>>());
         // Every reference resolves (a client generator or schemathesis stops at the first
         // one that does not).
         fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {

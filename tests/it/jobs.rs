@@ -15,7 +15,7 @@ use directory::model::{
     JobState, JobTrigger, ObjectKind, ParkedState, SyncAction, SyncJob, UserStatus, Verdict,
 };
 use directory::schedule;
-use directory::store::{InboxState, UserQuery};
+use directory::store::{InboxState, ParkedFilter, UserQuery};
 use emulator::faults::FaultConfig;
 use emulator::mutate::{Change, MutationResult, NewDepartment, UserPatch};
 use emulator::tenant::{ContactScope, I18n, Tenant, UserKey, UserRecord};
@@ -704,7 +704,10 @@ async fn deletions_above_the_threshold_are_parked_and_the_rest_applied() {
         ];
         let parked = h
             .store
-            .list_parked(&h.pool, Some(ParkedState::Pending), ALL)
+            .list_parked(
+                &ParkedFilter::pool(&h.pool).state(ParkedState::Pending),
+                ALL,
+            )
             .await
             .unwrap();
         for (action, kind, n, live) in expected {
@@ -865,7 +868,7 @@ async fn deletions_under_the_threshold_are_applied() {
 
         assert!(
             h.store
-                .list_parked(&h.pool, None, ALL)
+                .list_parked(&ParkedFilter::pool(&h.pool), ALL)
                 .await
                 .unwrap()
                 .is_empty(),
@@ -925,7 +928,7 @@ async fn leavers_are_disabled_and_detached_by_a_reconciliation() {
         );
         assert!(
             h.store
-                .list_parked(&h.pool, None, ALL)
+                .list_parked(&ParkedFilter::pool(&h.pool), ALL)
                 .await
                 .unwrap()
                 .is_empty(),

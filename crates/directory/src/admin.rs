@@ -18,7 +18,8 @@ use crate::model::{
 };
 use crate::store::{
     ActionLogFilter, ApplyBatch, ChangeKind, ChangeRecord, ChangeSource, DirectoryStore,
-    ExternalField, InboxEvent, InboxFilter, PageRequest, StoreError, UserQuery, Write,
+    ExternalField, InboxEvent, InboxFilter, PageRequest, ParkedFilter, StoreError, UserQuery,
+    Write,
 };
 
 /// Largest page any list returns.
@@ -296,6 +297,106 @@ pub fn page(offset: Option<u64>, limit: Option<u64>) -> PageRequest {
     PageRequest {
         offset: offset.unwrap_or(0),
         limit: limit.unwrap_or(50).clamp(1, MAX_PAGE),
+    }
+}
+
+// ---- parked deletions ----------------------------------------------------------------------
+
+/// Entries a bulk decision reads and decides at a time.
+pub const BULK_BATCH: u64 = 200;
+
+const APPROVED_ONE: &str = "approved by an admin";
+const APPROVED_BULK: &str = "approved by an admin (bulk)";
+const REJECTED_ONE: &str = "rejected by an admin";
+const REJECTED_BULK: &str = "rejected by an admin (bulk)";
+
+fn resolved_meanwhile(id: i64) -> AdminError {
+    AdminError::Conflict(format!(
+        "parked deletion {id} was resolved by someone else meanwhile"
+    ))
+}
+
+/// Which pending parked deletions of a pool a bulk decision covers. Name at least one of
+/// `job_id`, `connection_id` and `kind`, or set `all`, so that an empty request cannot decide
+/// every entry by accident.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkParked {
+    /// The entries this job parked (or refreshed last).
+    #[serde(default)]
+    pub job_id: Option<JobId>,
+    /// The entries of this connection.
+    #[serde(default)]
+    pub connection_id: Option<ConnectionId>,
+    /// `user`, `department` or `group`.
+    #[serde(default)]
+    pub kind: Option<ObjectKind>,
+    /// Every pending entry of the pool (narrowed by the other fields when given).
+    #[serde(default)]
+    pub all: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParkedDecision {
+    Approve,
+    Reject,
+}
+
+/// What a bulk decision did.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Default, Serialize)]
+pub struct BulkOutcome {
+    /// Pending entries the request matched when it started.
+    pub matched: u64,
+    pub approved: u64,
+    pub rejected: u64,
+    /// Ended without a deletion: the object had already been deleted by another path.
+    pub withdrawn: u64,
+    /// Left as they were (the reasons of the first [`MAX_SKIPS`] are in `skips`).
+    pub skipped: u64,
+    pub skips: Vec<SkippedParked>,
+}
+
+/// Skipped entries listed in a [`BulkOutcome`]; the rest are only counted.
+pub const MAX_SKIPS: usize = 100;
+
+/// An entry a bulk decision left alone, and why.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Serialize)]
+pub struct SkippedParked {
+    pub id: i64,
+    pub kind: ObjectKind,
+    pub object_id: String,
+    pub name: Option<String>,
+    pub reason: String,
+    /// The error itself, for the single approval that reports it.
+    #[serde(skip)]
+    error: AdminError,
+}
+
+impl BulkOutcome {
+    fn skip(&mut self, item: &ParkedDeletion, error: AdminError) {
+        self.skipped += 1;
+        if self.skips.len() < MAX_SKIPS {
+            self.skips.push(SkippedParked {
+                id: item.id,
+                kind: item.kind,
+                object_id: item.object_id.clone(),
+                name: item.name.clone(),
+                reason: error.to_string(),
+                error,
+            });
+        }
+    }
+
+    fn add(&mut self, other: BulkOutcome) {
+        self.approved += other.approved;
+        self.rejected += other.rejected;
+        self.withdrawn += other.withdrawn;
+        self.skipped += other.skipped;
+        let room = MAX_SKIPS.saturating_sub(self.skips.len());
+        self.skips.extend(other.skips.into_iter().take(room));
     }
 }
 
@@ -718,20 +819,25 @@ impl Admin {
 
     // ---- parked deletions ----
 
+    /// A page of a pool's parked deletions, newest first, with the total that match.
     pub async fn list_parked(
         &self,
-        pool_id: &PoolId,
-        state: Option<ParkedState>,
+        filter: &ParkedFilter,
         page: PageRequest,
     ) -> AdminResult<Page<ParkedDeletion>> {
-        self.pool(pool_id).await?;
-        let items = self.store().list_parked(pool_id, state, page).await?;
+        self.pool(&filter.pool_id).await?;
+        let items = self.store().list_parked(filter, page).await?;
+        let total = self.store().count_parked(filter).await?;
         Ok(Page {
             items,
             offset: page.offset,
             limit: page.limit,
-            total: None,
+            total: Some(total),
         })
+    }
+
+    pub async fn count_parked(&self, filter: &ParkedFilter) -> AdminResult<u64> {
+        Ok(self.store().count_parked(filter).await?)
     }
 
     pub async fn parked(&self, id: i64) -> AdminResult<ParkedDeletion> {
@@ -742,26 +848,291 @@ impl Admin {
     }
 
     /// Approves a parked deletion: the object is soft-deleted now (tombstoned, kept in the
-    /// change log). Refused when the object changed after it was parked — a later sync saw
-    /// it again, so the deletion is stale.
+    /// change log). Refused when the object changed after a job last parked the deletion — a
+    /// later sync saw it, so the deletion is stale. When the object was already deleted by
+    /// another path (an event, a job), nothing is deleted and the entry ends `withdrawn`.
     pub async fn approve_parked(&self, id: i64) -> AdminResult<ParkedDeletion> {
         let item = self.pending_parked(id).await?;
+        let mut outcome = self.approve_batch(vec![item], APPROVED_ONE).await?;
+        if let Some(skip) = outcome.skips.pop() {
+            return Err(skip.error);
+        }
+        self.parked(id).await
+    }
+
+    /// Rejects a parked deletion: the object stays.
+    pub async fn reject_parked(&self, id: i64) -> AdminResult<ParkedDeletion> {
+        let item = self.pending_parked(id).await?;
+        if self
+            .store()
+            .resolve_parked(&[item.id], ParkedState::Rejected, REJECTED_ONE, now_ms())
+            .await?
+            .is_empty()
+        {
+            return Err(resolved_meanwhile(item.id));
+        }
+        self.parked(item.id).await
+    }
+
+    /// Approves or rejects every pending entry of a pool that `request` matches, in batches of
+    /// [`BULK_BATCH`]; each approval goes the way of a single one (an entry whose object changed
+    /// since it was parked stays pending and is reported as skipped). Entries parked after the
+    /// call started are left alone: the admin has not seen them.
+    pub async fn decide_parked(
+        &self,
+        pool_id: &PoolId,
+        request: &BulkParked,
+        decision: ParkedDecision,
+    ) -> AdminResult<BulkOutcome> {
+        self.pool(pool_id).await?;
+        let filter = self.bulk_filter(pool_id, request).await?;
+        let mut outcome = BulkOutcome::default();
+        let newest = self
+            .store()
+            .list_parked(
+                &filter,
+                PageRequest {
+                    offset: 0,
+                    limit: 1,
+                },
+            )
+            .await?;
+        let Some(upto) = newest.first().map(|p| p.id) else {
+            return Ok(outcome);
+        };
+        let mut after = 0;
+        loop {
+            let mut batch = self
+                .store()
+                .parked_after(&filter, after, BULK_BATCH)
+                .await?;
+            let full = batch.len() as u64 == BULK_BATCH;
+            batch.retain(|p| p.id <= upto);
+            let Some(last) = batch.last() else { break };
+            after = last.id;
+            let reached_end = !full || after >= upto;
+            outcome.matched += batch.len() as u64;
+            let part = match decision {
+                ParkedDecision::Approve => self.approve_batch(batch, APPROVED_BULK).await?,
+                ParkedDecision::Reject => self.reject_batch(batch).await?,
+            };
+            outcome.add(part);
+            if reached_end {
+                break;
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// The store filter of a bulk request: pending entries of the pool, narrowed by the job,
+    /// connection and kind named (which must belong to the pool).
+    async fn bulk_filter(
+        &self,
+        pool_id: &PoolId,
+        request: &BulkParked,
+    ) -> AdminResult<ParkedFilter> {
+        if request.job_id.is_none()
+            && request.connection_id.is_none()
+            && request.kind.is_none()
+            && !request.all
+        {
+            return Err(AdminError::Invalid(
+                "name the parked deletions to decide: job_id, connection_id or kind, or {\"all\": true} for every pending one of the pool".into(),
+            ));
+        }
+        for (field, value) in [
+            ("job_id", request.job_id.as_ref().map(JobId::as_str)),
+            (
+                "connection_id",
+                request.connection_id.as_ref().map(ConnectionId::as_str),
+            ),
+        ] {
+            if let Some(value) = value.filter(|v| !crate::ids::is_id(v)) {
+                return Err(AdminError::Invalid(format!(
+                    "{field} {value:?} is not an orgsync id: ids are 24 lowercase hex digits"
+                )));
+            }
+        }
+        if let Some(job_id) = &request.job_id {
+            let job = match self.job(job_id).await {
+                Ok(job) => Some(job),
+                Err(AdminError::NotFound(_)) => None,
+                Err(e) => return Err(e),
+            };
+            if job.is_none_or(|j| j.pool_id != *pool_id) {
+                return Err(AdminError::NotFound(format!(
+                    "sync job {job_id} in user pool {pool_id}"
+                )));
+            }
+        }
+        if let Some(connection_id) = &request.connection_id {
+            let connection = self.connection_raw(connection_id).await?;
+            if connection.pool_id != *pool_id {
+                return Err(AdminError::NotFound(format!(
+                    "connection {connection_id} in user pool {pool_id}"
+                )));
+            }
+        }
+        Ok(ParkedFilter {
+            pool_id: pool_id.clone(),
+            state: Some(ParkedState::Pending),
+            connection_id: request.connection_id.clone(),
+            kind: request.kind,
+            job_id: request.job_id.clone(),
+        })
+    }
+
+    /// Approves pending entries: the tombstones of all of them in one transaction (one per
+    /// entry if that fails, so one conflict fails alone), then the entries resolved.
+    async fn approve_batch(
+        &self,
+        items: Vec<ParkedDeletion>,
+        resolution: &str,
+    ) -> AdminResult<BulkOutcome> {
+        let store = self.store();
         let now = now_ms();
+        let mut outcome = BulkOutcome::default();
+        let mut deletions: Vec<(ParkedDeletion, Write)> = Vec::new();
+        let mut already_deleted: Vec<ParkedDeletion> = Vec::new();
+        // Entries of other connections for an object this batch already deletes: they share
+        // its fate (one tombstone, not a second write that would conflict).
+        let mut followers: Vec<ParkedDeletion> = Vec::new();
+        let same_object =
+            |a: &ParkedDeletion, b: &ParkedDeletion| a.kind == b.kind && a.object_id == b.object_id;
+        for item in items {
+            match self.approval(&item, now).await {
+                Ok(Some(_)) if deletions.iter().any(|(d, _)| same_object(d, &item)) => {
+                    followers.push(item)
+                }
+                Ok(Some(write)) => deletions.push((item, write)),
+                Ok(None) => already_deleted.push(item),
+                Err(e @ AdminError::Conflict(_)) => outcome.skip(&item, e),
+                Err(e) => return Err(e),
+            }
+        }
+        // Tombstones by pool (a bulk request covers one pool; a single approval one entry).
+        let mut approved: Vec<ParkedDeletion> = Vec::new();
+        if !deletions.is_empty() {
+            let pool_id = deletions[0].0.pool_id.clone();
+            let batch = ApplyBatch {
+                pool_id: pool_id.clone(),
+                source: ChangeSource::Admin,
+                writes: deletions.iter().map(|(_, w)| w.clone()).collect(),
+                watermarks: Vec::new(),
+                inbox: None,
+            };
+            match store.apply(batch).await {
+                Ok(_) => approved.extend(deletions.into_iter().map(|(item, _)| item)),
+                Err(e) if deletions.len() == 1 => {
+                    let (item, _) = deletions.remove(0);
+                    outcome.skip(&item, e.into());
+                }
+                Err(_) => {
+                    for (item, write) in deletions {
+                        let one = ApplyBatch {
+                            pool_id: item.pool_id.clone(),
+                            source: ChangeSource::Admin,
+                            writes: vec![write],
+                            watermarks: Vec::new(),
+                            inbox: None,
+                        };
+                        match store.apply(one).await {
+                            Ok(_) => approved.push(item),
+                            Err(e) => outcome.skip(&item, e.into()),
+                        }
+                    }
+                }
+            }
+        }
+        for item in followers {
+            match approved.iter().find(|a| same_object(a, &item)) {
+                Some(_) => approved.push(item),
+                None => {
+                    let error = AdminError::Conflict(format!(
+                        "parked deletion {}: the {} could not be deleted (see the other entry of the same object)",
+                        item.id,
+                        item.kind.as_str()
+                    ));
+                    outcome.skip(&item, error);
+                }
+            }
+        }
+        approved.sort_by_key(|p| p.id);
+        let ids: Vec<i64> = approved.iter().map(|p| p.id).collect();
+        let resolved = store
+            .resolve_parked(&ids, ParkedState::Approved, resolution, now)
+            .await?;
+        outcome.approved += resolved.len() as u64;
+        for item in approved
+            .iter()
+            .filter(|p| resolved.binary_search(&p.id).is_err())
+        {
+            outcome.skip(item, resolved_meanwhile(item.id));
+        }
+        for kind in [ObjectKind::User, ObjectKind::Department, ObjectKind::Group] {
+            let ids: Vec<i64> = already_deleted
+                .iter()
+                .filter(|p| p.kind == kind)
+                .map(|p| p.id)
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let resolution = format!(
+                "the {} was already deleted by another path (an event or a job): nothing to approve",
+                kind.as_str()
+            );
+            let resolved = store
+                .resolve_parked(&ids, ParkedState::Withdrawn, &resolution, now)
+                .await?;
+            outcome.withdrawn += resolved.len() as u64;
+            for item in already_deleted
+                .iter()
+                .filter(|p| p.kind == kind && resolved.binary_search(&p.id).is_err())
+            {
+                outcome.skip(item, resolved_meanwhile(item.id));
+            }
+        }
+        Ok(outcome)
+    }
+
+    async fn reject_batch(&self, items: Vec<ParkedDeletion>) -> AdminResult<BulkOutcome> {
+        let mut outcome = BulkOutcome::default();
+        let ids: Vec<i64> = items.iter().map(|p| p.id).collect();
+        let resolved = self
+            .store()
+            .resolve_parked(&ids, ParkedState::Rejected, REJECTED_BULK, now_ms())
+            .await?;
+        outcome.rejected = resolved.len() as u64;
+        for item in items
+            .iter()
+            .filter(|p| resolved.binary_search(&p.id).is_err())
+        {
+            outcome.skip(item, resolved_meanwhile(item.id));
+        }
+        Ok(outcome)
+    }
+
+    /// The tombstone that approving `item` writes, from the object as stored now; `None` when
+    /// the object is already deleted (or gone). [`AdminError::Conflict`] when it changed after
+    /// a job last parked the deletion.
+    async fn approval(&self, item: &ParkedDeletion, now: Millis) -> AdminResult<Option<Write>> {
         let stale = || {
             AdminError::Conflict(format!(
-                "parked deletion {id}: the {} changed after the deletion was parked (a later sync saw it); reject this deletion, or run a reconciliation to park it again",
+                "parked deletion {}: the {} changed after the deletion was parked (a later sync saw it); reject this deletion, or run a reconciliation to park it again",
+                item.id,
                 item.kind.as_str()
             ))
         };
         let store = self.store();
-        let write = match item.kind {
+        Ok(match item.kind {
             ObjectKind::User => {
                 let u = store
                     .get_user(&item.pool_id, &UserId::from(item.object_id.as_str()))
                     .await?;
                 match u {
                     Some(u) if u.deleted_at.is_none() => {
-                        if u.updated_at > item.created_at {
+                        if u.updated_at > item.last_parked_at {
                             return Err(stale());
                         }
                         Some(Write::PutUser {
@@ -779,7 +1150,7 @@ impl Admin {
                     .await?;
                 match d {
                     Some(d) if d.deleted_at.is_none() => {
-                        if d.updated_at > item.created_at {
+                        if d.updated_at > item.last_parked_at {
                             return Err(stale());
                         }
                         Some(Write::PutDepartment {
@@ -797,7 +1168,7 @@ impl Admin {
                     .await?;
                 match g {
                     Some(g) if g.deleted_at.is_none() => {
-                        if g.updated_at > item.created_at {
+                        if g.updated_at > item.last_parked_at {
                             return Err(stale());
                         }
                         Some(Write::PutGroup {
@@ -809,25 +1180,7 @@ impl Admin {
                     _ => None,
                 }
             }
-        };
-        if let Some(write) = write {
-            store
-                .apply(ApplyBatch {
-                    pool_id: item.pool_id.clone(),
-                    source: ChangeSource::Admin,
-                    writes: vec![write],
-                    watermarks: Vec::new(),
-                    inbox: None,
-                })
-                .await?;
-        }
-        self.resolve(item, ParkedState::Approved, now).await
-    }
-
-    /// Rejects a parked deletion: the object stays.
-    pub async fn reject_parked(&self, id: i64) -> AdminResult<ParkedDeletion> {
-        let item = self.pending_parked(id).await?;
-        self.resolve(item, ParkedState::Rejected, now_ms()).await
+        })
     }
 
     async fn pending_parked(&self, id: i64) -> AdminResult<ParkedDeletion> {
@@ -835,29 +1188,10 @@ impl Admin {
         if item.state != ParkedState::Pending {
             return Err(AdminError::Conflict(format!(
                 "parked deletion {id} was already {}",
-                if item.state == ParkedState::Approved {
-                    "approved"
-                } else {
-                    "rejected"
-                }
+                item.state.as_str()
             )));
         }
         Ok(item)
-    }
-
-    async fn resolve(
-        &self,
-        item: ParkedDeletion,
-        state: ParkedState,
-        now: Millis,
-    ) -> AdminResult<ParkedDeletion> {
-        if !self.store().resolve_parked(item.id, state, now).await? {
-            return Err(AdminError::Conflict(format!(
-                "parked deletion {} was resolved by someone else meanwhile",
-                item.id
-            )));
-        }
-        self.parked(item.id).await
     }
 
     // ---- departments ----

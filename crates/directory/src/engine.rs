@@ -13,13 +13,14 @@ use crate::fetch::{FetchError, FetchOptions, fetch_snapshot};
 use crate::ids::{ConnectionId, JobId, Millis, new_id, now_ms};
 use crate::model::{
     ActionLogEntry, ActionResult, Connection, JobKind, JobProgress, JobState, JobTrigger,
-    ObjectKind, ParkedDeletion, ParkedState, Provider, SyncJob, UserStatus, Verdict,
+    ObjectKind, ParkedDeletion, ParkedState, Provider, SyncAction, SyncJob, UserStatus, Verdict,
 };
 use crate::plan::{Plan, PlannedStep, plan};
 use crate::secrets::{MasterKey, SecretError};
 use crate::snapshot::object_key;
 use crate::store::{
-    ApplyBatch, ChangeSource, ConnectionState, DirectoryStore, RunningJobs, StoreError, Watermark,
+    ApplyBatch, ChangeSource, ConnectionState, DirectoryStore, ParkedFilter, RunningJobs,
+    StoreError, Watermark,
 };
 
 /// The error of a job whose process stopped before it finished (what it committed stays:
@@ -504,12 +505,80 @@ impl Engine {
                     reason: s.reason.clone().unwrap_or_default(),
                     state: ParkedState::Pending,
                     created_at: now,
+                    last_parked_at: now,
                     resolved_at: None,
+                    resolution: None,
                 })
             })
             .collect();
+        // The store refreshes an object's pending entry instead of adding another one.
         if !items.is_empty() {
             self.store.park_deletions(&items).await?;
+        }
+        // Only a complete view proves that an object is back; from a partial one, absence of
+        // a deletion proves nothing.
+        if plan.verdict_hint == Verdict::Complete {
+            self.withdraw_parked(connection, job_id, plan, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Ends the connection's pending entries that this job (with a complete view) did not park
+    /// again: the object is back in Feishu, this job deletes it within the threshold, or it
+    /// was deleted or disabled by another path. An entry whose deletion this job could not
+    /// decide (a failed leaver lookup) stays pending. Walks the entries in bounded batches.
+    async fn withdraw_parked(
+        &self,
+        connection: &Connection,
+        job_id: &JobId,
+        plan: &Plan,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        const BATCH: u64 = 500;
+        let filter = ParkedFilter {
+            connection_id: Some(connection.id.clone()),
+            ..ParkedFilter::pool(&connection.pool_id).state(ParkedState::Pending)
+        };
+        let mut fates: Option<HashMap<(ObjectKind, &str), Fate>> = None;
+        let mut after = 0;
+        loop {
+            let batch = self.store.parked_after(&filter, after, BATCH).await?;
+            let Some(last) = batch.last() else { break };
+            after = last.id;
+            // Entries this job parked carry its id (refreshed just before).
+            let older: Vec<&ParkedDeletion> =
+                batch.iter().filter(|p| p.job_id != *job_id).collect();
+            if !older.is_empty() {
+                let fates = fates.get_or_insert_with(|| fates_of(plan));
+                let mut withdrawn: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+                for p in older {
+                    let kind = p.kind.as_str();
+                    let resolution = match fates.get(&(p.kind, p.object_id.as_str())) {
+                        Some(Fate::Undecided) => continue,
+                        Some(Fate::Deleted) => format!(
+                            "job {job_id} deletes the {kind} itself: its deletions are within the threshold now"
+                        ),
+                        Some(Fate::Disabled) => {
+                            format!("the {kind} resigned: job {job_id} disabled it")
+                        }
+                        Some(Fate::Present) => {
+                            format!("the {kind} is back in Feishu (job {job_id} found it)")
+                        }
+                        None => format!(
+                            "job {job_id} no longer plans this deletion: the {kind} was deleted or disabled by another path (an event or an admin)"
+                        ),
+                    };
+                    withdrawn.entry(resolution).or_default().push(p.id);
+                }
+                for (resolution, ids) in withdrawn {
+                    self.store
+                        .resolve_parked(&ids, ParkedState::Withdrawn, &resolution, now)
+                        .await?;
+                }
+            }
+            if (batch.len() as u64) < BATCH {
+                break;
+            }
         }
         Ok(())
     }
@@ -663,6 +732,49 @@ fn log_interrupted(jobs: &[SyncJob], why: &str) {
             "sync job ended as failed ({why}): it was left running by a process that stopped; start it again"
         );
     }
+}
+
+/// What a plan does to an object that has a pending parked deletion it did not park again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    /// Deleted by the plan (within the threshold now).
+    Deleted,
+    /// A deletion the plan could not decide (skipped or failed): the entry stays.
+    Undecided,
+    /// A resigned user, disabled.
+    Disabled,
+    /// Found in Feishu: created, updated, restored or unchanged.
+    Present,
+}
+
+/// The fate of every object the plan has a step for; a deletion step decides over the others.
+fn fates_of(plan: &Plan) -> HashMap<(ObjectKind, &str), Fate> {
+    let mut fates = HashMap::with_capacity(plan.steps.len());
+    for step in &plan.steps {
+        let Some(id) = step.object_id.as_deref() else {
+            continue;
+        };
+        let fate = if step.action.is_deletion() {
+            if step.result == ActionResult::Applied {
+                Fate::Deleted
+            } else {
+                Fate::Undecided
+            }
+        } else if step.action == SyncAction::DisableUser {
+            Fate::Disabled
+        } else {
+            Fate::Present
+        };
+        fates
+            .entry((step.kind, id))
+            .and_modify(|f: &mut Fate| {
+                if step.action.is_deletion() || *f == Fate::Present {
+                    *f = fate;
+                }
+            })
+            .or_insert(fate);
+    }
+    fates
 }
 
 /// `orgsync_job_duration_seconds{kind,verdict}` (a no-op unless the binary installed a

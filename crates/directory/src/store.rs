@@ -397,6 +397,38 @@ pub struct ActionLogFilter {
     pub result: Option<ActionResult>,
 }
 
+// ---- parked deletions ----------------------------------------------------------------------
+
+/// Which parked deletions a list, a count or a bulk decision covers (every condition set must
+/// hold).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParkedFilter {
+    pub pool_id: PoolId,
+    pub state: Option<ParkedState>,
+    pub connection_id: Option<ConnectionId>,
+    pub kind: Option<ObjectKind>,
+    /// The job that parked the entry (or refreshed it last).
+    pub job_id: Option<JobId>,
+}
+
+impl ParkedFilter {
+    /// Every entry of a pool.
+    pub fn pool(pool_id: &PoolId) -> Self {
+        Self {
+            pool_id: pool_id.clone(),
+            state: None,
+            connection_id: None,
+            kind: None,
+            job_id: None,
+        }
+    }
+
+    pub fn state(mut self, state: ParkedState) -> Self {
+        self.state = Some(state);
+        self
+    }
+}
+
 /// The storage port. All methods are safe to call concurrently; implementations are cheap to
 /// share behind an `Arc<dyn DirectoryStore>`.
 #[async_trait]
@@ -569,14 +601,35 @@ pub trait DirectoryStore: Send + Sync + 'static {
     async fn release_leases_by_prefix(&self, prefix: &str) -> StoreResult<u64>;
 
     // parked deletions
+    /// Parks deletions, at most one pending entry per (connection, object kind, object id): an
+    /// item whose object already has a pending entry of the same connection refreshes it (job,
+    /// external id, name, reason, `last_parked_at`) instead of adding a row. Entries in other
+    /// states are history and never refreshed. Returns the entries' ids in the items' order.
     async fn park_deletions(&self, items: &[ParkedDeletion]) -> StoreResult<Vec<i64>>;
+    /// Newest first.
     async fn list_parked(
         &self,
-        pool_id: &PoolId,
-        state: Option<ParkedState>,
+        filter: &ParkedFilter,
         page: PageRequest,
     ) -> StoreResult<Vec<ParkedDeletion>>;
+    async fn count_parked(&self, filter: &ParkedFilter) -> StoreResult<u64>;
+    /// At most `limit` entries with an id above `after`, oldest first: a walk in bounded
+    /// batches (bulk decisions, a job settling its connection's entries).
+    async fn parked_after(
+        &self,
+        filter: &ParkedFilter,
+        after: i64,
+        limit: u64,
+    ) -> StoreResult<Vec<ParkedDeletion>>;
     async fn get_parked(&self, id: i64) -> StoreResult<Option<ParkedDeletion>>;
-    /// Moves a pending item to approved or rejected; `false` if it was not pending.
-    async fn resolve_parked(&self, id: i64, state: ParkedState, now: Millis) -> StoreResult<bool>;
+    /// Moves the pending entries among `ids` to `state` (approved, rejected or withdrawn) with
+    /// `resolution` and `resolved_at = now`; returns the ids it moved (the others were not
+    /// pending, or do not exist).
+    async fn resolve_parked(
+        &self,
+        ids: &[i64],
+        state: ParkedState,
+        resolution: &str,
+        now: Millis,
+    ) -> StoreResult<Vec<i64>>;
 }

@@ -38,7 +38,7 @@ const INBOX_IDS: &str = "SELECT i.id, i.connection_id, i.event_id FROM inbox i \
      ON i.connection_id = k.connection_id AND i.event_id = k.event_id";
 
 /// The migrations, embedded at compile time: (version, description, SQL).
-const MIGRATIONS: [(i64, &str, &str); 4] = [
+const MIGRATIONS: [(i64, &str, &str); 5] = [
     (
         1,
         "init",
@@ -48,6 +48,11 @@ const MIGRATIONS: [(i64, &str, &str); 4] = [
         2,
         "lookups",
         include_str!("../migrations/postgres/0002_lookups.sql"),
+    ),
+    (
+        3,
+        "parked once",
+        include_str!("../migrations/postgres/0003_parked_once.sql"),
     ),
     (
         4,

@@ -68,11 +68,11 @@ macro_rules! action_cols {
 macro_rules! parked_cols {
     () => {
         "id, pool_id, connection_id, job_id, kind, object_id, external_id, name, reason, state, \
-         created_at, resolved_at"
+         created_at, last_parked_at, resolved_at, resolution"
     };
 }
 // The lists the backends and the dynamic queries of `imp.rs` use.
-pub(crate) use {action_cols, inbox_cols, membership_cols, user_cols};
+pub(crate) use {action_cols, inbox_cols, membership_cols, parked_cols, user_cols};
 
 // ---- pools and connections -------------------------------------------------------------
 
@@ -410,19 +410,17 @@ pub(crate) const RELEASE_LEASES_BY_PREFIX: &str =
 
 // ---- parked deletions --------------------------------------------------------------------
 
-pub(crate) const INSERT_PARKED: &str = "INSERT INTO parked_deletions (pool_id, connection_id, \
-     job_id, kind, object_id, external_id, name, reason, state, created_at, resolved_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id";
-pub(crate) const LIST_PARKED: &str = concat!(
-    "SELECT ",
-    parked_cols!(),
-    " FROM parked_deletions WHERE pool_id = $1 AND ($2 IS NULL OR state = $2) \
-     ORDER BY id DESC LIMIT $3 OFFSET $4"
-);
+/// Parks a deletion, or refreshes the pending entry its object already has on the connection
+/// (the partial unique index `parked_pending_once` is the conflict target).
+pub(crate) const PARK: &str = "INSERT INTO parked_deletions (pool_id, connection_id, job_id, \
+     kind, object_id, external_id, name, reason, state, created_at, last_parked_at, \
+     resolved_at, resolution) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+     ON CONFLICT (connection_id, kind, object_id) WHERE state = 'pending' \
+     DO UPDATE SET job_id = excluded.job_id, external_id = excluded.external_id, \
+     name = excluded.name, reason = excluded.reason, last_parked_at = excluded.last_parked_at \
+     RETURNING id";
 pub(crate) const GET_PARKED: &str = concat!(
     "SELECT ",
     parked_cols!(),
     " FROM parked_deletions WHERE id = $1"
 );
-pub(crate) const RESOLVE_PARKED: &str = "UPDATE parked_deletions SET state = $2, \
-     resolved_at = $3 WHERE id = $1 AND state = 'pending'";

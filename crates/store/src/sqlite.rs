@@ -63,7 +63,7 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
 }
 
 /// The migrations, embedded at compile time: (version, description, SQL).
-const MIGRATIONS: [(i64, &str, &str); 4] = [
+const MIGRATIONS: [(i64, &str, &str); 5] = [
     (
         1,
         "init",
@@ -73,6 +73,11 @@ const MIGRATIONS: [(i64, &str, &str); 4] = [
         2,
         "lookups",
         include_str!("../migrations/sqlite/0002_lookups.sql"),
+    ),
+    (
+        3,
+        "parked once",
+        include_str!("../migrations/sqlite/0003_parked_once.sql"),
     ),
     (
         4,

@@ -84,6 +84,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(setup::list_parked))
         .routes(routes!(setup::approve_parked))
         .routes(routes!(setup::reject_parked))
+        .routes(routes!(setup::approve_parked_bulk))
+        .routes(routes!(setup::reject_parked_bulk))
         .routes(routes!(directory::department_tree))
         .routes(routes!(directory::get_department))
         .routes(routes!(directory::department_members))

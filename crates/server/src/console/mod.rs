@@ -58,6 +58,10 @@ pub fn router() -> Router<AppState> {
             get(directory_pages::group),
         )
         .route("/console/pools/{pool}/parked", get(inbox::parked))
+        .route(
+            "/console/pools/{pool}/parked/bulk",
+            get(inbox::bulk_page).post(inbox::bulk),
+        )
         .route("/console/parked/{id}/approve", post(inbox::approve))
         .route("/console/parked/{id}/reject", post(inbox::reject))
         // connections

@@ -83,6 +83,9 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "connection_deleted" => "Connection deleted; the directory objects stay.",
         "approved" => "Deletion approved: the object was soft-deleted.",
         "rejected" => "Deletion rejected: the object stays.",
+        "withdrawn" => {
+            "Nothing to approve: the object was already deleted by another path (an event or a job); the entry is withdrawn."
+        }
         "logged_out" => "You are logged out.",
         _ => return None,
     })

@@ -59,6 +59,26 @@ pub async fn raw_execute(raw: &Raw, statement: &'static str) {
     }
 }
 
+/// Runs one statement under the store built at run time; the database's error as text.
+pub async fn raw_try(raw: &Raw, statement: String) -> Result<(), String> {
+    use sqlx::{AssertSqlSafe, ConnectOptions, Executor};
+    let result = match raw {
+        Raw::Sqlite(path) => {
+            let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(path)
+                .connect()
+                .await
+                .unwrap();
+            conn.execute(AssertSqlSafe(statement)).await.map(|_| ())
+        }
+        Raw::Postgres(options) => {
+            let mut conn = options.connect().await.unwrap();
+            conn.execute(AssertSqlSafe(statement)).await.map(|_| ())
+        }
+    };
+    result.map_err(|e| e.to_string())
+}
+
 // ---- pools and connections ---------------------------------------------------------------
 
 pub async fn new_pool(store: &Store) -> PoolId {
@@ -302,6 +322,8 @@ pub fn parked(c: &Connection, job: &JobId, n: usize) -> ParkedDeletion {
         reason: "above the deletion threshold".into(),
         state: ParkedState::Pending,
         created_at: 7_000,
+        last_parked_at: 7_000,
         resolved_at: None,
+        resolution: None,
     }
 }

@@ -62,6 +62,9 @@ on_both!(
     ops_stories::running_jobs_are_interrupted_by_instance_connection_or_lapsed_lease,
     ops_stories::leases_are_released_by_holder_prefix,
     ops_stories::parked_deletions,
+    ops_stories::parking_is_idempotent_per_connection_and_object,
+    ops_stories::parked_filters_counts_and_batches,
+    ops_stories::migration_collapses_duplicate_pending_entries,
     ops_stories::writes_for_a_deleted_connection_are_not_found,
 );
 

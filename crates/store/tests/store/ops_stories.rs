@@ -7,7 +7,7 @@ use directory::ids::{JobId, PoolId};
 use directory::model::{
     ActionResult, JobProgress, JobState, ObjectKind, ParkedState, SyncAction, Verdict,
 };
-use directory::store::{ActionLogFilter, PageRequest, RunningJobs, StoreError};
+use directory::store::{ActionLogFilter, PageRequest, ParkedFilter, RunningJobs, StoreError};
 
 use crate::fixtures::*;
 
@@ -549,10 +549,13 @@ pub async fn parked_deletions(store: Store, _raw: Raw) {
     );
     let listed = |state: Option<ParkedState>| {
         let store = store.clone();
-        let pool = pool.clone();
+        let filter = ParkedFilter {
+            state,
+            ..ParkedFilter::pool(&pool)
+        };
         async move {
             store
-                .list_parked(&pool, state, PageRequest::default())
+                .list_parked(&filter, PageRequest::default())
                 .await
                 .unwrap()
                 .into_iter()
@@ -566,49 +569,65 @@ pub async fn parked_deletions(store: Store, _raw: Raw) {
         "newest first"
     );
 
-    assert!(
+    assert_eq!(
         store
-            .resolve_parked(ids[0], ParkedState::Approved, 9_000)
+            .resolve_parked(
+                &[ids[0]],
+                ParkedState::Approved,
+                "approved by an admin",
+                9_000
+            )
             .await
-            .unwrap()
+            .unwrap(),
+        vec![ids[0]]
     );
     let approved = store.get_parked(ids[0]).await.unwrap().unwrap();
     assert_eq!(
-        (approved.state, approved.resolved_at),
-        (ParkedState::Approved, Some(9_000))
-    );
-    assert!(
-        !store
-            .resolve_parked(ids[0], ParkedState::Rejected, 9_500)
-            .await
-            .unwrap(),
-        "only from pending"
-    );
-    assert!(
-        !store
-            .resolve_parked(ids[1], ParkedState::Pending, 9_500)
-            .await
-            .unwrap()
+        (
+            approved.state,
+            approved.resolved_at,
+            approved.resolution.as_deref()
+        ),
+        (
+            ParkedState::Approved,
+            Some(9_000),
+            Some("approved by an admin")
+        )
     );
     assert!(
         store
-            .resolve_parked(ids[2], ParkedState::Rejected, 9_600)
+            .resolve_parked(&[ids[0]], ParkedState::Rejected, "no", 9_500)
             .await
             .unwrap()
+            .is_empty(),
+        "only from pending"
     );
     assert!(
-        !store
-            .resolve_parked(i64::MAX, ParkedState::Approved, 1)
+        store
+            .resolve_parked(&[ids[1]], ParkedState::Pending, "no", 9_500)
             .await
             .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .resolve_parked(
+                &[ids[2], i64::MAX],
+                ParkedState::Rejected,
+                "rejected",
+                9_600
+            )
+            .await
+            .unwrap(),
+        vec![ids[2]],
+        "unknown ids are left out"
     );
     assert_eq!(listed(Some(ParkedState::Pending)).await, vec![ids[1]]);
     assert_eq!(listed(Some(ParkedState::Approved)).await, vec![ids[0]]);
     assert_eq!(listed(Some(ParkedState::Rejected)).await, vec![ids[2]]);
     let page = store
         .list_parked(
-            &pool,
-            None,
+            &ParkedFilter::pool(&pool),
             PageRequest {
                 offset: 1,
                 limit: 1,
@@ -619,12 +638,288 @@ pub async fn parked_deletions(store: Store, _raw: Raw) {
     assert_eq!(page[0].id, ids[1]);
     assert!(
         store
-            .list_parked(&PoolId::generate(), None, PageRequest::default())
+            .list_parked(
+                &ParkedFilter::pool(&PoolId::generate()),
+                PageRequest::default()
+            )
             .await
             .unwrap()
             .is_empty()
     );
     assert!(store.get_parked(i64::MAX).await.unwrap().is_none());
+}
+
+/// A later job that parks an object already pending on the same connection refreshes that
+/// entry; resolved entries stay as history, and a new deletion after them parks again.
+pub async fn parking_is_idempotent_per_connection_and_object(store: Store, raw: Raw) {
+    let pool = new_pool(&store).await;
+    let c = new_connection(&store, &pool, "main").await;
+    let other = new_connection(&store, &pool, "other").await;
+    let (j1, j2) = (job(&c, 1_000), job(&c, 2_000));
+    let first: Vec<_> = (1..=3).map(|n| parked(&c, &j1.id, n)).collect();
+    let ids = store.park_deletions(&first).await.unwrap();
+
+    // The next reconciliation parks the same three objects (and a fourth).
+    let mut again: Vec<_> = first
+        .iter()
+        .map(|p| directory::model::ParkedDeletion {
+            job_id: j2.id.clone(),
+            name: Some(format!("{} (renamed)", p.name.as_deref().unwrap())),
+            reason: "51 user deletions exceed the threshold".into(),
+            created_at: 8_000,
+            last_parked_at: 8_000,
+            ..p.clone()
+        })
+        .collect();
+    again.push(parked(&c, &j2.id, 4));
+    let refreshed = store.park_deletions(&again).await.unwrap();
+    assert_eq!(refreshed[..3], ids[..], "the same entries");
+    assert!(refreshed[3] > ids[2]);
+    let pending = ParkedFilter::pool(&pool).state(ParkedState::Pending);
+    assert_eq!(store.count_parked(&pending).await.unwrap(), 4);
+    let entry = store.get_parked(ids[0]).await.unwrap().unwrap();
+    assert_eq!(entry.job_id, j2.id, "the job that parked it last");
+    assert_eq!(entry.name.as_deref(), Some("User 1 (renamed)"));
+    assert_eq!(entry.reason, "51 user deletions exceed the threshold");
+    assert_eq!(
+        (entry.created_at, entry.last_parked_at),
+        (7_000, 8_000),
+        "first parked at 7 000, last at 8 000"
+    );
+
+    // Another connection's deletion of the same object is its own entry.
+    let mut theirs = parked(&other, &j1.id, 1);
+    theirs.object_id = first[0].object_id.clone();
+    let their_id = store.park_deletions(&[theirs]).await.unwrap()[0];
+    assert!(!ids.contains(&their_id));
+    assert_eq!(store.count_parked(&pending).await.unwrap(), 5);
+
+    // Rejected: history. The object's next deletion parks a new pending entry.
+    store
+        .resolve_parked(
+            &[ids[0]],
+            ParkedState::Rejected,
+            "rejected by an admin",
+            9_000,
+        )
+        .await
+        .unwrap();
+    let new_id = store.park_deletions(&first[..1]).await.unwrap()[0];
+    assert_ne!(new_id, ids[0]);
+    let history = store.get_parked(ids[0]).await.unwrap().unwrap();
+    assert_eq!(
+        (history.state, history.job_id.clone()),
+        (ParkedState::Rejected, j2.id.clone()),
+        "a resolved entry is never refreshed"
+    );
+    assert_eq!(store.count_parked(&pending).await.unwrap(), 5);
+
+    // The rule is the schema's, not only the store's: a second pending row cannot exist.
+    let duplicate = format!(
+        "INSERT INTO parked_deletions (pool_id, connection_id, job_id, kind, object_id, \
+         external_id, reason, state, created_at, last_parked_at) VALUES ('{pool}', '{}', \
+         '{}', 'user', '{}', 'ou_1', 'again', 'pending', 1, 1)",
+        c.id, j1.id, first[0].object_id
+    );
+    let err = raw_try(&raw, duplicate).await.unwrap_err();
+    assert!(err.to_lowercase().contains("unique"), "{err}");
+}
+
+/// Lists, counts and batch walks by connection, object kind, job and state.
+pub async fn parked_filters_counts_and_batches(store: Store, _raw: Raw) {
+    let pool = new_pool(&store).await;
+    let c = new_connection(&store, &pool, "main").await;
+    let o = new_connection(&store, &pool, "other").await;
+    let (j1, j2) = (job(&c, 1_000), job(&o, 2_000));
+    let mut items = Vec::new();
+    for n in 0..450 {
+        let mut p = parked(&c, &j1.id, n);
+        if n % 3 == 0 {
+            p.kind = ObjectKind::Department;
+        }
+        items.push(p);
+    }
+    for n in 0..50 {
+        items.push(parked(&o, &j2.id, n));
+    }
+    let ids = store.park_deletions(&items).await.unwrap();
+    let other_pool = new_pool(&store).await;
+    let stranger = new_connection(&store, &other_pool, "main").await;
+    store
+        .park_deletions(&[parked(&stranger, &j1.id, 1)])
+        .await
+        .unwrap();
+
+    let all = ParkedFilter::pool(&pool);
+    let count = |f: ParkedFilter| {
+        let store = store.clone();
+        async move { store.count_parked(&f).await.unwrap() }
+    };
+    assert_eq!(count(all.clone()).await, 500);
+    assert_eq!(count(all.clone().state(ParkedState::Pending)).await, 500);
+    assert_eq!(count(all.clone().state(ParkedState::Approved)).await, 0);
+    let by_connection = ParkedFilter {
+        connection_id: Some(o.id.clone()),
+        ..all.clone()
+    };
+    assert_eq!(count(by_connection.clone()).await, 50);
+    let by_job = ParkedFilter {
+        job_id: Some(j1.id.clone()),
+        ..all.clone()
+    };
+    assert_eq!(
+        count(by_job.clone()).await,
+        450,
+        "the other pool's entry is not counted"
+    );
+    let departments = ParkedFilter {
+        kind: Some(ObjectKind::Department),
+        ..by_job.clone()
+    };
+    assert_eq!(count(departments.clone()).await, 150);
+    let listed = store
+        .list_parked(
+            &departments,
+            PageRequest {
+                offset: 0,
+                limit: 500,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 150);
+    assert!(
+        listed
+            .iter()
+            .all(|p| p.kind == ObjectKind::Department && p.job_id == j1.id)
+    );
+
+    // A walk in batches of 200 sees every entry once, in id order.
+    let mut seen = Vec::new();
+    let mut after = 0;
+    let mut batches = 0;
+    loop {
+        let batch = store.parked_after(&by_job, after, 200).await.unwrap();
+        let Some(last) = batch.last() else { break };
+        after = last.id;
+        batches += 1;
+        seen.extend(batch.iter().map(|p| p.id));
+    }
+    assert_eq!(batches, 3);
+    assert_eq!(seen, ids[..450].to_vec());
+
+    // Resolving many at once: one statement per chunk, pending ones only.
+    let resolved = store
+        .resolve_parked(
+            &ids[..450],
+            ParkedState::Withdrawn,
+            "the user is back in Feishu",
+            9_000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(resolved, ids[..450].to_vec());
+    assert_eq!(count(all.clone().state(ParkedState::Pending)).await, 50);
+    assert_eq!(count(all.clone().state(ParkedState::Withdrawn)).await, 450);
+    let w = store.get_parked(ids[7]).await.unwrap().unwrap();
+    assert_eq!(
+        (w.state, w.resolution.as_deref(), w.resolved_at),
+        (
+            ParkedState::Withdrawn,
+            Some("the user is back in Feishu"),
+            Some(9_000)
+        )
+    );
+    assert!(
+        store
+            .parked_after(&by_job.clone().state(ParkedState::Pending), 0, 200)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Migration 0003 collapses the duplicate pending entries that earlier versions piled up:
+/// the oldest id stays, with the newest duplicate's job and reason.
+pub async fn migration_collapses_duplicate_pending_entries(store: Store, raw: Raw) {
+    // Back to the schema before 0003, with the pile-up of two reconciliations.
+    for statement in [
+        "DROP INDEX parked_pending_once",
+        "DROP INDEX parked_by_job",
+        "ALTER TABLE parked_deletions DROP COLUMN last_parked_at",
+        "ALTER TABLE parked_deletions DROP COLUMN resolution",
+        "DELETE FROM _sqlx_migrations WHERE version = 3",
+    ] {
+        raw_try(&raw, statement.to_owned()).await.unwrap();
+    }
+    let insert = |id: i64, job: &str, object: &str, state: &str, created_at: i64| {
+        format!(
+            "INSERT INTO parked_deletions (id, pool_id, connection_id, job_id, kind, object_id, \
+             external_id, name, reason, state, created_at) VALUES ({id}, 'p', 'c', '{job}', \
+             'user', '{object}', 'ou_{object}', 'User {object}', 'reason of {job}', '{state}', \
+             {created_at})"
+        )
+    };
+    for statement in [
+        insert(1, "job1", "u1", "pending", 100),
+        insert(2, "job1", "u2", "pending", 100),
+        insert(3, "job1", "u3", "rejected", 100),
+        insert(4, "job2", "u1", "pending", 200),
+        insert(5, "job2", "u2", "pending", 200),
+        insert(6, "job2", "u3", "pending", 200),
+        insert(7, "job3", "u1", "pending", 300),
+    ] {
+        raw_try(&raw, statement).await.unwrap();
+    }
+    drop(store);
+    let store: Store = match &raw {
+        Raw::Sqlite(path) => std::sync::Arc::new(store::SqliteStore::open(path).await.unwrap()),
+        Raw::Postgres(options) => std::sync::Arc::new(
+            store::PgStore::connect_with((**options).clone(), 2)
+                .await
+                .unwrap(),
+        ),
+    };
+    let all = store
+        .list_parked(
+            &ParkedFilter::pool(&PoolId::from("p")),
+            PageRequest::default(),
+        )
+        .await
+        .unwrap();
+    let got: Vec<_> = all
+        .iter()
+        .rev()
+        .map(|p| {
+            (
+                p.id,
+                p.object_id.as_str(),
+                p.state,
+                p.job_id.as_str(),
+                p.reason.as_str(),
+                p.created_at,
+                p.last_parked_at,
+            )
+        })
+        .collect();
+    use ParkedState::*;
+    assert_eq!(
+        got,
+        vec![
+            (1, "u1", Pending, "job3", "reason of job3", 100, 300),
+            (2, "u2", Pending, "job2", "reason of job2", 100, 200),
+            (3, "u3", Rejected, "job1", "reason of job1", 100, 100),
+            (6, "u3", Pending, "job2", "reason of job2", 200, 200),
+        ]
+    );
+    // And the rule holds from now on.
+    let c = directory::ids::ConnectionId::from("c");
+    let mut next = all[0].clone();
+    next.id = 0;
+    next.connection_id = c;
+    next.job_id = JobId::from("job4");
+    next.last_parked_at = 400;
+    assert_eq!(store.park_deletions(&[next]).await.unwrap(), vec![6]);
 }
 
 /// The lease of a connection deleted meanwhile (an admin removed it as a job was starting) is
