@@ -40,13 +40,31 @@ const INBOX_IDS: &str = "SELECT i.id, i.connection_id, i.event_id FROM inbox i \
 fn migrator() -> Migrator {
     // sqlx's migrator holds a PostgreSQL advisory lock while it runs, so instances starting
     // together migrate one after the other.
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("init"),
-        MigrationType::Simple,
-        include_str!("../migrations/postgres/0001_init.sql").into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            Cow::Borrowed("init"),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0001_init.sql").into_sql_str(),
+            false,
+        ),
+        // 0002 was written but never listed here: the look-up indexes it creates (a user by
+        // union_id or user_id, a department by department_id) exist only from now on.
+        Migration::new(
+            2,
+            Cow::Borrowed("lookups"),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0002_lookups.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            6,
+            Cow::Borrowed("pool_deletion"),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0006_pool_deletion.sql").into_sql_str(),
+            false,
+        ),
+    ])
 }
 
 /// The PostgreSQL implementation of [`DirectoryStore`](directory::store::DirectoryStore).

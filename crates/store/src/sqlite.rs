@@ -35,13 +35,31 @@ const INBOX_ID: &str = "SELECT id FROM inbox WHERE connection_id = $1 AND event_
 
 /// The migrations, embedded at compile time.
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("init"),
-        MigrationType::Simple,
-        include_str!("../migrations/sqlite/0001_init.sql").into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            Cow::Borrowed("init"),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0001_init.sql").into_sql_str(),
+            false,
+        ),
+        // 0002 was written but never listed here: the look-up indexes it creates (a user by
+        // union_id or user_id, a department by department_id) exist only from now on.
+        Migration::new(
+            2,
+            Cow::Borrowed("lookups"),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0002_lookups.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            6,
+            Cow::Borrowed("pool_deletion"),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0006_pool_deletion.sql").into_sql_str(),
+            false,
+        ),
+    ])
 }
 
 /// The SQLite implementation of [`DirectoryStore`](directory::store::DirectoryStore). Cheap to
