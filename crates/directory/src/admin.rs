@@ -13,8 +13,8 @@ use crate::ingest::Ingestor;
 use crate::merge;
 use crate::model::{
     ActionLogEntry, Connection, ConnectionSettings, Department, ExternalRef, Group, GroupMember,
-    JobKind, JobTrigger, ObjectKind, ParkedDeletion, ParkedState, Provider, SyncJob, User,
-    UserPool,
+    JobKind, JobState, JobTrigger, ObjectKind, ParkedDeletion, ParkedState, Provider, SyncJob,
+    User, UserPool,
 };
 use crate::store::{
     ActionLogFilter, ApplyBatch, ChangeKind, ChangeRecord, ChangeSource, DirectoryStore,
@@ -185,7 +185,16 @@ pub struct ConnectionView {
     pub settings: ConnectionSettings,
     pub created_at: Millis,
     pub updated_at: Millis,
+    /// The credential check run as the connection was saved: on creation, and on an update
+    /// that changed the platform, the base URL, the App ID or the App Secret. Absent on reads.
+    /// The connection is saved whatever it says (Feishu may be unreachable for a while).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check: Option<CredentialCheck>,
 }
+
+/// How long saving a connection waits for its credential check: an unreachable Feishu must
+/// not hold up the save.
+pub const SAVE_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// One step of a credential test.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -211,6 +220,14 @@ pub struct CredentialCheck {
 }
 
 // ---- directory reads -----------------------------------------------------------------------
+
+/// What deleting a pool would remove, in brief.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolContents {
+    pub connections: u64,
+    /// Tombstones included.
+    pub users: u64,
+}
 
 /// A page of results and the total count.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -245,6 +262,9 @@ pub struct DepartmentView {
     pub children: Vec<Department>,
     /// Root first, the department itself excluded.
     pub path: Vec<Department>,
+    /// Its Feishu ids, one entry per connection that maps it: `external_id` is the
+    /// `open_department_id` (`od-…`), `custom_id` the tenant's `department_id`.
+    pub external_ids: Vec<ExternalRef>,
 }
 
 /// Everything the console shows about one user.
@@ -269,6 +289,9 @@ pub struct GroupDetail {
     pub departments: Vec<Department>,
     /// Members the directory does not hold (out of scope, deleted).
     pub unresolved: Vec<GroupMember>,
+    /// Its Feishu ids, one entry per connection that maps it: `external_id` is the group id
+    /// (`g…`), `custom_id` the custom group id.
+    pub external_ids: Vec<ExternalRef>,
 }
 
 /// Which Feishu id a lookup uses.
@@ -288,6 +311,67 @@ impl UserIdType {
             "union_id" => Some(Self::UnionId),
             "user_id" => Some(Self::UserId),
             _ => None,
+        }
+    }
+}
+
+/// Which Feishu id a department lookup uses.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DepartmentIdType {
+    /// `od-…`, Feishu's immutable id.
+    OpenDepartmentId,
+    /// The tenant's own department id.
+    DepartmentId,
+}
+
+impl DepartmentIdType {
+    pub const ALL: [&'static str; 2] = ["open_department_id", "department_id"];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "open_department_id" => Some(Self::OpenDepartmentId),
+            "department_id" => Some(Self::DepartmentId),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OpenDepartmentId => "open_department_id",
+            Self::DepartmentId => "department_id",
+        }
+    }
+}
+
+/// Which Feishu id a group lookup uses.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupIdType {
+    /// The group's immutable id: `id` in Feishu's group objects, `:group_id` in its group API
+    /// paths, `user_group_id` in its events.
+    GroupId,
+    /// The custom group id a tenant may give (`group_id` in Feishu's group objects).
+    CustomGroupId,
+}
+
+impl GroupIdType {
+    pub const ALL: [&'static str; 2] = ["group_id", "custom_group_id"];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "group_id" => Some(Self::GroupId),
+            "custom_group_id" => Some(Self::CustomGroupId),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::GroupId => "group_id",
+            Self::CustomGroupId => "custom_group_id",
         }
     }
 }
@@ -458,6 +542,29 @@ fn validate_settings(settings: &ConnectionSettings) -> AdminResult<()> {
     Ok(())
 }
 
+fn validate_pool_name(name: &str) -> AdminResult<String> {
+    let name = required("name", name, "give the user pool a name, e.g. \"Acme\"")?;
+    if name.chars().count() > 200 {
+        return Err(AdminError::Invalid(
+            "name is longer than 200 characters: give at most 200".into(),
+        ));
+    }
+    Ok(name)
+}
+
+/// `1 connection`, `1,945 users`.
+pub fn counted(n: u64, noun: &str) -> String {
+    let digits = n.to_string();
+    let mut grouped = String::new();
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(d);
+    }
+    format!("{grouped} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
 fn non_empty(v: Option<String>) -> Option<String> {
     v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
@@ -507,12 +614,7 @@ impl Admin {
     // ---- pools ----
 
     pub async fn create_pool(&self, name: &str) -> AdminResult<UserPool> {
-        let name = required("name", name, "give the user pool a name, e.g. \"Acme\"")?;
-        if name.chars().count() > 200 {
-            return Err(AdminError::Invalid(
-                "name is longer than 200 characters".into(),
-            ));
-        }
+        let name = validate_pool_name(name)?;
         let pool = UserPool {
             id: PoolId::generate(),
             name,
@@ -531,6 +633,123 @@ impl Admin {
             .get_pool(id)
             .await?
             .ok_or_else(|| AdminError::NotFound(format!("user pool {id}")))
+    }
+
+    /// Renames a pool; the name is checked as on creation.
+    pub async fn rename_pool(&self, id: &PoolId, name: &str) -> AdminResult<UserPool> {
+        let name = validate_pool_name(name)?;
+        self.store().rename_pool(id, &name).await?;
+        self.pool(id).await
+    }
+
+    /// How many connections and users (tombstones included) a pool holds.
+    pub async fn pool_contents(&self, id: &PoolId) -> AdminResult<PoolContents> {
+        self.pool(id).await?;
+        let store = self.store();
+        let connections = store.list_connections(Some(id)).await?.len() as u64;
+        let users = store
+            .count_users(
+                id,
+                &UserQuery {
+                    include_deleted: true,
+                    ..UserQuery::default()
+                },
+            )
+            .await?;
+        Ok(PoolContents { connections, users })
+    }
+
+    /// Deletes a pool with everything it holds. A pool that holds connections or users is
+    /// only deleted when `confirm` is its name or id; never while a sync job of one of its
+    /// connections runs.
+    pub async fn delete_pool(&self, id: &PoolId, confirm: Option<&str>) -> AdminResult<()> {
+        let pool = self.pool(id).await?;
+        let store = self.store();
+        let connections = store.list_connections(Some(id)).await?;
+        let users = self.pool_contents(id).await?.users;
+        let confirmed = match confirm.map(str::trim).filter(|c| !c.is_empty()) {
+            None => false,
+            Some(c) if c == pool.name || c == id.as_str() => true,
+            Some(c) => {
+                return Err(AdminError::Invalid(format!(
+                    "confirm {c:?} is neither the name ({:?}) nor the id ({id}) of this user pool: give one of them to delete it",
+                    pool.name
+                )));
+            }
+        };
+        if !confirmed && (!connections.is_empty() || users > 0) {
+            return Err(AdminError::Conflict(format!(
+                "user pool {:?} holds {} and {}; deleting it removes them with its departments, groups, events, sync jobs and change log, and cannot be undone. To delete it, confirm with the pool's name or id (API: DELETE /api/v1/pools/{id}?confirm={id})",
+                pool.name,
+                counted(connections.len() as u64, "connection"),
+                counted(users, "user"),
+            )));
+        }
+        // Holding every connection's job lease keeps jobs and the event worker off the pool
+        // while it goes, and tells a running job (its lease is live) from a crashed one.
+        let holder = format!("{}/pool-deletion/{id}", self.engine.config().instance);
+        let mut held: Vec<&ConnectionId> = Vec::new();
+        for c in &connections {
+            if let Err(e) = self.hold_lease(c, &holder).await {
+                for connection_id in held {
+                    let _ = store.release_lease(connection_id, &holder).await;
+                }
+                return Err(e);
+            }
+            held.push(&c.id);
+        }
+        let deleted = store.delete_pool(id).await;
+        if deleted.is_err() {
+            for connection_id in held {
+                let _ = store.release_lease(connection_id, &holder).await;
+            }
+        }
+        for c in &connections {
+            self.changed(&c.id);
+        }
+        deleted?;
+        tracing::info!(pool = %id, name = %pool.name, connections = connections.len(), users, "user pool deleted");
+        Ok(())
+    }
+
+    /// Takes a connection's job lease for an admin operation, waiting out the event worker's
+    /// short rounds; a running job answers a conflict that names it.
+    async fn hold_lease(&self, c: &Connection, holder: &str) -> AdminResult<()> {
+        let config = self.engine.config();
+        let deadline = std::time::Instant::now() + config.lease_wait;
+        loop {
+            if self
+                .store()
+                .try_acquire_lease(&c.id, holder, config.lease_ttl, now_ms())
+                .await?
+            {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let newest = self
+            .store()
+            .list_jobs(
+                Some(&c.id),
+                PageRequest {
+                    offset: 0,
+                    limit: 1,
+                },
+            )
+            .await?;
+        Err(AdminError::Conflict(match newest.first() {
+            Some(job) if job.state == JobState::Running => format!(
+                "connection {:?} has a running sync job ({}); wait for it to finish, then delete the user pool again",
+                c.identifier, job.id
+            ),
+            _ => format!(
+                "connection {:?} is busy (its events are being applied); try again in a minute",
+                c.identifier
+            ),
+        }))
     }
 
     // ---- connections ----
@@ -555,6 +774,7 @@ impl Admin {
             settings: c.settings.clone(),
             created_at: c.created_at,
             updated_at: c.updated_at,
+            check: None,
         }
     }
 
@@ -598,7 +818,9 @@ impl Admin {
         };
         self.store().create_connection(&connection).await?;
         self.changed(&connection.id);
-        Ok(self.view(&connection))
+        let mut view = self.view(&connection);
+        view.check = Some(self.check_on_save(&connection).await);
+        Ok(view)
     }
 
     async fn connection_raw(&self, id: &ConnectionId) -> AdminResult<Connection> {
@@ -634,6 +856,7 @@ impl Admin {
         patch: ConnectionPatch,
     ) -> AdminResult<ConnectionView> {
         let mut c = self.connection_raw(id).await?;
+        let before = c.clone();
         let key = self.engine.master_key();
         if let Some(name) = patch.display_name {
             c.display_name = required("display_name", &name, "give the connection a name")?;
@@ -667,7 +890,16 @@ impl Admin {
         c.updated_at = now_ms();
         self.store().update_connection(&c).await?;
         self.changed(&c.id);
-        Ok(self.view(&c))
+        // A new App Secret is sealed afresh, so it counts as changed even when it is the same.
+        let reaches_feishu_anew = c.provider != before.provider
+            || c.base_url != before.base_url
+            || c.app_id != before.app_id
+            || c.app_secret != before.app_secret;
+        let mut view = self.view(&c);
+        if reaches_feishu_anew {
+            view.check = Some(self.check_on_save(&c).await);
+        }
+        Ok(view)
     }
 
     /// Removes the connection (its mappings, watermarks and pending events); the directory
@@ -684,72 +916,38 @@ impl Admin {
     pub async fn test_credentials(&self, id: &ConnectionId) -> AdminResult<CredentialCheck> {
         let c = self.connection_raw(id).await?;
         let client = self.engine.client(&c)?;
-        let mut steps = Vec::new();
-        let fail = |step: &str, e: &feishu::client::FeishuError| CheckStep {
-            step: step.to_owned(),
-            ok: false,
-            message: e.to_string(),
-            fix: e.fix().map(str::to_owned),
-            code: e.code(),
-        };
-        if let Err(e) = client.check_credentials().await {
-            steps.push(fail("credentials", &e));
-            return Ok(CredentialCheck { ok: false, steps });
-        }
-        steps.push(CheckStep {
-            step: "credentials".into(),
-            ok: true,
-            message: format!("App ID {} and App Secret are valid", c.app_id),
-            fix: None,
-            code: None,
-        });
-        match client.scopes().await {
-            Err(e) => steps.push(fail("contact_scope", &e)),
-            Ok(scope) => {
-                let (d, u, g) = (
-                    scope.department_ids.len(),
-                    scope.user_ids.len(),
-                    scope.group_ids.len(),
-                );
-                if d + u + g == 0 {
-                    steps.push(CheckStep {
-                        step: "contact_scope".into(),
+        Ok(check_credentials(&c, &client, None).await)
+    }
+
+    /// The credential check of a save: a client of its own without retries, and at most
+    /// [`SAVE_CHECK_TIMEOUT`] in all.
+    async fn check_on_save(&self, c: &Connection) -> CredentialCheck {
+        let deadline = tokio::time::Instant::now() + SAVE_CHECK_TIMEOUT;
+        // The request timeout is a little longer than the whole check's, so a slow Feishu
+        // is reported by the deadline below with what to do.
+        let client = match self
+            .engine
+            .probe_client(c, SAVE_CHECK_TIMEOUT + std::time::Duration::from_secs(1))
+        {
+            Ok(client) => client,
+            Err(e) => {
+                let fix = match &e {
+                    EngineError::Feishu(f) => f.fix().map(str::to_owned),
+                    _ => None,
+                };
+                return CredentialCheck {
+                    ok: false,
+                    steps: vec![CheckStep {
+                        step: "credentials".into(),
                         ok: false,
-                        message: "the app's contact scope is empty: importing would fail with \"failed to get Feishu organization departments\"".into(),
-                        fix: Some("In the Feishu developer console grant the contact permissions, set the app's availability to all employees and its contact scope to all members (or pick departments), then publish a version and have it approved".into()),
+                        message: e.to_string(),
+                        fix,
                         code: None,
-                    });
-                } else {
-                    // `/scopes` looks the same for "all members" and a picked list of
-                    // first-level departments; only the root's readability tells them apart.
-                    let whole = match client.department("0").await {
-                        Ok(_) => true,
-                        Err(e) if e.is_out_of_scope() => false,
-                        Err(e) => {
-                            steps.push(fail("contact_scope", &e));
-                            return Ok(CredentialCheck { ok: false, steps });
-                        }
-                    };
-                    steps.push(CheckStep {
-                        step: "contact_scope".into(),
-                        ok: true,
-                        message: if whole {
-                            "the app sees the whole organization".to_owned()
-                        } else {
-                            format!(
-                                "the app sees {d} department(s), {u} user(s) and {g} group(s) (a partial contact scope)"
-                            )
-                        },
-                        fix: None,
-                        code: None,
-                    });
-                }
+                    }],
+                };
             }
-        }
-        Ok(CredentialCheck {
-            ok: steps.iter().all(|s| s.ok),
-            steps,
-        })
+        };
+        check_credentials(c, &client, Some(deadline)).await
     }
 
     // ---- jobs ----
@@ -1328,11 +1526,65 @@ impl Admin {
             cursor = d.parent_id.clone();
         }
         path.reverse();
+        let external_ids = store.refs_of(ObjectKind::Department, id.as_str()).await?;
         Ok(DepartmentView {
             department,
             children,
             path,
+            external_ids,
         })
+    }
+
+    /// Finds a department by a Feishu id, across the pool's connections.
+    pub async fn department_by_feishu_id(
+        &self,
+        pool_id: &PoolId,
+        id_type: DepartmentIdType,
+        value: &str,
+    ) -> AdminResult<Department> {
+        let field = match id_type {
+            DepartmentIdType::OpenDepartmentId => ExternalField::ExternalId,
+            DepartmentIdType::DepartmentId => ExternalField::CustomId,
+        };
+        for object_id in self
+            .mapped_objects(pool_id, ObjectKind::Department, field, value)
+            .await?
+        {
+            if let Some(d) = self
+                .store()
+                .get_department(pool_id, &DepartmentId::from(object_id))
+                .await?
+            {
+                return Ok(d);
+            }
+        }
+        Err(AdminError::NotFound(format!(
+            "department with {} {value:?}",
+            id_type.as_str()
+        )))
+    }
+
+    /// The orgsync ids of the objects the pool's connections map to one Feishu id (one per
+    /// connection at most).
+    async fn mapped_objects(
+        &self,
+        pool_id: &PoolId,
+        kind: ObjectKind,
+        field: ExternalField,
+        value: &str,
+    ) -> AdminResult<Vec<String>> {
+        self.pool(pool_id).await?;
+        let mut out = Vec::new();
+        for c in self.store().list_connections(Some(pool_id)).await? {
+            if let Some(r) = self
+                .store()
+                .find_external_by(&c.id, kind, field, value)
+                .await?
+            {
+                out.push(r.object_id);
+            }
+        }
+        Ok(out)
     }
 
     /// The live departments of a pool, by name (e.g. for a department filter).
@@ -1473,12 +1725,43 @@ impl Admin {
                 },
             }
         }
+        let external_ids = store.refs_of(ObjectKind::Group, id.as_str()).await?;
         Ok(GroupDetail {
             group,
             users,
             departments,
             unresolved,
+            external_ids,
         })
+    }
+
+    /// Finds a group by its Feishu id, across the pool's connections.
+    pub async fn group_by_feishu_id(
+        &self,
+        pool_id: &PoolId,
+        id_type: GroupIdType,
+        value: &str,
+    ) -> AdminResult<Group> {
+        let field = match id_type {
+            GroupIdType::GroupId => ExternalField::ExternalId,
+            GroupIdType::CustomGroupId => ExternalField::CustomId,
+        };
+        for object_id in self
+            .mapped_objects(pool_id, ObjectKind::Group, field, value)
+            .await?
+        {
+            if let Some(g) = self
+                .store()
+                .get_group(pool_id, &GroupId::from(object_id))
+                .await?
+            {
+                return Ok(g);
+            }
+        }
+        Err(AdminError::NotFound(format!(
+            "group with {} {value:?}",
+            id_type.as_str()
+        )))
     }
 
     // ---- the event inbox ----
@@ -1511,6 +1794,119 @@ impl Admin {
             .ok_or_else(|| AdminError::NotFound(format!("inbox event {id}")))?;
         event.payload = redact_event_token(&event.payload);
         Ok(event)
+    }
+}
+
+/// Why one step of a credential check failed.
+enum StepFailure {
+    Feishu(feishu::client::FeishuError),
+    /// The check's deadline passed before Feishu answered.
+    TimedOut,
+}
+
+/// Runs one step of a check, within the deadline if there is one.
+async fn within<T>(
+    deadline: Option<tokio::time::Instant>,
+    step: impl std::future::Future<Output = Result<T, feishu::client::FeishuError>>,
+) -> Result<T, StepFailure> {
+    match deadline {
+        None => step.await.map_err(StepFailure::Feishu),
+        Some(at) => match tokio::time::timeout_at(at, step).await {
+            Ok(result) => result.map_err(StepFailure::Feishu),
+            Err(_) => Err(StepFailure::TimedOut),
+        },
+    }
+}
+
+fn failed_step(step: &str, failure: &StepFailure) -> CheckStep {
+    match failure {
+        StepFailure::Feishu(e) => CheckStep {
+            step: step.to_owned(),
+            ok: false,
+            message: e.to_string(),
+            fix: e.fix().map(str::to_owned),
+            code: e.code(),
+        },
+        StepFailure::TimedOut => CheckStep {
+            step: step.to_owned(),
+            ok: false,
+            message: format!(
+                "Feishu did not answer within {} s",
+                SAVE_CHECK_TIMEOUT.as_secs()
+            ),
+            fix: Some(
+                "check the base URL and the network, proxy and firewall between orgsync and Feishu; the connection is saved: test its credentials again once Feishu answers".into(),
+            ),
+            code: None,
+        },
+    }
+}
+
+/// Gets a tenant token, then reads the app's contact scope (and the root, to tell "all
+/// members" from a list of departments). Each failure says what to fix.
+async fn check_credentials(
+    c: &Connection,
+    client: &feishu::client::FeishuClient,
+    deadline: Option<tokio::time::Instant>,
+) -> CredentialCheck {
+    let mut steps = Vec::new();
+    if let Err(e) = within(deadline, client.check_credentials()).await {
+        steps.push(failed_step("credentials", &e));
+        return CredentialCheck { ok: false, steps };
+    }
+    steps.push(CheckStep {
+        step: "credentials".into(),
+        ok: true,
+        message: format!("App ID {} and App Secret are valid", c.app_id),
+        fix: None,
+        code: None,
+    });
+    match within(deadline, client.scopes()).await {
+        Err(e) => steps.push(failed_step("contact_scope", &e)),
+        Ok(scope) => {
+            let (d, u, g) = (
+                scope.department_ids.len(),
+                scope.user_ids.len(),
+                scope.group_ids.len(),
+            );
+            if d + u + g == 0 {
+                steps.push(CheckStep {
+                    step: "contact_scope".into(),
+                    ok: false,
+                    message: "the app's contact scope is empty: importing would fail with \"failed to get Feishu organization departments\"".into(),
+                    fix: Some("In the Feishu developer console grant the contact permissions, set the app's availability to all employees and its contact scope to all members (or pick departments), then publish a version and have it approved".into()),
+                    code: None,
+                });
+            } else {
+                // `/scopes` looks the same for "all members" and a picked list of
+                // first-level departments; only the root's readability tells them apart.
+                let whole = match within(deadline, client.department("0")).await {
+                    Ok(_) => true,
+                    Err(StepFailure::Feishu(e)) if e.is_out_of_scope() => false,
+                    Err(e) => {
+                        steps.push(failed_step("contact_scope", &e));
+                        return CredentialCheck { ok: false, steps };
+                    }
+                };
+                steps.push(CheckStep {
+                    step: "contact_scope".into(),
+                    ok: true,
+                    message: if whole {
+                        "the app sees the whole organization".to_owned()
+                    } else {
+                        format!(
+                            "the app sees {d} department(s), {u} user(s) and {g} group(s) (a partial contact scope)"
+                        )
+                    },
+                    fix: None,
+                    code: None,
+                });
+            }
+        }
+    }
+    CredentialCheck {
+        ok: steps.iter().all(|s| s.ok),
+        steps,
     }
 }
 
@@ -1589,5 +1985,20 @@ mod redaction_tests {
         }
         assert_eq!(redact_event_token(r#"{"a":1}"#), r#"{"a":1}"#);
         assert_eq!(redact_event_token("not json secret-vt"), "***");
+    }
+}
+
+#[cfg(test)]
+mod counting_tests {
+    use super::counted;
+
+    #[test]
+    fn counts_read_like_a_sentence() {
+        assert_eq!(counted(0, "user"), "0 users");
+        assert_eq!(counted(1, "connection"), "1 connection");
+        assert_eq!(counted(999, "user"), "999 users");
+        assert_eq!(counted(1_945, "user"), "1,945 users");
+        assert_eq!(counted(100_000, "user"), "100,000 users");
+        assert_eq!(counted(1_234_567, "user"), "1,234,567 users");
     }
 }

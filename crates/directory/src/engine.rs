@@ -135,6 +135,29 @@ impl Engine {
         {
             return Ok(client.clone());
         }
+        let mut config = self.client_config(connection)?;
+        config.retry = self.config.retry.clone();
+        config.request_timeout = self.config.request_timeout;
+        let client = FeishuClient::new(config)?;
+        clients.insert(connection.id.clone(), (fingerprint, client.clone()));
+        Ok(client)
+    }
+
+    /// A client of its own for a quick look at a connection's credentials: no retries and
+    /// every request bounded by `timeout`, so an unreachable Feishu answers within it.
+    pub fn probe_client(
+        &self,
+        connection: &Connection,
+        timeout: Duration,
+    ) -> Result<FeishuClient, EngineError> {
+        let mut config = self.client_config(connection)?;
+        config.retry = RetryConfig::none();
+        config.request_timeout = timeout;
+        config.connect_timeout = config.connect_timeout.min(timeout);
+        Ok(FeishuClient::new(config)?)
+    }
+
+    fn client_config(&self, connection: &Connection) -> Result<ClientConfig, EngineError> {
         let base = match (&connection.base_url, connection.provider) {
             (Some(url), _) => BaseUrl::parse(url)?,
             (None, Provider::Feishu) => BaseUrl::Feishu,
@@ -143,11 +166,7 @@ impl Engine {
         let secret = self.master_key.open(&connection.app_secret)?;
         let mut config = ClientConfig::new(base, connection.app_id.clone(), secret);
         config.pacing = self.config.pacing.clone();
-        config.retry = self.config.retry.clone();
-        config.request_timeout = self.config.request_timeout;
-        let client = FeishuClient::new(config)?;
-        clients.insert(connection.id.clone(), (fingerprint, client.clone()));
-        Ok(client)
+        Ok(config)
     }
 
     /// Forgets a connection's client (after it was edited or deleted).

@@ -439,6 +439,14 @@ pub trait DirectoryStore: Send + Sync + 'static {
     async fn create_pool(&self, pool: &UserPool) -> StoreResult<()>;
     async fn get_pool(&self, id: &PoolId) -> StoreResult<Option<UserPool>>;
     async fn list_pools(&self) -> StoreResult<Vec<UserPool>>;
+    /// [`StoreError::NotFound`] when the pool does not exist.
+    async fn rename_pool(&self, id: &PoolId, name: &str) -> StoreResult<()>;
+    /// Removes the pool and everything it holds, in one transaction: its connections with
+    /// their external refs, watermarks and leases; users, departments, groups and their
+    /// memberships; the change log and its counter; inbox events, jobs with their action logs
+    /// and parked deletions (those of connections deleted earlier too). Other pools are
+    /// untouched. [`StoreError::NotFound`] when the pool does not exist.
+    async fn delete_pool(&self, id: &PoolId) -> StoreResult<()>;
 
     // connections
     /// [`StoreError::Conflict`] when the identifier is already used in the pool.

@@ -531,6 +531,39 @@ macro_rules! impl_directory_store {
                     Ok(rows.into_iter().map(UserPool::from).collect())
                 }
 
+                async fn rename_pool(&self, id: &PoolId, name: &str) -> StoreResult<()> {
+                    let done = sqlx::query(sql::RENAME_POOL)
+                        .bind(id.as_str())
+                        .bind(name)
+                        .execute(self.writes())
+                        .await
+                        .map_err(db_err)?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::NotFound(format!("user pool {id}")));
+                    }
+                    Ok(())
+                }
+
+                async fn delete_pool(&self, id: &PoolId) -> StoreResult<()> {
+                    let mut tx = self.begin_write().await.map_err(db_err)?;
+                    let found: Option<String> = sqlx::query_scalar(sql::POOL_EXISTS)
+                        .bind(id.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    if found.is_none() {
+                        return Err(StoreError::NotFound(format!("user pool {id}")));
+                    }
+                    for statement in sql::DELETE_POOL {
+                        sqlx::query(statement)
+                            .bind(id.as_str())
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
+                    }
+                    tx.commit().await.map_err(db_err)
+                }
+
                 // ---- connections ----
 
                 async fn create_connection(&self, c: &Connection) -> StoreResult<()> {

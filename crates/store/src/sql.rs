@@ -84,6 +84,34 @@ pub(crate) const LIST_POOLS: &str = concat!(
     pool_cols!(),
     " FROM pools ORDER BY created_at, id"
 );
+pub(crate) const RENAME_POOL: &str = "UPDATE pools SET name = $2 WHERE id = $1";
+pub(crate) const POOL_EXISTS: &str = "SELECT id FROM pools WHERE id = $1";
+/// Deleting a pool (`$1`): children before parents, for the foreign keys, and each statement
+/// by an index on the pool or on its connections, so the cost follows the pool's size, not the
+/// database's. The counter row goes first: `apply` locks it, so no writer of the pool runs
+/// beside the deletion. Every table of the schema is here; the store story
+/// `deleting_a_pool_leaves_no_row` fails when a new table is not.
+pub(crate) const DELETE_POOL: [&str; 17] = [
+    "DELETE FROM change_counters WHERE pool_id = $1",
+    "DELETE FROM action_log WHERE job_id IN (SELECT id FROM jobs WHERE pool_id = $1)",
+    "DELETE FROM jobs WHERE pool_id = $1",
+    "DELETE FROM parked_deletions WHERE pool_id = $1",
+    "DELETE FROM inbox WHERE pool_id = $1",
+    "DELETE FROM leases WHERE connection_id IN (SELECT id FROM connections WHERE pool_id = $1)",
+    "DELETE FROM watermarks WHERE connection_id IN \
+     (SELECT id FROM connections WHERE pool_id = $1)",
+    "DELETE FROM external_refs WHERE connection_id IN \
+     (SELECT id FROM connections WHERE pool_id = $1)",
+    "DELETE FROM connections WHERE pool_id = $1",
+    "DELETE FROM changes WHERE pool_id = $1",
+    "DELETE FROM group_members WHERE pool_id = $1",
+    "DELETE FROM user_groups WHERE pool_id = $1",
+    "DELETE FROM department_leaders WHERE pool_id = $1",
+    "DELETE FROM departments WHERE pool_id = $1",
+    "DELETE FROM user_departments WHERE pool_id = $1",
+    "DELETE FROM users WHERE pool_id = $1",
+    "DELETE FROM pools WHERE id = $1",
+];
 
 pub(crate) const INSERT_CONNECTION: &str = concat!(
     "INSERT INTO connections (",

@@ -63,7 +63,7 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
 }
 
 /// The migrations, embedded at compile time: (version, description, SQL).
-const MIGRATIONS: [(i64, &str, &str); 5] = [
+const MIGRATIONS: [(i64, &str, &str); 6] = [
     (
         1,
         "init",
@@ -88,6 +88,11 @@ const MIGRATIONS: [(i64, &str, &str); 5] = [
         5,
         "inbox without tokens",
         include_str!("../migrations/sqlite/0005_inbox_without_tokens.sql"),
+    ),
+    (
+        6,
+        "pool deletion",
+        include_str!("../migrations/sqlite/0006_pool_deletion.sql"),
     ),
 ];
 

@@ -47,6 +47,22 @@ pub struct NewPool {
     pub name: String,
 }
 
+/// A user pool's new name.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PoolPatch {
+    /// A name for people, e.g. "Acme".
+    pub name: String,
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DeletePoolQuery {
+    /// The pool's name or id: needed when the pool holds connections or users.
+    pub confirm: Option<String>,
+}
+
 /// Which job to start.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

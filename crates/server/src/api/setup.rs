@@ -14,7 +14,10 @@ use directory::model::{
 use directory::store::{ActionLogFilter, ParkedFilter};
 
 use super::extract::{Authed, JsonBody, PathParams, QueryParams, id, opt_enum, opt_id};
-use super::params::{JobLogQuery, JobsQuery, NewPool, PageQuery, ParkedQuery, StartJob, paginate};
+use super::params::{
+    DeletePoolQuery, JobLogQuery, JobsQuery, NewPool, PageQuery, ParkedQuery, PoolPatch, StartJob,
+    paginate,
+};
 use crate::error::{ErrorBody, HttpError};
 
 type ApiResult<T> = Result<Json<T>, HttpError>;
@@ -74,6 +77,50 @@ pub async fn get_pool(
     Ok(Json(admin.pool(&pool_id).await?))
 }
 
+/// Renames a user pool.
+#[utoipa::path(
+    patch, path = "/api/v1/pools/{pool_id}", tag = "pools",
+    params(("pool_id" = String, Path, description = "User pool id (24 hex digits)")),
+    request_body = PoolPatch,
+    responses(
+        (status = 200, description = "The renamed user pool", body = UserPool),
+        (status = 400, description = "Missing or bad name", body = ErrorBody),
+        (status = 404, description = "No such user pool", body = ErrorBody),
+    )
+)]
+pub async fn rename_pool(
+    Authed(admin): Authed,
+    PathParams(pool_id): PathParams<String>,
+    JsonBody(body): JsonBody<PoolPatch>,
+) -> ApiResult<UserPool> {
+    let pool_id: PoolId = id("pool_id", &pool_id)?;
+    Ok(Json(admin.rename_pool(&pool_id, &body.name).await?))
+}
+
+/// Deletes a user pool with everything it holds: its connections, users, departments,
+/// groups, events, sync jobs, parked deletions and change log. A pool that holds connections
+/// or users is only deleted with `confirm` set to its name or id; never while a sync job of
+/// one of its connections runs.
+#[utoipa::path(
+    delete, path = "/api/v1/pools/{pool_id}", tag = "pools",
+    params(("pool_id" = String, Path, description = "User pool id (24 hex digits)"), DeletePoolQuery),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "`confirm` is neither the pool's name nor its id", body = ErrorBody),
+        (status = 404, description = "No such user pool", body = ErrorBody),
+        (status = 409, description = "Not confirmed (the message says what the pool holds), or a sync job of the pool runs", body = ErrorBody),
+    )
+)]
+pub async fn delete_pool(
+    Authed(admin): Authed,
+    PathParams(pool_id): PathParams<String>,
+    QueryParams(q): QueryParams<DeletePoolQuery>,
+) -> Result<StatusCode, HttpError> {
+    let pool_id: PoolId = id("pool_id", &pool_id)?;
+    admin.delete_pool(&pool_id, q.confirm.as_deref()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 // ---- connections ----
 
 /// Lists the connections of a user pool (secrets masked).
@@ -97,13 +144,14 @@ pub async fn list_connections(
 
 /// Creates a connection: one Feishu / Lark self-built app. The secrets are sealed at once
 /// and never returned; the answer shows the callback URL to enter in the Feishu developer
-/// console.
+/// console, and `check`: the credential test run right after saving (within a few seconds;
+/// the connection is saved even when it fails, e.g. while Feishu is unreachable).
 #[utoipa::path(
     post, path = "/api/v1/pools/{pool_id}/connections", tag = "connections",
     params(("pool_id" = String, Path, description = "User pool id")),
     request_body = NewConnection,
     responses(
-        (status = 201, description = "The new connection (secrets masked)", body = ConnectionView),
+        (status = 201, description = "The new connection (secrets masked), with `check`", body = ConnectionView),
         (status = 400, description = "Bad input: the message names the field", body = ErrorBody),
         (status = 404, description = "No such user pool", body = ErrorBody),
         (status = 409, description = "The identifier is taken in this pool", body = ErrorBody),
@@ -137,13 +185,14 @@ pub async fn get_connection(
 }
 
 /// Changes a connection. Absent fields stay; `null` or `""` clears `base_url`,
-/// `encrypt_key` and `verification_token`.
+/// `encrypt_key` and `verification_token`. A change of `provider`, `base_url`, `app_id` or
+/// `app_secret` runs the credential test again: its result is in `check`.
 #[utoipa::path(
     patch, path = "/api/v1/connections/{connection_id}", tag = "connections",
     params(("connection_id" = String, Path, description = "Connection id")),
     request_body = ConnectionPatch,
     responses(
-        (status = 200, description = "The changed connection (secrets masked)", body = ConnectionView),
+        (status = 200, description = "The changed connection (secrets masked), with `check` when the credentials changed", body = ConnectionView),
         (status = 400, description = "Bad input", body = ErrorBody),
         (status = 404, description = "No such connection", body = ErrorBody),
     )

@@ -42,6 +42,11 @@ pub fn router() -> Router<AppState> {
         // pools
         .route("/console/pools", get(pages::pools).post(pages::create_pool))
         .route("/console/pools/{pool}", get(pages::pool))
+        .route("/console/pools/{pool}/rename", post(pages::rename_pool))
+        .route(
+            "/console/pools/{pool}/delete",
+            get(pages::delete_pool_page).post(pages::delete_pool),
+        )
         .route("/console/pools/{pool}/tree", get(directory_pages::tree))
         .route(
             "/console/pools/{pool}/departments/{id}",

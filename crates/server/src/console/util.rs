@@ -76,8 +76,10 @@ impl Ctx {
 fn notice_text(code: &str) -> Option<&'static str> {
     Some(match code {
         "pool_created" => "User pool created.",
+        "pool_renamed" => "User pool renamed.",
+        "pool_deleted" => "User pool deleted with all its data.",
         "connection_created" => {
-            "Connection saved. Next: test the credentials, then start the import."
+            "Connection saved, and its credentials tested right away (below). Next: fix what the test names, then start the import."
         }
         "connection_updated" => "Connection updated.",
         "connection_deleted" => "Connection deleted; the directory objects stay.",

@@ -36,6 +36,8 @@ macro_rules! on_both {
 on_both!(
     directory_stories::pools_and_connections,
     directory_stories::deleting_a_connection_keeps_the_directory,
+    directory_stories::renaming_a_pool,
+    directory_stories::deleting_a_pool_leaves_no_row,
     directory_stories::apply_sets_versions_and_logs_changes,
     directory_stories::version_conflict_writes_nothing,
     directory_stories::external_refs_upsert_without_change_rows,
