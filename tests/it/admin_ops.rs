@@ -10,7 +10,7 @@ use directory::admin::{
 use directory::model::{
     ConnectionSettings, DeletionThreshold, GroupMember, ObjectKind, ParkedState, Verdict,
 };
-use directory::store::{ChangeKind, ChangeSource, PageRequest, UserQuery, Write};
+use directory::store::{ChangeKind, ChangeSource, PageRequest, ParkedFilter, UserQuery, Write};
 use emulator::tenant::ContactScope;
 
 use crate::support::{ALL, APP_ID, Backend, Harness, tenant};
@@ -261,7 +261,10 @@ async fn parked_deletions_are_approved_or_rejected_by_an_admin() {
         });
         assert_eq!(h.reconcile().await.verdict, Some(Verdict::Complete));
         let parked = admin
-            .list_parked(&h.pool, Some(ParkedState::Pending), PageRequest::default())
+            .list_parked(
+                &ParkedFilter::pool(&h.pool).state(ParkedState::Pending),
+                PageRequest::default(),
+            )
             .await
             .unwrap()
             .items;

@@ -20,7 +20,7 @@ const IDENTIFIER: &str = "acme-feishu";
 
 /// Creates a pool and a connection to the emulator's app (`APP_ID` …); returns the pool id
 /// and the connection as the API shows it.
-async fn pool_and_connection(s: &Served, settings: Option<Value>) -> (String, Value) {
+pub(crate) async fn pool_and_connection(s: &Served, settings: Option<Value>) -> (String, Value) {
     let (status, pool) = s.post("/api/v1/pools", &json!({"name": "Acme"})).await;
     assert_eq!(status, StatusCode::CREATED, "{:?}: {pool}", s.backend);
     let pool_id = pool["id"].as_str().unwrap().to_owned();
@@ -56,7 +56,7 @@ async fn get_text(s: &Served, path: &str) -> (StatusCode, String) {
 }
 
 /// Starts a job through the API and polls it until it finished.
-async fn run_job(s: &Served, connection_id: &str, kind: &str) -> Value {
+pub(crate) async fn run_job(s: &Served, connection_id: &str, kind: &str) -> Value {
     let (status, job) = s
         .post(
             &format!("/api/v1/connections/{connection_id}/jobs"),
@@ -137,7 +137,13 @@ async fn wait_for(s: &Served, path: &str, what: &str, done: impl Fn(&Value) -> b
     }
 }
 
-fn assert_error(backend: Backend, what: &str, status: StatusCode, body: &Value, want: StatusCode) {
+pub(crate) fn assert_error(
+    backend: Backend,
+    what: &str,
+    status: StatusCode,
+    body: &Value,
+    want: StatusCode,
+) {
     assert_eq!(status, want, "{backend:?}: {what}: {body}");
     assert!(
         body["error"]["code"].is_string() && body["error"]["message"].is_string(),
@@ -156,6 +162,8 @@ async fn protected_routes_need_the_admin_token_and_the_document_is_public() {
             (Method::GET, "/api/v1/pools".into()),
             (Method::POST, "/api/v1/pools".into()),
             (Method::GET, format!("/api/v1/pools/{pool}")),
+            (Method::PATCH, format!("/api/v1/pools/{pool}")),
+            (Method::DELETE, format!("/api/v1/pools/{pool}")),
             (Method::GET, format!("/api/v1/pools/{pool}/connections")),
             (Method::POST, format!("/api/v1/pools/{pool}/connections")),
             (Method::GET, format!("/api/v1/connections/{conn}")),
@@ -169,6 +177,8 @@ async fn protected_routes_need_the_admin_token_and_the_document_is_public() {
             (Method::GET, format!("/api/v1/pools/{pool}/parked")),
             (Method::POST, "/api/v1/parked/1/approve".into()),
             (Method::POST, "/api/v1/parked/1/reject".into()),
+            (Method::POST, format!("/api/v1/pools/{pool}/parked/approve")),
+            (Method::POST, format!("/api/v1/pools/{pool}/parked/reject")),
             (Method::GET, format!("/api/v1/pools/{pool}/departments")),
             (
                 Method::GET,
@@ -178,6 +188,10 @@ async fn protected_routes_need_the_admin_token_and_the_document_is_public() {
                 Method::GET,
                 format!("/api/v1/pools/{pool}/departments/{some}/members"),
             ),
+            (
+                Method::GET,
+                format!("/api/v1/pools/{pool}/departments/by/open_department_id/od-x"),
+            ),
             (Method::GET, format!("/api/v1/pools/{pool}/users?q=a")),
             (Method::GET, format!("/api/v1/pools/{pool}/users/{some}")),
             (
@@ -186,6 +200,10 @@ async fn protected_routes_need_the_admin_token_and_the_document_is_public() {
             ),
             (Method::GET, format!("/api/v1/pools/{pool}/groups")),
             (Method::GET, format!("/api/v1/pools/{pool}/groups/{some}")),
+            (
+                Method::GET,
+                format!("/api/v1/pools/{pool}/groups/by/group_id/g-x"),
+            ),
             (Method::GET, "/api/v1/events".into()),
             (Method::GET, "/api/v1/events/1".into()),
         ];
@@ -255,14 +273,18 @@ async fn protected_routes_need_the_admin_token_and_the_document_is_public() {
             "/api/v1/pools/{pool_id}/parked",
             "/api/v1/parked/{parked_id}/approve",
             "/api/v1/parked/{parked_id}/reject",
+            "/api/v1/pools/{pool_id}/parked/approve",
+            "/api/v1/pools/{pool_id}/parked/reject",
             "/api/v1/pools/{pool_id}/departments",
             "/api/v1/pools/{pool_id}/departments/{department_id}",
             "/api/v1/pools/{pool_id}/departments/{department_id}/members",
+            "/api/v1/pools/{pool_id}/departments/by/{id_type}/{value}",
             "/api/v1/pools/{pool_id}/users",
             "/api/v1/pools/{pool_id}/users/{user_id}",
             "/api/v1/pools/{pool_id}/users/by/{id_type}/{value}",
             "/api/v1/pools/{pool_id}/groups",
             "/api/v1/pools/{pool_id}/groups/{group_id}",
+            "/api/v1/pools/{pool_id}/groups/by/{id_type}/{value}",
             "/api/v1/events",
             "/api/v1/events/{event_id}",
         ] {
@@ -286,7 +308,14 @@ async fn protected_routes_need_the_admin_token_and_the_document_is_public() {
                 );
             }
         }
-        assert_eq!(paths.len(), 22, "{:?}", paths.keys().collect::<Vec<_>>());
+        assert_eq!(paths.len(), 24, "{:?}", paths.keys().collect::<Vec<_>>());
+        let pool_item = &paths["/api/v1/pools/{pool_id}"];
+        for method in ["get", "patch", "delete"] {
+            assert!(
+                pool_item[method].is_object(),
+                "{method} /api/v1/pools/{{pool_id}}"
+            );
+        }
         // Every reference resolves (a client generator or schemathesis stops at the first
         // one that does not).
         fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
@@ -488,10 +517,17 @@ async fn secrets_never_appear_in_any_response() {
                 );
             }
         }
-        // The event's payload is kept, with the token masked.
+        // The event's payload is kept, without the token (it is not stored at all).
         let (_, event) = s.get(&format!("/api/v1/events/{event_id}")).await;
         let payload: Value = serde_json::from_str(event["payload"].as_str().unwrap()).unwrap();
-        assert_eq!(payload["header"]["token"], "***", "{backend:?}: {payload}");
+        assert!(
+            payload["header"]["event_id"].is_string(),
+            "{backend:?}: {payload}"
+        );
+        assert!(
+            payload["header"].get("token").is_none(),
+            "{backend:?}: {payload}"
+        );
     }
 }
 
@@ -787,6 +823,11 @@ async fn errors_are_json_with_the_right_status() {
             format!("/api/v1/pools/{unknown}/users"),
             format!("/api/v1/pools/{pool}/users/{unknown}"),
             format!("/api/v1/pools/{pool}/users/by/open_id/ou_nobody"),
+            format!("/api/v1/pools/{pool}/departments/by/open_department_id/od-nobody"),
+            format!("/api/v1/pools/{pool}/departments/by/department_id/nobody"),
+            format!("/api/v1/pools/{unknown}/departments/by/department_id/nobody"),
+            format!("/api/v1/pools/{pool}/groups/by/group_id/g-nobody"),
+            format!("/api/v1/pools/{pool}/groups/by/custom_group_id/nobody"),
             format!("/api/v1/pools/{unknown}/groups"),
             format!("/api/v1/pools/{pool}/groups/{unknown}"),
             "/api/v1/events/987654".to_owned(),
@@ -796,6 +837,7 @@ async fn errors_are_json_with_the_right_status() {
             assert_error(backend, &path, status, &body, StatusCode::NOT_FOUND);
         }
         for (method, path) in [
+            (Method::DELETE, format!("/api/v1/pools/{unknown}")),
             (Method::POST, format!("/api/v1/connections/{unknown}/test")),
             (Method::DELETE, format!("/api/v1/connections/{unknown}")),
             (Method::POST, "/api/v1/parked/987654/approve".to_owned()),
@@ -1006,6 +1048,16 @@ async fn errors_are_json_with_the_right_status() {
                 "id_type",
                 "union_id",
             ),
+            (
+                format!("/api/v1/pools/{pool}/departments/by/open_id/ou_x"),
+                "id_type",
+                "open_department_id, department_id",
+            ),
+            (
+                format!("/api/v1/pools/{pool}/groups/by/name/x"),
+                "id_type",
+                "group_id, custom_group_id",
+            ),
             ("/api/v1/jobs?limit=many".to_owned(), "limit", "limit"),
             (
                 format!("/api/v1/pools/{pool}/users?include_deleted=perhaps"),
@@ -1206,6 +1258,567 @@ async fn parked_deletions_are_approved_and_rejected() {
             pending["items"].as_array().unwrap().len(),
             parked["items"].as_array().unwrap().len() - 2,
             "{backend:?}"
+        );
+    }
+}
+
+/// The event list answers `total`: every event matching the filter, whatever the page.
+#[tokio::test]
+async fn the_event_list_counts_its_matches() {
+    for backend in Backend::all() {
+        let s = Served::start(backend, tenant(40, 5, 1, 71)).await;
+        let (pool, connection) = pool_and_connection(&s, None).await;
+        let conn = connection["id"].as_str().unwrap().to_owned();
+        let callback = connection["callback_url"].as_str().unwrap().to_owned();
+        let mark = s.emu.state().events.emitted().len();
+        let dept = s.emu.with_tenant(|t| t.children("0")[0].clone());
+        for i in 0..3 {
+            s.emu
+                .state()
+                .mutate(|t| {
+                    t.hire(NewUser {
+                        name: Some(format!("Counted {i}")),
+                        departments: vec![dept.clone()],
+                        ..NewUser::default()
+                    })
+                })
+                .unwrap();
+        }
+        let delivered = deliver_over_http(&s, &callback, APP_ID, ENCRYPT_KEY, mark).await;
+        assert!(delivered >= 3, "{backend:?}: {delivered}");
+        let all = wait_for(&s, "/api/v1/events?limit=500", "every event handled", |b| {
+            b["items"].as_array().is_some_and(|items| {
+                items.len() == delivered && items.iter().all(|e| e["state"] != "pending")
+            })
+        })
+        .await;
+        let created = all["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["event_type"] == "contact.user.created_v3")
+            .count();
+        assert_eq!(created, 3, "{backend:?}: {all}");
+        for (query, want) in [
+            ("limit=1".to_owned(), delivered),
+            (format!("pool_id={pool}&limit=1&offset=1"), delivered),
+            (format!("connection_id={conn}&limit=2"), delivered),
+            (
+                format!("connection_id={conn}&event_type=contact.user.created_v3&limit=1"),
+                created,
+            ),
+            ("state=pending".to_owned(), 0),
+            (format!("pool_id={pool}&state=parked"), 0),
+        ] {
+            let (status, page) = s.get(&format!("/api/v1/events?{query}")).await;
+            assert_eq!(status, StatusCode::OK, "{backend:?}: {query}: {page}");
+            assert_eq!(page["total"], want, "{backend:?}: {query}: {page}");
+            let shown = page["items"].as_array().unwrap().len() as u64;
+            assert!(
+                shown <= page["limit"].as_u64().unwrap(),
+                "{backend:?}: {query}"
+            );
+        }
+    }
+}
+
+/// A DELETE with the admin token, the body as JSON (`Null` for a 204).
+async fn delete(s: &Served, path: &str) -> (StatusCode, Value) {
+    s.send(Method::DELETE, path, None).await
+}
+
+#[tokio::test]
+async fn pools_are_renamed_and_deleted_with_their_data() {
+    for backend in Backend::all() {
+        let s = Served::start(backend, tenant(40, 4, 2, 66)).await;
+        let (pool, connection) = pool_and_connection(&s, None).await;
+        let conn = connection["id"].as_str().unwrap().to_owned();
+        let callback = connection["callback_url"].as_str().unwrap().to_owned();
+        let job = run_job(&s, &conn, "import").await;
+        assert_eq!(job["verdict"], "complete", "{backend:?}: {job}");
+        let job_id = job["id"].as_str().unwrap().to_owned();
+        // An event in the pool's inbox.
+        let mark = s.emu.state().events.emitted().len();
+        let dept = s.emu.with_tenant(|t| t.children("0")[0].clone());
+        s.emu
+            .state()
+            .mutate(|t| {
+                t.hire(NewUser {
+                    name: Some("Doomed Joiner".into()),
+                    departments: vec![dept],
+                    ..NewUser::default()
+                })
+            })
+            .unwrap();
+        assert!(deliver_over_http(&s, &callback, APP_ID, ENCRYPT_KEY, mark).await > 0);
+        let events = wait_for(
+            &s,
+            &format!("/api/v1/events?pool_id={pool}"),
+            "the event was applied",
+            |b| {
+                b["items"].as_array().is_some_and(|items| {
+                    !items.is_empty() && items.iter().all(|e| e["state"] != "pending")
+                })
+            },
+        )
+        .await;
+        let event_id = events["items"][0]["id"].as_i64().unwrap();
+        let (_, users) = s.get(&format!("/api/v1/pools/{pool}/users")).await;
+        let user_count = users["total"].as_u64().unwrap();
+        assert!(user_count > 0, "{backend:?}");
+
+        // Another pool with its own connection and users: it must not lose anything.
+        let (_, other) = s.post("/api/v1/pools", &json!({"name": "Other"})).await;
+        let other = other["id"].as_str().unwrap().to_owned();
+        let (status, other_conn) = s
+            .post(
+                &format!("/api/v1/pools/{other}/connections"),
+                &json!({
+                    "identifier": IDENTIFIER,
+                    "base_url": s.emu.base_url(),
+                    "app_id": APP_ID,
+                    "app_secret": APP_SECRET,
+                }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{backend:?}: {other_conn}");
+        let other_conn = other_conn["id"].as_str().unwrap().to_owned();
+        let other_job = run_job(&s, &other_conn, "import").await;
+        assert_eq!(other_job["verdict"], "complete", "{backend:?}");
+        let (_, other_users) = s.get(&format!("/api/v1/pools/{other}/users")).await;
+
+        // Rename, validated like a new pool.
+        let path = format!("/api/v1/pools/{pool}");
+        let (status, renamed) = s
+            .send(
+                Method::PATCH,
+                &path,
+                Some(&json!({"name": "  Acme Renamed "})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}: {renamed}");
+        assert_eq!(renamed["name"], "Acme Renamed");
+        assert_eq!(renamed["id"], pool.as_str());
+        assert_eq!(s.get(&path).await.1["name"], "Acme Renamed");
+        for (what, body) in [
+            ("empty name", json!({"name": " "})),
+            ("no name", json!({})),
+            ("unknown field", json!({"name": "x", "colour": "red"})),
+            ("long name", json!({"name": "x".repeat(201)})),
+        ] {
+            let (status, answer) = s.send(Method::PATCH, &path, Some(&body)).await;
+            assert_error(backend, what, status, &answer, StatusCode::BAD_REQUEST);
+        }
+        let unknown = "0123456789abcdef01234567";
+        let (status, answer) = s
+            .send(
+                Method::PATCH,
+                &format!("/api/v1/pools/{unknown}"),
+                Some(&json!({"name": "x"})),
+            )
+            .await;
+        assert_error(
+            backend,
+            "rename unknown",
+            status,
+            &answer,
+            StatusCode::NOT_FOUND,
+        );
+
+        // Without a confirmation: 409, saying what the pool holds and how to confirm.
+        let (status, answer) = delete(&s, &path).await;
+        assert_error(
+            backend,
+            "unconfirmed",
+            status,
+            &answer,
+            StatusCode::CONFLICT,
+        );
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("1 connection ")
+                && message.contains(&format!("{user_count} users"))
+                && message.contains("confirm="),
+            "{backend:?}: {message}"
+        );
+        let (status, answer) = delete(&s, &format!("{path}?confirm=Acme")).await;
+        assert_error(
+            backend,
+            "wrong confirmation",
+            status,
+            &answer,
+            StatusCode::BAD_REQUEST,
+        );
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("Acme Renamed"),
+            "{answer}"
+        );
+        assert_eq!(s.get(&path).await.0, StatusCode::OK, "{backend:?}");
+
+        // An empty pool needs no confirmation.
+        let (_, empty) = s.post("/api/v1/pools", &json!({"name": "Empty"})).await;
+        let empty_path = format!("/api/v1/pools/{}", empty["id"].as_str().unwrap());
+        let (status, _) = delete(&s, &empty_path).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{backend:?}");
+        assert_eq!(s.get(&empty_path).await.0, StatusCode::NOT_FOUND);
+
+        // Confirmed with the name: the pool goes with everything in it.
+        let (status, answer) = delete(&s, &format!("{path}?confirm=Acme%20Renamed")).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{backend:?}: {answer}");
+        for gone in [
+            path.clone(),
+            format!("/api/v1/pools/{pool}/connections"),
+            format!("/api/v1/connections/{conn}"),
+            format!("/api/v1/pools/{pool}/users"),
+            format!("/api/v1/pools/{pool}/departments"),
+            format!("/api/v1/pools/{pool}/groups"),
+            format!("/api/v1/pools/{pool}/parked"),
+            format!("/api/v1/jobs/{job_id}"),
+            format!("/api/v1/events/{event_id}"),
+        ] {
+            let (status, body) = s.get(&gone).await;
+            assert_error(backend, &gone, status, &body, StatusCode::NOT_FOUND);
+        }
+        let (_, events) = s.get(&format!("/api/v1/events?pool_id={pool}")).await;
+        assert_eq!(events["items"], json!([]), "{backend:?}: {events}");
+        let (_, jobs) = s.get(&format!("/api/v1/jobs?connection_id={conn}")).await;
+        assert_eq!(jobs["items"], json!([]), "{backend:?}: {jobs}");
+        // Feishu's next delivery to the old callback URL is refused.
+        let sealed = envelope::seal(
+            &s.emu.state().events.emitted()[mark].plaintext,
+            Some(ENCRYPT_KEY),
+            &(now_ms() / 1000).to_string(),
+            "7",
+        );
+        let resp = s
+            .http
+            .post(&callback)
+            .headers(sealed.headers())
+            .body(sealed.body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{backend:?}");
+        let (status, body) = delete(&s, &path).await;
+        assert_error(backend, "twice", status, &body, StatusCode::NOT_FOUND);
+
+        // The other pool is whole.
+        let (_, pools) = s.get("/api/v1/pools").await;
+        assert_eq!(pools["total"], 1, "{backend:?}: {pools}");
+        assert_eq!(pools["items"][0]["id"], other.as_str());
+        let (status, _) = s.get(&format!("/api/v1/connections/{other_conn}")).await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}");
+        let (_, after) = s.get(&format!("/api/v1/pools/{other}/users")).await;
+        assert_eq!(after["total"], other_users["total"], "{backend:?}");
+        let (_, other_jobs) = s
+            .get(&format!("/api/v1/jobs?connection_id={other_conn}"))
+            .await;
+        assert_eq!(other_jobs["items"][0]["id"], other_job["id"], "{backend:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_pool_is_not_deleted_while_a_sync_job_of_it_runs() {
+    use emulator::faults::FaultConfig;
+    for backend in Backend::all() {
+        let s = Served::start(backend, tenant(20, 3, 1, 67)).await;
+        let (pool, connection) = pool_and_connection(&s, None).await;
+        let conn = connection["id"].as_str().unwrap().to_owned();
+        // Each department listing takes 8 s: the import outlasts the deletion's wait for the
+        // connection's lease (5 s).
+        s.emu.state().faults.set_config(FaultConfig {
+            latency_rate: 1.0,
+            latency_min: Duration::from_secs(8),
+            latency_max: Duration::from_secs(8),
+            endpoints: vec!["contact/v3/users/find_by_department".into()],
+            ..FaultConfig::none()
+        });
+        let (status, job) = s
+            .post(
+                &format!("/api/v1/connections/{conn}/jobs"),
+                &json!({"kind": "import"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{backend:?}: {job}");
+        let job_id = job["id"].as_str().unwrap().to_owned();
+        let path = format!("/api/v1/pools/{pool}?confirm={pool}");
+        let (status, answer) = delete(&s, &path).await;
+        assert_error(
+            backend,
+            "job running",
+            status,
+            &answer,
+            StatusCode::CONFLICT,
+        );
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("running sync job")
+                && message.contains(&job_id)
+                && message.contains("wait for it to finish"),
+            "{backend:?}: {message}"
+        );
+        assert_eq!(
+            s.get(&format!("/api/v1/pools/{pool}")).await.0,
+            StatusCode::OK
+        );
+        s.emu.state().faults.set_config(FaultConfig::none());
+        let finished = wait_for(
+            &s,
+            &format!("/api/v1/jobs/{job_id}"),
+            "the import finished",
+            |j| j["state"] == "finished",
+        )
+        .await;
+        assert_eq!(finished["verdict"], "complete", "{backend:?}: {finished}");
+        let (status, answer) = delete(&s, &path).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{backend:?}: {answer}");
+        assert_eq!(
+            s.get(&format!("/api/v1/pools/{pool}")).await.0,
+            StatusCode::NOT_FOUND
+        );
+    }
+}
+
+#[tokio::test]
+async fn departments_and_groups_carry_and_are_found_by_their_feishu_ids() {
+    for backend in Backend::all() {
+        let s = Served::start(backend, tenant(40, 5, 3, 68)).await;
+        let (pool, connection) = pool_and_connection(&s, None).await;
+        let conn = connection["id"].as_str().unwrap().to_owned();
+        let job = run_job(&s, &conn, "import").await;
+        assert_eq!(job["verdict"], "complete", "{backend:?}: {job}");
+
+        let (open_department_id, department_id, name) = s.emu.with_tenant(|t| {
+            let d = t.departments.values().last().unwrap();
+            (
+                d.open_department_id.clone(),
+                d.department_id.clone(),
+                d.name.clone(),
+            )
+        });
+        let (status, by_open) = s
+            .get(&format!(
+                "/api/v1/pools/{pool}/departments/by/open_department_id/{open_department_id}"
+            ))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}: {by_open}");
+        assert_eq!(by_open["name"], name.as_str(), "{by_open}");
+        let id = by_open["id"].as_str().unwrap().to_owned();
+        let (status, by_custom) = s
+            .get(&format!(
+                "/api/v1/pools/{pool}/departments/by/department_id/{department_id}"
+            ))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}: {by_custom}");
+        assert_eq!(by_custom["id"], id.as_str());
+        let (status, view) = s
+            .get(&format!("/api/v1/pools/{pool}/departments/{id}"))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{view}");
+        assert_eq!(
+            view["external_ids"],
+            json!([{
+                "connection_id": conn,
+                "kind": "department",
+                "external_id": open_department_id,
+                "union_id": null,
+                "custom_id": department_id,
+                "object_id": id,
+            }]),
+            "{backend:?}: {view}"
+        );
+
+        let (group_id, custom_group_id, group_name) = s.emu.with_tenant(|t| {
+            let g = t.groups.values().next().unwrap();
+            (g.id.clone(), g.group_id.clone(), g.name.clone())
+        });
+        let (status, group) = s
+            .get(&format!(
+                "/api/v1/pools/{pool}/groups/by/group_id/{group_id}"
+            ))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}: {group}");
+        assert_eq!(group["name"], group_name.as_str(), "{group}");
+        let gid = group["id"].as_str().unwrap().to_owned();
+        let (status, by_custom) = s
+            .get(&format!(
+                "/api/v1/pools/{pool}/groups/by/custom_group_id/{custom_group_id}"
+            ))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}: {by_custom}");
+        assert_eq!(by_custom["id"], gid.as_str());
+        let (status, detail) = s.get(&format!("/api/v1/pools/{pool}/groups/{gid}")).await;
+        assert_eq!(status, StatusCode::OK, "{detail}");
+        let refs = detail["external_ids"].as_array().unwrap();
+        assert_eq!(refs.len(), 1, "{backend:?}: {detail}");
+        assert_eq!(refs[0]["connection_id"], conn.as_str());
+        assert_eq!(refs[0]["external_id"], group_id.as_str());
+        assert_eq!(refs[0]["custom_id"], custom_group_id.as_str());
+
+        // A Feishu id of another kind finds nothing.
+        let (status, body) = s
+            .get(&format!(
+                "/api/v1/pools/{pool}/departments/by/open_department_id/{group_id}"
+            ))
+            .await;
+        assert_error(
+            backend,
+            "group id as department",
+            status,
+            &body,
+            StatusCode::NOT_FOUND,
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("open_department_id"),
+            "{body}"
+        );
+    }
+}
+
+/// An address nothing listens on: connecting is refused at once.
+fn closed_port_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
+
+#[tokio::test]
+async fn saving_a_connection_tests_its_credentials() {
+    use emulator::faults::FaultConfig;
+    for backend in Backend::all() {
+        let s = Served::start(backend, tenant(10, 2, 1, 69)).await;
+        let (_, pool) = s.post("/api/v1/pools", &json!({"name": "Checks"})).await;
+        let create = format!("/api/v1/pools/{}/connections", pool["id"].as_str().unwrap());
+        let body = |identifier: &str, base_url: &str, secret: &str| {
+            json!({
+                "identifier": identifier,
+                "base_url": base_url,
+                "app_id": APP_ID,
+                "app_secret": secret,
+            })
+        };
+        let emulator = s.emu.base_url();
+
+        // The right secret: saved and checked.
+        let (status, good) = s.post(&create, &body("good", &emulator, APP_SECRET)).await;
+        assert_eq!(status, StatusCode::CREATED, "{backend:?}: {good}");
+        assert_eq!(good["check"]["ok"], true, "{backend:?}: {good}");
+        let steps = good["check"]["steps"].as_array().unwrap();
+        assert_eq!(steps.len(), 2, "{good}");
+        assert!(steps.iter().all(|step| step["ok"] == true), "{good}");
+
+        // A wrong secret: saved all the same, and the check says what to fix.
+        let (status, wrong) = s
+            .post(&create, &body("wrong", &emulator, "not-the-app-secret"))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{backend:?}: {wrong}");
+        let check = &wrong["check"];
+        assert_eq!(check["ok"], false, "{backend:?}: {wrong}");
+        assert_eq!(check["steps"][0]["step"], "credentials", "{wrong}");
+        assert!(check["steps"][0]["code"].is_i64(), "{wrong}");
+        let fix = check["steps"][0]["fix"].as_str().unwrap();
+        assert!(fix.contains("App Secret"), "{backend:?}: {fix}");
+        let wrong_id = wrong["id"].as_str().unwrap().to_owned();
+        let wrong_path = format!("/api/v1/connections/{wrong_id}");
+        let (status, read) = s.get(&wrong_path).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "{backend:?}: the connection was saved"
+        );
+        assert!(read.get("check").is_none(), "reads carry no check: {read}");
+
+        // Fixing the secret checks again; a rename does not reach Feishu.
+        let (status, fixed) = s
+            .send(
+                Method::PATCH,
+                &wrong_path,
+                Some(&json!({"app_secret": APP_SECRET})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}: {fixed}");
+        assert_eq!(fixed["check"]["ok"], true, "{backend:?}: {fixed}");
+        let (status, renamed) = s
+            .send(
+                Method::PATCH,
+                &wrong_path,
+                Some(&json!({"display_name": "Renamed"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}: {renamed}");
+        assert!(renamed.get("check").is_none(), "{renamed}");
+        let (status, moved) = s
+            .send(
+                Method::PATCH,
+                &wrong_path,
+                Some(&json!({"base_url": closed_port_url()})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}: {moved}");
+        assert_eq!(moved["check"]["ok"], false, "{backend:?}: {moved}");
+
+        // Feishu unreachable: saved at once, the check names the connection failure.
+        let started = Instant::now();
+        let (status, offline) = s
+            .post(&create, &body("offline", &closed_port_url(), APP_SECRET))
+            .await;
+        let took = started.elapsed();
+        assert_eq!(status, StatusCode::CREATED, "{backend:?}: {offline}");
+        assert!(took < Duration::from_secs(4), "{backend:?}: took {took:?}");
+        let step = &offline["check"]["steps"][0];
+        assert_eq!(offline["check"]["ok"], false, "{offline}");
+        assert!(
+            step["message"].as_str().unwrap().contains("connect"),
+            "{backend:?}: {offline}"
+        );
+        assert!(
+            step["fix"].as_str().unwrap().contains("base URL"),
+            "{backend:?}: {offline}"
+        );
+
+        // Feishu answering too slowly: the save waits for the check's bound, no longer.
+        s.emu.state().faults.set_config(FaultConfig {
+            latency_rate: 1.0,
+            latency_min: Duration::from_secs(8),
+            latency_max: Duration::from_secs(8),
+            endpoints: vec!["auth/v3/tenant_access_token/internal".into()],
+            ..FaultConfig::none()
+        });
+        let started = Instant::now();
+        let (status, slow) = s.post(&create, &body("slow", &emulator, APP_SECRET)).await;
+        let took = started.elapsed();
+        s.emu.state().faults.set_config(FaultConfig::none());
+        assert_eq!(status, StatusCode::CREATED, "{backend:?}: {slow}");
+        assert!(
+            took >= Duration::from_secs(4) && took < Duration::from_secs(7),
+            "{backend:?}: took {took:?}"
+        );
+        let step = &slow["check"]["steps"][0];
+        assert_eq!(step["step"], "credentials", "{slow}");
+        assert!(
+            step["message"]
+                .as_str()
+                .unwrap()
+                .contains("did not answer within 5 s"),
+            "{backend:?}: {slow}"
+        );
+        assert!(
+            step["fix"]
+                .as_str()
+                .unwrap()
+                .contains("test its credentials again")
+        );
+        let (_, list) = s.get(&create).await;
+        assert_eq!(
+            list["total"], 4,
+            "{backend:?}: every connection was saved: {list}"
         );
     }
 }

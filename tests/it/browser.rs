@@ -631,14 +631,18 @@ async fn console_forms_errors_and_edits() {
     assert!(!page.contains(APP_SECRET) && !page.contains(ENCRYPT_KEY));
     assert!(page.contains(APP_ID), "the non-secret fields are kept");
     fields[1] = ("identifier", "feishu");
-    let (status, location) = console.post("/console/connections", &fields).await;
-    assert_eq!(status, 303, "{location}");
-    let connection = location
-        .trim_start_matches("/console/connections/")
-        .split('?')
-        .next()
+    // Saved: the connection's page comes back at once with the credential check it ran.
+    let (status, page) = console.post("/console/connections", &fields).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Connection saved"), "{page}");
+    assert!(page.contains("Credentials work"), "{page}");
+    let connection = page
+        .split("action=\"/console/connections/")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
         .unwrap()
         .to_owned();
+    assert!(directory::ids::is_id(&connection), "{connection}");
     // A duplicate identifier is a conflict, said on the form.
     let (status, page) = console.post("/console/connections", &fields).await;
     assert_eq!(status, 409, "{page}");
@@ -675,8 +679,12 @@ async fn console_forms_errors_and_edits() {
         page.contains("is not a number") && page.contains("21600"),
         "{page}"
     );
-    let (status, _) = console.post(&path, &edit("Renamed", "3600")).await;
-    assert_eq!(status, 303);
+    // A new App Secret is checked on save: the page shows the failure with its fix.
+    let (status, page) = console.post(&path, &edit("Renamed", "3600")).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Connection updated"), "{page}");
+    assert!(page.contains("The credential test failed"), "{page}");
+    assert!(page.contains("How to fix"), "{page}");
     let view = served
         .store
         .get_connection(&connection.as_str().into())
@@ -733,6 +741,52 @@ async fn console_forms_errors_and_edits() {
         served
             .store
             .get_connection(&connection.as_str().into())
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // The pool: renamed, then deleted after typing its name.
+    let pool_path = format!("/console/pools/{pool}");
+    let (status, page) = console.get(&pool_path).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("id=\"rename-pool\"") && page.contains("id=\"delete-pool\""));
+    let (status, page) = console
+        .post(&format!("{pool_path}/rename"), &[("name", " ")])
+        .await;
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("name is required"), "{page}");
+    let (status, location) = console
+        .post(&format!("{pool_path}/rename"), &[("name", "Acme Two")])
+        .await;
+    assert_eq!(
+        (status, location.as_str()),
+        (303, format!("{pool_path}?done=pool_renamed").as_str())
+    );
+    let (status, page) = console.get(&format!("{pool_path}/delete")).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("Type the pool's name") && page.contains("Acme Two"),
+        "{page}"
+    );
+    for (typed, needle) in [("", "was not typed"), ("Acme", "neither the name")] {
+        let (status, page) = console
+            .post(&format!("{pool_path}/delete"), &[("confirm", typed)])
+            .await;
+        assert_eq!(status, 400, "{typed:?}: {page}");
+        assert!(page.contains(needle), "{typed:?}: {page}");
+    }
+    let (status, location) = console
+        .post(&format!("{pool_path}/delete"), &[("confirm", "Acme Two")])
+        .await;
+    assert_eq!(
+        (status, location.as_str()),
+        (303, "/console/pools?done=pool_deleted")
+    );
+    assert!(
+        served
+            .store
+            .get_pool(&pool.as_str().into())
             .await
             .unwrap()
             .is_none()

@@ -439,3 +439,323 @@ async fn applied_events_show_their_lag_on_metrics() {
         assert_eq!(series(&after, "orgsync_inbox_depth"), 0.0, "{after}");
     }
 }
+
+/// A pool and an encrypted connection for the emulator's app; returns the callback path.
+async fn events_connection(s: &Served) -> String {
+    let admin = Admin::new(s.engine.clone(), None, s.server.url());
+    let pool = admin.create_pool("Events").await.unwrap();
+    admin
+        .create_connection(
+            &pool.id,
+            NewConnection {
+                identifier: IDENTIFIER.into(),
+                display_name: None,
+                provider: None,
+                base_url: Some(s.emu.base_url()),
+                app_id: APP_ID.into(),
+                app_secret: APP_SECRET.into(),
+                encrypt_key: Some(ENCRYPT_KEY.into()),
+                verification_token: Some(VERIFICATION_TOKEN.into()),
+                settings: None,
+            },
+        )
+        .await
+        .unwrap();
+    format!("/connections/enterprise/{IDENTIFIER}/{}/events", pool.id)
+}
+
+/// One 2.0 and one 1.0 event the emulator emitted for the app (plaintext, token included).
+fn emulator_events_of_both_versions(s: &Served) -> Vec<String> {
+    s.emu
+        .with_tenant_mut(|t| t.apps.get_mut(APP_ID).unwrap().events_v1 = true);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+    let (mut v2, mut v1) = (None, None);
+    for _ in 0..100 {
+        let before = s.emu.state().events.emitted().len();
+        s.emu
+            .state()
+            .mutate_with(|t| Ok::<_, Infallible>(t.random_mutation(&mut rng)))
+            .unwrap();
+        for e in s.emu.state().events.emitted()[before..]
+            .iter()
+            .filter(|e| e.app_id == APP_ID)
+        {
+            let slot = match e.version {
+                emulator::events::EventVersion::V2 => &mut v2,
+                emulator::events::EventVersion::V1 => &mut v1,
+            };
+            slot.get_or_insert_with(|| e.plaintext.clone());
+        }
+        if let (Some(v2), Some(v1)) = (&v2, &v1) {
+            return vec![v2.clone(), v1.clone()];
+        }
+    }
+    panic!("the emulator emitted no 2.0 and 1.0 event pair in 100 mutations");
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// The Verification Token Feishu puts in every event is checked and then dropped: the inbox
+/// row, the SQLite file and its WAL, and the API's event views hold the rest of the event but
+/// not the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_events_keep_no_verification_token() {
+    for backend in Backend::all() {
+        let s = Served::start(backend, tenant(30, 6, 2, 13)).await;
+        let path = events_connection(&s).await;
+        let plaintexts = emulator_events_of_both_versions(&s);
+        for plaintext in &plaintexts {
+            assert!(plaintext.contains(VERIFICATION_TOKEN), "{plaintext}");
+            let answer = post(&s, &path, &seal(plaintext)).await;
+            assert_eq!(
+                answer.status,
+                StatusCode::OK,
+                "{backend:?}: {}",
+                answer.json
+            );
+        }
+
+        let rows = s
+            .store
+            .inbox_list(&InboxFilter::default(), PageRequest::default())
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 2, "{backend:?}");
+        for row in &rows {
+            assert!(
+                !row.payload.contains(VERIFICATION_TOKEN),
+                "{backend:?}: the inbox row keeps the token: {}",
+                row.payload
+            );
+            // The rest is kept: the worker reads it back to the same event.
+            let again = envelope::parse_plaintext(&row.payload).unwrap();
+            assert_eq!(again.event_id(), Some(row.event_id.as_str()), "{backend:?}");
+            let original = plaintexts
+                .iter()
+                .map(|p| envelope::parse_plaintext(p).unwrap())
+                .find(|e| e.event_id() == again.event_id())
+                .unwrap();
+            assert_eq!(again.event_type(), original.event_type(), "{backend:?}");
+            assert_eq!(
+                again.created_at_ms(),
+                original.created_at_ms(),
+                "{backend:?}"
+            );
+        }
+
+        if let Some(db) = s.sqlite_path() {
+            let mut wal = db.clone().into_os_string();
+            wal.push("-wal");
+            for file in [db, wal.into()] {
+                let bytes = std::fs::read(&file).unwrap_or_default();
+                assert!(
+                    !contains(&bytes, VERIFICATION_TOKEN),
+                    "{} holds the Verification Token",
+                    file.display()
+                );
+            }
+        }
+
+        let (status, list) = s.get("/api/v1/events?limit=500").await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}: {list}");
+        let items = list["items"].as_array().unwrap();
+        assert_eq!(items.len(), 2, "{backend:?}: {list}");
+        for item in items {
+            let id = item["id"].as_i64().unwrap();
+            let (status, one) = s.get(&format!("/api/v1/events/{id}")).await;
+            assert_eq!(status, StatusCode::OK, "{backend:?}: {one}");
+            for view in [item, &one] {
+                let text = view.to_string();
+                assert!(!text.contains(VERIFICATION_TOKEN), "{backend:?}: {text}");
+                assert!(
+                    !text.contains("***"),
+                    "{backend:?}: nothing left to mask: {text}"
+                );
+                let payload: Value =
+                    serde_json::from_str(view["payload"].as_str().unwrap()).unwrap();
+                assert!(
+                    payload.get("uuid").is_some() || payload["header"]["event_id"].is_string(),
+                    "{backend:?}: the dedupe key is kept: {payload}"
+                );
+            }
+        }
+    }
+}
+
+/// One exchange over a raw socket, for requests a regular client refuses to send. Returns the
+/// status, the head and the body of the answer.
+async fn raw_exchange(s: &Served, request: &[u8]) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(s.server.addr).await.unwrap();
+    socket.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        socket.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the server neither answered nor closed within 10 s")
+    .unwrap();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_owned(), body.to_owned())
+}
+
+/// Every answer of the event endpoint is the JSON error shape `{"error": {"code", "message",
+/// "fix"?}}`, also for requests hyper refuses before any handler runs (sent over a raw socket:
+/// HTTP clients refuse to send most of them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_refusal_of_the_event_endpoint_is_a_json_error() {
+    // The HTTP side has no storage of its own here: one backend is enough.
+    let s = Served::start(Backend::Sqlite, tenant(10, 2, 0, 14)).await;
+    let path = events_connection(&s).await;
+    let long_path = format!("{path}/{}", "a".repeat(70_000));
+    let post_with = |target: &str, headers: &str, body: &str| {
+        format!(
+            "POST {target} HTTP/1.1\r\nHost: orgsync\r\nConnection: close\r\n{headers}\r\n{body}"
+        )
+        .into_bytes()
+    };
+    // (what, raw request, status, error code)
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        (
+            "Content-Length above 2^64",
+            post_with(&path, "Content-Length: 18446744073709551616\r\n", ""),
+            400,
+            "malformed_request",
+        ),
+        (
+            "Content-Length not a number",
+            post_with(&path, "Content-Length: twelve\r\n", ""),
+            400,
+            "malformed_request",
+        ),
+        (
+            "negative Content-Length",
+            post_with(&path, "Content-Length: -1\r\n", ""),
+            400,
+            "malformed_request",
+        ),
+        (
+            "two different Content-Lengths",
+            post_with(&path, "Content-Length: 2\r\nContent-Length: 3\r\n", "{}"),
+            400,
+            "malformed_request",
+        ),
+        (
+            "a header name with a space",
+            post_with(&path, "Bad Header: x\r\nContent-Length: 2\r\n", "{}"),
+            400,
+            "malformed_request",
+        ),
+        (
+            "a raw non-ASCII byte in the path",
+            [
+                b"POST /connections/enterprise/\xff/x/events HTTP/1.1\r\nHost: o\r\n".as_slice(),
+                b"Connection: close\r\nContent-Length: 2\r\n\r\n{}",
+            ]
+            .concat(),
+            400,
+            "malformed_request",
+        ),
+        (
+            "a URL too long",
+            post_with(&long_path, "Content-Length: 0\r\n", ""),
+            414,
+            "uri_too_long",
+        ),
+        (
+            "percent-encoded bytes that are not UTF-8",
+            post_with(
+                "/connections/enterprise/%FF%FE/x/events",
+                "Content-Length: 2\r\n",
+                "{}",
+            ),
+            400,
+            "bad_path",
+        ),
+        (
+            "no body",
+            post_with(&path, "Content-Length: 0\r\n", ""),
+            400,
+            "body_not_json",
+        ),
+        (
+            "no body and no Content-Length",
+            post_with(&path, "", ""),
+            400,
+            "body_not_json",
+        ),
+        (
+            "a query string (ignored)",
+            post_with(&format!("{path}?from=feishu"), "Content-Length: 0\r\n", ""),
+            400,
+            "body_not_json",
+        ),
+        (
+            "a chunked body that cannot be read",
+            post_with(&path, "Transfer-Encoding: chunked\r\n", "zz\r\nnot a chunk\r\n"),
+            400,
+            "body_unreadable",
+        ),
+        (
+            "Content-Length over the limit",
+            post_with(&path, "Content-Length: 2000000\r\n", ""),
+            413,
+            "body_too_large",
+        ),
+        (
+            "a segment too many",
+            post_with(&format!("{path}/extra"), "Content-Length: 2\r\n", "{}"),
+            404,
+            "not_found",
+        ),
+        (
+            "a trailing slash",
+            post_with(&format!("{path}/"), "Content-Length: 2\r\n", "{}"),
+            404,
+            "not_found",
+        ),
+        (
+            "a segment missing",
+            post_with("/connections/enterprise/x/events", "Content-Length: 2\r\n", "{}"),
+            404,
+            "not_found",
+        ),
+        (
+            "another method",
+            format!("PUT {path} HTTP/1.1\r\nHost: o\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{{}}")
+                .into_bytes(),
+            405,
+            "method_not_allowed",
+        ),
+    ];
+    for (what, request, status, code) in cases {
+        let (got, head, body) = raw_exchange(&s, &request).await;
+        assert_eq!(got, status, "{what}: {head}\n\n{body}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{what}: {head}"
+        );
+        let json: Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("{what}: the body is not JSON ({e}): {body:?}"));
+        assert_eq!(json["error"]["code"], code, "{what}: {json}");
+        assert!(
+            json["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{what}: {json}"
+        );
+        assert_eq!(inbox_len(&s).await, 0, "{what}: stored something");
+    }
+}

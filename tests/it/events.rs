@@ -420,3 +420,166 @@ async fn a_committed_event_wakes_the_idle_worker() {
         worker.await.unwrap();
     }
 }
+
+/// Seals `plaintext` as Feishu would and hands it to the ingestor (what the endpoint does).
+async fn ingest_plaintext(h: &Harness, plaintext: &str) {
+    let sealed = feishu::envelope::seal(
+        plaintext,
+        Some(crate::support::ENCRYPT_KEY),
+        &(directory::ids::now_ms() / 1000).to_string(),
+        "7",
+    );
+    let response = h
+        .ingestor
+        .ingest(
+            h.pool.as_str(),
+            crate::support::IDENTIFIER,
+            &sealed.headers(),
+            sealed.body.as_bytes(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status, 200, "{}", response.body);
+}
+
+/// A 1.0 `user_update` for `open_id` (1.0 events carry no user data: it is re-read).
+fn legacy_user_update(uuid: &str, open_id: &str) -> String {
+    let now = directory::ids::now_ms();
+    let ts = format!("{}.{:03}0000", now / 1000, now % 1000);
+    serde_json::json!({
+        "ts": ts,
+        "uuid": uuid,
+        "token": crate::support::VERIFICATION_TOKEN,
+        "type": "event_callback",
+        "event": {
+            "type": "user_update",
+            "app_id": crate::support::APP_ID,
+            "tenant_key": "it-tenant",
+            "open_id": open_id,
+            "union_id": "on_00000000000000000000000000000000",
+        },
+    })
+    .to_string()
+}
+
+/// A permanent Feishu error (41012: no such user for this app) parks the event after one
+/// attempt, with the code and the fix; a transient one (HTTP 5xx) is retried with backoff and
+/// applied once Feishu answers again.
+#[tokio::test]
+async fn permanent_feishu_errors_park_at_once_and_transient_ones_are_retried() {
+    for backend in Backend::all() {
+        let h = Harness::new(backend, tenant(30, 4, 1, 61)).await;
+        h.import().await;
+
+        ingest_plaintext(
+            &h,
+            &legacy_user_update(
+                "41012000000000000000000000000001",
+                "ou_ffffffffffffffffffffffffffffffff",
+            ),
+        )
+        .await;
+        let stats = h.drain().await;
+        assert_eq!(
+            (stats.parked, stats.retried),
+            (1, 0),
+            "{backend:?}: {stats:?}"
+        );
+        let parked = h
+            .inbox()
+            .await
+            .into_iter()
+            .find(|e| e.event_id == "41012000000000000000000000000001")
+            .unwrap();
+        assert_eq!(
+            (parked.state, parked.attempts),
+            (InboxState::Parked, 1),
+            "{backend:?}: {parked:?}"
+        );
+        for text in [&parked.last_error, &parked.outcome] {
+            let text = text.as_deref().unwrap_or_default();
+            assert!(text.contains("Feishu code 41012"), "{backend:?}: {text}");
+            assert!(
+                text.contains("fix: nothing to retry") && text.contains("reconciliation"),
+                "{backend:?}: {text}"
+            );
+        }
+
+        // Reading users fails with HTTP 5xx for a while: retried, not parked. (A worker that
+        // waits long enough between attempts for one drain to see one attempt.)
+        let worker = directory::apply::Worker::new(
+            h.engine.clone(),
+            directory::apply::WorkerConfig {
+                backoff_base: std::time::Duration::from_millis(300),
+                backoff_max: std::time::Duration::from_secs(2),
+                ..crate::support::worker_config()
+            },
+        );
+        let key = h.emu.with_tenant(|t| {
+            t.users
+                .iter()
+                .find(|(_, u)| !u.status.resigned)
+                .map(|(k, _)| *k)
+                .unwrap()
+        });
+        h.emu
+            .state()
+            .faults
+            .set_config(emulator::faults::FaultConfig {
+                server_error_rate: 1.0,
+                endpoints: vec!["contact/v3/users/:user_id".into()],
+                ..emulator::faults::FaultConfig::default()
+            });
+        let uuid = "50000000000000000000000000000002";
+        ingest_plaintext(&h, &legacy_user_update(uuid, &crate::support::open_id(key))).await;
+        let stats = worker.drain().await.unwrap();
+        assert_eq!(
+            (stats.parked, stats.retried),
+            (0, 1),
+            "{backend:?}: {stats:?}"
+        );
+        let waiting = h
+            .inbox()
+            .await
+            .into_iter()
+            .find(|e| e.event_id == uuid)
+            .unwrap();
+        assert_eq!(
+            (waiting.state, waiting.attempts),
+            (InboxState::Pending, 1),
+            "{backend:?}: {waiting:?}"
+        );
+        assert!(
+            waiting
+                .last_error
+                .as_deref()
+                .is_some_and(|m| m.contains("HTTP 500")
+                    || m.contains("HTTP 502")
+                    || m.contains("HTTP 503")),
+            "{backend:?}: {waiting:?}"
+        );
+        h.emu
+            .state()
+            .faults
+            .set_config(emulator::faults::FaultConfig::none());
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        let stats = worker.drain().await.unwrap();
+        assert_eq!(
+            stats.applied,
+            1,
+            "{backend:?}: {stats:?}: {:?}",
+            h.inbox().await
+        );
+        let applied = h
+            .inbox()
+            .await
+            .into_iter()
+            .find(|e| e.event_id == uuid)
+            .unwrap();
+        assert_eq!(
+            applied.state,
+            InboxState::Applied,
+            "{backend:?}: {applied:?}"
+        );
+    }
+}

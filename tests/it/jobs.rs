@@ -1,18 +1,21 @@
 //! Import and reconciliation jobs against the emulator: partial contact scopes, failed
 //! verdicts with the fix, partial pulls that delete nothing, deletion thresholds, leavers, one
-//! job per connection (events wait for it) and live progress.
+//! job per connection (events wait for it), live progress, and jobs left running by a
+//! process that stopped (ended as failed at restart, or once their lease expired).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use directory::apply::RoundStats;
-use directory::engine::EngineError;
-use directory::ids::{JobId, now_ms};
+use directory::engine::{Engine, EngineConfig, EngineError};
+use directory::ids::{ConnectionId, JobId, now_ms};
 use directory::model::{
-    ActionLogEntry, ActionResult, ConnectionSettings, DeletionThreshold, JobKind, JobState,
-    JobTrigger, ObjectKind, ParkedState, SyncAction, SyncJob, UserStatus, Verdict,
+    ActionLogEntry, ActionResult, Connection, ConnectionSettings, DeletionThreshold, JobKind,
+    JobState, JobTrigger, ObjectKind, ParkedState, SyncAction, SyncJob, UserStatus, Verdict,
 };
-use directory::store::{InboxState, UserQuery};
+use directory::schedule;
+use directory::store::{InboxState, ParkedFilter, UserQuery};
 use emulator::faults::FaultConfig;
 use emulator::mutate::{Change, MutationResult, NewDepartment, UserPatch};
 use emulator::tenant::{ContactScope, I18n, Tenant, UserKey, UserRecord};
@@ -701,7 +704,10 @@ async fn deletions_above_the_threshold_are_parked_and_the_rest_applied() {
         ];
         let parked = h
             .store
-            .list_parked(&h.pool, Some(ParkedState::Pending), ALL)
+            .list_parked(
+                &ParkedFilter::pool(&h.pool).state(ParkedState::Pending),
+                ALL,
+            )
             .await
             .unwrap();
         for (action, kind, n, live) in expected {
@@ -862,7 +868,7 @@ async fn deletions_under_the_threshold_are_applied() {
 
         assert!(
             h.store
-                .list_parked(&h.pool, None, ALL)
+                .list_parked(&ParkedFilter::pool(&h.pool), ALL)
                 .await
                 .unwrap()
                 .is_empty(),
@@ -922,7 +928,7 @@ async fn leavers_are_disabled_and_detached_by_a_reconciliation() {
         );
         assert!(
             h.store
-                .list_parked(&h.pool, None, ALL)
+                .list_parked(&ParkedFilter::pool(&h.pool), ALL)
                 .await
                 .unwrap()
                 .is_empty(),
@@ -1201,5 +1207,270 @@ async fn a_finished_job_stays_finished_while_progress_is_flushed_often() {
                 .unwrap(),
             "{backend:?}"
         );
+    }
+}
+
+// ---- jobs left running by a process that stopped -----------------------------------------
+
+/// An engine of instance `name` on the harness's store and key (another process, or the same
+/// installation restarted). Starting a job waits 300 ms for the lease, not 5 s.
+fn instance(h: &Harness, name: &str, lease_ttl: Duration) -> Arc<Engine> {
+    Engine::new(
+        h.store.clone(),
+        h.engine.master_key().clone(),
+        EngineConfig {
+            instance: name.into(),
+            lease_ttl,
+            lease_wait: Duration::from_millis(300),
+            ..crate::support::engine_config()
+        },
+    )
+}
+
+/// Feishu answers the contact-scope read after `delay`: a job started now stays in its first
+/// request that long.
+fn slow_scope_reads(h: &Harness, delay: Duration) {
+    h.emu.state().faults.set_config(FaultConfig {
+        latency_rate: 1.0,
+        latency_min: delay,
+        latency_max: delay,
+        endpoints: vec!["contact/v3/scopes".into()],
+        ..FaultConfig::default()
+    });
+}
+
+/// Starts an import on `engine` and kills it mid-way as `kill -9` would: the task running it
+/// is dropped, so nothing records its end, and its lease stays held (no longer renewed) until
+/// it expires.
+async fn crash_during_an_import(h: &Harness, engine: &Arc<Engine>) -> JobId {
+    let runner = engine.clone();
+    let connection = h.connection.id.clone();
+    let task = tokio::spawn(async move {
+        runner
+            .run_job(&connection, JobKind::Import, JobTrigger::Admin)
+            .await
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let id = loop {
+        let jobs = h
+            .store
+            .list_jobs(Some(&h.connection.id), ALL)
+            .await
+            .unwrap();
+        if let Some(job) = jobs.iter().find(|j| {
+            j.state == JobState::Running
+                && j.instance.as_deref() == Some(engine.config().instance.as_str())
+        }) {
+            break job.id.clone();
+        }
+        assert!(Instant::now() < deadline, "{:?}: no job started", h.backend);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    id
+}
+
+fn assert_interrupted(backend: Backend, job: &SyncJob) {
+    assert_eq!(job.state, JobState::Finished, "{backend:?}: {job:?}");
+    assert_eq!(job.verdict, Some(Verdict::Failed), "{backend:?}: {job:?}");
+    let error = job.error.as_deref().unwrap_or_default();
+    assert!(
+        error.starts_with("interrupted: the process stopped")
+            && error.contains("start the job again"),
+        "{backend:?}: {error}"
+    );
+    assert!(
+        job.finished_at.is_some_and(|f| f >= job.started_at),
+        "{backend:?}: {job:?}"
+    );
+}
+
+/// Whether a holder that is not the job's could take the connection's lease now.
+async fn lease_is_free(h: &Harness, connection: &ConnectionId) -> bool {
+    let probe = "probe/lease-is-free";
+    let free = h
+        .store
+        .try_acquire_lease(connection, probe, Duration::from_secs(5), now_ms())
+        .await
+        .unwrap();
+    if free {
+        h.store.release_lease(connection, probe).await.unwrap();
+    }
+    free
+}
+
+#[tokio::test]
+async fn a_job_killed_with_its_process_ends_failed_when_its_instance_restarts() {
+    for backend in Backend::all() {
+        let h = Harness::new(backend, tenant(40, 5, 1, 31)).await;
+        let connection = h.connection.id.clone();
+        assert_eq!(h.import().await.verdict, Some(Verdict::Complete));
+        // The instance also held the event worker's lease on a second connection.
+        let second = Connection {
+            id: ConnectionId::generate(),
+            identifier: "second".into(),
+            ..h.connection.clone()
+        };
+        h.store.create_connection(&second).await.unwrap();
+        assert!(
+            h.store
+                .try_acquire_lease(
+                    &second.id,
+                    "instance-a/worker-0a1b2c",
+                    Duration::from_secs(30),
+                    now_ms()
+                )
+                .await
+                .unwrap()
+        );
+
+        slow_scope_reads(&h, Duration::from_secs(60));
+        let crashed = {
+            let a = instance(&h, "instance-a", Duration::from_secs(60));
+            crash_during_an_import(&h, &a).await
+        };
+        assert_eq!(
+            h.store.get_job(&crashed).await.unwrap().unwrap().state,
+            JobState::Running,
+            "{backend:?}"
+        );
+        // What the defect looked like: the connection refuses jobs while the dead lease
+        // lives; another instance leaves the job alone meanwhile (its lease is live).
+        let survivor = instance(&h, "instance-b", Duration::from_secs(60));
+        let refused = survivor
+            .start_job(&connection, JobKind::Import, JobTrigger::Admin)
+            .await;
+        assert!(
+            matches!(refused, Err(EngineError::Busy(_))),
+            "{backend:?}: {refused:?}"
+        );
+        assert!(
+            survivor.end_orphaned_jobs().await.unwrap().is_empty(),
+            "{backend:?}"
+        );
+        assert_eq!(
+            h.store.get_job(&crashed).await.unwrap().unwrap().state,
+            JobState::Running,
+            "{backend:?}"
+        );
+
+        // The same installation starts again.
+        h.emu.state().faults.set_config(FaultConfig::none());
+        let restarted = instance(&h, "instance-a", Duration::from_secs(60));
+        let ended = restarted.recover_after_restart().await.unwrap();
+        assert_eq!(
+            ended.iter().map(|j| &j.id).collect::<Vec<_>>(),
+            vec![&crashed],
+            "{backend:?}"
+        );
+        let job = h.store.get_job(&crashed).await.unwrap().unwrap();
+        assert_interrupted(backend, &job);
+        assert_eq!(ended[0], job, "{backend:?}");
+        assert!(lease_is_free(&h, &connection).await, "{backend:?}");
+        assert!(
+            lease_is_free(&h, &second.id).await,
+            "{backend:?}: worker lease kept"
+        );
+
+        // A new job starts at once (no 409) and completes; the crashed one stays failed.
+        let next = restarted
+            .start_job(&connection, JobKind::Reconcile, JobTrigger::Admin)
+            .await
+            .unwrap();
+        let done = wait_for_job(&h, &next).await;
+        assert_eq!(
+            done.verdict,
+            Some(Verdict::Complete),
+            "{backend:?}: {done:?}"
+        );
+        assert_eq!(done.instance.as_deref(), Some("instance-a"), "{backend:?}");
+        assert_eq!(h.store.get_job(&crashed).await.unwrap().unwrap(), job);
+    }
+}
+
+#[tokio::test]
+async fn another_instances_orphaned_job_ends_failed_once_its_lease_expired() {
+    for backend in Backend::all() {
+        let h = Harness::new(backend, tenant(40, 5, 1, 32)).await;
+        let connection = h.connection.id.clone();
+        let survivor = instance(&h, "survivor", Duration::from_secs(60));
+
+        // Instance b dies during a job; its lease (1 s) is not renewed any more.
+        slow_scope_reads(&h, Duration::from_secs(60));
+        let crashed =
+            crash_during_an_import(&h, &instance(&h, "instance-b", Duration::from_secs(1))).await;
+        assert!(
+            survivor.end_orphaned_jobs().await.unwrap().is_empty(),
+            "{backend:?}: the lease is still live"
+        );
+        // The survivor's schedule tick ends it once the lease has expired.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let tick = schedule::spawn(survivor.clone(), Duration::from_millis(100), stopped);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let job = loop {
+            let job = h.store.get_job(&crashed).await.unwrap().unwrap();
+            if job.state == JobState::Finished {
+                break job;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{backend:?}: still running: {job:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        stop.send(true).unwrap();
+        tick.await.unwrap();
+        assert_interrupted(backend, &job);
+        assert_eq!(job.instance.as_deref(), Some("instance-b"), "{backend:?}");
+
+        // Instance c dies too; a job started after its lease expired takes the connection
+        // over and ends the orphan, without waiting for a tick.
+        let crashed =
+            crash_during_an_import(&h, &instance(&h, "instance-c", Duration::from_secs(1))).await;
+        h.emu.state().faults.set_config(FaultConfig::none());
+        tokio::time::sleep(Duration::from_millis(1_200)).await;
+        let next = survivor
+            .start_job(&connection, JobKind::Import, JobTrigger::Admin)
+            .await
+            .unwrap();
+        assert_interrupted(backend, &h.store.get_job(&crashed).await.unwrap().unwrap());
+        let done = wait_for_job(&h, &next).await;
+        assert_eq!(
+            done.verdict,
+            Some(Verdict::Complete),
+            "{backend:?}: {done:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_slow_job_with_a_live_lease_is_never_taken_for_an_orphan() {
+    for backend in Backend::all() {
+        let h = Harness::new(backend, tenant(40, 5, 1, 33)).await;
+        // Reading the scope takes 6 s, twice the job's lease (3 s, renewed every second).
+        slow_scope_reads(&h, Duration::from_secs(6));
+        let slow = instance(&h, "slow", Duration::from_secs(3));
+        let id = slow
+            .start_job(&h.connection.id, JobKind::Import, JobTrigger::Admin)
+            .await
+            .unwrap();
+        let others = instance(&h, "others", Duration::from_secs(60));
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let ended = others.end_orphaned_jobs().await.unwrap();
+            assert!(
+                ended.is_empty(),
+                "{backend:?}: a live job was ended: {ended:?}"
+            );
+            assert!(
+                others.recover_after_restart().await.unwrap().is_empty(),
+                "{backend:?}: another instance's restart touched it"
+            );
+        }
+        let job = wait_for_job(&h, &id).await;
+        assert_eq!(job.verdict, Some(Verdict::Complete), "{backend:?}: {job:?}");
+        assert_eq!(job.error, None, "{backend:?}");
     }
 }

@@ -15,3 +15,4 @@ mod event_endpoint;
 mod events;
 mod import;
 mod jobs;
+mod parked;

@@ -81,6 +81,11 @@ impl Served {
         }
     }
 
+    /// The SQLite database file; `None` on PostgreSQL.
+    pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
+        self._store.sqlite_path()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.server.url())
     }

@@ -55,6 +55,13 @@ pub struct OpenStore {
     _dir: Option<tempfile::TempDir>,
 }
 
+impl OpenStore {
+    /// The SQLite database file (its WAL is beside it, `-wal` appended); `None` on PostgreSQL.
+    pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
+        self._dir.as_ref().map(|d| d.path().join("orgsync.db"))
+    }
+}
+
 pub async fn open_store(backend: Backend) -> OpenStore {
     match backend {
         Backend::Sqlite => {

@@ -13,12 +13,13 @@ use crate::ingest::Ingestor;
 use crate::merge;
 use crate::model::{
     ActionLogEntry, Connection, ConnectionSettings, Department, ExternalRef, Group, GroupMember,
-    JobKind, JobTrigger, ObjectKind, ParkedDeletion, ParkedState, Provider, SyncJob, User,
-    UserPool,
+    JobKind, JobState, JobTrigger, ObjectKind, ParkedDeletion, ParkedState, Provider, SyncJob,
+    User, UserPool,
 };
 use crate::store::{
     ActionLogFilter, ApplyBatch, ChangeKind, ChangeRecord, ChangeSource, DirectoryStore,
-    ExternalField, InboxEvent, InboxFilter, PageRequest, StoreError, UserQuery, Write,
+    ExternalField, InboxEvent, InboxFilter, PageRequest, ParkedFilter, StoreError, UserQuery,
+    Write,
 };
 
 /// Largest page any list returns.
@@ -59,9 +60,9 @@ pub type AdminResult<T> = Result<T, AdminError>;
 // ---- connections -------------------------------------------------------------------------
 
 /// What an admin enters to create a connection. Secrets arrive in plaintext and are sealed
-/// at once; they are never returned.
+/// at once; they are never returned, and `Debug` shows them as `***`.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewConnection {
     /// Unique in the pool; part of the callback URL: 1–64 of `a-z 0-9 - _`.
@@ -85,9 +86,9 @@ pub struct NewConnection {
 }
 
 /// A partial update. Absent fields stay; for the optional secrets and `base_url`, `null` or
-/// an empty string clears them.
+/// an empty string clears them. `Debug` shows secrets as `***`.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionPatch {
     #[serde(default)]
@@ -106,6 +107,46 @@ pub struct ConnectionPatch {
     pub verification_token: Option<Option<String>>,
     #[serde(default)]
     pub settings: Option<ConnectionSettings>,
+}
+
+/// How `Debug` shows a secret: whether it is there, never what it is.
+fn masked(secret: Option<&String>) -> Option<&'static str> {
+    secret.map(|_| "***")
+}
+
+impl std::fmt::Debug for NewConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewConnection")
+            .field("identifier", &self.identifier)
+            .field("display_name", &self.display_name)
+            .field("provider", &self.provider)
+            .field("base_url", &self.base_url)
+            .field("app_id", &self.app_id)
+            .field("app_secret", &masked(Some(&self.app_secret)))
+            .field("encrypt_key", &masked(self.encrypt_key.as_ref()))
+            .field(
+                "verification_token",
+                &masked(self.verification_token.as_ref()),
+            )
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ConnectionPatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let clearable = |s: &Option<Option<String>>| s.as_ref().map(|s| masked(s.as_ref()));
+        f.debug_struct("ConnectionPatch")
+            .field("display_name", &self.display_name)
+            .field("provider", &self.provider)
+            .field("base_url", &self.base_url)
+            .field("app_id", &self.app_id)
+            .field("app_secret", &masked(self.app_secret.as_ref()))
+            .field("encrypt_key", &clearable(&self.encrypt_key))
+            .field("verification_token", &clearable(&self.verification_token))
+            .field("settings", &self.settings)
+            .finish()
+    }
 }
 
 mod double_option {
@@ -144,7 +185,16 @@ pub struct ConnectionView {
     pub settings: ConnectionSettings,
     pub created_at: Millis,
     pub updated_at: Millis,
+    /// The credential check run as the connection was saved: on creation, and on an update
+    /// that changed the platform, the base URL, the App ID or the App Secret. Absent on reads.
+    /// The connection is saved whatever it says (Feishu may be unreachable for a while).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check: Option<CredentialCheck>,
 }
+
+/// How long saving a connection waits for its credential check: an unreachable Feishu must
+/// not hold up the save.
+pub const SAVE_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// One step of a credential test.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -170,6 +220,14 @@ pub struct CredentialCheck {
 }
 
 // ---- directory reads -----------------------------------------------------------------------
+
+/// What deleting a pool would remove, in brief.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolContents {
+    pub connections: u64,
+    /// Tombstones included.
+    pub users: u64,
+}
 
 /// A page of results and the total count.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -204,6 +262,9 @@ pub struct DepartmentView {
     pub children: Vec<Department>,
     /// Root first, the department itself excluded.
     pub path: Vec<Department>,
+    /// Its Feishu ids, one entry per connection that maps it: `external_id` is the
+    /// `open_department_id` (`od-…`), `custom_id` the tenant's `department_id`.
+    pub external_ids: Vec<ExternalRef>,
 }
 
 /// Everything the console shows about one user.
@@ -228,6 +289,9 @@ pub struct GroupDetail {
     pub departments: Vec<Department>,
     /// Members the directory does not hold (out of scope, deleted).
     pub unresolved: Vec<GroupMember>,
+    /// Its Feishu ids, one entry per connection that maps it: `external_id` is the group id
+    /// (`g…`), `custom_id` the custom group id.
+    pub external_ids: Vec<ExternalRef>,
 }
 
 /// Which Feishu id a lookup uses.
@@ -251,11 +315,172 @@ impl UserIdType {
     }
 }
 
+/// Which Feishu id a department lookup uses.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DepartmentIdType {
+    /// `od-…`, Feishu's immutable id.
+    OpenDepartmentId,
+    /// The tenant's own department id.
+    DepartmentId,
+}
+
+impl DepartmentIdType {
+    pub const ALL: [&'static str; 2] = ["open_department_id", "department_id"];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "open_department_id" => Some(Self::OpenDepartmentId),
+            "department_id" => Some(Self::DepartmentId),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OpenDepartmentId => "open_department_id",
+            Self::DepartmentId => "department_id",
+        }
+    }
+}
+
+/// Which Feishu id a group lookup uses.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupIdType {
+    /// The group's immutable id: `id` in Feishu's group objects, `:group_id` in its group API
+    /// paths, `user_group_id` in its events.
+    GroupId,
+    /// The custom group id a tenant may give (`group_id` in Feishu's group objects).
+    CustomGroupId,
+}
+
+impl GroupIdType {
+    pub const ALL: [&'static str; 2] = ["group_id", "custom_group_id"];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "group_id" => Some(Self::GroupId),
+            "custom_group_id" => Some(Self::CustomGroupId),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::GroupId => "group_id",
+            Self::CustomGroupId => "custom_group_id",
+        }
+    }
+}
+
 /// Clamps a requested page to `1..=MAX_PAGE` (default 50).
 pub fn page(offset: Option<u64>, limit: Option<u64>) -> PageRequest {
     PageRequest {
         offset: offset.unwrap_or(0),
         limit: limit.unwrap_or(50).clamp(1, MAX_PAGE),
+    }
+}
+
+// ---- parked deletions ----------------------------------------------------------------------
+
+/// Entries a bulk decision reads and decides at a time.
+pub const BULK_BATCH: u64 = 200;
+
+const APPROVED_ONE: &str = "approved by an admin";
+const APPROVED_BULK: &str = "approved by an admin (bulk)";
+const REJECTED_ONE: &str = "rejected by an admin";
+const REJECTED_BULK: &str = "rejected by an admin (bulk)";
+
+fn resolved_meanwhile(id: i64) -> AdminError {
+    AdminError::Conflict(format!(
+        "parked deletion {id} was resolved by someone else meanwhile"
+    ))
+}
+
+/// Which pending parked deletions of a pool a bulk decision covers. Name at least one of
+/// `job_id`, `connection_id` and `kind`, or set `all`, so that an empty request cannot decide
+/// every entry by accident.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkParked {
+    /// The entries this job parked (or refreshed last).
+    #[serde(default)]
+    pub job_id: Option<JobId>,
+    /// The entries of this connection.
+    #[serde(default)]
+    pub connection_id: Option<ConnectionId>,
+    /// `user`, `department` or `group`.
+    #[serde(default)]
+    pub kind: Option<ObjectKind>,
+    /// Every pending entry of the pool (narrowed by the other fields when given).
+    #[serde(default)]
+    pub all: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParkedDecision {
+    Approve,
+    Reject,
+}
+
+/// What a bulk decision did.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Default, Serialize)]
+pub struct BulkOutcome {
+    /// Pending entries the request matched when it started.
+    pub matched: u64,
+    pub approved: u64,
+    pub rejected: u64,
+    /// Ended without a deletion: the object had already been deleted by another path.
+    pub withdrawn: u64,
+    /// Left as they were (the reasons of the first [`MAX_SKIPS`] are in `skips`).
+    pub skipped: u64,
+    pub skips: Vec<SkippedParked>,
+}
+
+/// Skipped entries listed in a [`BulkOutcome`]; the rest are only counted.
+pub const MAX_SKIPS: usize = 100;
+
+/// An entry a bulk decision left alone, and why.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Serialize)]
+pub struct SkippedParked {
+    pub id: i64,
+    pub kind: ObjectKind,
+    pub object_id: String,
+    pub name: Option<String>,
+    pub reason: String,
+    /// The error itself, for the single approval that reports it.
+    #[serde(skip)]
+    error: AdminError,
+}
+
+impl BulkOutcome {
+    fn skip(&mut self, item: &ParkedDeletion, error: AdminError) {
+        self.skipped += 1;
+        if self.skips.len() < MAX_SKIPS {
+            self.skips.push(SkippedParked {
+                id: item.id,
+                kind: item.kind,
+                object_id: item.object_id.clone(),
+                name: item.name.clone(),
+                reason: error.to_string(),
+                error,
+            });
+        }
+    }
+
+    fn add(&mut self, other: BulkOutcome) {
+        self.approved += other.approved;
+        self.rejected += other.rejected;
+        self.withdrawn += other.withdrawn;
+        self.skipped += other.skipped;
+        let room = MAX_SKIPS.saturating_sub(self.skips.len());
+        self.skips.extend(other.skips.into_iter().take(room));
     }
 }
 
@@ -317,6 +542,29 @@ fn validate_settings(settings: &ConnectionSettings) -> AdminResult<()> {
     Ok(())
 }
 
+fn validate_pool_name(name: &str) -> AdminResult<String> {
+    let name = required("name", name, "give the user pool a name, e.g. \"Acme\"")?;
+    if name.chars().count() > 200 {
+        return Err(AdminError::Invalid(
+            "name is longer than 200 characters: give at most 200".into(),
+        ));
+    }
+    Ok(name)
+}
+
+/// `1 connection`, `1,945 users`.
+pub fn counted(n: u64, noun: &str) -> String {
+    let digits = n.to_string();
+    let mut grouped = String::new();
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(d);
+    }
+    format!("{grouped} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
 fn non_empty(v: Option<String>) -> Option<String> {
     v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
@@ -366,12 +614,7 @@ impl Admin {
     // ---- pools ----
 
     pub async fn create_pool(&self, name: &str) -> AdminResult<UserPool> {
-        let name = required("name", name, "give the user pool a name, e.g. \"Acme\"")?;
-        if name.chars().count() > 200 {
-            return Err(AdminError::Invalid(
-                "name is longer than 200 characters".into(),
-            ));
-        }
+        let name = validate_pool_name(name)?;
         let pool = UserPool {
             id: PoolId::generate(),
             name,
@@ -390,6 +633,123 @@ impl Admin {
             .get_pool(id)
             .await?
             .ok_or_else(|| AdminError::NotFound(format!("user pool {id}")))
+    }
+
+    /// Renames a pool; the name is checked as on creation.
+    pub async fn rename_pool(&self, id: &PoolId, name: &str) -> AdminResult<UserPool> {
+        let name = validate_pool_name(name)?;
+        self.store().rename_pool(id, &name).await?;
+        self.pool(id).await
+    }
+
+    /// How many connections and users (tombstones included) a pool holds.
+    pub async fn pool_contents(&self, id: &PoolId) -> AdminResult<PoolContents> {
+        self.pool(id).await?;
+        let store = self.store();
+        let connections = store.list_connections(Some(id)).await?.len() as u64;
+        let users = store
+            .count_users(
+                id,
+                &UserQuery {
+                    include_deleted: true,
+                    ..UserQuery::default()
+                },
+            )
+            .await?;
+        Ok(PoolContents { connections, users })
+    }
+
+    /// Deletes a pool with everything it holds. A pool that holds connections or users is
+    /// only deleted when `confirm` is its name or id; never while a sync job of one of its
+    /// connections runs.
+    pub async fn delete_pool(&self, id: &PoolId, confirm: Option<&str>) -> AdminResult<()> {
+        let pool = self.pool(id).await?;
+        let store = self.store();
+        let connections = store.list_connections(Some(id)).await?;
+        let users = self.pool_contents(id).await?.users;
+        let confirmed = match confirm.map(str::trim).filter(|c| !c.is_empty()) {
+            None => false,
+            Some(c) if c == pool.name || c == id.as_str() => true,
+            Some(c) => {
+                return Err(AdminError::Invalid(format!(
+                    "confirm {c:?} is neither the name ({:?}) nor the id ({id}) of this user pool: give one of them to delete it",
+                    pool.name
+                )));
+            }
+        };
+        if !confirmed && (!connections.is_empty() || users > 0) {
+            return Err(AdminError::Conflict(format!(
+                "user pool {:?} holds {} and {}; deleting it removes them with its departments, groups, events, sync jobs and change log, and cannot be undone. To delete it, confirm with the pool's name or id (API: DELETE /api/v1/pools/{id}?confirm={id})",
+                pool.name,
+                counted(connections.len() as u64, "connection"),
+                counted(users, "user"),
+            )));
+        }
+        // Holding every connection's job lease keeps jobs and the event worker off the pool
+        // while it goes, and tells a running job (its lease is live) from a crashed one.
+        let holder = format!("{}/pool-deletion/{id}", self.engine.config().instance);
+        let mut held: Vec<&ConnectionId> = Vec::new();
+        for c in &connections {
+            if let Err(e) = self.hold_lease(c, &holder).await {
+                for connection_id in held {
+                    let _ = store.release_lease(connection_id, &holder).await;
+                }
+                return Err(e);
+            }
+            held.push(&c.id);
+        }
+        let deleted = store.delete_pool(id).await;
+        if deleted.is_err() {
+            for connection_id in held {
+                let _ = store.release_lease(connection_id, &holder).await;
+            }
+        }
+        for c in &connections {
+            self.changed(&c.id);
+        }
+        deleted?;
+        tracing::info!(pool = %id, name = %pool.name, connections = connections.len(), users, "user pool deleted");
+        Ok(())
+    }
+
+    /// Takes a connection's job lease for an admin operation, waiting out the event worker's
+    /// short rounds; a running job answers a conflict that names it.
+    async fn hold_lease(&self, c: &Connection, holder: &str) -> AdminResult<()> {
+        let config = self.engine.config();
+        let deadline = std::time::Instant::now() + config.lease_wait;
+        loop {
+            if self
+                .store()
+                .try_acquire_lease(&c.id, holder, config.lease_ttl, now_ms())
+                .await?
+            {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let newest = self
+            .store()
+            .list_jobs(
+                Some(&c.id),
+                PageRequest {
+                    offset: 0,
+                    limit: 1,
+                },
+            )
+            .await?;
+        Err(AdminError::Conflict(match newest.first() {
+            Some(job) if job.state == JobState::Running => format!(
+                "connection {:?} has a running sync job ({}); wait for it to finish, then delete the user pool again",
+                c.identifier, job.id
+            ),
+            _ => format!(
+                "connection {:?} is busy (its events are being applied); try again in a minute",
+                c.identifier
+            ),
+        }))
     }
 
     // ---- connections ----
@@ -414,6 +774,7 @@ impl Admin {
             settings: c.settings.clone(),
             created_at: c.created_at,
             updated_at: c.updated_at,
+            check: None,
         }
     }
 
@@ -457,7 +818,9 @@ impl Admin {
         };
         self.store().create_connection(&connection).await?;
         self.changed(&connection.id);
-        Ok(self.view(&connection))
+        let mut view = self.view(&connection);
+        view.check = Some(self.check_on_save(&connection).await);
+        Ok(view)
     }
 
     async fn connection_raw(&self, id: &ConnectionId) -> AdminResult<Connection> {
@@ -493,6 +856,7 @@ impl Admin {
         patch: ConnectionPatch,
     ) -> AdminResult<ConnectionView> {
         let mut c = self.connection_raw(id).await?;
+        let before = c.clone();
         let key = self.engine.master_key();
         if let Some(name) = patch.display_name {
             c.display_name = required("display_name", &name, "give the connection a name")?;
@@ -526,7 +890,16 @@ impl Admin {
         c.updated_at = now_ms();
         self.store().update_connection(&c).await?;
         self.changed(&c.id);
-        Ok(self.view(&c))
+        // A new App Secret is sealed afresh, so it counts as changed even when it is the same.
+        let reaches_feishu_anew = c.provider != before.provider
+            || c.base_url != before.base_url
+            || c.app_id != before.app_id
+            || c.app_secret != before.app_secret;
+        let mut view = self.view(&c);
+        if reaches_feishu_anew {
+            view.check = Some(self.check_on_save(&c).await);
+        }
+        Ok(view)
     }
 
     /// Removes the connection (its mappings, watermarks and pending events); the directory
@@ -543,72 +916,38 @@ impl Admin {
     pub async fn test_credentials(&self, id: &ConnectionId) -> AdminResult<CredentialCheck> {
         let c = self.connection_raw(id).await?;
         let client = self.engine.client(&c)?;
-        let mut steps = Vec::new();
-        let fail = |step: &str, e: &feishu::client::FeishuError| CheckStep {
-            step: step.to_owned(),
-            ok: false,
-            message: e.to_string(),
-            fix: e.fix().map(str::to_owned),
-            code: e.code(),
-        };
-        if let Err(e) = client.check_credentials().await {
-            steps.push(fail("credentials", &e));
-            return Ok(CredentialCheck { ok: false, steps });
-        }
-        steps.push(CheckStep {
-            step: "credentials".into(),
-            ok: true,
-            message: format!("App ID {} and App Secret are valid", c.app_id),
-            fix: None,
-            code: None,
-        });
-        match client.scopes().await {
-            Err(e) => steps.push(fail("contact_scope", &e)),
-            Ok(scope) => {
-                let (d, u, g) = (
-                    scope.department_ids.len(),
-                    scope.user_ids.len(),
-                    scope.group_ids.len(),
-                );
-                if d + u + g == 0 {
-                    steps.push(CheckStep {
-                        step: "contact_scope".into(),
+        Ok(check_credentials(&c, &client, None).await)
+    }
+
+    /// The credential check of a save: a client of its own without retries, and at most
+    /// [`SAVE_CHECK_TIMEOUT`] in all.
+    async fn check_on_save(&self, c: &Connection) -> CredentialCheck {
+        let deadline = tokio::time::Instant::now() + SAVE_CHECK_TIMEOUT;
+        // The request timeout is a little longer than the whole check's, so a slow Feishu
+        // is reported by the deadline below with what to do.
+        let client = match self
+            .engine
+            .probe_client(c, SAVE_CHECK_TIMEOUT + std::time::Duration::from_secs(1))
+        {
+            Ok(client) => client,
+            Err(e) => {
+                let fix = match &e {
+                    EngineError::Feishu(f) => f.fix().map(str::to_owned),
+                    _ => None,
+                };
+                return CredentialCheck {
+                    ok: false,
+                    steps: vec![CheckStep {
+                        step: "credentials".into(),
                         ok: false,
-                        message: "the app's contact scope is empty: importing would fail with \"failed to get Feishu organization departments\"".into(),
-                        fix: Some("In the Feishu developer console grant the contact permissions, set the app's availability to all employees and its contact scope to all members (or pick departments), then publish a version and have it approved".into()),
+                        message: e.to_string(),
+                        fix,
                         code: None,
-                    });
-                } else {
-                    // `/scopes` looks the same for "all members" and a picked list of
-                    // first-level departments; only the root's readability tells them apart.
-                    let whole = match client.department("0").await {
-                        Ok(_) => true,
-                        Err(e) if e.is_out_of_scope() => false,
-                        Err(e) => {
-                            steps.push(fail("contact_scope", &e));
-                            return Ok(CredentialCheck { ok: false, steps });
-                        }
-                    };
-                    steps.push(CheckStep {
-                        step: "contact_scope".into(),
-                        ok: true,
-                        message: if whole {
-                            "the app sees the whole organization".to_owned()
-                        } else {
-                            format!(
-                                "the app sees {d} department(s), {u} user(s) and {g} group(s) (a partial contact scope)"
-                            )
-                        },
-                        fix: None,
-                        code: None,
-                    });
-                }
+                    }],
+                };
             }
-        }
-        Ok(CredentialCheck {
-            ok: steps.iter().all(|s| s.ok),
-            steps,
-        })
+        };
+        check_credentials(c, &client, Some(deadline)).await
     }
 
     // ---- jobs ----
@@ -678,20 +1017,25 @@ impl Admin {
 
     // ---- parked deletions ----
 
+    /// A page of a pool's parked deletions, newest first, with the total that match.
     pub async fn list_parked(
         &self,
-        pool_id: &PoolId,
-        state: Option<ParkedState>,
+        filter: &ParkedFilter,
         page: PageRequest,
     ) -> AdminResult<Page<ParkedDeletion>> {
-        self.pool(pool_id).await?;
-        let items = self.store().list_parked(pool_id, state, page).await?;
+        self.pool(&filter.pool_id).await?;
+        let items = self.store().list_parked(filter, page).await?;
+        let total = self.store().count_parked(filter).await?;
         Ok(Page {
             items,
             offset: page.offset,
             limit: page.limit,
-            total: None,
+            total: Some(total),
         })
+    }
+
+    pub async fn count_parked(&self, filter: &ParkedFilter) -> AdminResult<u64> {
+        Ok(self.store().count_parked(filter).await?)
     }
 
     pub async fn parked(&self, id: i64) -> AdminResult<ParkedDeletion> {
@@ -702,26 +1046,291 @@ impl Admin {
     }
 
     /// Approves a parked deletion: the object is soft-deleted now (tombstoned, kept in the
-    /// change log). Refused when the object changed after it was parked — a later sync saw
-    /// it again, so the deletion is stale.
+    /// change log). Refused when the object changed after a job last parked the deletion — a
+    /// later sync saw it, so the deletion is stale. When the object was already deleted by
+    /// another path (an event, a job), nothing is deleted and the entry ends `withdrawn`.
     pub async fn approve_parked(&self, id: i64) -> AdminResult<ParkedDeletion> {
         let item = self.pending_parked(id).await?;
+        let mut outcome = self.approve_batch(vec![item], APPROVED_ONE).await?;
+        if let Some(skip) = outcome.skips.pop() {
+            return Err(skip.error);
+        }
+        self.parked(id).await
+    }
+
+    /// Rejects a parked deletion: the object stays.
+    pub async fn reject_parked(&self, id: i64) -> AdminResult<ParkedDeletion> {
+        let item = self.pending_parked(id).await?;
+        if self
+            .store()
+            .resolve_parked(&[item.id], ParkedState::Rejected, REJECTED_ONE, now_ms())
+            .await?
+            .is_empty()
+        {
+            return Err(resolved_meanwhile(item.id));
+        }
+        self.parked(item.id).await
+    }
+
+    /// Approves or rejects every pending entry of a pool that `request` matches, in batches of
+    /// [`BULK_BATCH`]; each approval goes the way of a single one (an entry whose object changed
+    /// since it was parked stays pending and is reported as skipped). Entries parked after the
+    /// call started are left alone: the admin has not seen them.
+    pub async fn decide_parked(
+        &self,
+        pool_id: &PoolId,
+        request: &BulkParked,
+        decision: ParkedDecision,
+    ) -> AdminResult<BulkOutcome> {
+        self.pool(pool_id).await?;
+        let filter = self.bulk_filter(pool_id, request).await?;
+        let mut outcome = BulkOutcome::default();
+        let newest = self
+            .store()
+            .list_parked(
+                &filter,
+                PageRequest {
+                    offset: 0,
+                    limit: 1,
+                },
+            )
+            .await?;
+        let Some(upto) = newest.first().map(|p| p.id) else {
+            return Ok(outcome);
+        };
+        let mut after = 0;
+        loop {
+            let mut batch = self
+                .store()
+                .parked_after(&filter, after, BULK_BATCH)
+                .await?;
+            let full = batch.len() as u64 == BULK_BATCH;
+            batch.retain(|p| p.id <= upto);
+            let Some(last) = batch.last() else { break };
+            after = last.id;
+            let reached_end = !full || after >= upto;
+            outcome.matched += batch.len() as u64;
+            let part = match decision {
+                ParkedDecision::Approve => self.approve_batch(batch, APPROVED_BULK).await?,
+                ParkedDecision::Reject => self.reject_batch(batch).await?,
+            };
+            outcome.add(part);
+            if reached_end {
+                break;
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// The store filter of a bulk request: pending entries of the pool, narrowed by the job,
+    /// connection and kind named (which must belong to the pool).
+    async fn bulk_filter(
+        &self,
+        pool_id: &PoolId,
+        request: &BulkParked,
+    ) -> AdminResult<ParkedFilter> {
+        if request.job_id.is_none()
+            && request.connection_id.is_none()
+            && request.kind.is_none()
+            && !request.all
+        {
+            return Err(AdminError::Invalid(
+                "name the parked deletions to decide: job_id, connection_id or kind, or {\"all\": true} for every pending one of the pool".into(),
+            ));
+        }
+        for (field, value) in [
+            ("job_id", request.job_id.as_ref().map(JobId::as_str)),
+            (
+                "connection_id",
+                request.connection_id.as_ref().map(ConnectionId::as_str),
+            ),
+        ] {
+            if let Some(value) = value.filter(|v| !crate::ids::is_id(v)) {
+                return Err(AdminError::Invalid(format!(
+                    "{field} {value:?} is not an orgsync id: ids are 24 lowercase hex digits"
+                )));
+            }
+        }
+        if let Some(job_id) = &request.job_id {
+            let job = match self.job(job_id).await {
+                Ok(job) => Some(job),
+                Err(AdminError::NotFound(_)) => None,
+                Err(e) => return Err(e),
+            };
+            if job.is_none_or(|j| j.pool_id != *pool_id) {
+                return Err(AdminError::NotFound(format!(
+                    "sync job {job_id} in user pool {pool_id}"
+                )));
+            }
+        }
+        if let Some(connection_id) = &request.connection_id {
+            let connection = self.connection_raw(connection_id).await?;
+            if connection.pool_id != *pool_id {
+                return Err(AdminError::NotFound(format!(
+                    "connection {connection_id} in user pool {pool_id}"
+                )));
+            }
+        }
+        Ok(ParkedFilter {
+            pool_id: pool_id.clone(),
+            state: Some(ParkedState::Pending),
+            connection_id: request.connection_id.clone(),
+            kind: request.kind,
+            job_id: request.job_id.clone(),
+        })
+    }
+
+    /// Approves pending entries: the tombstones of all of them in one transaction (one per
+    /// entry if that fails, so one conflict fails alone), then the entries resolved.
+    async fn approve_batch(
+        &self,
+        items: Vec<ParkedDeletion>,
+        resolution: &str,
+    ) -> AdminResult<BulkOutcome> {
+        let store = self.store();
         let now = now_ms();
+        let mut outcome = BulkOutcome::default();
+        let mut deletions: Vec<(ParkedDeletion, Write)> = Vec::new();
+        let mut already_deleted: Vec<ParkedDeletion> = Vec::new();
+        // Entries of other connections for an object this batch already deletes: they share
+        // its fate (one tombstone, not a second write that would conflict).
+        let mut followers: Vec<ParkedDeletion> = Vec::new();
+        let same_object =
+            |a: &ParkedDeletion, b: &ParkedDeletion| a.kind == b.kind && a.object_id == b.object_id;
+        for item in items {
+            match self.approval(&item, now).await {
+                Ok(Some(_)) if deletions.iter().any(|(d, _)| same_object(d, &item)) => {
+                    followers.push(item)
+                }
+                Ok(Some(write)) => deletions.push((item, write)),
+                Ok(None) => already_deleted.push(item),
+                Err(e @ AdminError::Conflict(_)) => outcome.skip(&item, e),
+                Err(e) => return Err(e),
+            }
+        }
+        // Tombstones by pool (a bulk request covers one pool; a single approval one entry).
+        let mut approved: Vec<ParkedDeletion> = Vec::new();
+        if !deletions.is_empty() {
+            let pool_id = deletions[0].0.pool_id.clone();
+            let batch = ApplyBatch {
+                pool_id: pool_id.clone(),
+                source: ChangeSource::Admin,
+                writes: deletions.iter().map(|(_, w)| w.clone()).collect(),
+                watermarks: Vec::new(),
+                inbox: None,
+            };
+            match store.apply(batch).await {
+                Ok(_) => approved.extend(deletions.into_iter().map(|(item, _)| item)),
+                Err(e) if deletions.len() == 1 => {
+                    let (item, _) = deletions.remove(0);
+                    outcome.skip(&item, e.into());
+                }
+                Err(_) => {
+                    for (item, write) in deletions {
+                        let one = ApplyBatch {
+                            pool_id: item.pool_id.clone(),
+                            source: ChangeSource::Admin,
+                            writes: vec![write],
+                            watermarks: Vec::new(),
+                            inbox: None,
+                        };
+                        match store.apply(one).await {
+                            Ok(_) => approved.push(item),
+                            Err(e) => outcome.skip(&item, e.into()),
+                        }
+                    }
+                }
+            }
+        }
+        for item in followers {
+            match approved.iter().find(|a| same_object(a, &item)) {
+                Some(_) => approved.push(item),
+                None => {
+                    let error = AdminError::Conflict(format!(
+                        "parked deletion {}: the {} could not be deleted (see the other entry of the same object)",
+                        item.id,
+                        item.kind.as_str()
+                    ));
+                    outcome.skip(&item, error);
+                }
+            }
+        }
+        approved.sort_by_key(|p| p.id);
+        let ids: Vec<i64> = approved.iter().map(|p| p.id).collect();
+        let resolved = store
+            .resolve_parked(&ids, ParkedState::Approved, resolution, now)
+            .await?;
+        outcome.approved += resolved.len() as u64;
+        for item in approved
+            .iter()
+            .filter(|p| resolved.binary_search(&p.id).is_err())
+        {
+            outcome.skip(item, resolved_meanwhile(item.id));
+        }
+        for kind in [ObjectKind::User, ObjectKind::Department, ObjectKind::Group] {
+            let ids: Vec<i64> = already_deleted
+                .iter()
+                .filter(|p| p.kind == kind)
+                .map(|p| p.id)
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let resolution = format!(
+                "the {} was already deleted by another path (an event or a job): nothing to approve",
+                kind.as_str()
+            );
+            let resolved = store
+                .resolve_parked(&ids, ParkedState::Withdrawn, &resolution, now)
+                .await?;
+            outcome.withdrawn += resolved.len() as u64;
+            for item in already_deleted
+                .iter()
+                .filter(|p| p.kind == kind && resolved.binary_search(&p.id).is_err())
+            {
+                outcome.skip(item, resolved_meanwhile(item.id));
+            }
+        }
+        Ok(outcome)
+    }
+
+    async fn reject_batch(&self, items: Vec<ParkedDeletion>) -> AdminResult<BulkOutcome> {
+        let mut outcome = BulkOutcome::default();
+        let ids: Vec<i64> = items.iter().map(|p| p.id).collect();
+        let resolved = self
+            .store()
+            .resolve_parked(&ids, ParkedState::Rejected, REJECTED_BULK, now_ms())
+            .await?;
+        outcome.rejected = resolved.len() as u64;
+        for item in items
+            .iter()
+            .filter(|p| resolved.binary_search(&p.id).is_err())
+        {
+            outcome.skip(item, resolved_meanwhile(item.id));
+        }
+        Ok(outcome)
+    }
+
+    /// The tombstone that approving `item` writes, from the object as stored now; `None` when
+    /// the object is already deleted (or gone). [`AdminError::Conflict`] when it changed after
+    /// a job last parked the deletion.
+    async fn approval(&self, item: &ParkedDeletion, now: Millis) -> AdminResult<Option<Write>> {
         let stale = || {
             AdminError::Conflict(format!(
-                "parked deletion {id}: the {} changed after the deletion was parked (a later sync saw it); reject this deletion, or run a reconciliation to park it again",
+                "parked deletion {}: the {} changed after the deletion was parked (a later sync saw it); reject this deletion, or run a reconciliation to park it again",
+                item.id,
                 item.kind.as_str()
             ))
         };
         let store = self.store();
-        let write = match item.kind {
+        Ok(match item.kind {
             ObjectKind::User => {
                 let u = store
                     .get_user(&item.pool_id, &UserId::from(item.object_id.as_str()))
                     .await?;
                 match u {
                     Some(u) if u.deleted_at.is_none() => {
-                        if u.updated_at > item.created_at {
+                        if u.updated_at > item.last_parked_at {
                             return Err(stale());
                         }
                         Some(Write::PutUser {
@@ -739,7 +1348,7 @@ impl Admin {
                     .await?;
                 match d {
                     Some(d) if d.deleted_at.is_none() => {
-                        if d.updated_at > item.created_at {
+                        if d.updated_at > item.last_parked_at {
                             return Err(stale());
                         }
                         Some(Write::PutDepartment {
@@ -757,7 +1366,7 @@ impl Admin {
                     .await?;
                 match g {
                     Some(g) if g.deleted_at.is_none() => {
-                        if g.updated_at > item.created_at {
+                        if g.updated_at > item.last_parked_at {
                             return Err(stale());
                         }
                         Some(Write::PutGroup {
@@ -769,25 +1378,7 @@ impl Admin {
                     _ => None,
                 }
             }
-        };
-        if let Some(write) = write {
-            store
-                .apply(ApplyBatch {
-                    pool_id: item.pool_id.clone(),
-                    source: ChangeSource::Admin,
-                    writes: vec![write],
-                    watermarks: Vec::new(),
-                    inbox: None,
-                })
-                .await?;
-        }
-        self.resolve(item, ParkedState::Approved, now).await
-    }
-
-    /// Rejects a parked deletion: the object stays.
-    pub async fn reject_parked(&self, id: i64) -> AdminResult<ParkedDeletion> {
-        let item = self.pending_parked(id).await?;
-        self.resolve(item, ParkedState::Rejected, now_ms()).await
+        })
     }
 
     async fn pending_parked(&self, id: i64) -> AdminResult<ParkedDeletion> {
@@ -795,29 +1386,10 @@ impl Admin {
         if item.state != ParkedState::Pending {
             return Err(AdminError::Conflict(format!(
                 "parked deletion {id} was already {}",
-                if item.state == ParkedState::Approved {
-                    "approved"
-                } else {
-                    "rejected"
-                }
+                item.state.as_str()
             )));
         }
         Ok(item)
-    }
-
-    async fn resolve(
-        &self,
-        item: ParkedDeletion,
-        state: ParkedState,
-        now: Millis,
-    ) -> AdminResult<ParkedDeletion> {
-        if !self.store().resolve_parked(item.id, state, now).await? {
-            return Err(AdminError::Conflict(format!(
-                "parked deletion {} was resolved by someone else meanwhile",
-                item.id
-            )));
-        }
-        self.parked(item.id).await
     }
 
     // ---- departments ----
@@ -954,11 +1526,65 @@ impl Admin {
             cursor = d.parent_id.clone();
         }
         path.reverse();
+        let external_ids = store.refs_of(ObjectKind::Department, id.as_str()).await?;
         Ok(DepartmentView {
             department,
             children,
             path,
+            external_ids,
         })
+    }
+
+    /// Finds a department by a Feishu id, across the pool's connections.
+    pub async fn department_by_feishu_id(
+        &self,
+        pool_id: &PoolId,
+        id_type: DepartmentIdType,
+        value: &str,
+    ) -> AdminResult<Department> {
+        let field = match id_type {
+            DepartmentIdType::OpenDepartmentId => ExternalField::ExternalId,
+            DepartmentIdType::DepartmentId => ExternalField::CustomId,
+        };
+        for object_id in self
+            .mapped_objects(pool_id, ObjectKind::Department, field, value)
+            .await?
+        {
+            if let Some(d) = self
+                .store()
+                .get_department(pool_id, &DepartmentId::from(object_id))
+                .await?
+            {
+                return Ok(d);
+            }
+        }
+        Err(AdminError::NotFound(format!(
+            "department with {} {value:?}",
+            id_type.as_str()
+        )))
+    }
+
+    /// The orgsync ids of the objects the pool's connections map to one Feishu id (one per
+    /// connection at most).
+    async fn mapped_objects(
+        &self,
+        pool_id: &PoolId,
+        kind: ObjectKind,
+        field: ExternalField,
+        value: &str,
+    ) -> AdminResult<Vec<String>> {
+        self.pool(pool_id).await?;
+        let mut out = Vec::new();
+        for c in self.store().list_connections(Some(pool_id)).await? {
+            if let Some(r) = self
+                .store()
+                .find_external_by(&c.id, kind, field, value)
+                .await?
+            {
+                out.push(r.object_id);
+            }
+        }
+        Ok(out)
     }
 
     /// The live departments of a pool, by name (e.g. for a department filter).
@@ -1099,12 +1725,43 @@ impl Admin {
                 },
             }
         }
+        let external_ids = store.refs_of(ObjectKind::Group, id.as_str()).await?;
         Ok(GroupDetail {
             group,
             users,
             departments,
             unresolved,
+            external_ids,
         })
+    }
+
+    /// Finds a group by its Feishu id, across the pool's connections.
+    pub async fn group_by_feishu_id(
+        &self,
+        pool_id: &PoolId,
+        id_type: GroupIdType,
+        value: &str,
+    ) -> AdminResult<Group> {
+        let field = match id_type {
+            GroupIdType::GroupId => ExternalField::ExternalId,
+            GroupIdType::CustomGroupId => ExternalField::CustomId,
+        };
+        for object_id in self
+            .mapped_objects(pool_id, ObjectKind::Group, field, value)
+            .await?
+        {
+            if let Some(g) = self
+                .store()
+                .get_group(pool_id, &GroupId::from(object_id))
+                .await?
+            {
+                return Ok(g);
+            }
+        }
+        Err(AdminError::NotFound(format!(
+            "group with {} {value:?}",
+            id_type.as_str()
+        )))
     }
 
     // ---- the event inbox ----
@@ -1118,15 +1775,17 @@ impl Admin {
         for e in &mut items {
             e.payload = redact_event_token(&e.payload);
         }
+        let total = self.store().inbox_count(filter).await?;
         Ok(Page {
             items,
             offset: page.offset,
             limit: page.limit,
-            total: None,
+            total: Some(total),
         })
     }
 
-    /// One inbox event, its payload's verification token masked.
+    /// One inbox event (a Verification Token in its payload masked, see
+    /// [`redact_event_token`]).
     pub async fn inbox_event(&self, id: i64) -> AdminResult<InboxEvent> {
         let mut event = self
             .store()
@@ -1138,8 +1797,124 @@ impl Admin {
     }
 }
 
+/// Why one step of a credential check failed.
+enum StepFailure {
+    Feishu(feishu::client::FeishuError),
+    /// The check's deadline passed before Feishu answered.
+    TimedOut,
+}
+
+/// Runs one step of a check, within the deadline if there is one.
+async fn within<T>(
+    deadline: Option<tokio::time::Instant>,
+    step: impl std::future::Future<Output = Result<T, feishu::client::FeishuError>>,
+) -> Result<T, StepFailure> {
+    match deadline {
+        None => step.await.map_err(StepFailure::Feishu),
+        Some(at) => match tokio::time::timeout_at(at, step).await {
+            Ok(result) => result.map_err(StepFailure::Feishu),
+            Err(_) => Err(StepFailure::TimedOut),
+        },
+    }
+}
+
+fn failed_step(step: &str, failure: &StepFailure) -> CheckStep {
+    match failure {
+        StepFailure::Feishu(e) => CheckStep {
+            step: step.to_owned(),
+            ok: false,
+            message: e.to_string(),
+            fix: e.fix().map(str::to_owned),
+            code: e.code(),
+        },
+        StepFailure::TimedOut => CheckStep {
+            step: step.to_owned(),
+            ok: false,
+            message: format!(
+                "Feishu did not answer within {} s",
+                SAVE_CHECK_TIMEOUT.as_secs()
+            ),
+            fix: Some(
+                "check the base URL and the network, proxy and firewall between orgsync and Feishu; the connection is saved: test its credentials again once Feishu answers".into(),
+            ),
+            code: None,
+        },
+    }
+}
+
+/// Gets a tenant token, then reads the app's contact scope (and the root, to tell "all
+/// members" from a list of departments). Each failure says what to fix.
+async fn check_credentials(
+    c: &Connection,
+    client: &feishu::client::FeishuClient,
+    deadline: Option<tokio::time::Instant>,
+) -> CredentialCheck {
+    let mut steps = Vec::new();
+    if let Err(e) = within(deadline, client.check_credentials()).await {
+        steps.push(failed_step("credentials", &e));
+        return CredentialCheck { ok: false, steps };
+    }
+    steps.push(CheckStep {
+        step: "credentials".into(),
+        ok: true,
+        message: format!("App ID {} and App Secret are valid", c.app_id),
+        fix: None,
+        code: None,
+    });
+    match within(deadline, client.scopes()).await {
+        Err(e) => steps.push(failed_step("contact_scope", &e)),
+        Ok(scope) => {
+            let (d, u, g) = (
+                scope.department_ids.len(),
+                scope.user_ids.len(),
+                scope.group_ids.len(),
+            );
+            if d + u + g == 0 {
+                steps.push(CheckStep {
+                    step: "contact_scope".into(),
+                    ok: false,
+                    message: "the app's contact scope is empty: importing would fail with \"failed to get Feishu organization departments\"".into(),
+                    fix: Some("In the Feishu developer console grant the contact permissions, set the app's availability to all employees and its contact scope to all members (or pick departments), then publish a version and have it approved".into()),
+                    code: None,
+                });
+            } else {
+                // `/scopes` looks the same for "all members" and a picked list of
+                // first-level departments; only the root's readability tells them apart.
+                let whole = match within(deadline, client.department("0")).await {
+                    Ok(_) => true,
+                    Err(StepFailure::Feishu(e)) if e.is_out_of_scope() => false,
+                    Err(e) => {
+                        steps.push(failed_step("contact_scope", &e));
+                        return CredentialCheck { ok: false, steps };
+                    }
+                };
+                steps.push(CheckStep {
+                    step: "contact_scope".into(),
+                    ok: true,
+                    message: if whole {
+                        "the app sees the whole organization".to_owned()
+                    } else {
+                        format!(
+                            "the app sees {d} department(s), {u} user(s) and {g} group(s) (a partial contact scope)"
+                        )
+                    },
+                    fix: None,
+                    code: None,
+                });
+            }
+        }
+    }
+    CredentialCheck {
+        ok: steps.iter().all(|s| s.ok),
+        steps,
+    }
+}
+
 /// Feishu puts the Verification Token into every event (`header.token` in 2.0, `token` in
-/// 1.0); the stored plaintext keeps it, but no read may show it.
+/// 1.0). The inbox stores payloads without it and migration 0005 removed it from older rows,
+/// but that migration leaves a payload it cannot read as JSON untouched: this mask is the
+/// defence in depth that keeps such a row (or any other path that ever stores a token) from
+/// showing it.
 pub fn redact_event_token(payload: &str) -> String {
     const MASK: &str = "***";
     let Ok(mut value) = serde_json::from_str::<serde_json::Value>(payload) else {
@@ -1165,7 +1940,39 @@ pub fn redact_event_token(payload: &str) -> String {
 
 #[cfg(test)]
 mod redaction_tests {
-    use super::redact_event_token;
+    use super::{ConnectionPatch, NewConnection, redact_event_token};
+
+    #[test]
+    fn connection_input_debug_hides_secrets() {
+        let new = NewConnection {
+            identifier: "feishu".into(),
+            app_id: "cli_1".into(),
+            app_secret: "secret-app-secret".into(),
+            encrypt_key: Some("secret-encrypt-key".into()),
+            verification_token: Some("secret-verification-token".into()),
+            ..NewConnection::default()
+        };
+        let patch = ConnectionPatch {
+            app_secret: Some("secret-app-secret".into()),
+            encrypt_key: Some(Some("secret-encrypt-key".into())),
+            verification_token: Some(None),
+            ..ConnectionPatch::default()
+        };
+        for shown in [
+            format!("{new:?}"),
+            format!("{patch:?}"),
+            format!("{new:#?}"),
+        ] {
+            assert!(!shown.contains("secret-"), "{shown}");
+            assert!(
+                shown.contains("***") && shown.contains("app_secret"),
+                "{shown}"
+            );
+        }
+        assert!(format!("{new:?}").contains("cli_1"));
+        // A cleared secret shows as cleared, an untouched one as absent.
+        assert!(format!("{patch:?}").contains("verification_token: Some(None)"));
+    }
 
     #[test]
     fn event_tokens_are_masked() {
@@ -1178,5 +1985,20 @@ mod redaction_tests {
         }
         assert_eq!(redact_event_token(r#"{"a":1}"#), r#"{"a":1}"#);
         assert_eq!(redact_event_token("not json secret-vt"), "***");
+    }
+}
+
+#[cfg(test)]
+mod counting_tests {
+    use super::counted;
+
+    #[test]
+    fn counts_read_like_a_sentence() {
+        assert_eq!(counted(0, "user"), "0 users");
+        assert_eq!(counted(1, "connection"), "1 connection");
+        assert_eq!(counted(999, "user"), "999 users");
+        assert_eq!(counted(1_945, "user"), "1,945 users");
+        assert_eq!(counted(100_000, "user"), "100,000 users");
+        assert_eq!(counted(1_234_567, "user"), "1,234,567 users");
     }
 }

@@ -6,7 +6,8 @@
 //! Payloads that are not enough are completed from the API: 1.0 events and group events are
 //! re-read, unknown departments a user event points at are fetched (parents first), and a
 //! scope change starts a reconciliation. A failing event is retried with backoff, then parked
-//! for an admin; it never blocks other events.
+//! for an admin; one that fails with a permanent Feishu error (an unknown object, a missing
+//! permission: docs/event-failures.md) is parked at once. It never blocks other events.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -97,6 +98,17 @@ enum ApplyError {
     Engine(#[from] EngineError),
     #[error("{0}")]
     Other(String),
+}
+
+impl ApplyError {
+    /// The Feishu error behind it, when asking Feishu again cannot succeed (an unknown
+    /// object, a missing permission, bad credentials, …: docs/event-failures.md).
+    fn permanent(&self) -> Option<&FeishuError> {
+        match self {
+            Self::Feishu(e) | Self::Engine(EngineError::Feishu(e)) if e.is_permanent() => Some(e),
+            _ => None,
+        }
+    }
 }
 
 /// What an event amounts to.
@@ -328,10 +340,40 @@ impl Worker {
                     }
                     return Ok(Some(event));
                 }
-                Err(e) => self.fail(&event, &e.to_string(), stats).await?,
+                Err(e) => match e.permanent() {
+                    Some(feishu) => self.park(&event, feishu, stats).await?,
+                    None => self.fail(&event, &e.to_string(), stats).await?,
+                },
             }
         }
         Ok(None)
+    }
+
+    /// Parks at once, with Feishu's code and the fix: retrying cannot succeed until the
+    /// object, the app's set-up or orgsync changes, and every attempt would cost API calls.
+    async fn park(
+        &self,
+        event: &InboxEvent,
+        error: &FeishuError,
+        stats: &mut RoundStats,
+    ) -> Result<(), StoreError> {
+        let code = error
+            .code()
+            .map(|c| format!(" (Feishu code {c})"))
+            .unwrap_or_default();
+        let message = error.to_string();
+        let fix = match error.fix() {
+            Some(fix) if !message.contains(fix) => format!("; fix: {fix}"),
+            _ => String::new(),
+        };
+        let text = format!("parked at once, retrying cannot succeed{code}: {message}{fix}");
+        self.engine
+            .store()
+            .inbox_finish(event.id, InboxOutcome::Parked { error: text }, now_ms())
+            .await?;
+        stats.parked += 1;
+        tracing::warn!(event = %event.event_id, code = error.code(), error = %error, "event parked: permanent Feishu error");
+        Ok(())
     }
 
     /// Reschedules with backoff, or parks after too many attempts.

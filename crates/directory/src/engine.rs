@@ -13,18 +13,27 @@ use crate::fetch::{FetchError, FetchOptions, fetch_snapshot};
 use crate::ids::{ConnectionId, JobId, Millis, new_id, now_ms};
 use crate::model::{
     ActionLogEntry, ActionResult, Connection, JobKind, JobProgress, JobState, JobTrigger,
-    ObjectKind, ParkedDeletion, ParkedState, Provider, SyncJob, UserStatus, Verdict,
+    ObjectKind, ParkedDeletion, ParkedState, Provider, SyncAction, SyncJob, UserStatus, Verdict,
 };
 use crate::plan::{Plan, PlannedStep, plan};
 use crate::secrets::{MasterKey, SecretError};
 use crate::snapshot::object_key;
 use crate::store::{
-    ApplyBatch, ChangeSource, ConnectionState, DirectoryStore, StoreError, Watermark,
+    ApplyBatch, ChangeSource, ConnectionState, DirectoryStore, ParkedFilter, RunningJobs,
+    StoreError, Watermark,
 };
+
+/// The error of a job whose process stopped before it finished (what it committed stays:
+/// the next job diffs against it).
+pub const INTERRUPTED: &str =
+    "interrupted: the process stopped before the job finished; start the job again";
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// Names this instance in leases.
+    /// Names this instance in leases (`{instance}/{job}`, `{instance}/worker-…`) and on its
+    /// jobs. Stable across restarts of one installation (`orgsync serve` reads `instance_id`),
+    /// so a restarted process recognises what its predecessor left running; distinct for
+    /// every instance sharing a database. Never contains `/`.
     pub instance: String,
     pub pacing: PacingConfig,
     pub retry: RetryConfig,
@@ -126,6 +135,29 @@ impl Engine {
         {
             return Ok(client.clone());
         }
+        let mut config = self.client_config(connection)?;
+        config.retry = self.config.retry.clone();
+        config.request_timeout = self.config.request_timeout;
+        let client = FeishuClient::new(config)?;
+        clients.insert(connection.id.clone(), (fingerprint, client.clone()));
+        Ok(client)
+    }
+
+    /// A client of its own for a quick look at a connection's credentials: no retries and
+    /// every request bounded by `timeout`, so an unreachable Feishu answers within it.
+    pub fn probe_client(
+        &self,
+        connection: &Connection,
+        timeout: Duration,
+    ) -> Result<FeishuClient, EngineError> {
+        let mut config = self.client_config(connection)?;
+        config.retry = RetryConfig::none();
+        config.request_timeout = timeout;
+        config.connect_timeout = config.connect_timeout.min(timeout);
+        Ok(FeishuClient::new(config)?)
+    }
+
+    fn client_config(&self, connection: &Connection) -> Result<ClientConfig, EngineError> {
         let base = match (&connection.base_url, connection.provider) {
             (Some(url), _) => BaseUrl::parse(url)?,
             (None, Provider::Feishu) => BaseUrl::Feishu,
@@ -134,11 +166,7 @@ impl Engine {
         let secret = self.master_key.open(&connection.app_secret)?;
         let mut config = ClientConfig::new(base, connection.app_id.clone(), secret);
         config.pacing = self.config.pacing.clone();
-        config.retry = self.config.retry.clone();
-        config.request_timeout = self.config.request_timeout;
-        let client = FeishuClient::new(config)?;
-        clients.insert(connection.id.clone(), (fingerprint, client.clone()));
-        Ok(client)
+        Ok(config)
     }
 
     /// Forgets a connection's client (after it was edited or deleted).
@@ -208,6 +236,23 @@ impl Engine {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        // With the lease in hand no other job of the connection can be running: one still
+        // recorded as running lost its process (the lease we took was free or expired).
+        let orphans = self
+            .store
+            .interrupt_jobs(
+                &RunningJobs::OfConnection(connection_id.clone()),
+                &format!("{INTERRUPTED} (its lease had expired)"),
+                now_ms(),
+            )
+            .await;
+        match orphans {
+            Ok(jobs) => log_interrupted(&jobs, "its lease had expired when a new job started"),
+            Err(e) => {
+                let _ = self.store.release_lease(connection_id, &holder).await;
+                return Err(e.into());
+            }
+        }
         let job = SyncJob {
             id: job_id,
             pool_id: connection.pool_id.clone(),
@@ -225,12 +270,60 @@ impl Engine {
             error_code: None,
             started_at: now_ms(),
             finished_at: None,
+            instance: Some(self.config.instance.clone()),
         };
         if let Err(e) = self.store.create_job(&job).await {
             let _ = self.store.release_lease(connection_id, &holder).await;
             return Err(e.into());
         }
         Ok((connection, job, holder))
+    }
+
+    /// At start, before serving: ends what a stopped process of this instance left behind.
+    /// Its running jobs end failed ([`INTERRUPTED`]), then every lease it held (jobs' and
+    /// the event worker's) is released, so the connections take new jobs and events at once;
+    /// then [`Engine::end_orphaned_jobs`] for other instances. Only call it when no other
+    /// live process runs as this instance. Returns the jobs it ended.
+    pub async fn recover_after_restart(&self) -> Result<Vec<SyncJob>, StoreError> {
+        let instance = &self.config.instance;
+        // Jobs first: a lease released before its job ended would let another instance's
+        // sweep see a running job without a lease and end it with a vaguer reason.
+        let mut ended = self
+            .store
+            .interrupt_jobs(
+                &RunningJobs::OfInstance(instance.clone()),
+                &format!("{INTERRUPTED} (instance {instance} restarted)"),
+                now_ms(),
+            )
+            .await?;
+        log_interrupted(&ended, "its instance restarted");
+        let released = self
+            .store
+            .release_leases_by_prefix(&format!("{instance}/"))
+            .await?;
+        if released > 0 {
+            tracing::info!(instance = %instance, released, "released the connection leases this instance held before it stopped");
+        }
+        ended.extend(self.end_orphaned_jobs().await?);
+        Ok(ended)
+    }
+
+    /// Ends every running job whose connection's lease is gone or expired (its instance
+    /// stopped without finishing it) as failed with [`INTERRUPTED`]. A job whose lease is
+    /// live is never touched: it is renewed while the job runs, however slow it is. Called at
+    /// start and from the schedule's tick. Returns the jobs it ended.
+    pub async fn end_orphaned_jobs(&self) -> Result<Vec<SyncJob>, StoreError> {
+        let now = now_ms();
+        let ended = self
+            .store
+            .interrupt_jobs(
+                &RunningJobs::WithoutLiveLease { now },
+                &format!("{INTERRUPTED} (its lease had expired)"),
+                now,
+            )
+            .await?;
+        log_interrupted(&ended, "its lease had expired");
+        Ok(ended)
     }
 
     /// Runs a begun job; always ends with the job finished and the lease released.
@@ -431,12 +524,80 @@ impl Engine {
                     reason: s.reason.clone().unwrap_or_default(),
                     state: ParkedState::Pending,
                     created_at: now,
+                    last_parked_at: now,
                     resolved_at: None,
+                    resolution: None,
                 })
             })
             .collect();
+        // The store refreshes an object's pending entry instead of adding another one.
         if !items.is_empty() {
             self.store.park_deletions(&items).await?;
+        }
+        // Only a complete view proves that an object is back; from a partial one, absence of
+        // a deletion proves nothing.
+        if plan.verdict_hint == Verdict::Complete {
+            self.withdraw_parked(connection, job_id, plan, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Ends the connection's pending entries that this job (with a complete view) did not park
+    /// again: the object is back in Feishu, this job deletes it within the threshold, or it
+    /// was deleted or disabled by another path. An entry whose deletion this job could not
+    /// decide (a failed leaver lookup) stays pending. Walks the entries in bounded batches.
+    async fn withdraw_parked(
+        &self,
+        connection: &Connection,
+        job_id: &JobId,
+        plan: &Plan,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        const BATCH: u64 = 500;
+        let filter = ParkedFilter {
+            connection_id: Some(connection.id.clone()),
+            ..ParkedFilter::pool(&connection.pool_id).state(ParkedState::Pending)
+        };
+        let mut fates: Option<HashMap<(ObjectKind, &str), Fate>> = None;
+        let mut after = 0;
+        loop {
+            let batch = self.store.parked_after(&filter, after, BATCH).await?;
+            let Some(last) = batch.last() else { break };
+            after = last.id;
+            // Entries this job parked carry its id (refreshed just before).
+            let older: Vec<&ParkedDeletion> =
+                batch.iter().filter(|p| p.job_id != *job_id).collect();
+            if !older.is_empty() {
+                let fates = fates.get_or_insert_with(|| fates_of(plan));
+                let mut withdrawn: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+                for p in older {
+                    let kind = p.kind.as_str();
+                    let resolution = match fates.get(&(p.kind, p.object_id.as_str())) {
+                        Some(Fate::Undecided) => continue,
+                        Some(Fate::Deleted) => format!(
+                            "job {job_id} deletes the {kind} itself: its deletions are within the threshold now"
+                        ),
+                        Some(Fate::Disabled) => {
+                            format!("the {kind} resigned: job {job_id} disabled it")
+                        }
+                        Some(Fate::Present) => {
+                            format!("the {kind} is back in Feishu (job {job_id} found it)")
+                        }
+                        None => format!(
+                            "job {job_id} no longer plans this deletion: the {kind} was deleted or disabled by another path (an event or an admin)"
+                        ),
+                    };
+                    withdrawn.entry(resolution).or_default().push(p.id);
+                }
+                for (resolution, ids) in withdrawn {
+                    self.store
+                        .resolve_parked(&ids, ParkedState::Withdrawn, &resolution, now)
+                        .await?;
+                }
+            }
+            if (batch.len() as u64) < BATCH {
+                break;
+            }
         }
         Ok(())
     }
@@ -577,6 +738,62 @@ impl Engine {
             inbox: None,
         }
     }
+}
+
+/// One line per job ended as interrupted.
+fn log_interrupted(jobs: &[SyncJob], why: &str) {
+    for job in jobs {
+        tracing::warn!(
+            job = %job.id,
+            connection = %job.connection_id,
+            instance = job.instance.as_deref().unwrap_or("unknown"),
+            started_at = job.started_at,
+            "sync job ended as failed ({why}): it was left running by a process that stopped; start it again"
+        );
+    }
+}
+
+/// What a plan does to an object that has a pending parked deletion it did not park again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    /// Deleted by the plan (within the threshold now).
+    Deleted,
+    /// A deletion the plan could not decide (skipped or failed): the entry stays.
+    Undecided,
+    /// A resigned user, disabled.
+    Disabled,
+    /// Found in Feishu: created, updated, restored or unchanged.
+    Present,
+}
+
+/// The fate of every object the plan has a step for; a deletion step decides over the others.
+fn fates_of(plan: &Plan) -> HashMap<(ObjectKind, &str), Fate> {
+    let mut fates = HashMap::with_capacity(plan.steps.len());
+    for step in &plan.steps {
+        let Some(id) = step.object_id.as_deref() else {
+            continue;
+        };
+        let fate = if step.action.is_deletion() {
+            if step.result == ActionResult::Applied {
+                Fate::Deleted
+            } else {
+                Fate::Undecided
+            }
+        } else if step.action == SyncAction::DisableUser {
+            Fate::Disabled
+        } else {
+            Fate::Present
+        };
+        fates
+            .entry((step.kind, id))
+            .and_modify(|f: &mut Fate| {
+                if step.action.is_deletion() || *f == Fate::Present {
+                    *f = fate;
+                }
+            })
+            .or_insert(fate);
+    }
+    fates
 }
 
 /// `orgsync_job_duration_seconds{kind,verdict}` (a no-op unless the binary installed a

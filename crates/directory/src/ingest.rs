@@ -304,17 +304,19 @@ impl Ingestor {
                     outcome: IngestOutcome::Challenge,
                 });
             }
+            // The Verification Token is checked by now and is a secret: it is not stored
+            // (the worker re-reads the payload without it).
             Envelope::V2(e) => (
                 e.header.event_id.clone(),
                 e.header.event_type.clone(),
                 e.header.create_time_ms,
-                e.plaintext.clone(),
+                e.without_token.clone(),
             ),
             Envelope::V1(e) => (
                 e.uuid.clone(),
                 e.event.event_type().to_owned(),
                 e.ts_ms,
-                e.plaintext.clone(),
+                e.without_token.clone(),
             ),
         };
         let outcome = self

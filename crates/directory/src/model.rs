@@ -540,6 +540,10 @@ pub struct SyncJob {
     pub error_code: Option<i64>,
     pub started_at: Millis,
     pub finished_at: Option<Millis>,
+    /// The orgsync instance that runs (or ran) the job: its `instance_id`. `None` for jobs
+    /// recorded before instances were named.
+    #[serde(default)]
+    pub instance: Option<String>,
 }
 
 /// A deletion held back for an admin's decision.
@@ -547,9 +551,36 @@ pub struct SyncJob {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ParkedState {
+    /// Waiting for an admin. At most one per (connection, object): a later job that plans
+    /// the same deletion refreshes it.
     Pending,
     Approved,
     Rejected,
+    /// No longer needed: a later job with a complete view found the object back in Feishu,
+    /// or the object was deleted by another path (`resolution` says which).
+    Withdrawn,
+}
+
+impl ParkedState {
+    pub const ALL: [ParkedState; 4] = [
+        Self::Pending,
+        Self::Approved,
+        Self::Rejected,
+        Self::Withdrawn,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+            Self::Withdrawn => "withdrawn",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -564,8 +595,14 @@ pub struct ParkedDeletion {
     pub object_id: String,
     pub external_id: String,
     pub name: Option<String>,
+    /// Why the job parked it (from the job that parked it last).
     pub reason: String,
     pub state: ParkedState,
     pub created_at: Millis,
+    /// When a job last planned this deletion (`created_at`, or a later job's refresh). An
+    /// approval is refused when the object changed after this.
+    pub last_parked_at: Millis,
     pub resolved_at: Option<Millis>,
+    /// How it was resolved: by an admin, or why it was withdrawn.
+    pub resolution: Option<String>,
 }

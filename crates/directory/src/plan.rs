@@ -143,7 +143,9 @@ impl Plan {
                 reason: s.reason.clone().unwrap_or_default(),
                 state: ParkedState::Pending,
                 created_at: now,
+                last_parked_at: now,
                 resolved_at: None,
+                resolution: None,
             })
             .collect()
     }

@@ -1,6 +1,7 @@
 //! Scheduled reconciliation: every connection is pulled again after its
 //! `reconcile_interval_secs` (default 6 h), to heal whatever Feishu did not deliver (Feishu
-//! gives up on an event after ~7 h of failed pushes).
+//! gives up on an event after ~7 h of failed pushes). The same tick ends jobs orphaned by a
+//! stopped instance.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,7 +72,9 @@ pub async fn run_due(engine: &Arc<Engine>, now: Millis) -> Result<Vec<Connection
     Ok(started)
 }
 
-/// Checks every `every` until `shutdown` turns true.
+/// Checks every `every` until `shutdown` turns true; each tick first ends the jobs whose
+/// instance stopped (their lease expired), which would otherwise look running forever and
+/// hold back their connection's schedule.
 pub fn spawn(
     engine: Arc<Engine>,
     every: Duration,
@@ -81,6 +84,9 @@ pub fn spawn(
         loop {
             if *shutdown.borrow() {
                 break;
+            }
+            if let Err(e) = engine.end_orphaned_jobs().await {
+                tracing::warn!(error = %e, "could not look for jobs left running by a stopped instance");
             }
             if let Err(e) = run_due(&engine, now_ms()).await {
                 tracing::warn!(error = %e, "reconciliation schedule check failed");

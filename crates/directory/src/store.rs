@@ -305,7 +305,7 @@ pub struct NewInboxEvent {
     /// Feishu `create_time` (2.0) or `ts` (1.0), ms.
     pub created_at: Option<Millis>,
     pub received_at: Millis,
-    /// The plaintext envelope JSON.
+    /// The plaintext envelope JSON, without the Verification Token.
     pub payload: String,
 }
 
@@ -378,11 +378,55 @@ pub enum ExternalField {
     CustomId,
 }
 
+/// Running jobs that cannot be running any more, for [`DirectoryStore::interrupt_jobs`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunningJobs {
+    /// The jobs recorded by one instance (`SyncJob::instance`): its process stopped.
+    OfInstance(String),
+    /// The jobs of one connection: whoever holds its lease now, no job of it still runs.
+    OfConnection(ConnectionId),
+    /// The jobs whose connection's lease is gone or expired at `now` (a running job renews
+    /// its lease; one that stopped doing so lost its process).
+    WithoutLiveLease { now: Millis },
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ActionLogFilter {
     pub action: Option<SyncAction>,
     pub kind: Option<ObjectKind>,
     pub result: Option<ActionResult>,
+}
+
+// ---- parked deletions ----------------------------------------------------------------------
+
+/// Which parked deletions a list, a count or a bulk decision covers (every condition set must
+/// hold).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParkedFilter {
+    pub pool_id: PoolId,
+    pub state: Option<ParkedState>,
+    pub connection_id: Option<ConnectionId>,
+    pub kind: Option<ObjectKind>,
+    /// The job that parked the entry (or refreshed it last).
+    pub job_id: Option<JobId>,
+}
+
+impl ParkedFilter {
+    /// Every entry of a pool.
+    pub fn pool(pool_id: &PoolId) -> Self {
+        Self {
+            pool_id: pool_id.clone(),
+            state: None,
+            connection_id: None,
+            kind: None,
+            job_id: None,
+        }
+    }
+
+    pub fn state(mut self, state: ParkedState) -> Self {
+        self.state = Some(state);
+        self
+    }
 }
 
 /// The storage port. All methods are safe to call concurrently; implementations are cheap to
@@ -395,6 +439,14 @@ pub trait DirectoryStore: Send + Sync + 'static {
     async fn create_pool(&self, pool: &UserPool) -> StoreResult<()>;
     async fn get_pool(&self, id: &PoolId) -> StoreResult<Option<UserPool>>;
     async fn list_pools(&self) -> StoreResult<Vec<UserPool>>;
+    /// [`StoreError::NotFound`] when the pool does not exist.
+    async fn rename_pool(&self, id: &PoolId, name: &str) -> StoreResult<()>;
+    /// Removes the pool and everything it holds, in one transaction: its connections with
+    /// their external refs, watermarks and leases; users, departments, groups and their
+    /// memberships; the change log and its counter; inbox events, jobs with their action logs
+    /// and parked deletions (those of connections deleted earlier too). Other pools are
+    /// untouched. [`StoreError::NotFound`] when the pool does not exist.
+    async fn delete_pool(&self, id: &PoolId) -> StoreResult<()>;
 
     // connections
     /// [`StoreError::Conflict`] when the identifier is already used in the pool.
@@ -509,6 +561,8 @@ pub trait DirectoryStore: Send + Sync + 'static {
         filter: &InboxFilter,
         page: PageRequest,
     ) -> StoreResult<Vec<InboxEvent>>;
+    /// How many events [`DirectoryStore::inbox_list`] would list with `filter` (all pages).
+    async fn inbox_count(&self, filter: &InboxFilter) -> StoreResult<u64>;
     /// Connections with pending events due at `now`.
     async fn inbox_due_connections(&self, now: Millis) -> StoreResult<Vec<ConnectionId>>;
     /// Pending events of a connection (due or not).
@@ -524,6 +578,15 @@ pub trait DirectoryStore: Send + Sync + 'static {
         &self,
         connection_id: Option<&ConnectionId>,
         page: PageRequest,
+    ) -> StoreResult<Vec<SyncJob>>;
+    /// Ends the running jobs `which` names as failed with `error` at `now` (finished, verdict
+    /// failed, `finished_at = now`) in one statement, and returns them as they now are. Jobs
+    /// that finished meanwhile are left alone. Reads only running jobs, through an index.
+    async fn interrupt_jobs(
+        &self,
+        which: &RunningJobs,
+        error: &str,
+        now: Millis,
     ) -> StoreResult<Vec<SyncJob>>;
     /// Appends in order; entries with `seq == 0` get the next numbers of the job's log.
     async fn append_action_log(&self, entries: &[ActionLogEntry]) -> StoreResult<()>;
@@ -545,16 +608,40 @@ pub trait DirectoryStore: Send + Sync + 'static {
     ) -> StoreResult<bool>;
     /// Releases it if `holder` holds it.
     async fn release_lease(&self, connection_id: &ConnectionId, holder: &str) -> StoreResult<()>;
+    /// Releases every lease whose holder starts with `prefix` (live or not) and returns how
+    /// many: a restarted instance frees what its stopped process held.
+    async fn release_leases_by_prefix(&self, prefix: &str) -> StoreResult<u64>;
 
     // parked deletions
+    /// Parks deletions, at most one pending entry per (connection, object kind, object id): an
+    /// item whose object already has a pending entry of the same connection refreshes it (job,
+    /// external id, name, reason, `last_parked_at`) instead of adding a row. Entries in other
+    /// states are history and never refreshed. Returns the entries' ids in the items' order.
     async fn park_deletions(&self, items: &[ParkedDeletion]) -> StoreResult<Vec<i64>>;
+    /// Newest first.
     async fn list_parked(
         &self,
-        pool_id: &PoolId,
-        state: Option<ParkedState>,
+        filter: &ParkedFilter,
         page: PageRequest,
     ) -> StoreResult<Vec<ParkedDeletion>>;
+    async fn count_parked(&self, filter: &ParkedFilter) -> StoreResult<u64>;
+    /// At most `limit` entries with an id above `after`, oldest first: a walk in bounded
+    /// batches (bulk decisions, a job settling its connection's entries).
+    async fn parked_after(
+        &self,
+        filter: &ParkedFilter,
+        after: i64,
+        limit: u64,
+    ) -> StoreResult<Vec<ParkedDeletion>>;
     async fn get_parked(&self, id: i64) -> StoreResult<Option<ParkedDeletion>>;
-    /// Moves a pending item to approved or rejected; `false` if it was not pending.
-    async fn resolve_parked(&self, id: i64, state: ParkedState, now: Millis) -> StoreResult<bool>;
+    /// Moves the pending entries among `ids` to `state` (approved, rejected or withdrawn) with
+    /// `resolution` and `resolved_at = now`; returns the ids it moved (the others were not
+    /// pending, or do not exist).
+    async fn resolve_parked(
+        &self,
+        ids: &[i64],
+        state: ParkedState,
+        resolution: &str,
+        now: Millis,
+    ) -> StoreResult<Vec<i64>>;
 }

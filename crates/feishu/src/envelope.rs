@@ -111,8 +111,12 @@ pub struct EventHeader {
 pub struct EventV2 {
     pub header: EventHeader,
     pub event: ContactEvent,
-    /// The plaintext JSON document, as Feishu sent it (decrypted when it was encrypted).
+    /// The plaintext JSON document, as Feishu sent it (decrypted when it was encrypted). It
+    /// carries the Verification Token: keep [`EventV2::without_token`] instead.
     pub plaintext: String,
+    /// The document without the Verification Token (`header.token`): what may be stored or
+    /// shown. [`parse_plaintext`] reads it back to the same event.
+    pub without_token: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -122,7 +126,10 @@ pub struct EventV1 {
     pub ts: Option<String>,
     pub ts_ms: Option<i64>,
     pub event: LegacyEnvelopeEvent,
+    /// As [`EventV2::plaintext`]: carries the Verification Token (top-level `token`).
     pub plaintext: String,
+    /// The document without the Verification Token.
+    pub without_token: String,
 }
 
 impl Envelope {
@@ -158,12 +165,22 @@ impl Envelope {
         }
     }
 
-    /// The decrypted JSON document.
+    /// The decrypted JSON document, Verification Token included.
     pub fn plaintext(&self) -> Option<&str> {
         match self {
             Self::UrlVerification { .. } => None,
             Self::V2(e) => Some(&e.plaintext),
             Self::V1(e) => Some(&e.plaintext),
+        }
+    }
+
+    /// The decrypted JSON document without the Verification Token: the token is a secret
+    /// and has no use once the request is verified, so this is what to store.
+    pub fn without_token(&self) -> Option<&str> {
+        match self {
+            Self::UrlVerification { .. } => None,
+            Self::V2(e) => Some(&e.without_token),
+            Self::V1(e) => Some(&e.without_token),
         }
     }
 }
@@ -447,6 +464,7 @@ fn classify(
             header,
             event,
             plaintext,
+            without_token: without_token(doc),
         }))
     } else if doc.contains_key("uuid") {
         check_token(doc.get("token"))?;
@@ -472,11 +490,23 @@ fn classify(
             ts,
             event: events::parse_v1(event),
             plaintext,
+            without_token: without_token(doc),
         }))
     } else {
         return Err(EnvelopeError::UnknownEnvelope);
     };
     Ok(envelope)
+}
+
+/// The document without the Verification Token, wherever Feishu puts it: top-level `token`
+/// (1.0 events, the URL check) and `header.token` (2.0). Everything else is kept; serde_json
+/// writes the keys in sorted order.
+fn without_token(mut doc: Map<String, Value>) -> String {
+    doc.remove("token");
+    if let Some(Value::Object(header)) = doc.get_mut("header") {
+        header.remove("token");
+    }
+    Value::Object(doc).to_string()
 }
 
 /// A request as Feishu would send it: the body and the three signature header values.

@@ -6,7 +6,8 @@
 //! |---|---|---|
 //! | `listen` | `ORGSYNC_LISTEN` | `127.0.0.1:8080` |
 //! | `public_url` | `ORGSYNC_PUBLIC_URL` | `http://{listen}` |
-//! | `data_dir` | `ORGSYNC_DATA_DIR` | `./orgsync-data` |
+//! | `data_dir` | `ORGSYNC_DATA_DIR` | `./orgsync-data` (0700, its files 0600) |
+//! | `instance_id` | `ORGSYNC_INSTANCE_ID` | created once in `{data_dir}/instance-id` |
 //! | `database_url` | `ORGSYNC_DATABASE_URL` | `sqlite://{data_dir}/orgsync.db` |
 //! | (env only) | `ORGSYNC_MASTER_KEY` | — |
 //! | `master_key_file` | `ORGSYNC_MASTER_KEY_FILE` | `{data_dir}/master.key`, created (0600) if missing |
@@ -32,6 +33,8 @@ use feishu::envelope::{DecodeOptions, SignatureCheck};
 use serde::Deserialize;
 use server::{AdminToken, LoginLimits};
 
+use crate::files;
+
 pub const DEFAULT_CONFIG_FILE: &str = "orgsync.toml";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "orgsync-data";
@@ -44,6 +47,7 @@ const ENV_KEYS: &[&str] = &[
     "listen",
     "public_url",
     "data_dir",
+    "instance_id",
     "database_url",
     "master_key_file",
     "log_format",
@@ -56,13 +60,15 @@ const ENV_KEYS: &[&str] = &[
     "login_lockout_secs",
 ];
 
-/// The file and environment as read, before validation.
-#[derive(Debug, Default, Deserialize)]
+/// The file and environment as read, before validation (no `Debug`: the database URL may
+/// hold a password).
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     listen: Option<String>,
     public_url: Option<String>,
     data_dir: Option<PathBuf>,
+    instance_id: Option<String>,
     database_url: Option<String>,
     master_key_file: Option<PathBuf>,
     log_format: Option<String>,
@@ -81,13 +87,15 @@ pub enum LogFormat {
     Json,
 }
 
-/// Validated settings.
-#[derive(Debug, Clone)]
+/// Validated settings. `Debug` shows the database URL without its password.
+#[derive(Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
     /// `None`: `http://{bound address}`.
     pub public_url: Option<String>,
     pub data_dir: PathBuf,
+    /// `None`: the id kept in the data directory ([`crate::instance`]).
+    pub instance_id: Option<String>,
     pub database_url: String,
     pub master_key_file: Option<PathBuf>,
     pub log_format: LogFormat,
@@ -98,6 +106,22 @@ pub struct Settings {
     pub login_limits: LoginLimits,
     /// Where the settings came from, for the log.
     pub source: String,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("public_url", &self.public_url)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &redact(&self.database_url))
+            .field("master_key_file", &self.master_key_file)
+            .field("log_format", &self.log_format)
+            .field("reconcile_check_secs", &self.reconcile_check_secs)
+            .field("decode", &self.decode)
+            .field("source", &self.source)
+            .finish()
+    }
 }
 
 impl Settings {
@@ -177,6 +201,17 @@ impl Settings {
         let data_dir = raw
             .data_dir
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let instance_id = match raw.instance_id.map(|id| id.trim().to_owned()) {
+            Some(id) if !id.is_empty() => {
+                crate::instance::check_instance_id(&id).map_err(|why| {
+                    anyhow!(
+                        "instance_id (ORGSYNC_INSTANCE_ID) = {id:?} cannot name an instance: {why}, e.g. orgsync-1; or leave it out to use the id kept in the data directory"
+                    )
+                })?;
+                Some(id)
+            }
+            _ => None,
+        };
         let database_url = match raw.database_url.map(|u| u.trim().to_owned()) {
             Some(u) if !u.is_empty() => u,
             _ => format!("sqlite://{}", data_dir.join("orgsync.db").to_string_lossy()),
@@ -233,6 +268,7 @@ impl Settings {
             listen,
             public_url,
             data_dir,
+            instance_id,
             database_url,
             master_key_file: raw.master_key_file,
             log_format,
@@ -243,26 +279,21 @@ impl Settings {
         })
     }
 
-    /// Creates the data directory (and a SQLite database's directory).
+    /// Creates the data directory (0700) and a SQLite database's directory, and makes them
+    /// private: what is found looser is tightened, with a log line ([`crate::files`]). Call
+    /// it before opening the store, so that SQLite's `-wal` and `-shm` files, which take the
+    /// database file's mode, are private too.
     pub fn prepare_dirs(&self) -> anyhow::Result<()> {
-        std::fs::create_dir_all(&self.data_dir).with_context(|| {
-            format!(
-                "data_dir (ORGSYNC_DATA_DIR) {}: cannot create the directory; choose a writable path",
-                self.data_dir.display()
-            )
-        })?;
-        if let Some(path) = sqlite_path(&self.database_url)
-            && let Some(parent) = Path::new(path).parent()
-            && !parent.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(parent).with_context(|| {
-                format!(
-                    "database_url (ORGSYNC_DATABASE_URL): cannot create the directory {} for the SQLite database",
-                    parent.display()
-                )
-            })?;
+        files::secure_data_dir(&self.data_dir)?;
+        if let Some(path) = sqlite_path(&self.database_url) {
+            files::secure_sqlite_files(Path::new(path))?;
         }
         Ok(())
+    }
+
+    /// The SQLite database's file (`None` for PostgreSQL and in-memory databases).
+    pub fn sqlite_file(&self) -> Option<&Path> {
+        sqlite_path(&self.database_url).map(Path::new)
     }
 
     /// Opens the store; the error says which key to fix.
@@ -603,6 +634,11 @@ mod tests {
         assert!(e.to_string().contains("listen (ORGSYNC_LISTEN)"), "{e}");
         let e = Settings::load_from(None, &env(&[("ORGSYNC_LOG_FORMAT", "yaml")])).unwrap_err();
         assert!(e.to_string().contains("log_format"), "{e}");
+        let e = Settings::load_from(None, &env(&[("ORGSYNC_INSTANCE_ID", "node/1")])).unwrap_err();
+        assert!(
+            e.to_string().contains("instance_id (ORGSYNC_INSTANCE_ID)"),
+            "{e}"
+        );
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");
         std::fs::write(&file, "lisen = \"x\"\n").unwrap();
@@ -679,5 +715,23 @@ mod tests {
             "postgres://u:***@h:5432/db"
         );
         assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
+    }
+
+    #[test]
+    fn settings_debug_hides_the_database_password() {
+        let s = Settings::load_from(
+            None,
+            &env(&[(
+                "ORGSYNC_DATABASE_URL",
+                "postgres://orgsync:pg-secret@db:5432/orgsync",
+            )]),
+        )
+        .unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("pg-secret"), "{shown}");
+        assert!(
+            shown.contains("postgres://orgsync:***@db:5432/orgsync"),
+            "{shown}"
+        );
     }
 }

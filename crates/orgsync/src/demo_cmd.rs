@@ -26,7 +26,7 @@ use directory::apply::WorkerConfig;
 use directory::engine::EngineConfig;
 use directory::ids::PoolId;
 use directory::model::{JobKind, JobTrigger, ParkedState, UserStatus};
-use directory::store::{DirectoryStore, PageRequest, UserQuery};
+use directory::store::{DirectoryStore, ParkedFilter, UserQuery};
 use emulator::generate::{GenerateConfig, generate};
 use emulator::hub::push_target;
 use emulator::mutate::MutationProfile;
@@ -183,8 +183,14 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
 
     // orgsync: SQLite in the data directory, a fresh admin token for this run.
     settings.prepare_dirs()?;
+    let instance = crate::instance::Instance::claim(&settings)?;
     let (key, _) = config::master_key(&settings, None, true)?;
     let store = settings.open_store().await?;
+    let engine = EngineConfig {
+        instance: instance.id.clone(),
+        ..EngineConfig::default()
+    };
+    crate::serve_cmd::recover_interrupted(&store, &key, &engine, instance.is_exclusive()).await?;
     let (admin_token, token_text) = AdminToken::generate();
     let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, args.port))
         .await
@@ -201,7 +207,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         key,
         url.clone(),
         NodeOptions {
-            engine: EngineConfig::default(),
+            engine,
             worker: WorkerConfig::default(),
             reconcile_check: Duration::from_secs(60),
             admin_token,
@@ -256,6 +262,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     emu.shutdown()
         .await
         .map_err(|e| anyhow!("the emulator did not stop cleanly: {e}"))?;
+    drop(instance);
     result?;
     match served {
         Ok(Ok(())) => Ok(()),
@@ -360,17 +367,10 @@ async fn run_demo(
         })?;
         changes += made.len() as u64;
         let counts = DirectoryCounts::read(store.as_ref(), &pool.id).await?;
-        let parked = admin
-            .list_parked(
-                &pool.id,
-                Some(ParkedState::Pending),
-                PageRequest {
-                    offset: 0,
-                    limit: PARKED_SHOWN,
-                },
-            )
+        let parked = store
+            .count_parked(&ParkedFilter::pool(&pool.id).state(ParkedState::Pending))
             .await
-            .map_err(|e| anyhow!("cannot read the parked deletions: {e}"))?;
+            .map_err(|e| anyhow!("cannot count the parked deletions: {e}"))?;
         let pushed = emu.state().events.pusher().stats().delivered - pushed_before;
         let mut status = format!(
             "status: {} users, {} active; {} departments; {} groups; events: {} pushed, {} applied; {}",
@@ -383,16 +383,10 @@ async fn run_demo(
             counted(changes, "change"),
         );
         // The everyday changes never park anything; say so loudly if something did.
-        let pending = parked.total.unwrap_or(parked.items.len() as u64);
-        if pending > 0 {
-            let more = if parked.total.is_none() && pending >= PARKED_SHOWN {
-                "+"
-            } else {
-                ""
-            };
+        if parked > 0 {
             status.push_str(&format!(
-                "; {}{more} parked for review (console: Parked deletions)",
-                counted(pending, "deletion")
+                "; {} parked for review (console: Parked deletions)",
+                counted(parked, "deletion")
             ));
         }
         if status != last_status {
@@ -401,9 +395,6 @@ async fn run_demo(
         }
     }
 }
-
-/// Parked deletions the status line reads at most (it only needs to know whether any exist).
-const PARKED_SHOWN: u64 = 1000;
 
 /// What the status line shows of the directory, from the store's count queries (never by
 /// loading the objects).

@@ -15,7 +15,8 @@ const EXIT_INVALID: u8 = 1;
 #[derive(Debug, Subcommand)]
 pub enum EventCommand {
     /// Decrypt an event body read from stdin: the raw HTTP body {"encrypt":"…"} or the bare
-    /// base64 value. Prints the plaintext JSON.
+    /// base64 value. Prints the plaintext JSON, its Verification Token as "***" unless
+    /// --show-token.
     Decrypt(DecryptArgs),
     /// Check an X-Lark-Signature against the raw body read from stdin.
     /// Exit code 0: valid; 1: invalid; 2: bad usage.
@@ -30,6 +31,10 @@ pub struct DecryptArgs {
     /// Pretty-print the JSON instead of printing it exactly as Feishu sent it.
     #[arg(long)]
     pretty: bool,
+    /// Print the Verification Token too. By default it shows as "***": the output is meant to
+    /// be shared (a ticket, a chat) and the token is a secret (docs/secrets.md).
+    #[arg(long)]
+    show_token: bool,
 }
 
 #[derive(Debug, Args)]
@@ -101,6 +106,11 @@ fn decrypt(args: &DecryptArgs, input: &[u8]) -> Result<ExitCode, String> {
     }
     let value = encrypted_value(input)?;
     let plaintext = crypto::decrypt(&args.encrypt_key, &value).map_err(|e| e.to_string())?;
+    let (plaintext, masked) = if args.show_token {
+        (plaintext, false)
+    } else {
+        mask_token(plaintext)
+    };
     let out = if args.pretty {
         match serde_json::from_str::<serde_json::Value>(&plaintext) {
             Ok(v) => serde_json::to_string_pretty(&v).unwrap_or(plaintext),
@@ -111,7 +121,49 @@ fn decrypt(args: &DecryptArgs, input: &[u8]) -> Result<ExitCode, String> {
     };
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{out}").map_err(|e| format!("could not write stdout: {e}"))?;
+    if masked {
+        eprintln!("note: the Verification Token shows as \"***\"; --show-token prints it");
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The plaintext with the Verification Token (top-level `token`, or `header.token`) written
+/// as `"***"`, the rest exactly as Feishu sent it; `true` when there was one.
+fn mask_token(plaintext: String) -> (String, bool) {
+    let Ok(doc) = serde_json::from_str::<serde_json::Value>(&plaintext) else {
+        return (plaintext, false);
+    };
+    let tokens: Vec<&str> = [
+        doc.get("token"),
+        doc.get("header").and_then(|h| h.get("token")),
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(serde_json::Value::as_str)
+    .filter(|t| !t.is_empty())
+    .collect();
+    if tokens.is_empty() {
+        return (plaintext, false);
+    }
+    let mut out = plaintext.clone();
+    for token in &tokens {
+        if let Ok(quoted) = serde_json::to_string(token) {
+            out = out.replace(&quoted, "\"***\"");
+        }
+    }
+    if tokens.iter().any(|t| out.contains(t)) {
+        // Written in a way the search missed (e.g. with escapes): print the document again
+        // (keys sorted) rather than the token.
+        let mut doc = doc;
+        if let Some(t) = doc.get_mut("token") {
+            *t = "***".into();
+        }
+        if let Some(t) = doc.get_mut("header").and_then(|h| h.get_mut("token")) {
+            *t = "***".into();
+        }
+        out = doc.to_string();
+    }
+    (out, true)
 }
 
 fn verify(args: &VerifyArgs, body: &[u8]) -> Result<ExitCode, String> {

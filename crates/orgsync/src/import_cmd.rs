@@ -21,6 +21,8 @@ use directory::store::DirectoryStore;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::{self, Settings};
+use crate::instance::Instance;
+use crate::serve_cmd::recover_interrupted;
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
@@ -65,19 +67,18 @@ fn exit(result: Result<u8, Failure>) -> ExitCode {
     }
 }
 
+/// Opens the database `orgsync serve` created (refused if there is none), after making the
+/// data directory and the database's files private.
 async fn open_existing_store(settings: &Settings) -> Result<Arc<dyn DirectoryStore>, Failure> {
-    let url = &settings.database_url;
-    if !url.starts_with("postgres") {
-        let path = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-            .unwrap_or(url);
-        if path != ":memory:" && !std::path::Path::new(path).exists() {
-            return Err(usage(anyhow!(
-                "database_url (ORGSYNC_DATABASE_URL): there is no database at {path}; run `orgsync serve` first, or point data_dir / database_url at the one it uses"
-            )));
-        }
+    if let Some(path) = settings.sqlite_file()
+        && !path.exists()
+    {
+        return Err(usage(anyhow!(
+            "database_url (ORGSYNC_DATABASE_URL): there is no database at {}; run `orgsync serve` first, or point data_dir / database_url at the one it uses",
+            path.display()
+        )));
     }
+    settings.prepare_dirs().map_err(|e| Failure(1, e))?;
     settings.open_store().await.map_err(usage)
 }
 
@@ -92,10 +93,18 @@ pub fn run(args: ImportArgs) -> ExitCode {
 
 async fn import(settings: Settings, args: ImportArgs) -> Result<u8, Failure> {
     let store = open_existing_store(&settings).await?;
+    let instance = Instance::claim_or_share(&settings).map_err(|e| Failure(1, e))?;
     let env_key = std::env::var("ORGSYNC_MASTER_KEY").ok();
     let (key, _) = config::master_key(&settings, env_key.as_deref(), false).map_err(usage)?;
     let connection = resolve(&store, &args.connection).await?;
-    let engine = Engine::new(store.clone(), key, EngineConfig::default());
+    let config = EngineConfig {
+        instance: instance.id.clone(),
+        ..EngineConfig::default()
+    };
+    recover_interrupted(&store, &key, &config, instance.is_exclusive())
+        .await
+        .map_err(|e| Failure(1, e))?;
+    let engine = Engine::new(store.clone(), key, config);
     let kind = if args.reconcile {
         JobKind::Reconcile
     } else {

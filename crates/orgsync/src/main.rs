@@ -9,7 +9,9 @@ mod config;
 mod demo_cmd;
 mod emulator_cmd;
 mod event_cmd;
+mod files;
 mod import_cmd;
+mod instance;
 mod serve_cmd;
 
 /// orgsync — a self-hosted identity directory that mirrors a Feishu / Lark organization.
@@ -43,6 +45,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Everything orgsync creates (the database and its WAL, keys, ids) is private.
+    files::restrict_umask();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve_cmd::run(args),

@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::{self, KeySource, Settings};
 use crate::emulator_cmd::shutdown_signal;
+use crate::instance::Instance;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -110,6 +111,32 @@ impl Node {
     }
 }
 
+/// Before serving: ends, as failed, the jobs a stopped process of this instance left running
+/// and frees the leases it held (only when `exclusive`: no other process runs as this
+/// instance), and any instance's running jobs whose lease expired. The engine logs one line
+/// per job.
+pub async fn recover_interrupted(
+    store: &Arc<dyn DirectoryStore>,
+    key: &MasterKey,
+    config: &EngineConfig,
+    exclusive: bool,
+) -> anyhow::Result<()> {
+    let engine = Engine::new(store.clone(), key.clone(), config.clone());
+    let ended = if exclusive {
+        engine.recover_after_restart().await
+    } else {
+        engine.end_orphaned_jobs().await
+    }
+    .context("cannot end the jobs a stopped process left running; is the database reachable?")?;
+    if !ended.is_empty() {
+        tracing::warn!(
+            jobs = ended.len(),
+            "sync jobs left running by a stopped process now show as failed; start them again"
+        );
+    }
+    Ok(())
+}
+
 pub fn run(args: ServeArgs) -> ExitCode {
     let settings = match Settings::load(args.config.as_deref()) {
         Ok(s) => s,
@@ -142,6 +169,8 @@ pub fn run(args: ServeArgs) -> ExitCode {
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(config = %settings.source, "starting orgsync {}", env!("CARGO_PKG_VERSION"));
     settings.prepare_dirs()?;
+    let instance = Instance::claim(&settings)?;
+    tracing::info!(instance = %instance.id, "instance");
     let env_key = std::env::var("ORGSYNC_MASTER_KEY").ok();
     let (key, key_source) = config::master_key(&settings, env_key.as_deref(), true)?;
     match &key_source {
@@ -156,6 +185,11 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let (admin_token, new_token) = config::admin_token(&settings, env_token.as_deref())?;
     let store = settings.open_store().await?;
     tracing::info!(database = %config::redact(&settings.database_url), backend = ?store.backend(), "store opened");
+    let engine = EngineConfig {
+        instance: instance.id.clone(),
+        ..EngineConfig::default()
+    };
+    recover_interrupted(&store, &key, &engine, instance.is_exclusive()).await?;
 
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -175,7 +209,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         key,
         public.clone(),
         NodeOptions {
-            engine: EngineConfig::default(),
+            engine,
             worker: WorkerConfig::default(),
             reconcile_check: Duration::from_secs(settings.reconcile_check_secs),
             admin_token,
@@ -202,6 +236,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     node.stop().await;
     served.context("the HTTP server failed")?;
     tracing::info!("stopped");
+    drop(instance);
     Ok(())
 }
 

@@ -37,12 +37,56 @@ fn stderr(o: &Output) -> String {
 fn decrypt_reads_the_raw_http_body() {
     let body = crypto::encrypted_body(WORKED_ENCRYPT);
     let out = orgsync(
-        &["event", "decrypt", "--encrypt-key", WORKED_KEY],
+        &[
+            "event",
+            "decrypt",
+            "--encrypt-key",
+            WORKED_KEY,
+            "--show-token",
+        ],
         &[],
         body.as_bytes(),
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out), format!("{WORKED_PLAINTEXT}\n"));
+}
+
+/// The Verification Token is a secret and the output gets shared: it shows as "***" unless
+/// asked for, and everything else stays exactly as Feishu sent it.
+#[test]
+fn decrypt_masks_the_verification_token_unless_asked() {
+    let cases = [
+        (WORKED_ENCRYPT, WORKED_PLAINTEXT, WORKED_VERIFICATION_TOKEN),
+        (
+            WORKED_URL_VERIFICATION_ENCRYPT,
+            WORKED_URL_VERIFICATION_PLAINTEXT,
+            WORKED_VERIFICATION_TOKEN,
+        ),
+    ];
+    for (ciphertext, plaintext, token) in cases {
+        let out = orgsync(
+            &["event", "decrypt", "--encrypt-key", WORKED_KEY],
+            &[],
+            ciphertext.as_bytes(),
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(!stdout(&out).contains(token), "{}", stdout(&out));
+        assert_eq!(
+            stdout(&out),
+            format!(
+                "{}\n",
+                plaintext.replace(&format!("\"{token}\""), "\"***\"")
+            )
+        );
+        assert!(stderr(&out).contains("--show-token"), "{}", stderr(&out));
+        let pretty = orgsync(
+            &["event", "decrypt", "--encrypt-key", WORKED_KEY, "--pretty"],
+            &[],
+            ciphertext.as_bytes(),
+        );
+        assert!(!stdout(&pretty).contains(token), "{}", stdout(&pretty));
+        assert!(stdout(&pretty).contains("\"***\""), "{}", stdout(&pretty));
+    }
 }
 
 #[test]
@@ -60,7 +104,7 @@ fn decrypt_reads_the_bare_base64_value_of_every_vector() {
     ] {
         let input = format!("{ciphertext}\n");
         let out = orgsync(
-            &["event", "decrypt", "--encrypt-key", key],
+            &["event", "decrypt", "--encrypt-key", key, "--show-token"],
             &[],
             input.as_bytes(),
         );
@@ -77,7 +121,7 @@ fn decrypt_takes_the_key_from_the_environment_and_accepts_wrapped_base64() {
         .map(|c| format!("{}\n", std::str::from_utf8(c).unwrap()))
         .collect();
     let out = orgsync(
-        &["event", "decrypt", "--pretty"],
+        &["event", "decrypt", "--pretty", "--show-token"],
         &[("ORGSYNC_ENCRYPT_KEY", WORKED_KEY)],
         wrapped.as_bytes(),
     );
@@ -269,6 +313,44 @@ fn verify_bad_usage_is_exit_code_2() {
     assert!(stderr(&out).contains("--nonce"));
 }
 
+/// A plain HTTP/1.1 request over std's TCP with an optional bearer token and JSON body: the
+/// status and the body.
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String) {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(token) = token {
+        head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    if let Some(body) = body {
+        head.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body.unwrap_or("").as_bytes()).unwrap();
+    let mut out = String::new();
+    stream.read_to_string(&mut out).unwrap();
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {out}"));
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
 /// A plain HTTP/1.1 GET over std's TCP, so the CLI tests need no async client.
 fn http_get(addr: &str, path: &str) -> String {
     use std::io::Read;
@@ -375,8 +457,27 @@ struct Running {
 impl Running {
     fn start(args: &[&str], cwd: &std::path::Path, env: &[(&str, &str)]) -> Running {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_orgsync"));
-        cmd.args(args)
-            .current_dir(cwd)
+        cmd.args(args);
+        Self::spawn(cmd, cwd, env)
+    }
+
+    /// [`Running::start`] with the process's umask set first (as a shell would leave it).
+    fn start_with_umask(
+        umask: &str,
+        args: &[&str],
+        cwd: &std::path::Path,
+        env: &[(&str, &str)],
+    ) -> Running {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_orgsync"))
+            .args(args);
+        Self::spawn(cmd, cwd, env)
+    }
+
+    fn spawn(mut cmd: Command, cwd: &std::path::Path, env: &[(&str, &str)]) -> Running {
+        cmd.current_dir(cwd)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -462,6 +563,14 @@ impl Running {
             self.seen.push(line);
         }
         (code, err)
+    }
+}
+
+impl Running {
+    /// `kill -9`: the process gets no chance to finish anything.
+    fn kill_hard(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
     }
 }
 
@@ -852,6 +961,246 @@ fn import_runs_a_job_with_progress_and_exit_codes_by_verdict() {
         stdout(&out).contains(&format!("/connections/enterprise/feishu/{pool}/events")),
         "{}",
         stdout(&out)
+    );
+    drop(emu);
+}
+
+// ---- private files ---------------------------------------------------------------------------
+
+/// The permission bits of a path.
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Every file in `dir` (recursively) with its mode.
+fn modes_below(dir: &std::path::Path) -> Vec<(String, u32)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(modes_below(&path));
+        } else {
+            out.push((path.display().to_string(), mode(&path)));
+        }
+    }
+    out
+}
+
+/// `orgsync serve` started from a shell with the usual umask 022.
+fn start_serve_umask_022(dir: &std::path::Path) -> (Running, String) {
+    let mut serve =
+        Running::start_with_umask("022", &["serve"], dir, &[("ORGSYNC_LISTEN", "127.0.0.1:0")]);
+    let line = serve.wait_for(SECS(60), |l| l.starts_with("orgsync listening on http://"));
+    let addr = line
+        .trim_start_matches("orgsync listening on http://")
+        .to_owned();
+    (serve, addr)
+}
+
+#[test]
+fn serve_keeps_its_data_directory_private_under_umask_022() {
+    let dir = tempfile::tempdir().unwrap();
+    let (serve, addr) = start_serve_umask_022(dir.path());
+    // The store answers (its migrations wrote the WAL).
+    let (status, _) = http(&addr, "GET", "/readyz", None, None);
+    assert_eq!(status, 200);
+    let data = dir.path().join("orgsync-data");
+    assert_eq!(mode(&data), 0o700);
+    let files = modes_below(&data);
+    for name in [
+        "orgsync.db",
+        "orgsync.db-wal",
+        "orgsync.db-shm",
+        "master.key",
+        "admin-token.sha256",
+        "instance-id",
+    ] {
+        assert!(
+            files.iter().any(|(p, _)| p.ends_with(&format!("/{name}"))),
+            "{name} missing: {files:?}"
+        );
+    }
+    let open: Vec<_> = files.iter().filter(|(_, m)| *m != 0o600).collect();
+    assert!(open.is_empty(), "not 0600 while serving: {open:?}");
+    let (code, err) = serve.terminate(SECS(30));
+    assert_eq!(code, Some(0), "{err}");
+    let open: Vec<_> = modes_below(&data)
+        .into_iter()
+        .filter(|(_, m)| *m != 0o600)
+        .collect();
+    assert!(open.is_empty(), "not 0600 after a stop: {open:?}");
+    // Nothing was found to tighten.
+    assert!(!err.contains("let other users read it"), "{err}");
+
+    // The instance id survives the restart.
+    let id = std::fs::read_to_string(data.join("instance-id")).unwrap();
+    let (serve, _) = start_serve_umask_022(dir.path());
+    let (code, err) = serve.terminate(SECS(30));
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(data.join("instance-id")).unwrap(),
+        id
+    );
+    assert!(err.contains(id.trim()), "the instance is logged: {err}");
+}
+
+#[test]
+fn serve_tightens_a_data_directory_it_finds_open_and_says_which_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (serve, _) = start_serve_umask_022(dir.path());
+    let (code, err) = serve.terminate(SECS(30));
+    assert_eq!(code, Some(0), "{err}");
+    // As an older release (or a restored backup) left it.
+    let data = dir.path().join("orgsync-data");
+    let set = |p: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    set(&data, 0o755);
+    for name in ["orgsync.db", "master.key", "instance-id"] {
+        set(&data.join(name), 0o644);
+    }
+    std::fs::write(data.join("notes.txt"), "backup of 2026-01-01").unwrap();
+    set(&data.join("notes.txt"), 0o664);
+
+    let (serve, addr) = start_serve_umask_022(dir.path());
+    assert_eq!(http(&addr, "GET", "/readyz", None, None).0, 200);
+    assert_eq!(mode(&data), 0o700);
+    let open: Vec<_> = modes_below(&data)
+        .into_iter()
+        .filter(|(_, m)| *m != 0o600)
+        .collect();
+    assert!(open.is_empty(), "{open:?}");
+    assert_eq!(mode(&data.join("orgsync.db-wal")), 0o600);
+    let (code, err) = serve.terminate(SECS(30));
+    assert_eq!(code, Some(0), "{err}");
+    // Paths as configured (data_dir defaults to ./orgsync-data).
+    for (path, old, new) in [
+        ("orgsync-data", "0755", "0700"),
+        ("orgsync-data/orgsync.db", "0644", "0600"),
+        ("orgsync-data/master.key", "0644", "0600"),
+        ("orgsync-data/instance-id", "0644", "0600"),
+        ("orgsync-data/notes.txt", "0664", "0600"),
+    ] {
+        let line = format!("{path}: mode {old} let other users read it; changed to {new}");
+        assert!(err.contains(&line), "no line {line:?} in:\n{err}");
+    }
+}
+
+// ---- a job killed with its process -----------------------------------------------------------
+
+#[test]
+fn a_job_killed_with_serve_ends_failed_at_restart_and_a_new_one_starts_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut emu = Running::start(
+        &[
+            "emulator",
+            "--listen",
+            "127.0.0.1:0",
+            "--users",
+            "60",
+            "--departments",
+            "8",
+            "--rate-limit-scale",
+            "0",
+            "--app-id",
+            "cli_killtest00000001",
+            "--app-secret",
+            "kill-test-secret",
+        ],
+        dir.path(),
+        &[],
+    );
+    let line = emu.wait_for(SECS(60), |l| l.starts_with("Feishu emulator listening on "));
+    let base = line
+        .trim_start_matches("Feishu emulator listening on ")
+        .to_owned();
+    let emu_addr = base.trim_start_matches("http://").to_owned();
+    emu.wait_for(SECS(10), |l| l.starts_with("Press Ctrl-C"));
+
+    const TOKEN: &str = "kill-test-admin-token-0123456789";
+    let env = [("ORGSYNC_ADMIN_TOKEN", TOKEN)];
+    let (serve, addr, _) = start_serve(dir.path(), &env);
+    let api = |addr: &str, method: &str, path: &str, body: Option<&str>| {
+        let (status, body) = http(addr, method, &format!("/api/v1{path}"), Some(TOKEN), body);
+        let json: serde_json::Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {status} {body} ({e})"));
+        (status, json)
+    };
+    let (status, pool) = api(&addr, "POST", "/pools", Some(r#"{"name":"Kill"}"#));
+    assert_eq!(status, 201, "{pool}");
+    let pool = pool["id"].as_str().unwrap().to_owned();
+    let (status, connection) = api(
+        &addr,
+        "POST",
+        &format!("/pools/{pool}/connections"),
+        Some(
+            &serde_json::json!({
+                "identifier": "feishu",
+                "app_id": "cli_killtest00000001",
+                "app_secret": "kill-test-secret",
+                "base_url": base,
+            })
+            .to_string(),
+        ),
+    );
+    assert_eq!(status, 201, "{connection}");
+    let connection = connection["id"].as_str().unwrap().to_owned();
+
+    // Feishu answers the scope read after a minute: the import is in flight when serve dies.
+    let slow = r#"{"latency_rate":1.0,"latency_min":{"secs":60,"nanos":0},"latency_max":{"secs":60,"nanos":0},"endpoints":["contact/v3/scopes"]}"#;
+    assert_eq!(
+        http(&emu_addr, "PUT", "/_emulator/faults", None, Some(slow)).0,
+        200
+    );
+    let jobs = format!("/connections/{connection}/jobs");
+    let (status, job) = api(&addr, "POST", &jobs, Some(r#"{"kind":"import"}"#));
+    assert_eq!(status, 202, "{job}");
+    let job = job["id"].as_str().unwrap().to_owned();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let (_, running) = api(&addr, "GET", &format!("/jobs/{job}"), None);
+    assert_eq!(running["state"], "running", "{running}");
+    serve.kill_hard();
+
+    // Restarted: the job is failed with the reason, and the connection takes a job at once.
+    assert_eq!(
+        http(&emu_addr, "PUT", "/_emulator/faults", None, Some("{}")).0,
+        200
+    );
+    let (serve, addr, _) = start_serve(dir.path(), &env);
+    let (_, ended) = api(&addr, "GET", &format!("/jobs/{job}"), None);
+    assert_eq!(ended["state"], "finished", "{ended}");
+    assert_eq!(ended["verdict"], "failed", "{ended}");
+    let error = ended["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("interrupted: the process stopped")
+            && error.contains("start the job again"),
+        "{ended}"
+    );
+    assert!(ended["finished_at"].as_i64().is_some(), "{ended}");
+    let (status, next) = api(&addr, "POST", &jobs, Some(r#"{"kind":"import"}"#));
+    assert_eq!(
+        status, 202,
+        "a new job is refused after the restart: {next}"
+    );
+    let next = next["id"].as_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + SECS(60);
+    let done = loop {
+        let (_, j) = api(&addr, "GET", &format!("/jobs/{next}"), None);
+        if j["state"] == "finished" {
+            break j;
+        }
+        assert!(std::time::Instant::now() < deadline, "{j}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(done["verdict"], "complete", "{done}");
+    let (code, err) = serve.terminate(SECS(30));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.contains(&job) && l.contains("ended as failed")),
+        "no log line for the recovered job {job}:\n{err}"
     );
     drop(emu);
 }

@@ -10,7 +10,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::{Bytes, BytesMut};
@@ -25,6 +25,30 @@ pub const EVENT_PATH: &str = "/connections/enterprise/{identifier}/{pool_id}/eve
 
 pub fn router() -> Router<AppState> {
     Router::new().route(EVENT_PATH, post(receive).fallback(method_not_allowed))
+}
+
+/// Any URL no route serves (e.g. a callback URL with a segment too many): a JSON 404 that
+/// says where things are, for the event endpoint first.
+pub async fn not_found(uri: Uri) -> Response {
+    let path = uri.path();
+    let error = HttpError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("nothing is served at {path}"),
+    );
+    if path.starts_with("/connections") {
+        error.with_fix(
+            "Feishu's events go to the callback URL shown on the connection: \
+             /connections/enterprise/{identifier}/{userPoolId}/events",
+        )
+    } else {
+        error.with_fix(
+            "the admin API is under /api/v1 (described at /api/v1/openapi.json), the console \
+             under /console, and Feishu's events go to \
+             /connections/enterprise/{identifier}/{userPoolId}/events",
+        )
+    }
+    .into_response()
 }
 
 /// A GET (e.g. someone pasting the callback URL into a browser): say what the URL is for.

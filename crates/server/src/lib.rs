@@ -15,6 +15,7 @@ pub mod console;
 pub mod error;
 pub mod events;
 pub mod health;
+pub mod listener;
 pub mod login_limit;
 pub mod metrics;
 
@@ -90,16 +91,21 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(api::router())
         .merge(console::router())
+        .fallback(events::not_found)
         .with_state(state)
 }
 
 /// Serves `router(state)` on `listener` until `shutdown` resolves, then drains in-flight
-/// requests.
+/// requests. Requests hyper cannot parse get the JSON error shape too ([`listener`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    // `tap_io` (doing nothing) is what makes a listener other than a bare `TcpListener` give
+    // handlers `ConnectInfo<SocketAddr>`.
+    let listener = listener::JsonErrorListener::new(listener).tap_io(|_| {});
     axum::serve(
         listener,
         router(state).into_make_service_with_connect_info::<SocketAddr>(),

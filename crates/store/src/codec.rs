@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 use directory::ids::{ConnectionId, DepartmentId, GroupId, JobId, PoolId, UserId};
 use directory::model::{
     ActionLogEntry, ActionResult, Connection, ConnectionSettings, Department, ExternalRef, Group,
-    GroupMember, I18nName, JobProgress, Leader, Membership, ObjectKind, ParkedDeletion, Provider,
-    SyncAction, SyncJob, User, UserProfile, UserStatus,
+    GroupMember, I18nName, JobProgress, Leader, Membership, ObjectKind, ParkedDeletion,
+    ParkedState, Provider, SyncAction, SyncJob, User, UserProfile, UserStatus,
 };
 use directory::store::{
     ChangeKind, ChangeRecord, ChangeSource, InboxEvent, InboxState, StoreError, StoreResult,
@@ -533,6 +533,7 @@ pub(crate) struct JobRow {
     error_code: Option<i64>,
     started_at: i64,
     finished_at: Option<i64>,
+    instance: Option<String>,
 }
 
 impl TryFrom<JobRow> for SyncJob {
@@ -557,6 +558,7 @@ impl TryFrom<JobRow> for SyncJob {
             error_code: r.error_code,
             started_at: r.started_at,
             finished_at: r.finished_at,
+            instance: r.instance,
         })
     }
 }
@@ -610,7 +612,9 @@ pub(crate) struct ParkedRow {
     reason: String,
     state: String,
     created_at: i64,
+    last_parked_at: i64,
     resolved_at: Option<i64>,
+    resolution: Option<String>,
 }
 
 impl TryFrom<ParkedRow> for ParkedDeletion {
@@ -619,7 +623,7 @@ impl TryFrom<ParkedRow> for ParkedDeletion {
     fn try_from(r: ParkedRow) -> StoreResult<Self> {
         Ok(Self {
             kind: object_kind(&r.kind)?,
-            state: parse_enum("parked state", &r.state)?,
+            state: ParkedState::parse(&r.state).ok_or_else(|| corrupt("parked state", &r.state))?,
             id: r.id,
             pool_id: PoolId(r.pool_id),
             connection_id: ConnectionId(r.connection_id),
@@ -629,7 +633,9 @@ impl TryFrom<ParkedRow> for ParkedDeletion {
             name: r.name,
             reason: r.reason,
             created_at: r.created_at,
+            last_parked_at: r.last_parked_at,
             resolved_at: r.resolved_at,
+            resolution: r.resolution,
         })
     }
 }

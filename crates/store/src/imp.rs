@@ -29,8 +29,8 @@ macro_rules! impl_directory_store {
             use directory::store::{
                 ActionLogFilter, Applied, ApplyBatch, Backend, ChangeRecord, ConnectionState,
                 DirectoryStore, ExternalField, InboxEvent, InboxFilter, InboxOutcome,
-                InsertOutcome, NewInboxEvent, PageRequest, StoreError, StoreResult, UserQuery,
-                Watermark,
+                InsertOutcome, NewInboxEvent, PageRequest, ParkedFilter, RunningJobs, StoreError,
+                StoreResult, UserQuery, Watermark,
             };
             use sqlx::QueryBuilder;
             use sqlx::types::Json;
@@ -388,6 +388,44 @@ macro_rules! impl_directory_store {
                 }
             }
 
+            /// `WHERE` of the inbox list and its count (indexes `inbox_by_connection` and
+            /// `inbox_by_pool`).
+            fn push_inbox_filters(qb: &mut QueryBuilder<$db>, filter: &InboxFilter) {
+                qb.push(" WHERE 1 = 1");
+                if let Some(pool) = &filter.pool_id {
+                    qb.push(" AND pool_id = ").push_bind(pool.as_str());
+                }
+                if let Some(conn) = &filter.connection_id {
+                    qb.push(" AND connection_id = ").push_bind(conn.as_str());
+                }
+                if let Some(state) = filter.state {
+                    qb.push(" AND state = ").push_bind(state.as_str());
+                }
+                if let Some(event_type) = &filter.event_type {
+                    qb.push(" AND event_type = ").push_bind(event_type.as_str());
+                }
+            }
+
+            /// `WHERE pool_id = … [AND state = …] …` of a parked-deletion filter (the indexes
+            /// `parked_by_pool` and `parked_by_job` serve it).
+            fn push_parked_filter(qb: &mut QueryBuilder<$db>, filter: &ParkedFilter) {
+                qb.push(" WHERE pool_id = ")
+                    .push_bind(filter.pool_id.as_str());
+                if let Some(state) = filter.state {
+                    qb.push(" AND state = ").push_bind(state.as_str());
+                }
+                if let Some(connection) = &filter.connection_id {
+                    qb.push(" AND connection_id = ")
+                        .push_bind(connection.as_str());
+                }
+                if let Some(kind) = filter.kind {
+                    qb.push(" AND kind = ").push_bind(kind.as_str());
+                }
+                if let Some(job) = &filter.job_id {
+                    qb.push(" AND job_id = ").push_bind(job.as_str());
+                }
+            }
+
             fn push_page(qb: &mut QueryBuilder<$db>, page: PageRequest) {
                 qb.push(" LIMIT ")
                     .push_bind(sql_int(page.limit))
@@ -491,6 +529,39 @@ macro_rules! impl_directory_store {
                         .await
                         .map_err(db_err)?;
                     Ok(rows.into_iter().map(UserPool::from).collect())
+                }
+
+                async fn rename_pool(&self, id: &PoolId, name: &str) -> StoreResult<()> {
+                    let done = sqlx::query(sql::RENAME_POOL)
+                        .bind(id.as_str())
+                        .bind(name)
+                        .execute(self.writes())
+                        .await
+                        .map_err(db_err)?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::NotFound(format!("user pool {id}")));
+                    }
+                    Ok(())
+                }
+
+                async fn delete_pool(&self, id: &PoolId) -> StoreResult<()> {
+                    let mut tx = self.begin_write().await.map_err(db_err)?;
+                    let found: Option<String> = sqlx::query_scalar(sql::POOL_EXISTS)
+                        .bind(id.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    if found.is_none() {
+                        return Err(StoreError::NotFound(format!("user pool {id}")));
+                    }
+                    for statement in sql::DELETE_POOL {
+                        sqlx::query(statement)
+                            .bind(id.as_str())
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
+                    }
+                    tx.commit().await.map_err(db_err)
                 }
 
                 // ---- connections ----
@@ -1056,20 +1127,9 @@ macro_rules! impl_directory_store {
                     let mut qb = QueryBuilder::<$db>::new(concat!(
                         "SELECT ",
                         sql::inbox_cols!(),
-                        " FROM inbox WHERE 1 = 1"
+                        " FROM inbox"
                     ));
-                    if let Some(pool) = &filter.pool_id {
-                        qb.push(" AND pool_id = ").push_bind(pool.as_str());
-                    }
-                    if let Some(conn) = &filter.connection_id {
-                        qb.push(" AND connection_id = ").push_bind(conn.as_str());
-                    }
-                    if let Some(state) = filter.state {
-                        qb.push(" AND state = ").push_bind(state.as_str());
-                    }
-                    if let Some(event_type) = &filter.event_type {
-                        qb.push(" AND event_type = ").push_bind(event_type.as_str());
-                    }
+                    push_inbox_filters(&mut qb, filter);
                     qb.push(" ORDER BY id DESC");
                     push_page(&mut qb, page);
                     let rows: Vec<InboxRow> = qb
@@ -1078,6 +1138,17 @@ macro_rules! impl_directory_store {
                         .await
                         .map_err(db_err)?;
                     convert_all(rows)
+                }
+
+                async fn inbox_count(&self, filter: &InboxFilter) -> StoreResult<u64> {
+                    let mut qb = QueryBuilder::<$db>::new("SELECT COUNT(*) FROM inbox");
+                    push_inbox_filters(&mut qb, filter);
+                    let n: i64 = qb
+                        .build_query_scalar()
+                        .fetch_one(self.reads())
+                        .await
+                        .map_err(db_err)?;
+                    Ok(count(n))
                 }
 
                 async fn inbox_due_connections(
@@ -1121,6 +1192,7 @@ macro_rules! impl_directory_store {
                         .bind(job.error_code)
                         .bind(job.started_at)
                         .bind(job.finished_at)
+                        .bind(job.instance.as_deref())
                         .execute(self.writes())
                         .await
                         .map_err(db_err)?;
@@ -1168,6 +1240,39 @@ macro_rules! impl_directory_store {
                         .await
                         .map_err(db_err)?;
                     convert_all(rows)
+                }
+
+                async fn interrupt_jobs(
+                    &self,
+                    which: &RunningJobs,
+                    error: &str,
+                    now: Millis,
+                ) -> StoreResult<Vec<SyncJob>> {
+                    let query = match which {
+                        RunningJobs::OfInstance(instance) => {
+                            sqlx::query_as(sql::INTERRUPT_JOBS_OF_INSTANCE)
+                                .bind(error)
+                                .bind(now)
+                                .bind(instance.as_str())
+                        }
+                        RunningJobs::OfConnection(connection_id) => {
+                            sqlx::query_as(sql::INTERRUPT_JOBS_OF_CONNECTION)
+                                .bind(error)
+                                .bind(now)
+                                .bind(connection_id.as_str())
+                        }
+                        RunningJobs::WithoutLiveLease { now: lease_now } => {
+                            sqlx::query_as(sql::INTERRUPT_JOBS_WITHOUT_LIVE_LEASE)
+                                .bind(error)
+                                .bind(now)
+                                .bind(*lease_now)
+                        }
+                    };
+                    let rows: Vec<JobRow> = query.fetch_all(self.writes()).await.map_err(db_err)?;
+                    let mut jobs: Vec<SyncJob> = convert_all(rows)?;
+                    // RETURNING promises no order.
+                    jobs.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
+                    Ok(jobs)
                 }
 
                 async fn append_action_log(&self, entries: &[ActionLogEntry]) -> StoreResult<()> {
@@ -1301,6 +1406,15 @@ macro_rules! impl_directory_store {
                     Ok(())
                 }
 
+                async fn release_leases_by_prefix(&self, prefix: &str) -> StoreResult<u64> {
+                    let done = sqlx::query(sql::RELEASE_LEASES_BY_PREFIX)
+                        .bind(prefix)
+                        .execute(self.writes())
+                        .await
+                        .map_err(db_err)?;
+                    Ok(done.rows_affected())
+                }
+
                 // ---- parked deletions ----
 
                 async fn park_deletions(&self, items: &[ParkedDeletion]) -> StoreResult<Vec<i64>> {
@@ -1310,7 +1424,7 @@ macro_rules! impl_directory_store {
                     let mut tx = self.begin_write().await.map_err(db_err)?;
                     let mut ids = Vec::with_capacity(items.len());
                     for p in items {
-                        let id: i64 = sqlx::query_scalar(sql::INSERT_PARKED)
+                        let id: i64 = sqlx::query_scalar(sql::PARK)
                             .bind(p.pool_id.as_str())
                             .bind(p.connection_id.as_str())
                             .bind(p.job_id.as_str())
@@ -1319,9 +1433,11 @@ macro_rules! impl_directory_store {
                             .bind(p.external_id.as_str())
                             .bind(p.name.as_deref())
                             .bind(p.reason.as_str())
-                            .bind(enum_text(&p.state))
+                            .bind(p.state.as_str())
                             .bind(p.created_at)
+                            .bind(p.last_parked_at)
                             .bind(p.resolved_at)
+                            .bind(p.resolution.as_deref())
                             .fetch_one(&mut *tx)
                             .await
                             .map_err(db_err)?;
@@ -1333,15 +1449,54 @@ macro_rules! impl_directory_store {
 
                 async fn list_parked(
                     &self,
-                    pool_id: &PoolId,
-                    state: Option<ParkedState>,
+                    filter: &ParkedFilter,
                     page: PageRequest,
                 ) -> StoreResult<Vec<ParkedDeletion>> {
-                    let rows: Vec<ParkedRow> = sqlx::query_as(sql::LIST_PARKED)
-                        .bind(pool_id.as_str())
-                        .bind(state.as_ref().map(enum_text))
-                        .bind(sql_int(page.limit))
-                        .bind(sql_int(page.offset))
+                    let mut qb = QueryBuilder::<$db>::new(concat!(
+                        "SELECT ",
+                        sql::parked_cols!(),
+                        " FROM parked_deletions"
+                    ));
+                    push_parked_filter(&mut qb, filter);
+                    qb.push(" ORDER BY id DESC");
+                    push_page(&mut qb, page);
+                    let rows: Vec<ParkedRow> = qb
+                        .build_query_as()
+                        .fetch_all(self.reads())
+                        .await
+                        .map_err(db_err)?;
+                    convert_all(rows)
+                }
+
+                async fn count_parked(&self, filter: &ParkedFilter) -> StoreResult<u64> {
+                    let mut qb = QueryBuilder::<$db>::new("SELECT COUNT(*) FROM parked_deletions");
+                    push_parked_filter(&mut qb, filter);
+                    let n: i64 = qb
+                        .build_query_scalar()
+                        .fetch_one(self.reads())
+                        .await
+                        .map_err(db_err)?;
+                    Ok(count(n))
+                }
+
+                async fn parked_after(
+                    &self,
+                    filter: &ParkedFilter,
+                    after: i64,
+                    limit: u64,
+                ) -> StoreResult<Vec<ParkedDeletion>> {
+                    let mut qb = QueryBuilder::<$db>::new(concat!(
+                        "SELECT ",
+                        sql::parked_cols!(),
+                        " FROM parked_deletions"
+                    ));
+                    push_parked_filter(&mut qb, filter);
+                    qb.push(" AND id > ")
+                        .push_bind(after)
+                        .push(" ORDER BY id LIMIT ")
+                        .push_bind(sql_int(limit));
+                    let rows: Vec<ParkedRow> = qb
+                        .build_query_as()
                         .fetch_all(self.reads())
                         .await
                         .map_err(db_err)?;
@@ -1359,21 +1514,40 @@ macro_rules! impl_directory_store {
 
                 async fn resolve_parked(
                     &self,
-                    id: i64,
+                    ids: &[i64],
                     state: ParkedState,
+                    resolution: &str,
                     now: Millis,
-                ) -> StoreResult<bool> {
-                    if state == ParkedState::Pending {
-                        return Ok(false);
+                ) -> StoreResult<Vec<i64>> {
+                    if state == ParkedState::Pending || ids.is_empty() {
+                        return Ok(Vec::new());
                     }
-                    let done = sqlx::query(sql::RESOLVE_PARKED)
-                        .bind(id)
-                        .bind(enum_text(&state))
-                        .bind(now)
-                        .execute(self.writes())
-                        .await
-                        .map_err(db_err)?;
-                    Ok(done.rows_affected() == 1)
+                    let mut tx = self.begin_write().await.map_err(db_err)?;
+                    let mut done = Vec::with_capacity(ids.len());
+                    for chunk in ids.chunks(CHUNK) {
+                        let mut qb =
+                            QueryBuilder::<$db>::new("UPDATE parked_deletions SET state = ");
+                        qb.push_bind(state.as_str())
+                            .push(", resolution = ")
+                            .push_bind(resolution)
+                            .push(", resolved_at = ")
+                            .push_bind(now)
+                            .push(" WHERE state = 'pending' AND id IN (");
+                        let mut list = qb.separated(", ");
+                        for id in chunk {
+                            list.push_bind(*id);
+                        }
+                        list.push_unseparated(") RETURNING id");
+                        let moved: Vec<i64> = qb
+                            .build_query_scalar()
+                            .fetch_all(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
+                        done.extend(moved);
+                    }
+                    tx.commit().await.map_err(db_err)?;
+                    done.sort_unstable();
+                    Ok(done)
                 }
             }
         };

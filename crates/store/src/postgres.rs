@@ -37,16 +37,58 @@ const INBOX_IDS: &str = "SELECT i.id, i.connection_id, i.event_id FROM inbox i \
      JOIN UNNEST($1::text[], $2::text[]) AS k(connection_id, event_id) \
      ON i.connection_id = k.connection_id AND i.event_id = k.event_id";
 
-fn migrator() -> Migrator {
+/// The migrations, embedded at compile time: (version, description, SQL).
+const MIGRATIONS: [(i64, &str, &str); 5] = [
+    (
+        1,
+        "init",
+        include_str!("../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "lookups",
+        include_str!("../migrations/postgres/0002_lookups.sql"),
+    ),
+    (
+        3,
+        "parked once",
+        include_str!("../migrations/postgres/0003_parked_once.sql"),
+    ),
+    (
+        4,
+        "job instances",
+        include_str!("../migrations/postgres/0004_job_instances.sql"),
+    ),
+    (
+        5,
+        "inbox without tokens",
+        include_str!("../migrations/postgres/0005_inbox_without_tokens.sql"),
+    ),
+];
+
+/// Every migration below `version` (all of them for `i64::MAX`).
+pub(crate) fn migrator_below(version: i64) -> Migrator {
     // sqlx's migrator holds a PostgreSQL advisory lock while it runs, so instances starting
     // together migrate one after the other.
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("init"),
-        MigrationType::Simple,
-        include_str!("../migrations/postgres/0001_init.sql").into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(
+        MIGRATIONS
+            .into_iter()
+            .filter(|(v, _, _)| *v < version)
+            .map(|(v, description, sql)| {
+                Migration::new(
+                    v,
+                    Cow::Borrowed(description),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+fn migrator() -> Migrator {
+    migrator_below(i64::MAX)
 }
 
 /// The PostgreSQL implementation of [`DirectoryStore`](directory::store::DirectoryStore).

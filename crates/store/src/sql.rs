@@ -57,7 +57,7 @@ macro_rules! inbox_cols {
 macro_rules! job_cols {
     () => {
         "id, pool_id, connection_id, kind, job_trigger, state, verdict, progress, counts, error, \
-         error_code, started_at, finished_at"
+         error_code, started_at, finished_at, instance"
     };
 }
 macro_rules! action_cols {
@@ -68,11 +68,11 @@ macro_rules! action_cols {
 macro_rules! parked_cols {
     () => {
         "id, pool_id, connection_id, job_id, kind, object_id, external_id, name, reason, state, \
-         created_at, resolved_at"
+         created_at, last_parked_at, resolved_at, resolution"
     };
 }
 // The lists the backends and the dynamic queries of `imp.rs` use.
-pub(crate) use {action_cols, inbox_cols, membership_cols, user_cols};
+pub(crate) use {action_cols, inbox_cols, membership_cols, parked_cols, user_cols};
 
 // ---- pools and connections -------------------------------------------------------------
 
@@ -84,6 +84,34 @@ pub(crate) const LIST_POOLS: &str = concat!(
     pool_cols!(),
     " FROM pools ORDER BY created_at, id"
 );
+pub(crate) const RENAME_POOL: &str = "UPDATE pools SET name = $2 WHERE id = $1";
+pub(crate) const POOL_EXISTS: &str = "SELECT id FROM pools WHERE id = $1";
+/// Deleting a pool (`$1`): children before parents, for the foreign keys, and each statement
+/// by an index on the pool or on its connections, so the cost follows the pool's size, not the
+/// database's. The counter row goes first: `apply` locks it, so no writer of the pool runs
+/// beside the deletion. Every table of the schema is here; the store story
+/// `deleting_a_pool_leaves_no_row` fails when a new table is not.
+pub(crate) const DELETE_POOL: [&str; 17] = [
+    "DELETE FROM change_counters WHERE pool_id = $1",
+    "DELETE FROM action_log WHERE job_id IN (SELECT id FROM jobs WHERE pool_id = $1)",
+    "DELETE FROM jobs WHERE pool_id = $1",
+    "DELETE FROM parked_deletions WHERE pool_id = $1",
+    "DELETE FROM inbox WHERE pool_id = $1",
+    "DELETE FROM leases WHERE connection_id IN (SELECT id FROM connections WHERE pool_id = $1)",
+    "DELETE FROM watermarks WHERE connection_id IN \
+     (SELECT id FROM connections WHERE pool_id = $1)",
+    "DELETE FROM external_refs WHERE connection_id IN \
+     (SELECT id FROM connections WHERE pool_id = $1)",
+    "DELETE FROM connections WHERE pool_id = $1",
+    "DELETE FROM changes WHERE pool_id = $1",
+    "DELETE FROM group_members WHERE pool_id = $1",
+    "DELETE FROM user_groups WHERE pool_id = $1",
+    "DELETE FROM department_leaders WHERE pool_id = $1",
+    "DELETE FROM departments WHERE pool_id = $1",
+    "DELETE FROM user_departments WHERE pool_id = $1",
+    "DELETE FROM users WHERE pool_id = $1",
+    "DELETE FROM pools WHERE id = $1",
+];
 
 pub(crate) const INSERT_CONNECTION: &str = concat!(
     "INSERT INTO connections (",
@@ -359,7 +387,7 @@ pub(crate) use claimable;
 pub(crate) const INSERT_JOB: &str = concat!(
     "INSERT INTO jobs (",
     job_cols!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
 );
 pub(crate) const UPDATE_JOB: &str = "UPDATE jobs SET state = $2, verdict = $3, progress = $4, \
      counts = $5, error = $6, error_code = $7, finished_at = $8 WHERE id = $1";
@@ -374,6 +402,27 @@ pub(crate) const LIST_JOBS: &str = concat!(
 /// The job row is the counter, so concurrent appends to one job serialise on its row lock.
 pub(crate) const BUMP_LOG_SEQ: &str = "UPDATE jobs SET log_seq = \
      (CASE WHEN log_seq < $2 THEN $2 ELSE log_seq END) + $3 WHERE id = $1 RETURNING log_seq";
+/// Ends running jobs as failed (`$1` error, `$2` now) where the condition that follows (on `$3`)
+/// holds.
+/// `state = 'running'` spelled as a literal, so both backends use the partial indexes of
+/// running jobs.
+macro_rules! interrupt_jobs {
+    ($condition:literal) => {
+        concat!(
+            "UPDATE jobs SET state = 'finished', verdict = 'failed', error = $1, \
+             error_code = NULL, finished_at = $2 WHERE state = 'running' AND ",
+            $condition,
+            " RETURNING ",
+            job_cols!()
+        )
+    };
+}
+pub(crate) const INTERRUPT_JOBS_OF_INSTANCE: &str = interrupt_jobs!("instance = $3");
+pub(crate) const INTERRUPT_JOBS_OF_CONNECTION: &str = interrupt_jobs!("connection_id = $3");
+pub(crate) const INTERRUPT_JOBS_WITHOUT_LIVE_LEASE: &str = interrupt_jobs!(
+    "NOT EXISTS (SELECT 1 FROM leases l WHERE l.connection_id = jobs.connection_id \
+     AND l.expires_at > $3)"
+);
 pub(crate) const INSERT_ACTIONS: &str = concat!("INSERT INTO action_log (", action_cols!(), ") ");
 
 // ---- leases ------------------------------------------------------------------------------
@@ -387,22 +436,24 @@ pub(crate) const ACQUIRE_LEASE: &str = "INSERT INTO leases (connection_id, holde
      WHERE leases.expires_at <= $4 OR leases.holder = excluded.holder RETURNING holder";
 pub(crate) const RELEASE_LEASE: &str =
     "DELETE FROM leases WHERE connection_id = $1 AND holder = $2";
+/// Leases whose holder starts with `$1` (compared as a prefix, so `_` and `%` in a name mean
+/// themselves). The table has one row per connection at most: no index needed.
+pub(crate) const RELEASE_LEASES_BY_PREFIX: &str =
+    "DELETE FROM leases WHERE substr(holder, 1, length($1)) = $1";
 
 // ---- parked deletions --------------------------------------------------------------------
 
-pub(crate) const INSERT_PARKED: &str = "INSERT INTO parked_deletions (pool_id, connection_id, \
-     job_id, kind, object_id, external_id, name, reason, state, created_at, resolved_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id";
-pub(crate) const LIST_PARKED: &str = concat!(
-    "SELECT ",
-    parked_cols!(),
-    " FROM parked_deletions WHERE pool_id = $1 AND ($2 IS NULL OR state = $2) \
-     ORDER BY id DESC LIMIT $3 OFFSET $4"
-);
+/// Parks a deletion, or refreshes the pending entry its object already has on the connection
+/// (the partial unique index `parked_pending_once` is the conflict target).
+pub(crate) const PARK: &str = "INSERT INTO parked_deletions (pool_id, connection_id, job_id, \
+     kind, object_id, external_id, name, reason, state, created_at, last_parked_at, \
+     resolved_at, resolution) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+     ON CONFLICT (connection_id, kind, object_id) WHERE state = 'pending' \
+     DO UPDATE SET job_id = excluded.job_id, external_id = excluded.external_id, \
+     name = excluded.name, reason = excluded.reason, last_parked_at = excluded.last_parked_at \
+     RETURNING id";
 pub(crate) const GET_PARKED: &str = concat!(
     "SELECT ",
     parked_cols!(),
     " FROM parked_deletions WHERE id = $1"
 );
-pub(crate) const RESOLVE_PARKED: &str = "UPDATE parked_deletions SET state = $2, \
-     resolved_at = $3 WHERE id = $1 AND state = 'pending'";

@@ -33,15 +33,90 @@ const INSERT_INBOX: &str = "INSERT INTO inbox (pool_id, connection_id, event_id,
      ON CONFLICT (connection_id, event_id) DO NOTHING RETURNING id";
 const INBOX_ID: &str = "SELECT id FROM inbox WHERE connection_id = $1 AND event_id = $2";
 
-/// The migrations, embedded at compile time.
-fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
+/// A missing directory is created 0700 (the database holds names, e-mails and mobiles).
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// A missing database file is created 0600 before SQLite opens it, whatever the umask: SQLite
+/// gives the `-wal` and `-shm` files it creates (and re-creates) the database file's mode.
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The migrations, embedded at compile time: (version, description, SQL).
+const MIGRATIONS: [(i64, &str, &str); 6] = [
+    (
         1,
-        Cow::Borrowed("init"),
-        MigrationType::Simple,
-        include_str!("../migrations/sqlite/0001_init.sql").into_sql_str(),
-        false,
-    )])
+        "init",
+        include_str!("../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "lookups",
+        include_str!("../migrations/sqlite/0002_lookups.sql"),
+    ),
+    (
+        3,
+        "parked once",
+        include_str!("../migrations/sqlite/0003_parked_once.sql"),
+    ),
+    (
+        4,
+        "job instances",
+        include_str!("../migrations/sqlite/0004_job_instances.sql"),
+    ),
+    (
+        5,
+        "inbox without tokens",
+        include_str!("../migrations/sqlite/0005_inbox_without_tokens.sql"),
+    ),
+    (
+        6,
+        "pool deletion",
+        include_str!("../migrations/sqlite/0006_pool_deletion.sql"),
+    ),
+];
+
+/// Every migration below `version` (all of them for `i64::MAX`).
+pub(crate) fn migrator_below(version: i64) -> Migrator {
+    Migrator::with_migrations(
+        MIGRATIONS
+            .into_iter()
+            .filter(|(v, _, _)| *v < version)
+            .map(|(v, description, sql)| {
+                Migration::new(
+                    v,
+                    Cow::Borrowed(description),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+fn migrator() -> Migrator {
+    migrator_below(i64::MAX)
 }
 
 /// The SQLite implementation of [`DirectoryStore`](directory::store::DirectoryStore). Cheap to
@@ -90,10 +165,12 @@ impl SqliteStore {
         scratch: Option<Arc<tempfile::TempDir>>,
     ) -> StoreResult<Self> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| {
+            create_private_dir(parent).map_err(|e| {
                 StoreError::Database(format!("cannot create {}: {e}", parent.display()))
             })?;
         }
+        create_private_file(path)
+            .map_err(|e| StoreError::Database(format!("cannot create {}: {e}", path.display())))?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -110,6 +187,12 @@ impl SqliteStore {
             .run(&writer)
             .await
             .map_err(|e| StoreError::Database(format!("migrating {}: {e}", path.display())))?;
+        // A migration that rewrites rows (0005 removes Verification Tokens) leaves the old
+        // versions in the WAL until it is overwritten: empty it now, while nothing else runs.
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&writer)
+            .await
+            .map_err(db_err)?;
         let reader = SqlitePoolOptions::new()
             .max_connections(READERS)
             .connect_with(options)

@@ -61,6 +61,44 @@ pub async fn pg_test_schema() -> Option<PgConnectOptions> {
     }
 }
 
+/// Applies the SQLite migrations below `version` to the database at `path` (created if
+/// missing), leaving it as an older orgsync did: for tests of a later migration, which
+/// [`crate::SqliteStore::open`] then applies.
+///
+/// # Panics
+/// When the database cannot be created or migrated.
+pub async fn sqlite_migrated_below(path: &std::path::Path, version: i64) {
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    crate::sqlite::migrator_below(version)
+        .run(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("migrating {} below {version}: {e}", path.display()));
+    let _ = conn.close().await;
+}
+
+/// [`sqlite_migrated_below`] for a PostgreSQL schema (e.g. from [`pg_test_schema`]), which
+/// [`PgStore::connect_with`] then migrates to the end.
+///
+/// # Panics
+/// When the schema cannot be reached or migrated.
+pub async fn pg_migrated_below(options: &PgConnectOptions, version: i64) {
+    let mut conn: PgConnection = options
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("{POSTGRES_URL_VAR}: {e}"));
+    crate::postgres::migrator_below(version)
+        .run(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("migrating below {version}: {e}"));
+    let _ = conn.close().await;
+}
+
 async fn fresh_schema(url: &str) -> Result<PgConnectOptions, String> {
     let options = PgConnectOptions::from_str(url).map_err(|e| e.to_string())?;
     let now = now_ms();

@@ -27,6 +27,14 @@ pub const CODE_SCOPE_REQUIRED: i64 = 99991672;
 pub const CODE_MONTHLY_QUOTA: i64 = 99991403;
 pub const CODE_IP_DENIED: i64 = 99991401;
 pub const APP_UNAVAILABLE_CODES: [i64; 2] = [99991662, 99991673];
+/// The object asked for does not exist, or its id is not one this app can use (open_ids
+/// differ per app): 41012 user, 40015 department, 42002 user group (protocol §3.2).
+pub const NOT_FOUND_CODES: [i64; 3] = [41012, 40015, 42002];
+/// "These … ids not existed" for lists of open_ids, user_ids or department ids.
+pub const IDS_NOT_FOUND_CODES: std::ops::RangeInclusive<i64> = 99992351..=99992381;
+/// Feishu refused a parameter orgsync sent: 40001 param error, 41074 invalid member_type,
+/// 99992402 field validation failed, 10003 invalid parameter (off the token endpoint).
+pub const PARAMETER_CODES: [i64; 4] = [40001, 41074, 99992402, 10003];
 
 const FIX_CREDENTIALS: &str = "copy the App ID and App Secret again from the Feishu developer \
     console (the app's \"Credentials & Basic Info\" page) into the connection";
@@ -58,6 +66,11 @@ const FIX_RATE_LIMITED: &str = "lower the pacing limits, or run the sync when ot
     integrations of this app are idle";
 const FIX_TRANSPORT: &str = "check the base URL and the network, proxy and firewall between \
     orgsync and Feishu";
+const FIX_NOT_FOUND: &str = "nothing to retry: the object no longer exists in Feishu, or the \
+    id is not one this app can use (open_ids differ per app); the next reconciliation brings \
+    the directory in line, or start one now";
+const FIX_PARAMETER: &str = "Feishu refuses a parameter orgsync sent; this is a bug in orgsync \
+    or a change of the Feishu API: report it with the log id";
 const FIX_DECODE: &str = "check that the connection's base URL points at the Feishu Open API \
     (https://open.feishu.cn or https://open.larksuite.com)";
 
@@ -417,6 +430,41 @@ impl FeishuError {
         }
     }
 
+    /// Whether asking again cannot succeed until something else changes: the object (it does
+    /// not exist, or is outside the app's contact scope), the app's set-up in Feishu
+    /// (credentials, API permissions, availability, IP allow-list, quota), the connection's
+    /// settings, or orgsync (a parameter Feishu refuses). [`FeishuError::fix`] says what.
+    ///
+    /// Neither this nor [`FeishuError::is_retryable`] holds for codes orgsync does not know:
+    /// whether they pass is unknown.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::Config(_)
+            | Self::BadCredentials { .. }
+            | Self::RootDepartmentOutOfScope { .. }
+            | Self::DepartmentOutOfScope { .. }
+            | Self::UserOutOfScope { .. }
+            | Self::GroupOutOfScope { .. }
+            | Self::MissingPermission { .. }
+            | Self::QuotaExceeded { .. }
+            | Self::AppUnavailable { .. }
+            | Self::IpDenied { .. }
+            | Self::TokenRejected { .. }
+            | Self::InvalidArgument { .. } => true,
+            Self::Api { code, .. } => {
+                NOT_FOUND_CODES.contains(code)
+                    || IDS_NOT_FOUND_CODES.contains(code)
+                    || PARAMETER_CODES.contains(code)
+            }
+            Self::InvalidPageRequest { .. }
+            | Self::RecursionRefused { .. }
+            | Self::RateLimited { .. }
+            | Self::Transport { .. }
+            | Self::Decode { .. }
+            | Self::Paging { .. } => false,
+        }
+    }
+
     /// What an admin has to do about it, when there is something to do.
     pub fn fix(&self) -> Option<&'static str> {
         Some(match self {
@@ -435,6 +483,12 @@ impl FeishuError {
             Self::RateLimited { .. } => FIX_RATE_LIMITED,
             Self::Transport { .. } => FIX_TRANSPORT,
             Self::Decode { .. } => FIX_DECODE,
+            Self::Api { code, .. }
+                if NOT_FOUND_CODES.contains(code) || IDS_NOT_FOUND_CODES.contains(code) =>
+            {
+                FIX_NOT_FOUND
+            }
+            Self::Api { code, .. } if PARAMETER_CODES.contains(code) => FIX_PARAMETER,
             Self::Config(_) | Self::Api { .. } | Self::InvalidArgument { .. } => return None,
         })
     }
@@ -693,6 +747,36 @@ mod tests {
             missing_scopes(Some(&detail), "Access denied"),
             vec!["contact:user.base:readonly"]
         );
+    }
+
+    #[test]
+    fn permanent_errors_are_told_from_transient_and_unknown_ones() {
+        let none = Subject::None;
+        // Cannot pass by asking again: the object, the app's set-up or a parameter must change.
+        for code in [
+            41012, 40015, 42002, 99992351, 40001, 41074, 10003, 99991672, 41050,
+        ] {
+            let e = failure(code, "refused", &none);
+            assert!(e.is_permanent(), "{code}: {e}");
+            assert!(!e.is_retryable(), "{code}");
+            assert!(e.fix().is_some(), "{code} has no fix: {e}");
+        }
+        let user = failure(
+            41012,
+            "user id invalid error",
+            &Subject::User("ou_x".into()),
+        );
+        assert!(user.fix().is_some_and(|f| f.contains("reconciliation")));
+        // Later, by itself.
+        for code in [40003, 99991400] {
+            let e = failure(code, "busy", &none);
+            assert!(!e.is_permanent(), "{code}");
+        }
+        assert!(failure(40003, "internal error", &none).is_retryable());
+        // A code orgsync does not know is neither: retried within a budget.
+        let unknown = failure(49999, "something new", &none);
+        assert!(!unknown.is_permanent() && !unknown.is_retryable());
+        assert!(unknown.fix().is_none());
     }
 
     #[test]

@@ -410,3 +410,51 @@ fn stored_plaintext_parses_back_to_the_same_envelope() {
     assert_eq!(again, env);
     assert!(envelope::parse_plaintext("not json").is_err());
 }
+
+/// The inbox keeps `without_token`: no Verification Token, everything else kept, and it reads
+/// back (without any token check) to the same event with the same dedupe and ordering fields.
+#[test]
+fn without_token_drops_the_verification_token_and_parses_back_to_the_same_event() {
+    let h = headers(WORKED_TIMESTAMP, WORKED_NONCE, WORKED_SIGNATURE_ENCRYPTED);
+    let v2 = decode(&h, &worked_encrypted_body(), &worked_secrets()).unwrap();
+    let v1_doc = r#"{"ts":"1502199207.7171419","uuid":"bc447199585340d1f3728d26b1c0297a","token":"tok-v1-secret","type":"event_callback","event":{"type":"user_leave","app_id":"cli_1","tenant_key":"t1","open_id":"ou_1","employee_id":"e1","union_id":"on_1"}}"#;
+    let v1 = decode(
+        &HeaderMap::new(),
+        v1_doc,
+        &EventSecrets::new("tok-v1-secret", None),
+    )
+    .unwrap();
+    for (env, token) in [(v2, WORKED_VERIFICATION_TOKEN), (v1, "tok-v1-secret")] {
+        assert!(env.plaintext().unwrap().contains(token));
+        let kept = env.without_token().unwrap();
+        assert!(!kept.contains(token), "{kept}");
+        assert!(!kept.contains("\"token\""), "{kept}");
+        let again = envelope::parse_plaintext(kept).unwrap();
+        assert_eq!(again.event_id(), env.event_id());
+        assert_eq!(again.event_type(), env.event_type());
+        assert_eq!(again.created_at_ms(), env.created_at_ms());
+        assert_eq!(again.without_token(), Some(kept));
+        match (&again, &env) {
+            (Envelope::V2(a), Envelope::V2(b)) => {
+                assert_eq!(a.header, b.header);
+                assert_eq!(a.event, b.event);
+            }
+            (Envelope::V1(a), Envelope::V1(b)) => {
+                assert_eq!((&a.uuid, &a.ts, &a.event), (&b.uuid, &b.ts, &b.event));
+            }
+            _ => panic!("{again:?} is not the kind of {env:?}"),
+        }
+        // Everything but the token is still there.
+        let mut full: serde_json::Value = serde_json::from_str(env.plaintext().unwrap()).unwrap();
+        if let Some(header) = full.get_mut("header").and_then(|h| h.as_object_mut()) {
+            header.remove("token");
+        }
+        if let Some(doc) = full.as_object_mut() {
+            doc.remove("token");
+        }
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(kept).unwrap(),
+            full
+        );
+    }
+}

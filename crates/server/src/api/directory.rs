@@ -2,10 +2,11 @@
 
 use axum::Json;
 use directory::admin::{
-    DepartmentNode, DepartmentView, GroupDetail, Page, UserDetail, UserIdType, page,
+    DepartmentIdType, DepartmentNode, DepartmentView, GroupDetail, GroupIdType, Page, UserDetail,
+    UserIdType, page,
 };
 use directory::ids::{DepartmentId, GroupId, PoolId, UserId};
-use directory::model::{Group, User, UserStatus};
+use directory::model::{Department, Group, User, UserStatus};
 use directory::store::UserQuery;
 
 use super::extract::{Authed, PathParams, QueryParams, id, opt_enum, opt_id, opt_text};
@@ -52,6 +53,34 @@ pub async fn get_department(
     let pool_id: PoolId = id("pool_id", &pool_id)?;
     let department_id: DepartmentId = id("department_id", &department_id)?;
     Ok(Json(admin.department(&pool_id, &department_id).await?))
+}
+
+/// Finds a department by a Feishu id: `open_department_id` (`od-…`) or the tenant's
+/// `department_id`.
+#[utoipa::path(
+    get, path = "/api/v1/pools/{pool_id}/departments/by/{id_type}/{value}", tag = "directory",
+    params(
+        ("pool_id" = String, Path, description = "User pool id"),
+        ("id_type" = DepartmentIdType, Path, description = "`open_department_id` or `department_id`"),
+        ("value" = String, Path, description = "The Feishu id"),
+    ),
+    responses(
+        (status = 200, description = "The department", body = Department),
+        (status = 400, description = "Bad id type", body = ErrorBody),
+        (status = 404, description = "No such user pool, or no department with that id", body = ErrorBody),
+    )
+)]
+pub async fn department_by_feishu_id(
+    Authed(admin): Authed,
+    PathParams((pool_id, id_type, value)): PathParams<(String, String, String)>,
+) -> ApiResult<Department> {
+    let pool_id: PoolId = id("pool_id", &pool_id)?;
+    let id_type = id_type_of(&id_type, DepartmentIdType::parse, &DepartmentIdType::ALL)?;
+    Ok(Json(
+        admin
+            .department_by_feishu_id(&pool_id, id_type, &value)
+            .await?,
+    ))
 }
 
 /// Direct members of a department.
@@ -162,22 +191,29 @@ pub async fn user_by_feishu_id(
     PathParams((pool_id, id_type, value)): PathParams<(String, String, String)>,
 ) -> ApiResult<User> {
     let pool_id: PoolId = id("pool_id", &pool_id)?;
-    let id_type = opt_enum(
-        "id_type",
-        Some(&id_type),
+    let id_type = id_type_of(
+        &id_type,
         UserIdType::parse,
         &["open_id", "union_id", "user_id"],
-    )?
-    .ok_or_else(|| {
-        HttpError::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "id_type is required: use one of open_id, union_id, user_id",
-        )
-    })?;
+    )?;
     Ok(Json(
         admin.user_by_feishu_id(&pool_id, id_type, &value).await?,
     ))
+}
+
+/// The `{id_type}` of a `…/by/{id_type}/{value}` route: 400 listing the allowed ones.
+fn id_type_of<T>(
+    raw: &str,
+    parse: impl Fn(&str) -> Option<T>,
+    allowed: &[&str],
+) -> Result<T, HttpError> {
+    opt_enum("id_type", Some(raw), parse, allowed)?.ok_or_else(|| {
+        HttpError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("id_type is required: use one of {}", allowed.join(", ")),
+        )
+    })
 }
 
 /// Lists the user groups of a pool.
@@ -196,6 +232,32 @@ pub async fn list_groups(
 ) -> ApiResult<Page<Group>> {
     let pool_id: PoolId = id("pool_id", &pool_id)?;
     Ok(Json(admin.list_groups(&pool_id, q.page()).await?))
+}
+
+/// Finds a group by a Feishu id: `group_id` (the group's immutable id, as in Feishu's group
+/// API paths and events) or `custom_group_id`.
+#[utoipa::path(
+    get, path = "/api/v1/pools/{pool_id}/groups/by/{id_type}/{value}", tag = "directory",
+    params(
+        ("pool_id" = String, Path, description = "User pool id"),
+        ("id_type" = GroupIdType, Path, description = "`group_id` or `custom_group_id`"),
+        ("value" = String, Path, description = "The Feishu id"),
+    ),
+    responses(
+        (status = 200, description = "The group", body = Group),
+        (status = 400, description = "Bad id type", body = ErrorBody),
+        (status = 404, description = "No such user pool, or no group with that id", body = ErrorBody),
+    )
+)]
+pub async fn group_by_feishu_id(
+    Authed(admin): Authed,
+    PathParams((pool_id, id_type, value)): PathParams<(String, String, String)>,
+) -> ApiResult<Group> {
+    let pool_id: PoolId = id("pool_id", &pool_id)?;
+    let id_type = id_type_of(&id_type, GroupIdType::parse, &GroupIdType::ALL)?;
+    Ok(Json(
+        admin.group_by_feishu_id(&pool_id, id_type, &value).await?,
+    ))
 }
 
 /// One group with its members resolved.

@@ -47,7 +47,12 @@ const SECURITY_SCHEME: &str = "admin_token";
         (name = "directory", description = "The mirrored departments, users and groups"),
         (name = "events", description = "The event inbox"),
     ),
-    components(schemas(ErrorBody, ::directory::admin::UserIdType))
+    components(schemas(
+        ErrorBody,
+        ::directory::admin::UserIdType,
+        ::directory::admin::DepartmentIdType,
+        ::directory::admin::GroupIdType
+    ))
 )]
 struct ApiDoc;
 
@@ -69,7 +74,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 fn api_router() -> OpenApiRouter<AppState> {
     let mut router = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(setup::list_pools, setup::create_pool))
-        .routes(routes!(setup::get_pool))
+        .routes(routes!(
+            setup::get_pool,
+            setup::rename_pool,
+            setup::delete_pool
+        ))
         .routes(routes!(setup::list_connections, setup::create_connection))
         .routes(routes!(
             setup::get_connection,
@@ -84,14 +93,18 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(setup::list_parked))
         .routes(routes!(setup::approve_parked))
         .routes(routes!(setup::reject_parked))
+        .routes(routes!(setup::approve_parked_bulk))
+        .routes(routes!(setup::reject_parked_bulk))
         .routes(routes!(directory::department_tree))
         .routes(routes!(directory::get_department))
+        .routes(routes!(directory::department_by_feishu_id))
         .routes(routes!(directory::department_members))
         .routes(routes!(directory::search_users))
         .routes(routes!(directory::get_user))
         .routes(routes!(directory::user_by_feishu_id))
         .routes(routes!(directory::list_groups))
         .routes(routes!(directory::get_group))
+        .routes(routes!(directory::group_by_feishu_id))
         .routes(routes!(events::list_events))
         .routes(routes!(events::get_event));
     secure(router.get_openapi_mut());

@@ -47,6 +47,22 @@ pub struct NewPool {
     pub name: String,
 }
 
+/// A user pool's new name.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PoolPatch {
+    /// A name for people, e.g. "Acme".
+    pub name: String,
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DeletePoolQuery {
+    /// The pool's name or id: needed when the pool holds connections or users.
+    pub confirm: Option<String>,
+}
+
 /// Which job to start.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -91,8 +107,14 @@ pub struct JobLogQuery {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ParkedQuery {
-    /// `pending`, `approved` or `rejected` (default: all).
+    /// `pending`, `approved`, `rejected` or `withdrawn` (default: all).
     pub state: Option<String>,
+    /// Only the entries of this connection.
+    pub connection_id: Option<String>,
+    /// `user`, `department` or `group`.
+    pub object_type: Option<String>,
+    /// Only the entries this job parked (or refreshed last).
+    pub job_id: Option<String>,
     /// Items to skip (default 0).
     pub offset: Option<u64>,
     /// Items per page (default 50, at most 500).

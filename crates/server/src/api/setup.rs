@@ -3,17 +3,21 @@
 use axum::Json;
 use axum::http::StatusCode;
 use directory::admin::{
-    ConnectionPatch, ConnectionView, CredentialCheck, NewConnection, Page, page,
+    BulkOutcome, BulkParked, ConnectionPatch, ConnectionView, CredentialCheck, NewConnection, Page,
+    ParkedDecision, page,
 };
 use directory::ids::{ConnectionId, JobId, PoolId};
 use directory::model::{
     ActionLogEntry, ActionResult, ObjectKind, ParkedDeletion, ParkedState, SyncAction, SyncJob,
     UserPool,
 };
-use directory::store::ActionLogFilter;
+use directory::store::{ActionLogFilter, ParkedFilter};
 
 use super::extract::{Authed, JsonBody, PathParams, QueryParams, id, opt_enum, opt_id};
-use super::params::{JobLogQuery, JobsQuery, NewPool, PageQuery, ParkedQuery, StartJob, paginate};
+use super::params::{
+    DeletePoolQuery, JobLogQuery, JobsQuery, NewPool, PageQuery, ParkedQuery, PoolPatch, StartJob,
+    paginate,
+};
 use crate::error::{ErrorBody, HttpError};
 
 type ApiResult<T> = Result<Json<T>, HttpError>;
@@ -73,6 +77,50 @@ pub async fn get_pool(
     Ok(Json(admin.pool(&pool_id).await?))
 }
 
+/// Renames a user pool.
+#[utoipa::path(
+    patch, path = "/api/v1/pools/{pool_id}", tag = "pools",
+    params(("pool_id" = String, Path, description = "User pool id (24 hex digits)")),
+    request_body = PoolPatch,
+    responses(
+        (status = 200, description = "The renamed user pool", body = UserPool),
+        (status = 400, description = "Missing or bad name", body = ErrorBody),
+        (status = 404, description = "No such user pool", body = ErrorBody),
+    )
+)]
+pub async fn rename_pool(
+    Authed(admin): Authed,
+    PathParams(pool_id): PathParams<String>,
+    JsonBody(body): JsonBody<PoolPatch>,
+) -> ApiResult<UserPool> {
+    let pool_id: PoolId = id("pool_id", &pool_id)?;
+    Ok(Json(admin.rename_pool(&pool_id, &body.name).await?))
+}
+
+/// Deletes a user pool with everything it holds: its connections, users, departments,
+/// groups, events, sync jobs, parked deletions and change log. A pool that holds connections
+/// or users is only deleted with `confirm` set to its name or id; never while a sync job of
+/// one of its connections runs.
+#[utoipa::path(
+    delete, path = "/api/v1/pools/{pool_id}", tag = "pools",
+    params(("pool_id" = String, Path, description = "User pool id (24 hex digits)"), DeletePoolQuery),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "`confirm` is neither the pool's name nor its id", body = ErrorBody),
+        (status = 404, description = "No such user pool", body = ErrorBody),
+        (status = 409, description = "Not confirmed (the message says what the pool holds), or a sync job of the pool runs", body = ErrorBody),
+    )
+)]
+pub async fn delete_pool(
+    Authed(admin): Authed,
+    PathParams(pool_id): PathParams<String>,
+    QueryParams(q): QueryParams<DeletePoolQuery>,
+) -> Result<StatusCode, HttpError> {
+    let pool_id: PoolId = id("pool_id", &pool_id)?;
+    admin.delete_pool(&pool_id, q.confirm.as_deref()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 // ---- connections ----
 
 /// Lists the connections of a user pool (secrets masked).
@@ -96,13 +144,14 @@ pub async fn list_connections(
 
 /// Creates a connection: one Feishu / Lark self-built app. The secrets are sealed at once
 /// and never returned; the answer shows the callback URL to enter in the Feishu developer
-/// console.
+/// console, and `check`: the credential test run right after saving (within a few seconds;
+/// the connection is saved even when it fails, e.g. while Feishu is unreachable).
 #[utoipa::path(
     post, path = "/api/v1/pools/{pool_id}/connections", tag = "connections",
     params(("pool_id" = String, Path, description = "User pool id")),
     request_body = NewConnection,
     responses(
-        (status = 201, description = "The new connection (secrets masked)", body = ConnectionView),
+        (status = 201, description = "The new connection (secrets masked), with `check`", body = ConnectionView),
         (status = 400, description = "Bad input: the message names the field", body = ErrorBody),
         (status = 404, description = "No such user pool", body = ErrorBody),
         (status = 409, description = "The identifier is taken in this pool", body = ErrorBody),
@@ -136,13 +185,14 @@ pub async fn get_connection(
 }
 
 /// Changes a connection. Absent fields stay; `null` or `""` clears `base_url`,
-/// `encrypt_key` and `verification_token`.
+/// `encrypt_key` and `verification_token`. A change of `provider`, `base_url`, `app_id` or
+/// `app_secret` runs the credential test again: its result is in `check`.
 #[utoipa::path(
     patch, path = "/api/v1/connections/{connection_id}", tag = "connections",
     params(("connection_id" = String, Path, description = "Connection id")),
     request_body = ConnectionPatch,
     responses(
-        (status = 200, description = "The changed connection (secrets masked)", body = ConnectionView),
+        (status = 200, description = "The changed connection (secrets masked), with `check` when the credentials changed", body = ConnectionView),
         (status = 400, description = "Bad input", body = ErrorBody),
         (status = 404, description = "No such connection", body = ErrorBody),
     )
@@ -294,22 +344,18 @@ pub async fn job_log(
 
 // ---- parked deletions ----
 
-fn parse_parked_state(s: &str) -> Option<ParkedState> {
-    match s {
-        "pending" => Some(ParkedState::Pending),
-        "approved" => Some(ParkedState::Approved),
-        "rejected" => Some(ParkedState::Rejected),
-        _ => None,
-    }
-}
+const PARKED_STATES: [&str; 4] = ["pending", "approved", "rejected", "withdrawn"];
 
-/// Lists the deletions held back for an admin (above a connection's deletion threshold).
+/// Lists the deletions held back for an admin (above a connection's deletion threshold),
+/// newest first, with the total that match. A job that parks an object already pending on its
+/// connection refreshes that entry; a complete reconciliation that finds the object back
+/// withdraws it.
 #[utoipa::path(
     get, path = "/api/v1/pools/{pool_id}/parked", tag = "parked",
     params(("pool_id" = String, Path, description = "User pool id"), ParkedQuery),
     responses(
         (status = 200, description = "A page of parked deletions", body = Page<ParkedDeletion>),
-        (status = 400, description = "Bad state", body = ErrorBody),
+        (status = 400, description = "Bad filter value: the message lists the allowed ones", body = ErrorBody),
         (status = 404, description = "No such user pool", body = ErrorBody),
     )
 )]
@@ -319,26 +365,37 @@ pub async fn list_parked(
     QueryParams(q): QueryParams<ParkedQuery>,
 ) -> ApiResult<Page<ParkedDeletion>> {
     let pool_id: PoolId = id("pool_id", &pool_id)?;
-    let state = opt_enum(
-        "state",
-        q.state.as_deref(),
-        parse_parked_state,
-        &["pending", "approved", "rejected"],
-    )?;
-    let items = admin
-        .list_parked(&pool_id, state, page(q.offset, q.limit))
-        .await?;
+    let filter = ParkedFilter {
+        state: opt_enum(
+            "state",
+            q.state.as_deref(),
+            ParkedState::parse,
+            &PARKED_STATES,
+        )?,
+        connection_id: opt_id("connection_id", q.connection_id.as_deref())?,
+        kind: opt_enum(
+            "object_type",
+            q.object_type.as_deref(),
+            ObjectKind::parse,
+            &["user", "department", "group"],
+        )?,
+        job_id: opt_id("job_id", q.job_id.as_deref())?,
+        ..ParkedFilter::pool(&pool_id)
+    };
+    let items = admin.list_parked(&filter, page(q.offset, q.limit)).await?;
     Ok(Json(items))
 }
 
-/// Approves a parked deletion: the object is soft-deleted now.
+/// Approves a parked deletion: the object is soft-deleted now. When the object was already
+/// deleted by another path (an event, a job), nothing is deleted and the entry ends
+/// `withdrawn`.
 #[utoipa::path(
     post, path = "/api/v1/parked/{parked_id}/approve", tag = "parked",
     params(("parked_id" = i64, Path, description = "Parked deletion id")),
     responses(
-        (status = 200, description = "The resolved deletion", body = ParkedDeletion),
+        (status = 200, description = "The resolved deletion: `approved`, or `withdrawn` when the object was already deleted", body = ParkedDeletion),
         (status = 404, description = "No such parked deletion", body = ErrorBody),
-        (status = 409, description = "Already resolved, or the object changed since", body = ErrorBody),
+        (status = 409, description = "Already resolved, or the object changed since it was parked", body = ErrorBody),
     )
 )]
 pub async fn approve_parked(
@@ -363,4 +420,56 @@ pub async fn reject_parked(
     PathParams(parked_id): PathParams<i64>,
 ) -> ApiResult<ParkedDeletion> {
     Ok(Json(admin.reject_parked(parked_id).await?))
+}
+
+/// Approves every pending parked deletion of the pool that the body names: a job's, a
+/// connection's, an object type's, or `{"all": true}`. Each goes the way of a single approval;
+/// an entry whose object changed since it was parked stays pending and is counted as skipped.
+/// Entries parked after the request started are left alone.
+#[utoipa::path(
+    post, path = "/api/v1/pools/{pool_id}/parked/approve", tag = "parked",
+    params(("pool_id" = String, Path, description = "User pool id")),
+    request_body = BulkParked,
+    responses(
+        (status = 200, description = "What was approved, withdrawn and skipped (with the reasons)", body = BulkOutcome),
+        (status = 400, description = "No filter (name a job, connection or kind, or say all), or a bad value", body = ErrorBody),
+        (status = 404, description = "No such user pool, or the job or connection is not in it", body = ErrorBody),
+    )
+)]
+pub async fn approve_parked_bulk(
+    Authed(admin): Authed,
+    PathParams(pool_id): PathParams<String>,
+    JsonBody(body): JsonBody<BulkParked>,
+) -> ApiResult<BulkOutcome> {
+    let pool_id: PoolId = id("pool_id", &pool_id)?;
+    Ok(Json(
+        admin
+            .decide_parked(&pool_id, &body, ParkedDecision::Approve)
+            .await?,
+    ))
+}
+
+/// Rejects every pending parked deletion of the pool that the body names (as for approve):
+/// the objects stay.
+#[utoipa::path(
+    post, path = "/api/v1/pools/{pool_id}/parked/reject", tag = "parked",
+    params(("pool_id" = String, Path, description = "User pool id")),
+    request_body = BulkParked,
+    responses(
+        (status = 200, description = "What was rejected and skipped", body = BulkOutcome),
+        (status = 400, description = "No filter (name a job, connection or kind, or say all), or a bad value", body = ErrorBody),
+        (status = 404, description = "No such user pool, or the job or connection is not in it", body = ErrorBody),
+    )
+)]
+pub async fn reject_parked_bulk(
+    Authed(admin): Authed,
+    PathParams(pool_id): PathParams<String>,
+    JsonBody(body): JsonBody<BulkParked>,
+) -> ApiResult<BulkOutcome> {
+    let pool_id: PoolId = id("pool_id", &pool_id)?;
+    Ok(Json(
+        admin
+            .decide_parked(&pool_id, &body, ParkedDecision::Reject)
+            .await?,
+    ))
 }

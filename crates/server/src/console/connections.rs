@@ -150,8 +150,9 @@ pub struct PoolOption {
     pub selected: bool,
 }
 
-/// What the wizard form posts. Secrets are never echoed back into the page.
-#[derive(Debug, Default, Deserialize)]
+/// What the wizard form posts. Secrets are never echoed back into the page, and the form
+/// has no `Debug` so no log line can print them.
+#[derive(Default, Deserialize)]
 pub struct WizardForm {
     #[serde(default)]
     pub pool: String,
@@ -305,11 +306,13 @@ pub async fn create(
     }
     .await;
     match result {
-        Ok(c) => Ok(Redirect::to(&format!(
-            "/console/connections/{}?done=connection_created",
-            c.id
-        ))
-        .into_response()),
+        // The page itself, not a redirect: it shows the credential check the save ran.
+        Ok(c) => {
+            let check = c.check.map(check_view);
+            let page =
+                connection_page(&state, &session, &c.id, check, Some("connection_created")).await?;
+            Ok(ok(&page))
+        }
         Err(mut e) => {
             let status = e.status;
             if e.fix.is_none() {
@@ -420,7 +423,8 @@ pub async fn detail(
     Ok(ok(&page))
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// What the connection form posts (no `Debug`: it holds secrets).
+#[derive(Default, Deserialize)]
 pub struct EditForm {
     #[serde(default)]
     display_name: String,
@@ -516,6 +520,13 @@ pub async fn update(
         Err(e) => Err(e),
     };
     match result {
+        // New credentials were checked on save: show the result instead of redirecting.
+        Ok(c) if c.check.is_some() => {
+            let check = c.check.map(check_view);
+            let page =
+                connection_page(&state, &session, &id, check, Some("connection_updated")).await?;
+            Ok(ok(&page))
+        }
         Ok(_) => Ok(Redirect::to(&format!(
             "/console/connections/{id}?done=connection_updated"
         ))

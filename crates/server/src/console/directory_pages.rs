@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, State};
 use directory::admin::{DepartmentNode, page};
 use directory::ids::{DepartmentId, GroupId, PoolId, UserId};
 use directory::model::{
-    Department, GroupKind, GroupMember, LeaderKind, User, UserPool, UserStatus,
+    Department, ExternalRef, GroupKind, GroupMember, LeaderKind, User, UserPool, UserStatus,
 };
 use directory::store::{ChangeSource, UserQuery};
 use serde::Deserialize;
@@ -189,6 +189,44 @@ fn field(label: &'static str, value: Option<String>) -> Field {
     }
 }
 
+/// One connection's Feishu ids of a department or group.
+pub struct FeishuIdRow {
+    pub connection_id: String,
+    pub connection: String,
+    /// `open_department_id`, or the group id.
+    pub external_id: String,
+    /// The tenant's `department_id`, or the custom group id.
+    pub custom_id: String,
+}
+
+/// The pool's connections by id, to name them in the Feishu id tables.
+async fn connection_names(
+    state: &AppState,
+    pool: &PoolId,
+) -> ConsoleResult<HashMap<String, String>> {
+    Ok(state
+        .admin
+        .list_connections(Some(pool))
+        .await?
+        .into_iter()
+        .map(|c| (c.id.to_string(), c.identifier))
+        .collect())
+}
+
+fn feishu_id_rows(refs: &[ExternalRef], names: &HashMap<String, String>) -> Vec<FeishuIdRow> {
+    refs.iter()
+        .map(|r| FeishuIdRow {
+            connection_id: r.connection_id.to_string(),
+            connection: names
+                .get(r.connection_id.as_str())
+                .cloned()
+                .unwrap_or_else(|| r.connection_id.to_string()),
+            external_id: r.external_id.clone(),
+            custom_id: r.custom_id.clone().unwrap_or_default(),
+        })
+        .collect()
+}
+
 #[derive(Template)]
 #[template(path = "department.html")]
 pub struct DepartmentPage {
@@ -198,6 +236,7 @@ pub struct DepartmentPage {
     pub path: Vec<Crumb>,
     pub children: Vec<Crumb>,
     pub fields: Vec<Field>,
+    pub external_ids: Vec<FeishuIdRow>,
     pub members: Vec<UserRow>,
     pub pager: Pager,
 }
@@ -294,6 +333,10 @@ pub async fn department(
             })
             .collect(),
         fields,
+        external_ids: feishu_id_rows(
+            &view.external_ids,
+            &connection_names(&state, &pool.id).await?,
+        ),
         members: members.items.iter().map(|u| user_row(u, &names)).collect(),
         pager,
     }))
@@ -446,13 +489,7 @@ pub async fn user(
     let detail = state.admin.user_detail(&pool.id, &UserId::from(id)).await?;
     let u = &detail.user;
     let p = &u.profile;
-    let connections: HashMap<String, String> = state
-        .admin
-        .list_connections(Some(&pool.id))
-        .await?
-        .into_iter()
-        .map(|c| (c.id.to_string(), c.identifier))
-        .collect();
+    let connections = connection_names(&state, &pool.id).await?;
     let mut fields = vec![
         field("orgsync id", Some(u.id.to_string())),
         field("Name", p.name.clone()),
@@ -641,6 +678,7 @@ pub struct GroupPage {
     pub users: Vec<UserRow>,
     pub departments: Vec<Crumb>,
     pub unresolved: Vec<String>,
+    pub external_ids: Vec<FeishuIdRow>,
     pub pager: Pager,
 }
 
@@ -702,6 +740,10 @@ pub async fn group(
                 GroupMember::Department(d) => format!("department {d}"),
             })
             .collect(),
+        external_ids: feishu_id_rows(
+            &detail.external_ids,
+            &connection_names(&state, &pool.id).await?,
+        ),
         pager,
     }))
 }

@@ -6,10 +6,10 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
-use directory::admin::page;
-use directory::ids::{ConnectionId, PoolId};
+use directory::admin::{BulkOutcome, BulkParked, ParkedDecision, page};
+use directory::ids::{ConnectionId, JobId, PoolId, is_id};
 use directory::model::{ObjectKind, ParkedState};
-use directory::store::{InboxFilter, InboxState};
+use directory::store::{InboxFilter, InboxState, ParkedFilter};
 use serde::Deserialize;
 
 use super::session::{CsrfForm, NoFields, Session};
@@ -87,7 +87,7 @@ pub async fn events(
         .unwrap_or("")
         .to_owned();
     let ty = filter.event_type.clone().unwrap_or_default();
-    let pager = Pager::new(req.offset, req.limit, list.items.len(), None, |o| {
+    let pager = Pager::new(req.offset, req.limit, list.items.len(), list.total, |o| {
         with_query(
             "/console/events",
             &[
@@ -198,7 +198,10 @@ pub struct ParkedRow {
     pub job_id: String,
     pub connection: String,
     pub created: String,
+    /// When a later job parked it again (empty when only parked once).
+    pub last_parked: String,
     pub resolved: String,
+    pub resolution: String,
 }
 
 #[derive(Template)]
@@ -207,30 +210,30 @@ pub struct ParkedPage {
     pub ctx: Ctx,
     pub rows: Vec<ParkedRow>,
     pub state: String,
+    /// The job the list is narrowed to (empty: every job).
+    pub job: String,
+    /// Pending entries of the pool (of the job when narrowed).
+    pub pending: u64,
+    /// The confirmation pages of the bulk decisions.
+    pub approve_all: String,
+    pub reject_all: String,
     pub pager: Pager,
 }
 
 #[derive(Deserialize)]
 pub struct ParkedQuery {
     state: Option<String>,
+    job: Option<String>,
     offset: Option<u64>,
     done: Option<String>,
 }
 
-fn parked_state(s: &str) -> Option<ParkedState> {
-    match s {
-        "pending" => Some(ParkedState::Pending),
-        "approved" => Some(ParkedState::Approved),
-        "rejected" => Some(ParkedState::Rejected),
-        _ => None,
-    }
-}
-
-fn parked_str(s: ParkedState) -> &'static str {
-    match s {
-        ParkedState::Pending => "pending",
-        ParkedState::Approved => "approved",
-        ParkedState::Rejected => "rejected",
+/// A `job` query or form value: absent when empty, a 404 when it is not an id.
+fn job_param(job: &Option<String>) -> ConsoleResult<Option<JobId>> {
+    match opt(job) {
+        None => Ok(None),
+        Some(j) if is_id(j) => Ok(Some(JobId::from(j))),
+        Some(_) => Err(ConsoleError::not_found("sync job")),
     }
 }
 
@@ -243,15 +246,51 @@ pub async fn parked(
     let pool = state.admin.pool(&PoolId::from(pool)).await?;
     // Pending by default: that is what needs a decision. `all` shows every state.
     let chosen = q.state.as_deref().unwrap_or("pending");
-    let filter = parked_state(chosen);
+    let job = job_param(&q.job)?;
+    let filter = ParkedFilter {
+        state: ParkedState::parse(chosen),
+        job_id: job.clone(),
+        ..ParkedFilter::pool(&pool.id)
+    };
     let req = page(q.offset, Some(50));
-    let list = state.admin.list_parked(&pool.id, filter, req).await?;
+    let list = state.admin.list_parked(&filter, req).await?;
+    let pending = match filter.state {
+        Some(ParkedState::Pending) => list.total.unwrap_or_default(),
+        _ => {
+            state
+                .admin
+                .count_parked(&ParkedFilter {
+                    state: Some(ParkedState::Pending),
+                    ..filter.clone()
+                })
+                .await?
+        }
+    };
     let labels = connection_labels(&state).await?;
-    let chosen = if filter.is_some() { chosen } else { "all" }.to_owned();
+    let chosen = if filter.state.is_some() {
+        chosen
+    } else {
+        "all"
+    }
+    .to_owned();
+    let job = job.map(|j| j.to_string()).unwrap_or_default();
     let base = format!("/console/pools/{}/parked", pool.id);
-    let pager = Pager::new(req.offset, req.limit, list.items.len(), None, |o| {
-        with_query(&base, &[("state", &chosen), ("offset", &o.to_string())])
+    let pager = Pager::new(req.offset, req.limit, list.items.len(), list.total, |o| {
+        with_query(
+            &base,
+            &[
+                ("state", &chosen),
+                ("job", &job),
+                ("offset", &o.to_string()),
+            ],
+        )
     });
+    let bulk = |decision: &str| {
+        with_query(
+            &format!("{base}/bulk"),
+            &[("decision", decision), ("job", &job)],
+        )
+    };
     Ok(ok(&ParkedPage {
         ctx: Ctx::new(&session, "parked")
             .pool(&pool)
@@ -275,7 +314,7 @@ pub async fn parked(
                 )),
                 external_id: p.external_id.clone(),
                 reason: p.reason.clone(),
-                state: parked_str(p.state),
+                state: p.state.as_str(),
                 pending: p.state == ParkedState::Pending,
                 job_id: p.job_id.to_string(),
                 connection: labels
@@ -283,10 +322,20 @@ pub async fn parked(
                     .map(|l| l.0.clone())
                     .unwrap_or_else(|| p.connection_id.to_string()),
                 created: fmt_ms(p.created_at),
+                last_parked: if p.last_parked_at > p.created_at {
+                    fmt_ms(p.last_parked_at)
+                } else {
+                    String::new()
+                },
                 resolved: fmt_opt_ms(p.resolved_at),
+                resolution: p.resolution.clone().unwrap_or_default(),
             })
             .collect(),
         state: chosen,
+        approve_all: bulk("approve"),
+        reject_all: bulk("reject"),
+        job,
+        pending,
         pager,
     }))
 }
@@ -302,10 +351,14 @@ async fn decide(state: &AppState, session: &Session, id: &str, approve: bool) ->
         state.admin.reject_parked(id).await
     };
     let item = result.map_err(|e| ConsoleError::from(e).with_csrf(&session.csrf))?;
+    let done = match item.state {
+        ParkedState::Approved => "approved",
+        ParkedState::Withdrawn => "withdrawn",
+        _ => "rejected",
+    };
     Ok(Redirect::to(&format!(
-        "/console/pools/{}/parked?done={}",
-        item.pool_id,
-        if approve { "approved" } else { "rejected" }
+        "/console/pools/{}/parked?done={done}",
+        item.pool_id
     ))
     .into_response())
 }
@@ -324,4 +377,117 @@ pub async fn reject(
     CsrfForm(session, _): CsrfForm<NoFields>,
 ) -> ConsoleResult {
     decide(&state, &session, &id, false).await
+}
+
+// ---- bulk decisions ----
+
+/// The confirmation of a bulk decision (`outcome` empty), or its result.
+#[derive(Template)]
+#[template(path = "parked_bulk.html")]
+pub struct BulkPage {
+    pub ctx: Ctx,
+    /// `approve` or `reject`.
+    pub decision: &'static str,
+    pub job: String,
+    /// Pending entries the decision covers now.
+    pub pending: u64,
+    pub back: String,
+    pub outcome: Option<BulkOutcome>,
+}
+
+#[derive(Deserialize)]
+pub struct BulkQuery {
+    decision: Option<String>,
+    job: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct BulkForm {
+    decision: String,
+    #[serde(default)]
+    job: Option<String>,
+}
+
+fn decision_param(raw: Option<&str>) -> ConsoleResult<(&'static str, ParkedDecision)> {
+    match raw {
+        Some("approve") => Ok(("approve", ParkedDecision::Approve)),
+        Some("reject") => Ok(("reject", ParkedDecision::Reject)),
+        _ => Err(ConsoleError::new(
+            StatusCode::BAD_REQUEST,
+            "Say whether to approve or reject the parked deletions.",
+        )
+        .with_fix("Use the buttons on the parked deletions page.")),
+    }
+}
+
+/// The bulk request of the console: a job's pending entries, or every pending one of the pool.
+fn bulk_request(job: Option<JobId>) -> BulkParked {
+    BulkParked {
+        all: job.is_none(),
+        job_id: job,
+        ..BulkParked::default()
+    }
+}
+
+pub async fn bulk_page(
+    State(state): State<AppState>,
+    session: Session,
+    Path(pool): Path<String>,
+    Query(q): Query<BulkQuery>,
+) -> ConsoleResult {
+    let pool = state.admin.pool(&PoolId::from(pool)).await?;
+    let (decision, _) = decision_param(q.decision.as_deref())?;
+    let job = job_param(&q.job)?;
+    let pending = state
+        .admin
+        .count_parked(&ParkedFilter {
+            state: Some(ParkedState::Pending),
+            job_id: job.clone(),
+            ..ParkedFilter::pool(&pool.id)
+        })
+        .await?;
+    let job = job.map(|j| j.to_string()).unwrap_or_default();
+    Ok(ok(&BulkPage {
+        ctx: Ctx::new(&session, "parked").pool(&pool),
+        decision,
+        back: with_query(
+            &format!("/console/pools/{}/parked", pool.id),
+            &[("state", "pending"), ("job", &job)],
+        ),
+        job,
+        pending,
+        outcome: None,
+    }))
+}
+
+pub async fn bulk(
+    State(state): State<AppState>,
+    Path(pool): Path<String>,
+    CsrfForm(session, form): CsrfForm<BulkForm>,
+) -> ConsoleResult {
+    let csrf = |e: ConsoleError| e.with_csrf(&session.csrf);
+    let pool = state
+        .admin
+        .pool(&PoolId::from(pool))
+        .await
+        .map_err(|e| csrf(e.into()))?;
+    let (decision, how) = decision_param(Some(form.decision.as_str())).map_err(csrf)?;
+    let job = job_param(&form.job).map_err(csrf)?;
+    let outcome = state
+        .admin
+        .decide_parked(&pool.id, &bulk_request(job.clone()), how)
+        .await
+        .map_err(|e| csrf(e.into()))?;
+    let job = job.map(|j| j.to_string()).unwrap_or_default();
+    Ok(ok(&BulkPage {
+        ctx: Ctx::new(&session, "parked").pool(&pool),
+        decision,
+        back: with_query(
+            &format!("/console/pools/{}/parked", pool.id),
+            &[("state", "pending"), ("job", &job)],
+        ),
+        job,
+        pending: outcome.matched,
+        outcome: Some(outcome),
+    }))
 }

@@ -45,6 +45,11 @@ pub fn router() -> Router<AppState> {
         // pools
         .route("/console/pools", get(pages::pools).post(pages::create_pool))
         .route("/console/pools/{pool}", get(pages::pool))
+        .route("/console/pools/{pool}/rename", post(pages::rename_pool))
+        .route(
+            "/console/pools/{pool}/delete",
+            get(pages::delete_pool_page).post(pages::delete_pool),
+        )
         .route("/console/pools/{pool}/tree", get(directory_pages::tree))
         .route(
             "/console/pools/{pool}/departments/{id}",
@@ -61,6 +66,10 @@ pub fn router() -> Router<AppState> {
             get(directory_pages::group),
         )
         .route("/console/pools/{pool}/parked", get(inbox::parked))
+        .route(
+            "/console/pools/{pool}/parked/bulk",
+            get(inbox::bulk_page).post(inbox::bulk),
+        )
         .route("/console/parked/{id}/approve", post(inbox::approve))
         .route("/console/parked/{id}/reject", post(inbox::reject))
         // connections

@@ -6,7 +6,7 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use directory::admin::page;
+use directory::admin::{counted, page};
 use directory::ids::PoolId;
 use serde::Deserialize;
 
@@ -288,6 +288,27 @@ pub struct PoolPage {
     pub name: String,
     pub created: String,
     pub connections: Vec<super::connections::ConnRow>,
+    /// What the rename form shows (the submitted name after a refusal).
+    pub new_name: String,
+    pub error: Option<ConsoleError>,
+}
+
+async fn pool_page(
+    state: &AppState,
+    session: &Session,
+    pool: &PoolId,
+    done: Option<&str>,
+) -> ConsoleResult<PoolPage> {
+    let pool = state.admin.pool(pool).await?;
+    Ok(PoolPage {
+        ctx: Ctx::new(session, "pools").pool(&pool).notice(done),
+        id: pool.id.to_string(),
+        created: fmt_ms(pool.created_at),
+        connections: super::connections::conn_rows(state, Some(&pool.id)).await?,
+        new_name: pool.name.clone(),
+        name: pool.name,
+        error: None,
+    })
 }
 
 pub async fn pool(
@@ -296,16 +317,104 @@ pub async fn pool(
     Path(pool): Path<String>,
     Query(q): Query<DoneQuery>,
 ) -> ConsoleResult {
-    let pool = state.admin.pool(&PoolId::from(pool)).await?;
-    Ok(ok(&PoolPage {
-        ctx: Ctx::new(&session, "pools")
-            .pool(&pool)
-            .notice(q.done.as_deref()),
-        id: pool.id.to_string(),
-        created: fmt_ms(pool.created_at),
-        connections: super::connections::conn_rows(&state, Some(&pool.id)).await?,
-        name: pool.name,
-    }))
+    let page = pool_page(&state, &session, &PoolId::from(pool), q.done.as_deref()).await?;
+    Ok(ok(&page))
+}
+
+pub async fn rename_pool(
+    State(state): State<AppState>,
+    Path(pool): Path<String>,
+    CsrfForm(session, form): CsrfForm<PoolForm>,
+) -> ConsoleResult {
+    let pool = PoolId::from(pool);
+    match state.admin.rename_pool(&pool, &form.name).await {
+        Ok(_) => {
+            Ok(Redirect::to(&format!("/console/pools/{pool}?done=pool_renamed")).into_response())
+        }
+        Err(e) => {
+            let e = ConsoleError::from(e).with_csrf(&session.csrf);
+            let mut page = pool_page(&state, &session, &pool, None).await?;
+            page.new_name = form.name;
+            let status = e.status;
+            page.error = Some(e);
+            Ok(render(status, &page))
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "pool_delete.html")]
+pub struct PoolDeletePage {
+    pub ctx: Ctx,
+    pub id: String,
+    pub name: String,
+    /// `2 connections`, `1,945 users`.
+    pub connections: String,
+    pub users: String,
+    pub error: Option<ConsoleError>,
+}
+
+async fn pool_delete_page(
+    state: &AppState,
+    session: &Session,
+    pool: &PoolId,
+) -> ConsoleResult<PoolDeletePage> {
+    let p = state.admin.pool(pool).await?;
+    let contents = state.admin.pool_contents(pool).await?;
+    Ok(PoolDeletePage {
+        ctx: Ctx::new(session, "pools").pool(&p),
+        id: p.id.to_string(),
+        name: p.name,
+        connections: counted(contents.connections, "connection"),
+        users: counted(contents.users, "user"),
+        error: None,
+    })
+}
+
+pub async fn delete_pool_page(
+    State(state): State<AppState>,
+    session: Session,
+    Path(pool): Path<String>,
+) -> ConsoleResult {
+    let page = pool_delete_page(&state, &session, &PoolId::from(pool)).await?;
+    Ok(ok(&page))
+}
+
+#[derive(Deserialize)]
+pub struct DeletePoolForm {
+    #[serde(default)]
+    confirm: String,
+}
+
+pub async fn delete_pool(
+    State(state): State<AppState>,
+    Path(pool): Path<String>,
+    CsrfForm(session, form): CsrfForm<DeletePoolForm>,
+) -> ConsoleResult {
+    let pool = PoolId::from(pool);
+    // The console always asks for the name, whatever the pool holds.
+    let result = if form.confirm.trim().is_empty() {
+        Err(
+            ConsoleError::new(StatusCode::BAD_REQUEST, "The pool's name was not typed.")
+                .with_fix("Type the pool's name into the field to confirm the deletion."),
+        )
+    } else {
+        state
+            .admin
+            .delete_pool(&pool, Some(&form.confirm))
+            .await
+            .map_err(ConsoleError::from)
+    };
+    match result {
+        Ok(()) => Ok(Redirect::to("/console/pools?done=pool_deleted").into_response()),
+        Err(e) => {
+            let e = e.with_csrf(&session.csrf);
+            let mut page = pool_delete_page(&state, &session, &pool).await?;
+            let status = e.status;
+            page.error = Some(e);
+            Ok(render(status, &page))
+        }
+    }
 }
 
 /// Nav links for pool pages when no pool is chosen: the first pool, or the pools page.

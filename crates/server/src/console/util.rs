@@ -76,13 +76,18 @@ impl Ctx {
 fn notice_text(code: &str) -> Option<&'static str> {
     Some(match code {
         "pool_created" => "User pool created.",
+        "pool_renamed" => "User pool renamed.",
+        "pool_deleted" => "User pool deleted with all its data.",
         "connection_created" => {
-            "Connection saved. Next: test the credentials, then start the import."
+            "Connection saved, and its credentials tested right away (below). Next: fix what the test names, then start the import."
         }
         "connection_updated" => "Connection updated.",
         "connection_deleted" => "Connection deleted; the directory objects stay.",
         "approved" => "Deletion approved: the object was soft-deleted.",
         "rejected" => "Deletion rejected: the object stays.",
+        "withdrawn" => {
+            "Nothing to approve: the object was already deleted by another path (an event or a job); the entry is withdrawn."
+        }
         "logged_out" => "You are logged out.",
         _ => return None,
     })

@@ -9,7 +9,8 @@ use directory::model::{
 };
 use directory::secrets::SealedSecret;
 use directory::store::{
-    ChangeKind, ChangeRecord, ChangeSource, InboxOutcome, PageRequest, StoreError, UserQuery, Write,
+    ChangeKind, ChangeRecord, ChangeSource, InboxOutcome, PageRequest, ParkedFilter, StoreError,
+    UserQuery, Write,
 };
 
 use crate::fixtures::*;
@@ -199,6 +200,255 @@ pub async fn deleting_a_connection_keeps_the_directory(store: Store, _raw: Raw) 
         store.delete_connection(&c.id).await,
         Err(StoreError::NotFound(_))
     ));
+}
+
+pub async fn renaming_a_pool(store: Store, _raw: Raw) {
+    let pool = new_pool(&store).await;
+    let other = new_pool(&store).await;
+    store.rename_pool(&pool, "Acme Corp").await.unwrap();
+    let stored = store.get_pool(&pool).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.name.as_str(), stored.created_at),
+        ("Acme Corp", 1_000)
+    );
+    assert_eq!(store.get_pool(&other).await.unwrap().unwrap().name, "Acme");
+    assert!(matches!(
+        store.rename_pool(&PoolId::generate(), "Nobody").await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+/// What [`populate_pool`] wrote, to read it back.
+struct Populated {
+    pool: PoolId,
+    connection: directory::model::Connection,
+    gone: ConnectionId,
+    user: UserId,
+    department: DepartmentId,
+    group: GroupId,
+    inbox: Vec<i64>,
+    jobs: Vec<directory::ids::JobId>,
+}
+
+/// A pool with a row in every table: a connection with objects, refs, watermarks, a lease,
+/// events, a job with its log and a parked deletion; and a second connection, deleted, whose
+/// finished event, job and parked deletion stay behind as history.
+async fn populate_pool(store: &Store) -> Populated {
+    use directory::model::{ActionResult, SyncAction};
+    use directory::store::InsertOutcome;
+    let pool = new_pool(store).await;
+    let c = new_connection(store, &pool, "main").await;
+    let gone = new_connection(store, &pool, "gone").await;
+    let mut d = department(&pool, "Eng", None);
+    let mut u = user(&pool, 1);
+    u.departments = vec![membership(&d.id, true)];
+    d.leaders = vec![leader(&u.id, LeaderKind::Main)];
+    let g = group(
+        &pool,
+        "All",
+        vec![
+            GroupMember::User(u.id.clone()),
+            GroupMember::Department(d.id.clone()),
+        ],
+    );
+    let mut b = batch(
+        &pool,
+        vec![
+            put_department(&d, ChangeKind::DepartmentCreated),
+            put_user(&u, ChangeKind::UserCreated),
+            put_group(&g, ChangeKind::GroupCreated),
+        ],
+    );
+    for conn in [&c.id, &gone.id] {
+        b.writes.extend([
+            Write::PutExternalRef(external(conn, ObjectKind::User, "ou_1", u.id.as_str())),
+            Write::PutExternalRef(external(
+                conn,
+                ObjectKind::Department,
+                "od-1",
+                d.id.as_str(),
+            )),
+            Write::PutExternalRef(external(conn, ObjectKind::Group, "g1", g.id.as_str())),
+        ]);
+        b.watermarks.push(watermark(conn, "user:ou_1", 100, false));
+    }
+    store.apply(b).await.unwrap();
+    let inserted = store
+        .inbox_insert(&[
+            event(&c, "pending", Some(1)),
+            event(&c, "applied", Some(2)),
+            event(&gone, "gone-applied", Some(3)),
+        ])
+        .await
+        .unwrap();
+    let inbox: Vec<i64> = inserted
+        .into_iter()
+        .map(|o| match o {
+            InsertOutcome::Inserted(id) => id,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    for id in &inbox[1..] {
+        store
+            .inbox_finish(*id, InboxOutcome::Applied { note: None }, 3_000)
+            .await
+            .unwrap();
+    }
+    let mut jobs = Vec::new();
+    for conn in [&c, &gone] {
+        let j = job(conn, 1_000);
+        store.create_job(&j).await.unwrap();
+        store
+            .append_action_log(&[action(
+                &j.id,
+                SyncAction::CreateUser,
+                ActionResult::Applied,
+                1,
+            )])
+            .await
+            .unwrap();
+        store
+            .park_deletions(&[parked(conn, &j.id, 1)])
+            .await
+            .unwrap();
+        jobs.push(j.id);
+    }
+    assert!(
+        store
+            .try_acquire_lease(
+                &c.id,
+                "job-holder",
+                std::time::Duration::from_secs(600),
+                1_000
+            )
+            .await
+            .unwrap()
+    );
+    store.delete_connection(&gone.id).await.unwrap();
+    Populated {
+        pool,
+        connection: c,
+        gone: gone.id,
+        user: u.id,
+        department: d.id,
+        group: g.id,
+        inbox,
+        jobs,
+    }
+}
+
+/// Deleting a pool removes every row it owns from every table (those a deleted connection
+/// left behind too) and leaves another pool exactly as it was.
+pub async fn deleting_a_pool_leaves_no_row(store: Store, raw: Raw) {
+    let kept = populate_pool(&store).await;
+    let before = raw_table_counts(&raw).await;
+    let doomed = populate_pool(&store).await;
+    let full = raw_table_counts(&raw).await;
+    // The fixture writes to every table, so a table added later without its place in the
+    // deletion fails here instead of keeping a deleted pool's rows.
+    for (table, n) in &full {
+        assert!(
+            n > before.get(table).unwrap_or(&0),
+            "{:?}: table {table} got no row from the second pool: if it holds pool data, \
+             write to it in populate_pool and delete it in DELETE_POOL (crates/store/src/sql.rs)",
+            store.backend()
+        );
+    }
+
+    store.delete_pool(&doomed.pool).await.unwrap();
+    assert_eq!(
+        raw_table_counts(&raw).await,
+        before,
+        "{:?}: rows left after deleting the pool",
+        store.backend()
+    );
+    assert!(store.get_pool(&doomed.pool).await.unwrap().is_none());
+    assert!(
+        store
+            .get_connection(&doomed.connection.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .get_user(&doomed.pool, &doomed.user)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    for id in &doomed.inbox {
+        assert!(store.inbox_get(*id).await.unwrap().is_none());
+    }
+    for id in &doomed.jobs {
+        assert!(store.get_job(id).await.unwrap().is_none());
+    }
+    assert!(matches!(
+        store.delete_pool(&doomed.pool).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // The other pool reads back whole, and its connection's lease is still held.
+    let p = &kept.pool;
+    assert!(store.get_pool(p).await.unwrap().is_some());
+    let u = store.get_user(p, &kept.user).await.unwrap().unwrap();
+    assert_eq!(u.departments.len(), 1);
+    let d = store
+        .get_department(p, &kept.department)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.leaders.len(), 1);
+    let g = store.get_group(p, &kept.group).await.unwrap().unwrap();
+    assert_eq!(g.members.len(), 2);
+    assert_eq!(store.changes_since(p, 0, 100).await.unwrap().len(), 3);
+    assert_eq!(
+        store
+            .find_external(&kept.connection.id, ObjectKind::User, "ou_1")
+            .await
+            .unwrap()
+            .map(|r| r.object_id),
+        Some(kept.user.0.clone())
+    );
+    assert_eq!(
+        store
+            .watermarks(&kept.connection.id, &["user:ou_1".into()])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    for id in &kept.inbox {
+        assert!(store.inbox_get(*id).await.unwrap().is_some());
+    }
+    for id in &kept.jobs {
+        assert!(store.get_job(id).await.unwrap().is_some());
+    }
+    assert_eq!(
+        store
+            .list_parked(&ParkedFilter::pool(p), ALL)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(
+        !store
+            .try_acquire_lease(
+                &kept.connection.id,
+                "someone-else",
+                std::time::Duration::from_secs(60),
+                2_000
+            )
+            .await
+            .unwrap()
+    );
+    assert!(store.get_connection(&kept.gone).await.unwrap().is_none());
+    // A change after the deletion numbers on from the kept pool's counter.
+    let mut b = batch(p, vec![put_user(&user(p, 2), ChangeKind::UserCreated)]);
+    b.watermarks.clear();
+    let applied = store.apply(b).await.unwrap();
+    assert_eq!(applied.changes[0].seq, 4);
 }
 
 pub async fn apply_sets_versions_and_logs_changes(store: Store, _raw: Raw) {

@@ -59,6 +59,26 @@ pub async fn raw_execute(raw: &Raw, statement: &'static str) {
     }
 }
 
+/// Runs one statement under the store built at run time; the database's error as text.
+pub async fn raw_try(raw: &Raw, statement: String) -> Result<(), String> {
+    use sqlx::{AssertSqlSafe, ConnectOptions, Executor};
+    let result = match raw {
+        Raw::Sqlite(path) => {
+            let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(path)
+                .connect()
+                .await
+                .unwrap();
+            conn.execute(AssertSqlSafe(statement)).await.map(|_| ())
+        }
+        Raw::Postgres(options) => {
+            let mut conn = options.connect().await.unwrap();
+            conn.execute(AssertSqlSafe(statement)).await.map(|_| ())
+        }
+    };
+    result.map_err(|e| e.to_string())
+}
+
 // ---- pools and connections ---------------------------------------------------------------
 
 pub async fn new_pool(store: &Store) -> PoolId {
@@ -270,6 +290,7 @@ pub fn job(c: &Connection, started_at: Millis) -> SyncJob {
         error_code: None,
         started_at,
         finished_at: None,
+        instance: Some("instance-a".into()),
     }
 }
 
@@ -301,6 +322,60 @@ pub fn parked(c: &Connection, job: &JobId, n: usize) -> ParkedDeletion {
         reason: "above the deletion threshold".into(),
         state: ParkedState::Pending,
         created_at: 7_000,
+        last_parked_at: 7_000,
         resolved_at: None,
+        resolution: None,
     }
+}
+
+/// Rows per table of the whole schema (sqlx's own bookkeeping left out), read under the
+/// store: what the pool-deletion story compares before and after.
+pub async fn raw_table_counts(raw: &Raw) -> BTreeMap<String, i64> {
+    use sqlx::{AssertSqlSafe, ConnectOptions};
+    let mut out = BTreeMap::new();
+    match raw {
+        Raw::Sqlite(path) => {
+            let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(path)
+                .connect()
+                .await
+                .unwrap();
+            let tables: Vec<String> = sqlx::query_scalar(
+                "SELECT name FROM sqlite_master WHERE type = 'table' \
+                 AND name NOT LIKE 'sqlite%' AND name NOT LIKE '_sqlx%'",
+            )
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+            for table in tables {
+                // Names from the catalog: letters and underscores.
+                let n: i64 =
+                    sqlx::query_scalar(AssertSqlSafe(format!("SELECT COUNT(*) FROM \"{table}\"")))
+                        .fetch_one(&mut conn)
+                        .await
+                        .unwrap();
+                out.insert(table, n);
+            }
+        }
+        Raw::Postgres(options) => {
+            let mut conn = options.connect().await.unwrap();
+            let tables: Vec<String> = sqlx::query_scalar(
+                "SELECT table_name::text FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' \
+                 AND table_name NOT LIKE '\\_sqlx%'",
+            )
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+            for table in tables {
+                let n: i64 =
+                    sqlx::query_scalar(AssertSqlSafe(format!("SELECT COUNT(*) FROM \"{table}\"")))
+                        .fetch_one(&mut conn)
+                        .await
+                        .unwrap();
+                out.insert(table, n);
+            }
+        }
+    }
+    out
 }

@@ -540,3 +540,103 @@ pub async fn concurrent_claimers_never_share_an_event(store: Store, _raw: Raw) {
     assert_eq!((total, seen.len()), (200, 200));
     assert_eq!(store.inbox_pending_count(&c.id).await.unwrap(), 0);
 }
+
+/// The event list's `total`: the count of every page of the same filter.
+pub async fn inbox_count_matches_the_list(store: Store, _raw: Raw) {
+    let pool = new_pool(&store).await;
+    let c = new_connection(&store, &pool, "main").await;
+    let other = new_connection(&store, &pool, "other").await;
+    let other_pool = new_pool(&store).await;
+    let o = new_connection(&store, &other_pool, "main").await;
+    let mut events = Vec::new();
+    for i in 0..12 {
+        let owner = [&c, &other, &o][i % 3];
+        let mut e = event(owner, &format!("e{i}"), Some(i as i64));
+        if i % 4 == 0 {
+            e.event_type = "contact.user.deleted_v3".into();
+        }
+        events.push(e);
+    }
+    let ids: Vec<i64> = store
+        .inbox_insert(&events)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(inserted)
+        .collect();
+    for id in &ids[..5] {
+        store
+            .inbox_finish(*id, InboxOutcome::Applied { note: None }, 2_000)
+            .await
+            .unwrap();
+    }
+    store
+        .inbox_finish(
+            ids[5],
+            InboxOutcome::Parked {
+                error: "Feishu code 41012".into(),
+            },
+            2_000,
+        )
+        .await
+        .unwrap();
+
+    let filters = [
+        InboxFilter::default(),
+        InboxFilter {
+            pool_id: Some(pool.clone()),
+            ..InboxFilter::default()
+        },
+        InboxFilter {
+            pool_id: Some(pool.clone()),
+            state: Some(InboxState::Pending),
+            ..InboxFilter::default()
+        },
+        InboxFilter {
+            connection_id: Some(c.id.clone()),
+            ..InboxFilter::default()
+        },
+        InboxFilter {
+            connection_id: Some(other.id.clone()),
+            state: Some(InboxState::Applied),
+            ..InboxFilter::default()
+        },
+        InboxFilter {
+            state: Some(InboxState::Parked),
+            ..InboxFilter::default()
+        },
+        InboxFilter {
+            event_type: Some("contact.user.deleted_v3".into()),
+            ..InboxFilter::default()
+        },
+        InboxFilter {
+            pool_id: Some(other_pool.clone()),
+            state: Some(InboxState::Ignored),
+            ..InboxFilter::default()
+        },
+    ];
+    let all = PageRequest {
+        offset: 0,
+        limit: 1_000,
+    };
+    let mut counts = Vec::new();
+    for filter in &filters {
+        let listed = store.inbox_list(filter, all).await.unwrap().len() as u64;
+        let counted = store.inbox_count(filter).await.unwrap();
+        assert_eq!(counted, listed, "{filter:?}");
+        // A page of the list does not change the count.
+        let page = store
+            .inbox_list(
+                filter,
+                PageRequest {
+                    offset: 1,
+                    limit: 2,
+                },
+            )
+            .await
+            .unwrap();
+        assert!(page.len() as u64 <= counted.saturating_sub(1).min(2));
+        counts.push(counted);
+    }
+    assert_eq!(counts, vec![12, 8, 4, 4, 2, 1, 3, 0]);
+}

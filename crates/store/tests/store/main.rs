@@ -8,6 +8,7 @@
 mod directory_stories;
 mod fixtures;
 mod inbox_stories;
+mod migration_stories;
 mod ops_stories;
 
 /// Declares `mod <story> { sqlite, postgres }` for each story `path::name`.
@@ -35,6 +36,8 @@ macro_rules! on_both {
 on_both!(
     directory_stories::pools_and_connections,
     directory_stories::deleting_a_connection_keeps_the_directory,
+    directory_stories::renaming_a_pool,
+    directory_stories::deleting_a_pool_leaves_no_row,
     directory_stories::apply_sets_versions_and_logs_changes,
     directory_stories::version_conflict_writes_nothing,
     directory_stories::external_refs_upsert_without_change_rows,
@@ -53,11 +56,17 @@ on_both!(
     inbox_stories::apply_finishes_the_inbox_event_once,
     inbox_stories::inbox_lists_and_counts,
     inbox_stories::concurrent_claimers_never_share_an_event,
+    inbox_stories::inbox_count_matches_the_list,
     ops_stories::jobs_round_trip,
     ops_stories::action_log_numbers_and_filters,
     ops_stories::lease_rules,
     ops_stories::lease_race_has_one_winner,
+    ops_stories::running_jobs_are_interrupted_by_instance_connection_or_lapsed_lease,
+    ops_stories::leases_are_released_by_holder_prefix,
     ops_stories::parked_deletions,
+    ops_stories::parking_is_idempotent_per_connection_and_object,
+    ops_stories::parked_filters_counts_and_batches,
+    ops_stories::migration_collapses_duplicate_pending_entries,
     ops_stories::writes_for_a_deleted_connection_are_not_found,
 );
 
@@ -89,6 +98,42 @@ async fn open_picks_the_backend_from_the_url() {
         }
         _ => eprintln!("ORGSYNC_TEST_POSTGRES_URL is not set: PostgreSQL not tested"),
     }
+}
+
+/// The database, its WAL and its shared-memory file are private (0600), and the directory the
+/// store creates for them 0700, whatever the umask (tests usually run with 022): they hold
+/// names, e-mails and mobiles.
+#[cfg(unix)]
+#[tokio::test]
+async fn sqlite_files_are_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use directory::store::DirectoryStore;
+    let umask = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .map(|m| m.trim().to_owned())
+        });
+    eprintln!("umask of this test: {umask:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new").join("orgsync.db");
+    let store = store::SqliteStore::open(&path).await.unwrap();
+    let pool = directory::model::UserPool {
+        id: directory::ids::PoolId::generate(),
+        name: "Acme".into(),
+        created_at: 1,
+    };
+    store.create_pool(&pool).await.unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir.path().join("new")), 0o700);
+    for suffix in ["", "-wal", "-shm"] {
+        let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        assert!(file.exists(), "{}", file.display());
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+    store.close().await;
 }
 
 /// `open_in_memory` is private per call and usable concurrently.

@@ -1,0 +1,142 @@
+//! Migrations over data an older orgsync left: a database migrated up to some version, rows
+//! written the old way under the store, then the store opened (which migrates to the end).
+
+use serde_json::{Value, json};
+use sqlx::{ConnectOptions, Connection};
+
+use directory::store::DirectoryStore;
+
+const TOKEN: &str = "vt-old-row-secret-0001";
+/// In a payload that is not JSON: the migration cannot read it and leaves it as it is.
+const UNREADABLE_TOKEN: &str = "vt-unreadable-secret-02";
+
+/// The payloads an older orgsync stored (the decrypted plaintext, token included), and what
+/// each must read after migration 0005.
+fn old_rows() -> Vec<(Value, Option<Value>)> {
+    let v2 = json!({
+        "schema": "2.0",
+        "header": {"event_id": "e-2", "event_type": "contact.user.updated_v3",
+                   "create_time": "1700000000123", "token": TOKEN, "app_id": "cli_1",
+                   "tenant_key": "t1"},
+        "event": {"object": {"open_id": "ou_1", "name": "张三", "order": 3}},
+    });
+    let v1 = json!({
+        "ts": "1502199207.7171419", "uuid": "u-1", "token": TOKEN, "type": "event_callback",
+        "event": {"type": "user_leave", "open_id": "ou_2"},
+    });
+    let without = |mut v: Value| {
+        if let Some(o) = v.as_object_mut() {
+            o.remove("token");
+        }
+        if let Some(h) = v.get_mut("header").and_then(Value::as_object_mut) {
+            h.remove("token");
+        }
+        v
+    };
+    let tokenless = json!({"schema": "2.0", "header": {"event_id": "e-3"}, "event": {}});
+    vec![
+        (v2.clone(), Some(without(v2))),
+        (v1.clone(), Some(without(v1))),
+        (tokenless.clone(), Some(tokenless)),
+    ]
+}
+
+const INSERT: &str = "INSERT INTO inbox (pool_id, connection_id, event_id, event_type, \
+     created_at, received_at, payload, state, attempts, next_attempt_at) \
+     VALUES ('p', 'c', $1, 'contact.user.updated_v3', 1, 1, $2, 'applied', 1, 1)";
+
+/// Checks every row through the store after migrating; returns nothing, panics on a
+/// difference.
+async fn check(store: &dyn DirectoryStore) {
+    let expected = old_rows();
+    for (i, (_, after)) in expected.iter().enumerate() {
+        let row = store.inbox_get(i as i64 + 1).await.unwrap().unwrap();
+        assert!(!row.payload.contains(TOKEN), "{}", row.payload);
+        let stored: Value = serde_json::from_str(&row.payload).unwrap();
+        assert_eq!(Some(&stored), after.as_ref(), "row {}", i + 1);
+    }
+    let unreadable = store
+        .inbox_get(expected.len() as i64 + 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        unreadable.payload,
+        format!("not json, \"token\": {UNREADABLE_TOKEN}"),
+        "a payload that is not JSON is left as it is"
+    );
+}
+
+fn old_payloads() -> Vec<String> {
+    let mut out: Vec<String> = old_rows().into_iter().map(|(v, _)| v.to_string()).collect();
+    out.push(format!("not json, \"token\": {UNREADABLE_TOKEN}"));
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_removed_from_old_inbox_rows_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("orgsync.db");
+    store::testing::sqlite_migrated_below(&path, 5).await;
+    {
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .connect()
+            .await
+            .unwrap();
+        for (i, payload) in old_payloads().iter().enumerate() {
+            sqlx::query(INSERT)
+                .bind(format!("old-{i}"))
+                .bind(payload)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        conn.close().await.unwrap();
+    }
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(contains(&bytes, TOKEN), "the old rows hold the token");
+
+    let store = store::SqliteStore::open(&path).await.unwrap();
+    check(&store).await;
+    // Not in the database file nor its WAL: the old copies of the rewritten rows are gone.
+    for file in [path.clone(), path.with_extension("db-wal")] {
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        assert!(
+            !contains(&bytes, TOKEN),
+            "{} still holds the token",
+            file.display()
+        );
+    }
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_removed_from_old_inbox_rows_postgres() {
+    let Some(options) = store::testing::pg_test_schema().await else {
+        eprintln!("ORGSYNC_TEST_POSTGRES_URL is not set: PostgreSQL not tested");
+        return;
+    };
+    store::testing::pg_migrated_below(&options, 5).await;
+    {
+        let mut conn = options.connect().await.unwrap();
+        for (i, payload) in old_payloads().iter().enumerate() {
+            sqlx::query(INSERT)
+                .bind(format!("old-{i}"))
+                .bind(payload)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        conn.close().await.unwrap();
+    }
+    let store = store::PgStore::connect_with(options, 2).await.unwrap();
+    check(&store).await;
+    store.close().await;
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
