@@ -308,7 +308,7 @@ async fn protected_routes_need_the_admin_token_and_the_document_is_public() {
                 );
             }
         }
-        assert_eq!(paths.len(), 24, "{:?}", paths.keys().collect::<Vec<_>>());
+        assert_eq!(paths.len(), 26, "{:?}", paths.keys().collect::<Vec<_>>());
         let pool_item = &paths["/api/v1/pools/{pool_id}"];
         for method in ["get", "patch", "delete"] {
             assert!(

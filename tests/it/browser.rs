@@ -257,9 +257,40 @@ async fn console_end_to_end_in_chromium() {
     assert!(!src.contains(APP_SECRET), "a secret leaked into the page");
     assert!(!src.contains(ENCRYPT_KEY), "a secret leaked into the page");
 
-    // Test credentials (htmx): each step with its message.
+    // Saving already checked the credentials; the page shows that check.
+    assert!(
+        src.contains("Credentials work"),
+        "the check on save is shown"
+    );
+    // Test credentials (htmx): each step with its message. The saved page's result is marked
+    // first, so the wait below sees htmx's fresh answer rather than the check made on save.
+    c.execute(
+        "const el = document.getElementById('check-summary'); if (el) { el.dataset.stale = '1'; }",
+        vec![],
+    )
+    .await
+    .unwrap();
     click(&c, "#test-credentials").await;
-    wait_for_text(&c, "Credentials work", Duration::from_secs(20)).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let fresh = c
+            .execute(
+                "const el = document.getElementById('check-summary'); \
+                 return el !== null && el.dataset.stale === undefined \
+                 && el.textContent.includes('Credentials work');",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if fresh == json!(true) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for the credential test's answer"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let summary = c
         .find(Locator::Id("check-summary"))
         .await

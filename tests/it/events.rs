@@ -463,12 +463,12 @@ fn legacy_user_update(uuid: &str, open_id: &str) -> String {
 }
 
 /// A permanent Feishu error (41012: no such user for this app) parks the event after one
-/// attempt, with the code and the fix; a transient one (HTTP 5xx) is retried with backoff and
-/// applied once Feishu answers again.
+/// attempt, with the code and the fix; a group deleted since its event was sent is ignored;
+/// a transient error (HTTP 5xx) is retried with backoff and applied once Feishu answers again.
 #[tokio::test]
 async fn permanent_feishu_errors_park_at_once_and_transient_ones_are_retried() {
     for backend in Backend::all() {
-        let h = Harness::new(backend, tenant(30, 4, 1, 61)).await;
+        let mut h = Harness::new(backend, tenant(30, 4, 1, 61)).await;
         h.import().await;
 
         ingest_plaintext(
@@ -504,6 +504,40 @@ async fn permanent_feishu_errors_park_at_once_and_transient_ones_are_retried() {
                 "{backend:?}: {text}"
             );
         }
+
+        // A group read again after Feishu deleted it (42002) is the race with its deletion
+        // event: ignored, not parked.
+        let group = h
+            .emu
+            .with_tenant(|t| t.groups.keys().next().unwrap().clone());
+        h.mutate(|t| t.update_group(&group, Some("Renamed, then deleted"), None));
+        h.mutate(|t| t.delete_group(&group));
+        let delivered = h
+            .deliver_where(1, None, |_, e| {
+                e.event_type == "contact.user_group.updated_v3"
+            })
+            .await;
+        assert_eq!(delivered, 1, "{backend:?}");
+        let stats = h.drain().await;
+        assert_eq!(
+            (stats.ignored, stats.parked),
+            (1, 0),
+            "{backend:?}: {stats:?}"
+        );
+        let ignored = h
+            .inbox()
+            .await
+            .into_iter()
+            .find(|e| e.event_type == "contact.user_group.updated_v3")
+            .unwrap();
+        assert_eq!(ignored.state, InboxState::Ignored, "{backend:?}");
+        assert!(
+            ignored
+                .outcome
+                .as_deref()
+                .is_some_and(|o| o.contains("no longer exists") && o.contains("42002")),
+            "{backend:?}: {ignored:?}"
+        );
 
         // Reading users fails with HTTP 5xx for a while: retried, not parked. (A worker that
         // waits long enough between attempts for one drain to see one attempt.)

@@ -554,6 +554,7 @@ impl EventContext<'_> {
                     Err(FeishuError::DepartmentOutOfScope { .. }) => Ok(Decision::Ignore(format!(
                         "department {od} is outside the contact scope"
                     ))),
+                    Err(e) if e.is_not_found() => Ok(gone("department", &od, &e)),
                     Err(e) => Err(e.into()),
                 }
             }
@@ -789,8 +790,10 @@ impl EventContext<'_> {
         }
         let feishu = match self.client.department(od).await {
             Ok(d) => d,
-            // Outside the scope: the membership is dropped (reported by the merge).
+            // Outside the scope, or deleted since: the membership is dropped (reported by the
+            // merge).
             Err(FeishuError::DepartmentOutOfScope { .. }) => return Ok(()),
+            Err(e) if e.is_not_found() => return Ok(()),
             Err(e) => return Err(e.into()),
         };
         if let Some(parent) = feishu
@@ -1016,18 +1019,24 @@ impl EventContext<'_> {
                     "group {group_id} is outside the contact scope"
                 )));
             }
+            Err(e) if e.is_not_found() => return Ok(gone("group", group_id, &e)),
             Err(e) => return Err(e.into()),
         };
-        let users: Vec<fs::GroupMember> = self
-            .client
-            .group_members(group_id, MemberType::User, MemberIdType::OpenId)
-            .try_collect()
-            .await?;
-        let departments: Vec<fs::GroupMember> = self
-            .client
-            .group_members(group_id, MemberType::Department, MemberIdType::OpenId)
-            .try_collect()
-            .await?;
+        let members = |kind| {
+            self.client
+                .group_members(group_id, kind, MemberIdType::OpenId)
+                .try_collect::<Vec<fs::GroupMember>>()
+        };
+        let (users, departments) = match (
+            members(MemberType::User).await,
+            members(MemberType::Department).await,
+        ) {
+            (Ok(users), Ok(departments)) => (users, departments),
+            (Err(e), _) | (_, Err(e)) if e.is_not_found() => {
+                return Ok(gone("group", group_id, &e));
+            }
+            (Err(e), _) | (_, Err(e)) => return Err(e.into()),
+        };
         let snapshot = SnapshotGroup {
             group,
             users: users.into_iter().filter_map(|m| m.member_id).collect(),
@@ -1144,6 +1153,21 @@ impl EventContext<'_> {
             note: "group deleted (soft)".into(),
         })
     }
+}
+
+/// A department or group Feishu no longer knows when the worker reads it again: deleted
+/// after the event was sent. Its deletion event (or the next reconciliation) removes it, so
+/// the event is ignored rather than parked. (Users are never removed from Feishu — a leaver
+/// stays readable as resigned — so an unknown user is parked: docs/event-failures.md.)
+fn gone(kind: &str, id: &str, error: &FeishuError) -> Decision {
+    Decision::Ignore(format!(
+        "{kind} {id} no longer exists in Feishu{}: nothing to apply; its deletion event or the \
+         next reconciliation removes it",
+        error
+            .code()
+            .map(|c| format!(" (code {c})"))
+            .unwrap_or_default()
+    ))
 }
 
 /// The change-log kind of a user update, by what changed.

@@ -451,11 +451,7 @@ impl FeishuError {
             | Self::IpDenied { .. }
             | Self::TokenRejected { .. }
             | Self::InvalidArgument { .. } => true,
-            Self::Api { code, .. } => {
-                NOT_FOUND_CODES.contains(code)
-                    || IDS_NOT_FOUND_CODES.contains(code)
-                    || PARAMETER_CODES.contains(code)
-            }
+            Self::Api { code, .. } => self.is_not_found() || PARAMETER_CODES.contains(code),
             Self::InvalidPageRequest { .. }
             | Self::RecursionRefused { .. }
             | Self::RateLimited { .. }
@@ -463,6 +459,13 @@ impl FeishuError {
             | Self::Decode { .. }
             | Self::Paging { .. } => false,
         }
+    }
+
+    /// Whether Feishu said the object does not exist (41012, 40015, 42002, 99992351–99992381)
+    /// — or that its id is not one this app can use.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::Api { code, .. }
+            if NOT_FOUND_CODES.contains(code) || IDS_NOT_FOUND_CODES.contains(code))
     }
 
     /// What an admin has to do about it, when there is something to do.
@@ -483,11 +486,7 @@ impl FeishuError {
             Self::RateLimited { .. } => FIX_RATE_LIMITED,
             Self::Transport { .. } => FIX_TRANSPORT,
             Self::Decode { .. } => FIX_DECODE,
-            Self::Api { code, .. }
-                if NOT_FOUND_CODES.contains(code) || IDS_NOT_FOUND_CODES.contains(code) =>
-            {
-                FIX_NOT_FOUND
-            }
+            Self::Api { .. } if self.is_not_found() => FIX_NOT_FOUND,
             Self::Api { code, .. } if PARAMETER_CODES.contains(code) => FIX_PARAMETER,
             Self::Config(_) | Self::Api { .. } | Self::InvalidArgument { .. } => return None,
         })
@@ -767,6 +766,8 @@ mod tests {
             &Subject::User("ou_x".into()),
         );
         assert!(user.fix().is_some_and(|f| f.contains("reconciliation")));
+        assert!(user.is_not_found() && failure(42002, "invalid group_id", &none).is_not_found());
+        assert!(!failure(40001, "param error", &none).is_not_found());
         // Later, by itself.
         for code in [40003, 99991400] {
             let e = failure(code, "busy", &none);
