@@ -357,6 +357,26 @@ async fn console_end_to_end_in_chromium() {
         assert!(src.contains(needle), "the user page lacks {needle:?}");
     }
     assert!(src.contains("ou_"), "the user's open_id is shown");
+    // The avatar is an image the browser loaded: served by the emulator, let in by the CSP.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let loaded = c
+            .execute(
+                "const i = document.querySelector('img.avatar'); \
+                 return i ? (i.complete && i.naturalWidth > 0) : null;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if loaded == json!(true) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the user's avatar did not load ({loaded})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     shot(&c, "user.png").await;
 
     // Search finds the user by name.

@@ -517,6 +517,10 @@ pub trait DirectoryStore: Send + Sync + 'static {
     /// Live departments of the pool (tombstones left out).
     async fn list_departments(&self, pool_id: &PoolId) -> StoreResult<Vec<Department>>;
     async fn list_groups(&self, pool_id: &PoolId, page: PageRequest) -> StoreResult<Vec<Group>>;
+    /// Live departments of the pool, counted by the database (for status lines).
+    async fn count_departments(&self, pool_id: &PoolId) -> StoreResult<u64>;
+    /// Live groups of the pool, counted by the database.
+    async fn count_groups(&self, pool_id: &PoolId) -> StoreResult<u64>;
 
     // writes and the change log
     async fn apply(&self, batch: ApplyBatch) -> StoreResult<Applied>;

@@ -20,7 +20,9 @@ use serde_json::{Value, json};
 use crate::config::Behaviour;
 use crate::faults::FaultConfig;
 use crate::hub::push_target;
-use crate::mutate::{Change, MutationError, NewDepartment, NewGroup, NewUser, UserPatch};
+use crate::mutate::{
+    Change, MutationError, MutationProfile, NewDepartment, NewGroup, NewUser, UserPatch,
+};
 use crate::pusher::PushConfig;
 use crate::ratelimit::RateLimitConfig;
 use crate::server::EmulatorState;
@@ -810,6 +812,9 @@ struct RandomBody {
     count: usize,
     #[serde(default)]
     seed: u64,
+    /// `full` (default) or `ordinary` (no contact-scope changes).
+    #[serde(default)]
+    profile: MutationProfile,
 }
 
 async fn random_mutations(State(state): State<AppState>, Json(b): Json<RandomBody>) -> AdminResult {
@@ -821,7 +826,8 @@ async fn random_mutations(State(state): State<AppState>, Json(b): Json<RandomBod
     let mut events = 0usize;
     for _ in 0..b.count {
         // One mutation at a time: events are rendered against the state right after it.
-        let (c, e) = state.mutate_with(|t| Ok::<_, AdminError>(t.random_mutation(&mut rng)))?;
+        let (c, e) = state
+            .mutate_with(|t| Ok::<_, AdminError>(t.random_mutation_of(b.profile, &mut rng)))?;
         changes += c.len();
         events += e;
     }

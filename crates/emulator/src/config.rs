@@ -125,6 +125,10 @@ pub struct EmulatorConfig {
     pub push: PushConfig,
     /// Seeds the page-token key and event ids, so a seeded run is reproducible.
     pub seed: u64,
+    /// Base of the avatar URLs in user objects (the emulator serves placeholder images under
+    /// `/avatar/`). `None`: the emulator's own address once bound; give one when browsers
+    /// reach the emulator under another name.
+    pub avatar_base: Option<String>,
 }
 
 impl EmulatorConfig {
@@ -138,6 +142,7 @@ impl EmulatorConfig {
             faults: FaultConfig::default(),
             push: PushConfig::default(),
             seed: 0,
+            avatar_base: None,
         }
     }
 }

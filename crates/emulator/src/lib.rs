@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod avatar;
 pub mod clock;
 pub mod config;
 pub mod events;

@@ -1119,9 +1119,20 @@ impl Tenant {
 
     // ---- random mutations ------------------------------------------------------------
 
-    /// One random, valid mutation (weights favour profile updates). Never fails: a
-    /// pick that turns out invalid or a no-op is replaced by another.
+    /// One random, valid mutation of any kind (weights favour profile updates), contact-scope
+    /// changes included. Never fails: a pick that turns out invalid or a no-op is replaced by
+    /// another.
     pub fn random_mutation(&mut self, rng: &mut impl Rng) -> Vec<Change> {
+        self.random_mutation_of(MutationProfile::Full, rng)
+    }
+
+    /// One random, valid mutation of the kinds `profile` allows. The same seed gives the same
+    /// mutations per profile.
+    pub fn random_mutation_of(
+        &mut self,
+        profile: MutationProfile,
+        rng: &mut impl Rng,
+    ) -> Vec<Change> {
         const WEIGHTS: [(RandomKind, u32); 19] = [
             (RandomKind::UpdateProfile, 30),
             (RandomKind::Hire, 8),
@@ -1143,10 +1154,14 @@ impl Tenant {
             (RandomKind::RemoveGroupMembers, 3),
             (RandomKind::ChangeScope, 2),
         ];
-        let total: u32 = WEIGHTS.iter().map(|(_, w)| w).sum();
+        let weights: Vec<(RandomKind, u32)> = WEIGHTS
+            .into_iter()
+            .filter(|(kind, _)| profile.allows(*kind))
+            .collect();
+        let total: u32 = weights.iter().map(|(_, w)| w).sum();
         for _ in 0..50 {
             let mut pick = rng.random_range(0..total);
-            let kind = WEIGHTS
+            let kind = weights
                 .iter()
                 .find(|(_, w)| {
                     if pick < *w {
@@ -1650,6 +1665,28 @@ impl Tenant {
     }
 }
 
+/// Which kinds of change [`Tenant::random_mutation_of`] may make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MutationProfile {
+    /// Every kind, the app's contact scope included: for tests of the sync engine.
+    #[default]
+    Full,
+    /// What an organization does day to day: hires, leavers, profile updates, freezes,
+    /// moves, leaders, department and group changes, group members. Never the app's contact
+    /// scope or permissions, and at most one deletion per mutation, so a reconciliation finds
+    /// nothing to delete in bulk (`orgsync demo` uses it).
+    Ordinary,
+}
+
+impl MutationProfile {
+    fn allows(self, kind: RandomKind) -> bool {
+        match self {
+            Self::Full => true,
+            Self::Ordinary => !matches!(kind, RandomKind::ChangeScope),
+        }
+    }
+}
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RandomKind {
     UpdateProfile,
@@ -2349,6 +2386,54 @@ mod tests {
         ]
         .into();
         assert_eq!(kinds, all);
+    }
+
+    #[test]
+    fn ordinary_mutations_never_touch_scope_or_permissions_nor_delete_in_bulk() {
+        let mut t = tenant();
+        let apps = t.apps.clone();
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let mut kinds = BTreeSet::new();
+        for i in 0..3_000 {
+            let changes = t.random_mutation_of(MutationProfile::Ordinary, &mut rng);
+            assert!(!changes.is_empty(), "mutation {i} changed nothing");
+            kinds.extend(changes.iter().map(Change::kind));
+            let deletions = changes
+                .iter()
+                .filter(|c| {
+                    matches!(
+                        c,
+                        Change::UserDeleted { .. }
+                            | Change::DepartmentDeleted { .. }
+                            | Change::GroupDeleted { .. }
+                    )
+                })
+                .count();
+            assert!(
+                deletions <= 1,
+                "mutation {i} deleted {deletions}: {changes:?}"
+            );
+            assert_eq!(t.apps, apps, "mutation {i} changed an app: {changes:?}");
+            if i % 100 == 99 {
+                let bad = t.invariant_violations();
+                assert!(bad.is_empty(), "after mutation {i}: {bad:#?}");
+            }
+        }
+        let everyday: BTreeSet<&str> = [
+            "user_created",
+            "user_updated",
+            "user_deleted",
+            "department_created",
+            "department_updated",
+            "department_deleted",
+            "group_created",
+            "group_updated",
+            "group_deleted",
+            "group_members_changed",
+        ]
+        .into();
+        assert_eq!(kinds, everyday, "every ordinary kind, and no scope change");
+        assert_eq!(t.invariant_violations(), Vec::<String>::new());
     }
 
     #[test]

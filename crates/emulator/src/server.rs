@@ -118,6 +118,9 @@ impl EmulatorState {
     /// The state for `config` (its `bind` address is not used here).
     pub fn new(config: EmulatorConfig) -> Arc<Self> {
         let mut tenant = config.tenant;
+        if let Some(base) = config.avatar_base {
+            tenant.avatar_base = Some(base.trim_end_matches('/').to_owned());
+        }
         tenant.invalidate();
         Arc::new(Self {
             tenant: RwLock::new(tenant),
@@ -148,7 +151,6 @@ impl EmulatorState {
         out
     }
 
-    /// Replaces the whole tenant (e.g. a freshly generated one).
     /// Changes the tenant as Feishu would and publishes the events the change causes to
     /// every app (recorded, and pushed to apps with a request URL). Returns the changes and
     /// the number of events. Do one mutation per call: events are rendered against the state
@@ -172,9 +174,15 @@ impl EmulatorState {
         self.mutate_with(f).map(|(changes, _)| changes)
     }
 
+    /// Replaces the whole tenant (e.g. a freshly generated one); it keeps the avatar base
+    /// of the served one unless it has its own.
     pub fn replace_tenant(&self, mut tenant: Tenant) -> Tenant {
         tenant.invalidate();
-        std::mem::replace(&mut *lock::write(&self.tenant), tenant)
+        let mut current = lock::write(&self.tenant);
+        if tenant.avatar_base.is_none() {
+            tenant.avatar_base = current.avatar_base.clone();
+        }
+        std::mem::replace(&mut *current, tenant)
     }
 
     /// A copy of the current switches.
@@ -255,6 +263,7 @@ pub fn router(state: Arc<EmulatorState>) -> Router {
 pub fn router_with(state: Arc<EmulatorState>, extra: Router<Arc<EmulatorState>>) -> Router {
     api::routes()
         .merge(crate::admin::routes())
+        .merge(crate::avatar::routes())
         .merge(extra)
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
@@ -335,14 +344,23 @@ impl Emulator {
         config: EmulatorConfig,
         extra: Router<Arc<EmulatorState>>,
     ) -> Result<Self, EmulatorError> {
+        let mut config = config;
         let bind = config.bind;
-        let state = EmulatorState::new(config);
         let listener = tokio::net::TcpListener::bind(bind)
             .await
             .map_err(|source| EmulatorError::Bind { addr: bind, source })?;
         let addr = listener
             .local_addr()
             .map_err(|source| EmulatorError::Bind { addr: bind, source })?;
+        // Avatars are fetched by browsers: an unspecified bind address is not one they reach.
+        config.avatar_base.get_or_insert_with(|| {
+            let mut reachable = addr;
+            if reachable.ip().is_unspecified() {
+                reachable.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            format!("http://{reachable}")
+        });
+        let state = EmulatorState::new(config);
         let app = router_with(state.clone(), extra);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {

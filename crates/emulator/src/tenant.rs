@@ -311,8 +311,15 @@ pub struct Tenant {
     pub next_user_key: UserKey,
     /// Counter for new ids (departments, groups, chats) so they stay unique and seeded.
     pub next_serial: u64,
+    /// Where avatar URLs point, without a trailing slash: a running emulator serves
+    /// placeholder images at `{avatar_base}/avatar/{key}/{size}` and sets this to its own
+    /// address. `None`: [`UNSERVED_AVATAR_BASE`].
+    pub avatar_base: Option<String>,
     index: OnceLock<Index>,
 }
+
+/// The avatar base of a tenant no emulator serves: a host that never resolves.
+pub const UNSERVED_AVATAR_BASE: &str = "https://emulator.invalid";
 
 /// A user or department id as a request spelled it, resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -758,11 +765,12 @@ impl Tenant {
             out.name = Some(u.name.clone());
             out.en_name = u.en_name.clone();
             out.nickname = u.nickname.clone();
+            let base = self.avatar_base.as_deref().unwrap_or(UNSERVED_AVATAR_BASE);
             out.avatar = Some(model::Avatar {
-                avatar_72: Some(format!("https://emulator.invalid/avatar/{key}/72")),
-                avatar_240: Some(format!("https://emulator.invalid/avatar/{key}/240")),
-                avatar_640: Some(format!("https://emulator.invalid/avatar/{key}/640")),
-                avatar_origin: Some(format!("https://emulator.invalid/avatar/{key}/origin")),
+                avatar_72: Some(format!("{base}/avatar/{key}/72")),
+                avatar_240: Some(format!("{base}/avatar/{key}/240")),
+                avatar_640: Some(format!("{base}/avatar/{key}/640")),
+                avatar_origin: Some(format!("{base}/avatar/{key}/origin")),
             });
         }
         if app.has_exactly(perm::USER_EMAIL) {

@@ -18,6 +18,8 @@
 //! | `event_signature_when_plaintext` | `ORGSYNC_EVENT_SIGNATURE_WHEN_PLAINTEXT` | `ignore` |
 //! | `event_accept_plaintext_with_key` | `ORGSYNC_EVENT_ACCEPT_PLAINTEXT_WITH_KEY` | `false` |
 //! | `event_replay_window_secs` | `ORGSYNC_EVENT_REPLAY_WINDOW_SECS` | `0` (off) |
+//! | `login_max_failures` | `ORGSYNC_LOGIN_MAX_FAILURES` | `5` wrong console logins from one address … |
+//! | `login_lockout_secs` | `ORGSYNC_LOGIN_LOCKOUT_SECS` | … within `900` s lock it out for `900` s |
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -29,7 +31,7 @@ use directory::secrets::MasterKey;
 use directory::store::DirectoryStore;
 use feishu::envelope::{DecodeOptions, SignatureCheck};
 use serde::Deserialize;
-use server::AdminToken;
+use server::{AdminToken, LoginLimits};
 
 use crate::files;
 
@@ -54,6 +56,8 @@ const ENV_KEYS: &[&str] = &[
     "event_signature_when_plaintext",
     "event_accept_plaintext_with_key",
     "event_replay_window_secs",
+    "login_max_failures",
+    "login_lockout_secs",
 ];
 
 /// The file and environment as read, before validation (no `Debug`: the database URL may
@@ -73,6 +77,8 @@ struct RawConfig {
     event_signature_when_plaintext: Option<String>,
     event_accept_plaintext_with_key: Option<bool>,
     event_replay_window_secs: Option<u64>,
+    login_max_failures: Option<u32>,
+    login_lockout_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +102,8 @@ pub struct Settings {
     pub reconcile_check_secs: u64,
     /// How event requests are checked where the protocol is UNVERIFIED.
     pub decode: DecodeOptions,
+    /// Wrong admin tokens at the console login, per client address.
+    pub login_limits: LoginLimits,
     /// Where the settings came from, for the log.
     pub source: String,
 }
@@ -238,6 +246,24 @@ impl Settings {
                 .filter(|s| *s > 0)
                 .map(std::time::Duration::from_secs),
         };
+        let mut login_limits = LoginLimits::default();
+        match raw.login_max_failures {
+            Some(0) => bail!(
+                "login_max_failures (ORGSYNC_LOGIN_MAX_FAILURES) is 0: give how many wrong admin tokens from one address lock it out of the console, e.g. 5"
+            ),
+            Some(n) => login_limits.max_failures = n,
+            None => {}
+        }
+        match raw.login_lockout_secs {
+            Some(0) => bail!(
+                "login_lockout_secs (ORGSYNC_LOGIN_LOCKOUT_SECS) is 0: give how long (in seconds) failures count and an address stays locked out, e.g. 900"
+            ),
+            Some(secs) => {
+                login_limits.window = std::time::Duration::from_secs(secs);
+                login_limits.lockout = std::time::Duration::from_secs(secs);
+            }
+            None => {}
+        }
         Ok(Self {
             listen,
             public_url,
@@ -248,6 +274,7 @@ impl Settings {
             log_format,
             reconcile_check_secs,
             decode,
+            login_limits,
             source,
         })
     }
@@ -553,6 +580,29 @@ mod tests {
         .to_string();
         assert!(e.contains("event_signature_when_encrypted"), "{e}");
         assert!(e.contains("if_present"), "{e}");
+    }
+
+    #[test]
+    fn console_login_limits_default_and_can_be_set() {
+        let s = Settings::load_from(None, &env(&[])).unwrap();
+        assert_eq!(s.login_limits, LoginLimits::default());
+        let s = Settings::load_from(
+            None,
+            &env(&[
+                ("ORGSYNC_LOGIN_MAX_FAILURES", "3"),
+                ("ORGSYNC_LOGIN_LOCKOUT_SECS", "60"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.login_limits.max_failures, 3);
+        assert_eq!(s.login_limits.window, std::time::Duration::from_secs(60));
+        assert_eq!(s.login_limits.lockout, std::time::Duration::from_secs(60));
+        for key in ["ORGSYNC_LOGIN_MAX_FAILURES", "ORGSYNC_LOGIN_LOCKOUT_SECS"] {
+            let e = Settings::load_from(None, &env(&[(key, "0")]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key) && e.contains("e.g."), "{e}");
+        }
     }
 
     #[test]

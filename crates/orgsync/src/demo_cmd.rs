@@ -4,8 +4,14 @@
 //! emulator subscribed to the connection's callback URL through Feishu's URL check, a full
 //! import, and then a change to the tenant every few seconds, pushed as events and applied.
 //!
-//! Lines meant for scripts: `orgsync: URL`, `import finished: users=N … verdict=V seconds=S`
-//! and `status: users=N events_pushed=N events_applied=N changes=N`.
+//! The tenant's live changes are the everyday ones (hires, leavers, profile updates, moves,
+//! department and group changes; never the app's contact scope): see
+//! [`MutationProfile::Ordinary`].
+//!
+//! Lines meant for people and scripts: `orgsync: URL`, `import finished: 2,000 users (1,940
+//! active), 121 departments, 12 groups; verdict complete in 4.2 s` and `status: 2,000 users,
+//! 1,940 active; 121 departments; 12 groups; events: 35 pushed, 35 applied; 14 changes`
+//! (`; 3 deletions parked for review` is added when there are any).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -18,10 +24,12 @@ use clap::Args;
 use directory::admin::{Admin, NewConnection};
 use directory::apply::WorkerConfig;
 use directory::engine::EngineConfig;
-use directory::model::{JobKind, JobTrigger};
-use directory::store::UserQuery;
+use directory::ids::PoolId;
+use directory::model::{JobKind, JobTrigger, ParkedState, UserStatus};
+use directory::store::{DirectoryStore, ParkedFilter, UserQuery};
 use emulator::generate::{GenerateConfig, generate};
 use emulator::hub::push_target;
+use emulator::mutate::MutationProfile;
 use emulator::tenant::AppRecord;
 use emulator::{Emulator, EmulatorConfig};
 use rand::{Rng as _, SeedableRng as _};
@@ -160,8 +168,9 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         },
         vec![app.clone()],
     );
-    let (users, departments, groups) = (
+    let (users, left, departments, groups) = (
         tenant.users.len(),
+        tenant.users.len() - tenant.active_user_count(),
         tenant.departments.len(),
         tenant.groups.len(),
     );
@@ -203,6 +212,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             reconcile_check: Duration::from_secs(60),
             admin_token,
             decode: feishu::envelope::DecodeOptions::default(),
+            login_limits: server::LoginLimits::default(),
         },
     );
     // Signals from here on stop the demo cleanly.
@@ -218,9 +228,14 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     }));
 
     println!("orgsync demo");
+    // Feishu lists no one who left: the import mirrors the others.
     println!(
-        "  Feishu emulator: {}  ({users} users, {departments} departments, {groups} groups, seed {})",
+        "  Feishu emulator: {}  ({} users of whom {} left, {} departments, {} groups, seed {})",
         emu.base_url(),
+        thousands(users as u64),
+        thousands(left as u64),
+        thousands(departments as u64),
+        thousands(groups as u64),
         args.seed
     );
     println!("orgsync: {url}");
@@ -318,14 +333,13 @@ async fn run_demo(
         _ = stopping.wait_for(|s| *s) => return Ok(()),
     };
     print_summary(&job, "Import");
-    let imported = store
-        .count_users(&pool.id, &UserQuery::default())
-        .await
-        .map_err(|e| anyhow!("cannot count users: {e}"))?;
+    let counts = DirectoryCounts::read(store.as_ref(), &pool.id).await?;
     println!(
-        "import finished: users={imported} departments={} groups={} verdict={} seconds={:.1}",
-        job.progress.departments,
-        job.progress.groups,
+        "import finished: {} users ({} active), {} departments, {} groups; verdict {} in {:.1} s",
+        thousands(counts.users),
+        thousands(counts.active),
+        thousands(counts.departments),
+        thousands(counts.groups),
         verdict_word(job.verdict),
         started.elapsed().as_secs_f64()
     );
@@ -334,7 +348,7 @@ async fn run_demo(
         args.change_every
     );
 
-    // The live part: random changes, pushed as events and applied by the worker.
+    // The live part: everyday changes, pushed as events and applied by the worker.
     let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed ^ 0x5eed);
     let pushed_before = emu.state().events.pusher().stats().delivered;
     let mut changes = 0u64;
@@ -346,22 +360,108 @@ async fn run_demo(
             _ = ticker.tick() => {}
             _ = stopping.wait_for(|s| *s) => return Ok(()),
         }
-        let (made, _) = emu
-            .state()
-            .mutate_with(|t| Ok::<_, std::convert::Infallible>(t.random_mutation(&mut rng)))?;
+        let (made, _) = emu.state().mutate_with(|t| {
+            Ok::<_, std::convert::Infallible>(
+                t.random_mutation_of(MutationProfile::Ordinary, &mut rng),
+            )
+        })?;
         changes += made.len() as u64;
-        let users = store
-            .count_users(&pool.id, &UserQuery::default())
+        let counts = DirectoryCounts::read(store.as_ref(), &pool.id).await?;
+        let parked = store
+            .count_parked(&ParkedFilter::pool(&pool.id).state(ParkedState::Pending))
             .await
-            .map_err(|e| anyhow!("cannot count users: {e}"))?;
+            .map_err(|e| anyhow!("cannot count the parked deletions: {e}"))?;
         let pushed = emu.state().events.pusher().stats().delivered - pushed_before;
-        let status = format!(
-            "status: users={users} events_pushed={pushed} events_applied={} changes={changes}",
-            node.applied.load(Ordering::Relaxed)
+        let mut status = format!(
+            "status: {} users, {} active; {} departments; {} groups; events: {} pushed, {} applied; {}",
+            thousands(counts.users),
+            thousands(counts.active),
+            thousands(counts.departments),
+            thousands(counts.groups),
+            thousands(pushed),
+            thousands(node.applied.load(Ordering::Relaxed)),
+            counted(changes, "change"),
         );
+        // The everyday changes never park anything; say so loudly if something did.
+        if parked > 0 {
+            status.push_str(&format!(
+                "; {} parked for review (console: Parked deletions)",
+                counted(parked, "deletion")
+            ));
+        }
         if status != last_status {
             println!("{status}");
             last_status = status;
         }
+    }
+}
+
+/// What the status line shows of the directory, from the store's count queries (never by
+/// loading the objects).
+struct DirectoryCounts {
+    users: u64,
+    active: u64,
+    departments: u64,
+    groups: u64,
+}
+
+impl DirectoryCounts {
+    async fn read(store: &dyn DirectoryStore, pool: &PoolId) -> anyhow::Result<Self> {
+        let failed = |e: directory::store::StoreError| anyhow!("cannot count the directory: {e}");
+        let active = UserQuery {
+            status: Some(UserStatus::Active),
+            ..UserQuery::default()
+        };
+        Ok(Self {
+            users: store
+                .count_users(pool, &UserQuery::default())
+                .await
+                .map_err(failed)?,
+            active: store.count_users(pool, &active).await.map_err(failed)?,
+            departments: store.count_departments(pool).await.map_err(failed)?,
+            groups: store.count_groups(pool).await.map_err(failed)?,
+        })
+    }
+}
+
+/// `1 change`, `1,940 changes`.
+fn counted(n: u64, noun: &str) -> String {
+    format!("{} {noun}{}", thousands(n), if n == 1 { "" } else { "s" })
+}
+
+/// `1940` → `1,940`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_have_thousands_separators() {
+        for (n, text) in [
+            (0, "0"),
+            (7, "7"),
+            (999, "999"),
+            (1_000, "1,000"),
+            (1_940, "1,940"),
+            (100_000, "100,000"),
+            (1_234_567, "1,234,567"),
+            (u64::MAX, "18,446,744,073,709,551,615"),
+        ] {
+            assert_eq!(thousands(n), text);
+        }
+        assert_eq!(counted(1, "change"), "1 change");
+        assert_eq!(counted(1_200, "change"), "1,200 changes");
+        assert_eq!(counted(0, "deletion"), "0 deletions");
     }
 }

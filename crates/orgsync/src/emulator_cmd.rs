@@ -58,6 +58,10 @@ pub struct EmulatorArgs {
     /// Also send legacy 1.0 events.
     #[arg(long)]
     events_v1: bool,
+    /// Base URL of the avatar images in user objects (default: this emulator's address, which
+    /// serves them); set it when browsers reach the emulator under another name.
+    #[arg(long, value_name = "URL")]
+    avatar_base: Option<String>,
 }
 
 /// A value derived from the seed, so a restarted emulator keeps its credentials.
@@ -132,6 +136,14 @@ async fn serve(args: EmulatorArgs) -> anyhow::Result<()> {
     let mut config = EmulatorConfig::new(tenant);
     config.bind = args.listen;
     config.seed = args.seed;
+    if let Some(base) = args.avatar_base.as_deref().map(str::trim) {
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            anyhow::bail!(
+                "--avatar-base {base:?} is not an http(s) URL: give how browsers reach this emulator, e.g. http://emulator.example.com:9100"
+            );
+        }
+        config.avatar_base = Some(base.to_owned());
+    }
     config.rate_limit = if args.rate_limit_scale == 0.0 {
         RateLimitConfig::disabled()
     } else {

@@ -17,7 +17,7 @@ use directory::ingest::Ingestor;
 use directory::secrets::MasterKey;
 use directory::store::DirectoryStore;
 use feishu::envelope::DecodeOptions;
-use server::{AdminToken, AppState, ServerSettings};
+use server::{AdminToken, AppState, LoginLimits, ServerSettings};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -42,6 +42,8 @@ pub struct NodeOptions {
     pub admin_token: AdminToken,
     /// Event request checks (the UNVERIFIED protocol points).
     pub decode: DecodeOptions,
+    /// Wrong admin tokens at the console login, per client address.
+    pub login_limits: LoginLimits,
 }
 
 /// The engine, the ingestor, the event worker and the reconciliation schedule, running, with
@@ -74,7 +76,8 @@ impl Node {
                 admin_token: options.admin_token,
                 secure_cookies,
             },
-        );
+        )
+        .with_login_limits(options.login_limits);
         let (stop, stopped) = watch::channel(false);
         let applied = Arc::new(AtomicU64::new(0));
         // The `/readyz` guard lives in the loop's callback: a panic in a round drops it and
@@ -211,6 +214,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             reconcile_check: Duration::from_secs(settings.reconcile_check_secs),
             admin_token,
             decode: settings.decode.clone(),
+            login_limits: settings.login_limits,
         },
     );
 

@@ -583,10 +583,36 @@ impl Drop for Running {
 
 const SECS: fn(u64) -> std::time::Duration = std::time::Duration::from_secs;
 
-fn field(line: &str, name: &str) -> Option<u64> {
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(&format!("{name}=")))
-        .and_then(|v| v.parse().ok())
+/// The count written before `word` in a demo line: `1,940` in `…, 1,940 active; …`.
+fn count_of(line: &str, word: &str) -> Option<u64> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    words.windows(2).find_map(|pair| {
+        let after = pair[1].trim_end_matches([',', ';', ')', ':']);
+        let number = pair[0].trim_start_matches('(').replace(',', "");
+        (after == word).then(|| number.parse().ok()).flatten()
+    })
+}
+
+/// The line with every number (`1,940`) replaced by `N`: what the demo's lines look like.
+fn shape_of(line: &str) -> String {
+    let chars: Vec<char> = line.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i].is_ascii_digit() {
+            while i < chars.len()
+                && (chars[i].is_ascii_digit()
+                    || (chars[i] == ',' && chars.get(i + 1).is_some_and(char::is_ascii_digit)))
+            {
+                i += 1;
+            }
+            out.push('N');
+        } else {
+            out.push(chars[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 #[test]
@@ -596,7 +622,7 @@ fn demo_imports_applies_pushed_events_and_stops_on_sigterm() {
         &[
             "demo",
             "--users",
-            "300",
+            "1100",
             "--change-every",
             "1",
             "--port",
@@ -610,12 +636,38 @@ fn demo_imports_applies_pushed_events_and_stops_on_sigterm() {
     let url = demo.wait_for(SECS(60), |l| l.starts_with("orgsync: http://"));
     let addr = url.trim_start_matches("orgsync: http://").to_owned();
     let imported = demo.wait_for(SECS(180), |l| l.starts_with("import finished:"));
-    assert!(imported.contains("verdict=complete"), "{imported}");
-    assert!(field(&imported, "users").unwrap() > 250, "{imported}");
+    assert_eq!(
+        shape_of(&imported),
+        "import finished: N users (N active), N departments, N groups; verdict complete in N.N s",
+        "{imported}"
+    );
+    assert!(count_of(&imported, "users").unwrap() > 1000, "{imported}");
+    assert!(imported.contains(" 1,"), "thousands separators: {imported}");
     let status = demo.wait_for(SECS(60), |l| {
-        l.starts_with("status:") && field(l, "events_applied").is_some_and(|n| n >= 1)
+        l.starts_with("status:") && count_of(l, "applied").is_some_and(|n| n >= 1)
     });
-    assert!(field(&status, "events_pushed").unwrap() >= 1, "{status}");
+    // "status: 1,100 users, 1,072 active; 121 departments; 12 groups; events: …"
+    let shape = shape_of(&status);
+    let shape = if shape.ends_with(" change") {
+        shape + "s"
+    } else {
+        shape
+    };
+    assert_eq!(
+        shape,
+        "status: N users, N active; N departments; N groups; events: N pushed, N applied; N changes",
+        "{status}"
+    );
+    let users = count_of(&status, "users").unwrap();
+    let active = count_of(&status, "active").unwrap();
+    assert!(users > 1000 && active > 900 && active <= users, "{status}");
+    assert!(
+        status.starts_with("status: 1,"),
+        "thousands separators: {status}"
+    );
+    assert!(count_of(&status, "departments").unwrap() > 1, "{status}");
+    assert!(count_of(&status, "groups").unwrap() >= 1, "{status}");
+    assert!(count_of(&status, "pushed").unwrap() >= 1, "{status}");
     let banner = demo.seen.join("\n");
     assert!(banner.contains("/console"), "{banner}");
     assert!(banner.contains("admin token: osat_"), "{banner}");

@@ -16,6 +16,7 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod listener;
+pub mod login_limit;
 pub mod metrics;
 
 use std::future::Future;
@@ -28,6 +29,7 @@ use directory::engine::Engine;
 use directory::ingest::Ingestor;
 
 pub use auth::AdminToken;
+pub use login_limit::{LoginLimiter, LoginLimits};
 
 /// Largest event body accepted (Feishu's own events are a few KiB).
 pub const EVENT_BODY_LIMIT: usize = 1024 * 1024;
@@ -53,6 +55,8 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// Whether the event worker runs (for `/readyz`).
     pub health: health::Health,
+    /// Wrong admin tokens per client address at the console login.
+    pub login_limiter: Arc<LoginLimiter>,
 }
 
 impl AppState {
@@ -69,7 +73,14 @@ impl AppState {
             settings: Arc::new(settings),
             metrics: metrics::Metrics::global(),
             health: health::Health::default(),
+            login_limiter: Arc::new(LoginLimiter::default()),
         }
+    }
+
+    /// The same state with other console login limits.
+    pub fn with_login_limits(mut self, limits: LoginLimits) -> Self {
+        self.login_limiter = Arc::new(LoginLimiter::new(limits));
+        self
     }
 }
 

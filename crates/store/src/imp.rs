@@ -958,6 +958,24 @@ macro_rules! impl_directory_store {
                     assemble_groups(rows, members)
                 }
 
+                async fn count_departments(&self, pool_id: &PoolId) -> StoreResult<u64> {
+                    let n: i64 = sqlx::query_scalar(sql::COUNT_LIVE_DEPARTMENTS)
+                        .bind(pool_id.as_str())
+                        .fetch_one(self.reads())
+                        .await
+                        .map_err(db_err)?;
+                    Ok(count(n))
+                }
+
+                async fn count_groups(&self, pool_id: &PoolId) -> StoreResult<u64> {
+                    let n: i64 = sqlx::query_scalar(sql::COUNT_LIVE_GROUPS)
+                        .bind(pool_id.as_str())
+                        .fetch_one(self.reads())
+                        .await
+                        .map_err(db_err)?;
+                    Ok(count(n))
+                }
+
                 // ---- writes and the change log ----
 
                 async fn apply(&self, batch: ApplyBatch) -> StoreResult<Applied> {

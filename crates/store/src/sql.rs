@@ -248,6 +248,11 @@ pub(crate) const LIVE_GROUPS: &str = concat!(
      LIMIT $2 OFFSET $3"
 );
 
+pub(crate) const COUNT_LIVE_DEPARTMENTS: &str =
+    "SELECT COUNT(*) FROM departments WHERE pool_id = $1 AND deleted_at IS NULL";
+pub(crate) const COUNT_LIVE_GROUPS: &str =
+    "SELECT COUNT(*) FROM user_groups WHERE pool_id = $1 AND deleted_at IS NULL";
+
 pub(crate) const FIND_EXTERNAL: &str = concat!(
     "SELECT ",
     ref_cols!(),

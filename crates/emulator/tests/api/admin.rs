@@ -324,3 +324,69 @@ async fn random_mutations_and_scope_changes_reach_the_receiver_as_known_events()
         Vec::<String>::new()
     );
 }
+
+#[tokio::test]
+async fn ordinary_random_mutations_never_change_the_contact_scope() {
+    let tenant = generate(
+        &GenerateConfig {
+            users: 150,
+            departments: 15,
+            groups: 4,
+            ..GenerateConfig::default()
+        },
+        vec![full_app()],
+    );
+    let emu = start(tenant, |_| {}).await;
+    let admin = Admin {
+        http: reqwest::Client::new(),
+        base: emu.base_url(),
+    };
+    let scope_events = || async {
+        let (status, v) = admin.get("/_emulator/events?limit=10000").await;
+        assert_eq!(status, 200, "{v}");
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["event_type"] == events::SCOPE_UPDATED_V3)
+            .count()
+    };
+    let (_, before) = admin.get(&format!("/_emulator/apps/{APP}")).await;
+
+    let (status, v) = admin
+        .post(
+            "/_emulator/mutations/random",
+            json!({"count": 500, "seed": 9, "profile": "ordinary"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert!(v["events"].as_u64().unwrap() > 300, "{v}");
+    assert_eq!(scope_events().await, 0);
+    let (_, after) = admin.get(&format!("/_emulator/apps/{APP}")).await;
+    assert_eq!(
+        after, before,
+        "the app's scope and permissions are unchanged"
+    );
+
+    // The default profile still changes the scope now and then (the engine's tests rely on it).
+    let (status, v) = admin
+        .post(
+            "/_emulator/mutations/random",
+            json!({"count": 500, "seed": 9}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert!(scope_events().await > 0);
+
+    let (status, v) = admin
+        .post(
+            "/_emulator/mutations/random",
+            json!({"count": 1, "profile": "calm"}),
+        )
+        .await;
+    assert_eq!(status, 422, "{v}");
+    assert_eq!(
+        emu.with_tenant(|t| t.invariant_violations()),
+        Vec::<String>::new()
+    );
+}

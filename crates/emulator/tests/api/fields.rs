@@ -354,3 +354,82 @@ async fn user_id_without_its_permission_is_an_error_or_empty() {
     // The open_id path still works for that app.
     assert!(u.open_id.unwrap().starts_with("ou_"));
 }
+
+/// Avatar URLs point at the emulator, which serves a placeholder image there (a browser
+/// showing a mirrored user must not get a broken image).
+#[tokio::test]
+async fn avatars_are_served_by_the_emulator() {
+    let (tenant, marks) = build_tenant(30, 4, vec![full_app()]);
+    let emu = start(tenant, |_| {}).await;
+    let raw = Raw::new(&emu);
+    let key = marks.multi;
+    let (open_id, name) =
+        emu.with_tenant(|t| (t.apps[APP].open_id(key), t.users[&key].name.clone()));
+    let token = raw.token(APP, SECRET).await;
+    let u = raw
+        .get(
+            Some(&token),
+            &format!("/open-apis/contact/v3/users/{open_id}"),
+        )
+        .await;
+    assert_eq!(u.code(), 0, "{}", u.text);
+    let avatar = &u.data()["user"]["avatar"];
+    let http = reqwest::Client::new();
+    for (field, px) in [
+        ("avatar_72", "72"),
+        ("avatar_240", "240"),
+        ("avatar_640", "640"),
+        ("avatar_origin", "640"),
+    ] {
+        let url = avatar[field].as_str().unwrap();
+        assert!(
+            url.starts_with(&format!("{}/avatar/", emu.base_url())),
+            "{field}: {url}"
+        );
+        let resp = http.get(url).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{url}");
+        let header = |name: &str| resp.headers()[name].to_str().unwrap().to_owned();
+        assert_eq!(header("content-type"), "image/svg+xml");
+        assert!(header("cache-control").contains("max-age="), "{url}");
+        let image = resp.text().await.unwrap();
+        assert!(image.starts_with("<svg "), "{image}");
+        assert!(image.contains(&format!(r#"width="{px}""#)), "{image}");
+        assert!(
+            image.contains(&emulator::avatar::initials(&name)),
+            "{name}: {image}"
+        );
+    }
+    for path in [
+        "/avatar/999999/72",
+        "/avatar/x/72",
+        &format!("/avatar/{key}/73"),
+    ] {
+        let resp = http
+            .get(format!("{}{path}", emu.base_url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 404, "{path}");
+    }
+    emu.shutdown().await.unwrap();
+
+    // A configured base (browsers reach the emulator under another name) is used as given.
+    let (tenant, _) = build_tenant(30, 4, vec![full_app()]);
+    let emu = start(tenant, |c| {
+        c.avatar_base = Some("https://avatars.example.com/".into());
+    })
+    .await;
+    let raw = Raw::new(&emu);
+    let open_id = emu.with_tenant(|t| t.apps[APP].open_id(key));
+    let token = raw.token(APP, SECRET).await;
+    let u = raw
+        .get(
+            Some(&token),
+            &format!("/open-apis/contact/v3/users/{open_id}"),
+        )
+        .await;
+    assert_eq!(
+        u.data()["user"]["avatar"]["avatar_72"],
+        format!("https://avatars.example.com/avatar/{key}/72")
+    );
+}

@@ -24,8 +24,11 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::AppState;
 
 /// Scripts only from the console itself; htmx adds an inline `<style>` for its indicators.
+/// Images from anywhere: a user's avatar is the URL the connection's API gave, on Feishu's CDN
+/// (https) or on an emulator or proxy (http); an image cannot run script, and `https:` already
+/// admits any host.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
-    img-src 'self' data: https:; connect-src 'self'; frame-ancestors 'none'; \
+    img-src 'self' data: https: http:; connect-src 'self'; frame-ancestors 'none'; \
     form-action 'self'; base-uri 'none'";
 
 pub fn router() -> Router<AppState> {

@@ -1,8 +1,10 @@
 //! Login, logout, the dashboard and user pools.
 
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use directory::admin::{counted, page};
 use directory::ids::PoolId;
@@ -12,6 +14,7 @@ use super::jobs::{JobRow, job_rows};
 use super::session::{self, CsrfForm, Session};
 use super::util::{ConsoleError, ConsoleResult, Ctx, fmt_ms, ok, render};
 use crate::AppState;
+use crate::login_limit::{ClientAddr, Lockout};
 
 // ---- login ----
 
@@ -62,15 +65,39 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
+/// Checks the admin token under the per-address limits of [`crate::login_limit`]: a wrong
+/// token is answered after a growing delay, too many lock the address out (429).
 pub async fn login(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     axum::Form(form): axum::Form<LoginForm>,
 ) -> Response {
     let next = safe_next(form.next.as_deref());
     let settings = &state.settings;
+    let limiter = &state.login_limiter;
+    // Locked out: refused before the token is looked at, so guessing during it learns nothing.
+    if let Err(lockout) = limiter.check(client, Instant::now()) {
+        tracing::warn!(%client, "console login refused: this address is locked out after too many wrong admin tokens");
+        return locked_out(next, lockout);
+    }
     if !settings.admin_token.verify(form.token.trim()) {
-        // Slow down guessing a little; the token has 256 bits anyway.
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let failure = limiter.failed(client, Instant::now());
+        // The address, never the submitted text: it may be a mistyped real token.
+        tracing::warn!(
+            %client,
+            failures = failure.failures,
+            max_failures = limiter.limits().max_failures,
+            "console login with a wrong admin token"
+        );
+        if let Some(lockout) = failure.lockout {
+            tracing::warn!(
+                %client,
+                lockout_secs = lockout.retry_after.as_secs(),
+                "console login locked out for this address"
+            );
+            return locked_out(next, lockout);
+        }
+        tokio::time::sleep(failure.delay).await;
         return render(
             StatusCode::UNAUTHORIZED,
             &LoginPage {
@@ -82,6 +109,7 @@ pub async fn login(
             },
         );
     }
+    limiter.succeeded(client);
     let cookie = session::issue(&settings.admin_token);
     (
         [(
@@ -91,6 +119,34 @@ pub async fn login(
         Redirect::to(&next),
     )
         .into_response()
+}
+
+/// 429 with `Retry-After` and the time to come back.
+fn locked_out(next: String, lockout: Lockout) -> Response {
+    // Whole seconds, rounded up: coming back on time must work.
+    let secs = lockout.retry_after.as_millis().div_ceil(1000);
+    let until_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .saturating_add(lockout.retry_after)
+        .as_millis();
+    let minutes = secs.div_ceil(60);
+    let mut page = render(
+        StatusCode::TOO_MANY_REQUESTS,
+        &LoginPage {
+            ctx: Ctx::default(),
+            next,
+            error: Some(format!(
+                "Too many wrong admin tokens from your address: logging in is blocked until {} (in {minutes} minute{}), even with the right token. Try again then with the token orgsync printed when it first started; if it is lost, set ORGSYNC_ADMIN_TOKEN and restart orgsync.",
+                fmt_ms(i64::try_from(until_ms).unwrap_or(i64::MAX)),
+                if minutes == 1 { "" } else { "s" },
+            )),
+        },
+    );
+    if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
+        page.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    page
 }
 
 #[derive(Template)]

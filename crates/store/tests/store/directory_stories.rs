@@ -1573,6 +1573,24 @@ pub async fn departments_and_groups_lists(store: Store, _raw: Raw) {
             .unwrap()
             .is_empty()
     );
+
+    // Counted by the database, tombstones left out, per pool.
+    assert_eq!(store.count_departments(&pool).await.unwrap(), 2);
+    assert_eq!(store.count_groups(&pool).await.unwrap(), 2);
+    let other = new_pool(&store).await;
+    store
+        .apply(batch(
+            &other,
+            vec![put_department(
+                &department(&other, "Elsewhere", None),
+                ChangeKind::DepartmentCreated,
+            )],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(store.count_departments(&other).await.unwrap(), 1);
+    assert_eq!(store.count_groups(&other).await.unwrap(), 0);
+    assert_eq!(store.count_departments(&pool).await.unwrap(), 2);
 }
 
 /// A damaged row is reported as corrupt, never a panic or a silent default.
