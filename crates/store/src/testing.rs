@@ -99,7 +99,34 @@ pub async fn pg_migrated_below(options: &PgConnectOptions, version: i64) {
     let _ = conn.close().await;
 }
 
+/// The URL of `ORGSYNC_TEST_POSTGRES_URL` pointed at a fresh, empty (not yet migrated) schema,
+/// for tests of code that takes a URL (`store::open`); `None` without the variable. Tests must
+/// never migrate the database's shared `public` schema: a developer's other branches leave
+/// their migrations there, and CI runs on the same database.
+///
+/// # Panics
+/// When the variable is set but no schema can be made.
+pub async fn pg_test_schema_url() -> Option<String> {
+    let url = std::env::var(POSTGRES_URL_VAR)
+        .ok()
+        .filter(|u| !u.is_empty())?;
+    match fresh_schema_name(&url).await {
+        Ok(schema) => {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            Some(format!("{url}{sep}options=-c%20search_path%3D{schema}"))
+        }
+        Err(e) => panic!("{POSTGRES_URL_VAR}={url}: cannot make a test schema: {e}"),
+    }
+}
+
 async fn fresh_schema(url: &str) -> Result<PgConnectOptions, String> {
+    let options = PgConnectOptions::from_str(url).map_err(|e| e.to_string())?;
+    let schema = fresh_schema_name(url).await?;
+    Ok(options.options([("search_path", schema.as_str())]))
+}
+
+/// Creates schema `t_<millis>_<random>` (dropping stale ones) and returns its name.
+async fn fresh_schema_name(url: &str) -> Result<String, String> {
     let options = PgConnectOptions::from_str(url).map_err(|e| e.to_string())?;
     let now = now_ms();
     let schema = format!("t_{now}_{}", &new_id()[..12]);
@@ -111,7 +138,7 @@ async fn fresh_schema(url: &str) -> Result<PgConnectOptions, String> {
         .await
         .map_err(|e| e.to_string())?;
     admin.close().await.map_err(|e| e.to_string())?;
-    Ok(options.options([("search_path", schema.as_str())]))
+    Ok(schema)
 }
 
 /// Best effort: another test process may be dropping the same schema.

@@ -91,12 +91,14 @@ async fn open_picks_the_backend_from_the_url() {
     // Reopening an existing database applies no migration twice.
     let again = store::open(plain.to_str().unwrap()).await.unwrap();
     assert!(again.list_pools().await.unwrap().is_empty());
-    match std::env::var(store::testing::POSTGRES_URL_VAR) {
-        Ok(url) if !url.is_empty() => {
+    // A fresh schema, never the shared `public` one (see `pg_test_schema_url`).
+    match store::testing::pg_test_schema_url().await {
+        Some(url) => {
             let s = store::open(&url).await.unwrap();
             assert_eq!(s.backend(), Backend::Postgres);
+            assert!(s.list_pools().await.unwrap().is_empty());
         }
-        _ => eprintln!("ORGSYNC_TEST_POSTGRES_URL is not set: PostgreSQL not tested"),
+        None => eprintln!("ORGSYNC_TEST_POSTGRES_URL is not set: PostgreSQL not tested"),
     }
 }
 
