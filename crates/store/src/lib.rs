@@ -17,6 +17,7 @@ use directory::store::{DirectoryStore, StoreError};
 
 mod codec;
 mod imp;
+mod migrations;
 mod postgres;
 mod prepare;
 mod sql;

@@ -4,17 +4,17 @@
 //! LOCKED`, the job lease is one conditional upsert, and `apply` serialises a pool's writers on
 //! its change-counter row so change numbers follow commit order.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::str::FromStr;
 
 use directory::store::{Backend, InsertOutcome, NewInboxEvent, StoreError, StoreResult};
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::{Executor, Postgres, SqlSafeStr, Transaction};
+use sqlx::{Executor, Postgres, Transaction};
 
 use crate::codec::db_err;
 use crate::imp::impl_directory_store;
+use crate::migrations::{self, Embedded};
 use crate::sql;
 
 /// Connections per instance.
@@ -38,7 +38,7 @@ const INBOX_IDS: &str = "SELECT i.id, i.connection_id, i.event_id FROM inbox i \
      ON i.connection_id = k.connection_id AND i.event_id = k.event_id";
 
 /// The migrations, embedded at compile time: (version, description, SQL).
-const MIGRATIONS: [(i64, &str, &str); 5] = [
+pub(crate) const MIGRATIONS: [Embedded; 6] = [
     (
         1,
         "init",
@@ -64,27 +64,18 @@ const MIGRATIONS: [(i64, &str, &str); 5] = [
         "inbox without tokens",
         include_str!("../migrations/postgres/0005_inbox_without_tokens.sql"),
     ),
+    (
+        6,
+        "pool deletion",
+        include_str!("../migrations/postgres/0006_pool_deletion.sql"),
+    ),
 ];
 
 /// Every migration below `version` (all of them for `i64::MAX`).
 pub(crate) fn migrator_below(version: i64) -> Migrator {
     // sqlx's migrator holds a PostgreSQL advisory lock while it runs, so instances starting
     // together migrate one after the other.
-    Migrator::with_migrations(
-        MIGRATIONS
-            .into_iter()
-            .filter(|(v, _, _)| *v < version)
-            .map(|(v, description, sql)| {
-                Migration::new(
-                    v,
-                    Cow::Borrowed(description),
-                    MigrationType::Simple,
-                    sql.into_sql_str(),
-                    false,
-                )
-            })
-            .collect(),
-    )
+    migrations::migrator_below(&MIGRATIONS, version)
 }
 
 fn migrator() -> Migrator {

@@ -6,21 +6,21 @@
 //! lock up front, so it never fails half-way on a lock upgrade), and `synchronous=FULL` makes a
 //! commit durable before it returns — the inbox answers Feishu 200 only after that.
 
-use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use directory::store::{Backend, InsertOutcome, NewInboxEvent, StoreError, StoreResult};
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
 };
-use sqlx::{SqlSafeStr, Sqlite, Transaction};
+use sqlx::{Sqlite, Transaction};
 
 use crate::codec::db_err;
 use crate::imp::impl_directory_store;
+use crate::migrations::{self, Embedded};
 use crate::sql;
 
 /// Reader connections; WAL readers do not block each other or the writer.
@@ -63,7 +63,7 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
 }
 
 /// The migrations, embedded at compile time: (version, description, SQL).
-const MIGRATIONS: [(i64, &str, &str); 6] = [
+pub(crate) const MIGRATIONS: [Embedded; 6] = [
     (
         1,
         "init",
@@ -98,21 +98,7 @@ const MIGRATIONS: [(i64, &str, &str); 6] = [
 
 /// Every migration below `version` (all of them for `i64::MAX`).
 pub(crate) fn migrator_below(version: i64) -> Migrator {
-    Migrator::with_migrations(
-        MIGRATIONS
-            .into_iter()
-            .filter(|(v, _, _)| *v < version)
-            .map(|(v, description, sql)| {
-                Migration::new(
-                    v,
-                    Cow::Borrowed(description),
-                    MigrationType::Simple,
-                    sql.into_sql_str(),
-                    false,
-                )
-            })
-            .collect(),
-    )
+    migrations::migrator_below(&MIGRATIONS, version)
 }
 
 fn migrator() -> Migrator {
