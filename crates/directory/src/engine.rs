@@ -23,10 +23,14 @@ use crate::store::{
     StoreError, Watermark,
 };
 
-/// The error of a job whose process stopped before it finished (what it committed stays:
-/// the next job diffs against it).
-pub const INTERRUPTED: &str =
-    "interrupted: the process stopped before the job finished; start the job again";
+/// How the error of a job whose process stopped before it finished begins.
+pub const INTERRUPTED: &str = "interrupted: the process stopped";
+
+/// The error of such a job, with how it was found. What it committed stays (the next job
+/// diffs against it), so the fix is to start it again.
+fn interrupted(how: &str) -> String {
+    format!("{INTERRUPTED} before the job finished ({how}); start the job again")
+}
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -242,7 +246,7 @@ impl Engine {
             .store
             .interrupt_jobs(
                 &RunningJobs::OfConnection(connection_id.clone()),
-                &format!("{INTERRUPTED} (its lease had expired)"),
+                &interrupted("its lease had expired"),
                 now_ms(),
             )
             .await;
@@ -280,7 +284,7 @@ impl Engine {
     }
 
     /// At start, before serving: ends what a stopped process of this instance left behind.
-    /// Its running jobs end failed ([`INTERRUPTED`]), then every lease it held (jobs' and
+    /// Its running jobs end failed (their error starts with [`INTERRUPTED`]), then every lease it held (jobs' and
     /// the event worker's) is released, so the connections take new jobs and events at once;
     /// then [`Engine::end_orphaned_jobs`] for other instances. Only call it when no other
     /// live process runs as this instance. Returns the jobs it ended.
@@ -292,7 +296,7 @@ impl Engine {
             .store
             .interrupt_jobs(
                 &RunningJobs::OfInstance(instance.clone()),
-                &format!("{INTERRUPTED} (instance {instance} restarted)"),
+                &interrupted(&format!("instance {instance} restarted")),
                 now_ms(),
             )
             .await?;
@@ -309,7 +313,7 @@ impl Engine {
     }
 
     /// Ends every running job whose connection's lease is gone or expired (its instance
-    /// stopped without finishing it) as failed with [`INTERRUPTED`]. A job whose lease is
+    /// stopped without finishing it) as failed, their error starting with [`INTERRUPTED`]. A job whose lease is
     /// live is never touched: it is renewed while the job runs, however slow it is. Called at
     /// start and from the schedule's tick. Returns the jobs it ended.
     pub async fn end_orphaned_jobs(&self) -> Result<Vec<SyncJob>, StoreError> {
@@ -318,7 +322,7 @@ impl Engine {
             .store
             .interrupt_jobs(
                 &RunningJobs::WithoutLiveLease { now },
-                &format!("{INTERRUPTED} (its lease had expired)"),
+                &interrupted("its lease had expired"),
                 now,
             )
             .await?;

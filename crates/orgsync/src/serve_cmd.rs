@@ -170,7 +170,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(config = %settings.source, "starting orgsync {}", env!("CARGO_PKG_VERSION"));
     settings.prepare_dirs()?;
     let instance = Instance::claim(&settings)?;
-    tracing::info!(instance = %instance.id, "instance");
+    tracing::info!(instance = %instance.id, "instance id");
     let env_key = std::env::var("ORGSYNC_MASTER_KEY").ok();
     let (key, key_source) = config::master_key(&settings, env_key.as_deref(), true)?;
     match &key_source {
