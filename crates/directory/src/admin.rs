@@ -554,15 +554,20 @@ fn validate_pool_name(name: &str) -> AdminResult<String> {
 
 /// `1 connection`, `1,945 users`.
 pub fn counted(n: u64, noun: &str) -> String {
+    format!("{} {noun}{}", thousands(n), if n == 1 { "" } else { "s" })
+}
+
+/// `1940` → `1,940`: the console, the API's messages and the CLI write counts this way.
+pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
-    let mut grouped = String::new();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, d) in digits.chars().enumerate() {
         if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            grouped.push(',');
+            out.push(',');
         }
-        grouped.push(d);
+        out.push(d);
     }
-    format!("{grouped} {noun}{}", if n == 1 { "" } else { "s" })
+    out
 }
 
 fn non_empty(v: Option<String>) -> Option<String> {

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow};
 use clap::Args;
-use directory::admin::{Admin, NewConnection};
+use directory::admin::{Admin, NewConnection, counted, thousands};
 use directory::apply::WorkerConfig;
 use directory::engine::EngineConfig;
 use directory::ids::PoolId;
@@ -422,24 +422,6 @@ impl DirectoryCounts {
             groups: store.count_groups(pool).await.map_err(failed)?,
         })
     }
-}
-
-/// `1 change`, `1,940 changes`.
-fn counted(n: u64, noun: &str) -> String {
-    format!("{} {noun}{}", thousands(n), if n == 1 { "" } else { "s" })
-}
-
-/// `1940` → `1,940`.
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[cfg(test)]
