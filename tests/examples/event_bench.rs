@@ -23,13 +23,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use directory::apply::{Worker, WorkerConfig};
 use directory::engine::{Engine, EngineConfig};
 use directory::fetch::FetchOptions;
 use directory::ids::{ConnectionId, now_ms};
 use directory::ingest::Ingestor;
 use directory::secrets::MasterKey;
 use directory::store::{DirectoryStore, InboxFilter, InboxState, PageRequest};
+use directory::worker::{Worker, WorkerConfig};
 use emulator::events::OutgoingEvent;
 use emulator::generate::{GenerateConfig, generate};
 use emulator::mutate::UserPatch;

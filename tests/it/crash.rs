@@ -5,12 +5,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
-use directory::apply::{Worker, WorkerConfig};
 use directory::ids::now_ms;
 use directory::model::{ObjectKind, Verdict};
 use directory::store::{
     ApplyBatch, ChangeKind, ChangeSource, InboxEvent, InboxOutcome, InboxState, StoreError, Write,
 };
+use directory::worker::{Worker, WorkerConfig};
 use emulator::faults::FaultConfig;
 use emulator::mutate::{MutationResult, NewDepartment, NewUser, UserPatch};
 use emulator::tenant::{I18n, Tenant, UserKey};

@@ -383,9 +383,9 @@ async fn a_committed_event_wakes_the_idle_worker() {
         );
         // A worker that would otherwise sleep for an hour between rounds.
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let worker = directory::apply::Worker::new(
+        let worker = directory::worker::Worker::new(
             h.engine.clone(),
-            directory::apply::WorkerConfig {
+            directory::worker::WorkerConfig {
                 idle_poll: std::time::Duration::from_secs(3600),
                 ..crate::support::worker_config()
             },
@@ -541,9 +541,9 @@ async fn permanent_feishu_errors_park_at_once_and_transient_ones_are_retried() {
 
         // Reading users fails with HTTP 5xx for a while: retried, not parked. (A worker that
         // waits long enough between attempts for one drain to see one attempt.)
-        let worker = directory::apply::Worker::new(
+        let worker = directory::worker::Worker::new(
             h.engine.clone(),
-            directory::apply::WorkerConfig {
+            directory::worker::WorkerConfig {
                 backoff_base: std::time::Duration::from_millis(300),
                 backoff_max: std::time::Duration::from_secs(2),
                 ..crate::support::worker_config()

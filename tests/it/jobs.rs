@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use directory::apply::RoundStats;
 use directory::engine::{Engine, EngineConfig, EngineError};
 use directory::ids::{ConnectionId, JobId, now_ms};
 use directory::model::{
@@ -16,6 +15,7 @@ use directory::model::{
 };
 use directory::schedule;
 use directory::store::{InboxState, ParkedFilter, UserQuery};
+use directory::worker::RoundStats;
 use emulator::faults::FaultConfig;
 use emulator::mutate::{Change, MutationResult, NewDepartment, UserPatch};
 use emulator::tenant::{ContactScope, I18n, Tenant, UserKey, UserRecord};

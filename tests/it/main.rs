@@ -15,4 +15,5 @@ mod event_endpoint;
 mod events;
 mod import;
 mod jobs;
+mod one_writer;
 mod parked;

@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
-use directory::apply::Worker;
 use directory::engine::Engine;
 use directory::ingest::Ingestor;
 use directory::secrets::MasterKey;
 use directory::store::DirectoryStore;
+use directory::worker::Worker;
 use emulator::ratelimit::RateLimitConfig;
 use emulator::tenant::Tenant;
 use emulator::{Emulator, EmulatorConfig};

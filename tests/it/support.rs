@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use directory::apply::{RoundStats, Worker, WorkerConfig};
 use directory::compare::{Difference, compare};
 use directory::engine::{Engine, EngineConfig, live_user_open_ids};
 use directory::fetch::{FetchOptions, fetch_snapshot};
@@ -15,6 +14,7 @@ use directory::model::{
 };
 use directory::secrets::MasterKey;
 use directory::store::DirectoryStore;
+use directory::worker::{RoundStats, Worker, WorkerConfig};
 use emulator::generate::{GenerateConfig, generate};
 use emulator::ratelimit::RateLimitConfig;
 use emulator::tenant::{AppRecord, Tenant};

@@ -10,16 +10,15 @@ use serde::{Deserialize, Serialize};
 use crate::engine::{Engine, EngineError};
 use crate::ids::{ConnectionId, DepartmentId, GroupId, JobId, Millis, PoolId, UserId, now_ms};
 use crate::ingest::Ingestor;
-use crate::merge;
 use crate::model::{
     ActionLogEntry, Connection, ConnectionSettings, Department, ExternalRef, Group, GroupMember,
     JobKind, JobState, JobTrigger, ObjectKind, ParkedDeletion, ParkedState, Provider, SyncJob,
     User, UserPool,
 };
+use crate::plan::steps::{ByObjectId, Dependents, Doomed, Steps};
 use crate::store::{
-    ActionLogFilter, ApplyBatch, ChangeKind, ChangeRecord, ChangeSource, DirectoryStore,
-    ExternalField, InboxEvent, InboxFilter, PageRequest, ParkedFilter, StoreError, UserQuery,
-    Write,
+    ActionLogFilter, ApplyBatch, ChangeRecord, ChangeSource, DirectoryStore, ExternalField,
+    InboxEvent, InboxFilter, PageRequest, ParkedFilter, StoreError, UserQuery, Write,
 };
 
 /// Largest page any list returns.
@@ -1185,8 +1184,11 @@ impl Admin {
         })
     }
 
-    /// Approves pending entries: the tombstones of all of them in one transaction (one per
-    /// entry if that fails, so one conflict fails alone), then the entries resolved.
+    /// Approves pending entries: each entry's deletion (the tombstone, and its dependents
+    /// detached: a department's members lose the membership, groups lose the member; built
+    /// by the planner's step builder, docs/write-path.md) all in one transaction, or one per
+    /// entry if that fails (each built afresh), so one conflict fails alone. Then the entries
+    /// are resolved.
     async fn approve_batch(
         &self,
         items: Vec<ParkedDeletion>,
@@ -1195,35 +1197,39 @@ impl Admin {
         let store = self.store();
         let now = now_ms();
         let mut outcome = BulkOutcome::default();
-        let mut deletions: Vec<(ParkedDeletion, Write)> = Vec::new();
+        let mut deletions: Vec<(ParkedDeletion, Vec<Write>)> = Vec::new();
         let mut already_deleted: Vec<ParkedDeletion> = Vec::new();
         // Entries of other connections for an object this batch already deletes: they share
         // its fate (one tombstone, not a second write that would conflict).
         let mut followers: Vec<ParkedDeletion> = Vec::new();
+        // Objects the batch's earlier deletions write (a member of two approved departments):
+        // the later ones build on them.
+        let mut written = Written::default();
         let same_object =
             |a: &ParkedDeletion, b: &ParkedDeletion| a.kind == b.kind && a.object_id == b.object_id;
         for item in items {
-            match self.approval(&item, now).await {
-                Ok(Some(_)) if deletions.iter().any(|(d, _)| same_object(d, &item)) => {
-                    followers.push(item)
+            if deletions.iter().any(|(d, _)| same_object(d, &item)) {
+                followers.push(item);
+                continue;
+            }
+            match self.approval(&item, now, &written).await {
+                Ok(Some(writes)) => {
+                    written.absorb(&writes);
+                    deletions.push((item, writes));
                 }
-                Ok(Some(write)) => deletions.push((item, write)),
                 Ok(None) => already_deleted.push(item),
                 Err(e @ AdminError::Conflict(_)) => outcome.skip(&item, e),
                 Err(e) => return Err(e),
             }
         }
-        // Tombstones by pool (a bulk request covers one pool; a single approval one entry).
         let mut approved: Vec<ParkedDeletion> = Vec::new();
         if !deletions.is_empty() {
-            let pool_id = deletions[0].0.pool_id.clone();
-            let batch = ApplyBatch {
-                pool_id: pool_id.clone(),
-                source: ChangeSource::Admin,
-                writes: deletions.iter().map(|(_, w)| w.clone()).collect(),
-                watermarks: Vec::new(),
-                inbox: None,
-            };
+            // A bulk request covers one pool; a single approval one entry.
+            let mut batch = ApplyBatch::new(deletions[0].0.pool_id.clone(), ChangeSource::Admin);
+            batch.writes = deletions
+                .iter()
+                .flat_map(|(_, w)| w.iter().cloned())
+                .collect();
             match store.apply(batch).await {
                 Ok(_) => approved.extend(deletions.into_iter().map(|(item, _)| item)),
                 Err(e) if deletions.len() == 1 => {
@@ -1231,14 +1237,20 @@ impl Admin {
                     outcome.skip(&item, e.into());
                 }
                 Err(_) => {
-                    for (item, write) in deletions {
-                        let one = ApplyBatch {
-                            pool_id: item.pool_id.clone(),
-                            source: ChangeSource::Admin,
-                            writes: vec![write],
-                            watermarks: Vec::new(),
-                            inbox: None,
+                    for (item, _) in deletions {
+                        let writes = match self.approval(&item, now, &Written::default()).await {
+                            Ok(Some(writes)) => writes,
+                            Ok(None) => {
+                                already_deleted.push(item);
+                                continue;
+                            }
+                            Err(e) => {
+                                outcome.skip(&item, e);
+                                continue;
+                            }
                         };
+                        let mut one = ApplyBatch::new(item.pool_id.clone(), ChangeSource::Admin);
+                        one.writes = writes;
                         match store.apply(one).await {
                             Ok(_) => approved.push(item),
                             Err(e) => outcome.skip(&item, e.into()),
@@ -1316,74 +1328,127 @@ impl Admin {
         Ok(outcome)
     }
 
-    /// The tombstone that approving `item` writes, from the object as stored now; `None` when
-    /// the object is already deleted (or gone). [`AdminError::Conflict`] when it changed after
-    /// a job last parked the deletion.
-    async fn approval(&self, item: &ParkedDeletion, now: Millis) -> AdminResult<Option<Write>> {
-        let stale = || {
-            AdminError::Conflict(format!(
-                "parked deletion {}: the {} changed after the deletion was parked (a later sync saw it); reject this deletion, or run a reconciliation to park it again",
-                item.id,
-                item.kind.as_str()
-            ))
+    /// The writes that approving `item` makes: the object's deletion with its dependents
+    /// detached, from the objects as stored now (or as `written` by earlier approvals of the
+    /// same batch); `None` when the object is already deleted (or gone).
+    /// [`AdminError::Conflict`] when it changed after a job last parked the deletion.
+    async fn approval(
+        &self,
+        item: &ParkedDeletion,
+        now: Millis,
+        written: &Written,
+    ) -> AdminResult<Option<Vec<Write>>> {
+        let stale = |updated_at: Millis| {
+            (updated_at > item.last_parked_at).then(|| {
+                AdminError::Conflict(format!(
+                    "parked deletion {}: the {} changed after the deletion was parked (a later sync saw it); reject this deletion, or run a reconciliation to park it again",
+                    item.id,
+                    item.kind.as_str()
+                ))
+            })
         };
         let store = self.store();
-        Ok(match item.kind {
+        let pool = &item.pool_id;
+        let builder = Steps {
+            connection_id: &item.connection_id,
+            now,
+            names: &ByObjectId,
+        };
+        let live_groups = |groups: Vec<Group>| -> Vec<Group> {
+            groups
+                .into_iter()
+                .filter(|g| g.deleted_at.is_none())
+                .map(|g| written.groups.get(&g.id.0).cloned().unwrap_or(g))
+                .collect()
+        };
+        let mut steps = Vec::new();
+        match item.kind {
             ObjectKind::User => {
-                let u = store
-                    .get_user(&item.pool_id, &UserId::from(item.object_id.as_str()))
-                    .await?;
-                match u {
-                    Some(u) if u.deleted_at.is_none() => {
-                        if u.updated_at > item.last_parked_at {
-                            return Err(stale());
-                        }
-                        Some(Write::PutUser {
-                            expected_version: Some(u.version),
-                            user: merge::tombstone_user(&u, now),
-                            change: ChangeKind::UserDeleted,
-                        })
-                    }
-                    _ => None,
+                let id = UserId::from(item.object_id.as_str());
+                let Some(u) = store
+                    .get_user(pool, &id)
+                    .await?
+                    .filter(|u| u.deleted_at.is_none())
+                else {
+                    return Ok(None);
+                };
+                if let Some(e) = stale(u.updated_at) {
+                    return Err(e);
                 }
+                let u = written.users.get(&u.id.0).cloned().unwrap_or(u);
+                let groups =
+                    live_groups(store.groups_of_member(pool, &GroupMember::User(id)).await?);
+                let dependents = Dependents {
+                    members: Vec::new(),
+                    groups: groups.iter().map(|g| (g.id.as_str(), g)).collect(),
+                };
+                builder.deletion(
+                    &item.external_id,
+                    Doomed::User(&u),
+                    &dependents,
+                    None,
+                    &mut steps,
+                );
             }
             ObjectKind::Department => {
-                let d = store
-                    .get_department(&item.pool_id, &DepartmentId::from(item.object_id.as_str()))
-                    .await?;
-                match d {
-                    Some(d) if d.deleted_at.is_none() => {
-                        if d.updated_at > item.last_parked_at {
-                            return Err(stale());
-                        }
-                        Some(Write::PutDepartment {
-                            expected_version: Some(d.version),
-                            department: merge::tombstone_department(&d, now),
-                            change: ChangeKind::DepartmentDeleted,
-                        })
-                    }
-                    _ => None,
+                let id = DepartmentId::from(item.object_id.as_str());
+                let Some(d) = store
+                    .get_department(pool, &id)
+                    .await?
+                    .filter(|d| d.deleted_at.is_none())
+                else {
+                    return Ok(None);
+                };
+                if let Some(e) = stale(d.updated_at) {
+                    return Err(e);
                 }
+                let members: Vec<User> = store
+                    .department_members(pool, &id)
+                    .await?
+                    .into_iter()
+                    .map(|u| written.users.get(&u.id.0).cloned().unwrap_or(u))
+                    .filter(|u| u.deleted_at.is_none())
+                    .collect();
+                let groups = live_groups(
+                    store
+                        .groups_of_member(pool, &GroupMember::Department(id))
+                        .await?,
+                );
+                let dependents = Dependents {
+                    members: members.iter().map(|u| (u.id.as_str(), u)).collect(),
+                    groups: groups.iter().map(|g| (g.id.as_str(), g)).collect(),
+                };
+                builder.deletion(
+                    &item.external_id,
+                    Doomed::Department(&d),
+                    &dependents,
+                    None,
+                    &mut steps,
+                );
             }
             ObjectKind::Group => {
-                let g = store
-                    .get_group(&item.pool_id, &GroupId::from(item.object_id.as_str()))
-                    .await?;
-                match g {
-                    Some(g) if g.deleted_at.is_none() => {
-                        if g.updated_at > item.last_parked_at {
-                            return Err(stale());
-                        }
-                        Some(Write::PutGroup {
-                            expected_version: Some(g.version),
-                            group: merge::tombstone_group(&g, now),
-                            change: ChangeKind::GroupDeleted,
-                        })
-                    }
-                    _ => None,
+                let id = GroupId::from(item.object_id.as_str());
+                let Some(g) = store
+                    .get_group(pool, &id)
+                    .await?
+                    .filter(|g| g.deleted_at.is_none())
+                else {
+                    return Ok(None);
+                };
+                if let Some(e) = stale(g.updated_at) {
+                    return Err(e);
                 }
+                let g = written.groups.get(&g.id.0).cloned().unwrap_or(g);
+                builder.deletion(
+                    &item.external_id,
+                    Doomed::Group(&g),
+                    &Dependents::default(),
+                    None,
+                    &mut steps,
+                );
             }
-        })
+        }
+        Ok(Some(steps.into_iter().flat_map(|s| s.writes).collect()))
     }
 
     async fn pending_parked(&self, id: i64) -> AdminResult<ParkedDeletion> {
@@ -2005,5 +2070,28 @@ mod counting_tests {
         assert_eq!(counted(1_945, "user"), "1,945 users");
         assert_eq!(counted(100_000, "user"), "100,000 users");
         assert_eq!(counted(1_234_567, "user"), "1,234,567 users");
+    }
+}
+
+/// The users and groups an approval batch writes, as written (later approvals chain on them).
+#[derive(Default)]
+struct Written {
+    users: HashMap<String, User>,
+    groups: HashMap<String, Group>,
+}
+
+impl Written {
+    fn absorb(&mut self, writes: &[Write]) {
+        for w in writes {
+            match w {
+                Write::PutUser { user, .. } => {
+                    self.users.insert(user.id.0.clone(), user.clone());
+                }
+                Write::PutGroup { group, .. } => {
+                    self.groups.insert(group.id.0.clone(), group.clone());
+                }
+                Write::PutDepartment { .. } | Write::PutExternalRef(_) => {}
+            }
+        }
     }
 }

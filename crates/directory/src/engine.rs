@@ -738,8 +738,9 @@ impl Engine {
             pool_id: connection.pool_id.clone(),
             source: source.clone(),
             writes,
+            later_sources: Vec::new(),
             watermarks,
-            inbox: None,
+            inbox: Vec::new(),
         }
     }
 }

@@ -12,7 +12,6 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod admin;
-pub mod apply;
 pub mod compare;
 pub mod engine;
 pub mod fetch;
@@ -25,3 +24,4 @@ pub mod schedule;
 pub mod secrets;
 pub mod snapshot;
 pub mod store;
+pub mod worker;

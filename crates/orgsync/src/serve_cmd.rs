@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
-use directory::apply::{Worker, WorkerConfig};
 use directory::engine::{Engine, EngineConfig};
 use directory::ingest::Ingestor;
 use directory::secrets::MasterKey;
 use directory::store::DirectoryStore;
+use directory::worker::{Worker, WorkerConfig};
 use feishu::envelope::DecodeOptions;
 use server::{AdminToken, AppState, LoginLimits, ServerSettings};
 use tokio::sync::watch;
