@@ -261,7 +261,8 @@ async fn a_worker_stopped_mid_batch_and_restarted_applies_every_event_exactly_on
                     expected_version: None,
                 }],
                 watermarks: Vec::new(),
-                inbox: Some((late.id, InboxOutcome::Applied { note: None })),
+                later_sources: Vec::new(),
+                inbox: vec![(late.id, InboxOutcome::Applied { note: None })],
             })
             .await;
         assert!(twice.is_err(), "{backend:?}: {twice:?}");

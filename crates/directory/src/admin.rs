@@ -1222,7 +1222,8 @@ impl Admin {
                 source: ChangeSource::Admin,
                 writes: deletions.iter().map(|(_, w)| w.clone()).collect(),
                 watermarks: Vec::new(),
-                inbox: None,
+                later_sources: Vec::new(),
+                inbox: Vec::new(),
             };
             match store.apply(batch).await {
                 Ok(_) => approved.extend(deletions.into_iter().map(|(item, _)| item)),
@@ -1237,7 +1238,8 @@ impl Admin {
                             source: ChangeSource::Admin,
                             writes: vec![write],
                             watermarks: Vec::new(),
-                            inbox: None,
+                            later_sources: Vec::new(),
+                            inbox: Vec::new(),
                         };
                         match store.apply(one).await {
                             Ok(_) => approved.push(item),

@@ -307,7 +307,8 @@ impl Worker {
                         },
                         writes,
                         watermarks,
-                        inbox: Some((event.id, InboxOutcome::Applied { note: Some(note) })),
+                        later_sources: Vec::new(),
+                        inbox: vec![(event.id, InboxOutcome::Applied { note: Some(note) })],
                     };
                     match store.apply(batch).await {
                         Ok(_) => {

@@ -739,7 +739,8 @@ impl Engine {
             source: source.clone(),
             writes,
             watermarks,
-            inbox: None,
+            later_sources: Vec::new(),
+            inbox: Vec::new(),
         }
     }
 }
