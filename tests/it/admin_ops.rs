@@ -347,7 +347,8 @@ async fn parked_deletions_are_approved_or_rejected_by_an_admin() {
                     expected_version: None,
                 }],
                 watermarks: Vec::new(),
-                inbox: None,
+                later_sources: Vec::new(),
+                inbox: Vec::new(),
             })
             .await
             .unwrap();

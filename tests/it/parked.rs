@@ -375,7 +375,8 @@ async fn bulk_decisions_over_the_api_in_batches_with_counts() {
                     expected_version: None,
                 }],
                 watermarks: Vec::new(),
-                inbox: None,
+                later_sources: Vec::new(),
+                inbox: Vec::new(),
             })
             .await
             .unwrap();

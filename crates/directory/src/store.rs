@@ -4,8 +4,8 @@
 //! The store keeps no business rules. It persists what the engine decided, atomically:
 //! [`DirectoryStore::apply`] writes objects (bumping versions), appends one change-log row per
 //! object change numbered by a per-pool counter row, moves per-object event watermarks and
-//! finishes an inbox event — all in one transaction, which is what makes event application
-//! exactly-once and the change log gap-free.
+//! finishes the inbox events it applied — all in one transaction, which is what makes event
+//! application exactly-once and the change log gap-free.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -202,12 +202,31 @@ pub struct Watermark {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApplyBatch {
     pub pool_id: PoolId,
+    /// The source of the batch's changes (of every write before the first of `later_sources`).
     pub source: ChangeSource,
     pub writes: Vec<Write>,
+    /// `(i, source)`: writes from index `i` on are attributed to `source` (a batch that applies
+    /// several events: each event's writes carry its own event id). Ascending `i`.
+    pub later_sources: Vec<(usize, ChangeSource)>,
     /// Upserted (a watermark only ever moves forward: the store keeps the newer time).
     pub watermarks: Vec<Watermark>,
-    /// Marks an inbox event finished in the same transaction.
-    pub inbox: Option<(i64, InboxOutcome)>,
+    /// Inbox events finished in the same transaction (applied or ignored), any number. Each
+    /// must be pending and listed once, or the whole batch is refused.
+    pub inbox: Vec<(i64, InboxOutcome)>,
+}
+
+impl ApplyBatch {
+    /// A batch with nothing in it yet.
+    pub fn new(pool_id: PoolId, source: ChangeSource) -> Self {
+        Self {
+            pool_id,
+            source,
+            writes: Vec::new(),
+            later_sources: Vec::new(),
+            watermarks: Vec::new(),
+            inbox: Vec::new(),
+        }
+    }
 }
 
 /// What a committed batch wrote.
@@ -484,6 +503,34 @@ pub trait DirectoryStore: Send + Sync + 'static {
     ) -> StoreResult<Option<ExternalRef>>;
     /// The ref of a connection's object found by one of its Feishu ids (the first by
     /// `external_id` if several share a `union_id` or custom id).
+    /// The refs of a connection's objects of one kind, by Feishu id (`external_id`); ids
+    /// without a ref are left out. Through the primary key, in chunks.
+    async fn find_externals(
+        &self,
+        connection_id: &ConnectionId,
+        kind: ObjectKind,
+        external_ids: &[String],
+    ) -> StoreResult<HashMap<String, ExternalRef>>;
+    /// Objects by id (tombstones included), in the order of `ids` (a repeated id once); ids
+    /// that do not exist are left out. The same content as [`DirectoryStore::get_user`]
+    /// (memberships included), with a bounded number of queries per chunk of ids, not per id.
+    async fn get_users(&self, pool_id: &PoolId, ids: &[UserId]) -> StoreResult<Vec<User>>;
+    /// Like [`DirectoryStore::get_users`], leaders included.
+    async fn get_departments(
+        &self,
+        pool_id: &PoolId,
+        ids: &[DepartmentId],
+    ) -> StoreResult<Vec<Department>>;
+    /// Like [`DirectoryStore::get_users`], members included.
+    async fn get_groups(&self, pool_id: &PoolId, ids: &[GroupId]) -> StoreResult<Vec<Group>>;
+    /// Every live (not tombstoned) user with a membership in the department, ordered by id,
+    /// without any cap (a department deletion must detach all of them). Through the
+    /// membership index; two queries whatever the number of members.
+    async fn department_members(
+        &self,
+        pool_id: &PoolId,
+        department_id: &DepartmentId,
+    ) -> StoreResult<Vec<User>>;
     async fn find_external_by(
         &self,
         connection_id: &ConnectionId,

@@ -279,6 +279,12 @@ pub(crate) struct DepartmentRow {
     deleted_at: Option<i64>,
 }
 
+impl DepartmentRow {
+    pub(crate) fn id(&self) -> String {
+        self.id.clone()
+    }
+}
+
 #[derive(FromRow)]
 pub(crate) struct LeaderRow {
     department_id: String,
@@ -343,6 +349,25 @@ pub(crate) struct MemberRow {
     group_id: String,
     member_kind: String,
     member_id: String,
+}
+
+/// The ids, each once, in first-seen order.
+pub(crate) fn unique_ids<'a>(ids: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    ids.filter(|id| seen.insert(*id))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `items` in the order of `ids` (each item's id is one of them).
+pub(crate) fn in_order<T>(mut items: Vec<T>, ids: &[String], id: fn(&T) -> &str) -> Vec<T> {
+    let position: HashMap<&str, usize> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    items.sort_by_key(|item| position.get(id(item)).copied().unwrap_or(usize::MAX));
+    items
 }
 
 /// `(member_kind, member_id)` as stored.

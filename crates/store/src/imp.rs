@@ -40,7 +40,7 @@ macro_rules! impl_directory_store {
                 JobRow, LeaderRow, MemberRow, MembershipRow, ParkedRow, PoolRow, RefRow, UserRow,
                 WatermarkRow, assemble_departments, assemble_groups, assemble_users,
                 connection_conflict, contains_pattern, convert_all, count, db_err, enum_text,
-                member_columns, plus, search_text, sort_for_claim, sql_int,
+                in_order, member_columns, plus, search_text, sort_for_claim, sql_int, unique_ids,
             };
             use $crate::prepare::{self, Stored};
             use $crate::sql;
@@ -356,6 +356,20 @@ macro_rules! impl_directory_store {
                 })
             }
 
+            /// Finishes the inbox events of an [`ApplyBatch`]: all of them or, with an error
+            /// (one not pending, missing, or listed twice), none (the caller's transaction
+            /// is dropped).
+            async fn finish_inbox_events(
+                conn: &mut Conn,
+                events: &[(i64, InboxOutcome)],
+                now: Millis,
+            ) -> StoreResult<()> {
+                for (id, outcome) in events {
+                    finish_inbox(conn, *id, outcome, now).await?;
+                }
+                Ok(())
+            }
+
             fn push_user_filters(qb: &mut QueryBuilder<$db>, pool: &PoolId, q: &UserQuery) {
                 qb.push(" WHERE u.pool_id = ").push_bind(pool.as_str());
                 if !q.include_deleted {
@@ -475,6 +489,53 @@ macro_rules! impl_directory_store {
                     qb.push(" ORDER BY group_id, pos");
                     out.extend(
                         qb.build_query_as::<MemberRow>()
+                            .fetch_all(&mut *conn)
+                            .await
+                            .map_err(db_err)?,
+                    );
+                }
+                Ok(out)
+            }
+
+            async fn leaders_of(
+                conn: &mut Conn,
+                pool: &PoolId,
+                ids: &[String],
+            ) -> StoreResult<Vec<LeaderRow>> {
+                let mut out = Vec::new();
+                for chunk in ids.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(sql::LEADERS_BY_DEPARTMENT);
+                    qb.push_bind(pool.as_str()).push(" AND department_id");
+                    push_in(&mut qb, chunk);
+                    qb.push(" ORDER BY department_id, pos");
+                    out.extend(
+                        qb.build_query_as::<LeaderRow>()
+                            .fetch_all(&mut *conn)
+                            .await
+                            .map_err(db_err)?,
+                    );
+                }
+                Ok(out)
+            }
+
+            /// Rows of one table by id (`head` ends with `WHERE pool_id = `), a statement per
+            /// chunk of ids.
+            async fn rows_by_id<R>(
+                conn: &mut Conn,
+                head: &'static str,
+                pool: &PoolId,
+                ids: &[String],
+            ) -> StoreResult<Vec<R>>
+            where
+                R: for<'r> sqlx::FromRow<'r, <$db as sqlx::Database>::Row> + Send + Unpin,
+            {
+                let mut out = Vec::with_capacity(ids.len());
+                for chunk in ids.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(head);
+                    qb.push_bind(pool.as_str()).push(" AND id");
+                    push_in(&mut qb, chunk);
+                    out.extend(
+                        qb.build_query_as::<R>()
                             .fetch_all(&mut *conn)
                             .await
                             .map_err(db_err)?,
@@ -805,6 +866,119 @@ macro_rules! impl_directory_store {
                     row.map(ExternalRef::try_from).transpose()
                 }
 
+                async fn find_externals(
+                    &self,
+                    connection_id: &ConnectionId,
+                    kind: ObjectKind,
+                    external_ids: &[String],
+                ) -> StoreResult<HashMap<String, ExternalRef>> {
+                    let ids = unique_ids(external_ids.iter().map(String::as_str));
+                    let mut out = HashMap::with_capacity(ids.len());
+                    for chunk in ids.chunks(CHUNK) {
+                        let mut qb = QueryBuilder::<$db>::new(sql::REFS_BY_EXTERNAL_ID);
+                        qb.push_bind(connection_id.as_str())
+                            .push(" AND kind = ")
+                            .push_bind(kind.as_str())
+                            .push(" AND external_id");
+                        push_in(&mut qb, chunk);
+                        let rows: Vec<RefRow> = qb
+                            .build_query_as()
+                            .fetch_all(self.reads())
+                            .await
+                            .map_err(db_err)?;
+                        for row in rows {
+                            let r = ExternalRef::try_from(row)?;
+                            out.insert(r.external_id.clone(), r);
+                        }
+                    }
+                    Ok(out)
+                }
+
+                async fn get_users(
+                    &self,
+                    pool_id: &PoolId,
+                    ids: &[UserId],
+                ) -> StoreResult<Vec<User>> {
+                    let ids = unique_ids(ids.iter().map(UserId::as_str));
+                    if ids.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let mut tx = self.begin_read().await.map_err(db_err)?;
+                    let rows: Vec<UserRow> =
+                        rows_by_id(&mut tx, sql::USERS_BY_ID, pool_id, &ids).await?;
+                    let found: Vec<String> = rows.iter().map(UserRow::id).collect();
+                    let memberships = memberships_of(&mut tx, pool_id, &found).await?;
+                    tx.commit().await.map_err(db_err)?;
+                    let users = assemble_users(rows, memberships)?;
+                    Ok(in_order(users, &ids, |u| u.id.as_str()))
+                }
+
+                async fn get_departments(
+                    &self,
+                    pool_id: &PoolId,
+                    ids: &[DepartmentId],
+                ) -> StoreResult<Vec<Department>> {
+                    let ids = unique_ids(ids.iter().map(DepartmentId::as_str));
+                    if ids.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let mut tx = self.begin_read().await.map_err(db_err)?;
+                    let rows: Vec<DepartmentRow> =
+                        rows_by_id(&mut tx, sql::DEPARTMENTS_BY_ID, pool_id, &ids).await?;
+                    let found: Vec<String> = rows.iter().map(DepartmentRow::id).collect();
+                    let leaders = leaders_of(&mut tx, pool_id, &found).await?;
+                    tx.commit().await.map_err(db_err)?;
+                    let departments = assemble_departments(rows, leaders)?;
+                    Ok(in_order(departments, &ids, |d| d.id.as_str()))
+                }
+
+                async fn get_groups(
+                    &self,
+                    pool_id: &PoolId,
+                    ids: &[GroupId],
+                ) -> StoreResult<Vec<Group>> {
+                    let ids = unique_ids(ids.iter().map(GroupId::as_str));
+                    if ids.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let mut tx = self.begin_read().await.map_err(db_err)?;
+                    let rows: Vec<GroupRow> =
+                        rows_by_id(&mut tx, sql::GROUPS_BY_ID, pool_id, &ids).await?;
+                    let found: Vec<String> = rows.iter().map(GroupRow::id).collect();
+                    let members = members_of(&mut tx, pool_id, &found).await?;
+                    tx.commit().await.map_err(db_err)?;
+                    let groups = assemble_groups(rows, members)?;
+                    Ok(in_order(groups, &ids, |g| g.id.as_str()))
+                }
+
+                async fn department_members(
+                    &self,
+                    pool_id: &PoolId,
+                    department_id: &DepartmentId,
+                ) -> StoreResult<Vec<User>> {
+                    let mut tx = self.begin_read().await.map_err(db_err)?;
+                    let rows: Vec<UserRow> = sqlx::query_as(sql::DEPARTMENT_MEMBERS)
+                        .bind(pool_id.as_str())
+                        .bind(department_id.as_str())
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    let memberships: Vec<MembershipRow> = if rows.is_empty() {
+                        Vec::new()
+                    } else {
+                        sqlx::query_as(sql::DEPARTMENT_MEMBER_MEMBERSHIPS)
+                            .bind(pool_id.as_str())
+                            .bind(department_id.as_str())
+                            .fetch_all(&mut *tx)
+                            .await
+                            .map_err(db_err)?
+                    };
+                    tx.commit().await.map_err(db_err)?;
+                    let mut users = assemble_users(rows, memberships)?;
+                    users.sort_by(|a, b| a.id.0.cmp(&b.id.0));
+                    Ok(users)
+                }
+
                 async fn find_external_by(
                     &self,
                     connection_id: &ConnectionId,
@@ -1011,9 +1185,7 @@ macro_rules! impl_directory_store {
                     write_refs(&mut tx, &prepared.refs).await?;
                     write_changes(&mut tx, &prepared.changes).await?;
                     write_watermarks(&mut tx, &prepared.watermarks).await?;
-                    if let Some((id, outcome)) = &batch.inbox {
-                        finish_inbox(&mut tx, *id, outcome, now).await?;
-                    }
+                    finish_inbox_events(&mut tx, &batch.inbox, now).await?;
                     tx.commit().await.map_err(db_err)?;
                     Ok(Applied {
                         changes: prepared.changes,

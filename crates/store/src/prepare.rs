@@ -6,7 +6,9 @@ use std::collections::{HashMap, HashSet};
 
 use directory::ids::Millis;
 use directory::model::{Department, ExternalRef, Group, ObjectKind, User};
-use directory::store::{ApplyBatch, ChangeRecord, StoreError, StoreResult, Watermark, Write};
+use directory::store::{
+    ApplyBatch, ChangeRecord, ChangeSource, StoreError, StoreResult, Watermark, Write,
+};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -189,8 +191,17 @@ pub(crate) fn prepare(
     let mut refs = LastWins::new();
     let mut changes = Vec::new();
     let mut seq = first_seq;
+    // Each write's source: the last of `later_sources` at or before its index (sorted here,
+    // stably, so an unsorted list still attributes every write).
+    let mut later: Vec<&(usize, ChangeSource)> = batch.later_sources.iter().collect();
+    later.sort_by_key(|(from, _)| *from);
+    let mut later = later.into_iter().peekable();
+    let mut source = &batch.source;
 
-    for write in &batch.writes {
+    for (i, write) in batch.writes.iter().enumerate() {
+        while let Some((_, next)) = later.next_if(|(from, _)| *from <= i) {
+            source = next;
+        }
         let (change, object_kind, object_id, version, object) = match write {
             Write::PutUser {
                 user,
@@ -279,7 +290,7 @@ pub(crate) fn prepare(
             object_kind,
             object_id,
             version,
-            source: batch.source.clone(),
+            source: source.clone(),
             at: now,
             object,
         });

@@ -232,6 +232,52 @@ pub(crate) const GET_GROUP: &str = concat!(
 pub(crate) const GROUP_MEMBERS: &str = "SELECT group_id, member_kind, member_id FROM \
      group_members WHERE pool_id = $1 AND group_id = $2 ORDER BY pos";
 
+// Bulk reads by id, built with QueryBuilder (`… IN (…)` of up to CHUNK ids); each runs
+// through a primary key.
+pub(crate) const USERS_BY_ID: &str =
+    concat!("SELECT ", user_cols!(), " FROM users WHERE pool_id = ");
+pub(crate) const DEPARTMENTS_BY_ID: &str = concat!(
+    "SELECT ",
+    department_cols!(),
+    " FROM departments WHERE pool_id = "
+);
+pub(crate) const LEADERS_BY_DEPARTMENT: &str =
+    "SELECT department_id, user_id, kind FROM department_leaders WHERE pool_id = ";
+pub(crate) const GROUPS_BY_ID: &str = concat!(
+    "SELECT ",
+    group_cols!(),
+    " FROM user_groups WHERE pool_id = "
+);
+pub(crate) const REFS_BY_EXTERNAL_ID: &str = concat!(
+    "SELECT ",
+    ref_cols!(),
+    " FROM external_refs WHERE connection_id = "
+);
+
+/// The members of department `$2` of pool `$1`: a semi-join through
+/// `user_departments_by_department`, then the users' primary key. (Sorted by id in Rust: byte
+/// order on both backends, whatever PostgreSQL's collation.)
+macro_rules! members_of_department {
+    () => {
+        "SELECT m.user_id FROM user_departments m WHERE m.pool_id = $1 AND m.department_id = $2"
+    };
+}
+pub(crate) const DEPARTMENT_MEMBERS: &str = concat!(
+    "SELECT ",
+    user_cols!(),
+    " FROM users WHERE pool_id = $1 AND deleted_at IS NULL AND id IN (",
+    members_of_department!(),
+    ")"
+);
+/// Every membership of those members (tombstoned members' rows are dropped on assembly).
+pub(crate) const DEPARTMENT_MEMBER_MEMBERSHIPS: &str = concat!(
+    "SELECT ",
+    membership_cols!(),
+    " FROM user_departments WHERE pool_id = $1 AND user_id IN (",
+    members_of_department!(),
+    ") ORDER BY user_id, pos"
+);
+
 pub(crate) const LIVE_DEPARTMENTS: &str = concat!(
     "SELECT ",
     department_cols!(),

@@ -28,7 +28,7 @@ use crate::store::{ChangeKind, Write};
 use super::PlannedStep;
 
 /// Names objects in reasons: the Feishu id where the caller knows it, else the orgsync id.
-pub trait Names {
+pub trait Names: Sync {
     fn user(&self, id: &UserId) -> String;
     fn department(&self, id: &DepartmentId) -> String;
     fn member(&self, m: &GroupMember) -> String {

@@ -656,7 +656,7 @@ pub async fn version_conflict_writes_nothing(store: Store, _raw: Raw) {
         ],
     );
     doomed.watermarks = vec![watermark(&c.id, "user:ou_2", 10, false)];
-    doomed.inbox = Some((inbox, InboxOutcome::Applied { note: None }));
+    doomed.inbox = vec![(inbox, InboxOutcome::Applied { note: None })];
     match store.apply(doomed).await {
         Err(StoreError::VersionConflict {
             kind,

@@ -253,7 +253,8 @@ pub fn batch(pool: &PoolId, writes: Vec<Write>) -> ApplyBatch {
         source: ChangeSource::Admin,
         writes,
         watermarks: Vec::new(),
-        inbox: None,
+        later_sources: Vec::new(),
+        inbox: Vec::new(),
     }
 }
 

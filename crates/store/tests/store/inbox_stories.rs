@@ -346,12 +346,12 @@ pub async fn apply_finishes_the_inbox_event_once(store: Store, _raw: Raw) {
     );
     let u = user(&pool, 1);
     let mut b = batch(&pool, vec![put_user(&u, ChangeKind::UserCreated)]);
-    b.inbox = Some((
+    b.inbox = vec![(
         id,
         InboxOutcome::Applied {
             note: Some("created".into()),
         },
-    ));
+    )];
     store.apply(b).await.unwrap();
     let e = store.inbox_get(id).await.unwrap().unwrap();
     assert_eq!(e.state, InboxState::Applied);
@@ -362,14 +362,14 @@ pub async fn apply_finishes_the_inbox_event_once(store: Store, _raw: Raw) {
     // as a whole.
     let late = user(&pool, 2);
     let mut again = batch(&pool, vec![put_user(&late, ChangeKind::UserCreated)]);
-    again.inbox = Some((id, InboxOutcome::Applied { note: None }));
+    again.inbox = vec![(id, InboxOutcome::Applied { note: None })];
     assert!(matches!(
         store.apply(again).await,
         Err(StoreError::Conflict(_))
     ));
     assert!(store.get_user(&pool, &late.id).await.unwrap().is_none());
     let mut missing = batch(&pool, vec![put_user(&late, ChangeKind::UserCreated)]);
-    missing.inbox = Some((i64::MAX, InboxOutcome::Applied { note: None }));
+    missing.inbox = vec![(i64::MAX, InboxOutcome::Applied { note: None })];
     assert!(matches!(
         store.apply(missing).await,
         Err(StoreError::NotFound(_))
