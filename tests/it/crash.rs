@@ -2,7 +2,7 @@
 //! expire, a fresh worker finishes the work, every event applied exactly once), and an event
 //! that keeps failing (retried with backoff, then parked, while the others are applied).
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use directory::ids::now_ms;

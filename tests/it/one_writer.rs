@@ -301,7 +301,7 @@ async fn approving_a_parked_deletion_detaches_what_referred_to_the_object() {
                 .unwrap();
             (group, od, member)
         });
-        h.mutate(|t| t.add_group_members(&group, &[member], &[od.clone()]));
+        h.mutate(|t| t.add_group_members(&group, &[member], std::slice::from_ref(&od)));
         let mut h = h;
         h.deliver(1, None, None).await;
         h.settle().await;
@@ -427,7 +427,7 @@ async fn a_department_deleted_by_event_detaches_all_of_its_many_members() {
                 .collect();
             let mut changes = Vec::new();
             for k in keys {
-                changes.extend(t.move_user(k, &[target.clone()])?);
+                changes.extend(t.move_user(k, std::slice::from_ref(&target))?);
             }
             Ok(changes)
         });

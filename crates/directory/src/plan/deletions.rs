@@ -160,11 +160,6 @@ impl<'a> Planner<'a, '_> {
         candidates
     }
 
-    // ---- resolution ------------------------------------------------------------------
-
-    /// Parent-first order of the snapshot's departments (breadth-first from those whose
-    /// parent is the root, unknown or outside the snapshot). What is not reached sits in or
-
     // ---- emission ----------------------------------------------------------------------
 
     pub(super) fn plan_deletions(&mut self, deletions: Vec<Deletion<'a>>) {

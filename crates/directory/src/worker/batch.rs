@@ -896,3 +896,168 @@ impl Names for ScratchNames<'_> {
             .unwrap_or_else(|| Names::department(self.overlay, id))
     }
 }
+
+#[cfg(test)]
+impl Overlay {
+    /// The overlay of a whole in-memory state (the tests' stand-in for the store's bulk load).
+    fn from_state(
+        state: &crate::store::ConnectionState,
+        connection_id: &ConnectionId,
+        pool_id: &PoolId,
+    ) -> Self {
+        Overlay {
+            connection_id: connection_id.clone(),
+            pool_id: pool_id.clone(),
+            refs: state
+                .refs
+                .iter()
+                .map(|r| ((r.kind, r.external_id.clone()), r.clone()))
+                .collect(),
+            ext_by_id: state
+                .refs
+                .iter()
+                .map(|r| (r.object_id.clone(), r.external_id.clone()))
+                .collect(),
+            users: state
+                .users
+                .iter()
+                .map(|u| (u.id.0.clone(), u.clone()))
+                .collect(),
+            departments: state
+                .departments
+                .iter()
+                .map(|d| (d.id.0.clone(), d.clone()))
+                .collect(),
+            groups: state
+                .groups
+                .iter()
+                .map(|g| (g.id.0.clone(), g.clone()))
+                .collect(),
+            marks: HashMap::new(),
+            members: HashMap::new(),
+            member_of: HashMap::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The same Feishu change built by the worker (as an event) and by the planner (found by a
+    //! reconciliation) writes the same change-log kinds and the same objects — for the changes
+    //! the emulator cannot make in one event (tests/it/one_writer.rs covers the rest).
+
+    use super::*;
+    use crate::plan::testing::*;
+    use crate::store::{ChangeKind, ConnectionState};
+
+    fn org() -> (Vec<fs::Department>, Vec<fs::User>) {
+        (
+            vec![dept("od-a", ROOT, "A"), dept("od-b", ROOT, "B")],
+            vec![
+                person("ou_ann", "Ann", &["od-a"]),
+                person("ou_bob", "Bob", &["od-a", "od-b"]),
+            ],
+        )
+    }
+
+    fn kinds(writes: &[Write]) -> Vec<(String, ChangeKind)> {
+        writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::PutUser { user, change, .. } => Some((user.id.0.clone(), *change)),
+                Write::PutDepartment {
+                    department, change, ..
+                } => Some((department.id.0.clone(), *change)),
+                Write::PutGroup { group, change, .. } => Some((group.id.0.clone(), *change)),
+                Write::PutExternalRef(_) => None,
+            })
+            .collect()
+    }
+
+    /// Builds `user` as one `user.updated` event against `state`.
+    fn by_event(state: &ConnectionState, user: fs::User) -> Vec<Write> {
+        let connection = ConnectionId::from(CONNECTION);
+        let mut overlay = Overlay::from_state(state, &connection, &PoolId::from(POOL));
+        let item = Item {
+            event: InboxEvent {
+                id: 1,
+                pool_id: PoolId::from(POOL),
+                connection_id: connection.clone(),
+                event_id: "ev-1".into(),
+                event_type: "contact.user.updated_v3".into(),
+                created_at: Some(NOW),
+                received_at: NOW,
+                payload: String::new(),
+                state: crate::store::InboxState::Pending,
+                attempts: 0,
+                next_attempt_at: NOW,
+                last_error: None,
+                outcome: None,
+                finished_at: None,
+            },
+            at: NOW,
+            resolved: Resolved::User {
+                user: Box::new(user),
+                creation: false,
+            },
+        };
+        let mut ids = counter();
+        let built = build(&[&item], &mut overlay, &Fetched::default(), &mut ids, NOW);
+        assert!(matches!(built.outcomes[0], Outcome::Applied { .. }));
+        built.batch.writes
+    }
+
+    fn same_both_ways(change: impl Fn(&mut fs::User), what: &str) {
+        let (departments, users) = org();
+        let (_, imported) = sync(
+            &snapshot(departments.clone(), users.clone(), Vec::new()),
+            &ConnectionState::default(),
+        );
+        let mut changed = users.clone();
+        change(&mut changed[1]);
+        let (plan, by_job) = sync(
+            &snapshot(departments, changed.clone(), Vec::new()),
+            &imported,
+        );
+        let job_writes: Vec<Write> = plan.writes().cloned().collect();
+        let event_writes = by_event(&imported, changed[1].clone());
+        assert_eq!(
+            kinds(&event_writes),
+            kinds(&job_writes),
+            "{what}: change kinds"
+        );
+        let by_event = apply_writes_in_memory(&imported, &event_writes);
+        let bob = |s: &ConnectionState| {
+            let mut u = user_by(s, "ou_bob").clone();
+            u.updated_at = 0;
+            (u, ref_of(s, ObjectKind::User, "ou_bob").clone())
+        };
+        assert_eq!(
+            bob(&by_event),
+            bob(&by_job),
+            "{what}: the user and its relation"
+        );
+        assert!(!event_writes.is_empty(), "{what}: nothing written");
+    }
+
+    #[test]
+    fn an_identifier_change_is_logged_the_same_by_event_and_by_reconciliation() {
+        same_both_ways(|u| u.union_id = Some("on_renamed".into()), "union_id");
+        same_both_ways(|u| u.user_id = Some("u_renamed".into()), "user_id");
+    }
+
+    #[test]
+    fn profile_and_departments_in_one_change_are_two_steps_both_ways() {
+        same_both_ways(
+            |u| {
+                u.name = Some("Robert".into());
+                u.department_ids = Some(vec!["od-b".into()]);
+            },
+            "profile and departments",
+        );
+        same_both_ways(
+            |u| u.department_ids = Some(vec!["od-b".into(), "od-a".into()]),
+            "primary department",
+        );
+    }
+}

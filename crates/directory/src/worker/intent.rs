@@ -14,7 +14,7 @@ use crate::snapshot::SnapshotGroup;
 pub(super) enum Intent {
     /// A user's state as the payload carries it (2.0); `creation` for `user.created`.
     User {
-        user: fs::User,
+        user: Box<fs::User>,
         creation: bool,
     },
     /// Read the user again (1.0 events carry no object).
@@ -29,7 +29,7 @@ pub(super) enum Intent {
     /// fallback of a 2.0 event when the department cannot be read.
     Department {
         od: String,
-        payload: Option<fs::Department>,
+        payload: Option<Box<fs::Department>>,
     },
     DepartmentDeleted {
         od: String,
@@ -48,11 +48,11 @@ pub(super) enum Intent {
 
 /// What an event amounts to once Feishu was read again: the object states to apply.
 pub(super) enum Resolved {
-    User { user: fs::User, creation: bool },
+    User { user: Box<fs::User>, creation: bool },
     UserLeft { open_id: String },
-    Department { department: fs::Department },
+    Department { department: Box<fs::Department> },
     DepartmentDeleted { od: String },
-    Group { group: SnapshotGroup },
+    Group { group: Box<SnapshotGroup> },
     GroupDeleted { group_id: String },
     Ignore(String),
 }
@@ -77,11 +77,11 @@ fn non_empty(id: Option<String>) -> Option<String> {
 fn v2_intent(event: ContactEvent) -> Intent {
     match event {
         ContactEvent::UserCreated { object } => Intent::User {
-            user: object,
+            user: Box::new(object),
             creation: true,
         },
         ContactEvent::UserUpdated { object, .. } => Intent::User {
-            user: object,
+            user: Box::new(object),
             creation: false,
         },
         ContactEvent::UserDeleted { object, old_object } => {
@@ -95,7 +95,7 @@ fn v2_intent(event: ContactEvent) -> Intent {
             match non_empty(object.open_department_id.clone()) {
                 Some(od) => Intent::Department {
                     od,
-                    payload: Some(object),
+                    payload: Some(Box::new(object)),
                 },
                 None => Intent::Ignore("department event without open_department_id".into()),
             }
@@ -183,7 +183,7 @@ pub(super) async fn resolve(
         Intent::UserReread { open_id } => match client.user(&open_id).await {
             Ok(user) if user.is_resigned() == Some(true) => Resolved::UserLeft { open_id },
             Ok(user) => Resolved::User {
-                user,
+                user: Box::new(user),
                 creation: false,
             },
             Err(FeishuError::UserOutOfScope { .. }) => Resolved::Ignore(format!(
@@ -193,7 +193,9 @@ pub(super) async fn resolve(
         },
         Intent::UserLeft { open_id } => Resolved::UserLeft { open_id },
         Intent::Department { od, payload } => match (client.department(&od).await, payload) {
-            (Ok(department), _) => Resolved::Department { department },
+            (Ok(department), _) => Resolved::Department {
+                department: Box::new(department),
+            },
             // A 2.0 event carries the department: use it when it cannot be read.
             (Err(FeishuError::DepartmentOutOfScope { .. } | FeishuError::Api { .. }), Some(p)) => {
                 Resolved::Department { department: p }
@@ -238,7 +240,7 @@ async fn reread_group(client: &FeishuClient, group_id: String) -> Result<Resolve
         (Err(e), _) | (_, Err(e)) => return Err(e),
     };
     Ok(Resolved::Group {
-        group: SnapshotGroup {
+        group: Box::new(SnapshotGroup {
             group,
             users: users.into_iter().filter_map(|m| m.member_id).collect(),
             departments: departments
@@ -246,7 +248,7 @@ async fn reread_group(client: &FeishuClient, group_id: String) -> Result<Resolve
                 .filter_map(|m| m.member_id)
                 .collect(),
             members_complete: true,
-        },
+        }),
     })
 }
 
