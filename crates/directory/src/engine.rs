@@ -49,8 +49,9 @@ pub struct EngineConfig {
     pub lease_ttl: Duration,
     /// How often live progress is written to the store.
     pub progress_interval: Duration,
-    /// How long starting a job waits for the connection's lease, which the event worker
-    /// holds for one short round at a time (a running job is not waited for: `Busy`).
+    /// How long starting a job waits for the connection's job lease, which an admin
+    /// operation may hold briefly (a running job is not waited for: `Busy`). The event worker
+    /// has a lease of its own and runs beside jobs.
     pub lease_wait: Duration,
 }
 
@@ -227,8 +228,8 @@ impl Engine {
             .ok_or_else(|| EngineError::UnknownConnection(connection_id.clone()))?;
         let job_id = JobId::generate();
         let holder = format!("{}/{}", self.config.instance, job_id);
-        // The event worker holds the lease for one short round at a time: wait that out, but
-        // not a running job.
+        // An admin operation may hold the lease for a moment: wait that out, but not a
+        // running job.
         let deadline = std::time::Instant::now() + self.config.lease_wait;
         while !self
             .store
