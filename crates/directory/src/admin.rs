@@ -722,7 +722,10 @@ impl Admin {
     async fn release_held(&self, held: &[&ConnectionId], holder: &str) {
         for connection_id in held {
             let _ = self.store().release_lease(connection_id, holder).await;
-            let _ = self.store().release_event_lease(connection_id, holder).await;
+            let _ = self
+                .store()
+                .release_event_lease(connection_id, holder)
+                .await;
         }
     }
 
