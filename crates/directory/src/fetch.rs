@@ -388,6 +388,9 @@ fn add_listed_user(snapshot: &mut Snapshot, user: User, department: &str) {
     }
 }
 
+/// What one `users/batch` call answered.
+type BatchAnswer = Result<Vec<User>, FeishuError>;
+
 /// Looks up the users the pull did not list: 50 per `users/batch` call. An id a batch answer
 /// leaves out (Feishu drops ids it cannot resolve without saying why) and the ids of a batch
 /// call that failed are looked up one by one, which tells out of scope (41050) from other
@@ -398,15 +401,14 @@ async fn leaver_checks(
     concurrency: usize,
 ) -> Vec<(String, LeaverCheck)> {
     let batches: Vec<Vec<String>> = unseen.chunks(BATCH_LIMIT).map(<[String]>::to_vec).collect();
-    let answers: Vec<(Vec<String>, Result<Vec<User>, FeishuError>)> =
-        futures::stream::iter(batches)
-            .map(|ids| async move {
-                let found = client.users_batch(&ids).await;
-                (ids, found)
-            })
-            .buffered(concurrency)
-            .collect()
-            .await;
+    let answers: Vec<(Vec<String>, BatchAnswer)> = futures::stream::iter(batches)
+        .map(|ids| async move {
+            let found = client.users_batch(&ids).await;
+            (ids, found)
+        })
+        .buffered(concurrency)
+        .collect()
+        .await;
     let mut checks = Vec::with_capacity(unseen.len());
     let mut alone = Vec::new();
     for (ids, found) in answers {
