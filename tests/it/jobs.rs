@@ -1,6 +1,6 @@
 //! Import and reconciliation jobs against the emulator: partial contact scopes, failed
 //! verdicts with the fix, partial pulls that delete nothing, deletion thresholds, leavers, one
-//! job per connection (events wait for it), live progress, and jobs left running by a
+//! job per connection (events flow beside it), live progress, and jobs left running by a
 //! process that stopped (ended as failed at restart, or once their lease expired).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -79,6 +79,23 @@ async fn wait_for_job(h: &Harness, id: &JobId) -> SyncJob {
             h.backend
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until a running job reports `phase`.
+async fn wait_for_phase(h: &Harness, id: &JobId, phase: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let job = h.store.get_job(id).await.unwrap().unwrap();
+        if job.progress.phase == phase {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline && job.state == JobState::Running,
+            "{:?}: job {id} never reached {phase}: {job:?}",
+            h.backend
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -962,7 +979,7 @@ async fn leavers_are_disabled_and_detached_by_a_reconciliation() {
 }
 
 #[tokio::test]
-async fn one_job_per_connection_and_events_wait_for_it() {
+async fn one_job_per_connection_and_events_flow_beside_it() {
     for backend in Backend::all() {
         let mut h = Harness::new(backend, tenant(100, 10, 2, 28)).await;
         let job = h.import().await;
@@ -1009,16 +1026,25 @@ async fn one_job_per_connection_and_events_wait_for_it() {
             "{backend:?}"
         );
 
-        // An event that arrives meanwhile is committed and waits for the job.
+        // The job has loaded the stored state once it reads the scope.
+        wait_for_phase(&h, &running, "scopes").await;
+        // An event that arrives meanwhile is applied at once: the worker has a lease of its
+        // own (leavers must not keep access for the length of a job).
         rename(&h, "Renamed While A Job Runs");
         let delivered = h.deliver(1, None, None).await as u64;
         assert!(delivered >= 1, "{backend:?}");
         let stats = h.drain().await;
-        assert_eq!(stats.handled(), 0, "{backend:?}: {stats:?}");
-        assert!(stats.busy >= 1, "{backend:?}: {stats:?}");
         assert_eq!(
-            h.store.inbox_pending_count(&connection).await.unwrap(),
+            stats.applied + stats.ignored,
             delivered,
+            "{backend:?}: {stats:?}"
+        );
+        assert_eq!(stats.busy, 0, "{backend:?}: {stats:?}");
+        assert_eq!(h.store.inbox_pending_count(&connection).await.unwrap(), 0);
+        let u = h.stored_user(&ou).await.unwrap();
+        assert_eq!(
+            u.profile.name.as_deref(),
+            Some("Renamed While A Job Runs"),
             "{backend:?}"
         );
         assert_eq!(
@@ -1034,14 +1060,20 @@ async fn one_job_per_connection_and_events_wait_for_it() {
             job.error
         );
         h.emu.state().faults.set_config(FaultConfig::none());
-        // The job is recorded as finished a moment before it lets go of the lease.
-        let stats = drain_after_the_job(&h).await;
-        assert_eq!(
-            stats.applied + stats.ignored,
-            delivered,
-            "{backend:?}: {stats:?}"
+        // The job read the user after the event renamed it, but planned from the state it
+        // loaded before: its update yields to the event's (docs/concurrency.md).
+        let log = h.action_log(&job).await;
+        let step = log
+            .iter()
+            .find(|e| e.external_id == ou && e.action == SyncAction::UpdateUser)
+            .unwrap_or_else(|| panic!("{backend:?}: no UpdateUser step for {ou}"));
+        assert_eq!(step.result, ActionResult::Skipped, "{backend:?}: {step:?}");
+        assert!(
+            step.reason
+                .as_deref()
+                .is_some_and(|r| r.contains("changed by an event while the job ran")),
+            "{backend:?}: {step:?}"
         );
-        assert_eq!(h.store.inbox_pending_count(&connection).await.unwrap(), 0);
         let u = h.stored_user(&ou).await.unwrap();
         assert_eq!(
             u.profile.name.as_deref(),
@@ -1049,16 +1081,17 @@ async fn one_job_per_connection_and_events_wait_for_it() {
             "{backend:?}"
         );
 
-        // The same when another instance's job holds the connection.
-        let other = "other-instance/job-1";
+        // Another instance's worker holds the connection's events: this one leaves them to
+        // it (one worker per connection keeps their order), whatever the jobs do.
+        let other = "other-instance/worker-1";
         assert!(
             h.store
-                .try_acquire_lease(&connection, other, Duration::from_secs(60), now_ms())
+                .try_acquire_event_lease(&connection, other, Duration::from_secs(60), now_ms())
                 .await
                 .unwrap(),
             "{backend:?}"
         );
-        rename(&h, "Renamed While Another Instance Syncs");
+        rename(&h, "Renamed While Another Worker Holds It");
         let delivered = h.deliver(1, None, None).await as u64;
         let stats = h.drain().await;
         assert_eq!(stats.handled(), 0, "{backend:?}: {stats:?}");
@@ -1070,20 +1103,16 @@ async fn one_job_per_connection_and_events_wait_for_it() {
             .filter(|e| e.state == InboxState::Pending)
             .count() as u64;
         assert_eq!(pending, delivered, "{backend:?}");
-        let u = h.stored_user(&ou).await.unwrap();
-        assert_eq!(
-            u.profile.name.as_deref(),
-            Some("Renamed While A Job Runs"),
-            "{backend:?}"
-        );
-
-        h.store.release_lease(&connection, other).await.unwrap();
-        let stats = h.drain().await;
+        h.store
+            .release_event_lease(&connection, other)
+            .await
+            .unwrap();
+        let stats = drain_after_the_job(&h).await;
         assert_eq!(stats.applied, delivered, "{backend:?}: {stats:?}");
         let u = h.stored_user(&ou).await.unwrap();
         assert_eq!(
             u.profile.name.as_deref(),
-            Some("Renamed While Another Instance Syncs"),
+            Some("Renamed While Another Worker Holds It"),
             "{backend:?}"
         );
     }

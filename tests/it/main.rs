@@ -9,6 +9,7 @@ mod admin_ops;
 mod api;
 mod browser;
 mod changelog;
+mod concurrency;
 mod console;
 mod crash;
 mod event_endpoint;

@@ -689,24 +689,25 @@ impl Admin {
                 counted(users, "user"),
             )));
         }
-        // Holding every connection's job lease keeps jobs and the event worker off the pool
-        // while it goes, and tells a running job (its lease is live) from a crashed one.
+        // Holding every connection's job and event leases keeps jobs and the event worker off
+        // the pool while it goes; the job lease tells a running job (its lease is live) from
+        // a crashed one.
         let holder = format!("{}/pool-deletion/{id}", self.engine.config().instance);
         let mut held: Vec<&ConnectionId> = Vec::new();
         for c in &connections {
             if let Err(e) = self.hold_lease(c, &holder).await {
-                for connection_id in held {
-                    let _ = store.release_lease(connection_id, &holder).await;
-                }
+                self.release_held(&held, &holder).await;
                 return Err(e);
             }
             held.push(&c.id);
+            if let Err(e) = self.hold_event_lease(c, &holder).await {
+                self.release_held(&held, &holder).await;
+                return Err(e);
+            }
         }
         let deleted = store.delete_pool(id).await;
         if deleted.is_err() {
-            for connection_id in held {
-                let _ = store.release_lease(connection_id, &holder).await;
-            }
+            self.release_held(&held, &holder).await;
         }
         for c in &connections {
             self.changed(&c.id);
@@ -716,8 +717,40 @@ impl Admin {
         Ok(())
     }
 
-    /// Takes a connection's job lease for an admin operation, waiting out the event worker's
-    /// short rounds; a running job answers a conflict that names it.
+    /// Releases the leases (job and event) an admin operation took.
+    async fn release_held(&self, held: &[&ConnectionId], holder: &str) {
+        for connection_id in held {
+            let _ = self.store().release_lease(connection_id, holder).await;
+            let _ = self
+                .store()
+                .release_event_lease(connection_id, holder)
+                .await;
+        }
+    }
+
+    /// Takes a connection's event lease for an admin operation, waiting out the event
+    /// worker's short rounds.
+    async fn hold_event_lease(&self, c: &Connection, holder: &str) -> AdminResult<()> {
+        let config = self.engine.config();
+        let deadline = std::time::Instant::now() + config.lease_wait;
+        while !self
+            .store()
+            .try_acquire_event_lease(&c.id, holder, config.lease_ttl, now_ms())
+            .await?
+        {
+            if std::time::Instant::now() >= deadline {
+                return Err(AdminError::Conflict(format!(
+                    "connection {:?} is busy (its events are being applied); try again in a minute",
+                    c.identifier
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
+    /// Takes a connection's job lease for an admin operation, waiting out a short hold by
+    /// another admin operation; a running job answers a conflict that names it.
     async fn hold_lease(&self, c: &Connection, holder: &str) -> AdminResult<()> {
         let config = self.engine.config();
         let deadline = std::time::Instant::now() + config.lease_wait;
@@ -750,7 +783,7 @@ impl Admin {
                 c.identifier, job.id
             ),
             _ => format!(
-                "connection {:?} is busy (its events are being applied); try again in a minute",
+                "connection {:?} is busy (another operation holds it); try again in a minute",
                 c.identifier
             ),
         }))

@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use feishu::client::{BaseUrl, ClientConfig, FeishuClient, FeishuError, PacingConfig, RetryConfig};
 
+mod superseded;
+
+use self::superseded::{SUPERSEDED, Superseded};
 use crate::fetch::{FetchError, FetchOptions, fetch_snapshot};
 use crate::ids::{ConnectionId, JobId, Millis, new_id, now_ms};
 use crate::model::{
@@ -49,8 +52,9 @@ pub struct EngineConfig {
     pub lease_ttl: Duration,
     /// How often live progress is written to the store.
     pub progress_interval: Duration,
-    /// How long starting a job waits for the connection's lease, which the event worker
-    /// holds for one short round at a time (a running job is not waited for: `Busy`).
+    /// How long starting a job waits for the connection's job lease, which an admin
+    /// operation may hold briefly (a running job is not waited for: `Busy`). The event worker
+    /// has a lease of its own and runs beside jobs.
     pub lease_wait: Duration,
 }
 
@@ -227,8 +231,8 @@ impl Engine {
             .ok_or_else(|| EngineError::UnknownConnection(connection_id.clone()))?;
         let job_id = JobId::generate();
         let holder = format!("{}/{}", self.config.instance, job_id);
-        // The event worker holds the lease for one short round at a time: wait that out, but
-        // not a running job.
+        // An admin operation may hold the lease for a moment: wait that out, but not a
+        // running job.
         let deadline = std::time::Instant::now() + self.config.lease_wait;
         while !self
             .store
@@ -606,8 +610,9 @@ impl Engine {
         Ok(())
     }
 
-    /// Applies the steps in order, a batch of writes per transaction. A batch that fails is
-    /// retried step by step, so one bad record fails alone and the rest applies.
+    /// Applies the steps in order, a batch of writes per transaction. A step an event
+    /// overtook ends skipped (`superseded`); a batch that fails otherwise is retried step by
+    /// step, so one bad record fails alone and the rest applies.
     async fn apply_plan(
         &self,
         connection: &Connection,
@@ -622,6 +627,7 @@ impl Engine {
         let mut pending_writes = 0usize;
         let mut done = 0u64;
         let mut log = Vec::new();
+        let mut superseded = Superseded::default();
         let mut steps = plan.steps.into_iter().peekable();
         while let Some(step) = steps.next() {
             pending_writes += step.writes.len();
@@ -632,13 +638,14 @@ impl Engine {
             }
             let batch = std::mem::take(&mut pending);
             pending_writes = 0;
-            let results = self
-                .apply_steps(connection, source, &batch, started_at)
-                .await?;
-            for (step, result) in batch.iter().zip(results) {
-                let (result, reason) = match result {
-                    Ok(()) => (step.result, step.reason.clone()),
-                    Err(e) => (ActionResult::Failed, Some(e)),
+            let outcomes = self
+                .apply_steps(connection, source, &batch, started_at, &mut superseded)
+                .await;
+            for (step, outcome) in batch.iter().zip(outcomes) {
+                let (result, reason) = match outcome {
+                    StepOutcome::Done => (step.result, step.reason.clone()),
+                    StepOutcome::Skipped(why) => (ActionResult::Skipped, Some(why)),
+                    StepOutcome::Failed(e) => (ActionResult::Failed, Some(e)),
                 };
                 *counts
                     .entry(step.action.as_str().to_owned())
@@ -674,41 +681,104 @@ impl Engine {
         Ok(counts)
     }
 
-    /// One transaction for the batch; on failure, one per step to isolate the bad one.
+    /// One transaction for the batch. Steps an event overtook (the store names them: a newer
+    /// version, a Feishu id already mapped) are dropped and the rest is retried as one
+    /// transaction, a bounded number of times; any other failure falls back to one
+    /// transaction per step to isolate the bad one.
     async fn apply_steps(
         &self,
         connection: &Connection,
         source: &ChangeSource,
         steps: &[PlannedStep],
         started_at: Millis,
-    ) -> Result<Vec<Result<(), String>>, JobFailure> {
-        let batch = self.batch_for(connection, source, steps.iter(), started_at);
-        if batch.writes.is_empty() {
-            return Ok(steps.iter().map(|_| Ok(())).collect());
-        }
-        match self.store.apply(batch).await {
-            Ok(_) => Ok(steps.iter().map(|_| Ok(())).collect()),
-            Err(e) if steps.len() == 1 => Ok(vec![Err(e.to_string())]),
-            Err(_) => {
-                let mut out = Vec::with_capacity(steps.len());
-                for step in steps {
-                    let batch =
-                        self.batch_for(connection, source, std::iter::once(step), started_at);
-                    if batch.writes.is_empty() {
-                        out.push(Ok(()));
-                        continue;
-                    }
-                    out.push(
-                        self.store
-                            .apply(batch)
-                            .await
-                            .map(|_| ())
-                            .map_err(|e| e.to_string()),
-                    );
+        superseded: &mut Superseded,
+    ) -> Vec<StepOutcome> {
+        /// Conflicts dropped per batch before it is applied step by step.
+        const CONFLICT_RETRIES: usize = 16;
+        let mut out: Vec<StepOutcome> = steps.iter().map(|_| StepOutcome::Done).collect();
+        let mut live: Vec<usize> = Vec::with_capacity(steps.len());
+        for (i, step) in steps.iter().enumerate() {
+            match superseded.skip_reason(step) {
+                Some(why) => {
+                    superseded.add(step, &why);
+                    out[i] = StepOutcome::Skipped(why);
                 }
-                Ok(out)
+                None => live.push(i),
             }
         }
+        let mut retries = 0;
+        loop {
+            let batch = self.batch_for(
+                connection,
+                source,
+                live.iter().map(|&i| &steps[i]),
+                started_at,
+            );
+            if batch.writes.is_empty() {
+                return out;
+            }
+            let error = match self.store.apply(batch).await {
+                Ok(_) => return out,
+                Err(e) => e,
+            };
+            let tried: Vec<&PlannedStep> = live.iter().map(|&i| &steps[i]).collect();
+            let culprits = if retries < CONFLICT_RETRIES {
+                Superseded::culprits(&tried, &error)
+            } else {
+                None
+            };
+            match culprits {
+                Some(culprits) => {
+                    retries += 1;
+                    for &c in &culprits {
+                        superseded.add(&steps[live[c]], SUPERSEDED);
+                        out[live[c]] = StepOutcome::Skipped(SUPERSEDED.to_owned());
+                    }
+                    // What depended on them goes too (a broken version chain, a reference
+                    // to an object the job no longer creates).
+                    let mut rest = Vec::with_capacity(live.len());
+                    for (n, &i) in live.iter().enumerate() {
+                        if culprits.contains(&n) {
+                            continue;
+                        }
+                        match superseded.skip_reason(&steps[i]) {
+                            Some(why) => {
+                                superseded.add(&steps[i], &why);
+                                out[i] = StepOutcome::Skipped(why);
+                            }
+                            None => rest.push(i),
+                        }
+                    }
+                    live = rest;
+                }
+                None if live.len() == 1 => {
+                    out[live[0]] = StepOutcome::Failed(error.to_string());
+                    return out;
+                }
+                None => break,
+            }
+        }
+        for i in live {
+            let step = &steps[i];
+            if let Some(why) = superseded.skip_reason(step) {
+                superseded.add(step, &why);
+                out[i] = StepOutcome::Skipped(why);
+                continue;
+            }
+            let batch = self.batch_for(connection, source, std::iter::once(step), started_at);
+            if batch.writes.is_empty() {
+                continue;
+            }
+            if let Err(e) = self.store.apply(batch).await {
+                out[i] = if Superseded::culprits(&[step], &e).is_some() {
+                    superseded.add(step, SUPERSEDED);
+                    StepOutcome::Skipped(SUPERSEDED.to_owned())
+                } else {
+                    StepOutcome::Failed(e.to_string())
+                };
+            }
+        }
+        out
     }
 
     /// The writes of some steps, with a watermark at the job's start for every object they
@@ -743,6 +813,16 @@ impl Engine {
             inbox: Vec::new(),
         }
     }
+}
+
+/// How applying one planned step ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum StepOutcome {
+    /// Applied as planned (or nothing to write): the step's own result and reason stand.
+    Done,
+    /// Left alone, with why: an event changed what it writes while the job ran.
+    Skipped(String),
+    Failed(String),
 }
 
 /// One line per job ended as interrupted.

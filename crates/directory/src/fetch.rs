@@ -4,10 +4,10 @@
 //! not list (resigned users are never listed). A failed page makes its part incomplete — the
 //! planner then deletes nothing of that kind — instead of failing the whole job.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use feishu::client::{FeishuClient, FeishuError};
+use feishu::client::{BATCH_LIMIT, FeishuClient, FeishuError};
 use feishu::ids::{GroupType, MemberIdType, MemberType};
 use feishu::model::{Department, User};
 use futures::{StreamExt, TryStreamExt};
@@ -73,7 +73,7 @@ impl Progress {
 }
 
 /// Pulls a snapshot. `known_users` are the open_ids the store holds as live users of this
-/// connection: those the pull does not list are looked up one by one (leaver detection).
+/// connection: those the pull does not list are looked up, 50 at a time (leaver detection).
 pub async fn fetch_snapshot(
     client: &FeishuClient,
     known_users: &BTreeSet<String>,
@@ -232,20 +232,7 @@ pub async fn fetch_snapshot(
         .filter(|id| !snapshot.users.contains_key(*id))
         .cloned()
         .collect();
-    let checks: Vec<(String, LeaverCheck)> = futures::stream::iter(unseen)
-        .map(|open_id| async move {
-            let check = match client.user(&open_id).await {
-                Ok(user) => classify_unlisted(user),
-                Err(FeishuError::UserOutOfScope { .. }) => LeaverCheck::OutOfScope,
-                Err(e) => LeaverCheck::Failed {
-                    error: e.to_string(),
-                },
-            };
-            (open_id, check)
-        })
-        .buffered(concurrency)
-        .collect()
-        .await;
+    let checks = leaver_checks(client, unseen, concurrency).await;
     snapshot.leavers.extend(checks);
 
     // Groups: both kinds, plus those picked in the scope, with both member types.
@@ -399,6 +386,67 @@ fn add_listed_user(snapshot: &mut Snapshot, user: User, department: &str) {
     if !entry.listed_in.iter().any(|d| d == department) {
         entry.listed_in.push(department.to_owned());
     }
+}
+
+/// What one `users/batch` call answered.
+type BatchAnswer = Result<Vec<User>, FeishuError>;
+
+/// Looks up the users the pull did not list: 50 per `users/batch` call. An id a batch answer
+/// leaves out (Feishu drops ids it cannot resolve without saying why) and the ids of a batch
+/// call that failed are looked up one by one, which tells out of scope (41050) from other
+/// failures.
+async fn leaver_checks(
+    client: &FeishuClient,
+    unseen: Vec<String>,
+    concurrency: usize,
+) -> Vec<(String, LeaverCheck)> {
+    let batches: Vec<Vec<String>> = unseen.chunks(BATCH_LIMIT).map(<[String]>::to_vec).collect();
+    let answers: Vec<(Vec<String>, BatchAnswer)> = futures::stream::iter(batches)
+        .map(|ids| async move {
+            let found = client.users_batch(&ids).await;
+            (ids, found)
+        })
+        .buffered(concurrency)
+        .collect()
+        .await;
+    let mut checks = Vec::with_capacity(unseen.len());
+    let mut alone = Vec::new();
+    for (ids, found) in answers {
+        match found {
+            Ok(users) => {
+                let mut by_id: HashMap<String, User> = users
+                    .into_iter()
+                    .filter_map(|u| Some((u.open_id.clone()?, u)))
+                    .collect();
+                for id in ids {
+                    match by_id.remove(&id) {
+                        Some(user) => checks.push((id, classify_unlisted(user))),
+                        None => alone.push(id),
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, ids = ids.len(), "batch user look-up failed; looking the users up one by one");
+                alone.extend(ids);
+            }
+        }
+    }
+    let single: Vec<(String, LeaverCheck)> = futures::stream::iter(alone)
+        .map(|open_id| async move {
+            let check = match client.user(&open_id).await {
+                Ok(user) => classify_unlisted(user),
+                Err(FeishuError::UserOutOfScope { .. }) => LeaverCheck::OutOfScope,
+                Err(e) => LeaverCheck::Failed {
+                    error: e.to_string(),
+                },
+            };
+            (open_id, check)
+        })
+        .buffered(concurrency)
+        .collect()
+        .await;
+    checks.extend(single);
+    checks
 }
 
 /// A user read by id because no listing contained it.

@@ -41,6 +41,16 @@ pub enum StoreError {
         expected: i64,
         found: i64,
     },
+    /// A [`Write::PutExternalRef`] would repoint a Feishu id to another object while the
+    /// object it maps exists: a Feishu id maps to one object for life (e.g. an event created
+    /// the object after a job planned to create it too).
+    #[error("{kind} {external_id} is already mapped to {object_id}")]
+    ExternalIdTaken {
+        kind: &'static str,
+        external_id: String,
+        /// The object the id stays mapped to.
+        object_id: String,
+    },
     #[error("{0} not found")]
     NotFound(String),
     /// The database could not be reached or answered with an error.
@@ -181,7 +191,9 @@ pub enum Write {
         expected_version: Option<i64>,
     },
     /// Inserts or replaces the mapping for (connection, kind, external_id). Not a change of
-    /// the directory, so no change-log row.
+    /// the directory, so no change-log row. Refused with [`StoreError::ExternalIdTaken`] when
+    /// the stored mapping names another object that exists (tombstoned or not); a mapping
+    /// whose object is missing may be repointed.
     PutExternalRef(ExternalRef),
 }
 
@@ -461,7 +473,7 @@ pub trait DirectoryStore: Send + Sync + 'static {
     /// [`StoreError::NotFound`] when the pool does not exist.
     async fn rename_pool(&self, id: &PoolId, name: &str) -> StoreResult<()>;
     /// Removes the pool and everything it holds, in one transaction: its connections with
-    /// their external refs, watermarks and leases; users, departments, groups and their
+    /// their external refs, watermarks and leases (job and event); users, departments, groups and their
     /// memberships; the change log and its counter; inbox events, jobs with their action logs
     /// and parked deletions (those of connections deleted earlier too). Other pools are
     /// untouched. [`StoreError::NotFound`] when the pool does not exist.
@@ -472,7 +484,7 @@ pub trait DirectoryStore: Send + Sync + 'static {
     async fn create_connection(&self, connection: &Connection) -> StoreResult<()>;
     /// Replaces every field but `id`, `pool_id` and `created_at`.
     async fn update_connection(&self, connection: &Connection) -> StoreResult<()>;
-    /// Removes the connection and its external refs, watermarks, lease and pending inbox
+    /// Removes the connection and its external refs, watermarks, leases and pending inbox
     /// events; the directory objects stay (they may be served by other connections).
     async fn delete_connection(&self, id: &ConnectionId) -> StoreResult<()>;
     async fn get_connection(&self, id: &ConnectionId) -> StoreResult<Option<Connection>>;
@@ -644,6 +656,24 @@ pub trait DirectoryStore: Send + Sync + 'static {
         page: PageRequest,
     ) -> StoreResult<Vec<ActionLogEntry>>;
 
+    // the per-connection event lease (one event worker per connection, across instances, so
+    // a connection's events keep their order; independent of the job lease, so events keep
+    // being applied while a job runs)
+    /// Takes the event lease if it is free, expired, or already held by `holder`.
+    async fn try_acquire_event_lease(
+        &self,
+        connection_id: &ConnectionId,
+        holder: &str,
+        ttl: Duration,
+        now: Millis,
+    ) -> StoreResult<bool>;
+    /// Releases it if `holder` holds it.
+    async fn release_event_lease(
+        &self,
+        connection_id: &ConnectionId,
+        holder: &str,
+    ) -> StoreResult<()>;
+
     // the per-connection job lease (one job per connection, across instances)
     /// Takes the lease if it is free, expired, or already held by `holder`.
     async fn try_acquire_lease(
@@ -655,8 +685,8 @@ pub trait DirectoryStore: Send + Sync + 'static {
     ) -> StoreResult<bool>;
     /// Releases it if `holder` holds it.
     async fn release_lease(&self, connection_id: &ConnectionId, holder: &str) -> StoreResult<()>;
-    /// Releases every lease whose holder starts with `prefix` (live or not) and returns how
-    /// many: a restarted instance frees what its stopped process held.
+    /// Releases every lease, job or event, whose holder starts with `prefix` (live or not)
+    /// and returns how many: a restarted instance frees what its stopped process held.
     async fn release_leases_by_prefix(&self, prefix: &str) -> StoreResult<u64>;
 
     // parked deletions

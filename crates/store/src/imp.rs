@@ -30,7 +30,7 @@ macro_rules! impl_directory_store {
                 ActionLogFilter, Applied, ApplyBatch, Backend, ChangeRecord, ConnectionState,
                 DirectoryStore, ExternalField, InboxEvent, InboxFilter, InboxOutcome,
                 InsertOutcome, NewInboxEvent, PageRequest, ParkedFilter, RunningJobs, StoreError,
-                StoreResult, UserQuery, Watermark,
+                StoreResult, UserQuery, Watermark, Write,
             };
             use sqlx::QueryBuilder;
             use sqlx::types::Json;
@@ -256,6 +256,82 @@ macro_rules! impl_directory_store {
                     });
                     qb.push(sql::UPSERT_REFS_TAIL);
                     qb.build().execute(&mut *conn).await.map_err(db_err)?;
+                }
+                Ok(())
+            }
+
+            /// Refuses refs that would repoint a Feishu id from an object that exists to
+            /// another one ([`StoreError::ExternalIdTaken`]): one query for the batch (a
+            /// `UNION ALL` per connection and kind), run under the pool's counter lock.
+            async fn check_refs(
+                conn: &mut Conn,
+                pool: &PoolId,
+                refs: &[ExternalRef],
+            ) -> StoreResult<()> {
+                let mut by_key: HashMap<(&str, ObjectKind), Vec<&ExternalRef>> = HashMap::new();
+                for r in refs {
+                    by_key
+                        .entry((r.connection_id.as_str(), r.kind))
+                        .or_default()
+                        .push(r);
+                }
+                let mut parts: Vec<(&str, ObjectKind, &[&ExternalRef])> = Vec::new();
+                for ((connection, kind), list) in &by_key {
+                    for chunk in list.chunks(CHUNK) {
+                        parts.push((connection, *kind, chunk));
+                    }
+                }
+                let mut start = 0;
+                while start < parts.len() {
+                    // Statements of at most CHUNK ids (one part may be a whole CHUNK).
+                    let mut end = start;
+                    let mut ids = 0;
+                    while end < parts.len() && (end == start || ids + parts[end].2.len() <= CHUNK) {
+                        ids += parts[end].2.len();
+                        end += 1;
+                    }
+                    let mut qb = QueryBuilder::<$db>::new("");
+                    for (i, (connection, kind, chunk)) in parts[start..end].iter().enumerate() {
+                        if i > 0 {
+                            qb.push(" UNION ALL ");
+                        }
+                        qb.push(sql::MAPPED_REFS_HEAD)
+                            .push(sql::object_table(*kind))
+                            .push(sql::MAPPED_REFS_POOL)
+                            .push_bind(pool.as_str())
+                            .push(") AND r.connection_id = ")
+                            .push_bind(*connection)
+                            .push(" AND r.kind = ")
+                            .push_bind(kind.as_str())
+                            .push(" AND r.external_id IN (");
+                        let mut list = qb.separated(", ");
+                        for r in chunk.iter() {
+                            list.push_bind(r.external_id.as_str());
+                        }
+                        list.push_unseparated(")");
+                    }
+                    let rows: Vec<(String, String, String, String)> = qb
+                        .build_query_as()
+                        .fetch_all(&mut *conn)
+                        .await
+                        .map_err(db_err)?;
+                    for (connection, kind, external_id, object_id) in rows {
+                        let Some(kind) = ObjectKind::parse(&kind) else {
+                            continue;
+                        };
+                        let taken = by_key.get(&(connection.as_str(), kind)).and_then(|list| {
+                            list.iter()
+                                .find(|r| r.external_id == external_id && r.object_id != object_id)
+                        });
+                        if taken.is_some() {
+                            return Err(StoreError::ExternalIdTaken {
+                                kind: kind.as_str(),
+                                external_id,
+                                object_id,
+                            });
+                        }
+                    }
+                    start = end;
                 }
                 Ok(())
             }
@@ -676,6 +752,7 @@ macro_rules! impl_directory_store {
                         sql::DELETE_CONNECTION_REFS,
                         sql::DELETE_CONNECTION_WATERMARKS,
                         sql::DELETE_CONNECTION_LEASE,
+                        sql::DELETE_CONNECTION_EVENT_LEASE,
                         sql::DELETE_CONNECTION_PENDING,
                     ] {
                         sqlx::query(statement)
@@ -1159,7 +1236,13 @@ macro_rules! impl_directory_store {
                     let mut tx = self.begin_write().await.map_err(db_err)?;
                     // The counter first: from here on this transaction is the pool's only
                     // writer, so the versions read below cannot change under it.
-                    let first_seq = if touched.changes > 0 {
+                    let writes_refs = batch
+                        .writes
+                        .iter()
+                        .any(|w| matches!(w, Write::PutExternalRef(_)));
+                    // A batch of refs alone takes the lock too (0 numbers): its ref check must
+                    // not race another writer's.
+                    let first_seq = if touched.changes > 0 || writes_refs {
                         let n = sql_int(touched.changes as u64);
                         let last: i64 = sqlx::query_scalar(sql::BUMP_COUNTER)
                             .bind(pool.as_str())
@@ -1182,6 +1265,9 @@ macro_rules! impl_directory_store {
                     write_users(&mut tx, pool, &prepared.users).await?;
                     write_departments(&mut tx, pool, &prepared.departments).await?;
                     write_groups(&mut tx, pool, &prepared.groups).await?;
+                    if writes_refs {
+                        check_refs(&mut tx, pool, &prepared.refs).await?;
+                    }
                     write_refs(&mut tx, &prepared.refs).await?;
                     write_changes(&mut tx, &prepared.changes).await?;
                     write_watermarks(&mut tx, &prepared.watermarks).await?;
@@ -1579,12 +1665,53 @@ macro_rules! impl_directory_store {
                 }
 
                 async fn release_leases_by_prefix(&self, prefix: &str) -> StoreResult<u64> {
-                    let done = sqlx::query(sql::RELEASE_LEASES_BY_PREFIX)
-                        .bind(prefix)
+                    let mut released = 0;
+                    for statement in [
+                        sql::RELEASE_LEASES_BY_PREFIX,
+                        sql::RELEASE_EVENT_LEASES_BY_PREFIX,
+                    ] {
+                        let done = sqlx::query(statement)
+                            .bind(prefix)
+                            .execute(self.writes())
+                            .await
+                            .map_err(db_err)?;
+                        released += done.rows_affected();
+                    }
+                    Ok(released)
+                }
+
+                // ---- the event lease ----
+
+                async fn try_acquire_event_lease(
+                    &self,
+                    connection_id: &ConnectionId,
+                    holder: &str,
+                    ttl: Duration,
+                    now: Millis,
+                ) -> StoreResult<bool> {
+                    let row: Option<String> = sqlx::query_scalar(sql::ACQUIRE_EVENT_LEASE)
+                        .bind(connection_id.as_str())
+                        .bind(holder)
+                        .bind(plus(now, ttl))
+                        .bind(now)
+                        .fetch_optional(self.writes())
+                        .await
+                        .map_err(db_err)?;
+                    Ok(row.is_some())
+                }
+
+                async fn release_event_lease(
+                    &self,
+                    connection_id: &ConnectionId,
+                    holder: &str,
+                ) -> StoreResult<()> {
+                    sqlx::query(sql::RELEASE_EVENT_LEASE)
+                        .bind(connection_id.as_str())
+                        .bind(holder)
                         .execute(self.writes())
                         .await
                         .map_err(db_err)?;
-                    Ok(done.rows_affected())
+                    Ok(())
                 }
 
                 // ---- parked deletions ----

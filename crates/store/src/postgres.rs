@@ -38,7 +38,7 @@ const INBOX_IDS: &str = "SELECT i.id, i.connection_id, i.event_id FROM inbox i \
      ON i.connection_id = k.connection_id AND i.event_id = k.event_id";
 
 /// The migrations, embedded at compile time: (version, description, SQL).
-pub(crate) const MIGRATIONS: [Embedded; 6] = [
+pub(crate) const MIGRATIONS: [Embedded; 7] = [
     (
         1,
         "init",
@@ -68,6 +68,11 @@ pub(crate) const MIGRATIONS: [Embedded; 6] = [
         6,
         "pool deletion",
         include_str!("../migrations/postgres/0006_pool_deletion.sql"),
+    ),
+    (
+        7,
+        "event leases",
+        include_str!("../migrations/postgres/0007_event_leases.sql"),
     ),
 ];
 

@@ -4,6 +4,8 @@
 //! `postgres.rs`: transaction modes, inbox claiming (`FOR UPDATE SKIP LOCKED`) and bulk inbox
 //! inserts (`UNNEST`).
 
+use directory::model::ObjectKind;
+
 // Column lists, spelled once so each SELECT and its row struct stay in step.
 macro_rules! pool_cols {
     () => {
@@ -91,13 +93,15 @@ pub(crate) const POOL_EXISTS: &str = "SELECT id FROM pools WHERE id = $1";
 /// database's. The counter row goes first: `apply` locks it, so no writer of the pool runs
 /// beside the deletion. Every table of the schema is here; the store story
 /// `deleting_a_pool_leaves_no_row` fails when a new table is not.
-pub(crate) const DELETE_POOL: [&str; 17] = [
+pub(crate) const DELETE_POOL: [&str; 18] = [
     "DELETE FROM change_counters WHERE pool_id = $1",
     "DELETE FROM action_log WHERE job_id IN (SELECT id FROM jobs WHERE pool_id = $1)",
     "DELETE FROM jobs WHERE pool_id = $1",
     "DELETE FROM parked_deletions WHERE pool_id = $1",
     "DELETE FROM inbox WHERE pool_id = $1",
     "DELETE FROM leases WHERE connection_id IN (SELECT id FROM connections WHERE pool_id = $1)",
+    "DELETE FROM event_leases WHERE connection_id IN \
+     (SELECT id FROM connections WHERE pool_id = $1)",
     "DELETE FROM watermarks WHERE connection_id IN \
      (SELECT id FROM connections WHERE pool_id = $1)",
     "DELETE FROM external_refs WHERE connection_id IN \
@@ -144,6 +148,8 @@ pub(crate) const DELETE_CONNECTION_REFS: &str =
 pub(crate) const DELETE_CONNECTION_WATERMARKS: &str =
     "DELETE FROM watermarks WHERE connection_id = $1";
 pub(crate) const DELETE_CONNECTION_LEASE: &str = "DELETE FROM leases WHERE connection_id = $1";
+pub(crate) const DELETE_CONNECTION_EVENT_LEASE: &str =
+    "DELETE FROM event_leases WHERE connection_id = $1";
 pub(crate) const DELETE_CONNECTION_PENDING: &str =
     "DELETE FROM inbox WHERE connection_id = $1 AND state = 'pending'";
 pub(crate) const DELETE_CONNECTION: &str = "DELETE FROM connections WHERE id = $1";
@@ -380,6 +386,21 @@ pub(crate) const DELETE_MEMBERS: &str = "DELETE FROM group_members WHERE pool_id
 pub(crate) const INSERT_MEMBERS: &str =
     "INSERT INTO group_members (pool_id, group_id, pos, member_kind, member_id) ";
 
+/// The stored refs whose object exists, for `check_refs`: `HEAD <table> POOL $pool) AND
+/// r.connection_id = … AND r.kind = … AND r.external_id IN (…)`.
+pub(crate) const MAPPED_REFS_HEAD: &str = "SELECT r.connection_id, r.kind, r.external_id, \
+     r.object_id FROM external_refs r WHERE EXISTS (SELECT 1 FROM ";
+pub(crate) const MAPPED_REFS_POOL: &str = " o WHERE o.id = r.object_id AND o.pool_id = ";
+
+/// The table of an object kind.
+pub(crate) fn object_table(kind: ObjectKind) -> &'static str {
+    match kind {
+        ObjectKind::User => "users",
+        ObjectKind::Department => "departments",
+        ObjectKind::Group => "user_groups",
+    }
+}
+
 pub(crate) const UPSERT_REFS: &str = concat!("INSERT INTO external_refs (", ref_cols!(), ") ");
 pub(crate) const UPSERT_REFS_TAIL: &str = " ON CONFLICT (connection_id, kind, external_id) \
      DO UPDATE SET union_id = excluded.union_id, custom_id = excluded.custom_id, \
@@ -486,6 +507,17 @@ pub(crate) const RELEASE_LEASE: &str =
 /// themselves). The table has one row per connection at most: no index needed.
 pub(crate) const RELEASE_LEASES_BY_PREFIX: &str =
     "DELETE FROM leases WHERE substr(holder, 1, length($1)) = $1";
+
+/// The event worker's lease (`event_leases`), with the same rules as the job lease.
+pub(crate) const ACQUIRE_EVENT_LEASE: &str = "INSERT INTO event_leases (connection_id, holder, \
+     expires_at) VALUES ($1, $2, $3) ON CONFLICT (connection_id) DO UPDATE SET \
+     holder = excluded.holder, expires_at = excluded.expires_at \
+     WHERE event_leases.expires_at <= $4 OR event_leases.holder = excluded.holder \
+     RETURNING holder";
+pub(crate) const RELEASE_EVENT_LEASE: &str =
+    "DELETE FROM event_leases WHERE connection_id = $1 AND holder = $2";
+pub(crate) const RELEASE_EVENT_LEASES_BY_PREFIX: &str =
+    "DELETE FROM event_leases WHERE substr(holder, 1, length($1)) = $1";
 
 // ---- parked deletions --------------------------------------------------------------------
 

@@ -63,7 +63,7 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
 }
 
 /// The migrations, embedded at compile time: (version, description, SQL).
-pub(crate) const MIGRATIONS: [Embedded; 6] = [
+pub(crate) const MIGRATIONS: [Embedded; 7] = [
     (
         1,
         "init",
@@ -93,6 +93,11 @@ pub(crate) const MIGRATIONS: [Embedded; 6] = [
         6,
         "pool deletion",
         include_str!("../migrations/sqlite/0006_pool_deletion.sql"),
+    ),
+    (
+        7,
+        "event leases",
+        include_str!("../migrations/sqlite/0007_event_leases.sql"),
     ),
 ];
 

@@ -74,7 +74,7 @@ pub struct RoundStats {
     pub ignored: u64,
     pub retried: u64,
     pub parked: u64,
-    /// Connections skipped because a job (or another worker) held them.
+    /// Connections skipped because another worker held their event lease.
     pub busy: u64,
 }
 
@@ -197,10 +197,11 @@ impl Worker {
     ) -> Result<RoundStats, StoreError> {
         let store = self.engine.store().clone();
         let mut stats = RoundStats::default();
-        // The connection's lease: events wait while an import or reconciliation runs, and one
-        // worker at a time applies a connection's events (so their order holds).
+        // The connection's event lease: one worker at a time applies a connection's events
+        // (so their order holds). Not the job lease: events keep flowing while a job runs,
+        // whose steps then yield to what an event changed (docs/concurrency.md).
         if !store
-            .try_acquire_lease(
+            .try_acquire_event_lease(
                 connection_id,
                 &self.id,
                 self.config.connection_lease,
@@ -212,7 +213,7 @@ impl Worker {
             return Ok(stats);
         }
         let result = self.claim_and_apply(connection_id, &mut stats).await;
-        let _ = store.release_lease(connection_id, &self.id).await;
+        let _ = store.release_event_lease(connection_id, &self.id).await;
         let reconcile = result?;
         if let Some(event) = reconcile {
             // Scope changed: a reconciliation that starts after the change sees the new scope.

@@ -152,6 +152,12 @@ pub async fn deleting_a_connection_keeps_the_directory(store: Store, _raw: Raw) 
             .await
             .unwrap()
     );
+    assert!(
+        store
+            .try_acquire_event_lease(&c.id, "me", std::time::Duration::from_secs(60), 1_000)
+            .await
+            .unwrap()
+    );
     let ids = store
         .inbox_insert(&[event(&c, "pending", Some(1)), event(&c, "done", Some(2))])
         .await
@@ -167,7 +173,7 @@ pub async fn deleting_a_connection_keeps_the_directory(store: Store, _raw: Raw) 
     let job = job(&c, 1_000);
     store.create_job(&job).await.unwrap();
 
-    // Deleting also removes the lease (else the connection's row could not go).
+    // Deleting also removes the leases (else the connection's row could not go).
     store.delete_connection(&c.id).await.unwrap();
     assert!(store.get_connection(&c.id).await.unwrap().is_none());
     assert!(
@@ -324,6 +330,17 @@ async fn populate_pool(store: &Store) -> Populated {
             .await
             .unwrap()
     );
+    assert!(
+        store
+            .try_acquire_event_lease(
+                &c.id,
+                "worker-holder",
+                std::time::Duration::from_secs(600),
+                1_000
+            )
+            .await
+            .unwrap()
+    );
     store.delete_connection(&gone.id).await.unwrap();
     Populated {
         pool,
@@ -435,6 +452,17 @@ pub async fn deleting_a_pool_leaves_no_row(store: Store, raw: Raw) {
     assert!(
         !store
             .try_acquire_lease(
+                &kept.connection.id,
+                "someone-else",
+                std::time::Duration::from_secs(60),
+                2_000
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .try_acquire_event_lease(
                 &kept.connection.id,
                 "someone-else",
                 std::time::Duration::from_secs(60),
@@ -1841,5 +1869,143 @@ pub async fn nul_characters_are_dropped_on_both_backends(store: Store, _raw: Raw
     assert_eq!(
         log[0].object["profile"]["name"],
         serde_json::json!("ZhangSan")
+    );
+}
+
+/// A Feishu id maps to one object for life: a ref that would repoint it from an object that
+/// exists (tombstoned or not) to another is refused with the whole batch; the same object may
+/// be written again (new union id) and a ref whose object is missing may be repointed.
+pub async fn an_external_id_maps_one_object(store: Store, _raw: Raw) {
+    let pool = new_pool(&store).await;
+    let c = new_connection(&store, &pool, "main").await;
+    let a = user(&pool, 1);
+    store
+        .apply(batch(
+            &pool,
+            vec![
+                put_user(&a, ChangeKind::UserCreated),
+                Write::PutExternalRef(external(&c.id, ObjectKind::User, "ou_1", a.id.as_str())),
+            ],
+        ))
+        .await
+        .unwrap();
+    let seq_before = store.changes_since(&pool, 0, 100).await.unwrap().len();
+
+    // A second object for the same Feishu id (an event created it while a job planned to).
+    let b = user(&pool, 2);
+    let mut second = batch(
+        &pool,
+        vec![
+            put_user(&b, ChangeKind::UserCreated),
+            Write::PutExternalRef(external(&c.id, ObjectKind::User, "ou_1", b.id.as_str())),
+        ],
+    );
+    second.watermarks = vec![watermark(&c.id, "user:ou_1", 5_000, false)];
+    match store.apply(second.clone()).await {
+        Err(StoreError::ExternalIdTaken {
+            kind,
+            external_id,
+            object_id,
+        }) => assert_eq!(
+            (kind, external_id.as_str(), object_id.as_str()),
+            ("user", "ou_1", a.id.as_str())
+        ),
+        other => panic!(
+            "{:?}: expected ExternalIdTaken, got {other:?}",
+            store.backend()
+        ),
+    }
+    // Nothing of the batch was written.
+    assert!(store.get_user(&pool, &b.id).await.unwrap().is_none());
+    assert_eq!(
+        store.changes_since(&pool, 0, 100).await.unwrap().len(),
+        seq_before
+    );
+    assert!(
+        store
+            .watermarks(&c.id, &["user:ou_1".into()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A batch of refs alone is checked too, and so is a tombstoned object.
+    let mut dead = store.get_user(&pool, &a.id).await.unwrap().unwrap();
+    dead.deleted_at = Some(2_000);
+    store
+        .apply(batch(
+            &pool,
+            vec![Write::PutUser {
+                user: dead.clone(),
+                change: ChangeKind::UserDeleted,
+                expected_version: Some(1),
+            }],
+        ))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .apply(batch(
+                &pool,
+                vec![Write::PutExternalRef(external(
+                    &c.id,
+                    ObjectKind::User,
+                    "ou_1",
+                    b.id.as_str()
+                ))]
+            ))
+            .await,
+        Err(StoreError::ExternalIdTaken { .. })
+    ));
+    // The mapped object itself: its ref may change (new union id).
+    let mut renamed = external(&c.id, ObjectKind::User, "ou_1", a.id.as_str());
+    renamed.union_id = Some("on_new".into());
+    store
+        .apply(batch(&pool, vec![Write::PutExternalRef(renamed.clone())]))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .find_external(&c.id, ObjectKind::User, "ou_1")
+            .await
+            .unwrap(),
+        Some(renamed)
+    );
+    // Per connection and kind: the same id elsewhere is another mapping.
+    let other = new_connection(&store, &pool, "other").await;
+    store
+        .apply(batch(
+            &pool,
+            vec![
+                put_user(&b, ChangeKind::UserCreated),
+                Write::PutExternalRef(external(&other.id, ObjectKind::User, "ou_1", b.id.as_str())),
+                Write::PutExternalRef(external(&c.id, ObjectKind::Department, "ou_1", "d-missing")),
+            ],
+        ))
+        .await
+        .unwrap();
+    // A ref whose object is missing may be repointed.
+    let d = department(&pool, "Eng", None);
+    store
+        .apply(batch(
+            &pool,
+            vec![
+                put_department(&d, ChangeKind::DepartmentCreated),
+                Write::PutExternalRef(external(
+                    &c.id,
+                    ObjectKind::Department,
+                    "ou_1",
+                    d.id.as_str(),
+                )),
+            ],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .find_external(&c.id, ObjectKind::Department, "ou_1")
+            .await
+            .unwrap()
+            .map(|r| r.object_id),
+        Some(d.id.0.clone())
     );
 }

@@ -277,6 +277,76 @@ pub async fn lease_rules(store: Store, _raw: Raw) {
     );
 }
 
+/// The event worker's lease has the job lease's rules and is independent of it: a running job
+/// does not keep events waiting. Released by holder prefix together with the job lease.
+pub async fn event_lease_rules(store: Store, _raw: Raw) {
+    let pool = new_pool(&store).await;
+    let c = new_connection(&store, &pool, "main").await;
+    let o = new_connection(&store, &pool, "other").await;
+    let ttl = Duration::from_secs(60);
+    let take = |holder: &'static str, now: i64| {
+        let store = store.clone();
+        let id = c.id.clone();
+        async move {
+            store
+                .try_acquire_event_lease(&id, holder, ttl, now)
+                .await
+                .unwrap()
+        }
+    };
+    // A job holds the connection: the worker still gets its own lease.
+    assert!(
+        store
+            .try_acquire_lease(&c.id, "i/job", ttl, 1_000)
+            .await
+            .unwrap()
+    );
+    assert!(take("i/worker-1", 1_000).await, "free beside a job");
+    assert!(
+        !take("j/worker-2", 1_000).await,
+        "one worker per connection"
+    );
+    assert!(take("i/worker-1", 2_000).await, "renewed, until 62 000");
+    assert!(!take("j/worker-2", 61_999).await);
+    assert!(take("j/worker-2", 62_000).await, "expired");
+    store
+        .release_event_lease(&c.id, "i/worker-1")
+        .await
+        .unwrap();
+    assert!(
+        !take("i/worker-1", 62_001).await,
+        "only the holder releases"
+    );
+    store
+        .release_event_lease(&c.id, "j/worker-2")
+        .await
+        .unwrap();
+    assert!(take("i/worker-1", 62_001).await, "released");
+    // The job lease was never touched by the worker's.
+    assert!(
+        !store
+            .try_acquire_lease(&c.id, "k/job", ttl, 2_000)
+            .await
+            .unwrap()
+    );
+    // Per connection.
+    assert!(
+        store
+            .try_acquire_event_lease(&o.id, "j/worker-2", ttl, 62_001)
+            .await
+            .unwrap()
+    );
+    // A restarted instance frees both kinds.
+    assert_eq!(store.release_leases_by_prefix("i/").await.unwrap(), 2);
+    assert!(take("k/worker", 62_002).await);
+    assert!(
+        store
+            .try_acquire_lease(&c.id, "k/job", ttl, 2_000)
+            .await
+            .unwrap()
+    );
+}
+
 /// 10 instances racing for one lease (free, then expired): exactly one wins each round.
 pub async fn lease_race_has_one_winner(store: Store, _raw: Raw) {
     let pool = new_pool(&store).await;
