@@ -457,3 +457,61 @@ async fn a_department_deleted_by_event_detaches_all_of_its_many_members() {
         assert_eq!(detached, MEMBERS, "{backend:?}");
     }
 }
+
+#[tokio::test]
+async fn a_batch_gives_the_same_result_as_its_events_one_by_one() {
+    for backend in Backend::all() {
+        let mut one_by_one = Harness::with(backend, org(), |_| {}, no_thresholds()).await;
+        let mut batched = Harness::with(backend, org(), |_| {}, no_thresholds()).await;
+        one_by_one.worker = directory::worker::Worker::new(
+            one_by_one.engine.clone(),
+            directory::worker::WorkerConfig {
+                batch: 1,
+                ..worker_config()
+            },
+        );
+        let mut from = Vec::new();
+        for h in [&mut one_by_one, &mut batched] {
+            h.import().await;
+            h.delivered = h.emu.state().events.emitted().len();
+            from.push(last_seq(h).await);
+            // The same mutations on both (the same seed on the same tenant); several touch
+            // one object, so a batch holds several events of it.
+            let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(5);
+            for _ in 0..150 {
+                // No scope changes: their reconciliation would race the events.
+                h.mutate(|t| {
+                    Ok(t.random_mutation_of(emulator::mutate::MutationProfile::Ordinary, &mut rng))
+                });
+            }
+            h.deliver(2, Some(11), None).await;
+        }
+        let stats = one_by_one.settle().await;
+        batched.settle().await;
+        let reasons: Vec<String> = one_by_one
+            .inbox()
+            .await
+            .iter()
+            .filter(|e| e.state == directory::store::InboxState::Ignored)
+            .map(|e| {
+                format!(
+                    "{}: {}",
+                    e.event_type,
+                    e.outcome.clone().unwrap_or_default()
+                )
+            })
+            .collect();
+        assert!(stats.applied > 100, "{backend:?}: {stats:?} {reasons:#?}");
+        let a = written_since(&one_by_one, from[0]).await;
+        let b = written_since(&batched, from[1]).await;
+        assert_eq!(
+            a.kinds, b.kinds,
+            "{backend:?}: change kinds (left: one by one)"
+        );
+        assert_eq!(
+            a.objects, b.objects,
+            "{backend:?}: objects (left: one by one)"
+        );
+        assert!(batched.compare().await.is_empty(), "{backend:?}");
+    }
+}
