@@ -478,7 +478,7 @@ async fn a_batch_gives_the_same_result_as_its_events_one_by_one() {
             // The same mutations on both (the same seed on the same tenant); several touch
             // one object, so a batch holds several events of it.
             let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(5);
-            for _ in 0..150 {
+            for _ in 0..100 {
                 // No scope changes: their reconciliation would race the events.
                 h.mutate(|t| {
                     Ok(t.random_mutation_of(emulator::mutate::MutationProfile::Ordinary, &mut rng))
@@ -501,7 +501,7 @@ async fn a_batch_gives_the_same_result_as_its_events_one_by_one() {
                 )
             })
             .collect();
-        assert!(stats.applied > 100, "{backend:?}: {stats:?} {reasons:#?}");
+        assert!(stats.applied > 60, "{backend:?}: {stats:?} {reasons:#?}");
         let a = written_since(&one_by_one, from[0]).await;
         let b = written_since(&batched, from[1]).await;
         assert_eq!(
