@@ -4,15 +4,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use directory::ids::{ConnectionId, DepartmentId, GroupId, JobId, PoolId, UserId};
+use directory::ids::{ConnectionId, DepartmentId, GroupId, JobId, Millis, PoolId, UserId};
 use directory::model::{
     ActionLogEntry, ActionResult, Connection, ConnectionSettings, Department, ExternalRef, Group,
     GroupMember, I18nName, JobProgress, Leader, Membership, ObjectKind, ParkedDeletion,
     ParkedState, Provider, SyncAction, SyncJob, User, UserProfile, UserStatus,
 };
 use directory::store::{
-    ChangeKind, ChangeRecord, ChangeSource, InboxEvent, InboxState, StoreError, StoreResult,
-    Watermark,
+    ChangeKind, ChangeRecord, ChangeSource, InboxEvent, InboxOutcome, InboxState, StoreError,
+    StoreResult, Watermark,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -537,6 +537,64 @@ impl TryFrom<InboxRow> for InboxEvent {
 }
 
 /// Claim order: oldest Feishu `create_time` first, events without one last, then arrival.
+/// What finishing (or rescheduling) one inbox event writes; the same for the single statement
+/// and the bulk ones.
+pub(crate) struct InboxFinish<'a> {
+    pub id: i64,
+    pub state: &'static str,
+    /// `None` keeps the stored value.
+    pub outcome: Option<&'a str>,
+    /// `None` keeps the stored value.
+    pub last_error: Option<&'a str>,
+    pub finished_at: Option<Millis>,
+    /// Added to `attempts`.
+    pub tries: i64,
+    /// `None` keeps the stored value.
+    pub next_attempt_at: Option<Millis>,
+}
+
+impl<'a> InboxFinish<'a> {
+    pub(crate) fn new(id: i64, outcome: &'a InboxOutcome, now: Millis) -> Self {
+        let (state, text, last_error, finished_at, tries, next_attempt_at) = match outcome {
+            InboxOutcome::Applied { note } => {
+                ("applied", note.as_deref(), None, Some(now), 0, None)
+            }
+            InboxOutcome::Ignored { reason } => {
+                ("ignored", Some(reason.as_str()), None, Some(now), 0, None)
+            }
+            // Parking follows a failed attempt: it counts, like a retry's.
+            InboxOutcome::Parked { error } => (
+                "parked",
+                Some(error.as_str()),
+                Some(error.as_str()),
+                Some(now),
+                1,
+                None,
+            ),
+            InboxOutcome::Retry {
+                error,
+                next_attempt_at,
+            } => (
+                "pending",
+                None,
+                Some(error.as_str()),
+                None,
+                1,
+                Some(*next_attempt_at),
+            ),
+        };
+        Self {
+            id,
+            state,
+            outcome: text,
+            last_error,
+            finished_at,
+            tries,
+            next_attempt_at,
+        }
+    }
+}
+
 pub(crate) fn sort_for_claim(events: &mut [InboxEvent]) {
     events.sort_by_key(|e| (e.created_at.is_none(), e.created_at, e.id));
 }

@@ -11,12 +11,15 @@
 //! - `async fn begin_read(&self)` / `async fn begin_write(&self)`: a consistent read snapshot,
 //!   and a write transaction (SQLite: `BEGIN IMMEDIATE`);
 //! - `async fn insert_inbox_rows(conn, events)`: the deduplicating inbox insert (PostgreSQL
-//!   inserts the whole batch in one `UNNEST` statement).
+//!   inserts the whole batch in one `UNNEST` statement);
+//! - `async fn finish_inbox_rows(conn, rows)`: finishes pending events in one statement and
+//!   returns the ids it finished (SQLite: `UPDATE … FROM` a `VALUES` list; PostgreSQL:
+//!   `UNNEST` arrays).
 
 macro_rules! impl_directory_store {
     ($store:ty, $db:ty) => {
         const _: () = {
-            use std::collections::HashMap;
+            use std::collections::{HashMap, HashSet};
             use std::time::Duration;
 
             use directory::ids::{
@@ -36,9 +39,9 @@ macro_rules! impl_directory_store {
             use sqlx::types::Json;
 
             use $crate::codec::{
-                ActionRow, CHUNK, ChangeRow, ConnectionRow, DepartmentRow, GroupRow, InboxRow,
-                JobRow, LeaderRow, MemberRow, MembershipRow, ParkedRow, PoolRow, RefRow, UserRow,
-                WatermarkRow, assemble_departments, assemble_groups, assemble_users,
+                ActionRow, CHUNK, ChangeRow, ConnectionRow, DepartmentRow, GroupRow, InboxFinish,
+                InboxRow, JobRow, LeaderRow, MemberRow, MembershipRow, ParkedRow, PoolRow, RefRow,
+                UserRow, WatermarkRow, assemble_departments, assemble_groups, assemble_users,
                 connection_conflict, contains_pattern, convert_all, count, db_err, enum_text,
                 in_order, member_columns, plus, search_text, sort_for_claim, sql_int, unique_ids,
             };
@@ -376,55 +379,32 @@ macro_rules! impl_directory_store {
                 outcome: &InboxOutcome,
                 now: Millis,
             ) -> StoreResult<()> {
-                // (state, outcome, last_error, finished_at, attempts added, next attempt)
-                let (state, text, error, finished, tries, next) = match outcome {
-                    InboxOutcome::Applied { note } => {
-                        ("applied", note.as_deref(), None, Some(now), 0_i64, None)
-                    }
-                    InboxOutcome::Ignored { reason } => {
-                        ("ignored", Some(reason.as_str()), None, Some(now), 0, None)
-                    }
-                    // Parking follows a failed attempt: it counts, like a retry's.
-                    InboxOutcome::Parked { error } => (
-                        "parked",
-                        Some(error.as_str()),
-                        Some(error.as_str()),
-                        Some(now),
-                        1,
-                        None,
-                    ),
-                    InboxOutcome::Retry {
-                        error,
-                        next_attempt_at,
-                    } => (
-                        "pending",
-                        None,
-                        Some(error.as_str()),
-                        None,
-                        1,
-                        Some(*next_attempt_at),
-                    ),
-                };
+                let row = InboxFinish::new(id, outcome, now);
                 let done = sqlx::query(sql::FINISH_INBOX)
-                    .bind(id)
-                    .bind(state)
-                    .bind(text)
-                    .bind(error)
-                    .bind(finished)
-                    .bind(tries)
-                    .bind(next)
+                    .bind(row.id)
+                    .bind(row.state)
+                    .bind(row.outcome)
+                    .bind(row.last_error)
+                    .bind(row.finished_at)
+                    .bind(row.tries)
+                    .bind(row.next_attempt_at)
                     .execute(&mut *conn)
                     .await
                     .map_err(db_err)?;
                 if done.rows_affected() == 1 {
                     return Ok(());
                 }
+                Err(not_finished(conn, id).await?)
+            }
+
+            /// Why an event could not be finished: it does not exist, or it is not pending.
+            async fn not_finished(conn: &mut Conn, id: i64) -> StoreResult<StoreError> {
                 let state: Option<String> = sqlx::query_scalar(sql::INBOX_STATE)
                     .bind(id)
                     .fetch_optional(&mut *conn)
                     .await
                     .map_err(db_err)?;
-                Err(match state {
+                Ok(match state {
                     None => StoreError::NotFound(format!("inbox event {id}")),
                     Some(state) => StoreError::Conflict(format!(
                         "inbox event {id} is already {state}; it is finished only once"
@@ -440,10 +420,25 @@ macro_rules! impl_directory_store {
                 events: &[(i64, InboxOutcome)],
                 now: Millis,
             ) -> StoreResult<()> {
-                for (id, outcome) in events {
-                    finish_inbox(conn, *id, outcome, now).await?;
+                let mut seen = HashSet::with_capacity(events.len());
+                if let Some((id, _)) = events.iter().find(|(id, _)| !seen.insert(*id)) {
+                    return Err(StoreError::Conflict(format!(
+                        "inbox event {id} is listed twice in one batch; it is finished only once"
+                    )));
                 }
-                Ok(())
+                let rows: Vec<InboxFinish<'_>> = events
+                    .iter()
+                    .map(|(id, outcome)| InboxFinish::new(*id, outcome, now))
+                    .collect();
+                // One statement per chunk: on PostgreSQL each statement is a round trip.
+                let mut done = HashSet::with_capacity(rows.len());
+                for chunk in rows.chunks(CHUNK) {
+                    done.extend(<$store>::finish_inbox_rows(conn, chunk).await?);
+                }
+                match events.iter().find(|(id, _)| !done.contains(id)) {
+                    None => Ok(()),
+                    Some((id, _)) => Err(not_finished(conn, *id).await?),
+                }
             }
 
             fn push_user_filters(qb: &mut QueryBuilder<$db>, pool: &PoolId, q: &UserQuery) {

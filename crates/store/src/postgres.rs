@@ -12,7 +12,7 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Executor, Postgres, Transaction};
 
-use crate::codec::db_err;
+use crate::codec::{InboxFinish, db_err};
 use crate::imp::impl_directory_store;
 use crate::migrations::{self, Embedded};
 use crate::sql;
@@ -36,6 +36,15 @@ const INSERT_INBOX: &str = "INSERT INTO inbox (pool_id, connection_id, event_id,
 const INBOX_IDS: &str = "SELECT i.id, i.connection_id, i.event_id FROM inbox i \
      JOIN UNNEST($1::text[], $2::text[]) AS k(connection_id, event_id) \
      ON i.connection_id = k.connection_id AND i.event_id = k.event_id";
+/// Finishes many events in one statement: their columns as arrays, each row joined to its inbox
+/// row through the primary key.
+const FINISH_INBOX_ROWS: &str = concat!(
+    "UPDATE inbox ",
+    sql::finish_inbox_set!(),
+    " FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], \
+     $7::int8[]) AS v (id, state, outcome, last_error, finished_at, tries, next_attempt_at)",
+    sql::finish_inbox_where!()
+);
 
 /// The migrations, embedded at compile time: (version, description, SQL).
 pub(crate) const MIGRATIONS: [Embedded; 7] = [
@@ -219,6 +228,26 @@ impl PgStore {
                     })
             })
             .collect()
+    }
+
+    async fn finish_inbox_rows(
+        conn: &mut PgConnection,
+        rows: &[InboxFinish<'_>],
+    ) -> StoreResult<Vec<i64>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        sqlx::query_scalar(FINISH_INBOX_ROWS)
+            .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.state).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.outcome).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.last_error).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.finished_at).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.tries).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.next_attempt_at).collect::<Vec<_>>())
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_err)
     }
 }
 

@@ -433,6 +433,25 @@ pub(crate) const FINISH_INBOX: &str = "UPDATE inbox SET state = $2, \
      outcome = COALESCE($3, outcome), last_error = COALESCE($4, last_error), finished_at = $5, \
      attempts = attempts + $6, next_attempt_at = COALESCE($7, next_attempt_at), \
      claimed_by = NULL, claimed_until = 0 WHERE id = $1 AND state = 'pending'";
+/// The same for many events at once: the `SET` of `UPDATE inbox … FROM <v>`, where `v` has the
+/// columns (id, state, outcome, last_error, finished_at, tries, next_attempt_at); each
+/// backend supplies `v` its way (`VALUES` on SQLite, `UNNEST` on PostgreSQL).
+macro_rules! finish_inbox_set {
+    () => {
+        "SET state = v.state, outcome = COALESCE(v.outcome, inbox.outcome), \
+         last_error = COALESCE(v.last_error, inbox.last_error), finished_at = v.finished_at, \
+         attempts = inbox.attempts + v.tries, \
+         next_attempt_at = COALESCE(v.next_attempt_at, inbox.next_attempt_at), \
+         claimed_by = NULL, claimed_until = 0"
+    };
+}
+/// The `WHERE … RETURNING` that follows: only pending events, and which were finished.
+macro_rules! finish_inbox_where {
+    () => {
+        " WHERE inbox.id = v.id AND inbox.state = 'pending' RETURNING inbox.id"
+    };
+}
+pub(crate) use {finish_inbox_set, finish_inbox_where};
 pub(crate) const INBOX_STATE: &str = "SELECT state FROM inbox WHERE id = $1";
 pub(crate) const GET_INBOX: &str = concat!("SELECT ", inbox_cols!(), " FROM inbox WHERE id = $1");
 pub(crate) const DUE_CONNECTIONS: &str = "SELECT DISTINCT connection_id FROM inbox \

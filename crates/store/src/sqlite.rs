@@ -16,9 +16,9 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
 };
-use sqlx::{Sqlite, Transaction};
+use sqlx::{QueryBuilder, Sqlite, Transaction};
 
-use crate::codec::db_err;
+use crate::codec::{InboxFinish, db_err};
 use crate::imp::impl_directory_store;
 use crate::migrations::{self, Embedded};
 use crate::sql;
@@ -32,6 +32,16 @@ const INSERT_INBOX: &str = "INSERT INTO inbox (pool_id, connection_id, event_id,
      VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $6) \
      ON CONFLICT (connection_id, event_id) DO NOTHING RETURNING id";
 const INBOX_ID: &str = "SELECT id FROM inbox WHERE connection_id = $1 AND event_id = $2";
+/// Finishes many events: the rows as a `VALUES` list named `v` (SQLite ≥ 3.33 for `UPDATE …
+/// FROM`), each joined to its inbox row through the primary key.
+const FINISH_INBOX_ROWS: &str = "WITH v (id, state, outcome, last_error, finished_at, tries, \
+     next_attempt_at) AS (";
+const FINISH_INBOX_ROWS_TAIL: &str = concat!(
+    ") UPDATE inbox ",
+    sql::finish_inbox_set!(),
+    " FROM v",
+    sql::finish_inbox_where!()
+);
 
 /// A missing directory is created 0700 (the database holds names, e-mails and mobiles).
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
@@ -264,6 +274,31 @@ impl SqliteStore {
             });
         }
         Ok(out)
+    }
+
+    /// One statement for the chunk (a few thousand bind parameters at most).
+    async fn finish_inbox_rows(
+        conn: &mut SqliteConnection,
+        rows: &[InboxFinish<'_>],
+    ) -> StoreResult<Vec<i64>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut qb = QueryBuilder::<Sqlite>::new(FINISH_INBOX_ROWS);
+        qb.push_values(rows, |mut b, r| {
+            b.push_bind(r.id)
+                .push_bind(r.state)
+                .push_bind(r.outcome)
+                .push_bind(r.last_error)
+                .push_bind(r.finished_at)
+                .push_bind(r.tries)
+                .push_bind(r.next_attempt_at);
+        });
+        qb.push(FINISH_INBOX_ROWS_TAIL);
+        qb.build_query_scalar()
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_err)
     }
 }
 

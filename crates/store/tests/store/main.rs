@@ -5,6 +5,7 @@
 //! Every story is one module with two tests, `<story>::sqlite` and `<story>::postgres`.
 #![allow(clippy::unwrap_used)]
 
+mod batch_stories;
 mod directory_stories;
 mod fixtures;
 mod inbox_stories;
@@ -70,6 +71,10 @@ on_both!(
     ops_stories::parked_filters_counts_and_batches,
     ops_stories::migration_collapses_duplicate_pending_entries,
     ops_stories::writes_for_a_deleted_connection_are_not_found,
+    batch_stories::bulk_reads_match_the_single_reads,
+    batch_stories::department_members_are_every_live_member,
+    batch_stories::each_event_of_a_batch_is_the_source_of_its_changes,
+    batch_stories::one_apply_finishes_500_inbox_events,
 );
 
 /// `open` picks the backend from the URL and creates a SQLite file's directory.
