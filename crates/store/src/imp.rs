@@ -1104,13 +1104,9 @@ macro_rules! impl_directory_store {
                         .fetch_all(self.reads())
                         .await
                         .map_err(db_err)?;
-                    let mut out = Vec::with_capacity(ids.len());
-                    for (id,) in ids {
-                        if let Some(group) = self.get_group(pool_id, &GroupId(id)).await? {
-                            out.push(group);
-                        }
-                    }
-                    Ok(out)
+                    // In bulk: a user may be in thousands of groups.
+                    let ids: Vec<GroupId> = ids.into_iter().map(|(id,)| GroupId(id)).collect();
+                    self.get_groups(pool_id, &ids).await
                 }
 
                 async fn refs_of(
