@@ -1,22 +1,25 @@
 //! Event-path benchmark: the real HTTP server in-process (`server::RunningServer`) with the
-//! engine, the ingestor and one event worker running in the background with `orgsync serve`'s
-//! defaults, next to an in-process emulator (Feishu's rate limits off). For SQLite and, when
-//! ORGSYNC_TEST_POSTGRES_URL is set, PostgreSQL (a fresh schema):
+//! engine and the ingestor, next to an in-process emulator (Feishu's rate limits off), and an
+//! independent load generator: this same binary re-invoked as a separate OS process
+//! (`--load`), so the server's CPU is measured on its own. For SQLite and, when
+//! ORGSYNC_TEST_POSTGRES_URL is set, PostgreSQL (a fresh schema), each round on a fresh store:
 //!
-//! 1. ingestion: after importing the generated tenant, EVENTS real `contact.user.updated_v3`
-//!    events (the emulator emitted them for profile changes), each encrypted and signed as
-//!    Feishu does, are POSTed to the callback URL by CLIENTS concurrent clients: accepted
-//!    events/s and the latency of the 200s (a 200 means the event is committed);
-//! 2. apply: how long until the worker has applied all of them (inbox pending = 0);
-//! 3. leavers: LEAVERS users resign one at a time in the emulator; their
+//! 1. reference: the load generator against a bare axum handler that reads the body and
+//!    answers 200 (no verification, no store) — the ceiling of this generator on this machine;
+//! 2. ingest: with the event worker stopped, EVENTS distinct real `contact.user.updated_v3`
+//!    events for existing users (the emulator emitted them for profile changes), each
+//!    encrypted and signed as Feishu does, replayed by the generator over CONNECTIONS
+//!    HTTP/1.1 keep-alive connections: accepted events/s, latency of the 200s (a 200 means
+//!    committed), CPU of the server process per event;
+//! 3. drain: the worker (`orgsync serve`'s defaults) starts on that backlog; the time until
+//!    nothing is pending gives its drain rate, set against the ingest rate of the same round;
+//! 4. leavers: LEAVERS users resign one at a time in the emulator; their
 //!    `contact.user.deleted_v3` is POSTed and the user polled through
 //!    `GET /api/v1/pools/{pool}/users/{id}` until they are no longer active.
 //!
 //! Prints the figures and writes the `## Events` section of BENCHMARKS.md.
 //!
-//! Each store runs ROUNDS times (fresh store and server): rates are the medians of the rounds.
-//!
-//! cargo run --release -p orgsync-tests --example event_bench -- [EVENTS] [CLIENTS] [USERS] [LEAVERS] [ROUNDS]
+//! cargo run --release -p orgsync-tests --example event_bench -- [EVENTS] [CONNECTIONS] [USERS] [LEAVERS] [ROUNDS]
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -54,29 +57,49 @@ const POLL: Duration = Duration::from_millis(5);
 
 struct Params {
     events: usize,
-    clients: usize,
+    connections: usize,
     users: usize,
     leavers: usize,
+}
+
+/// What the load generator measured.
+struct Load {
+    /// First request to last response.
+    elapsed: Duration,
+    /// Latencies of the 200s, sorted.
+    latencies: Vec<Duration>,
+    /// CPU time of the generator process.
+    cpu: Duration,
 }
 
 struct Row {
     store: String,
     import: Duration,
-    /// First POST to last 200.
-    ingest: Duration,
-    /// Latencies of the 200s, sorted.
-    latencies: Vec<Duration>,
-    /// First POST to inbox pending = 0.
-    applied_after: Duration,
-    /// Pending events when the last 200 came back.
-    backlog: u64,
-    /// Last 200 to pending = 0.
+    /// The generator against a handler that only answers 200.
+    reference: Load,
+    ingest: Load,
+    /// CPU time of the server process during the ingest.
+    server_cpu: Duration,
+    /// Worker start to inbox pending = 0, for `events` pending events.
     drain: Duration,
-    applied: usize,
-    ignored: usize,
-    parked: usize,
+    applied: u64,
+    ignored: u64,
+    parked: u64,
     /// Resignation POST to the user read back as not active, sorted.
     leavers: Vec<Duration>,
+}
+
+/// User + system CPU time of this process (all threads), from /proc (clock ticks of 10 ms).
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name in parentheses; utime and stime are 14th and 15th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 fn peak_rss_mib() -> f64 {
@@ -115,6 +138,8 @@ struct Served {
     store: Arc<dyn DirectoryStore>,
     server: RunningServer,
     http: reqwest::Client,
+    engine: Arc<Engine>,
+    ingestor: Arc<Ingestor>,
     stop_worker: tokio::sync::watch::Sender<bool>,
 }
 
@@ -151,16 +176,13 @@ impl Served {
             },
         );
         let ingestor = Arc::new(Ingestor::new(store.clone(), key, DecodeOptions::default()));
-        let (stop_worker, stopped) = tokio::sync::watch::channel(false);
-        Worker::new(engine.clone(), WorkerConfig::default())
-            .wake_on(ingestor.committed())
-            .spawn(stopped);
+        let (stop_worker, _) = tokio::sync::watch::channel(false);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         drop(listener);
         let state = AppState::new(
-            engine,
-            ingestor,
+            engine.clone(),
+            ingestor.clone(),
             ServerSettings {
                 public_base_url: format!("http://{addr}"),
                 admin_token: AdminToken::from_plaintext(ADMIN_TOKEN),
@@ -173,8 +195,17 @@ impl Served {
             store,
             server,
             http: reqwest::Client::new(),
+            engine,
+            ingestor,
             stop_worker,
         }
+    }
+
+    /// Starts the event worker as `orgsync serve` does (woken by each commit).
+    fn start_worker(&self) {
+        Worker::new(self.engine.clone(), WorkerConfig::default())
+            .wake_on(self.ingestor.committed())
+            .spawn(self.stop_worker.subscribe());
     }
 
     fn url(&self, path: &str) -> String {
@@ -221,21 +252,14 @@ impl Served {
         self.store.inbox_pending_count(connection).await.unwrap()
     }
 
-    async fn inbox_count(&self, state: InboxState) -> usize {
+    async fn inbox_count(&self, state: InboxState) -> u64 {
         self.store
-            .inbox_list(
-                &InboxFilter {
-                    state: Some(state),
-                    ..InboxFilter::default()
-                },
-                PageRequest {
-                    offset: 0,
-                    limit: 10_000_000,
-                },
-            )
+            .inbox_count(&InboxFilter {
+                state: Some(state),
+                ..InboxFilter::default()
+            })
             .await
             .unwrap()
-            .len()
     }
 }
 
@@ -259,6 +283,171 @@ async fn deliver(http: &reqwest::Client, url: &str, sealed: &SealedRequest) {
     let status = resp.status();
     let body = resp.text().await.unwrap_or_default();
     assert_eq!(status, StatusCode::OK, "event refused: {body}");
+}
+
+/// The part of an event request after its request line and `Host`, as Feishu sends it: the
+/// signature headers, the length and the encrypted body. The generator reads them from a file.
+fn request_tail(sealed: &SealedRequest) -> Vec<u8> {
+    let mut out = String::new();
+    for (name, value) in sealed.headers().iter() {
+        out.push_str(&format!("{name}: {}\r\n", value.to_str().unwrap()));
+    }
+    out.push_str(&format!(
+        "content-length: {}\r\n\r\n{}",
+        sealed.body.len(),
+        sealed.body
+    ));
+    out.into_bytes()
+}
+
+/// Writes the requests as length-prefixed records.
+fn write_requests(path: &std::path::Path, sealed: &[SealedRequest]) {
+    let mut out = Vec::new();
+    for s in sealed {
+        let tail = request_tail(s);
+        out.extend_from_slice(&(tail.len() as u32).to_le_bytes());
+        out.extend_from_slice(&tail);
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+/// Runs the load generator as a separate process (this binary with `--load`) against
+/// `addr` + `path`, and reads back what it measured.
+async fn replay(
+    addr: std::net::SocketAddr,
+    path: &str,
+    requests: &std::path::Path,
+    connections: usize,
+) -> Load {
+    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+    command
+        .arg("--load")
+        .arg(addr.to_string())
+        .arg(path)
+        .arg(requests)
+        .arg(connections.to_string());
+    let out = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the load generator failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut numbers = text
+        .split_whitespace()
+        .map(|v| Duration::from_micros(v.parse().unwrap()));
+    let elapsed = numbers.next().unwrap();
+    let cpu = numbers.next().unwrap();
+    let mut latencies: Vec<Duration> = numbers.collect();
+    latencies.sort();
+    Load {
+        elapsed,
+        latencies,
+        cpu,
+    }
+}
+
+/// The load generator (`--load ADDR PATH FILE CONNECTIONS`): replays the requests of FILE,
+/// each once, over CONNECTIONS keep-alive HTTP/1.1 connections, each connection sending its
+/// next request when the previous answer is read. Every answer must be a 200. Prints the
+/// elapsed time, its own CPU time and each latency, in µs.
+async fn load_generator(args: &[String]) {
+    let [addr, path, file, connections] = args else {
+        panic!("--load ADDR PATH FILE CONNECTIONS");
+    };
+    let connections: usize = connections.parse().unwrap();
+    let data = std::fs::read(file).unwrap();
+    let head = format!("POST {path} HTTP/1.1\r\nhost: {addr}\r\n");
+    let mut requests = Vec::new();
+    let mut rest = data.as_slice();
+    while !rest.is_empty() {
+        let (len, tail) = rest.split_at(4);
+        let len = u32::from_le_bytes(len.try_into().unwrap()) as usize;
+        let mut request = head.clone().into_bytes();
+        request.extend_from_slice(&tail[..len]);
+        requests.push(request);
+        rest = &tail[len..];
+    }
+    let requests = Arc::new(requests);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..connections)
+        .map(|_| {
+            let (requests, next, addr) = (requests.clone(), next.clone(), addr.clone());
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut stream = tokio::net::TcpStream::connect(addr.as_str()).await.unwrap();
+                stream.set_nodelay(true).unwrap();
+                let mut buf = Vec::with_capacity(4096);
+                let mut latencies = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(request) = requests.get(i) else {
+                        return latencies;
+                    };
+                    let t = Instant::now();
+                    stream.write_all(request).await.unwrap();
+                    // One response: headers, then Content-Length bytes of body.
+                    let (head_end, body_len) = loop {
+                        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = std::str::from_utf8(&buf[..end]).unwrap().to_ascii_lowercase();
+                            let len = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+                            if buf.len() >= end + 4 + len {
+                                assert!(
+                                    head.starts_with("http/1.1 200"),
+                                    "request {i} refused: {}",
+                                    String::from_utf8_lossy(&buf[..end + 4 + len])
+                                );
+                                break (end + 4, len);
+                            }
+                        }
+                        let mut chunk = [0u8; 4096];
+                        let n = stream.read(&mut chunk).await.unwrap();
+                        assert!(n > 0, "the server closed the connection");
+                        buf.extend_from_slice(&chunk[..n]);
+                    };
+                    buf.drain(..head_end + body_len);
+                    latencies.push(t.elapsed());
+                }
+            })
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(requests.len());
+    for t in tasks {
+        latencies.extend(t.await.unwrap());
+    }
+    let elapsed = started.elapsed();
+    let mut out = format!("{} {}\n", elapsed.as_micros(), process_cpu().as_micros());
+    for l in latencies {
+        out.push_str(&format!("{}\n", l.as_micros()));
+    }
+    print!("{out}");
+}
+
+/// The reference: an axum handler that reads the body and answers Feishu's 200, nothing more.
+async fn reference_server() -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().route(
+        "/events",
+        axum::routing::post(|_body: bytes::Bytes| async { r#"{"msg":"success"}"# }),
+    );
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+    });
+    (addr, tx)
 }
 
 async fn run(store_name: &str, store: Arc<dyn DirectoryStore>, p: &Params) -> Row {
@@ -334,70 +523,57 @@ async fn run(store_name: &str, store: Arc<dyn DirectoryStore>, p: &Params) -> Ro
         .filter(|e| e.event_type == "contact.user.updated_v3")
         .collect();
     assert_eq!(updates.len(), p.events, "one update event per change");
-    let sealed: Arc<Vec<SealedRequest>> = Arc::new(
-        updates
-            .iter()
-            .enumerate()
-            .map(|(i, e)| seal(e, i))
-            .collect(),
-    );
+    let sealed: Vec<SealedRequest> = updates
+        .iter()
+        .enumerate()
+        .map(|(i, e)| seal(e, i))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let requests = dir.path().join("requests.bin");
+    write_requests(&requests, &sealed);
     eprintln!(
-        "  {store_name}: {} events emitted and sealed in {:.2?}",
+        "  {store_name}: {} events emitted and sealed in {:.2?}, {} bytes of body each",
         sealed.len(),
-        mutated.elapsed()
+        mutated.elapsed(),
+        sealed[0].body.len()
     );
 
-    // 1. Ingestion: C clients POST the N events as fast as the 200s come back.
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..p.clients {
-        let (http, url, sealed, next) = (
-            s.http.clone(),
-            callback.clone(),
-            sealed.clone(),
-            next.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(req) = sealed.get(i) else {
-                    return latencies;
-                };
-                let t = Instant::now();
-                deliver(&http, &url, req).await;
-                latencies.push(t.elapsed());
-            }
-        }));
-    }
-    let mut latencies = Vec::with_capacity(p.events);
-    for t in tasks {
-        latencies.extend(t.await.unwrap());
-    }
-    let ingest = started.elapsed();
-    latencies.sort();
+    // 1. Reference: the same requests against a handler that only answers 200.
+    let (reference_addr, stop_reference) = reference_server().await;
+    let reference = replay(reference_addr, "/events", &requests, p.connections).await;
+    let _ = stop_reference.send(());
 
-    // 2. Apply: until nothing is pending.
+    // 2. Ingest, the worker stopped: the server's CPU is the ingest path's alone.
+    let callback_path = format!("/connections/enterprise/{IDENTIFIER}/{pool}/events");
+    let cpu = process_cpu();
+    let ingest = replay(s.server.addr, &callback_path, &requests, p.connections).await;
+    let server_cpu = process_cpu().saturating_sub(cpu);
     let backlog = s.pending(&connection).await;
-    let ingested = Instant::now();
-    loop {
-        if s.pending(&connection).await == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(backlog, p.events as u64, "every 200 is a pending event");
+    eprintln!(
+        "  {store_name}: reference {:.0}/s; ingest {:.0} events/s, p99 {}, server CPU {:.0} µs/event",
+        p.events as f64 / reference.elapsed.as_secs_f64(),
+        p.events as f64 / ingest.elapsed.as_secs_f64(),
+        ms(pct(&ingest.latencies, 99.0)),
+        server_cpu.as_micros() as f64 / p.events as f64,
+    );
+
+    // 3. Drain: the worker starts on the backlog; until nothing is pending.
+    let started = Instant::now();
+    s.start_worker();
+    while s.pending(&connection).await > 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let applied_after = started.elapsed();
-    let drain = ingested.elapsed();
+    let drain = started.elapsed();
     let (applied, ignored, parked) = (
         s.inbox_count(InboxState::Applied).await,
         s.inbox_count(InboxState::Ignored).await,
         s.inbox_count(InboxState::Parked).await,
     );
     eprintln!(
-        "  {store_name}: ingest {ingest:.2?} ({:.0} events/s), all applied after {applied_after:.2?} \
-         (backlog {backlog} at the last 200), {applied} applied / {ignored} ignored / {parked} parked",
-        p.events as f64 / ingest.as_secs_f64()
+        "  {store_name}: drained {backlog} in {drain:.2?} ({:.0} events/s), {applied} applied / \
+         {ignored} ignored / {parked} parked",
+        backlog as f64 / drain.as_secs_f64()
     );
     // The last change of a user is what the directory shows.
     let (i, key) = (p.events - 1, live[(p.events - 1) % live.len()]);
@@ -493,10 +669,9 @@ async fn run(store_name: &str, store: Arc<dyn DirectoryStore>, p: &Params) -> Ro
     Row {
         store: store_name.to_owned(),
         import,
+        reference,
         ingest,
-        latencies,
-        applied_after,
-        backlog,
+        server_cpu,
         drain,
         applied,
         ignored,
@@ -510,36 +685,44 @@ async fn run(store_name: &str, store: Arc<dyn DirectoryStore>, p: &Params) -> Ro
 struct Summary {
     store: String,
     imports: Vec<f64>,
+    reference_rates: Vec<f64>,
     ingest_rates: Vec<f64>,
     latencies: Vec<Duration>,
-    applied_after: Vec<f64>,
-    apply_rates: Vec<f64>,
-    backlogs: Vec<f64>,
+    /// µs of CPU per event.
+    server_cpu: Vec<f64>,
+    generator_cpu: Vec<f64>,
     drain_rates: Vec<f64>,
-    applied: usize,
-    ignored: usize,
-    parked: usize,
+    /// Drain rate over ingest rate, per round.
+    drain_ratios: Vec<f64>,
+    applied: u64,
+    ignored: u64,
+    parked: u64,
     leavers: Vec<Duration>,
 }
 
 impl Summary {
     fn new(rows: Vec<Row>, events: usize) -> Summary {
-        let rate = |n: usize, d: Duration| n as f64 / d.as_secs_f64();
-        let mut latencies: Vec<Duration> = rows.iter().flat_map(|r| r.latencies.clone()).collect();
+        let rate = |d: Duration| events as f64 / d.as_secs_f64();
+        let per_event = |d: Duration| d.as_micros() as f64 / events as f64;
+        let mut latencies: Vec<Duration> = rows
+            .iter()
+            .flat_map(|r| r.ingest.latencies.clone())
+            .collect();
         latencies.sort();
         let mut leavers: Vec<Duration> = rows.iter().flat_map(|r| r.leavers.clone()).collect();
         leavers.sort();
         Summary {
             store: rows[0].store.clone(),
             imports: rows.iter().map(|r| r.import.as_secs_f64()).collect(),
-            ingest_rates: rows.iter().map(|r| rate(events, r.ingest)).collect(),
+            reference_rates: rows.iter().map(|r| rate(r.reference.elapsed)).collect(),
+            ingest_rates: rows.iter().map(|r| rate(r.ingest.elapsed)).collect(),
             latencies,
-            applied_after: rows.iter().map(|r| r.applied_after.as_secs_f64()).collect(),
-            apply_rates: rows.iter().map(|r| rate(events, r.applied_after)).collect(),
-            backlogs: rows.iter().map(|r| r.backlog as f64).collect(),
-            drain_rates: rows
+            server_cpu: rows.iter().map(|r| per_event(r.server_cpu)).collect(),
+            generator_cpu: rows.iter().map(|r| per_event(r.ingest.cpu)).collect(),
+            drain_rates: rows.iter().map(|r| rate(r.drain)).collect(),
+            drain_ratios: rows
                 .iter()
-                .map(|r| rate(r.backlog as usize, r.drain))
+                .map(|r| r.ingest.elapsed.as_secs_f64() / r.drain.as_secs_f64())
                 .collect(),
             applied: rows.iter().map(|r| r.applied).sum(),
             ignored: rows.iter().map(|r| r.ignored).sum(),
@@ -579,15 +762,17 @@ fn spread(values: &[f64], decimals: usize) -> String {
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    if raw.first().map(String::as_str) == Some("--load") {
+        load_generator(&raw[1..]).await;
+        return;
+    }
+    let args: Vec<usize> = raw.iter().filter_map(|a| a.parse().ok()).collect();
     let p = Params {
-        events: args.first().copied().unwrap_or(5_000),
-        clients: args.get(1).copied().unwrap_or(32).max(1),
+        events: args.first().copied().unwrap_or(20_000).max(1),
+        connections: args.get(1).copied().unwrap_or(64).max(1),
         users: args.get(2).copied().unwrap_or(2_000),
-        leavers: args.get(3).copied().unwrap_or(50),
+        leavers: args.get(3).copied().unwrap_or(30),
     };
     let rounds = args.get(4).copied().unwrap_or(3).max(1);
     let mut summaries = Vec::new();
@@ -615,33 +800,35 @@ async fn main() {
     }
 
     let mut ingest = String::from(
-        "| store | events × rounds | clients | accepted events/s | p50 | p95 | p99 | max |\n|---|---|---|---|---|---|---|---|\n",
+        "| store | events × rounds | connections | accepted events/s | p50 | p95 | p99 | max | server CPU µs/event | generator CPU µs/event | reference events/s |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
-    let mut apply = String::from(
-        "| store | all applied after (from the first POST) | events/s overall | backlog at the last 200 | events/s draining | applied / ignored / parked |\n|---|---|---|---|---|---|\n",
+    let mut drain = String::from(
+        "| store | backlog × rounds | drain events/s | drain / ingest | applied / ignored / parked |\n|---|---|---|---|---|\n",
     );
     let mut leave = String::from(
         "| store | leavers × rounds | median | p95 | p99 | max |\n|---|---|---|---|---|---|\n",
     );
     for s in &summaries {
         ingest.push_str(&format!(
-            "| {} | {} × {rounds} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} × {rounds} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             s.store,
             p.events,
-            p.clients,
+            p.connections,
             spread(&s.ingest_rates, 0),
             ms(pct(&s.latencies, 50.0)),
             ms(pct(&s.latencies, 95.0)),
             ms(pct(&s.latencies, 99.0)),
             ms(pct(&s.latencies, 100.0)),
+            spread(&s.server_cpu, 0),
+            spread(&s.generator_cpu, 0),
+            spread(&s.reference_rates, 0),
         ));
-        apply.push_str(&format!(
-            "| {} | {} s | {} | {} | {} | {} / {} / {} |\n",
+        drain.push_str(&format!(
+            "| {} | {} × {rounds} | {} | {} | {} / {} / {} |\n",
             s.store,
-            spread(&s.applied_after, 1),
-            spread(&s.apply_rates, 0),
-            spread(&s.backlogs, 0),
+            p.events,
             spread(&s.drain_rates, 0),
+            spread(&s.drain_ratios, 2),
             s.applied,
             s.ignored,
             s.parked,
@@ -656,46 +843,56 @@ async fn main() {
             ms(pct(&s.leavers, 100.0)),
         ));
     }
-    let ratios = match summaries.as_slice() {
-        [sqlite, pg] => format!(
-            "\nPostgreSQL against SQLite (medians): {:.2}× the accepted events/s, {:.1}× the median \
-             latency of the 200s, {:.2}× the apply rate overall, {:.2}× the draining rate, {:.2}× the \
-             median leaver latency.\n",
+    let mut ratios = String::new();
+    for s in &summaries {
+        ratios.push_str(&format!(
+            "\n{}: ingest at {:.2}× the reference; drain at {:.2}× the ingest rate.",
+            s.store,
+            median(&s.ingest_rates) / median(&s.reference_rates),
+            median(&s.drain_ratios),
+        ));
+    }
+    if let [sqlite, pg] = summaries.as_slice() {
+        ratios.push_str(&format!(
+            "\nPostgreSQL against SQLite (medians): {:.2}× the accepted events/s, {:.2}× the server CPU \
+             per event, {:.2}× the drain rate, {:.2}× the median leaver latency.",
             median(&pg.ingest_rates) / median(&sqlite.ingest_rates),
-            pct(&pg.latencies, 50.0).as_secs_f64() / pct(&sqlite.latencies, 50.0).as_secs_f64(),
-            median(&pg.apply_rates) / median(&sqlite.apply_rates),
+            median(&pg.server_cpu) / median(&sqlite.server_cpu),
             median(&pg.drain_rates) / median(&sqlite.drain_rates),
             pct(&pg.leavers, 50.0).as_secs_f64() / pct(&sqlite.leavers, 50.0).as_secs_f64(),
-        ),
-        _ => String::new(),
-    };
+        ));
+    }
     let imports: Vec<String> = summaries
         .iter()
         .map(|s| format!("{} {:.1} s", s.store, median(&s.imports)))
         .collect();
     let idle_poll = WorkerConfig::default().idle_poll;
     let section = format!(
-        "## Events\n\n`cargo run --release -p orgsync-tests --example event_bench -- {events} {clients} {users} {leavers} {rounds}` \
-         on this machine (2 cores), release profile, everything in one process: the emulator (Feishu's rate limits \
-         off), the HTTP server (`server::RunningServer`), the engine, the ingestor, one event worker with \
-         `orgsync serve`'s defaults (batch {batch}, woken by each commit, idle poll {idle} ms) and the {clients} clients, all sharing the \
-         2 cores. {rounds} rounds per store, each on a fresh store and server: rates are the median of the rounds \
-         (their range in brackets), latency percentiles are over the samples of all rounds together. Each round \
-         imports the tenant ({users} users; median import {imports}), then changes it in the emulator: each of \
-         the {events} events is a real `contact.user.updated_v3` the emulator emitted for a profile change, \
-         encrypted and signed with the Encrypt Key as Feishu sends it, POSTed to the callback URL. A 200 means the \
-         event is committed to the inbox. PostgreSQL runs through sqlx 0.9.0, which has a known TCP_NODELAY \
-         regression that makes round trips slow (about 40 ms on larger messages): its figures are as measured, \
-         with it, and vary more from round to round. Peak RSS of the whole process: {rss:.0} MiB.\n\n\
-         **Ingestion**: {clients} concurrent clients, latency of the 200s.\n\n{ingest}\n\
-         **Apply**: the worker runs during the ingestion; the time is from the first POST until no event is \
-         pending; draining is the worker alone, from the last 200 on (the backlog over the time it took).\n\n{apply}\n\
+        "## Events\n\n`cargo run --release -p orgsync-tests --example event_bench -- {events} {connections} {users} {leavers} {rounds}` \
+         on this machine (2 cores), release profile. The server process holds the emulator (Feishu's rate \
+         limits off), the HTTP server (`server::RunningServer`), the engine, the ingestor and the event worker; \
+         the load generator is a separate process (the same binary with `--load`) that replays pre-generated \
+         requests over {connections} HTTP/1.1 keep-alive connections, each sending its next request when the \
+         previous answer is read. Both share the 2 cores. {rounds} rounds per store, each on a fresh store and \
+         server: rates and CPU figures are the median of the rounds (their range in brackets), latency \
+         percentiles are over the samples of all rounds together. Each round imports the tenant ({users} \
+         users; median import {imports}), then changes it in the emulator: each of the {events} events is a \
+         distinct real `contact.user.updated_v3` for an existing user that the emulator emitted for a \
+         profile change, encrypted and signed with the Encrypt Key as Feishu sends it. Peak RSS of the server \
+         process: {rss:.0} MiB.\n\n\
+         **Ingest**: the worker stopped; a 200 means the event is committed to the inbox. Server CPU is the \
+         user + system time of the server process over the ingest, per accepted event; the reference is the \
+         same generator and requests against an axum handler that reads the body and answers 200 (no \
+         verification, no store): the most this generator reaches on this machine.\n\n{ingest}\n\
+         **Drain**: then the worker starts (`orgsync serve`'s defaults: batch {batch}) on the backlog of \
+         {events} pending events; the time until none is pending. Drain / ingest is the drain rate over the \
+         ingest rate of the same round.\n\n{drain}\n\
          **Leavers**: {leavers} users per round resign one at a time; from the POST of their \
          `contact.user.deleted_v3` until `GET /api/v1/pools/{{pool}}/users/{{id}}` shows them not active (read \
          every {poll} ms). Each comes after a random pause (0–{pause} ms) with the worker idle; the ingestor's \
-         commit signal wakes it (without it, the worker would find the event at its next poll, every {idle} ms).\n\n{leave}{ratios}",
+         commit signal wakes it (without it, the worker would find the event at its next poll, every {idle} ms).\n\n{leave}{ratios}\n",
         events = p.events,
-        clients = p.clients,
+        connections = p.connections,
         users = p.users,
         leavers = p.leavers,
         batch = WorkerConfig::default().batch,
