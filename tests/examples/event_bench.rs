@@ -31,7 +31,7 @@ use directory::fetch::FetchOptions;
 use directory::ids::{ConnectionId, now_ms};
 use directory::ingest::Ingestor;
 use directory::secrets::MasterKey;
-use directory::store::{DirectoryStore, InboxFilter, InboxState, PageRequest};
+use directory::store::{DirectoryStore, InboxFilter, InboxState};
 use directory::worker::{Worker, WorkerConfig};
 use emulator::events::OutgoingEvent;
 use emulator::generate::{GenerateConfig, generate};
@@ -98,7 +98,12 @@ fn process_cpu() -> Duration {
         .map_or("", |(_, rest)| rest)
         .split_whitespace()
         .collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
@@ -393,7 +398,9 @@ async fn load_generator(args: &[String]) {
                     // One response: headers, then Content-Length bytes of body.
                     let (head_end, body_len) = loop {
                         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                            let head = std::str::from_utf8(&buf[..end]).unwrap().to_ascii_lowercase();
+                            let head = std::str::from_utf8(&buf[..end])
+                                .unwrap()
+                                .to_ascii_lowercase();
                             let len = head
                                 .lines()
                                 .find_map(|l| l.strip_prefix("content-length:"))

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use feishu::envelope::{self, DecodeOptions, Envelope, EnvelopeError, EventSecrets};
+use feishu::envelope::{self, DecodeOptions, Envelope, EnvelopeError, EventSecrets, Verified};
 use http::{HeaderMap, StatusCode};
 use tokio::sync::{mpsc, oneshot};
 
@@ -295,40 +295,30 @@ impl Ingestor {
         let secrets = connection
             .secrets
             .ok_or_else(|| IngestError::EventsNotConfigured(identifier.to_owned()))?;
-        let envelope = envelope::decode_request(headers, body, &secrets, &self.options)?;
-        let (event_id, event_type, created_at, payload) = match &envelope {
-            Envelope::UrlVerification { challenge } => {
+        // Verified and read only as far as the inbox needs: the worker types the event.
+        let event = match envelope::verify_request(headers, body, &secrets, &self.options)? {
+            Verified::UrlVerification { challenge } => {
                 return Ok(IngestResponse {
                     status: StatusCode::OK,
-                    body: Envelope::challenge_response(challenge),
+                    body: Envelope::challenge_response(&challenge),
                     outcome: IngestOutcome::Challenge,
                 });
             }
-            // The Verification Token is checked by now and is a secret: it is not stored
-            // (the worker re-reads the payload without it).
-            Envelope::V2(e) => (
-                e.header.event_id.clone(),
-                e.header.event_type.clone(),
-                e.header.create_time_ms,
-                e.without_token.clone(),
-            ),
-            Envelope::V1(e) => (
-                e.uuid.clone(),
-                e.event.event_type().to_owned(),
-                e.ts_ms,
-                e.without_token.clone(),
-            ),
+            Verified::Event(event) => event,
         };
+        // The Verification Token is checked by now and is a secret: it is not stored (the
+        // worker re-reads the payload without it).
+        let event_type = event.event_type;
         let outcome = self
             .writer
             .commit(NewInboxEvent {
                 pool_id: PoolId::from(pool_id),
                 connection_id: connection.id,
-                event_id,
+                event_id: event.event_id,
                 event_type: event_type.clone(),
-                created_at,
+                created_at: event.created_at_ms,
                 received_at: now_ms(),
-                payload,
+                payload: event.without_token,
             })
             .await?;
         let ack = r#"{"msg":"success"}"#.to_owned();

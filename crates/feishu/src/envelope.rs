@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use http::{HeaderMap, StatusCode};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::crypto::{self, DecryptError};
@@ -384,6 +385,284 @@ pub fn decode_request_at(
     }
 
     Ok(envelope)
+}
+
+/// A request that passed every check of [`decode_request`], read only as far as storing it
+/// needs: the event body stays text (the worker types it when it applies the event).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verified {
+    /// The URL check: answer HTTP 200 with [`Envelope::challenge_response`].
+    UrlVerification {
+        challenge: String,
+    },
+    Event(VerifiedEvent),
+}
+
+/// An event's dedupe and ordering fields and the document to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedEvent {
+    /// `header.event_id` (2.0) or `uuid` (1.0).
+    pub event_id: String,
+    /// `header.event_type` (2.0) or `event.type` (1.0).
+    pub event_type: String,
+    /// `header.create_time` (2.0) or `ts` (1.0) in Unix milliseconds.
+    pub created_at_ms: Option<i64>,
+    /// The plaintext document without the Verification Token, as [`Envelope::without_token`]
+    /// (top-level keys sorted, values as sent); [`parse_plaintext`] reads it to the event.
+    pub without_token: String,
+}
+
+/// The same checks as [`decode_request`] in the same order, with the same rejections, but
+/// without building the typed event or a JSON tree of the payload: the ingest path's decoder.
+pub fn verify_request(
+    headers: &HeaderMap,
+    body: &[u8],
+    secrets: &EventSecrets,
+    options: &DecodeOptions,
+) -> Result<Verified, EnvelopeError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    verify_request_at(headers, body, secrets, options, now)
+}
+
+/// [`verify_request`] with `now_unix` (seconds) for the replay window.
+pub fn verify_request_at(
+    headers: &HeaderMap,
+    body: &[u8],
+    secrets: &EventSecrets,
+    options: &DecodeOptions,
+    now_unix: i64,
+) -> Result<Verified, EnvelopeError> {
+    /// Only `encrypt` matters in the outer body; the rest is skipped, not copied.
+    #[derive(serde::Deserialize)]
+    struct Outer<'a> {
+        #[serde(borrow)]
+        encrypt: Option<&'a RawValue>,
+    }
+    let outer: Outer<'_> =
+        serde_json::from_slice(body).map_err(|e| EnvelopeError::BodyNotJson(e.to_string()))?;
+    // A struct also reads from an array; the body must be an object.
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(EnvelopeError::BodyNotJson(
+            "invalid type: sequence, expected a map".to_owned(),
+        ));
+    }
+    let (key_term, policy) = match &secrets.encrypt_key {
+        Some(key) => (key.as_str(), options.signature_when_encrypted),
+        None => ("", options.signature_when_plaintext),
+    };
+
+    // 1. Signature over the raw bytes.
+    let sig_headers = match policy {
+        SignatureCheck::Ignore => None,
+        _ => signature_headers(headers)?,
+    };
+    if let Some(h) = &sig_headers
+        && !crypto::verify_signature(h.timestamp, h.nonce, key_term, body, h.signature)
+    {
+        return Err(EnvelopeError::BadSignature);
+    }
+
+    // 2. Decryption.
+    let encrypted = match outer.encrypt {
+        Some(raw) if raw.get().starts_with('"') => Some(
+            serde_json::from_str::<std::borrow::Cow<'_, str>>(raw.get())
+                .map_err(|e| EnvelopeError::BodyNotJson(e.to_string()))?,
+        ),
+        Some(_) => {
+            return Err(EnvelopeError::BodyNotJson(
+                "\"encrypt\" is not a string".to_owned(),
+            ));
+        }
+        None => None,
+    };
+    let decrypted: String;
+    let plaintext: &str = match (&encrypted, &secrets.encrypt_key) {
+        (Some(value), Some(key)) => {
+            decrypted = crypto::decrypt(key, value).map_err(EnvelopeError::Decrypt)?;
+            &decrypted
+        }
+        (Some(_), None) => return Err(EnvelopeError::EncryptedWithoutKey),
+        (None, Some(_)) if !options.accept_plaintext_with_key => {
+            return Err(EnvelopeError::PlaintextWithKey);
+        }
+        // Parsed as JSON above, so UTF-8.
+        (None, _) => {
+            std::str::from_utf8(body).map_err(|e| EnvelopeError::BodyNotJson(e.to_string()))?
+        }
+    };
+    let doc: RawMap<'_> = serde_json::from_str(plaintext).map_err(|e| {
+        if encrypted.is_some() {
+            EnvelopeError::PlaintextNotJson(e.to_string())
+        } else {
+            EnvelopeError::BodyNotJson(e.to_string())
+        }
+    })?;
+
+    // 3. Classification and the Verification Token.
+    let verified = classify_raw(doc, &secrets.verification_token)?;
+    if matches!(verified, Verified::UrlVerification { .. }) {
+        return Ok(verified);
+    }
+
+    // 4. An event (not a URL check) must be signed when the policy says so.
+    if policy == SignatureCheck::Required && sig_headers.is_none() {
+        return Err(EnvelopeError::MissingSignature("X-Lark-Signature"));
+    }
+
+    // 5. Replay window.
+    if let (Some(window), Some(h)) = (options.replay_window, &sig_headers) {
+        let sent: i64 = h
+            .timestamp
+            .trim()
+            .parse()
+            .map_err(|_| EnvelopeError::StaleTimestamp {
+                skew_secs: i64::MAX,
+            })?;
+        let skew = now_unix.saturating_sub(sent);
+        if skew.unsigned_abs() > window.as_secs() {
+            return Err(EnvelopeError::StaleTimestamp { skew_secs: skew });
+        }
+    }
+    Ok(verified)
+}
+
+/// A JSON object's members, values unparsed (keys sorted, the last of a repeated key wins, as
+/// in a `serde_json::Map`).
+type RawMap<'a> = std::collections::BTreeMap<std::borrow::Cow<'a, str>, &'a RawValue>;
+
+/// [`classify`] over unparsed values: the same decisions and rejections.
+fn classify_raw(doc: RawMap<'_>, verification_token: &str) -> Result<Verified, EnvelopeError> {
+    let value = |raw: Option<&&RawValue>| -> Option<Value> {
+        raw.and_then(|r| serde_json::from_str(r.get()).ok())
+    };
+    let string = |raw: Option<&&RawValue>| -> Option<String> {
+        raw.filter(|r| r.get().starts_with('"'))
+            .and_then(|r| serde_json::from_str(r.get()).ok())
+    };
+    let check_token = |token: Option<String>| match token {
+        None => Err(EnvelopeError::MissingToken),
+        Some(t) if crypto::secrets_equal(&t, verification_token) => Ok(()),
+        Some(_) => Err(EnvelopeError::BadToken),
+    };
+    // As `classify`'s `text`: a string, or a number written as digits.
+    let text = |raw: Option<&&RawValue>| match value(raw) {
+        Some(Value::String(s)) => Some(s),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    let header: Option<RawMap<'_>> = doc
+        .get("header")
+        .filter(|r| r.get().starts_with('{'))
+        .and_then(|r| serde_json::from_str(r.get()).ok());
+
+    if string(doc.get("type")).as_deref() == Some("url_verification") {
+        let token = match doc.get("token") {
+            Some(t) => string(Some(t)),
+            None => header.as_ref().and_then(|h| string(h.get("token"))),
+        };
+        check_token(token)?;
+        let challenge =
+            string(doc.get("challenge")).ok_or(EnvelopeError::MissingField("\"challenge\""))?;
+        return Ok(Verified::UrlVerification { challenge });
+    }
+
+    let event = if doc.contains_key("schema") {
+        let header = header.ok_or(EnvelopeError::MissingField("\"header\" object"))?;
+        check_token(string(header.get("token")))?;
+        let event_id = text(header.get("event_id"))
+            .filter(|s| !s.is_empty())
+            .ok_or(EnvelopeError::MissingField("header.event_id"))?;
+        let event_type = text(header.get("event_type"))
+            .filter(|s| !s.is_empty())
+            .ok_or(EnvelopeError::MissingField("header.event_type"))?;
+        let created_at_ms = text(header.get("create_time"))
+            .as_deref()
+            .and_then(timestamp_to_millis);
+        VerifiedEvent {
+            event_id,
+            event_type,
+            created_at_ms,
+            without_token: raw_without_token(&doc, Some(&header)),
+        }
+    } else if doc.contains_key("uuid") {
+        check_token(string(doc.get("token")))?;
+        let uuid = string(doc.get("uuid"))
+            .filter(|s| !s.is_empty())
+            .ok_or(EnvelopeError::MissingField("\"uuid\""))?;
+        let ts_ms = text(doc.get("ts")).as_deref().and_then(timestamp_to_millis);
+        let event: RawMap<'_> = doc
+            .get("event")
+            .filter(|r| r.get().starts_with('{'))
+            .and_then(|r| serde_json::from_str(r.get()).ok())
+            .ok_or(EnvelopeError::MissingField("\"event\" object"))?;
+        VerifiedEvent {
+            event_id: uuid,
+            // As `LegacyEvent::event_type`: `event.type`, empty when it is not a string.
+            event_type: string(event.get("type")).unwrap_or_default(),
+            created_at_ms: ts_ms,
+            without_token: raw_without_token(&doc, header.as_ref()),
+        }
+    } else {
+        return Err(EnvelopeError::UnknownEnvelope);
+    };
+    Ok(Verified::Event(event))
+}
+
+/// The document without top-level `token` and `header.token`; every other value is copied as
+/// sent, not re-serialised.
+fn raw_without_token(doc: &RawMap<'_>, header: Option<&RawMap<'_>>) -> String {
+    fn write_object<'a>(
+        out: &mut String,
+        members: impl Iterator<Item = (&'a str, Option<&'a str>)>,
+    ) {
+        out.push('{');
+        let mut first = true;
+        for (key, value) in members {
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            // A key serialises without fail.
+            out.push_str(&serde_json::to_string(key).unwrap_or_default());
+            out.push(':');
+            if let Some(value) = value {
+                out.push_str(value);
+            }
+        }
+        out.push('}');
+    }
+    let mut out = String::with_capacity(doc.values().map(|v| v.get().len() + 16).sum());
+    let mut members = Vec::with_capacity(doc.len());
+    let mut header_text = None;
+    if let Some(header) = header {
+        let mut text = String::new();
+        write_object(
+            &mut text,
+            header
+                .iter()
+                .filter(|(k, _)| k.as_ref() != "token")
+                .map(|(k, v)| (k.as_ref(), Some(v.get()))),
+        );
+        header_text = Some(text);
+    }
+    for (key, value) in doc {
+        match key.as_ref() {
+            "token" => {}
+            "header" if header_text.is_some() => members.push((key.as_ref(), None)),
+            _ => members.push((key.as_ref(), Some(value.get()))),
+        }
+    }
+    write_object(
+        &mut out,
+        members.into_iter().map(|(k, v)| match v {
+            Some(v) => (k, Some(v)),
+            None => (k, header_text.as_deref()),
+        }),
+    );
+    out
 }
 
 /// Re-reads an envelope that was already verified (e.g. the plaintext an inbox stored): the

@@ -6,6 +6,7 @@
 //! lock up front, so it never fails half-way on a lock upgrade), and `synchronous=FULL` makes a
 //! commit durable before it returns — the inbox answers Feishu 200 only after that.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,11 +27,45 @@ use crate::sql;
 /// Reader connections; WAL readers do not block each other or the writer.
 const READERS: u32 = 8;
 
-/// Inserts an event unless (connection, event id) is already there; returns its new id.
-const INSERT_INBOX: &str = "INSERT INTO inbox (pool_id, connection_id, event_id, event_type, \
-     created_at, received_at, payload, state, attempts, next_attempt_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $6) \
-     ON CONFLICT (connection_id, event_id) DO NOTHING RETURNING id";
+/// Rows per multi-row inbox insert, largest first: a group of n events takes n / 64
+/// statements of 64 rows and the rest in statements of 8 and of 1, so only three statements
+/// are ever prepared (and stay cached) while a group is a handful of round trips to SQLite's
+/// thread instead of one per event.
+const INSERT_CHUNKS: [usize; 3] = [64, 8, 1];
+
+/// `INSERT … VALUES (…), (…) …` for `rows` events, skipping those whose (connection, event id)
+/// is already there; returns the new rows' ids with their keys.
+fn insert_inbox_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO inbox (pool_id, connection_id, event_id, event_type, created_at, \
+         received_at, payload, state, attempts, next_attempt_at) VALUES ",
+    );
+    for row in 0..rows {
+        let p = row * 7;
+        if row > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&format!(
+            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, 'pending', 0, ${})",
+            p + 1,
+            p + 2,
+            p + 3,
+            p + 4,
+            p + 5,
+            p + 6,
+            p + 7,
+            p + 6
+        ));
+    }
+    sql.push_str(
+        " ON CONFLICT (connection_id, event_id) DO NOTHING RETURNING id, connection_id, event_id",
+    );
+    sql
+}
+
+/// The statements of [`INSERT_CHUNKS`], built once.
+static INSERT_INBOX: std::sync::LazyLock<[(usize, String); 3]> =
+    std::sync::LazyLock::new(|| INSERT_CHUNKS.map(|rows| (rows, insert_inbox_sql(rows))));
 const INBOX_ID: &str = "SELECT id FROM inbox WHERE connection_id = $1 AND event_id = $2";
 /// Finishes many events: the rows as a `VALUES` list named `v` (SQLite ≥ 3.33 for `UPDATE …
 /// FROM`), each joined to its inbox row through the primary key.
@@ -241,37 +276,63 @@ impl SqliteStore {
         self.writer.begin_with("BEGIN IMMEDIATE").await
     }
 
-    /// In-process statements are cheap on SQLite: one insert per event, all in the caller's
-    /// transaction (one fsync for the whole group).
+    /// Multi-row inserts in the caller's transaction (one fsync for the whole group); an
+    /// event already there (a re-push) is looked up by its key.
     async fn insert_inbox_rows(
         conn: &mut SqliteConnection,
         events: &[NewInboxEvent],
     ) -> StoreResult<Vec<InsertOutcome>> {
-        let mut out = Vec::with_capacity(events.len());
-        for e in events {
-            let id: Option<i64> = sqlx::query_scalar(INSERT_INBOX)
-                .bind(e.pool_id.as_str())
-                .bind(e.connection_id.as_str())
-                .bind(e.event_id.as_str())
-                .bind(e.event_type.as_str())
-                .bind(e.created_at)
-                .bind(e.received_at)
-                .bind(e.payload.as_str())
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(db_err)?;
-            out.push(match id {
-                Some(id) => InsertOutcome::Inserted(id),
-                None => {
-                    let id: i64 = sqlx::query_scalar(INBOX_ID)
+        let mut fresh: HashMap<(&str, &str), i64> = HashMap::with_capacity(events.len());
+        let mut rest = events;
+        for (rows, sql) in INSERT_INBOX.iter() {
+            while rest.len() >= *rows {
+                let (chunk, tail) = rest.split_at(*rows);
+                rest = tail;
+                let mut query = sqlx::query_as::<_, (i64, String, String)>(sql.as_str());
+                for e in chunk {
+                    query = query
+                        .bind(e.pool_id.as_str())
                         .bind(e.connection_id.as_str())
                         .bind(e.event_id.as_str())
-                        .fetch_one(&mut *conn)
-                        .await
-                        .map_err(db_err)?;
-                    InsertOutcome::Duplicate(id)
+                        .bind(e.event_type.as_str())
+                        .bind(e.created_at)
+                        .bind(e.received_at)
+                        .bind(e.payload.as_str());
                 }
-            });
+                // RETURNING promises no order, but SQLite returns the rows in insert order:
+                // look from where the last match was first.
+                let mut at = 0;
+                for (id, connection, event) in query.fetch_all(&mut *conn).await.map_err(db_err)? {
+                    let is = |e: &NewInboxEvent| {
+                        e.connection_id.as_str() == connection && e.event_id == event
+                    };
+                    let found = chunk[at..]
+                        .iter()
+                        .position(is)
+                        .map(|i| at + i)
+                        .or_else(|| chunk.iter().position(is));
+                    if let Some(i) = found {
+                        at = i + 1;
+                        let e = &chunk[i];
+                        fresh.insert((e.connection_id.as_str(), e.event_id.as_str()), id);
+                    }
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(events.len());
+        for e in events {
+            // The first occurrence of a new event is the insert; any later one a duplicate.
+            if let Some(id) = fresh.remove(&(e.connection_id.as_str(), e.event_id.as_str())) {
+                out.push(InsertOutcome::Inserted(id));
+                continue;
+            }
+            let id: i64 = sqlx::query_scalar(INBOX_ID)
+                .bind(e.connection_id.as_str())
+                .bind(e.event_id.as_str())
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(db_err)?;
+            out.push(InsertOutcome::Duplicate(id));
         }
         Ok(out)
     }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use feishu::crypto;
 use feishu::envelope::{
-    self, DecodeOptions, Envelope, EnvelopeError, EventSecrets, SignatureCheck,
+    self, DecodeOptions, Envelope, EnvelopeError, EventSecrets, SignatureCheck, Verified,
 };
 use feishu::events::{ContactEvent, LegacyEvent};
 use feishu::vectors::*;
@@ -36,7 +36,70 @@ fn worked_encrypted_body() -> String {
 }
 
 fn decode(h: &HeaderMap, body: &str, secrets: &EventSecrets) -> Result<Envelope, EnvelopeError> {
-    envelope::decode_request(h, body.as_bytes(), secrets, &DecodeOptions::default())
+    decode_checked(h, body.as_bytes(), secrets, &DecodeOptions::default())
+}
+
+/// [`envelope::decode_request`], checking that [`envelope::verify_request`] (the ingest
+/// path's decoder, which builds no typed event) agrees: the same rejection, or the same
+/// dedupe and ordering fields and the same stored document.
+pub(super) fn decode_checked(
+    h: &HeaderMap,
+    body: &[u8],
+    secrets: &EventSecrets,
+    options: &DecodeOptions,
+) -> Result<Envelope, EnvelopeError> {
+    decode_checked_at(h, body, secrets, options, now())
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+pub(super) fn decode_checked_at(
+    h: &HeaderMap,
+    body: &[u8],
+    secrets: &EventSecrets,
+    options: &DecodeOptions,
+    now: i64,
+) -> Result<Envelope, EnvelopeError> {
+    let decoded = envelope::decode_request_at(h, body, secrets, options, now);
+    let verified = envelope::verify_request_at(h, body, secrets, options, now);
+    match (&decoded, &verified) {
+        (
+            Ok(Envelope::UrlVerification { challenge }),
+            Ok(Verified::UrlVerification { challenge: c }),
+        ) => {
+            assert_eq!(challenge, c);
+        }
+        (Ok(env), Ok(Verified::Event(v))) => {
+            assert_eq!(env.event_id(), Some(v.event_id.as_str()));
+            assert_eq!(env.event_type(), v.event_type);
+            assert_eq!(env.created_at_ms(), v.created_at_ms);
+            let stored: serde_json::Value = serde_json::from_str(&v.without_token).unwrap();
+            let expected: serde_json::Value =
+                serde_json::from_str(env.without_token().unwrap()).unwrap();
+            assert_eq!(stored, expected, "{}", v.without_token);
+        }
+        // serde's wording differs between the two parsers; the kind must not.
+        (Err(a), Err(b)) => {
+            assert_eq!(
+                (a.reason(), a.status()),
+                (b.reason(), b.status()),
+                "{a} / {b}"
+            );
+            if !matches!(
+                a,
+                EnvelopeError::BodyNotJson(_) | EnvelopeError::PlaintextNotJson(_)
+            ) {
+                assert_eq!(a, b);
+            }
+        }
+        _ => panic!("decode_request gave {decoded:?}, verify_request {verified:?}"),
+    }
+    decoded
 }
 
 #[test]
@@ -76,8 +139,7 @@ fn worked_example_in_plaintext_mode_verifies_with_the_empty_key() {
             signature_when_plaintext: policy,
             ..DecodeOptions::default()
         };
-        let env =
-            envelope::decode_request(&h, WORKED_PLAINTEXT.as_bytes(), &secrets, &options).unwrap();
+        let env = decode_checked(&h, WORKED_PLAINTEXT.as_bytes(), &secrets, &options).unwrap();
         assert_eq!(env.event_type(), "contact.department.created_v3");
     }
     // With checking on, a wrong signature is refused; with the default (off) it is not looked at.
@@ -87,7 +149,7 @@ fn worked_example_in_plaintext_mode_verifies_with_the_empty_key() {
         ..DecodeOptions::default()
     };
     assert_eq!(
-        envelope::decode_request(&bad, WORKED_PLAINTEXT.as_bytes(), &secrets, &strict),
+        decode_checked(&bad, WORKED_PLAINTEXT.as_bytes(), &secrets, &strict),
         Err(EnvelopeError::BadSignature)
     );
     assert!(decode(&bad, WORKED_PLAINTEXT, &secrets).is_ok());
@@ -190,8 +252,7 @@ fn real_traffic_plaintext_delivery_verifies_and_unknown_types_are_kept() {
         signature_when_plaintext: SignatureCheck::Required,
         ..DecodeOptions::default()
     };
-    let env =
-        envelope::decode_request(&h, REAL_TRAFFIC_BODY.as_bytes(), &secrets, &options).unwrap();
+    let env = decode_checked(&h, REAL_TRAFFIC_BODY.as_bytes(), &secrets, &options).unwrap();
     assert_eq!(env.event_type(), "im.message.receive_v1");
     assert_eq!(env.event_id(), Some("1290b470b9fa072e63f8f374da25caca"));
     let Envelope::V2(v2) = env else {
@@ -353,7 +414,7 @@ fn plaintext_with_key_can_be_allowed() {
         accept_plaintext_with_key: true,
         ..DecodeOptions::default()
     };
-    let env = envelope::decode_request(
+    let env = decode_checked(
         &headers(WORKED_TIMESTAMP, WORKED_NONCE, &sig),
         WORKED_PLAINTEXT.as_bytes(),
         &secrets,
@@ -371,8 +432,7 @@ fn replay_window_is_optional_and_checked_when_set() {
         replay_window: Some(Duration::from_secs(300)),
         ..DecodeOptions::default()
     };
-    let at =
-        |now| envelope::decode_request_at(&h, body.as_bytes(), &worked_secrets(), &options, now);
+    let at = |now| decode_checked_at(&h, body.as_bytes(), &worked_secrets(), &options, now);
     assert!(at(1_700_000_100).is_ok());
     assert_eq!(
         at(1_700_001_000),
@@ -380,7 +440,7 @@ fn replay_window_is_optional_and_checked_when_set() {
     );
     // Without a window an old delivery (Feishu retries for ~7 h) is accepted.
     assert!(
-        envelope::decode_request_at(
+        decode_checked_at(
             &h,
             body.as_bytes(),
             &worked_secrets(),

@@ -3,6 +3,8 @@
 use feishu::crypto;
 use feishu::envelope::{self, DecodeOptions, EventSecrets, SignatureCheck};
 use http::{HeaderMap, HeaderValue};
+
+use super::envelope::decode_checked;
 use proptest::prelude::*;
 
 fn flip(bytes: &mut [u8], index: usize, mask: u8) {
@@ -89,7 +91,7 @@ proptest! {
             replay_window: Some(std::time::Duration::from_secs(300)),
             ..DecodeOptions::default()
         };
-        let _ = envelope::decode_request(&headers, &body, &secrets, &options);
+        let _ = decode_checked(&headers, &body, &secrets, &options);
     }
 
     #[test]
@@ -102,7 +104,7 @@ proptest! {
         let key = encrypted.then(|| "k".to_owned());
         let sealed = envelope::seal(&doc.to_string(), key.as_deref(), "1700000000", "42");
         let secrets = EventSecrets::new("token", key);
-        let _ = envelope::decode_request(&sealed.headers(), sealed.body.as_bytes(), &secrets, &DecodeOptions::default());
+        let _ = decode_checked(&sealed.headers(), sealed.body.as_bytes(), &secrets, &DecodeOptions::default());
     }
 }
 
