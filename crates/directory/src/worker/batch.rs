@@ -240,17 +240,39 @@ impl Overlay {
         fetched: &Fetched,
     ) -> Result<Self, StoreError> {
         let named = Named::of(items, fetched);
-        let mut refs = HashMap::new();
-        for (kind, ids) in [
-            (ObjectKind::User, &named.users),
-            (ObjectKind::Department, &named.departments),
-            (ObjectKind::Group, &named.groups),
-        ] {
-            if ids.is_empty() {
-                continue;
-            }
+        // Independent reads run side by side (on PostgreSQL each is a round trip).
+        let find = |kind: ObjectKind, ids: &HashSet<String>| {
             let ids: Vec<String> = ids.iter().cloned().collect();
-            for (ext, r) in store.find_externals(connection_id, kind, &ids).await? {
+            async move {
+                if ids.is_empty() {
+                    return Ok(HashMap::new());
+                }
+                store.find_externals(connection_id, kind, &ids).await
+            }
+        };
+        let keys: Vec<String> = items
+            .iter()
+            .filter_map(|i| primary_key(&i.resolved))
+            .collect();
+        let marks = async {
+            if keys.is_empty() {
+                return Ok(HashMap::new());
+            }
+            store.watermarks(connection_id, &keys).await
+        };
+        let (users, departments, groups, marks) = futures::try_join!(
+            find(ObjectKind::User, &named.users),
+            find(ObjectKind::Department, &named.departments),
+            find(ObjectKind::Group, &named.groups),
+            marks,
+        )?;
+        let mut refs = HashMap::new();
+        for (kind, found) in [
+            (ObjectKind::User, users),
+            (ObjectKind::Department, departments),
+            (ObjectKind::Group, groups),
+        ] {
+            for (ext, r) in found {
                 refs.insert((kind, ext), r);
             }
         }
@@ -260,11 +282,32 @@ impl Overlay {
                 .map(|(_, r)| r.object_id.clone())
                 .collect()
         };
-        let (user_ids, department_ids, group_ids) = (
-            ids_of(ObjectKind::User),
-            ids_of(ObjectKind::Department),
-            ids_of(ObjectKind::Group),
-        );
+        let user_ids: Vec<UserId> = ids_of(ObjectKind::User).into_iter().map(UserId).collect();
+        let department_ids: Vec<DepartmentId> = ids_of(ObjectKind::Department)
+            .into_iter()
+            .map(DepartmentId)
+            .collect();
+        let group_ids: Vec<GroupId> = ids_of(ObjectKind::Group).into_iter().map(GroupId).collect();
+        let (users, departments, groups) = futures::try_join!(
+            async {
+                match user_ids.is_empty() {
+                    true => Ok(Vec::new()),
+                    false => store.get_users(pool_id, &user_ids).await,
+                }
+            },
+            async {
+                match department_ids.is_empty() {
+                    true => Ok(Vec::new()),
+                    false => store.get_departments(pool_id, &department_ids).await,
+                }
+            },
+            async {
+                match group_ids.is_empty() {
+                    true => Ok(Vec::new()),
+                    false => store.get_groups(pool_id, &group_ids).await,
+                }
+            },
+        )?;
         let mut overlay = Overlay {
             connection_id: connection_id.clone(),
             pool_id: pool_id.clone(),
@@ -273,38 +316,16 @@ impl Overlay {
                 .map(|r| (r.object_id.clone(), r.external_id.clone()))
                 .collect(),
             refs,
-            users: HashMap::new(),
-            departments: HashMap::new(),
-            groups: HashMap::new(),
-            marks: HashMap::new(),
+            users: users.into_iter().map(|u| (u.id.0.clone(), u)).collect(),
+            departments: departments
+                .into_iter()
+                .map(|d| (d.id.0.clone(), d))
+                .collect(),
+            groups: groups.into_iter().map(|g| (g.id.0.clone(), g)).collect(),
+            marks,
             members: HashMap::new(),
             member_of: HashMap::new(),
         };
-        if !user_ids.is_empty() {
-            let ids: Vec<UserId> = user_ids.into_iter().map(UserId).collect();
-            for u in store.get_users(pool_id, &ids).await? {
-                overlay.users.insert(u.id.0.clone(), u);
-            }
-        }
-        if !department_ids.is_empty() {
-            let ids: Vec<DepartmentId> = department_ids.into_iter().map(DepartmentId).collect();
-            for d in store.get_departments(pool_id, &ids).await? {
-                overlay.departments.insert(d.id.0.clone(), d);
-            }
-        }
-        if !group_ids.is_empty() {
-            let ids: Vec<GroupId> = group_ids.into_iter().map(GroupId).collect();
-            for g in store.get_groups(pool_id, &ids).await? {
-                overlay.groups.insert(g.id.0.clone(), g);
-            }
-        }
-        let keys: Vec<String> = items
-            .iter()
-            .filter_map(|i| primary_key(&i.resolved))
-            .collect();
-        if !keys.is_empty() {
-            overlay.marks = store.watermarks(connection_id, &keys).await?;
-        }
         // Dependents of deleted departments (Feishu deletes only empty departments, so this is
         // normally nothing; without a cap, whatever the store still holds).
         for item in items {

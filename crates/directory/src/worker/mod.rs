@@ -249,21 +249,23 @@ impl Worker {
         stats: &mut RoundStats,
     ) -> Result<Option<InboxEvent>, StoreError> {
         let store = self.engine.store().clone();
-        let Some(connection) = store.get_connection(connection_id).await? else {
-            return Ok(None);
-        };
-        let events = store
-            .inbox_claim(
+        let (connection, events) = futures::try_join!(
+            store.get_connection(connection_id),
+            store.inbox_claim(
                 connection_id,
                 &self.id,
                 self.config.batch,
                 self.config.claim_lease,
                 now_ms(),
-            )
-            .await?;
+            ),
+        )?;
         if events.is_empty() {
             return Ok(None);
         }
+        let Some(connection) = connection else {
+            // Deleted meanwhile (its events with it); the claims expire.
+            return Ok(None);
+        };
 
         // A scope change ends the batch: the reconciliation must start after it, and the
         // events after it wait for that.
