@@ -213,6 +213,39 @@ pub fn without_departments(user: &User, gone: &dyn Fn(&DepartmentId) -> bool) ->
     cur
 }
 
+/// The reason of an `Update*` step: restored, the fields and Feishu ids that changed, a note.
+fn update_reason<'f>(
+    restored: bool,
+    fields: impl Iterator<Item = &'f str>,
+    ref_fields: &[&'f str],
+    note: Option<String>,
+) -> Option<String> {
+    let changed: Vec<&str> = fields.chain(ref_fields.iter().copied()).collect();
+    join_reason([
+        restored.then(|| "restored: present in Feishu again".to_owned()),
+        (!changed.is_empty()).then(|| changed.join(", ")),
+        note,
+    ])
+}
+
+/// The step of an object with nothing to change (logged, no writes).
+fn unchanged(
+    kind: ObjectKind,
+    external_id: &str,
+    object_id: &str,
+    name: Option<&String>,
+) -> PlannedStep {
+    step(
+        SyncAction::Unchanged,
+        kind,
+        external_id,
+        object_id,
+        name,
+        None,
+        Vec::new(),
+    )
+}
+
 fn step(
     action: SyncAction,
     kind: ObjectKind,
@@ -359,16 +392,12 @@ impl Steps<'_> {
         };
         if fields.is_empty() && ref_fields.is_empty() {
             // The common case of a reconciliation: cheap.
-            out.push(PlannedStep {
-                action: SyncAction::Unchanged,
-                kind: ObjectKind::User,
-                external_id: ext.to_owned(),
-                object_id: Some(new.id.0.clone()),
-                name: new.profile.name.clone(),
-                result: ActionResult::Applied,
-                reason: None,
-                writes: Vec::new(),
-            });
+            out.push(unchanged(
+                ObjectKind::User,
+                ext,
+                &new.id.0,
+                new.profile.name.as_ref(),
+            ));
             let expected = existing.version;
             return keep.then_some((new, Chain { expected }));
         }
@@ -674,18 +703,14 @@ impl Steps<'_> {
             if !ref_fields.is_empty() {
                 writes.push(Write::PutExternalRef(new_ref.clone()));
             }
-            let restored = upd.contains(&DepartmentField::Deleted);
-            let changed: Vec<&str> = upd
-                .iter()
-                .filter(|f| **f != DepartmentField::Deleted)
-                .map(|f| f.as_str())
-                .chain(ref_fields.iter().copied())
-                .collect();
-            let reason = join_reason([
-                restored.then(|| "restored: present in Feishu again".to_owned()),
-                (!changed.is_empty()).then(|| changed.join(", ")),
+            let reason = update_reason(
+                upd.contains(&DepartmentField::Deleted),
+                upd.iter()
+                    .filter(|f| **f != DepartmentField::Deleted)
+                    .map(|f| f.as_str()),
+                &ref_fields,
                 note.take(),
-            ]);
+            );
             out.push(step(
                 SyncAction::UpdateDepartment,
                 ObjectKind::Department,
@@ -748,16 +773,12 @@ impl Steps<'_> {
             any = true;
         }
         if !any {
-            out.push(PlannedStep {
-                action: SyncAction::Unchanged,
-                kind: ObjectKind::Department,
-                external_id: ext.to_owned(),
-                object_id: Some(cur.id.0.clone()),
-                name: cur.name.clone(),
-                result: ActionResult::Applied,
-                reason: None,
-                writes: Vec::new(),
-            });
+            out.push(unchanged(
+                ObjectKind::Department,
+                ext,
+                &cur.id.0,
+                cur.name.as_ref(),
+            ));
         }
         deferred
     }
@@ -860,18 +881,14 @@ impl Steps<'_> {
             if !ref_fields.is_empty() {
                 writes.push(Write::PutExternalRef(new_ref.clone()));
             }
-            let restored = upd.contains(&GroupField::Deleted);
-            let changed: Vec<&str> = upd
-                .iter()
-                .filter(|f| **f != GroupField::Deleted)
-                .map(|f| f.as_str())
-                .chain(ref_fields.iter().copied())
-                .collect();
-            let reason = join_reason([
-                restored.then(|| "restored: present in Feishu again".to_owned()),
-                (!changed.is_empty()).then(|| changed.join(", ")),
+            let reason = update_reason(
+                upd.contains(&GroupField::Deleted),
+                upd.iter()
+                    .filter(|f| **f != GroupField::Deleted)
+                    .map(|f| f.as_str()),
+                &ref_fields,
                 note.take(),
-            ]);
+            );
             out.push(step(
                 SyncAction::UpdateGroup,
                 ObjectKind::Group,
@@ -928,16 +945,12 @@ impl Steps<'_> {
             any = true;
         }
         if !any {
-            out.push(PlannedStep {
-                action: SyncAction::Unchanged,
-                kind: ObjectKind::Group,
-                external_id: ext.to_owned(),
-                object_id: Some(cur.id.0.clone()),
-                name: cur.name.clone(),
-                result: ActionResult::Applied,
-                reason: None,
-                writes: Vec::new(),
-            });
+            out.push(unchanged(
+                ObjectKind::Group,
+                ext,
+                &cur.id.0,
+                cur.name.as_ref(),
+            ));
         }
     }
 
