@@ -505,3 +505,63 @@ async fn a_failing_event_is_retried_with_backoff_then_parked_without_blocking_ot
         );
     }
 }
+
+#[tokio::test]
+async fn a_round_longer_than_the_event_lease_keeps_it() {
+    for backend in Backend::all() {
+        let mut h = Harness::new(backend, tenant(60, 6, 3, 17)).await;
+        h.emu.with_tenant_mut(|t| {
+            t.apps.get_mut(APP_ID).unwrap().user_group_events = true;
+        });
+        h.import().await;
+        // A group event whose re-read Feishu answers slowly: the round lasts several leases.
+        let group = h
+            .emu
+            .state()
+            .with_tenant(|t| t.groups.keys().next().cloned().unwrap());
+        let user = h.emu.state().with_tenant(|t| {
+            t.users
+                .values()
+                .find(|u| !u.status.resigned && !t.groups[&group].users.contains(&u.key))
+                .map(|u| u.key)
+                .unwrap()
+        });
+        h.mutate(|t| t.add_group_members(&group, &[user], &[]));
+        assert!(h.deliver(1, None, None).await > 0, "{backend:?}");
+        h.emu.state().faults.set_config(FaultConfig {
+            latency_rate: 1.0,
+            latency_min: Duration::from_millis(1_500),
+            latency_max: Duration::from_millis(1_500),
+            endpoints: vec!["contact/v3/group/:group_id".into()],
+            ..FaultConfig::default()
+        });
+        let lease = Duration::from_millis(300);
+        let slow = Worker::new(
+            h.engine.clone(),
+            WorkerConfig {
+                connection_lease: lease,
+                ..worker_config()
+            },
+        );
+        let round = tokio::spawn(async move { slow.round().await });
+        let state = h.emu.state().clone();
+        wait_until("the round waits on Feishu", || {
+            state.faults.counts().delays >= 1
+        })
+        .await;
+        // Well past the lease, another instance still cannot take the connection.
+        tokio::time::sleep(lease * 3).await;
+        let taken = h
+            .store
+            .try_acquire_event_lease(&h.connection.id, "other-instance/worker", lease, now_ms())
+            .await
+            .unwrap();
+        assert!(
+            !taken,
+            "{backend:?}: the event lease lapsed during a long round"
+        );
+        let stats = round.await.unwrap().unwrap();
+        assert_eq!(stats.applied, 1, "{backend:?}: {stats:?}");
+        h.emu.state().faults.set_config(FaultConfig::none());
+    }
+}

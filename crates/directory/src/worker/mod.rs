@@ -212,7 +212,29 @@ impl Worker {
             stats.busy += 1;
             return Ok(stats);
         }
-        let result = self.claim_and_apply(connection_id, &mut stats).await;
+        // A batch's Feishu re-reads are paced by Feishu's limits and may outlast the lease:
+        // renewed while the round runs, so that no other instance takes the connection.
+        let renew = async {
+            let every = self.config.connection_lease / 3;
+            loop {
+                tokio::time::sleep(every).await;
+                let held = store
+                    .try_acquire_event_lease(
+                        connection_id,
+                        &self.id,
+                        self.config.connection_lease,
+                        now_ms(),
+                    )
+                    .await;
+                if !matches!(held, Ok(true)) {
+                    tracing::warn!(connection = %connection_id, "could not renew the event lease during a long round");
+                }
+            }
+        };
+        let result = tokio::select! {
+            result = self.claim_and_apply(connection_id, &mut stats) => result,
+            () = renew => unreachable!("the renewal never ends"),
+        };
         let _ = store.release_event_lease(connection_id, &self.id).await;
         let reconcile = result?;
         if let Some(event) = reconcile {
