@@ -27,8 +27,9 @@ use crate::store::{
 
 use super::intent::Resolved;
 
-/// Ancestry deeper than this is refused (a parent cycle in Feishu's answers).
-const MAX_DEPTH: usize = 64;
+/// Ancestry deeper than this is refused (a parent cycle in Feishu's answers); also the
+/// most levels of missing departments a batch reads.
+pub(super) const MAX_DEPTH: usize = 64;
 
 /// One claimed event, read again from Feishu where its payload is not enough.
 pub(super) struct Item {
@@ -501,21 +502,22 @@ pub(super) fn build(
         let decision = decide(item, overlay, fetched, new_id, now);
         let outcome = match decision {
             Ok(Decision::Apply { steps, mark }) => {
-                let writes: Vec<Write> = steps
-                    .iter()
-                    .filter(|s| s.result == ActionResult::Applied)
-                    .flat_map(|s| s.writes.iter().cloned())
-                    .collect();
-                overlay.absorb(&writes);
-                if n > 0 && !writes.is_empty() {
-                    batch
-                        .later_sources
-                        .push((batch.writes.len(), source(&item.event)));
+                let note = note(&steps);
+                let first = batch.writes.len();
+                // Moved, not copied: the overlay copies only what it keeps.
+                batch.writes.extend(
+                    steps
+                        .into_iter()
+                        .filter(|s| s.result == ActionResult::Applied)
+                        .flat_map(|s| s.writes),
+                );
+                overlay.absorb(&batch.writes[first..]);
+                if n > 0 && batch.writes.len() > first {
+                    batch.later_sources.push((first, source(&item.event)));
                 }
-                batch.writes.extend(writes);
                 overlay.marks.insert(mark.object_key.clone(), mark.clone());
                 batch.watermarks.push(mark);
-                Outcome::Applied { note: note(&steps) }
+                Outcome::Applied { note }
             }
             Ok(Decision::Ignore(reason)) => Outcome::Ignored { reason },
             Err(error) => Outcome::Failed { error },

@@ -34,8 +34,6 @@ use intent::{Intent, Resolved, intent_of, resolve};
 
 /// Feishu reads in flight while resolving a batch.
 const FEISHU_READS: usize = 8;
-/// Ancestry levels of missing departments read per batch.
-const MAX_ANCESTRY: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -369,7 +367,7 @@ impl Worker {
         let mut fetched = Fetched::default();
         let mut refs: HashMap<(ObjectKind, String), ExternalRef> = HashMap::new();
         let mut asked: HashSet<String> = HashSet::new();
-        for _ in 0..=MAX_ANCESTRY {
+        for _ in 0..=batch::MAX_DEPTH {
             // The departments named so far that were never looked up in the store.
             let named: Vec<String> = batch::Named::of(&items, &fetched)
                 .departments
