@@ -149,8 +149,8 @@ async fn a_worker_stopped_mid_batch_and_restarted_applies_every_event_exactly_on
         let connection = h.connection.id.clone();
 
         // Worker A reads Feishu for its batch until Feishu hangs on the group re-read, and its
-        // process dies there, mid-batch: its connection lease and its claims stay behind.
-        // Long enough that the claims and the lease still hold when the fresh worker first looks.
+        // process dies there, mid-batch: its connection lease stays behind, long enough that
+        // it still holds when the fresh worker first looks.
         let lease = Duration::from_secs(2);
         h.emu.state().faults.set_config(FaultConfig {
             latency_rate: 1.0,
@@ -163,7 +163,6 @@ async fn a_worker_stopped_mid_batch_and_restarted_applies_every_event_exactly_on
             h.engine.clone(),
             WorkerConfig {
                 batch: 25,
-                claim_lease: lease,
                 connection_lease: lease,
                 ..worker_config()
             },
@@ -185,19 +184,19 @@ async fn a_worker_stopped_mid_batch_and_restarted_applies_every_event_exactly_on
         // leaves none of its 25 events applied, and nothing half-applied.
         assert_eq!(by_a, 0, "{backend:?}: worker A applied {by_a}");
 
-        // Worker B claims the next events itself and dies before applying any.
-        let claimed_by_b = h
+        // Worker B reads the next events as a worker does and dies before applying any.
+        let read_by_b = h
             .store
-            .inbox_claim(&connection, "crashed-worker", 20, lease, now_ms())
+            .inbox_due(&connection, 20, now_ms(), None)
             .await
             .unwrap();
-        assert_eq!(claimed_by_b.len(), 20, "{backend:?}");
-        // Nothing is claimable while the claims last; the connection is still leased to A.
+        assert_eq!(read_by_b.len(), 20, "{backend:?}");
+        // Nothing is applied while the connection is still leased to A.
         let fresh = Worker::new(h.engine.clone(), worker_config());
         let early = fresh.drain().await.unwrap();
         assert_eq!(early.handled(), 0, "{backend:?}: {early:?}");
 
-        // Past the leases, a fresh worker finishes everything.
+        // Past the lease, a fresh worker finishes everything.
         tokio::time::sleep(lease + Duration::from_millis(50)).await;
         let stats = fresh.drain().await.unwrap();
         assert_eq!(
@@ -228,7 +227,7 @@ async fn a_worker_stopped_mid_batch_and_restarted_applies_every_event_exactly_on
         // The dead workers wake up: finishing or applying an event again is refused and
         // writes nothing.
         let log_before = h.change_log().await;
-        let late = &claimed_by_b[0];
+        let late = &read_by_b[0];
         let again = h
             .store
             .inbox_finish(late.id, InboxOutcome::Applied { note: None }, now_ms())

@@ -7,7 +7,9 @@ use emulator::mutate::{Change, NewDepartment, NewGroup, NewUser, UserPatch};
 use emulator::tenant::{ContactScope, GroupKind, I18n};
 use rand::SeedableRng;
 
-use crate::support::{Backend, Harness, no_thresholds, tenant};
+use directory::worker::{Worker, WorkerConfig};
+
+use crate::support::{Backend, Harness, no_thresholds, tenant, worker_config};
 
 async fn assert_equal(h: &Harness, what: &str) {
     let diff = h.compare().await;
@@ -305,6 +307,39 @@ async fn a_thousand_random_mutations_delivered_three_times_and_shuffled_converge
             "{backend:?}: parked events: {:?}",
             inbox.first().map(|e| &e.last_error)
         );
+    }
+}
+
+/// Batches of 7: each batch is read and built while the one before commits, against the state
+/// that one leaves (docs/write-path.md). Random mutations (creations, moves, department
+/// deletions, group changes, leavers…) delivered twice and shuffled still end with the
+/// directory Feishu has, as when each is applied alone.
+#[tokio::test]
+async fn random_mutations_in_small_batches_built_while_the_one_before_commits_converge() {
+    for backend in Backend::all() {
+        let mut h = Harness::with(backend, tenant(150, 15, 5, 57), |_| {}, no_thresholds()).await;
+        h.worker = Worker::new(
+            h.engine.clone(),
+            WorkerConfig {
+                batch: 7,
+                ..worker_config()
+            },
+        );
+        h.import().await;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        for round in 0..3 {
+            for _ in 0..250 {
+                h.mutate(|t| Ok(t.random_mutation(&mut rng)));
+            }
+            h.deliver(2, Some(round), None).await;
+            let stats = h.settle().await;
+            assert!(stats.applied > 0, "{backend:?}: {stats:?}");
+        }
+        assert_equal(
+            &h,
+            "750 random mutations applied in batches of 7, each built while the one before commits",
+        )
+        .await;
     }
 }
 

@@ -5,7 +5,7 @@
 //!
 //! Commits go through one writer task that takes whatever requests are queued (up to a few
 //! hundred), commits them in one transaction, then answers each: group commit with no fixed
-//! wait (design.md §2 — the database commit is what to design around).
+//! wait (docs/write-path.md, "Ingest": the database commit is what to design around).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -210,6 +210,23 @@ pub struct Watermark {
     pub deleted: bool,
 }
 
+/// A place in the order events are applied in: `created_at` (events without one last), then
+/// inbox id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DueCursor {
+    pub created_at: Option<Millis>,
+    pub id: i64,
+}
+
+impl DueCursor {
+    pub fn of(event: &InboxEvent) -> Self {
+        Self {
+            created_at: event.created_at,
+            id: event.id,
+        }
+    }
+}
+
 /// Everything one transaction does.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApplyBatch {
@@ -599,17 +616,19 @@ pub trait DirectoryStore: Send + Sync + 'static {
     // inbox
     /// Commits events in one transaction, deduplicated by (connection, event id).
     async fn inbox_insert(&self, events: &[NewInboxEvent]) -> StoreResult<Vec<InsertOutcome>>;
-    /// Claims up to `limit` pending events of a connection that are due (`next_attempt_at <=
-    /// now`) and not claimed by a live worker, oldest `created_at` first, for `lease`. With
-    /// PostgreSQL several instances may claim concurrently (`FOR UPDATE SKIP LOCKED`): an
-    /// event is handed to one claimant at a time.
-    async fn inbox_claim(
+    /// Up to `limit` pending events of a connection that are due (`next_attempt_at <= now`),
+    /// oldest `created_at` first (events without one last). A read: it is the holder of the
+    /// connection's event lease that applies them, and an apply finishes only events still
+    /// pending, so an event is never applied twice (docs/concurrency.md). Events still claimed
+    /// by a worker of an earlier version (`claimed_until` in the future) are left to it.
+    /// `after`: only events that come after this one in that order (the next batch while the
+    /// one before it is still being applied).
+    async fn inbox_due(
         &self,
         connection_id: &ConnectionId,
-        worker: &str,
         limit: u64,
-        lease: Duration,
         now: Millis,
+        after: Option<DueCursor>,
     ) -> StoreResult<Vec<InboxEvent>>;
     /// Finishes or reschedules an event outside an [`ApplyBatch`] (ignored, retry, parked).
     async fn inbox_finish(&self, id: i64, outcome: InboxOutcome, now: Millis) -> StoreResult<()>;

@@ -230,11 +230,10 @@ pub(crate) struct MembershipRow {
     is_primary: bool,
 }
 
-/// Joins users with their membership rows (ordered by user, position).
-pub(crate) fn assemble_users(
-    rows: Vec<UserRow>,
+/// Membership rows (ordered by user, position) as each user's memberships.
+pub(crate) fn memberships_by_user(
     memberships: Vec<MembershipRow>,
-) -> StoreResult<Vec<User>> {
+) -> HashMap<String, Vec<Membership>> {
     let mut by_user: HashMap<String, Vec<Membership>> = HashMap::new();
     for m in memberships {
         by_user.entry(m.user_id).or_default().push(Membership {
@@ -244,6 +243,15 @@ pub(crate) fn assemble_users(
             primary: m.is_primary,
         });
     }
+    by_user
+}
+
+/// Joins users with their membership rows (ordered by user, position).
+pub(crate) fn assemble_users(
+    rows: Vec<UserRow>,
+    memberships: Vec<MembershipRow>,
+) -> StoreResult<Vec<User>> {
+    let mut by_user = memberships_by_user(memberships);
     rows.into_iter()
         .map(|r| {
             Ok(User {
@@ -593,10 +601,6 @@ impl<'a> InboxFinish<'a> {
             next_attempt_at,
         }
     }
-}
-
-pub(crate) fn sort_for_claim(events: &mut [InboxEvent]) {
-    events.sort_by_key(|e| (e.created_at.is_none(), e.created_at, e.id));
 }
 
 // ---- jobs --------------------------------------------------------------------------------

@@ -5,13 +5,14 @@
 //! executor bounds make code generic over the database unreadable; expanding the same text for
 //! `Sqlite` and `Postgres` keeps one source with concrete types. Each backend supplies:
 //!
-//! - `const BACKEND: Backend` and `const CLAIM_INBOX: &str` (claiming differs: SKIP LOCKED);
+//! - `const BACKEND: Backend`;
 //! - `fn reads(&self) -> &Pool<DB>` / `fn writes(&self) -> &Pool<DB>`: where single
 //!   statements run (SQLite has one writer connection; PostgreSQL one pool);
 //! - `async fn begin_read(&self)` / `async fn begin_write(&self)`: a consistent read snapshot,
 //!   and a write transaction (SQLite: `BEGIN IMMEDIATE`);
 //! - `async fn insert_inbox_rows(conn, events)`: the deduplicating inbox insert (PostgreSQL
-//!   inserts the whole batch in one `UNNEST` statement);
+//!   inserts the whole batch in one `UNNEST` statement), and `const INBOX_INSERT_ONE_STATEMENT:
+//!   usize`, the most events it inserts with a single statement;
 //! - `async fn finish_inbox_rows(conn, rows)`: finishes pending events in one statement and
 //!   returns the ids it finished (SQLite: `UPDATE … FROM` a `VALUES` list; PostgreSQL:
 //!   `UNNEST` arrays).
@@ -31,7 +32,7 @@ macro_rules! impl_directory_store {
             };
             use directory::store::{
                 ActionLogFilter, Applied, ApplyBatch, Backend, ChangeRecord, ConnectionState,
-                DirectoryStore, ExternalField, InboxEvent, InboxFilter, InboxOutcome,
+                DirectoryStore, DueCursor, ExternalField, InboxEvent, InboxFilter, InboxOutcome,
                 InsertOutcome, NewInboxEvent, PageRequest, ParkedFilter, RunningJobs, StoreError,
                 StoreResult, UserQuery, Watermark, Write,
             };
@@ -43,7 +44,8 @@ macro_rules! impl_directory_store {
                 InboxRow, JobRow, LeaderRow, MemberRow, MembershipRow, ParkedRow, PoolRow, RefRow,
                 UserRow, WatermarkRow, assemble_departments, assemble_groups, assemble_users,
                 connection_conflict, contains_pattern, convert_all, count, db_err, enum_text,
-                in_order, member_columns, plus, search_text, sort_for_claim, sql_int, unique_ids,
+                in_order, member_columns, memberships_by_user, plus, search_text, sql_int,
+                unique_ids,
             };
             use $crate::prepare::{self, Stored};
             use $crate::sql;
@@ -134,6 +136,18 @@ macro_rules! impl_directory_store {
                     qb.push(sql::UPSERT_USERS_TAIL);
                     qb.build().execute(&mut *conn).await.map_err(db_err)?;
                 }
+                // Memberships are rewritten only where they differ from the stored ones: most
+                // writes (profile, status) leave them alone, and a rewrite costs a deletion and
+                // an insertion per row (each with its foreign-key checks on PostgreSQL).
+                let ids: Vec<String> = users.iter().map(|u| u.id.0.clone()).collect();
+                let stored = memberships_by_user(memberships_of(conn, pool, &ids).await?);
+                let users: Vec<&User> = users
+                    .iter()
+                    .filter(|u| {
+                        stored.get(u.id.as_str()).map_or(&[][..], Vec::as_slice)
+                            != u.departments.as_slice()
+                    })
+                    .collect();
                 let ids: Vec<String> = users.iter().map(|u| u.id.0.clone()).collect();
                 delete_children(conn, sql::DELETE_MEMBERSHIPS, "user_id", pool, &ids).await?;
                 let rows: Vec<_> = users
@@ -1317,35 +1331,70 @@ macro_rules! impl_directory_store {
                     if events.is_empty() {
                         return Ok(Vec::new());
                     }
+                    if events.len() <= Self::INBOX_INSERT_ONE_STATEMENT {
+                        // One statement is its own transaction: one round trip to the
+                        // database for the whole group commit instead of three (BEGIN, INSERT,
+                        // COMMIT). A re-push's id is read afterwards, from a committed row.
+                        let mut conn = self.writes().acquire().await.map_err(db_err)?;
+                        return Self::insert_inbox_rows(&mut conn, events).await;
+                    }
                     let mut tx = self.begin_write().await.map_err(db_err)?;
                     let outcomes = Self::insert_inbox_rows(&mut tx, events).await?;
                     tx.commit().await.map_err(db_err)?;
                     Ok(outcomes)
                 }
 
-                async fn inbox_claim(
+                async fn inbox_due(
                     &self,
                     connection_id: &ConnectionId,
-                    worker: &str,
                     limit: u64,
-                    lease: Duration,
                     now: Millis,
+                    after: Option<DueCursor>,
                 ) -> StoreResult<Vec<InboxEvent>> {
-                    let mut tx = self.begin_write().await.map_err(db_err)?;
-                    let rows: Vec<InboxRow> = sqlx::query_as(Self::CLAIM_INBOX)
-                        .bind(connection_id.as_str())
-                        .bind(now)
-                        .bind(sql_int(limit))
-                        .bind(worker)
-                        .bind(plus(now, lease))
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                    tx.commit().await.map_err(db_err)?;
-                    // RETURNING promises no order.
-                    let mut events: Vec<InboxEvent> = convert_all(rows)?;
-                    sort_for_claim(&mut events);
-                    Ok(events)
+                    let due = |sql: &'static str, limit: u64| {
+                        sqlx::query_as::<_, InboxRow>(sql)
+                            .bind(connection_id.as_str())
+                            .bind(now)
+                            .bind(sql_int(limit))
+                    };
+                    let rows: Vec<InboxRow> = match after {
+                        None => due(sql::DUE_EVENTS, limit)
+                            .fetch_all(self.reads())
+                            .await
+                            .map_err(db_err)?,
+                        Some(DueCursor {
+                            created_at: None,
+                            id,
+                        }) => due(sql::DUE_EVENTS_UNDATED, limit)
+                            .bind(id)
+                            .fetch_all(self.reads())
+                            .await
+                            .map_err(db_err)?,
+                        // The dated events after the cursor, then the undated ones.
+                        Some(DueCursor {
+                            created_at: Some(at),
+                            id,
+                        }) => {
+                            let mut rows = due(sql::DUE_EVENTS_AFTER, limit)
+                                .bind(at)
+                                .bind(id)
+                                .fetch_all(self.reads())
+                                .await
+                                .map_err(db_err)?;
+                            let left = limit.saturating_sub(rows.len() as u64);
+                            if left > 0 {
+                                rows.extend(
+                                    due(sql::DUE_EVENTS_UNDATED, left)
+                                        .bind(0_i64)
+                                        .fetch_all(self.reads())
+                                        .await
+                                        .map_err(db_err)?,
+                                );
+                            }
+                            rows
+                        }
+                    };
+                    convert_all(rows)
                 }
 
                 async fn inbox_finish(

@@ -145,17 +145,8 @@ impl PgStore {
 
     const BACKEND: Backend = Backend::Postgres;
 
-    /// Locks the claimable rows, skipping rows another claimer has locked, and stamps them:
-    /// concurrent claimers get disjoint events. A row a concurrent claimer stamped and
-    /// committed meanwhile is re-checked under the lock and dropped (`claimed_until`).
-    const CLAIM_INBOX: &'static str = concat!(
-        "WITH claimable (claim_id) AS (",
-        sql::claimable!(),
-        " FOR UPDATE SKIP LOCKED) \
-         UPDATE inbox SET claimed_by = $4, claimed_until = $5 FROM claimable \
-         WHERE inbox.id = claimable.claim_id RETURNING ",
-        sql::inbox_cols!()
-    );
+    /// [`INSERT_INBOX`] takes a whole group.
+    const INBOX_INSERT_ONE_STATEMENT: usize = usize::MAX;
 
     fn reads(&self) -> &PgPool {
         &self.pool

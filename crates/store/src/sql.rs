@@ -458,15 +458,26 @@ pub(crate) const DUE_CONNECTIONS: &str = "SELECT DISTINCT connection_id FROM inb
      WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY connection_id";
 pub(crate) const PENDING_COUNT: &str =
     "SELECT COUNT(*) FROM inbox WHERE connection_id = $1 AND state = 'pending'";
-/// The claimable events of `$1` at `$2`, in claim order; the backends wrap it.
-macro_rules! claimable {
-    () => {
-        "SELECT id FROM inbox WHERE connection_id = $1 AND state = 'pending' \
-         AND next_attempt_at <= $2 AND claimed_until < $2 \
-         ORDER BY created_at ASC NULLS LAST, id ASC LIMIT $3"
+/// The due events of `$1` at `$2`, in the order they are applied (by `inbox_pending`).
+macro_rules! due_events {
+    ($after:literal) => {
+        concat!(
+            "SELECT ",
+            inbox_cols!(),
+            " FROM inbox WHERE connection_id = $1 AND state = 'pending' \
+             AND next_attempt_at <= $2 AND claimed_until < $2",
+            $after,
+            " ORDER BY created_at ASC NULLS LAST, id ASC LIMIT $3"
+        )
     };
 }
-pub(crate) use claimable;
+pub(crate) const DUE_EVENTS: &str = due_events!("");
+/// … the dated ones after a dated event (`$4` = its `created_at`, `$5` = its id): a row
+/// comparison, so that the index scan starts there instead of walking every event before it
+/// (on PostgreSQL also those finished but not yet vacuumed).
+pub(crate) const DUE_EVENTS_AFTER: &str = due_events!(" AND (created_at, id) > ($4, $5)");
+/// … the undated ones after id `$4` (0: all of them); they sort after every dated one.
+pub(crate) const DUE_EVENTS_UNDATED: &str = due_events!(" AND created_at IS NULL AND id > $4");
 
 // ---- jobs --------------------------------------------------------------------------------
 

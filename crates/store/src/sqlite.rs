@@ -27,11 +27,15 @@ use crate::sql;
 /// Reader connections; WAL readers do not block each other or the writer.
 const READERS: u32 = 8;
 
-/// Rows per multi-row inbox insert, largest first: a group of n events takes n / 64
-/// statements of 64 rows and the rest in statements of 8 and of 1, so only three statements
-/// are ever prepared (and stay cached) while a group is a handful of round trips to SQLite's
-/// thread instead of one per event.
-const INSERT_CHUNKS: [usize; 3] = [64, 8, 1];
+/// The most rows one inbox insert takes. A group commit of up to this many events is one
+/// statement of exactly its size (one round trip to SQLite's thread; with one request per
+/// Feishu connection in flight, a group is rarely larger), a larger group several; the
+/// statements for 1..=64 rows are built once and stay prepared ([`WRITER_STATEMENT_CACHE`]).
+const INSERT_ROWS_MAX: usize = 64;
+
+/// Prepared statements the writer connection keeps: the write path's own and the inbox
+/// inserts of every size.
+const WRITER_STATEMENT_CACHE: usize = 512;
 
 /// `INSERT … VALUES (…), (…) …` for `rows` events, skipping those whose (connection, event id)
 /// is already there; returns the new rows' ids with their keys.
@@ -63,9 +67,9 @@ fn insert_inbox_sql(rows: usize) -> String {
     sql
 }
 
-/// The statements of [`INSERT_CHUNKS`], built once.
-static INSERT_INBOX: std::sync::LazyLock<[(usize, String); 3]> =
-    std::sync::LazyLock::new(|| INSERT_CHUNKS.map(|rows| (rows, insert_inbox_sql(rows))));
+/// The statements for 1..=[`INSERT_ROWS_MAX`] rows (index `rows - 1`), built once.
+static INSERT_INBOX: std::sync::LazyLock<Vec<String>> =
+    std::sync::LazyLock::new(|| (1..=INSERT_ROWS_MAX).map(insert_inbox_sql).collect());
 const INBOX_ID: &str = "SELECT id FROM inbox WHERE connection_id = $1 AND event_id = $2";
 /// Finishes many events: the rows as a `VALUES` list named `v` (SQLite ≥ 3.33 for `UPDATE …
 /// FROM`), each joined to its inbox row through the primary key.
@@ -77,6 +81,43 @@ const FINISH_INBOX_ROWS_TAIL: &str = concat!(
     " FROM v",
     sql::finish_inbox_where!()
 );
+
+/// How often the checkpointer copies the WAL into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// The writer's own checkpoint after a commit, at this many WAL pages (64 MiB; SQLite's
+/// default is 4 MiB). The checkpointer has copied all but the last [`CHECKPOINT_EVERY`] of
+/// them by then, so this one is short, and it lets the next transaction start the WAL over.
+const WAL_AUTOCHECKPOINT_PAGES: u32 = 16_384;
+
+/// Copies committed WAL frames into the database file off the writer's path (PASSIVE: it
+/// never blocks the writer or a reader; frames a reader still needs wait for the next round).
+/// Under a steady stream of commits a PASSIVE round never reaches the WAL's end, and SQLite
+/// starts the WAL over only once everything is copied: that is left to the writer's own
+/// checkpoint at [`WAL_AUTOCHECKPOINT_PAGES`], which then copies only the frames of the last
+/// [`CHECKPOINT_EVERY`] (a RESTART from here would hold the writer while it waits, worse for
+/// the events' latency). Runs until the last clone of the store is dropped or it is closed.
+async fn checkpoint_loop(pool: SqlitePool, store: std::sync::Weak<()>) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if store.strong_count() == 0 || pool.is_closed() {
+            break;
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            if pool.is_closed() {
+                break;
+            }
+            // The writer's own checkpoint keeps the WAL bounded meanwhile.
+            tracing::warn!(error = %e, "SQLite checkpoint failed; retrying");
+        }
+    }
+    pool.close().await;
+}
 
 /// A missing directory is created 0700 (the database holds names, e-mails and mobiles).
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
@@ -163,6 +204,10 @@ pub struct SqliteStore {
     reader: SqlitePool,
     /// Keeps the directory of [`SqliteStore::open_in_memory`] alive as long as the store.
     _scratch: Option<Arc<tempfile::TempDir>>,
+    /// The checkpointer's connection ([`checkpoint_loop`]).
+    checkpoints: SqlitePool,
+    /// The checkpointer task runs while a clone of the store holds this.
+    _checkpointer: Arc<()>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -213,10 +258,16 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(synchronous)
             .foreign_keys(true)
+            .pragma("temp_store", "memory")
             .busy_timeout(Duration::from_secs(5));
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone())
+            .connect_with(
+                options
+                    .clone()
+                    .statement_cache_capacity(WRITER_STATEMENT_CACHE)
+                    .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string()),
+            )
             .await
             .map_err(db_err)?;
         migrator()
@@ -231,18 +282,31 @@ impl SqliteStore {
             .map_err(db_err)?;
         let reader = SqlitePoolOptions::new()
             .max_connections(READERS)
+            .connect_with(options.clone())
+            .await
+            .map_err(db_err)?;
+        let checkpoints = SqlitePoolOptions::new()
+            .max_connections(1)
             .connect_with(options)
             .await
             .map_err(db_err)?;
+        let running = Arc::new(());
+        tokio::spawn(checkpoint_loop(
+            checkpoints.clone(),
+            Arc::downgrade(&running),
+        ));
         Ok(Self {
             writer,
             reader,
             _scratch: scratch,
+            checkpoints,
+            _checkpointer: running,
         })
     }
 
     /// Closes both pools (waits for connections in use to come back).
     pub async fn close(&self) {
+        self.checkpoints.close().await;
         self.reader.close().await;
         self.writer.close().await;
     }
@@ -251,13 +315,7 @@ impl SqliteStore {
 
     const BACKEND: Backend = Backend::Sqlite;
 
-    /// One statement under the writer's lock: no other claimer can run in between.
-    const CLAIM_INBOX: &'static str = concat!(
-        "UPDATE inbox SET claimed_by = $4, claimed_until = $5 WHERE id IN (",
-        sql::claimable!(),
-        ") RETURNING ",
-        sql::inbox_cols!()
-    );
+    const INBOX_INSERT_ONE_STATEMENT: usize = INSERT_ROWS_MAX;
 
     fn reads(&self) -> &SqlitePool {
         &self.reader
@@ -276,46 +334,43 @@ impl SqliteStore {
         self.writer.begin_with("BEGIN IMMEDIATE").await
     }
 
-    /// Multi-row inserts in the caller's transaction (one fsync for the whole group); an
+    /// One multi-row insert per [`INSERT_ROWS_MAX`] events (one statement, committing itself,
+    /// for a usual group; a larger one in the caller's transaction, one fsync either way); an
     /// event already there (a re-push) is looked up by its key.
     async fn insert_inbox_rows(
         conn: &mut SqliteConnection,
         events: &[NewInboxEvent],
     ) -> StoreResult<Vec<InsertOutcome>> {
         let mut fresh: HashMap<(&str, &str), i64> = HashMap::with_capacity(events.len());
-        let mut rest = events;
-        for (rows, sql) in INSERT_INBOX.iter() {
-            while rest.len() >= *rows {
-                let (chunk, tail) = rest.split_at(*rows);
-                rest = tail;
-                let mut query = sqlx::query_as::<_, (i64, String, String)>(sql.as_str());
-                for e in chunk {
-                    query = query
-                        .bind(e.pool_id.as_str())
-                        .bind(e.connection_id.as_str())
-                        .bind(e.event_id.as_str())
-                        .bind(e.event_type.as_str())
-                        .bind(e.created_at)
-                        .bind(e.received_at)
-                        .bind(e.payload.as_str());
-                }
-                // RETURNING promises no order, but SQLite returns the rows in insert order:
-                // look from where the last match was first.
-                let mut at = 0;
-                for (id, connection, event) in query.fetch_all(&mut *conn).await.map_err(db_err)? {
-                    let is = |e: &NewInboxEvent| {
-                        e.connection_id.as_str() == connection && e.event_id == event
-                    };
-                    let found = chunk[at..]
-                        .iter()
-                        .position(is)
-                        .map(|i| at + i)
-                        .or_else(|| chunk.iter().position(is));
-                    if let Some(i) = found {
-                        at = i + 1;
-                        let e = &chunk[i];
-                        fresh.insert((e.connection_id.as_str(), e.event_id.as_str()), id);
-                    }
+        for chunk in events.chunks(INSERT_ROWS_MAX) {
+            let sql = &INSERT_INBOX[chunk.len() - 1];
+            let mut query = sqlx::query_as::<_, (i64, String, String)>(sql.as_str());
+            for e in chunk {
+                query = query
+                    .bind(e.pool_id.as_str())
+                    .bind(e.connection_id.as_str())
+                    .bind(e.event_id.as_str())
+                    .bind(e.event_type.as_str())
+                    .bind(e.created_at)
+                    .bind(e.received_at)
+                    .bind(e.payload.as_str());
+            }
+            // RETURNING promises no order, but SQLite returns the rows in insert order:
+            // look from where the last match was first.
+            let mut at = 0;
+            for (id, connection, event) in query.fetch_all(&mut *conn).await.map_err(db_err)? {
+                let is = |e: &NewInboxEvent| {
+                    e.connection_id.as_str() == connection && e.event_id == event
+                };
+                let found = chunk[at..]
+                    .iter()
+                    .position(is)
+                    .map(|i| at + i)
+                    .or_else(|| chunk.iter().position(is));
+                if let Some(i) = found {
+                    at = i + 1;
+                    let e = &chunk[i];
+                    fresh.insert((e.connection_id.as_str(), e.event_id.as_str()), id);
                 }
             }
         }

@@ -233,17 +233,39 @@ pub(super) struct Overlay {
 impl Overlay {
     /// Loads, in bulk, the refs and objects the items name, their watermarks, and the
     /// dependents of the departments they delete.
+    ///
+    /// `carried`: the state the batch before leaves, as built, while that batch is still being
+    /// committed. What it holds is kept (it is newer than the store); only what it lacks is read
+    /// from the store, which the batch before does not write. Its items must not delete a
+    /// department: the members read for that would miss what the batch before changes.
     pub async fn load(
         store: &dyn DirectoryStore,
         connection_id: &ConnectionId,
         pool_id: &PoolId,
         items: &[&Item],
         fetched: &Fetched,
+        carried: Option<Overlay>,
     ) -> Result<Self, StoreError> {
+        let mut overlay = carried.unwrap_or_else(|| Overlay {
+            connection_id: connection_id.clone(),
+            pool_id: pool_id.clone(),
+            refs: HashMap::new(),
+            ext_by_id: HashMap::new(),
+            users: HashMap::new(),
+            departments: HashMap::new(),
+            groups: HashMap::new(),
+            marks: HashMap::new(),
+            members: HashMap::new(),
+            member_of: HashMap::new(),
+        });
         let named = Named::of(items, fetched);
         // Independent reads run side by side (on PostgreSQL each is a round trip).
         let find = |kind: ObjectKind, ids: &HashSet<String>| {
-            let ids: Vec<String> = ids.iter().cloned().collect();
+            let ids: Vec<String> = ids
+                .iter()
+                .filter(|ext| !overlay.refs.contains_key(&(kind, (*ext).clone())))
+                .cloned()
+                .collect();
             async move {
                 if ids.is_empty() {
                     return Ok(HashMap::new());
@@ -254,6 +276,7 @@ impl Overlay {
         let keys: Vec<String> = items
             .iter()
             .filter_map(|i| primary_key(&i.resolved))
+            .filter(|k| !overlay.marks.contains_key(k))
             .collect();
         let marks = async {
             if keys.is_empty() {
@@ -277,18 +300,28 @@ impl Overlay {
                 refs.insert((kind, ext), r);
             }
         }
-        let ids_of = |kind: ObjectKind| -> Vec<String> {
+        // The objects of the refs just read (those of carried refs are carried too).
+        let ids_of = |kind: ObjectKind, held: &dyn Fn(&str) -> bool| -> Vec<String> {
             refs.iter()
-                .filter(|((k, _), _)| *k == kind)
+                .filter(|((k, _), r)| *k == kind && !held(&r.object_id))
                 .map(|(_, r)| r.object_id.clone())
                 .collect()
         };
-        let user_ids: Vec<UserId> = ids_of(ObjectKind::User).into_iter().map(UserId).collect();
-        let department_ids: Vec<DepartmentId> = ids_of(ObjectKind::Department)
+        let user_ids: Vec<UserId> = ids_of(ObjectKind::User, &|id| overlay.users.contains_key(id))
             .into_iter()
-            .map(DepartmentId)
+            .map(UserId)
             .collect();
-        let group_ids: Vec<GroupId> = ids_of(ObjectKind::Group).into_iter().map(GroupId).collect();
+        let department_ids: Vec<DepartmentId> = ids_of(ObjectKind::Department, &|id| {
+            overlay.departments.contains_key(id)
+        })
+        .into_iter()
+        .map(DepartmentId)
+        .collect();
+        let group_ids: Vec<GroupId> =
+            ids_of(ObjectKind::Group, &|id| overlay.groups.contains_key(id))
+                .into_iter()
+                .map(GroupId)
+                .collect();
         let (users, departments, groups) = futures::try_join!(
             async {
                 match user_ids.is_empty() {
@@ -309,24 +342,27 @@ impl Overlay {
                 }
             },
         )?;
-        let mut overlay = Overlay {
-            connection_id: connection_id.clone(),
-            pool_id: pool_id.clone(),
-            ext_by_id: refs
-                .values()
-                .map(|r| (r.object_id.clone(), r.external_id.clone()))
-                .collect(),
-            refs,
-            users: users.into_iter().map(|u| (u.id.0.clone(), u)).collect(),
-            departments: departments
-                .into_iter()
-                .map(|d| (d.id.0.clone(), d))
-                .collect(),
-            groups: groups.into_iter().map(|g| (g.id.0.clone(), g)).collect(),
-            marks,
-            members: HashMap::new(),
-            member_of: HashMap::new(),
-        };
+        for r in refs.values() {
+            overlay
+                .ext_by_id
+                .entry(r.object_id.clone())
+                .or_insert_with(|| r.external_id.clone());
+        }
+        for (key, r) in refs {
+            overlay.refs.entry(key).or_insert(r);
+        }
+        for u in users {
+            overlay.users.entry(u.id.0.clone()).or_insert(u);
+        }
+        for d in departments {
+            overlay.departments.entry(d.id.0.clone()).or_insert(d);
+        }
+        for g in groups {
+            overlay.groups.entry(g.id.0.clone()).or_insert(g);
+        }
+        for (key, mark) in marks {
+            overlay.marks.entry(key).or_insert(mark);
+        }
         // Dependents of deleted departments (Feishu deletes only empty departments, so this is
         // normally nothing; without a cap, whatever the store still holds).
         for item in items {

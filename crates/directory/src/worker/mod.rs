@@ -27,20 +27,38 @@ use futures::StreamExt;
 use crate::engine::Engine;
 use crate::ids::{ConnectionId, new_id, now_ms};
 use crate::model::{Connection, ExternalRef, JobKind, JobTrigger, ObjectKind};
-use crate::store::{InboxEvent, InboxOutcome, StoreError};
+use crate::store::{DueCursor, InboxEvent, InboxOutcome, StoreError};
 
-use batch::{Fetched, Item, Outcome, Overlay};
+use batch::{Built, Fetched, Item, Outcome, Overlay};
 use intent::{Intent, Resolved, intent_of, resolve};
+
+/// How long one round keeps applying batches of one connection.
+const ROUND_TIME: Duration = Duration::from_secs(2);
 
 /// Feishu reads in flight while resolving a batch.
 const FEISHU_READS: usize = 8;
 
+/// A batch read, resolved and built, waiting to be committed.
+struct Prepared {
+    connection: Connection,
+    items: Vec<Item>,
+    fetched: Fetched,
+    /// The batch's writes and outcomes; `None` when no event was left to build.
+    built: Option<Built>,
+    /// The state the batch leaves once committed as built.
+    overlay: Option<Overlay>,
+    /// Events read: a full batch means more may be due.
+    read: u64,
+    /// The last event read: the next batch starts after it.
+    last: Option<DueCursor>,
+    /// A scope change that ends the round.
+    reconcile: Option<InboxEvent>,
+}
+
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    /// Events claimed per round per connection.
+    /// Events applied per round per connection (one transaction).
     pub batch: u64,
-    /// How long a claim lasts before another worker may take the event.
-    pub claim_lease: Duration,
     /// Attempts before an event is parked.
     pub max_attempts: i64,
     pub backoff_base: Duration,
@@ -55,7 +73,6 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
             batch: 500,
-            claim_lease: Duration::from_secs(60),
             max_attempts: 8,
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(600),
@@ -229,8 +246,60 @@ impl Worker {
                 }
             }
         };
+        // Batch after batch while the lease is held: a backlog drains without a lease taken and
+        // given back per batch. A round ends at a batch that was not full (nothing more is
+        // due), at a scope change, or after ROUND_TIME, so that other connections get their
+        // turn. While a batch commits, the next one is read, resolved and built against the
+        // state the committing batch leaves (docs/write-path.md): it is used only if that
+        // batch commits as built.
+        let batches = async {
+            let started = std::time::Instant::now();
+            let mut ready: Option<Prepared> = None;
+            loop {
+                let current = match ready.take() {
+                    Some(p) => p,
+                    None => match self.prepare(connection_id, None, &mut stats).await? {
+                        Some(p) => p,
+                        None => return Ok(None),
+                    },
+                };
+                let Prepared {
+                    connection,
+                    items,
+                    fetched,
+                    built,
+                    overlay,
+                    read,
+                    last,
+                    reconcile,
+                } = current;
+                let more = reconcile.is_none()
+                    && read >= self.config.batch
+                    && started.elapsed() < ROUND_TIME;
+                let carried = overlay.filter(|_| more).zip(last);
+                let mut ahead = RoundStats::default();
+                let (committed, next) = futures::join!(
+                    self.commit_built(&connection, &items, &fetched, built, &mut stats),
+                    async {
+                        match carried {
+                            Some(carried) => {
+                                self.prepare(connection_id, Some(carried), &mut ahead).await
+                            }
+                            None => Ok(None),
+                        }
+                    },
+                );
+                stats.add(ahead);
+                let committed = committed?;
+                let next = next?;
+                if !more {
+                    return Ok(reconcile);
+                }
+                ready = next.filter(|_| committed);
+            }
+        };
         let result = tokio::select! {
-            result = self.claim_and_apply(connection_id, &mut stats) => result,
+            result = batches => result,
             () = renew => unreachable!("the renewal never ends"),
         };
         let _ = store.release_event_lease(connection_id, &self.id).await;
@@ -262,29 +331,44 @@ impl Worker {
         Ok(stats)
     }
 
-    /// Applies a claimed batch; returns a scope event to turn into a reconciliation.
-    async fn claim_and_apply(
+    /// Reads the next batch of due events (after `carried`'s cursor, when given), reads from
+    /// Feishu what their payloads are not enough for, loads what they touch and builds the
+    /// batch's writes: against `carried`'s overlay, when given (the state the batch before
+    /// leaves). `None`: nothing is due, or the batch deletes a department and must be
+    /// prepared again once the batch before is committed.
+    async fn prepare(
         &self,
         connection_id: &ConnectionId,
+        carried: Option<(Overlay, DueCursor)>,
         stats: &mut RoundStats,
-    ) -> Result<Option<InboxEvent>, StoreError> {
+    ) -> Result<Option<Prepared>, StoreError> {
         let store = self.engine.store().clone();
+        let (carried, after) = match carried {
+            Some((overlay, after)) => (Some(overlay), Some(after)),
+            None => (None, None),
+        };
         let (connection, events) = futures::try_join!(
             store.get_connection(connection_id),
-            store.inbox_claim(
-                connection_id,
-                &self.id,
-                self.config.batch,
-                self.config.claim_lease,
-                now_ms(),
-            ),
+            store.inbox_due(connection_id, self.config.batch, now_ms(), after),
         )?;
         if events.is_empty() {
             return Ok(None);
         }
         let Some(connection) = connection else {
-            // Deleted meanwhile (its events with it); the claims expire.
+            // Deleted meanwhile, its events with it.
             return Ok(None);
+        };
+        let read = events.len() as u64;
+        let last = events.last().map(DueCursor::of);
+        let mut prepared = Prepared {
+            connection,
+            items: Vec::new(),
+            fetched: Fetched::default(),
+            built: None,
+            overlay: None,
+            read,
+            last,
+            reconcile: None,
         };
 
         // A scope change ends the batch: the reconciliation must start after it, and the
@@ -314,14 +398,15 @@ impl Worker {
                 .await?;
         }
 
-        let client = match self.engine.client(&connection) {
+        prepared.reconcile = reconcile;
+        let client = match self.engine.client(&prepared.connection) {
             Ok(c) => c,
             Err(e) => {
                 let error = e.to_string();
                 for (event, _) in intents {
                     self.fail(&event, &error, stats).await?;
                 }
-                return Ok(reconcile);
+                return Ok(Some(prepared));
             }
         };
         // Feishu reads the payloads are not enough for, a few at a time, in order.
@@ -348,10 +433,34 @@ impl Worker {
                 },
             }
         }
-        let fetched = self.fetch_departments(&connection, &client, &items).await?;
-        let items: Vec<&Item> = items.iter().collect();
-        self.commit(&connection, &items, &fetched, stats).await?;
-        Ok(reconcile)
+        if carried.is_some()
+            && items
+                .iter()
+                .any(|i| matches!(i.resolved, Resolved::DepartmentDeleted { .. }))
+        {
+            return Ok(None);
+        }
+        let fetched = self
+            .fetch_departments(&prepared.connection, &client, &items)
+            .await?;
+        if !items.is_empty() {
+            let refs: Vec<&Item> = items.iter().collect();
+            let mut overlay = Overlay::load(
+                store.as_ref(),
+                &prepared.connection.id,
+                &prepared.connection.pool_id,
+                &refs,
+                &fetched,
+                carried,
+            )
+            .await?;
+            let built = batch::build(&refs, &mut overlay, &fetched, &mut || new_id(), now_ms());
+            prepared.built = Some(built);
+            prepared.overlay = Some(overlay);
+        }
+        prepared.items = items;
+        prepared.fetched = fetched;
+        Ok(Some(prepared))
     }
 
     /// Reads from Feishu the departments the items name that the store does not have, with
@@ -394,51 +503,85 @@ impl Worker {
         Ok(fetched)
     }
 
-    /// Applies `items` in one transaction; when that fails, one transaction per event, each
-    /// loaded afresh, so that one bad event fails alone.
-    async fn commit(
+    /// Commits a prepared batch as built. `Ok(true)`: it was committed as built (the state
+    /// its overlay holds is the store's); `Ok(false)`: it failed and its events were applied
+    /// one by one instead.
+    async fn commit_built(
         &self,
         connection: &Connection,
+        items: &[Item],
+        fetched: &Fetched,
+        built: Option<Built>,
+        stats: &mut RoundStats,
+    ) -> Result<bool, StoreError> {
+        let Some(built) = built else {
+            return Ok(true);
+        };
+        let items: Vec<&Item> = items.iter().collect();
+        match self.engine.store().apply(built.batch).await {
+            Ok(_) => {
+                self.record(&items, built.outcomes, stats).await?;
+                Ok(true)
+            }
+            Err(e) if items.len() == 1 => {
+                self.fail(&items[0].event, &e.to_string(), stats).await?;
+                Ok(false)
+            }
+            Err(e) => {
+                tracing::debug!(events = items.len(), error = %e, "event batch failed; applying its events one by one");
+                for item in items {
+                    self.commit_one(connection, item, fetched, stats).await?;
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    /// Counts a committed batch's outcomes; reschedules the events whose steps could not be
+    /// built.
+    async fn record(
+        &self,
         items: &[&Item],
+        outcomes: Vec<Outcome>,
+        stats: &mut RoundStats,
+    ) -> Result<(), StoreError> {
+        for (item, outcome) in items.iter().zip(outcomes) {
+            match outcome {
+                Outcome::Applied { .. } => {
+                    stats.applied += 1;
+                    record_applied(&item.event);
+                }
+                Outcome::Ignored { .. } => stats.ignored += 1,
+                Outcome::Failed { error } => self.fail(&item.event, &error, stats).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies one event in its own transaction, loaded afresh (after its batch failed), so
+    /// that a bad event fails alone.
+    async fn commit_one(
+        &self,
+        connection: &Connection,
+        item: &Item,
         fetched: &Fetched,
         stats: &mut RoundStats,
     ) -> Result<(), StoreError> {
-        if items.is_empty() {
-            return Ok(());
-        }
         let store = self.engine.store();
+        let items = [item];
         let mut overlay = Overlay::load(
             store.as_ref(),
             &connection.id,
             &connection.pool_id,
-            items,
+            &items,
             fetched,
+            None,
         )
         .await?;
-        let built = batch::build(items, &mut overlay, fetched, &mut || new_id(), now_ms());
+        let built = batch::build(&items, &mut overlay, fetched, &mut || new_id(), now_ms());
         match store.apply(built.batch).await {
-            Ok(_) => {
-                for (item, outcome) in items.iter().zip(built.outcomes) {
-                    match outcome {
-                        Outcome::Applied { .. } => {
-                            stats.applied += 1;
-                            record_applied(&item.event);
-                        }
-                        Outcome::Ignored { .. } => stats.ignored += 1,
-                        Outcome::Failed { error } => self.fail(&item.event, &error, stats).await?,
-                    }
-                }
-                Ok(())
-            }
-            Err(e) if items.len() == 1 => self.fail(&items[0].event, &e.to_string(), stats).await,
-            Err(e) => {
-                tracing::debug!(events = items.len(), error = %e, "event batch failed; applying its events one by one");
-                for item in items {
-                    Box::pin(self.commit(connection, std::slice::from_ref(item), fetched, stats))
-                        .await?;
-                }
-                Ok(())
-            }
+            Ok(_) => self.record(&items, built.outcomes, stats).await,
+            Err(e) => self.fail(&item.event, &e.to_string(), stats).await,
         }
     }
 

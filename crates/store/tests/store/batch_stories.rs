@@ -2,8 +2,6 @@
 //! and one `apply` that commits several events (their changes, watermarks and inbox
 //! outcomes) at once.
 
-use std::time::Duration;
-
 use directory::ids::{ConnectionId, DepartmentId, GroupId, UserId};
 use directory::model::{GroupMember, LeaderKind, ObjectKind, User};
 use directory::store::{
@@ -409,11 +407,11 @@ pub async fn one_apply_finishes_500_inbox_events(store: Store, _raw: Raw) {
         .map(|n| event(&c, &format!("e{n}"), Some(n as i64)))
         .collect();
     let ids = ids_of(store.inbox_insert(&events).await.unwrap());
-    let claimed = store
-        .inbox_claim(&c.id, "w", EVENTS as u64, Duration::from_secs(60), 2_000)
+    let due = store
+        .inbox_due(&c.id, EVENTS as u64, 2_000, None)
         .await
         .unwrap();
-    assert_eq!(claimed.len(), EVENTS);
+    assert_eq!(due.len(), EVENTS);
     let outcomes: Vec<(i64, InboxOutcome)> = ids
         .iter()
         .enumerate()
@@ -531,11 +529,8 @@ pub async fn one_apply_finishes_500_inbox_events(store: Store, _raw: Raw) {
             assert!(e.finished_at.unwrap() >= before, "{n}");
         }
     }
-    // The retried event is claimable again (its claim was cleared) once due.
-    let again = store
-        .inbox_claim(&c.id, "w2", 10, Duration::from_secs(60), 99_000)
-        .await
-        .unwrap();
+    // The retried event is due again once its time comes.
+    let again = store.inbox_due(&c.id, 10, 99_000, None).await.unwrap();
     assert_eq!(again.iter().map(|e| e.id).collect::<Vec<_>>(), vec![ids[3]]);
     assert_eq!(
         store.get_user(&pool, &u.id).await.unwrap().unwrap().version,

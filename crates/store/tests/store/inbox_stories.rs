@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use directory::ids::ConnectionId;
 use directory::store::{
-    ChangeKind, InboxFilter, InboxOutcome, InboxState, InsertOutcome, PageRequest, StoreError,
+    ChangeKind, DueCursor, InboxFilter, InboxOutcome, InboxState, InsertOutcome, PageRequest,
+    StoreError,
 };
 
 use crate::fixtures::*;
@@ -81,7 +82,7 @@ pub async fn inbox_dedupes_within_and_across_calls(store: Store, _raw: Raw) {
     assert_eq!(store.inbox_pending_count(&c.id).await.unwrap(), 3 + 250);
 }
 
-pub async fn inbox_claims_in_order_and_respects_claims(store: Store, _raw: Raw) {
+pub async fn inbox_due_in_order(store: Store, _raw: Raw) {
     let pool = new_pool(&store).await;
     let c = new_connection(&store, &pool, "main").await;
     let other = new_connection(&store, &pool, "other").await;
@@ -96,28 +97,38 @@ pub async fn inbox_claims_in_order_and_respects_claims(store: Store, _raw: Raw) 
         .await
         .unwrap();
     let now = 2_000;
-    let claimed = store
-        .inbox_claim(&c.id, "w1", 10, LEASE, now)
-        .await
-        .unwrap();
-    let order: Vec<&str> = claimed.iter().map(|e| e.event_id.as_str()).collect();
+    let due = store.inbox_due(&c.id, 10, now, None).await.unwrap();
+    let order: Vec<&str> = due.iter().map(|e| e.event_id.as_str()).collect();
     assert_eq!(order, vec!["t100", "t200", "t300", "none"]);
-    assert!(claimed.iter().all(|e| e.state == InboxState::Pending));
-    // Claimed by a live worker: nobody else gets them.
-    assert!(
-        store
-            .inbox_claim(&c.id, "w2", 10, LEASE, now + 1)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    // Until the claim expires.
-    let expired = now + 60_000 + 1;
-    let again = store
-        .inbox_claim(&c.id, "w2", 10, LEASE, expired)
+    assert!(due.iter().all(|e| e.state == InboxState::Pending));
+    // A read, not a claim: the same events until they are finished.
+    let again = store.inbox_due(&c.id, 10, now + 1, None).await.unwrap();
+    assert_eq!(again, due);
+    // The next batch while one is still being applied: what comes after a place in the order,
+    // dated events first, then the undated ones by id.
+    let after = |e: &directory::store::InboxEvent| Some(DueCursor::of(e));
+    let names = |v: Vec<directory::store::InboxEvent>| {
+        v.into_iter().map(|e| e.event_id).collect::<Vec<_>>()
+    };
+    let rest = store
+        .inbox_due(&c.id, 10, now, after(&due[1]))
         .await
         .unwrap();
-    assert_eq!(again.len(), 4);
+    assert_eq!(names(rest), vec!["t300", "none"]);
+    store
+        .inbox_insert(&[event(&c, "none2", None)])
+        .await
+        .unwrap();
+    let rest = store
+        .inbox_due(&c.id, 10, now, after(&due[3]))
+        .await
+        .unwrap();
+    assert_eq!(names(rest), vec!["none2"]);
+    let rest = store
+        .inbox_due(&c.id, 1, now, after(&due[0]))
+        .await
+        .unwrap();
+    assert_eq!(names(rest), vec!["t200"]);
 
     // The limit takes the oldest first.
     let c2 = new_connection(&store, &pool, "paged").await;
@@ -125,15 +136,24 @@ pub async fn inbox_claims_in_order_and_respects_claims(store: Store, _raw: Raw) 
         .map(|n| event(&c2, &format!("p{n}"), Some(100 - n)))
         .collect();
     store.inbox_insert(&events).await.unwrap();
-    let first = store.inbox_claim(&c2.id, "w", 2, LEASE, now).await.unwrap();
-    let second = store.inbox_claim(&c2.id, "w", 2, LEASE, now).await.unwrap();
-    let third = store.inbox_claim(&c2.id, "w", 2, LEASE, now).await.unwrap();
     let ids = |v: &[directory::store::InboxEvent]| {
         v.iter().map(|e| e.event_id.clone()).collect::<Vec<_>>()
     };
-    assert_eq!(ids(&first), vec!["p4", "p3"]);
-    assert_eq!(ids(&second), vec!["p2", "p1"]);
-    assert_eq!(ids(&third), vec!["p0"]);
+    let mut pages = Vec::new();
+    loop {
+        let page = store.inbox_due(&c2.id, 2, now, None).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        for e in &page {
+            store
+                .inbox_finish(e.id, InboxOutcome::Applied { note: None }, now)
+                .await
+                .unwrap();
+        }
+        pages.push(ids(&page));
+    }
+    assert_eq!(pages, vec![vec!["p4", "p3"], vec!["p2", "p1"], vec!["p0"]]);
 
     // Not due yet: received at 1 000, so a clock before that claims nothing.
     let c3 = new_connection(&store, &pool, "early").await;
@@ -143,14 +163,14 @@ pub async fn inbox_claims_in_order_and_respects_claims(store: Store, _raw: Raw) 
         .unwrap();
     assert!(
         store
-            .inbox_claim(&c3.id, "w", 10, LEASE, 999)
+            .inbox_due(&c3.id, 10, 999, None)
             .await
             .unwrap()
             .is_empty()
     );
     assert_eq!(
         store
-            .inbox_claim(&c3.id, "w", 10, LEASE, 1_000)
+            .inbox_due(&c3.id, 10, 1_000, None)
             .await
             .unwrap()
             .len(),
@@ -158,7 +178,7 @@ pub async fn inbox_claims_in_order_and_respects_claims(store: Store, _raw: Raw) 
     );
     assert!(
         store
-            .inbox_claim(&ConnectionId::generate(), "w", 10, LEASE, now)
+            .inbox_due(&ConnectionId::generate(), 10, now, None)
             .await
             .unwrap()
             .is_empty()
@@ -182,11 +202,7 @@ pub async fn inbox_finish_outcomes(store: Store, _raw: Raw) {
         .map(inserted)
         .collect();
     assert_eq!(
-        store
-            .inbox_claim(&c.id, "w", 10, LEASE, 2_000)
-            .await
-            .unwrap()
-            .len(),
+        store.inbox_due(&c.id, 10, 2_000, None).await.unwrap().len(),
         5
     );
     let note = Some("updated 1 user".to_owned());
@@ -279,19 +295,15 @@ pub async fn inbox_finish_outcomes(store: Store, _raw: Raw) {
     let e = get(ids[4]).await;
     assert_eq!((e.state, e.outcome), (InboxState::Applied, None));
 
-    // A retried event is not due before its time; then it is claimable at once (the retry
-    // cleared the claim that would have lasted until 62 000).
+    // A retried event is not due before its time; then it is due at once.
     assert!(
         store
-            .inbox_claim(&c.id, "w", 10, LEASE, 8_999)
+            .inbox_due(&c.id, 10, 8_999, None)
             .await
             .unwrap()
             .is_empty()
     );
-    let retried = store
-        .inbox_claim(&c.id, "w", 10, LEASE, 9_000)
-        .await
-        .unwrap();
+    let retried = store.inbox_due(&c.id, 10, 9_000, None).await.unwrap();
     assert_eq!(retried.len(), 1);
     assert_eq!(retried[0].id, ids[3]);
     store
@@ -493,8 +505,10 @@ pub async fn inbox_lists_and_counts(store: Store, _raw: Raw) {
     assert_eq!(store.inbox_due_connections(50_000).await.unwrap().len(), 2);
 }
 
-/// 4 claimers draining 200 events concurrently: every event is handed out exactly once.
-pub async fn concurrent_claimers_never_share_an_event(store: Store, _raw: Raw) {
+/// 4 workers draining 200 events concurrently, each reading and finishing only while it holds
+/// the connection's event lease (as the event worker does): every event is finished exactly
+/// once.
+pub async fn concurrent_workers_never_share_an_event(store: Store, _raw: Raw) {
     let pool = new_pool(&store).await;
     let c = new_connection(&store, &pool, "main").await;
     let events: Vec<_> = (0..200)
@@ -502,39 +516,47 @@ pub async fn concurrent_claimers_never_share_an_event(store: Store, _raw: Raw) {
         .collect();
     store.inbox_insert(&events).await.unwrap();
 
-    let mut claimers = tokio::task::JoinSet::new();
+    let mut workers = tokio::task::JoinSet::new();
     for w in 0..4 {
         let store = store.clone();
         let connection = c.id.clone();
-        claimers.spawn(async move {
+        workers.spawn(async move {
             let worker = format!("worker-{w}");
             let mut mine = Vec::new();
             loop {
                 let now = directory::ids::now_ms();
-                let batch = store
-                    .inbox_claim(&connection, &worker, 7, LEASE, now)
+                if !store
+                    .try_acquire_event_lease(&connection, &worker, LEASE, now)
                     .await
-                    .unwrap();
-                if batch.is_empty() {
-                    break;
+                    .unwrap()
+                {
+                    tokio::task::yield_now().await;
+                    continue;
                 }
-                for e in batch {
+                let batch = store.inbox_due(&connection, 7, now, None).await.unwrap();
+                for e in &batch {
                     mine.push(e.id);
                     store
                         .inbox_finish(e.id, InboxOutcome::Applied { note: None }, now)
                         .await
                         .unwrap();
                 }
+                store
+                    .release_event_lease(&connection, &worker)
+                    .await
+                    .unwrap();
+                if batch.is_empty() {
+                    return mine;
+                }
             }
-            mine
         });
     }
     let mut seen = HashSet::new();
     let mut total = 0;
-    while let Some(mine) = claimers.join_next().await {
+    while let Some(mine) = workers.join_next().await {
         for id in mine.unwrap() {
             total += 1;
-            assert!(seen.insert(id), "event {id} was claimed twice");
+            assert!(seen.insert(id), "event {id} was finished twice");
         }
     }
     assert_eq!((total, seen.len()), (200, 200));
