@@ -31,7 +31,7 @@ use directory::fetch::FetchOptions;
 use directory::ids::{ConnectionId, now_ms};
 use directory::ingest::Ingestor;
 use directory::secrets::MasterKey;
-use directory::store::{DirectoryStore, InboxFilter, InboxState};
+use directory::store::{DirectoryStore, DueCursor, InboxFilter, InboxState};
 use directory::worker::{Worker, WorkerConfig};
 use emulator::events::OutgoingEvent;
 use emulator::generate::{GenerateConfig, generate};
@@ -261,12 +261,41 @@ impl Served {
     /// worker reads by, so that polling it does not take the CPU the drain is measured on
     /// (a count of a large backlog does).
     async fn any_pending(&self, connection: &ConnectionId) -> bool {
-        !self
-            .store
-            .inbox_due(connection, 1, i64::MAX, None)
+        self.first_pending(connection, None).await.is_some()
+    }
+
+    /// The first pending event at or after `from` in the order the worker applies them.
+    async fn first_pending(
+        &self,
+        connection: &ConnectionId,
+        from: Option<DueCursor>,
+    ) -> Option<DueCursor> {
+        self.store
+            .inbox_due(connection, 1, i64::MAX, from)
             .await
             .unwrap()
-            .is_empty()
+            .first()
+            .map(|e| DueCursor {
+                created_at: e.created_at,
+                id: e.id - 1,
+            })
+    }
+
+    /// Waits until no event of the connection is pending, checking every 50 ms. Each check
+    /// starts from the first event the check before found pending: on PostgreSQL the events
+    /// finished before it leave entries in the pending index until a vacuum, and walking them
+    /// every time would take CPU from the worker measured. A last check from the start
+    /// confirms.
+    async fn until_drained(&self, connection: &ConnectionId) {
+        let mut from = None;
+        loop {
+            match self.first_pending(connection, from).await {
+                Some(first) => from = Some(first),
+                None if !self.any_pending(connection).await => return,
+                None => from = None,
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     async fn inbox_count(&self, state: InboxState) -> u64 {
@@ -580,12 +609,7 @@ async fn run(store_name: &str, store: Arc<dyn DirectoryStore>, p: &Params) -> Ro
     // 3. Drain: the worker starts on the backlog; until nothing is pending.
     let started = Instant::now();
     s.start_worker();
-    // Checked every 50 ms (the figure's resolution): on PostgreSQL each check walks the
-    // entries that finished events leave in the pending index until a vacuum, and checking
-    // more often would take CPU from the worker measured here.
-    while s.any_pending(&connection).await {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    s.until_drained(&connection).await;
     let drain = started.elapsed();
     let (applied, ignored, parked) = (
         s.inbox_count(InboxState::Applied).await,
