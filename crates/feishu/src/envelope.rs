@@ -292,6 +292,64 @@ fn signature_headers(headers: &HeaderMap) -> Result<Option<SignatureHeaders<'_>>
     }
 }
 
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Step 1 of both decoders: the signature policy for the connection's secrets, and the
+/// signature headers (absent or ignored: `None`), checked over the raw body.
+fn check_signature<'h>(
+    headers: &'h HeaderMap,
+    body: &[u8],
+    secrets: &EventSecrets,
+    options: &DecodeOptions,
+) -> Result<(SignatureCheck, Option<SignatureHeaders<'h>>), EnvelopeError> {
+    let (key_term, policy) = match &secrets.encrypt_key {
+        Some(key) => (key.as_str(), options.signature_when_encrypted),
+        None => ("", options.signature_when_plaintext),
+    };
+    let sig_headers = match policy {
+        SignatureCheck::Ignore => None,
+        _ => signature_headers(headers)?,
+    };
+    if let Some(h) = &sig_headers
+        && !crypto::verify_signature(h.timestamp, h.nonce, key_term, body, h.signature)
+    {
+        return Err(EnvelopeError::BadSignature);
+    }
+    Ok((policy, sig_headers))
+}
+
+/// Steps 4 and 5 of both decoders, for an event (not a URL check): signed when the policy
+/// says so, and sent within the replay window.
+fn check_signed_and_fresh(
+    policy: SignatureCheck,
+    sig_headers: Option<&SignatureHeaders<'_>>,
+    options: &DecodeOptions,
+    now_unix: i64,
+) -> Result<(), EnvelopeError> {
+    if policy == SignatureCheck::Required && sig_headers.is_none() {
+        return Err(EnvelopeError::MissingSignature("X-Lark-Signature"));
+    }
+    if let (Some(window), Some(h)) = (options.replay_window, sig_headers) {
+        let sent: i64 = h
+            .timestamp
+            .trim()
+            .parse()
+            .map_err(|_| EnvelopeError::StaleTimestamp {
+                skew_secs: i64::MAX,
+            })?;
+        let skew = now_unix.saturating_sub(sent);
+        if skew.unsigned_abs() > window.as_secs() {
+            return Err(EnvelopeError::StaleTimestamp { skew_secs: skew });
+        }
+    }
+    Ok(())
+}
+
 /// Decodes an event request using the system clock for the replay window.
 pub fn decode_request(
     headers: &HeaderMap,
@@ -299,11 +357,7 @@ pub fn decode_request(
     secrets: &EventSecrets,
     options: &DecodeOptions,
 ) -> Result<Envelope, EnvelopeError> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    decode_request_at(headers, body, secrets, options, now)
+    decode_request_at(headers, body, secrets, options, unix_now())
 }
 
 /// Decodes an event request; `now_unix` (seconds) is only used for the replay window.
@@ -318,21 +372,8 @@ pub fn decode_request_at(
         serde_json::from_slice(body).map_err(|e| EnvelopeError::BodyNotJson(e.to_string()))?;
 
     let encrypted = outer.get("encrypt");
-    let (key_term, policy) = match &secrets.encrypt_key {
-        Some(key) => (key.as_str(), options.signature_when_encrypted),
-        None => ("", options.signature_when_plaintext),
-    };
-
     // 1. Signature over the raw bytes.
-    let sig_headers = match policy {
-        SignatureCheck::Ignore => None,
-        _ => signature_headers(headers)?,
-    };
-    if let Some(h) = &sig_headers
-        && !crypto::verify_signature(h.timestamp, h.nonce, key_term, body, h.signature)
-    {
-        return Err(EnvelopeError::BadSignature);
-    }
+    let (policy, sig_headers) = check_signature(headers, body, secrets, options)?;
 
     // 2. Decryption.
     let plaintext: String = match (encrypted, &secrets.encrypt_key) {
@@ -364,25 +405,8 @@ pub fn decode_request_at(
         return Ok(envelope);
     }
 
-    // 4. An event (not a URL check) must be signed when the policy says so.
-    if policy == SignatureCheck::Required && sig_headers.is_none() {
-        return Err(EnvelopeError::MissingSignature("X-Lark-Signature"));
-    }
-
-    // 5. Replay window.
-    if let (Some(window), Some(h)) = (options.replay_window, &sig_headers) {
-        let sent: i64 = h
-            .timestamp
-            .trim()
-            .parse()
-            .map_err(|_| EnvelopeError::StaleTimestamp {
-                skew_secs: i64::MAX,
-            })?;
-        let skew = now_unix.saturating_sub(sent);
-        if skew.unsigned_abs() > window.as_secs() {
-            return Err(EnvelopeError::StaleTimestamp { skew_secs: skew });
-        }
-    }
+    // 4. and 5. Signed when the policy says so, within the replay window.
+    check_signed_and_fresh(policy, sig_headers.as_ref(), options, now_unix)?;
 
     Ok(envelope)
 }
@@ -420,11 +444,7 @@ pub fn verify_request(
     secrets: &EventSecrets,
     options: &DecodeOptions,
 ) -> Result<Verified, EnvelopeError> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    verify_request_at(headers, body, secrets, options, now)
+    verify_request_at(headers, body, secrets, options, unix_now())
 }
 
 /// [`verify_request`] with `now_unix` (seconds) for the replay window.
@@ -449,21 +469,8 @@ pub fn verify_request_at(
             "invalid type: sequence, expected a map".to_owned(),
         ));
     }
-    let (key_term, policy) = match &secrets.encrypt_key {
-        Some(key) => (key.as_str(), options.signature_when_encrypted),
-        None => ("", options.signature_when_plaintext),
-    };
-
     // 1. Signature over the raw bytes.
-    let sig_headers = match policy {
-        SignatureCheck::Ignore => None,
-        _ => signature_headers(headers)?,
-    };
-    if let Some(h) = &sig_headers
-        && !crypto::verify_signature(h.timestamp, h.nonce, key_term, body, h.signature)
-    {
-        return Err(EnvelopeError::BadSignature);
-    }
+    let (policy, sig_headers) = check_signature(headers, body, secrets, options)?;
 
     // 2. Decryption.
     let encrypted = match outer.encrypt {
@@ -507,25 +514,8 @@ pub fn verify_request_at(
         return Ok(verified);
     }
 
-    // 4. An event (not a URL check) must be signed when the policy says so.
-    if policy == SignatureCheck::Required && sig_headers.is_none() {
-        return Err(EnvelopeError::MissingSignature("X-Lark-Signature"));
-    }
-
-    // 5. Replay window.
-    if let (Some(window), Some(h)) = (options.replay_window, &sig_headers) {
-        let sent: i64 = h
-            .timestamp
-            .trim()
-            .parse()
-            .map_err(|_| EnvelopeError::StaleTimestamp {
-                skew_secs: i64::MAX,
-            })?;
-        let skew = now_unix.saturating_sub(sent);
-        if skew.unsigned_abs() > window.as_secs() {
-            return Err(EnvelopeError::StaleTimestamp { skew_secs: skew });
-        }
-    }
+    // 4. and 5. Signed when the policy says so, within the replay window.
+    check_signed_and_fresh(policy, sig_headers.as_ref(), options, now_unix)?;
     Ok(verified)
 }
 

@@ -385,6 +385,15 @@ impl Worker {
                 intent => intents.push((event, intent)),
             }
         }
+        // Checked before anything is read from Feishu or written, which preparing it again
+        // after the commit would repeat.
+        if carried.is_some()
+            && intents
+                .iter()
+                .any(|(_, intent)| matches!(intent, Intent::DepartmentDeleted { .. }))
+        {
+            return Ok(None);
+        }
         for rest in iter {
             store
                 .inbox_finish(
@@ -432,13 +441,6 @@ impl Worker {
                     false => self.fail(&event, &format!("Feishu: {e}"), stats).await?,
                 },
             }
-        }
-        if carried.is_some()
-            && items
-                .iter()
-                .any(|i| matches!(i.resolved, Resolved::DepartmentDeleted { .. }))
-        {
-            return Ok(None);
         }
         let fetched = self
             .fetch_departments(&prepared.connection, &client, &items)
