@@ -4,16 +4,18 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use directory::admin::{
-    Admin, AdminError, ConnectionPatch, DepartmentNode, NewConnection, UserIdType,
-};
+use directory::admin::{Admin, AdminError, ConnectionPatch, Cursor, NewConnection, UserIdType};
+use directory::ids::{DepartmentId, PoolId};
 use directory::model::{
     ConnectionSettings, DeletionThreshold, GroupMember, ObjectKind, ParkedState, Verdict,
 };
-use directory::store::{ChangeKind, ChangeSource, PageRequest, ParkedFilter, UserQuery, Write};
+use directory::store::{
+    ChangeKind, ChangeSource, DepartmentNode, MemberScope, PageRequest, ParkedFilter, UserQuery,
+    Write,
+};
 use emulator::tenant::ContactScope;
 
-use crate::support::{ALL, APP_ID, Backend, Harness, tenant};
+use crate::support::{APP_ID, Backend, EVERYONE, Harness, tenant};
 
 fn admin(h: &Harness) -> Admin {
     Admin::new(
@@ -367,10 +369,64 @@ async fn parked_deletions_are_approved_or_rejected_by_an_admin() {
     }
 }
 
-fn walk(nodes: &[DepartmentNode], depth: usize, out: &mut Vec<(String, usize, u64)>) {
-    for n in nodes {
-        out.push((n.department.id.0.clone(), depth, n.member_count));
-        walk(&n.children, depth + 1, out);
+/// The whole tree, one level at a time as the console expands it (pages of 3, so that levels
+/// are walked by cursor): (node, depth), parents before children.
+async fn walk_tree(admin: &Admin, pool: &PoolId) -> Vec<(DepartmentNode, usize)> {
+    let mut out = Vec::new();
+    let mut levels: Vec<(Option<DepartmentId>, usize)> = vec![(None, 0)];
+    while let Some((parent, depth)) = levels.pop() {
+        let mut cursor = Cursor {
+            after: None,
+            limit: Some(3),
+        };
+        loop {
+            let page = admin
+                .department_children(pool, parent.as_ref(), &cursor)
+                .await
+                .unwrap();
+            for n in page.items {
+                if n.child_count > 0 {
+                    levels.push((Some(n.department.id.clone()), depth + 1));
+                }
+                out.push((n, depth));
+            }
+            match page.next {
+                Some(next) => cursor.after = Some(next),
+                None => break,
+            }
+        }
+    }
+    out
+}
+
+/// Every user a members query lists, walked by cursor `limit` at a time.
+async fn walk_members(
+    admin: &Admin,
+    pool: &PoolId,
+    department: &DepartmentId,
+    scope: MemberScope,
+    limit: u64,
+) -> Vec<String> {
+    let query = UserQuery {
+        department_id: Some(department.clone()),
+        scope,
+        ..UserQuery::default()
+    };
+    let mut cursor = Cursor {
+        after: None,
+        limit: Some(limit),
+    };
+    let mut out = Vec::new();
+    loop {
+        let page = admin
+            .search_users(pool, &query, &cursor, false)
+            .await
+            .unwrap();
+        out.extend(page.items.into_iter().map(|u| u.id.0));
+        match page.next {
+            Some(next) => cursor.after = Some(next),
+            None => return out,
+        }
     }
 }
 
@@ -383,14 +439,17 @@ async fn directory_reads_answer_from_the_imported_tenant() {
         let departments = h.store.list_departments(&h.pool).await.unwrap();
         let users = h
             .store
-            .list_users(&h.pool, &UserQuery::default(), ALL)
+            .list_users(&h.pool, &UserQuery::default(), &EVERYONE)
             .await
-            .unwrap();
+            .unwrap()
+            .items;
 
         // The tree holds every live department once, with direct member counts.
-        let tree = admin.department_tree(&h.pool).await.unwrap();
-        let mut flat = Vec::new();
-        walk(&tree, 0, &mut flat);
+        let tree = walk_tree(&admin, &h.pool).await;
+        let flat: Vec<(String, usize, u64)> = tree
+            .iter()
+            .map(|(n, depth)| (n.department.id.0.clone(), *depth, n.member_count))
+            .collect();
         assert_eq!(flat.len(), departments.len(), "{backend:?}");
         let ids: BTreeSet<&String> = flat.iter().map(|(id, _, _)| id).collect();
         assert_eq!(ids.len(), flat.len());
@@ -418,25 +477,33 @@ async fn directory_reads_answer_from_the_imported_tenant() {
             }
             false
         };
-        let mut nodes = Vec::new();
-        fn all<'a>(list: &'a [DepartmentNode], out: &mut Vec<&'a DepartmentNode>) {
-            for n in list {
-                out.push(n);
-                all(&n.children, out);
-            }
-        }
-        all(&tree, &mut nodes);
         let mut some_overlap = false;
-        for n in nodes {
+        let mut walked_big = false;
+        for (n, _) in &tree {
             let root = &n.department.id.0;
-            let distinct = users
+            let mut expected: Vec<String> = users
                 .iter()
                 .filter(|u| {
                     u.departments
                         .iter()
                         .any(|m| within(&m.department_id.0, root))
                 })
+                .map(|u| u.id.0.clone())
+                .collect();
+            expected.sort();
+            let distinct = expected.len() as u64;
+            // The subtree's members, walked by cursor: each once, the same set.
+            if distinct > 7 || !walked_big {
+                let listed =
+                    walk_members(&admin, &h.pool, &n.department.id, MemberScope::Subtree, 7).await;
+                assert_eq!(listed, expected, "{backend:?} subtree of {root}");
+                walked_big |= distinct > 7;
+            }
+            let children = tree
+                .iter()
+                .filter(|(c, _)| c.department.parent_id.as_ref() == Some(&n.department.id))
                 .count() as u64;
+            assert_eq!(n.child_count, children, "{backend:?} {root}");
             let summed: u64 = users
                 .iter()
                 .map(|u| {
@@ -448,7 +515,20 @@ async fn directory_reads_answer_from_the_imported_tenant() {
                 .sum();
             some_overlap |= summed > distinct;
             assert_eq!(n.total_member_count, distinct, "{backend:?} {root}");
+            // Direct members by cursor: those with a membership in it.
+            let mut direct: Vec<String> = users
+                .iter()
+                .filter(|u| u.departments.iter().any(|m| &m.department_id.0 == root))
+                .map(|u| u.id.0.clone())
+                .collect();
+            direct.sort();
+            assert_eq!(
+                walk_members(&admin, &h.pool, &n.department.id, MemberScope::Direct, 4).await,
+                direct,
+                "{backend:?} direct members of {root}"
+            );
         }
+        assert!(walked_big, "no department has more members than a page");
         assert!(
             some_overlap,
             "the tenant has no user in two departments of one subtree: the test proves nothing"
@@ -493,9 +573,10 @@ async fn directory_reads_answer_from_the_imported_tenant() {
 
         let member_of_a_group = h
             .store
-            .list_groups(&h.pool, ALL)
+            .list_groups(&h.pool, &EVERYONE)
             .await
             .unwrap()
+            .items
             .into_iter()
             .find_map(|g| {
                 g.members.iter().find_map(|m| match m {
@@ -518,7 +599,17 @@ async fn directory_reads_answer_from_the_imported_tenant() {
         assert_eq!(detail.history.last().unwrap().kind, ChangeKind::UserCreated);
 
         // Groups resolve their members.
-        let groups = admin.list_groups(&h.pool, ALL).await.unwrap().items;
+        let groups = admin
+            .list_groups(
+                &h.pool,
+                &Cursor {
+                    after: None,
+                    limit: Some(500),
+                },
+            )
+            .await
+            .unwrap()
+            .items;
         for g in &groups {
             let detail = admin.group(&h.pool, &g.id).await.unwrap();
             assert_eq!(
@@ -527,17 +618,74 @@ async fn directory_reads_answer_from_the_imported_tenant() {
             );
         }
 
-        // Search pages and counts.
-        let page = admin
-            .search_users(
+        // Search pages and counts: a walk by cursor lists every user once, in creation order.
+        let mut cursor = Cursor {
+            after: None,
+            limit: Some(25),
+        };
+        let mut walked = Vec::new();
+        loop {
+            let page = admin
+                .search_users(&h.pool, &UserQuery::default(), &cursor, true)
+                .await
+                .unwrap();
+            assert_eq!(page.total, Some(users.len() as u64));
+            assert!(page.items.len() == 25 || page.next.is_none());
+            walked.extend(page.items.into_iter().map(|u| u.id));
+            match page.next {
+                Some(next) => cursor.after = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(
+            walked,
+            users.iter().map(|u| u.id.clone()).collect::<Vec<_>>()
+        );
+        // A cursor of another list is refused with a clear error.
+        let groups_cursor = admin
+            .list_groups(
                 &h.pool,
-                &UserQuery::default(),
-                directory::admin::page(Some(10), Some(25)),
+                &Cursor {
+                    after: None,
+                    limit: Some(1),
+                },
             )
             .await
+            .unwrap()
+            .next
             .unwrap();
-        assert_eq!(page.items.len(), 25);
-        assert_eq!(page.total, Some(users.len() as u64));
+        let members = UserQuery {
+            department_id: Some(tree[0].0.department.id.clone()),
+            ..UserQuery::default()
+        };
+        assert!(matches!(
+            admin
+                .search_users(
+                    &h.pool,
+                    &members,
+                    &Cursor {
+                        after: Some(groups_cursor),
+                        limit: None,
+                    },
+                    false,
+                )
+                .await,
+            Err(AdminError::Invalid(m)) if m.contains("start again")
+        ));
+        assert!(matches!(
+            admin
+                .search_users(
+                    &h.pool,
+                    &members,
+                    &Cursor {
+                        after: Some("not a cursor!".into()),
+                        limit: None,
+                    },
+                    false,
+                )
+                .await,
+            Err(AdminError::Invalid(m)) if m.contains("next")
+        ));
         assert_eq!(directory::admin::page(None, Some(100_000)).limit, 500);
         assert_eq!(directory::admin::page(None, Some(0)).limit, 1);
     }

@@ -44,16 +44,10 @@ async fn import_of_a_generated_tenant_equals_the_tenant() {
         );
         let users = h
             .store
-            .list_users(
-                &h.pool,
-                &UserQuery::default(),
-                directory::store::PageRequest {
-                    offset: 0,
-                    limit: 100_000,
-                },
-            )
+            .list_users(&h.pool, &UserQuery::default(), &crate::support::EVERYONE)
             .await
-            .unwrap();
+            .unwrap()
+            .items;
         assert_eq!(
             users.iter().filter(|u| u.in_root).count(),
             root,

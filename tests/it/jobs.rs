@@ -138,7 +138,12 @@ async fn assert_nothing_written(h: &Harness, job: &SyncJob) {
         "{backend:?}"
     );
     assert!(
-        h.store.list_groups(&h.pool, ALL).await.unwrap().is_empty(),
+        h.store
+            .list_groups(&h.pool, &crate::support::EVERYONE)
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
         "{backend:?}"
     );
     assert!(h.state().await.refs.is_empty(), "{backend:?}");

@@ -405,10 +405,12 @@ async fn bulk_decisions_over_the_api_in_batches_with_counts() {
         assert_eq!(left["items"][0]["id"], stale["id"]);
 
         // The approved users are deleted, by an admin; the stale one and the groups stay.
-        let (_, live) = s.get(&format!("/api/v1/pools/{pool}/users?limit=1")).await;
+        let (_, live) = s
+            .get(&format!("/api/v1/pools/{pool}/users?limit=1&total=true"))
+            .await;
         let (_, everyone) = s
             .get(&format!(
-                "/api/v1/pools/{pool}/users?limit=1&include_deleted=true"
+                "/api/v1/pools/{pool}/users?limit=1&include_deleted=true&total=true"
             ))
             .await;
         let deleted = everyone["total"].as_u64().unwrap() - live["total"].as_u64().unwrap();

@@ -403,6 +403,12 @@ pub const ALL: directory::store::PageRequest = directory::store::PageRequest {
     limit: 1_000_000,
 };
 
+/// Every item of a directory list in one page.
+pub const EVERYONE: directory::store::KeyPage = directory::store::KeyPage {
+    after: None,
+    limit: 1_000_000,
+};
+
 impl Harness {
     /// A job's whole action log.
     pub async fn action_log(&self, job: &SyncJob) -> Vec<directory::model::ActionLogEntry> {

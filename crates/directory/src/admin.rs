@@ -2,9 +2,11 @@
 //! One place for validation, secret sealing and masking, so the HTTP handlers stay thin and
 //! the API and the console cannot disagree.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{Engine, EngineError};
@@ -17,8 +19,9 @@ use crate::model::{
 };
 use crate::plan::steps::{ByObjectId, Dependents, Doomed, Steps};
 use crate::store::{
-    ActionLogFilter, ApplyBatch, ChangeRecord, ChangeSource, DirectoryStore, ExternalField,
-    InboxEvent, InboxFilter, PageRequest, ParkedFilter, StoreError, UserQuery, Write,
+    ActionLogFilter, ApplyBatch, ChangeRecord, ChangeSource, DepartmentNode, DirectoryStore,
+    ExternalField, InboxEvent, InboxFilter, KeyPage, Keyed, PageRequest, ParkedFilter, StoreError,
+    UserQuery, Write,
 };
 
 /// Largest page any list returns.
@@ -49,6 +52,7 @@ impl From<StoreError> for AdminError {
             StoreError::Conflict(m) => Self::Conflict(m),
             StoreError::NotFound(m) => Self::NotFound(m),
             StoreError::VersionConflict { .. } => Self::Conflict(e.to_string()),
+            StoreError::BadCursor(m) => Self::Invalid(m),
             other => Self::Store(other),
         }
     }
@@ -239,26 +243,79 @@ pub struct Page<T> {
     pub total: Option<u64>,
 }
 
-/// One node of the department tree.
+/// A page of a directory list, walked by cursor (docs/read-model.md): pass `next` back as
+/// `after` for the page after this one; `next` is absent on the last page. Every page costs
+/// the same wherever it is in the list, and a walk returns every item that exists throughout
+/// it exactly once.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DepartmentNode {
-    pub department: Department,
-    /// Direct members (live users).
-    pub member_count: u64,
-    /// Distinct live users in the department and its sub-departments (a user in two of them
-    /// counts once).
-    pub total_member_count: u64,
-    #[cfg_attr(feature = "openapi", schema(no_recursion))]
-    pub children: Vec<DepartmentNode>,
+pub struct CursorPage<T> {
+    pub items: Vec<T>,
+    pub limit: u64,
+    /// The cursor of the next page (absent on the last one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+    /// All matching items: only when asked for (`total=true`), as counting reads every match.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
 }
 
-/// A department with its direct children.
+/// Where a cursor page starts and how long it is, as the API takes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cursor {
+    /// The `next` of the page before (opaque).
+    pub after: Option<String>,
+    pub limit: Option<u64>,
+}
+
+impl Cursor {
+    /// The store's page: the cursor decoded, the limit clamped to `1..=MAX_PAGE` (default 50).
+    fn key_page(&self) -> AdminResult<KeyPage> {
+        let after = match self.after.as_deref().filter(|a| !a.is_empty()) {
+            None => None,
+            Some(raw) => Some(
+                URL_SAFE_NO_PAD
+                    .decode(raw)
+                    .ok()
+                    .and_then(|bytes| String::from_utf8(bytes).ok())
+                    .ok_or_else(|| {
+                        AdminError::Invalid(
+                            "after is not a cursor this API handed out: pass the `next` of \
+                             the page before, or leave it out for the first page"
+                                .into(),
+                        )
+                    })?,
+            ),
+        };
+        Ok(KeyPage {
+            after,
+            limit: self.limit.unwrap_or(50).clamp(1, MAX_PAGE),
+        })
+    }
+}
+
+/// The store's page as the API's.
+fn cursor_page<T>(page: Keyed<T>, limit: u64, total: Option<u64>) -> CursorPage<T> {
+    CursorPage {
+        items: page.items,
+        limit,
+        next: page.next.map(|k| URL_SAFE_NO_PAD.encode(k)),
+        total,
+    }
+}
+
+/// A department with its counts, its place in the tree and its Feishu ids. Its children are
+/// one tree level: `GET …/departments?parent=<id>`.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DepartmentView {
     pub department: Department,
-    pub children: Vec<Department>,
+    /// Live users with a membership in the department itself.
+    pub member_count: u64,
+    /// Distinct live users in the department and below it.
+    pub total_member_count: u64,
+    /// Live departments directly below it.
+    pub child_count: u64,
     /// Root first, the department itself excluded.
     pub path: Vec<Department>,
     /// Its Feishu ids, one entry per connection that maps it: `external_id` is the
@@ -1497,105 +1554,27 @@ impl Admin {
 
     // ---- departments ----
 
-    /// The live department tree of a pool, with direct member counts; roots are departments
-    /// without a (live) parent.
-    pub async fn department_tree(&self, pool_id: &PoolId) -> AdminResult<Vec<DepartmentNode>> {
+    /// One level of the live department tree with maintained counts: the departments
+    /// directly below `parent`, or the roots (no live parent) without one.
+    pub async fn department_children(
+        &self,
+        pool_id: &PoolId,
+        parent: Option<&DepartmentId>,
+        cursor: &Cursor,
+    ) -> AdminResult<CursorPage<DepartmentNode>> {
         self.pool(pool_id).await?;
-        let departments = self.store().list_departments(pool_id).await?;
-        let parent_of: HashMap<&DepartmentId, &DepartmentId> = departments
-            .iter()
-            .filter_map(|d| d.parent_id.as_ref().map(|p| (&d.id, p)))
-            .collect();
-        let mut counts: HashMap<DepartmentId, u64> = HashMap::new();
-        let mut totals: HashMap<DepartmentId, u64> = HashMap::new();
-        // Counting per department would be one query each; one pass over the members is
-        // cheaper for the tree view.
-        let mut offset = 0;
-        loop {
-            let users = self
-                .store()
-                .list_users(
-                    pool_id,
-                    &UserQuery::default(),
-                    PageRequest {
-                        offset,
-                        limit: 1000,
-                    },
-                )
-                .await?;
-            for u in &users {
-                let mut under: std::collections::HashSet<&DepartmentId> =
-                    std::collections::HashSet::new();
-                for m in &u.departments {
-                    *counts.entry(m.department_id.clone()).or_default() += 1;
-                    // Every ancestor once per user; the depth bound stops a stored cycle.
-                    let mut cursor = Some(&m.department_id);
-                    let mut depth = 0;
-                    while let Some(d) = cursor {
-                        if !under.insert(d) || depth > 64 {
-                            break;
-                        }
-                        cursor = parent_of.get(d).copied();
-                        depth += 1;
-                    }
-                }
-                for d in under {
-                    *totals.entry(d.clone()).or_default() += 1;
-                }
-            }
-            if users.len() < 1000 {
-                break;
-            }
-            offset += 1000;
+        if let Some(p) = parent {
+            self.store()
+                .get_department(pool_id, p)
+                .await?
+                .ok_or_else(|| AdminError::NotFound(format!("department {p}")))?;
         }
-        let ids: std::collections::HashSet<&DepartmentId> =
-            departments.iter().map(|d| &d.id).collect();
-        let mut children: BTreeMap<Option<DepartmentId>, Vec<&Department>> = BTreeMap::new();
-        for d in &departments {
-            let parent = d.parent_id.clone().filter(|p| ids.contains(p));
-            children.entry(parent).or_default().push(d);
-        }
-        for list in children.values_mut() {
-            list.sort_by(|a, b| {
-                (a.order.unwrap_or(i64::MAX), &a.name, &a.id).cmp(&(
-                    b.order.unwrap_or(i64::MAX),
-                    &b.name,
-                    &b.id,
-                ))
-            });
-        }
-        fn build(
-            parent: Option<DepartmentId>,
-            children: &BTreeMap<Option<DepartmentId>, Vec<&Department>>,
-            counts: &HashMap<DepartmentId, u64>,
-            totals: &HashMap<DepartmentId, u64>,
-            depth: usize,
-        ) -> Vec<DepartmentNode> {
-            // A cycle in stored data must not hang the server.
-            if depth > 64 {
-                return Vec::new();
-            }
-            children
-                .get(&parent)
-                .map(|list| {
-                    list.iter()
-                        .map(|d| DepartmentNode {
-                            department: (*d).clone(),
-                            member_count: counts.get(&d.id).copied().unwrap_or(0),
-                            total_member_count: totals.get(&d.id).copied().unwrap_or(0),
-                            children: build(
-                                Some(d.id.clone()),
-                                children,
-                                counts,
-                                totals,
-                                depth + 1,
-                            ),
-                        })
-                        .collect()
-                })
-                .unwrap_or_default()
-        }
-        Ok(build(None, &children, &counts, &totals, 0))
+        let page = cursor.key_page()?;
+        let found = self
+            .store()
+            .department_children(pool_id, parent, &page)
+            .await?;
+        Ok(cursor_page(found, page.limit, None))
     }
 
     pub async fn department(
@@ -1604,35 +1583,17 @@ impl Admin {
         id: &DepartmentId,
     ) -> AdminResult<DepartmentView> {
         let store = self.store();
-        let department = store
-            .get_department(pool_id, id)
+        let node = store
+            .department_node(pool_id, id)
             .await?
             .ok_or_else(|| AdminError::NotFound(format!("department {id}")))?;
-        let all = store.list_departments(pool_id).await?;
-        let by_id: HashMap<&DepartmentId, &Department> = all.iter().map(|d| (&d.id, d)).collect();
-        let mut children: Vec<Department> = all
-            .iter()
-            .filter(|d| d.parent_id.as_ref() == Some(id))
-            .cloned()
-            .collect();
-        children.sort_by(|a, b| {
-            (a.order.unwrap_or(i64::MAX), &a.name).cmp(&(b.order.unwrap_or(i64::MAX), &b.name))
-        });
-        let mut path = Vec::new();
-        let mut cursor = department.parent_id.clone();
-        while let Some(p) = cursor {
-            let Some(d) = by_id.get(&p) else { break };
-            if path.len() > 64 || path.iter().any(|x: &Department| x.id == d.id) {
-                break;
-            }
-            path.push((*d).clone());
-            cursor = d.parent_id.clone();
-        }
-        path.reverse();
+        let path = store.department_path(pool_id, id).await?;
         let external_ids = store.refs_of(ObjectKind::Department, id.as_str()).await?;
         Ok(DepartmentView {
-            department,
-            children,
+            department: node.department,
+            member_count: node.member_count,
+            total_member_count: node.total_member_count,
+            child_count: node.child_count,
             path,
             external_ids,
         })
@@ -1690,6 +1651,21 @@ impl Admin {
         Ok(out)
     }
 
+    /// Some departments of a pool by id (tombstoned ones too; unknown ids left out), in one
+    /// bulk read.
+    pub async fn departments(
+        &self,
+        pool_id: &PoolId,
+        ids: &[DepartmentId],
+    ) -> AdminResult<Vec<Department>> {
+        Ok(self.store().get_departments(pool_id, ids).await?)
+    }
+
+    /// How many live departments a pool has.
+    pub async fn count_departments(&self, pool_id: &PoolId) -> AdminResult<u64> {
+        Ok(self.store().count_departments(pool_id).await?)
+    }
+
     /// The live departments of a pool, by name (e.g. for a department filter).
     pub async fn list_departments(&self, pool_id: &PoolId) -> AdminResult<Vec<Department>> {
         self.pool(pool_id).await?;
@@ -1700,21 +1676,32 @@ impl Admin {
 
     // ---- users ----
 
+    /// A page of the users a query matches (department members when it names a department:
+    /// live users only, so `include_deleted` cannot go with it). `with_total` also counts
+    /// every match.
     pub async fn search_users(
         &self,
         pool_id: &PoolId,
         query: &UserQuery,
-        page: PageRequest,
-    ) -> AdminResult<Page<User>> {
+        cursor: &Cursor,
+        with_total: bool,
+    ) -> AdminResult<CursorPage<User>> {
         self.pool(pool_id).await?;
-        let items = self.store().list_users(pool_id, query, page).await?;
-        let total = self.store().count_users(pool_id, query).await?;
-        Ok(Page {
-            items,
-            offset: page.offset,
-            limit: page.limit,
-            total: Some(total),
-        })
+        if query.department_id.is_some() && query.include_deleted {
+            return Err(AdminError::Invalid(
+                "include_deleted cannot be combined with a department: department members are \
+                 live users (a deleted user has left its departments)"
+                    .into(),
+            ));
+        }
+        let page = cursor.key_page()?;
+        let found = self.store().list_users(pool_id, query, &page).await?;
+        let total = if with_total {
+            Some(self.store().count_users(pool_id, query).await?)
+        } else {
+            None
+        };
+        Ok(cursor_page(found, page.limit, total))
     }
 
     pub async fn user(&self, pool_id: &PoolId, id: &UserId) -> AdminResult<User> {
@@ -1797,16 +1784,12 @@ impl Admin {
     pub async fn list_groups(
         &self,
         pool_id: &PoolId,
-        page: PageRequest,
-    ) -> AdminResult<Page<Group>> {
+        cursor: &Cursor,
+    ) -> AdminResult<CursorPage<Group>> {
         self.pool(pool_id).await?;
-        let items = self.store().list_groups(pool_id, page).await?;
-        Ok(Page {
-            items,
-            offset: page.offset,
-            limit: page.limit,
-            total: None,
-        })
+        let page = cursor.key_page()?;
+        let found = self.store().list_groups(pool_id, &page).await?;
+        Ok(cursor_page(found, page.limit, None))
     }
 
     pub async fn group(&self, pool_id: &PoolId, id: &GroupId) -> AdminResult<GroupDetail> {
@@ -1815,19 +1798,46 @@ impl Admin {
             .get_group(pool_id, id)
             .await?
             .ok_or_else(|| AdminError::NotFound(format!("group {id}")))?;
-        let (mut users, mut departments, mut unresolved) = (Vec::new(), Vec::new(), Vec::new());
-        for m in &group.members {
-            match m {
-                GroupMember::User(u) => match store.get_user(pool_id, u).await? {
-                    Some(u) if u.deleted_at.is_none() => users.push(u),
-                    _ => unresolved.push(m.clone()),
-                },
-                GroupMember::Department(d) => match store.get_department(pool_id, d).await? {
-                    Some(d) if d.deleted_at.is_none() => departments.push(d),
-                    _ => unresolved.push(m.clone()),
-                },
-            }
-        }
+        // One bulk read per kind, not one per member.
+        let user_ids: Vec<UserId> = group
+            .members
+            .iter()
+            .filter_map(|m| match m {
+                GroupMember::User(u) => Some(u.clone()),
+                GroupMember::Department(_) => None,
+            })
+            .collect();
+        let department_ids: Vec<DepartmentId> = group
+            .members
+            .iter()
+            .filter_map(|m| match m {
+                GroupMember::Department(d) => Some(d.clone()),
+                GroupMember::User(_) => None,
+            })
+            .collect();
+        let users: Vec<User> = store
+            .get_users(pool_id, &user_ids)
+            .await?
+            .into_iter()
+            .filter(|u| u.deleted_at.is_none())
+            .collect();
+        let departments: Vec<Department> = store
+            .get_departments(pool_id, &department_ids)
+            .await?
+            .into_iter()
+            .filter(|d| d.deleted_at.is_none())
+            .collect();
+        let live_users: HashSet<&UserId> = users.iter().map(|u| &u.id).collect();
+        let live_departments: HashSet<&DepartmentId> = departments.iter().map(|d| &d.id).collect();
+        let unresolved: Vec<GroupMember> = group
+            .members
+            .iter()
+            .filter(|m| match m {
+                GroupMember::User(u) => !live_users.contains(u),
+                GroupMember::Department(d) => !live_departments.contains(d),
+            })
+            .cloned()
+            .collect();
         let external_ids = store.refs_of(ObjectKind::Group, id.as_str()).await?;
         Ok(GroupDetail {
             group,

@@ -35,6 +35,9 @@ fn interrupted(how: &str) -> String {
     format!("{INTERRUPTED} before the job finished ({how}); start the job again")
 }
 
+/// Steps a job applies from which the store refreshes its planner statistics at the end.
+const STATISTICS_AFTER: u64 = 1_000;
+
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// Names this instance in leases (`{instance}/{job}`, `{instance}/worker-…`) and on its
@@ -362,6 +365,12 @@ impl Engine {
             job.verdict = Some(Verdict::Failed);
         }
         record_job_duration(&job);
+        // Many rows written (an import): plans of the reads after it follow the new sizes.
+        if job.progress.applied >= STATISTICS_AFTER
+            && let Err(e) = self.store.refresh_statistics().await
+        {
+            tracing::warn!(job = %job.id, error = %e, "could not refresh the planner statistics");
+        }
         if let Err(e) = self.store.update_job(&job).await {
             tracing::error!(job = %job.id, error = %e, "could not record the end of a sync job");
         }

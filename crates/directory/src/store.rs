@@ -56,6 +56,9 @@ pub enum StoreError {
     /// The database could not be reached or answered with an error.
     #[error("database error: {0}")]
     Database(String),
+    /// A page's `after` key that this list did not hand out (another list's, or edited).
+    #[error("{0}")]
+    BadCursor(String),
     /// Stored data could not be decoded (a bug or a hand-edited database).
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
@@ -291,6 +294,56 @@ impl Default for PageRequest {
     }
 }
 
+/// One page of a keyset walk (docs/read-model.md): the items after `after` in the list's own
+/// stable order. `after` is a key the same list returned as [`Keyed::next`]; the store
+/// answers [`StoreError::BadCursor`] for anything else. Each page costs the same whatever its
+/// position, and a walk lists every item that exists throughout it exactly once, whatever is
+/// written meanwhile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPage {
+    pub after: Option<String>,
+    pub limit: u64,
+}
+
+impl KeyPage {
+    /// The first `limit` items.
+    pub fn first(limit: u64) -> Self {
+        Self { after: None, limit }
+    }
+}
+
+/// A page of a keyset walk: `next` is the key to pass as [`KeyPage::after`] for the page after
+/// this one, `None` at the end of the list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keyed<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+/// Which members of a department a user list covers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MemberScope {
+    /// The users with a membership in the department itself.
+    #[default]
+    Direct,
+    /// The users in the department or any department below it, each once.
+    Subtree,
+}
+
+/// One department of a tree level, with its maintained counts.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DepartmentNode {
+    pub department: Department,
+    /// Live users with a membership in the department itself.
+    pub member_count: u64,
+    /// Distinct live users in the department and the departments below it (a user in two of
+    /// them counts once).
+    pub total_member_count: u64,
+    /// Live departments directly below it.
+    pub child_count: u64,
+}
+
 /// User search for the admin API and downstream readers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserQuery {
@@ -299,8 +352,9 @@ pub struct UserQuery {
     pub email: Option<String>,
     pub mobile: Option<String>,
     pub employee_no: Option<String>,
-    /// Direct members of this department.
+    /// Members of this department (live users only), by `scope`.
     pub department_id: Option<DepartmentId>,
+    pub scope: MemberScope,
     pub status: Option<UserStatus>,
     /// Tombstoned users too.
     pub include_deleted: bool,
@@ -583,16 +637,48 @@ pub trait DirectoryStore: Send + Sync + 'static {
     ) -> StoreResult<Vec<Group>>;
     /// External refs of one object (one per connection that maps it).
     async fn refs_of(&self, kind: ObjectKind, object_id: &str) -> StoreResult<Vec<ExternalRef>>;
+    /// A page of the users a query matches, each page from an index (docs/read-model.md):
+    /// department members in user-id order through `subtree_members`; a free-text search
+    /// through the backend's text index; everything else in creation order.
     async fn list_users(
         &self,
         pool_id: &PoolId,
         query: &UserQuery,
-        page: PageRequest,
-    ) -> StoreResult<Vec<User>>;
+        page: &KeyPage,
+    ) -> StoreResult<Keyed<User>>;
+    /// Counts the matches of a query: reads every match (use the maintained counts of
+    /// [`DirectoryStore::department_children`] for departments).
     async fn count_users(&self, pool_id: &PoolId, query: &UserQuery) -> StoreResult<u64>;
-    /// Live departments of the pool (tombstones left out).
+    /// Live departments of the pool (tombstones left out): every one, for jobs and tests, not
+    /// for request paths.
     async fn list_departments(&self, pool_id: &PoolId) -> StoreResult<Vec<Department>>;
-    async fn list_groups(&self, pool_id: &PoolId, page: PageRequest) -> StoreResult<Vec<Group>>;
+    /// One level of the live department tree: the live departments directly below `parent`,
+    /// or the roots (no parent, or a tombstoned one) for `None`; ordered by Feishu's order,
+    /// then id; with their maintained counts.
+    async fn department_children(
+        &self,
+        pool_id: &PoolId,
+        parent: Option<&DepartmentId>,
+        page: &KeyPage,
+    ) -> StoreResult<Keyed<DepartmentNode>>;
+    /// The department with its counts (tombstoned ones too).
+    async fn department_node(
+        &self,
+        pool_id: &PoolId,
+        id: &DepartmentId,
+    ) -> StoreResult<Option<DepartmentNode>>;
+    /// The live ancestors of a department, root first (at most 64: a stored cycle stops).
+    async fn department_path(
+        &self,
+        pool_id: &PoolId,
+        id: &DepartmentId,
+    ) -> StoreResult<Vec<Department>>;
+    /// After a job wrote many rows: bring the database's planner statistics up to date, so
+    /// that the reads after an import are planned for the tables' real sizes (PostgreSQL
+    /// would otherwise plan for the empty tables it last analyzed until autovacuum runs).
+    async fn refresh_statistics(&self) -> StoreResult<()>;
+    /// A page of the live groups, in creation order.
+    async fn list_groups(&self, pool_id: &PoolId, page: &KeyPage) -> StoreResult<Keyed<Group>>;
     /// Live departments of the pool, counted by the database (for status lines).
     async fn count_departments(&self, pool_id: &PoolId) -> StoreResult<u64>;
     /// Live groups of the pool, counted by the database.

@@ -221,6 +221,15 @@ impl UserRow {
     }
 }
 
+/// A user row with the number in its sort key in a keyset page (creation time, or the text
+/// index's row; 0 where the order needs none).
+#[derive(FromRow)]
+pub(crate) struct KeyedUserRow {
+    #[sqlx(flatten)]
+    pub row: UserRow,
+    pub key_n: i64,
+}
+
 #[derive(FromRow)]
 pub(crate) struct MembershipRow {
     user_id: String,
@@ -291,6 +300,18 @@ impl DepartmentRow {
     pub(crate) fn id(&self) -> String {
         self.id.clone()
     }
+}
+
+/// A department of a tree level (`sql::department_node_select`): the row, its counts and its
+/// sort key.
+#[derive(FromRow)]
+pub(crate) struct NodeRow {
+    #[sqlx(flatten)]
+    pub row: DepartmentRow,
+    pub direct_members: i64,
+    pub subtree_members: i64,
+    pub child_count: i64,
+    pub order_key: i64,
 }
 
 #[derive(FromRow)]

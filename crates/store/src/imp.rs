@@ -32,25 +32,28 @@ macro_rules! impl_directory_store {
             };
             use directory::store::{
                 ActionLogFilter, Applied, ApplyBatch, Backend, ChangeRecord, ConnectionState,
-                DirectoryStore, DueCursor, ExternalField, InboxEvent, InboxFilter, InboxOutcome,
-                InsertOutcome, NewInboxEvent, PageRequest, ParkedFilter, RunningJobs, StoreError,
-                StoreResult, UserQuery, Watermark, Write,
+                DepartmentNode, DirectoryStore, DueCursor, ExternalField, InboxEvent, InboxFilter,
+                InboxOutcome, InsertOutcome, KeyPage, Keyed, MemberScope, NewInboxEvent,
+                PageRequest, ParkedFilter, RunningJobs, StoreError, StoreResult, UserQuery,
+                Watermark, Write,
             };
             use sqlx::QueryBuilder;
             use sqlx::types::Json;
 
             use $crate::codec::{
                 ActionRow, CHUNK, ChangeRow, ConnectionRow, DepartmentRow, GroupRow, InboxFinish,
-                InboxRow, JobRow, LeaderRow, MemberRow, MembershipRow, ParkedRow, PoolRow, RefRow,
-                UserRow, WatermarkRow, assemble_departments, assemble_groups, assemble_users,
-                connection_conflict, contains_pattern, convert_all, count, db_err, enum_text,
-                in_order, member_columns, memberships_by_user, plus, search_text, sql_int,
-                unique_ids,
+                InboxRow, JobRow, KeyedUserRow, LeaderRow, MemberRow, MembershipRow, NodeRow,
+                ParkedRow, PoolRow, RefRow, UserRow, WatermarkRow, assemble_departments,
+                assemble_groups, assemble_users, connection_conflict, contains_pattern,
+                convert_all, count, db_err, enum_text, in_order, member_columns,
+                memberships_by_user, plus, search_text, sql_int, unique_ids,
             };
             use $crate::prepare::{self, Stored};
             use $crate::sql;
 
             type Conn = <$db as sqlx::Database>::Connection;
+
+            $crate::read_model::read_model_fns!($store, $db);
 
             /// `… IN ($a, $b, …)` for one chunk of ids.
             fn push_in(qb: &mut QueryBuilder<$db>, ids: &[String]) {
@@ -108,11 +111,31 @@ macro_rules! impl_directory_store {
                 Ok(())
             }
 
+            /// Writes users with their memberships and search text; returns the users whose
+            /// `subtree_members` rows must be rebuilt (memberships changed, or tombstoned or
+            /// revived).
             async fn write_users(
                 conn: &mut Conn,
                 pool: &PoolId,
                 users: &[User],
-            ) -> StoreResult<()> {
+            ) -> StoreResult<Vec<String>> {
+                let all_ids: Vec<String> = users.iter().map(|u| u.id.0.clone()).collect();
+                let prior = prior_users(conn, pool, &all_ids).await?;
+                let texts: Vec<(String, String)> = users
+                    .iter()
+                    .map(|u| (u.id.0.clone(), search_text(&u.profile)))
+                    .filter(|(id, text)| prior.get(id).is_none_or(|(was, _)| was != text))
+                    .collect();
+                <$store>::index_search_text(conn, pool, &texts).await?;
+                let mut refresh: Vec<String> = users
+                    .iter()
+                    .filter(|u| {
+                        prior
+                            .get(u.id.as_str())
+                            .is_some_and(|(_, deleted)| *deleted != u.deleted_at.is_some())
+                    })
+                    .map(|u| u.id.0.clone())
+                    .collect();
                 for chunk in users.chunks(CHUNK) {
                     let mut qb = QueryBuilder::<$db>::new(sql::UPSERT_USERS);
                     qb.push_values(chunk, |mut b, u| {
@@ -139,8 +162,7 @@ macro_rules! impl_directory_store {
                 // Memberships are rewritten only where they differ from the stored ones: most
                 // writes (profile, status) leave them alone, and a rewrite costs a deletion and
                 // an insertion per row (each with its foreign-key checks on PostgreSQL).
-                let ids: Vec<String> = users.iter().map(|u| u.id.0.clone()).collect();
-                let stored = memberships_by_user(memberships_of(conn, pool, &ids).await?);
+                let stored = memberships_by_user(memberships_of(conn, pool, &all_ids).await?);
                 let users: Vec<&User> = users
                     .iter()
                     .filter(|u| {
@@ -150,6 +172,7 @@ macro_rules! impl_directory_store {
                     .collect();
                 let ids: Vec<String> = users.iter().map(|u| u.id.0.clone()).collect();
                 delete_children(conn, sql::DELETE_MEMBERSHIPS, "user_id", pool, &ids).await?;
+                refresh.extend(ids);
                 let rows: Vec<_> = users
                     .iter()
                     .flat_map(|u| {
@@ -172,7 +195,7 @@ macro_rules! impl_directory_store {
                     });
                     qb.build().execute(&mut *conn).await.map_err(db_err)?;
                 }
-                Ok(())
+                Ok(refresh)
             }
 
             async fn write_departments(
@@ -455,38 +478,6 @@ macro_rules! impl_directory_store {
                 }
             }
 
-            fn push_user_filters(qb: &mut QueryBuilder<$db>, pool: &PoolId, q: &UserQuery) {
-                qb.push(" WHERE u.pool_id = ").push_bind(pool.as_str());
-                if !q.include_deleted {
-                    qb.push(" AND u.deleted_at IS NULL");
-                }
-                if let Some(text) = &q.text {
-                    qb.push(" AND u.search_text LIKE ")
-                        .push_bind(contains_pattern(text))
-                        .push(" ESCAPE '\\'");
-                }
-                if let Some(email) = &q.email {
-                    qb.push(" AND u.email = ").push_bind(email.as_str());
-                }
-                if let Some(mobile) = &q.mobile {
-                    qb.push(" AND u.mobile = ").push_bind(mobile.as_str());
-                }
-                if let Some(no) = &q.employee_no {
-                    qb.push(" AND u.employee_no = ").push_bind(no.as_str());
-                }
-                if let Some(status) = q.status {
-                    qb.push(" AND u.status = ").push_bind(status.as_str());
-                }
-                if let Some(department) = &q.department_id {
-                    qb.push(
-                        " AND EXISTS (SELECT 1 FROM user_departments m WHERE \
-                         m.pool_id = u.pool_id AND m.user_id = u.id AND m.department_id = ",
-                    )
-                    .push_bind(department.as_str())
-                    .push(")");
-                }
-            }
-
             /// `WHERE` of the inbox list and its count (indexes `inbox_by_connection` and
             /// `inbox_by_pool`).
             fn push_inbox_filters(qb: &mut QueryBuilder<$db>, filter: &InboxFilter) {
@@ -700,8 +691,8 @@ macro_rules! impl_directory_store {
                     if found.is_none() {
                         return Err(StoreError::NotFound(format!("user pool {id}")));
                     }
-                    for statement in sql::DELETE_POOL {
-                        sqlx::query(statement)
+                    for statement in <$store>::DELETE_POOL_OWN.iter().chain(&sql::DELETE_POOL) {
+                        sqlx::query(*statement)
                             .bind(id.as_str())
                             .execute(&mut *tx)
                             .await
@@ -1141,27 +1132,12 @@ macro_rules! impl_directory_store {
                     &self,
                     pool_id: &PoolId,
                     query: &UserQuery,
-                    page: PageRequest,
-                ) -> StoreResult<Vec<User>> {
+                    page: &KeyPage,
+                ) -> StoreResult<Keyed<User>> {
                     let mut tx = self.begin_read().await.map_err(db_err)?;
-                    let mut qb = QueryBuilder::<$db>::new(concat!(
-                        "SELECT ",
-                        sql::user_cols!(),
-                        " FROM users u"
-                    ));
-                    push_user_filters(&mut qb, pool_id, query);
-                    // Creation order is stable across pages and the same on both backends.
-                    qb.push(" ORDER BY u.created_at, u.id");
-                    push_page(&mut qb, page);
-                    let rows: Vec<UserRow> = qb
-                        .build_query_as()
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                    let ids: Vec<String> = rows.iter().map(UserRow::id).collect();
-                    let memberships = memberships_of(&mut tx, pool_id, &ids).await?;
+                    let page = users_page(&mut tx, pool_id, query, page).await?;
                     tx.commit().await.map_err(db_err)?;
-                    assemble_users(rows, memberships)
+                    Ok(page)
                 }
 
                 async fn count_users(
@@ -1169,8 +1145,26 @@ macro_rules! impl_directory_store {
                     pool_id: &PoolId,
                     query: &UserQuery,
                 ) -> StoreResult<u64> {
-                    let mut qb = QueryBuilder::<$db>::new("SELECT COUNT(*) FROM users u");
-                    push_user_filters(&mut qb, pool_id, query);
+                    let mut qb = QueryBuilder::<$db>::new("SELECT COUNT(*) FROM ");
+                    match &query.department_id {
+                        Some(department) => {
+                            qb.push(
+                                "subtree_members s JOIN users u ON u.pool_id = s.pool_id \
+                                 AND u.id = s.user_id WHERE s.pool_id = ",
+                            )
+                            .push_bind(pool_id.as_str())
+                            .push(" AND s.department_id = ")
+                            .push_bind(department.as_str());
+                            if query.scope == MemberScope::Direct {
+                                qb.push(" AND s.direct = 1");
+                            }
+                        }
+                        None => {
+                            qb.push("users u WHERE u.pool_id = ")
+                                .push_bind(pool_id.as_str());
+                        }
+                    }
+                    push_user_conditions(&mut qb, query, true);
                     let n: i64 = qb
                         .build_query_scalar()
                         .fetch_one(self.reads())
@@ -1195,23 +1189,130 @@ macro_rules! impl_directory_store {
                     assemble_departments(rows, leaders)
                 }
 
-                async fn list_groups(
+                async fn department_children(
                     &self,
                     pool_id: &PoolId,
-                    page: PageRequest,
-                ) -> StoreResult<Vec<Group>> {
+                    parent: Option<&DepartmentId>,
+                    page: &KeyPage,
+                ) -> StoreResult<Keyed<DepartmentNode>> {
                     let mut tx = self.begin_read().await.map_err(db_err)?;
-                    let rows: Vec<GroupRow> = sqlx::query_as(sql::LIVE_GROUPS)
+                    let page = children_page(&mut tx, pool_id, parent, page).await?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(page)
+                }
+
+                async fn department_node(
+                    &self,
+                    pool_id: &PoolId,
+                    id: &DepartmentId,
+                ) -> StoreResult<Option<DepartmentNode>> {
+                    let mut tx = self.begin_read().await.map_err(db_err)?;
+                    let rows: Vec<NodeRow> = sqlx::query_as(concat!(
+                        sql::department_node_select!(),
+                        " WHERE d.pool_id = $1 AND d.id = $2"
+                    ))
+                    .bind(pool_id.as_str())
+                    .bind(id.as_str())
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    let node = nodes(&mut tx, pool_id, rows).await?.pop();
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(node)
+                }
+
+                async fn department_path(
+                    &self,
+                    pool_id: &PoolId,
+                    id: &DepartmentId,
+                ) -> StoreResult<Vec<Department>> {
+                    let mut tx = self.begin_read().await.map_err(db_err)?;
+                    let rows: Vec<(String,)> = sqlx::query_as(sql::ANCESTORS)
                         .bind(pool_id.as_str())
-                        .bind(sql_int(page.limit))
-                        .bind(sql_int(page.offset))
+                        .bind(id.as_str())
                         .fetch_all(&mut *tx)
                         .await
                         .map_err(db_err)?;
+                    // Nearest first; a stored cycle repeats an id: stop there.
+                    let mut seen = HashSet::new();
+                    let mut ids: Vec<String> = Vec::new();
+                    for (ancestor,) in rows {
+                        if ancestor == id.as_str() || !seen.insert(ancestor.clone()) {
+                            break;
+                        }
+                        ids.push(ancestor);
+                    }
+                    let found: Vec<DepartmentRow> =
+                        rows_by_id(&mut tx, sql::DEPARTMENTS_BY_ID, pool_id, &ids).await?;
+                    let found_ids: Vec<String> = found.iter().map(DepartmentRow::id).collect();
+                    let leaders = leaders_of(&mut tx, pool_id, &found_ids).await?;
+                    tx.commit().await.map_err(db_err)?;
+                    let mut path = in_order(assemble_departments(found, leaders)?, &ids, |d| {
+                        d.id.as_str()
+                    });
+                    // Up to the first tombstoned ancestor (a root of the live tree below it).
+                    if let Some(cut) = path.iter().position(|d| d.deleted_at.is_some()) {
+                        path.truncate(cut);
+                    }
+                    path.reverse();
+                    Ok(path)
+                }
+
+                async fn refresh_statistics(&self) -> StoreResult<()> {
+                    for statement in <$store>::REFRESH_STATISTICS {
+                        sqlx::query(*statement)
+                            .execute(self.writes())
+                            .await
+                            .map_err(db_err)?;
+                    }
+                    Ok(())
+                }
+
+                async fn list_groups(
+                    &self,
+                    pool_id: &PoolId,
+                    page: &KeyPage,
+                ) -> StoreResult<Keyed<Group>> {
+                    let limit = page.limit.max(1);
+                    let after = $crate::read_model::Key::decode(
+                        page.after.as_deref(),
+                        $crate::read_model::Order::Created,
+                    )?;
+                    let mut tx = self.begin_read().await.map_err(db_err)?;
+                    let mut qb = QueryBuilder::<$db>::new(concat!(
+                        "SELECT ",
+                        sql::group_cols!(),
+                        " FROM user_groups WHERE pool_id = "
+                    ));
+                    qb.push_bind(pool_id.as_str())
+                        .push(" AND deleted_at IS NULL");
+                    if let Some($crate::read_model::Key::Created(at, id)) = &after {
+                        qb.push(" AND (created_at, id) > (")
+                            .push_bind(*at)
+                            .push(", ")
+                            .push_bind(id.clone())
+                            .push(")");
+                    }
+                    qb.push(" ORDER BY created_at, id LIMIT ")
+                        .push_bind(sql_int(limit + 1));
+                    let mut rows: Vec<GroupRow> = qb
+                        .build_query_as()
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    let more = rows.len() as u64 > limit;
+                    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
                     let ids: Vec<String> = rows.iter().map(GroupRow::id).collect();
                     let members = members_of(&mut tx, pool_id, &ids).await?;
                     tx.commit().await.map_err(db_err)?;
-                    assemble_groups(rows, members)
+                    let items = assemble_groups(rows, members)?;
+                    let next = match items.last() {
+                        Some(g) if more => Some(
+                            $crate::read_model::Key::Created(g.created_at, g.id.0.clone()).encode(),
+                        ),
+                        _ => None,
+                    };
+                    Ok(Keyed { items, next })
                 }
 
                 async fn count_departments(&self, pool_id: &PoolId) -> StoreResult<u64> {
@@ -1267,9 +1368,19 @@ macro_rules! impl_directory_store {
                     // A refusal (version conflict) drops the transaction: nothing is written.
                     let prepared =
                         prepare::prepare(&batch, users, departments, groups, first_seq, now)?;
-                    write_users(&mut tx, pool, &prepared.users).await?;
+                    let mut refresh = write_users(&mut tx, pool, &prepared.users).await?;
+                    let moving = departments_moving(&mut tx, pool, &prepared.departments).await?;
                     write_departments(&mut tx, pool, &prepared.departments).await?;
                     write_groups(&mut tx, pool, &prepared.groups).await?;
+                    // The read model follows in the same transaction (docs/read-model.md).
+                    if !moving.is_empty() {
+                        refresh.extend(users_below(&mut tx, pool, &moving).await?);
+                    }
+                    if !refresh.is_empty() {
+                        refresh.sort();
+                        refresh.dedup();
+                        refresh_subtrees(&mut tx, pool, &refresh).await?;
+                    }
                     if writes_refs {
                         check_refs(&mut tx, pool, &prepared.refs).await?;
                     }

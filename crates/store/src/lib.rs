@@ -20,6 +20,7 @@ mod imp;
 mod migrations;
 mod postgres;
 mod prepare;
+mod read_model;
 mod sql;
 mod sqlite;
 pub mod testing;

@@ -24,6 +24,28 @@ macro_rules! user_cols {
          deleted_at"
     };
 }
+/// [`user_cols`] of `users u` in a join.
+macro_rules! user_cols_u {
+    () => {
+        "u.pool_id, u.id, u.status, u.in_root, u.manager_id, u.profile, u.version, u.created_at, \
+         u.updated_at, u.deleted_at"
+    };
+}
+/// A department `d` with its maintained counts, its number of live children and its sort key
+/// (Feishu's order, unset last) — the columns of a `NodeRow`.
+macro_rules! department_node_select {
+    () => {
+        "SELECT d.pool_id, d.id, d.name, d.i18n_name, d.parent_id, d.sort_order, d.chat_id, \
+         d.version, d.created_at, d.updated_at, d.deleted_at, \
+         COALESCE(s.direct_members, 0) AS direct_members, \
+         COALESCE(s.subtree_members, 0) AS subtree_members, \
+         (SELECT COUNT(*) FROM departments c WHERE c.pool_id = d.pool_id \
+         AND c.parent_id = d.id AND c.deleted_at IS NULL) AS child_count, \
+         COALESCE(d.sort_order, 9223372036854775807) AS order_key \
+         FROM departments d LEFT JOIN department_stats s \
+         ON s.pool_id = d.pool_id AND s.department_id = d.id"
+    };
+}
 macro_rules! membership_cols {
     () => {
         "user_id, department_id, user_order, department_order, is_primary"
@@ -74,7 +96,10 @@ macro_rules! parked_cols {
     };
 }
 // The lists the backends and the dynamic queries of `imp.rs` use.
-pub(crate) use {action_cols, inbox_cols, membership_cols, parked_cols, user_cols};
+pub(crate) use {
+    action_cols, department_node_select, group_cols, inbox_cols, membership_cols, parked_cols,
+    user_cols_u,
+};
 
 // ---- pools and connections -------------------------------------------------------------
 
@@ -93,8 +118,10 @@ pub(crate) const POOL_EXISTS: &str = "SELECT id FROM pools WHERE id = $1";
 /// database's. The counter row goes first: `apply` locks it, so no writer of the pool runs
 /// beside the deletion. Every table of the schema is here; the store story
 /// `deleting_a_pool_leaves_no_row` fails when a new table is not.
-pub(crate) const DELETE_POOL: [&str; 18] = [
+pub(crate) const DELETE_POOL: [&str; 20] = [
     "DELETE FROM change_counters WHERE pool_id = $1",
+    "DELETE FROM subtree_members WHERE pool_id = $1",
+    "DELETE FROM department_stats WHERE pool_id = $1",
     "DELETE FROM action_log WHERE job_id IN (SELECT id FROM jobs WHERE pool_id = $1)",
     "DELETE FROM jobs WHERE pool_id = $1",
     "DELETE FROM parked_deletions WHERE pool_id = $1",
@@ -293,12 +320,14 @@ pub(crate) const LIVE_DEPARTMENT_LEADERS: &str = "SELECT l.department_id, l.user
      FROM department_leaders l JOIN departments d ON d.pool_id = l.pool_id AND \
      d.id = l.department_id WHERE l.pool_id = $1 AND d.deleted_at IS NULL \
      ORDER BY l.department_id, l.pos";
-pub(crate) const LIVE_GROUPS: &str = concat!(
-    "SELECT ",
-    group_cols!(),
-    " FROM user_groups WHERE pool_id = $1 AND deleted_at IS NULL ORDER BY created_at, id \
-     LIMIT $2 OFFSET $3"
-);
+/// The ancestors of department `$2`, nearest first, at most 64 (a stored cycle repeats ids;
+/// the caller stops at the first repeat).
+pub(crate) const ANCESTORS: &str = "WITH RECURSIVE up (pool_id, id, depth) AS (\
+     SELECT pool_id, parent_id, 1 FROM departments WHERE pool_id = $1 AND id = $2 \
+     AND parent_id IS NOT NULL \
+     UNION ALL SELECT d.pool_id, d.parent_id, up.depth + 1 FROM up JOIN departments d \
+     ON d.pool_id = up.pool_id AND d.id = up.id WHERE d.parent_id IS NOT NULL AND up.depth < 64) \
+     SELECT id FROM up ORDER BY depth";
 
 pub(crate) const COUNT_LIVE_DEPARTMENTS: &str =
     "SELECT COUNT(*) FROM departments WHERE pool_id = $1 AND deleted_at IS NULL";

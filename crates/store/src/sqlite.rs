@@ -11,6 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use directory::ids::PoolId;
 use directory::store::{Backend, InsertOutcome, NewInboxEvent, StoreError, StoreResult};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -19,7 +20,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 
-use crate::codec::{InboxFinish, db_err};
+use crate::codec::{CHUNK, InboxFinish, db_err};
 use crate::imp::impl_directory_store;
 use crate::migrations::{self, Embedded};
 use crate::sql;
@@ -149,7 +150,7 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
 }
 
 /// The migrations, embedded at compile time: (version, description, SQL).
-pub(crate) const MIGRATIONS: [Embedded; 7] = [
+pub(crate) const MIGRATIONS: [Embedded; 8] = [
     (
         1,
         "init",
@@ -184,6 +185,11 @@ pub(crate) const MIGRATIONS: [Embedded; 7] = [
         7,
         "event leases",
         include_str!("../migrations/sqlite/0007_event_leases.sql"),
+    ),
+    (
+        8,
+        "read model",
+        include_str!("../migrations/sqlite/0008_read_model.sql"),
     ),
 ];
 
@@ -415,6 +421,68 @@ impl SqliteStore {
             .fetch_all(&mut *conn)
             .await
             .map_err(db_err)
+    }
+
+    /// Nothing: SQLite plans these queries without statistics (where it would pick badly, the
+    /// query names its index), and an `ANALYZE` could move plans that were measured.
+    const REFRESH_STATISTICS: &[&str] = &[];
+
+    /// The backend's own tables of a pool, deleted before `sql::DELETE_POOL`: its users' rows
+    /// of the text index.
+    const DELETE_POOL_OWN: &[&str] = &[
+        "DELETE FROM user_search WHERE rowid IN (SELECT n FROM user_search_keys WHERE pool_id = $1)",
+        "DELETE FROM user_search_keys WHERE pool_id = $1",
+    ];
+
+    /// Puts the search texts of some users (id, text) into the trigram index `user_search`
+    /// (docs/read-model.md): each user keeps its row number in `user_search_keys` for life.
+    async fn index_search_text(
+        conn: &mut SqliteConnection,
+        pool: &PoolId,
+        texts: &[(String, String)],
+    ) -> StoreResult<()> {
+        for chunk in texts.chunks(CHUNK) {
+            let mut qb =
+                QueryBuilder::<Sqlite>::new("INSERT INTO user_search_keys (pool_id, user_id) ");
+            qb.push_values(chunk, |mut b, (id, _)| {
+                b.push_bind(pool.as_str()).push_bind(id.as_str());
+            });
+            qb.push(" ON CONFLICT (pool_id, user_id) DO NOTHING");
+            qb.build().execute(&mut *conn).await.map_err(db_err)?;
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "SELECT user_id, n FROM user_search_keys WHERE pool_id = ",
+            );
+            qb.push_bind(pool.as_str()).push(" AND user_id IN (");
+            let mut list = qb.separated(", ");
+            for (id, _) in chunk {
+                list.push_bind(id.as_str());
+            }
+            list.push_unseparated(")");
+            let keys: HashMap<String, i64> = qb
+                .build_query_as::<(String, i64)>()
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(db_err)?
+                .into_iter()
+                .collect();
+            let rows: Vec<(i64, &str)> = chunk
+                .iter()
+                .filter_map(|(id, text)| keys.get(id).map(|n| (*n, text.as_str())))
+                .collect();
+            let mut qb = QueryBuilder::<Sqlite>::new("DELETE FROM user_search WHERE rowid IN (");
+            let mut list = qb.separated(", ");
+            for (n, _) in &rows {
+                list.push_bind(*n);
+            }
+            list.push_unseparated(")");
+            qb.build().execute(&mut *conn).await.map_err(db_err)?;
+            let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO user_search (rowid, text) ");
+            qb.push_values(&rows, |mut b, (n, text)| {
+                b.push_bind(*n).push_bind(*text);
+            });
+            qb.build().execute(&mut *conn).await.map_err(db_err)?;
+        }
+        Ok(())
     }
 }
 

@@ -2,39 +2,51 @@
 
 use axum::Json;
 use directory::admin::{
-    DepartmentIdType, DepartmentNode, DepartmentView, GroupDetail, GroupIdType, Page, UserDetail,
-    UserIdType, page,
+    Cursor, CursorPage, DepartmentIdType, DepartmentView, GroupDetail, GroupIdType, UserDetail,
+    UserIdType,
 };
 use directory::ids::{DepartmentId, GroupId, PoolId, UserId};
 use directory::model::{Department, Group, User, UserStatus};
-use directory::store::UserQuery;
+use directory::store::{DepartmentNode, MemberScope, UserQuery};
 
 use super::extract::{Authed, PathParams, QueryParams, id, opt_enum, opt_id, opt_text};
-use super::params::{MembersQuery, PageQuery, UsersQuery};
+use super::params::{ChildrenQuery, CursorQuery, MembersQuery, UsersQuery};
 use crate::error::{ErrorBody, HttpError};
 
 type ApiResult<T> = Result<Json<T>, HttpError>;
 
 const STATUSES: &[&str] = &["active", "frozen", "unjoined", "exited", "resigned"];
 
-/// The live department tree of a pool (roots first, with direct member counts).
+/// One level of the live department tree, with counts: the departments directly below
+/// `parent`, or the roots without it. Expand a node by asking for its children.
 #[utoipa::path(
     get, path = "/api/v1/pools/{pool_id}/departments", tag = "directory",
-    params(("pool_id" = String, Path, description = "User pool id")),
+    params(("pool_id" = String, Path, description = "User pool id"), ChildrenQuery),
     responses(
-        (status = 200, description = "The root departments, each with its subtree", body = Vec<DepartmentNode>),
-        (status = 404, description = "No such user pool", body = ErrorBody),
+        (status = 200, description = "A page of departments of one level, in Feishu's order", body = CursorPage<DepartmentNode>),
+        (status = 400, description = "Bad cursor", body = ErrorBody),
+        (status = 404, description = "No such user pool or parent department", body = ErrorBody),
     )
 )]
-pub async fn department_tree(
+pub async fn department_children(
     Authed(admin): Authed,
     PathParams(pool_id): PathParams<String>,
-) -> ApiResult<Vec<DepartmentNode>> {
+    QueryParams(q): QueryParams<ChildrenQuery>,
+) -> ApiResult<CursorPage<DepartmentNode>> {
     let pool_id: PoolId = id("pool_id", &pool_id)?;
-    Ok(Json(admin.department_tree(&pool_id).await?))
+    let parent: Option<DepartmentId> = opt_id("parent", q.parent.as_deref())?;
+    let cursor = Cursor {
+        after: q.after,
+        limit: q.limit,
+    };
+    Ok(Json(
+        admin
+            .department_children(&pool_id, parent.as_ref(), &cursor)
+            .await?,
+    ))
 }
 
-/// One department with its direct children and its path from the root.
+/// One department with its counts and its path from the root.
 #[utoipa::path(
     get, path = "/api/v1/pools/{pool_id}/departments/{department_id}", tag = "directory",
     params(
@@ -92,8 +104,8 @@ pub async fn department_by_feishu_id(
         MembersQuery,
     ),
     responses(
-        (status = 200, description = "A page of users", body = Page<User>),
-        (status = 400, description = "Bad status", body = ErrorBody),
+        (status = 200, description = "A page of users, in user-id order", body = CursorPage<User>),
+        (status = 400, description = "Bad status, scope or cursor", body = ErrorBody),
         (status = 404, description = "No such department", body = ErrorBody),
     )
 )]
@@ -101,22 +113,52 @@ pub async fn department_members(
     Authed(admin): Authed,
     PathParams((pool_id, department_id)): PathParams<(String, String)>,
     QueryParams(q): QueryParams<MembersQuery>,
-) -> ApiResult<Page<User>> {
+) -> ApiResult<CursorPage<User>> {
     let pool_id: PoolId = id("pool_id", &pool_id)?;
     let department_id: DepartmentId = id("department_id", &department_id)?;
     let status = opt_enum("status", q.status.as_deref(), UserStatus::parse, STATUSES)?;
+    let scope = scope_of(q.scope.as_deref())?;
+    no_offset(q.offset)?;
     // Unknown department: 404, not an empty page.
     admin.department(&pool_id, &department_id).await?;
     let query = UserQuery {
         department_id: Some(department_id),
+        scope,
         status,
         ..UserQuery::default()
     };
+    let cursor = Cursor {
+        after: q.after,
+        limit: q.limit,
+    };
     Ok(Json(
         admin
-            .search_users(&pool_id, &query, page(q.offset, q.limit))
+            .search_users(&pool_id, &query, &cursor, q.total.unwrap_or(false))
             .await?,
     ))
+}
+
+/// `scope`: `direct` (default) or `subtree`.
+fn scope_of(raw: Option<&str>) -> Result<MemberScope, HttpError> {
+    let parse = |s: &str| match s {
+        "direct" => Some(MemberScope::Direct),
+        "subtree" => Some(MemberScope::Subtree),
+        _ => None,
+    };
+    Ok(opt_enum("scope", raw, parse, &["direct", "subtree"])?.unwrap_or_default())
+}
+
+/// Directory lists page by cursor: `offset` gets an answer that says so.
+fn no_offset(offset: Option<u64>) -> Result<(), HttpError> {
+    match offset {
+        None => Ok(()),
+        Some(_) => Err(HttpError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "offset is not supported by directory lists: they page by cursor — pass the \
+             `next` of the page before as `after`",
+        )),
+    }
 }
 
 /// Searches the users of a pool.
@@ -124,7 +166,7 @@ pub async fn department_members(
     get, path = "/api/v1/pools/{pool_id}/users", tag = "directory",
     params(("pool_id" = String, Path, description = "User pool id"), UsersQuery),
     responses(
-        (status = 200, description = "A page of users, with the total", body = Page<User>),
+        (status = 200, description = "A page of users: department members in user-id order, a free-text search in the text index's order, otherwise in creation order", body = CursorPage<User>),
         (status = 400, description = "Bad query parameters", body = ErrorBody),
         (status = 404, description = "No such user pool", body = ErrorBody),
     )
@@ -133,7 +175,7 @@ pub async fn search_users(
     Authed(admin): Authed,
     PathParams(pool_id): PathParams<String>,
     QueryParams(q): QueryParams<UsersQuery>,
-) -> ApiResult<Page<User>> {
+) -> ApiResult<CursorPage<User>> {
     let pool_id: PoolId = id("pool_id", &pool_id)?;
     let query = UserQuery {
         text: opt_text(q.q),
@@ -141,12 +183,18 @@ pub async fn search_users(
         mobile: opt_text(q.mobile),
         employee_no: opt_text(q.employee_no),
         department_id: opt_id("department_id", q.department_id.as_deref())?,
+        scope: scope_of(q.scope.as_deref())?,
         status: opt_enum("status", q.status.as_deref(), UserStatus::parse, STATUSES)?,
         include_deleted: q.include_deleted.unwrap_or(false),
     };
+    no_offset(q.offset)?;
+    let cursor = Cursor {
+        after: q.after,
+        limit: q.limit,
+    };
     Ok(Json(
         admin
-            .search_users(&pool_id, &query, page(q.offset, q.limit))
+            .search_users(&pool_id, &query, &cursor, q.total.unwrap_or(false))
             .await?,
     ))
 }
@@ -219,19 +267,24 @@ fn id_type_of<T>(
 /// Lists the user groups of a pool.
 #[utoipa::path(
     get, path = "/api/v1/pools/{pool_id}/groups", tag = "directory",
-    params(("pool_id" = String, Path, description = "User pool id"), PageQuery),
+    params(("pool_id" = String, Path, description = "User pool id"), CursorQuery),
     responses(
-        (status = 200, description = "A page of groups", body = Page<Group>),
+        (status = 200, description = "A page of groups, in creation order", body = CursorPage<Group>),
         (status = 404, description = "No such user pool", body = ErrorBody),
     )
 )]
 pub async fn list_groups(
     Authed(admin): Authed,
     PathParams(pool_id): PathParams<String>,
-    QueryParams(q): QueryParams<PageQuery>,
-) -> ApiResult<Page<Group>> {
+    QueryParams(q): QueryParams<CursorQuery>,
+) -> ApiResult<CursorPage<Group>> {
     let pool_id: PoolId = id("pool_id", &pool_id)?;
-    Ok(Json(admin.list_groups(&pool_id, q.page()).await?))
+    no_offset(q.offset)?;
+    let cursor = Cursor {
+        after: q.after,
+        limit: q.limit,
+    };
+    Ok(Json(admin.list_groups(&pool_id, &cursor).await?))
 }
 
 /// Finds a group by a Feishu id: `group_id` (the group's immutable id, as in Feishu's group

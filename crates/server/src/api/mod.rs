@@ -95,7 +95,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(setup::reject_parked))
         .routes(routes!(setup::approve_parked_bulk))
         .routes(routes!(setup::reject_parked_bulk))
-        .routes(routes!(directory::department_tree))
+        .routes(routes!(directory::department_children))
         .routes(routes!(directory::get_department))
         .routes(routes!(directory::department_by_feishu_id))
         .routes(routes!(directory::department_members))

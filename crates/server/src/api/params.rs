@@ -121,16 +121,50 @@ pub struct ParkedQuery {
     pub limit: Option<u64>,
 }
 
+/// A page of a directory list, walked by cursor.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct CursorQuery {
+    /// The `next` of the page before; leave it out for the first page.
+    pub after: Option<String>,
+    /// Items per page (default 50, at most 500).
+    pub limit: Option<u64>,
+    /// Not supported here: directory lists page by cursor (`after`).
+    pub offset: Option<u64>,
+}
+
+/// One level of the department tree.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ChildrenQuery {
+    /// The department whose children to list (orgsync id); the roots without it.
+    pub parent: Option<String>,
+    /// The `next` of the page before; leave it out for the first page.
+    pub after: Option<String>,
+    /// Items per page (default 50, at most 500).
+    pub limit: Option<u64>,
+}
+
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct MembersQuery {
-    /// `active`, `frozen`, `unjoined`, `exited` or `resigned`.
+    /// `direct` (default): members of the department itself; `subtree`: of the department
+    /// and every department below it, each user once.
+    pub scope: Option<String>,
+    /// `active`, `frozen`, `unjoined`, `exited` or `resigned` (a filter over the walk: a
+    /// rare status reads more of the department per page).
     pub status: Option<String>,
-    /// Items to skip (default 0).
-    pub offset: Option<u64>,
+    /// The `next` of the page before; leave it out for the first page.
+    pub after: Option<String>,
     /// Items per page (default 50, at most 500).
     pub limit: Option<u64>,
+    /// Also count all members (`total`): reads every member of the scope.
+    pub total: Option<bool>,
+    /// Not supported here: directory lists page by cursor (`after`).
+    pub offset: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -145,16 +179,22 @@ pub struct UsersQuery {
     pub mobile: Option<String>,
     /// Exact employee number.
     pub employee_no: Option<String>,
-    /// Direct members of this department (orgsync id).
+    /// Members of this department (orgsync id), by `scope`.
     pub department_id: Option<String>,
+    /// With `department_id`: `direct` (default) or `subtree`.
+    pub scope: Option<String>,
     /// `active`, `frozen`, `unjoined`, `exited` or `resigned`.
     pub status: Option<String>,
-    /// Include deleted users (tombstones); default false.
+    /// Include deleted users (tombstones); default false. Not with `department_id`.
     pub include_deleted: Option<bool>,
-    /// Items to skip (default 0).
-    pub offset: Option<u64>,
+    /// The `next` of the page before; leave it out for the first page.
+    pub after: Option<String>,
     /// Items per page (default 50, at most 500).
     pub limit: Option<u64>,
+    /// Also count all matches (`total`): reads every match.
+    pub total: Option<bool>,
+    /// Not supported here: directory lists page by cursor (`after`).
+    pub offset: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]

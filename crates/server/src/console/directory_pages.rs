@@ -4,12 +4,12 @@ use std::collections::HashMap;
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use directory::admin::{DepartmentNode, page};
+use directory::admin::{Cursor, page};
 use directory::ids::{DepartmentId, GroupId, PoolId, UserId};
 use directory::model::{
     Department, ExternalRef, GroupKind, GroupMember, LeaderKind, User, UserPool, UserStatus,
 };
-use directory::store::{ChangeSource, UserQuery};
+use directory::store::{ChangeSource, DepartmentNode, MemberScope, UserQuery};
 use serde::Deserialize;
 
 use super::session::Session;
@@ -41,76 +41,118 @@ fn user_name(u: &User) -> String {
 
 // ---- the org tree ----
 
-/// The tree as a flat list of opening, leaf and closing lines (templates cannot recurse).
-pub struct TreeLine {
-    /// `open` (a department with children), `leaf` or `close`.
-    pub kind: &'static str,
+/// One department of a tree level; its children are fetched when it is opened.
+pub struct TreeNode {
     pub id: String,
     pub name: String,
     pub direct: u64,
     pub total: u64,
-    /// Expanded at first (the top levels).
-    pub expanded: bool,
+    pub children: u64,
 }
 
-fn flatten(nodes: &[DepartmentNode], depth: usize, out: &mut Vec<TreeLine>) {
-    for n in nodes {
-        let line = |kind| TreeLine {
-            kind,
+fn tree_nodes(nodes: &[DepartmentNode]) -> Vec<TreeNode> {
+    nodes
+        .iter()
+        .map(|n| TreeNode {
             id: n.department.id.to_string(),
             name: dept_name(&n.department),
             direct: n.member_count,
             total: n.total_member_count,
-            expanded: depth < 1,
-        };
-        if n.children.is_empty() {
-            out.push(line("leaf"));
-        } else {
-            out.push(line("open"));
-            flatten(&n.children, depth + 1, out);
-            out.push(TreeLine {
-                kind: "close",
-                id: String::new(),
-                name: String::new(),
-                direct: 0,
-                total: 0,
-                expanded: false,
-            });
-        }
-    }
+            children: n.child_count,
+        })
+        .collect()
 }
+
+/// Departments one tree level shows before a "more" link.
+const TREE_LEVEL: u64 = 200;
 
 #[derive(Template)]
 #[template(path = "tree.html")]
 pub struct TreePage {
     pub ctx: Ctx,
     pub pool: String,
-    pub lines: Vec<TreeLine>,
-    pub departments: usize,
-    pub root_members: u64,
+    pub nodes: Vec<TreeNode>,
+    pub more: Option<String>,
+    pub departments: u64,
 }
 
+/// The org tree: the roots, each level loaded when opened (`tree_level`).
 pub async fn tree(
     State(state): State<AppState>,
     session: Session,
     Path(pool): Path<String>,
 ) -> ConsoleResult {
     let pool = pool_of(&state, &pool).await?;
-    let nodes = state.admin.department_tree(&pool.id).await?;
-    let mut lines = Vec::new();
-    flatten(&nodes, 0, &mut lines);
-    let root_members = state
+    let level = state
         .admin
-        .search_users(&pool.id, &UserQuery::default(), page(Some(0), Some(1)))
-        .await?
-        .total
-        .unwrap_or(0);
+        .department_children(
+            &pool.id,
+            None,
+            &Cursor {
+                after: None,
+                limit: Some(TREE_LEVEL),
+            },
+        )
+        .await?;
+    let departments = state.admin.count_departments(&pool.id).await?;
     Ok(ok(&TreePage {
         ctx: Ctx::new(&session, "tree").pool(&pool),
         pool: pool.id.to_string(),
-        departments: lines.iter().filter(|l| l.kind != "close").count(),
-        lines,
-        root_members,
+        nodes: tree_nodes(&level.items),
+        more: level.next.map(|n| {
+            with_query(
+                &format!("/console/pools/{}/tree/level", pool.id),
+                &[("after", &n)],
+            )
+        }),
+        departments,
+    }))
+}
+
+#[derive(Template)]
+#[template(path = "tree_level.html")]
+pub struct TreeLevel {
+    pub pool: String,
+    pub nodes: Vec<TreeNode>,
+    pub more: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct LevelQuery {
+    parent: Option<String>,
+    after: Option<String>,
+}
+
+/// One level of the tree as list items (fetched by the tree page when a department opens).
+pub async fn tree_level(
+    State(state): State<AppState>,
+    _session: Session,
+    Path(pool): Path<String>,
+    Query(q): Query<LevelQuery>,
+) -> ConsoleResult {
+    let pool = pool_of(&state, &pool).await?;
+    let parent = opt(&q.parent).map(DepartmentId::from);
+    let level = state
+        .admin
+        .department_children(
+            &pool.id,
+            parent.as_ref(),
+            &Cursor {
+                after: q.after.clone(),
+                limit: Some(TREE_LEVEL),
+            },
+        )
+        .await?;
+    let parent_param = parent.map(|p| p.to_string()).unwrap_or_default();
+    Ok(ok(&TreeLevel {
+        pool: pool.id.to_string(),
+        nodes: tree_nodes(&level.items),
+        more: level.next.map(|n| {
+            with_query(
+                &format!("/console/pools/{}/tree/level", pool.id),
+                &[("parent", &parent_param), ("after", &n)],
+            )
+        }),
     }))
 }
 
@@ -164,15 +206,23 @@ fn user_row(u: &User, names: &HashMap<String, String>) -> UserRow {
     }
 }
 
-async fn department_names(state: &AppState, pool: &PoolId) -> ConsoleResult<Vec<Department>> {
-    Ok(state.admin.list_departments(pool).await?)
-}
-
-fn names_of(departments: &[Department]) -> HashMap<String, String> {
-    departments
+/// The names of the departments the users of a page are in (one bulk read).
+async fn names_for(
+    state: &AppState,
+    pool: &PoolId,
+    users: &[User],
+) -> ConsoleResult<HashMap<String, String>> {
+    let ids: Vec<DepartmentId> = users
+        .iter()
+        .flat_map(|u| u.departments.iter().map(|m| m.department_id.clone()))
+        .collect();
+    Ok(state
+        .admin
+        .departments(pool, &ids)
+        .await?
         .iter()
         .map(|d| (d.id.to_string(), dept_name(d)))
-        .collect()
+        .collect())
 }
 
 pub struct Field {
@@ -232,51 +282,78 @@ fn feishu_id_rows(refs: &[ExternalRef], names: &HashMap<String, String>) -> Vec<
 pub struct DepartmentPage {
     pub ctx: Ctx,
     pub pool: String,
+    pub id: String,
     pub name: String,
     pub path: Vec<Crumb>,
-    pub children: Vec<Crumb>,
+    pub children: Vec<TreeNode>,
+    pub more_children: bool,
     pub fields: Vec<Field>,
     pub external_ids: Vec<FeishuIdRow>,
+    pub subtree: bool,
     pub members: Vec<UserRow>,
     pub pager: Pager,
 }
 
 #[derive(Deserialize)]
-pub struct OffsetQuery {
-    offset: Option<u64>,
+pub struct MembersQuery {
+    after: Option<String>,
+    scope: Option<String>,
 }
 
 pub async fn department(
     State(state): State<AppState>,
     session: Session,
     Path((pool, id)): Path<(String, String)>,
-    Query(q): Query<OffsetQuery>,
+    Query(q): Query<MembersQuery>,
 ) -> ConsoleResult {
     let pool = pool_of(&state, &pool).await?;
     let id = DepartmentId::from(id);
     let view = state.admin.department(&pool.id, &id).await?;
     let d = &view.department;
-    let req = page(q.offset, Some(50));
+    let subtree = opt(&q.scope) == Some("subtree");
     let members = state
         .admin
         .search_users(
             &pool.id,
             &UserQuery {
                 department_id: Some(id.clone()),
+                scope: if subtree {
+                    MemberScope::Subtree
+                } else {
+                    MemberScope::Direct
+                },
                 ..UserQuery::default()
             },
-            req,
+            &Cursor {
+                after: q.after.clone(),
+                limit: Some(50),
+            },
+            false,
         )
         .await?;
-    let all = department_names(&state, &pool.id).await?;
-    let names = names_of(&all);
+    let children = state
+        .admin
+        .department_children(
+            &pool.id,
+            Some(&id),
+            &Cursor {
+                after: None,
+                limit: Some(TREE_LEVEL),
+            },
+        )
+        .await?;
+    let names = names_for(&state, &pool.id, &members.items).await?;
     let base = format!("/console/pools/{}/departments/{id}", pool.id);
-    let pager = Pager::new(
-        req.offset,
-        req.limit,
+    let scope = if subtree { "subtree" } else { "" };
+    let pager = Pager::cursor(
         members.items.len(),
-        members.total,
-        |o| with_query(&base, &[("offset", &o.to_string())]),
+        members
+            .next
+            .as_ref()
+            .map(|n| with_query(&base, &[("scope", scope), ("after", n)])),
+        q.after
+            .as_ref()
+            .map(|_| with_query(&base, &[("scope", scope)])),
     );
     let mut fields = vec![
         field("orgsync id", Some(d.id.to_string())),
@@ -288,6 +365,11 @@ pub async fn department(
         field(
             "Name (Chinese)",
             d.i18n_name.as_ref().and_then(|n| n.zh_cn.clone()),
+        ),
+        field("Members", Some(view.member_count.to_string())),
+        field(
+            "Members with sub-departments",
+            Some(view.total_member_count.to_string()),
         ),
         field("Order", d.order.map(|o| o.to_string())),
         field("Group chat", d.chat_id.clone()),
@@ -315,6 +397,7 @@ pub async fn department(
     Ok(ok(&DepartmentPage {
         ctx: Ctx::new(&session, "tree").pool(&pool),
         pool: pool.id.to_string(),
+        id: id.to_string(),
         name: dept_name(d),
         path: view
             .path
@@ -324,30 +407,20 @@ pub async fn department(
                 name: dept_name(p),
             })
             .collect(),
-        children: view
-            .children
-            .iter()
-            .map(|c| Crumb {
-                id: c.id.to_string(),
-                name: dept_name(c),
-            })
-            .collect(),
+        children: tree_nodes(&children.items),
+        more_children: children.next.is_some(),
         fields,
         external_ids: feishu_id_rows(
             &view.external_ids,
             &connection_names(&state, &pool.id).await?,
         ),
+        subtree,
         members: members.items.iter().map(|u| user_row(u, &names)).collect(),
         pager,
     }))
 }
 
 // ---- users ----
-
-pub struct DeptOption {
-    pub id: String,
-    pub name: String,
-}
 
 #[derive(Template)]
 #[template(path = "users.html")]
@@ -357,10 +430,12 @@ pub struct UsersPage {
     pub rows: Vec<UserRow>,
     pub q: String,
     pub status: String,
+    /// The department filter (its id), and its name to show.
     pub department: String,
+    pub department_name: String,
+    pub subtree: bool,
     pub include_deleted: bool,
     pub statuses: Vec<&'static str>,
-    pub departments: Vec<DeptOption>,
     pub pager: Pager,
 }
 
@@ -369,8 +444,9 @@ pub struct UsersQuery {
     q: Option<String>,
     status: Option<String>,
     department: Option<String>,
+    scope: Option<String>,
     deleted: Option<String>,
-    offset: Option<u64>,
+    after: Option<String>,
 }
 
 pub async fn users(
@@ -383,18 +459,44 @@ pub async fn users(
     let text = opt(&q.q).map(str::to_owned);
     let status = opt(&q.status).and_then(UserStatus::parse);
     let department = opt(&q.department).map(DepartmentId::from);
-    let include_deleted = opt(&q.deleted).is_some();
+    let subtree = opt(&q.scope) == Some("subtree");
+    // Department members are live users: the filter wins over "include deleted".
+    let include_deleted = opt(&q.deleted).is_some() && department.is_none();
     let query = UserQuery {
         text: text.clone(),
         department_id: department.clone(),
+        scope: if subtree {
+            MemberScope::Subtree
+        } else {
+            MemberScope::Direct
+        },
         status,
         include_deleted,
         ..UserQuery::default()
     };
-    let req = page(q.offset, Some(50));
-    let found = state.admin.search_users(&pool.id, &query, req).await?;
-    let all = department_names(&state, &pool.id).await?;
-    let names = names_of(&all);
+    let found = state
+        .admin
+        .search_users(
+            &pool.id,
+            &query,
+            &Cursor {
+                after: q.after.clone(),
+                limit: Some(50),
+            },
+            false,
+        )
+        .await?;
+    let names = names_for(&state, &pool.id, &found.items).await?;
+    let department_name = match &department {
+        Some(d) => state
+            .admin
+            .departments(&pool.id, std::slice::from_ref(d))
+            .await?
+            .first()
+            .map(dept_name)
+            .unwrap_or_else(|| d.to_string()),
+        None => String::new(),
+    };
     let (text, status, department) = (
         text.unwrap_or_default(),
         status.map(UserStatus::as_str).unwrap_or("").to_owned(),
@@ -402,18 +504,23 @@ pub async fn users(
     );
     let base = format!("/console/pools/{}/users", pool.id);
     let deleted = if include_deleted { "1" } else { "" };
-    let pager = Pager::new(req.offset, req.limit, found.items.len(), found.total, |o| {
-        with_query(
-            &base,
-            &[
-                ("q", &text),
-                ("status", &status),
-                ("department", &department),
-                ("deleted", deleted),
-                ("offset", &o.to_string()),
-            ],
-        )
-    });
+    let scope = if subtree { "subtree" } else { "" };
+    let filters = [
+        ("q", text.as_str()),
+        ("status", status.as_str()),
+        ("department", department.as_str()),
+        ("scope", scope),
+        ("deleted", deleted),
+    ];
+    let pager = Pager::cursor(
+        found.items.len(),
+        found.next.as_ref().map(|n| {
+            let mut params = filters.to_vec();
+            params.push(("after", n.as_str()));
+            with_query(&base, &params)
+        }),
+        q.after.as_ref().map(|_| with_query(&base, &filters)),
+    );
     Ok(ok(&UsersPage {
         ctx: Ctx::new(&session, "users").pool(&pool),
         pool: pool.id.to_string(),
@@ -421,15 +528,10 @@ pub async fn users(
         q: text,
         status,
         department,
+        department_name,
+        subtree,
         include_deleted,
         statuses: ["active", "frozen", "unjoined", "exited", "resigned"].to_vec(),
-        departments: all
-            .iter()
-            .map(|d| DeptOption {
-                id: d.id.to_string(),
-                name: dept_name(d),
-            })
-            .collect(),
         pager,
     }))
 }
@@ -627,6 +729,16 @@ fn kind_str(k: GroupKind) -> &'static str {
     }
 }
 
+#[derive(Deserialize)]
+pub struct AfterQuery {
+    after: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct OffsetQuery {
+    offset: Option<u64>,
+}
+
 #[derive(Template)]
 #[template(path = "groups.html")]
 pub struct GroupsPage {
@@ -640,15 +752,27 @@ pub async fn groups(
     State(state): State<AppState>,
     session: Session,
     Path(pool): Path<String>,
-    Query(q): Query<OffsetQuery>,
+    Query(q): Query<AfterQuery>,
 ) -> ConsoleResult {
     let pool = pool_of(&state, &pool).await?;
-    let req = page(q.offset, Some(50));
-    let list = state.admin.list_groups(&pool.id, req).await?;
+    let list = state
+        .admin
+        .list_groups(
+            &pool.id,
+            &Cursor {
+                after: q.after.clone(),
+                limit: Some(50),
+            },
+        )
+        .await?;
     let base = format!("/console/pools/{}/groups", pool.id);
-    let pager = Pager::new(req.offset, req.limit, list.items.len(), list.total, |o| {
-        with_query(&base, &[("offset", &o.to_string())])
-    });
+    let pager = Pager::cursor(
+        list.items.len(),
+        list.next
+            .as_ref()
+            .map(|n| with_query(&base, &[("after", n)])),
+        q.after.as_ref().map(|_| base.clone()),
+    );
     Ok(ok(&GroupsPage {
         ctx: Ctx::new(&session, "groups").pool(&pool),
         pool: pool.id.to_string(),
@@ -691,12 +815,11 @@ pub async fn group(
     let pool = pool_of(&state, &pool).await?;
     let detail = state.admin.group(&pool.id, &GroupId::from(id)).await?;
     let g = &detail.group;
-    let all = department_names(&state, &pool.id).await?;
-    let names = names_of(&all);
     let req = page(q.offset, Some(50));
     let start = (req.offset as usize).min(detail.users.len());
     let end = (start + req.limit as usize).min(detail.users.len());
     let shown = &detail.users[start..end];
+    let names = names_for(&state, &pool.id, shown).await?;
     let base = format!("/console/pools/{}/groups/{}", pool.id, g.id);
     let pager = Pager::new(
         req.offset,

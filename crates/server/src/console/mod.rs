@@ -52,6 +52,10 @@ pub fn router() -> Router<AppState> {
         )
         .route("/console/pools/{pool}/tree", get(directory_pages::tree))
         .route(
+            "/console/pools/{pool}/tree/level",
+            get(directory_pages::tree_level),
+        )
+        .route(
             "/console/pools/{pool}/departments/{id}",
             get(directory_pages::department),
         )

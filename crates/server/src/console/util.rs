@@ -168,12 +168,31 @@ pub fn fmt_duration(ms: i64) -> String {
 #[derive(Debug, Clone, Default)]
 pub struct Pager {
     pub prev: Option<String>,
+    /// `← Previous`, or `← First page` for a cursor walk (it only goes forward).
+    pub prev_label: &'static str,
     pub next: Option<String>,
     /// `Showing 51–100 of 230`.
     pub summary: String,
 }
 
 impl Pager {
+    /// A page of a cursor walk: `next` links the page after this one (when there is one),
+    /// `first` the start of the list (when this is not it).
+    pub fn cursor(shown: usize, next: Option<String>, first: Option<String>) -> Self {
+        let summary = match (shown, first.is_some()) {
+            (0, true) => "Nothing more".to_owned(),
+            (0, false) => String::new(),
+            (n, false) => format!("Showing the first {n}"),
+            (n, true) => format!("Showing {n} more"),
+        };
+        Self {
+            prev: first,
+            prev_label: "← First page",
+            next,
+            summary,
+        }
+    }
+
     /// `link(offset)` builds the URL of another page; `total` when known, else a full page
     /// means there may be more.
     pub fn new(
@@ -204,6 +223,7 @@ impl Pager {
         };
         Self {
             prev: (offset > 0).then(|| link(offset.saturating_sub(limit))),
+            prev_label: "← Previous",
             next: more.then(|| link(offset + limit)),
             summary,
         }

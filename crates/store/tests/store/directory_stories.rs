@@ -9,14 +9,18 @@ use directory::model::{
 };
 use directory::secrets::SealedSecret;
 use directory::store::{
-    ChangeKind, ChangeRecord, ChangeSource, InboxOutcome, PageRequest, ParkedFilter, StoreError,
-    UserQuery, Write,
+    ChangeKind, ChangeRecord, ChangeSource, InboxOutcome, KeyPage, PageRequest, ParkedFilter,
+    StoreError, UserQuery, Write,
 };
 
 use crate::fixtures::*;
 
 const ALL: PageRequest = PageRequest {
     offset: 0,
+    limit: 100_000,
+};
+const EVERYONE: KeyPage = KeyPage {
+    after: None,
     limit: 100_000,
 };
 
@@ -972,9 +976,10 @@ pub async fn replaying_the_change_log_rebuilds_the_directory(store: Store, _raw:
     assert_eq!(rebuilt.len(), 3 + 10 + 2);
     assert_rebuilt_matches(&store, &pool, &rebuilt).await;
     let live_users = store
-        .list_users(&pool, &UserQuery::default(), ALL)
+        .list_users(&pool, &UserQuery::default(), &EVERYONE)
         .await
-        .unwrap();
+        .unwrap()
+        .items;
     assert_eq!(live_users.len(), 9);
     let everyone = store
         .list_users(
@@ -983,10 +988,11 @@ pub async fn replaying_the_change_log_rebuilds_the_directory(store: Store, _raw:
                 include_deleted: true,
                 ..UserQuery::default()
             },
-            ALL,
+            &EVERYONE,
         )
         .await
-        .unwrap();
+        .unwrap()
+        .items;
     assert_eq!(everyone.len(), 10);
     for u in everyone {
         let from_log: User =
@@ -1348,7 +1354,7 @@ pub async fn user_search_filters(store: Store, _raw: Raw) {
         let store = store.clone();
         let pool = pool.clone();
         async move {
-            let found = store.list_users(&pool, &q, ALL).await.unwrap();
+            let found = store.list_users(&pool, &q, &EVERYONE).await.unwrap().items;
             assert_eq!(
                 store.count_users(&pool, &q).await.unwrap(),
                 found.len() as u64
@@ -1473,15 +1479,20 @@ pub async fn user_search_filters(store: Store, _raw: Raw) {
     assert_eq!(find(everyone.clone()).await, names(&people));
 
     // Pages are disjoint and cover everything, in a stable order.
-    let all = store.list_users(&pool, &everyone, ALL).await.unwrap();
+    let all = store
+        .list_users(&pool, &everyone, &EVERYONE)
+        .await
+        .unwrap()
+        .items;
     let mut paged = Vec::new();
-    for offset in (0..6).step_by(2) {
-        paged.extend(
-            store
-                .list_users(&pool, &everyone, PageRequest { offset, limit: 2 })
-                .await
-                .unwrap(),
-        );
+    let mut page = KeyPage::first(2);
+    loop {
+        let found = store.list_users(&pool, &everyone, &page).await.unwrap();
+        paged.extend(found.items);
+        match found.next {
+            Some(next) => page.after = Some(next),
+            None => break,
+        }
     }
     assert_eq!(paged, all);
     // Memberships come with listed users.
@@ -1550,10 +1561,7 @@ pub async fn departments_and_groups_lists(store: Store, _raw: Raw) {
         .unwrap();
     assert_eq!((tomb.deleted_at, tomb.leaders.len()), (Some(5), 1));
 
-    let groups = store
-        .list_groups(&pool, PageRequest::default())
-        .await
-        .unwrap();
+    let groups = store.list_groups(&pool, &EVERYONE).await.unwrap().items;
     let mut names: Vec<_> = groups.iter().map(|g| g.name.clone().unwrap()).collect();
     names.sort();
     assert_eq!(names, vec!["G1", "G2"]);
@@ -1562,28 +1570,20 @@ pub async fn departments_and_groups_lists(store: Store, _raw: Raw) {
         listed_g1.members, g1.members,
         "members in their sorted order"
     );
-    let first = store
-        .list_groups(
-            &pool,
-            PageRequest {
-                offset: 0,
-                limit: 1,
-            },
-        )
-        .await
-        .unwrap();
+    let first = store.list_groups(&pool, &KeyPage::first(1)).await.unwrap();
     let second = store
         .list_groups(
             &pool,
-            PageRequest {
-                offset: 1,
+            &KeyPage {
+                after: first.next.clone(),
                 limit: 1,
             },
         )
         .await
         .unwrap();
-    assert_eq!(first.len() + second.len(), 2);
-    assert_ne!(first[0].id, second[0].id);
+    assert_eq!(first.items.len() + second.items.len(), 2);
+    assert_ne!(first.items[0].id, second.items[0].id);
+    assert_eq!(second.next, None, "the last page says so");
     let stored_g3 = store.get_group(&pool, &g3.id).await.unwrap().unwrap();
     assert_eq!(stored_g3.kind, directory::model::GroupKind::Dynamic);
     assert_eq!(stored_g3.members, g3.members);
@@ -1636,7 +1636,9 @@ pub async fn damaged_rows_are_corrupt_not_panics(store: Store, raw: Raw) {
         Err(StoreError::Corrupt(_))
     ));
     assert!(matches!(
-        store.list_users(&pool, &UserQuery::default(), ALL).await,
+        store
+            .list_users(&pool, &UserQuery::default(), &EVERYONE)
+            .await,
         Err(StoreError::Corrupt(_))
     ));
     raw_execute(

@@ -341,9 +341,13 @@ pub async fn raw_table_counts(raw: &Raw) -> BTreeMap<String, i64> {
                 .connect()
                 .await
                 .unwrap();
+            // The text index's own tables (`user_search_data`, `_idx`, `_config`, …) hold
+            // FTS5's structures, not a row per object: its rows per user are counted through
+            // the virtual table itself.
             let tables: Vec<String> = sqlx::query_scalar(
                 "SELECT name FROM sqlite_master WHERE type = 'table' \
-                 AND name NOT LIKE 'sqlite%' AND name NOT LIKE '_sqlx%'",
+                 AND name NOT LIKE 'sqlite%' AND name NOT LIKE '_sqlx%' \
+                 AND (name NOT LIKE 'user\\_search\\_%' ESCAPE '\\' OR name = 'user_search_keys')",
             )
             .fetch_all(&mut conn)
             .await

@@ -11,6 +11,7 @@ mod fixtures;
 mod inbox_stories;
 mod migration_stories;
 mod ops_stories;
+mod read_model_stories;
 
 /// Declares `mod <story> { sqlite, postgres }` for each story `path::name`.
 macro_rules! on_both {
@@ -75,6 +76,9 @@ on_both!(
     batch_stories::department_members_are_every_live_member,
     batch_stories::each_event_of_a_batch_is_the_source_of_its_changes,
     batch_stories::one_apply_finishes_500_inbox_events,
+    read_model_stories::subtree_members_follow_every_write,
+    read_model_stories::a_cursor_walk_lists_each_user_once_while_writes_land,
+    read_model_stories::search_pages_agree_with_substring_matching,
 );
 
 /// `open` picks the backend from the URL and creates a SQLite file's directory.

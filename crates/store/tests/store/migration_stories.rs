@@ -140,3 +140,125 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
         .windows(needle.len())
         .any(|w| w == needle.as_bytes())
 }
+
+/// Directory rows an older orgsync wrote (before the read model of migration 0008): a root R
+/// with a child C; a tombstoned T whose child O is a root now; users in them, one tombstoned.
+const OLD_DIRECTORY: &[&str] = &[
+    "INSERT INTO pools (id, name, created_at) VALUES ('p', 'Acme', 1)",
+    "INSERT INTO change_counters (pool_id, seq) VALUES ('p', 0)",
+    "INSERT INTO departments (pool_id, id, name, parent_id, sort_order, version, created_at, \
+     updated_at, deleted_at) VALUES \
+     ('p', 'R', 'Root', NULL, 1, 1, 1, 1, NULL), ('p', 'C', 'Child', 'R', 1, 1, 1, 1, NULL), \
+     ('p', 'T', 'Gone', NULL, 2, 1, 1, 1, 5), ('p', 'O', 'Orphan', 'T', 3, 1, 1, 1, NULL)",
+    "INSERT INTO users (pool_id, id, name, search_text, status, in_root, profile, version, \
+     created_at, updated_at, deleted_at) VALUES \
+     ('p', 'u1', 'Alice Smith', 'alice smith', 'active', FALSE, '{\"name\": \"Alice Smith\"}', 1, 1, 1, NULL), \
+     ('p', 'u2', 'Bob Jones', 'bob jones', 'active', FALSE, '{\"name\": \"Bob Jones\"}', 1, 2, 1, NULL), \
+     ('p', 'u3', 'Carol Gone', 'carol gone', 'resigned', FALSE, '{\"name\": \"Carol Gone\"}', 1, 3, 1, 9), \
+     ('p', 'u4', 'Dan Orphan', 'dan orphan', 'active', FALSE, '{\"name\": \"Dan Orphan\"}', 1, 4, 1, NULL)",
+    "INSERT INTO user_departments (pool_id, user_id, pos, department_id, is_primary) VALUES \
+     ('p', 'u1', 0, 'C', TRUE), ('p', 'u2', 0, 'R', TRUE), ('p', 'u2', 1, 'C', FALSE), \
+     ('p', 'u3', 0, 'C', TRUE), ('p', 'u4', 0, 'O', TRUE)",
+];
+
+/// After migration 0008 the read model answers for what was stored before it.
+async fn check_read_model(store: &dyn DirectoryStore) {
+    use directory::ids::{DepartmentId, PoolId};
+    use directory::store::{KeyPage, MemberScope, UserQuery};
+    let pool = PoolId::from("p");
+    let roots = store
+        .department_children(&pool, None, &KeyPage::first(10))
+        .await
+        .unwrap();
+    let counts: Vec<(String, u64, u64, u64)> = roots
+        .items
+        .iter()
+        .map(|n| {
+            (
+                n.department.id.0.clone(),
+                n.member_count,
+                n.total_member_count,
+                n.child_count,
+            )
+        })
+        .collect();
+    assert_eq!(
+        counts,
+        vec![("R".into(), 1, 2, 1), ("O".into(), 1, 1, 0)],
+        "{:?}",
+        store.backend()
+    );
+    let child = store
+        .department_node(&pool, &DepartmentId::from("C"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((child.member_count, child.total_member_count), (2, 2));
+    let subtree = store
+        .list_users(
+            &pool,
+            &UserQuery {
+                department_id: Some(DepartmentId::from("R")),
+                scope: MemberScope::Subtree,
+                ..UserQuery::default()
+            },
+            &KeyPage::first(10),
+        )
+        .await
+        .unwrap();
+    let ids: Vec<&str> = subtree.items.iter().map(|u| u.id.as_str()).collect();
+    assert_eq!(ids, vec!["u1", "u2"]);
+    let found = store
+        .list_users(
+            &pool,
+            &UserQuery {
+                text: Some("smith".into()),
+                ..UserQuery::default()
+            },
+            &KeyPage::first(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(found.items.len(), 1);
+    assert_eq!(found.items[0].id.as_str(), "u1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_read_model_is_built_for_an_older_directory_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("orgsync.db");
+    store::testing::sqlite_migrated_below(&path, 8).await;
+    {
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .connect()
+            .await
+            .unwrap();
+        for statement in OLD_DIRECTORY {
+            sqlx::query(*statement).execute(&mut conn).await.unwrap();
+        }
+        conn.close().await.unwrap();
+    }
+    let store = store::SqliteStore::open(&path).await.unwrap();
+    check_read_model(&store).await;
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_read_model_is_built_for_an_older_directory_postgres() {
+    let Some(options) = store::testing::pg_test_schema().await else {
+        eprintln!("ORGSYNC_TEST_POSTGRES_URL is not set: PostgreSQL not tested");
+        return;
+    };
+    store::testing::pg_migrated_below(&options, 8).await;
+    {
+        let mut conn = options.connect().await.unwrap();
+        for statement in OLD_DIRECTORY {
+            sqlx::query(*statement).execute(&mut conn).await.unwrap();
+        }
+        conn.close().await.unwrap();
+    }
+    let store = store::PgStore::connect_with(options, 2).await.unwrap();
+    check_read_model(&store).await;
+    store.close().await;
+}
