@@ -371,6 +371,10 @@ impl GroupRow {
     pub(crate) fn id(&self) -> String {
         self.id.clone()
     }
+
+    pub(crate) fn created_at(&self) -> i64 {
+        self.created_at
+    }
 }
 
 #[derive(FromRow)]

@@ -1295,23 +1295,18 @@ macro_rules! impl_directory_store {
                     }
                     qb.push(" ORDER BY created_at, id LIMIT ")
                         .push_bind(sql_int(limit + 1));
-                    let mut rows: Vec<GroupRow> = qb
+                    let rows: Vec<GroupRow> = qb
                         .build_query_as()
                         .fetch_all(&mut *tx)
                         .await
                         .map_err(db_err)?;
-                    let more = rows.len() as u64 > limit;
-                    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+                    let (rows, next) = $crate::read_model::cut_page(rows, limit, |g| {
+                        $crate::read_model::Key::Created(g.created_at(), g.id())
+                    });
                     let ids: Vec<String> = rows.iter().map(GroupRow::id).collect();
                     let members = members_of(&mut tx, pool_id, &ids).await?;
                     tx.commit().await.map_err(db_err)?;
                     let items = assemble_groups(rows, members)?;
-                    let next = match items.last() {
-                        Some(g) if more => Some(
-                            $crate::read_model::Key::Created(g.created_at, g.id.0.clone()).encode(),
-                        ),
-                        _ => None,
-                    };
                     Ok(Keyed { items, next })
                 }
 

@@ -72,6 +72,19 @@ fn bad_cursor() -> StoreError {
 /// the users in creation order until a page is filled (docs/read-model.md).
 pub(crate) const TRIGRAM: usize = 3;
 
+/// A page fetched with `LIMIT limit + 1`: its first `limit` rows, and the key of the last of
+/// them when a row follows (the cursor of the next page).
+pub(crate) fn cut_page<R>(
+    mut rows: Vec<R>,
+    limit: u64,
+    key: impl Fn(&R) -> Key,
+) -> (Vec<R>, Option<String>) {
+    let more = rows.len() as u64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let next = rows.last().filter(|_| more).map(|last| key(last).encode());
+    (rows, next)
+}
+
 /// An FTS5 phrase matching `text` as a substring (with the trigram tokenizer).
 pub(crate) fn fts_phrase(text: &str) -> String {
     format!("\"{}\"", text.replace('"', "\"\""))
@@ -81,7 +94,7 @@ pub(crate) fn fts_phrase(text: &str) -> String {
 /// its `Conn`, `push_in` and imports).
 macro_rules! read_model_fns {
     ($store:ty, $db:ty) => {
-        use $crate::read_model::{Key, Order, TRIGRAM, fts_phrase};
+        use $crate::read_model::{Key, Order, TRIGRAM, cut_page, fts_phrase};
 
         /// Before users are written: their stored search text and whether they were
         /// tombstoned, by id.
@@ -487,24 +500,16 @@ macro_rules! read_model_fns {
                 }
             }
             qb.push(" LIMIT ").push_bind(sql_int(limit + 1));
-            let mut rows: Vec<KeyedUserRow> = qb
+            let rows: Vec<KeyedUserRow> = qb
                 .build_query_as()
                 .fetch_all(&mut *conn)
                 .await
                 .map_err(db_err)?;
-            let more = rows.len() as u64 > limit;
-            rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-            let next = match rows.last() {
-                Some(last) if more => Some(
-                    match order {
-                        Order::Member => Key::Member(last.row.id()),
-                        Order::Search => Key::Search(last.key_n),
-                        Order::Created | Order::Child => Key::Created(last.key_n, last.row.id()),
-                    }
-                    .encode(),
-                ),
-                _ => None,
-            };
+            let (rows, next) = cut_page(rows, limit, |last| match order {
+                Order::Member => Key::Member(last.row.id()),
+                Order::Search => Key::Search(last.key_n),
+                Order::Created | Order::Child => Key::Created(last.key_n, last.row.id()),
+            });
             let rows: Vec<UserRow> = rows.into_iter().map(|r| r.row).collect();
             let ids: Vec<String> = rows.iter().map(UserRow::id).collect();
             let memberships = memberships_of(conn, pool, &ids).await?;
@@ -548,17 +553,14 @@ macro_rules! read_model_fns {
             }
             qb.push(" ORDER BY x.order_key, x.id LIMIT ")
                 .push_bind(sql_int(limit + 1));
-            let mut rows: Vec<NodeRow> = qb
+            let rows: Vec<NodeRow> = qb
                 .build_query_as()
                 .fetch_all(&mut *conn)
                 .await
                 .map_err(db_err)?;
-            let more = rows.len() as u64 > limit;
-            rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-            let next = match rows.last() {
-                Some(last) if more => Some(Key::Child(last.order_key, last.row.id()).encode()),
-                _ => None,
-            };
+            let (rows, next) = cut_page(rows, limit, |last| {
+                Key::Child(last.order_key, last.row.id())
+            });
             Ok(Keyed {
                 items: nodes(conn, pool, rows).await?,
                 next,
