@@ -22,6 +22,7 @@
 //! cargo run --release -p orgsync-tests --example event_bench -- [EVENTS] [CONNECTIONS] [USERS] [LEAVERS] [ROUNDS]
 #![allow(clippy::unwrap_used)]
 
+use orgsync_tests::bench::{ms, pct, peak_rss_mib, write_section};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -105,36 +106,6 @@ fn process_cpu() -> Duration {
             .unwrap_or(0)
     };
     Duration::from_millis((ticks(11) + ticks(12)) * 10)
-}
-
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-/// Nearest-rank percentile of sorted samples.
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn ms(d: Duration) -> String {
-    let ms = d.as_secs_f64() * 1000.0;
-    if ms < 10.0 {
-        format!("{ms:.1} ms")
-    } else {
-        format!("{ms:.0} ms")
-    }
 }
 
 /// The server, its background tasks and the emulator, wired as `orgsync serve` wires them.
@@ -949,35 +920,5 @@ async fn main() {
         pause = 2 * idle_poll.as_millis(),
     );
     println!("{section}");
-    write_section("BENCHMARKS.md", "## Events", &section);
-}
-
-/// Replaces (or appends) one `## ` section of the benchmarks file.
-fn write_section(path: &str, heading: &str, section: &str) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(path);
-    let current = std::fs::read_to_string(&path)
-        .unwrap_or_else(|_| "# Benchmarks\n\nFigures printed and written by the benchmark harnesses; rerun them to refresh.\n\n".into());
-    let out = match current.find(heading) {
-        Some(start) => {
-            let rest = &current[start + heading.len()..];
-            let end = rest
-                .find("\n## ")
-                .map_or(current.len(), |i| start + heading.len() + i + 1);
-            let sep = if end < current.len() { "\n" } else { "" };
-            format!("{}{section}{sep}{}", &current[..start], &current[end..])
-        }
-        None => {
-            let sep = if current.ends_with("\n\n") || current.is_empty() {
-                ""
-            } else if current.ends_with('\n') {
-                "\n"
-            } else {
-                "\n\n"
-            };
-            format!("{current}{sep}{section}")
-        }
-    };
-    std::fs::write(&path, out).unwrap();
+    write_section("BENCHMARKS.md", "## Events", &section).unwrap();
 }

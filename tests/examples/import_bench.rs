@@ -7,6 +7,7 @@
 //! PostgreSQL is included when ORGSYNC_TEST_POSTGRES_URL is set.
 #![allow(clippy::unwrap_used)]
 
+use orgsync_tests::bench::{peak_rss_mib, write_section};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,18 +22,6 @@ use emulator::ratelimit::RateLimitConfig;
 use emulator::tenant::AppRecord;
 use emulator::{Emulator, EmulatorConfig};
 use feishu::client::{PacingConfig, RetryConfig};
-
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
 
 struct Row {
     store: String,
@@ -197,25 +186,5 @@ async fn main() {
         peak_rss_mib()
     );
     println!("{section}");
-    write_section("BENCHMARKS.md", "## Import", &section);
-}
-
-/// Replaces (or appends) one `## ` section of the benchmarks file.
-fn write_section(path: &str, heading: &str, section: &str) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(path);
-    let current = std::fs::read_to_string(&path)
-        .unwrap_or_else(|_| "# Benchmarks\n\nFigures printed and written by the benchmark harnesses; rerun them to refresh.\n\n".into());
-    let out = match current.find(heading) {
-        Some(start) => {
-            let rest = &current[start + heading.len()..];
-            let end = rest
-                .find("\n## ")
-                .map_or(current.len(), |i| start + heading.len() + i + 1);
-            format!("{}{}{}", &current[..start], section, &current[end..])
-        }
-        None => format!("{current}{section}"),
-    };
-    std::fs::write(&path, out).unwrap();
+    write_section("BENCHMARKS.md", "## Import", &section).unwrap();
 }

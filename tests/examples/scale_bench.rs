@@ -23,6 +23,7 @@
 //! cargo run --release -p orgsync-tests --example scale_bench -- [USERS] [DEPARTMENTS] [GROUPS] [CLIENTS] [SECONDS_PER_READ]
 #![allow(clippy::unwrap_used)]
 
+use orgsync_tests::bench::{ms, pct, peak_rss_mib, write_section};
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -73,42 +74,10 @@ struct Params {
 
 // ---- figures -------------------------------------------------------------------------------
 
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 /// Resets the peak RSS to the current RSS (Linux ≥ 4.0), so each store's figures are its own
 /// (memory the allocator kept from the run before still counts). Whether it worked.
 fn reset_peak_rss() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
-}
-
-/// Nearest-rank percentile of sorted samples.
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn ms(d: Duration) -> String {
-    let ms = d.as_secs_f64() * 1000.0;
-    if ms < 10.0 {
-        format!("{ms:.1} ms")
-    } else if ms < 10_000.0 {
-        format!("{ms:.0} ms")
-    } else {
-        format!("{:.1} s", d.as_secs_f64())
-    }
 }
 
 fn bytes(n: f64) -> String {
@@ -1207,7 +1176,7 @@ async fn main() {
 
     let section = render_section(&p, &rows);
     println!("{section}");
-    write_section("BENCHMARKS.md", "## Scale", &section);
+    write_section("BENCHMARKS.md", "## Scale", &section).unwrap();
 }
 
 fn render_section(p: &Params, rows: &[Row]) -> String {
@@ -1363,43 +1332,4 @@ fn render_section(p: &Params, rows: &[Row]) -> String {
         }
     }
     out
-}
-
-/// Replaces (or adds, before `## Earlier figures` if there is one) one `## ` section of the
-/// benchmarks file.
-fn write_section(path: &str, heading: &str, section: &str) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(path);
-    let current = std::fs::read_to_string(&path)
-        .unwrap_or_else(|_| "# Benchmarks\n\nFigures printed and written by the benchmark harnesses; rerun them to refresh.\n\n".into());
-    let find = |h: &str| {
-        current.match_indices(h).map(|(i, _)| i).find(|&i| {
-            (i == 0 || current[..i].ends_with('\n')) && current[i + h.len()..].starts_with('\n')
-        })
-    };
-    let out = match find(heading) {
-        Some(start) => {
-            let rest = &current[start + heading.len()..];
-            let end = rest
-                .find("\n## ")
-                .map_or(current.len(), |i| start + heading.len() + i + 1);
-            let sep = if end < current.len() { "\n" } else { "" };
-            format!("{}{section}{sep}{}", &current[..start], &current[end..])
-        }
-        None => match find("## Earlier figures") {
-            Some(at) => format!("{}{section}\n{}", &current[..at], &current[at..]),
-            None => {
-                let sep = if current.ends_with("\n\n") || current.is_empty() {
-                    ""
-                } else if current.ends_with('\n') {
-                    "\n"
-                } else {
-                    "\n\n"
-                };
-                format!("{current}{sep}{section}")
-            }
-        },
-    };
-    std::fs::write(&path, out).unwrap();
 }

@@ -1564,10 +1564,7 @@ impl Admin {
     ) -> AdminResult<CursorPage<DepartmentNode>> {
         self.pool(pool_id).await?;
         if let Some(p) = parent {
-            self.store()
-                .get_department(pool_id, p)
-                .await?
-                .ok_or_else(|| AdminError::NotFound(format!("department {p}")))?;
+            self.require_department(pool_id, p).await?;
         }
         let page = cursor.key_page()?;
         let found = self
@@ -1575,6 +1572,15 @@ impl Admin {
             .department_children(pool_id, parent, &page)
             .await?;
         Ok(cursor_page(found, page.limit, None))
+    }
+
+    /// `NotFound` unless the pool holds the department (tombstoned ones too): the check a
+    /// list under a department makes before answering an empty page.
+    pub async fn require_department(&self, pool_id: &PoolId, id: &DepartmentId) -> AdminResult<()> {
+        match self.store().get_department(pool_id, id).await? {
+            Some(_) => Ok(()),
+            None => Err(AdminError::NotFound(format!("department {id}"))),
+        }
     }
 
     pub async fn department(

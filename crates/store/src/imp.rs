@@ -114,13 +114,15 @@ macro_rules! impl_directory_store {
             /// Writes users with their memberships and search text; returns the users whose
             /// `subtree_members` rows must be rebuilt (memberships changed, or tombstoned or
             /// revived).
+            /// `prior`: each stored user's search text and whether it was tombstoned, as read
+            /// before the batch (`stored_users`).
             async fn write_users(
                 conn: &mut Conn,
                 pool: &PoolId,
                 users: &[User],
+                prior: &HashMap<String, (String, bool)>,
             ) -> StoreResult<Vec<String>> {
                 let all_ids: Vec<String> = users.iter().map(|u| u.id.0.clone()).collect();
-                let prior = prior_users(conn, pool, &all_ids).await?;
                 let texts: Vec<(String, String)> = users
                     .iter()
                     .map(|u| (u.id.0.clone(), search_text(&u.profile)))
@@ -1355,7 +1357,7 @@ macro_rules! impl_directory_store {
                     } else {
                         0
                     };
-                    let users = stored(&mut tx, sql::STORED_USERS, pool, &touched.users).await?;
+                    let (users, prior) = stored_users(&mut tx, pool, &touched.users).await?;
                     let departments =
                         stored(&mut tx, sql::STORED_DEPARTMENTS, pool, &touched.departments)
                             .await?;
@@ -1363,7 +1365,7 @@ macro_rules! impl_directory_store {
                     // A refusal (version conflict) drops the transaction: nothing is written.
                     let prepared =
                         prepare::prepare(&batch, users, departments, groups, first_seq, now)?;
-                    let mut refresh = write_users(&mut tx, pool, &prepared.users).await?;
+                    let mut refresh = write_users(&mut tx, pool, &prepared.users, &prior).await?;
                     let moving = departments_moving(&mut tx, pool, &prepared.departments).await?;
                     write_departments(&mut tx, pool, &prepared.departments).await?;
                     write_groups(&mut tx, pool, &prepared.groups).await?;

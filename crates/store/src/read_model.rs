@@ -96,30 +96,40 @@ macro_rules! read_model_fns {
     ($store:ty, $db:ty) => {
         use $crate::read_model::{Key, Order, TRIGRAM, cut_page, fts_phrase};
 
-        /// Before users are written: their stored search text and whether they were
-        /// tombstoned, by id.
-        async fn prior_users(
+        /// What `apply` needs of the users it touches before writing them, in one read:
+        /// their version and creation time (for `prepare`), and their search text and whether
+        /// they were tombstoned (for the read model).
+        async fn stored_users(
             conn: &mut Conn,
             pool: &PoolId,
             ids: &[String],
-        ) -> StoreResult<HashMap<String, (String, bool)>> {
-            let mut out = HashMap::with_capacity(ids.len());
+        ) -> StoreResult<(HashMap<String, Stored>, HashMap<String, (String, bool)>)> {
+            let mut stored = HashMap::with_capacity(ids.len());
+            let mut prior = HashMap::with_capacity(ids.len());
             for chunk in ids.chunks(CHUNK) {
                 let mut qb = QueryBuilder::<$db>::new(
-                    "SELECT id, search_text, deleted_at FROM users WHERE pool_id = ",
+                    "SELECT id, version, created_at, search_text, deleted_at FROM users \
+                     WHERE pool_id = ",
                 );
                 qb.push_bind(pool.as_str()).push(" AND id");
                 push_in(&mut qb, chunk);
-                let rows: Vec<(String, String, Option<i64>)> = qb
+                let rows: Vec<(String, i64, i64, String, Option<i64>)> = qb
                     .build_query_as()
                     .fetch_all(&mut *conn)
                     .await
                     .map_err(db_err)?;
-                for (id, text, deleted_at) in rows {
-                    out.insert(id, (text, deleted_at.is_some()));
+                for (id, version, created_at, text, deleted_at) in rows {
+                    stored.insert(
+                        id.clone(),
+                        Stored {
+                            version,
+                            created_at,
+                        },
+                    );
+                    prior.insert(id, (text, deleted_at.is_some()));
                 }
             }
-            Ok(out)
+            Ok((stored, prior))
         }
 
         /// Before departments are written: those whose place in the tree changes (new ones,

@@ -374,7 +374,6 @@ pub(crate) const BUMP_COUNTER: &str = "INSERT INTO change_counters (pool_id, seq
      ON CONFLICT (pool_id) DO UPDATE SET seq = change_counters.seq + excluded.seq RETURNING seq";
 
 // Multi-row statements built with QueryBuilder (`VALUES` lists of up to CHUNK rows):
-pub(crate) const STORED_USERS: &str = "SELECT id, version, created_at FROM users WHERE pool_id = ";
 pub(crate) const STORED_DEPARTMENTS: &str =
     "SELECT id, version, created_at FROM departments WHERE pool_id = ";
 pub(crate) const STORED_GROUPS: &str =

@@ -120,7 +120,7 @@ pub async fn department_members(
     let scope = scope_of(q.scope.as_deref())?;
     no_offset(q.offset)?;
     // Unknown department: 404, not an empty page.
-    admin.department(&pool_id, &department_id).await?;
+    admin.require_department(&pool_id, &department_id).await?;
     let query = UserQuery {
         department_id: Some(department_id),
         scope,
