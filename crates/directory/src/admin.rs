@@ -1672,14 +1672,6 @@ impl Admin {
         Ok(self.store().count_departments(pool_id).await?)
     }
 
-    /// The live departments of a pool, by name (e.g. for a department filter).
-    pub async fn list_departments(&self, pool_id: &PoolId) -> AdminResult<Vec<Department>> {
-        self.pool(pool_id).await?;
-        let mut departments = self.store().list_departments(pool_id).await?;
-        departments.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
-        Ok(departments)
-    }
-
     // ---- users ----
 
     /// A page of the users a query matches (department members when it names a department:
