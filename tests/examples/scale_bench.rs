@@ -70,6 +70,9 @@ struct Params {
     clients: usize,
     seconds: u64,
     paced: bool,
+    /// `SCALE_BENCH_JOBS_ONLY=1`: the import and the reconciliation only, no reads, and
+    /// BENCHMARKS.md left alone (for profiling a job).
+    jobs_only: bool,
 }
 
 // ---- figures -------------------------------------------------------------------------------
@@ -347,15 +350,17 @@ impl Served {
 
 // ---- what the reads pick from --------------------------------------------------------------
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
 enum PageMode {
     /// The answer carries `next`: passed back as `after`.
+    #[default]
     Cursor,
     /// No `next`: `offset` paging.
     Offset,
 }
 
 /// What the reads pick from: collected through the API (and the emulator's open ids).
+#[derive(Default)]
 struct Fixture {
     pool: String,
     user_ids: Vec<String>,
@@ -1051,13 +1056,17 @@ async fn run(store_name: &str, store: Arc<dyn DirectoryStore>, p: &Params) -> Ro
 
     // What the reads pick from.
     let t = Instant::now();
-    let fixture = Arc::new(collect(&s, &pool).await);
+    let fixture = Arc::new(if p.jobs_only {
+        Fixture::default()
+    } else {
+        collect(&s, &pool).await
+    });
     let collect = t.elapsed();
 
     // Reads under load, each on its own.
     let base_url: Arc<str> = Arc::from(s.server.url());
     let mut reads = Vec::new();
-    for read in READS {
+    for read in READS.into_iter().filter(|_| !p.jobs_only) {
         if read.possible(&fixture) {
             reads.push(measure(read, &fixture, &base_url, p).await);
         } else {
@@ -1140,7 +1149,14 @@ async fn main() {
         clients: args.get(3).copied().unwrap_or(16).max(1),
         seconds: args.get(4).copied().unwrap_or(5).max(1) as u64,
         paced: std::env::var("SCALE_BENCH_PACED").is_ok_and(|v| v == "1"),
+        jobs_only: std::env::var("SCALE_BENCH_JOBS_ONLY").is_ok_and(|v| v == "1"),
     };
+    if std::env::var("RUST_LOG").is_ok() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let mut rows = Vec::new();
 
     eprintln!("SQLite");
@@ -1174,6 +1190,9 @@ async fn main() {
         eprintln!("SCALE_BENCH_PACED not 1: the import under Feishu's rate limits skipped");
     }
 
+    if p.jobs_only {
+        return;
+    }
     let section = render_section(&p, &rows);
     println!("{section}");
     write_section("BENCHMARKS.md", "## Scale", &section).unwrap();

@@ -448,7 +448,9 @@ impl Engine {
             (j.id.clone(), j.started_at)
         };
         let client = self.client(connection)?;
+        let clock = std::time::Instant::now();
         let state = self.store.load_connection_state(&connection.id).await?;
+        let loaded = clock.elapsed();
         let known_users = live_user_open_ids(&state, &connection.id);
 
         let sink_job = job.clone();
@@ -458,6 +460,7 @@ impl Engine {
         let mut snapshot = fetch_snapshot(&client, &known_users, &self.config.fetch, sink)
             .await
             .map_err(JobFailure::Fetch)?;
+        let fetched = clock.elapsed();
         let complete = snapshot.completeness.is_full();
         if !complete {
             // A partial pull deletes nothing at all (design.md §2), not only of the kind
@@ -480,6 +483,7 @@ impl Engine {
             &mut || new_id(),
         );
         let planned = plan.steps.len() as u64;
+        let planned_at = clock.elapsed();
         set(&|j| {
             j.progress.phase = "applying".into();
             j.progress.planned = planned;
@@ -493,6 +497,16 @@ impl Engine {
         let counts = self
             .apply_plan(connection, &job_id, &source, plan, started_at, job)
             .await?;
+        let applied = clock.elapsed();
+        tracing::info!(
+            job = %job_id,
+            load_ms = loaded.as_millis() as u64,
+            fetch_ms = (fetched - loaded).as_millis() as u64,
+            plan_ms = (planned_at - fetched).as_millis() as u64,
+            apply_ms = (applied - planned_at).as_millis() as u64,
+            steps = planned,
+            "job phases"
+        );
 
         set(&|j| {
             j.counts = counts.clone();

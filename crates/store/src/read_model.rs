@@ -315,9 +315,17 @@ macro_rules! read_model_fns {
                         }
                     }
                 }
+                // By user, through its index: SQLite (without statistics) walked the pool's
+                // whole primary key instead, so a large import slowed as the table grew.
+                let by_user = if <$store>::BACKEND == Backend::Sqlite {
+                    " INDEXED BY subtree_members_by_user"
+                } else {
+                    ""
+                };
                 let mut qb = QueryBuilder::<$db>::new(
-                    "SELECT user_id, department_id, direct FROM subtree_members WHERE pool_id = ",
+                    "SELECT user_id, department_id, direct FROM subtree_members",
                 );
+                qb.push(by_user).push(" WHERE pool_id = ");
                 qb.push_bind(pool.as_str()).push(" AND user_id");
                 push_in(&mut qb, chunk);
                 let have: HashMap<(String, String), i64> = qb
@@ -350,12 +358,20 @@ macro_rules! read_model_fns {
                 if changed.is_empty() {
                     continue;
                 }
-                let rewrite: Vec<String> = changed.iter().map(|u| (*u).clone()).collect();
-                let mut qb =
-                    QueryBuilder::<$db>::new("DELETE FROM subtree_members WHERE pool_id = ");
-                qb.push_bind(pool.as_str()).push(" AND user_id");
-                push_in(&mut qb, &rewrite);
-                qb.build().execute(&mut *conn).await.map_err(db_err)?;
+                // Only users that have rows lose them (none do in an import).
+                let had: HashSet<&String> = have.keys().map(|(u, _)| u).collect();
+                let rewrite: Vec<String> = changed
+                    .iter()
+                    .filter(|u| had.contains(**u))
+                    .map(|u| (*u).clone())
+                    .collect();
+                if !rewrite.is_empty() {
+                    let mut qb = QueryBuilder::<$db>::new("DELETE FROM subtree_members");
+                    qb.push(by_user).push(" WHERE pool_id = ");
+                    qb.push_bind(pool.as_str()).push(" AND user_id");
+                    push_in(&mut qb, &rewrite);
+                    qb.build().execute(&mut *conn).await.map_err(db_err)?;
+                }
                 let rows: Vec<(&String, &String, i64)> = want
                     .iter()
                     .filter(|((u, _), _)| changed.contains(u))
