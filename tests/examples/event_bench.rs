@@ -40,7 +40,7 @@ use emulator::mutate::UserPatch;
 use emulator::ratelimit::RateLimitConfig;
 use emulator::tenant::{AppRecord, UserKey};
 use emulator::{Emulator, EmulatorConfig};
-use feishu::client::{PacingConfig, RetryConfig};
+use feishu::client::RetryConfig;
 use feishu::envelope::{self, DecodeOptions, SealedRequest};
 use rand::{Rng, SeedableRng};
 use reqwest::StatusCode;
@@ -145,7 +145,7 @@ impl Served {
             store.clone(),
             key.clone(),
             EngineConfig {
-                pacing: PacingConfig::disabled(),
+                pacing_lifted: true,
                 retry: RetryConfig::default(),
                 fetch: FetchOptions { concurrency: 8 },
                 ..EngineConfig::default()

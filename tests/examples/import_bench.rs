@@ -21,7 +21,7 @@ use emulator::generate::{GenerateConfig, generate};
 use emulator::ratelimit::RateLimitConfig;
 use emulator::tenant::AppRecord;
 use emulator::{Emulator, EmulatorConfig};
-use feishu::client::{PacingConfig, RetryConfig};
+use feishu::client::RetryConfig;
 
 struct Row {
     store: String,
@@ -85,7 +85,7 @@ async fn run(
         store.clone(),
         key,
         EngineConfig {
-            pacing: PacingConfig::disabled(),
+            pacing_lifted: true,
             retry: RetryConfig::default(),
             fetch: FetchOptions { concurrency: 8 },
             ..EngineConfig::default()

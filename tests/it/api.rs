@@ -952,6 +952,11 @@ async fn errors_are_json_with_the_right_status() {
                 json!({"identifier": "second", "app_id": APP_ID, "app_secret": "x", "settings": {"deletion_threshold": {"max_fraction": 2.0}}}),
                 "max_fraction",
             ),
+            (
+                "pacing of zero",
+                json!({"identifier": "second", "app_id": APP_ID, "app_secret": "x", "settings": {"pacing": {"per_second": 0}}}),
+                "settings.pacing.per_second",
+            ),
         ];
         for (what, body, field) in bad_bodies {
             let (status, answer) = s.post(&create, &body).await;

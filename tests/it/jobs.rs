@@ -1508,3 +1508,68 @@ async fn a_slow_job_with_a_live_lease_is_never_taken_for_an_orphan() {
         assert_eq!(job.error, None, "{backend:?}");
     }
 }
+
+// ---- pacing -------------------------------------------------------------------------------
+
+/// An engine that paces each connection at its own setting (the harness lifts pacing).
+fn paced_engine(h: &Harness) -> Arc<Engine> {
+    Engine::new(
+        h.store.clone(),
+        h.engine.master_key().clone(),
+        EngineConfig {
+            pacing_lifted: false,
+            ..crate::support::engine_config()
+        },
+    )
+}
+
+#[tokio::test]
+async fn a_job_paces_at_its_connections_setting_and_counts_feishus_throttling() {
+    for backend in Backend::all() {
+        // Feishu's budget here is 3 requests per second per endpoint.
+        let h = Harness::with(
+            backend,
+            tenant(30, 6, 1, 30),
+            |c| {
+                c.rate_limit = emulator::ratelimit::RateLimitConfig {
+                    per_second: 3,
+                    ..emulator::ratelimit::RateLimitConfig::default()
+                }
+            },
+            ConnectionSettings::default(),
+        )
+        .await;
+        // Paced at Feishu's published 50/s, above this budget: refused reads wait for the
+        // window to reset, the job is complete, and it says how often that happened.
+        let engine = paced_engine(&h);
+        let job = engine
+            .run_job(&h.connection.id, JobKind::Import, JobTrigger::Admin)
+            .await
+            .unwrap();
+        assert_eq!(job.verdict, Some(Verdict::Complete), "{backend:?}: {job:?}");
+        assert!(
+            job.progress.throttled > 0,
+            "{backend:?}: {:?}",
+            job.progress
+        );
+        let stored = h.store.get_job(&job.id).await.unwrap().unwrap();
+        assert_eq!(
+            stored.progress.throttled, job.progress.throttled,
+            "{backend:?}"
+        );
+
+        // Paced below the budget (the edited setting takes effect on the next job): none.
+        let mut connection = h.connection.clone();
+        connection.settings.pacing = directory::model::Pacing {
+            per_second: 2,
+            per_minute: 1_000,
+        };
+        h.store.update_connection(&connection).await.unwrap();
+        let job = engine
+            .run_job(&h.connection.id, JobKind::Reconcile, JobTrigger::Admin)
+            .await
+            .unwrap();
+        assert_eq!(job.verdict, Some(Verdict::Complete), "{backend:?}: {job:?}");
+        assert_eq!(job.progress.throttled, 0, "{backend:?}: {:?}", job.progress);
+    }
+}

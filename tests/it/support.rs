@@ -19,7 +19,7 @@ use emulator::generate::{GenerateConfig, generate};
 use emulator::ratelimit::RateLimitConfig;
 use emulator::tenant::{AppRecord, Tenant};
 use emulator::{Emulator, EmulatorConfig};
-use feishu::client::{PacingConfig, RetryConfig};
+use feishu::client::RetryConfig;
 use feishu::envelope::{self, DecodeOptions};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -126,7 +126,7 @@ pub struct Harness {
 /// Engine settings for a local emulator: no pacing, quick retries.
 pub fn engine_config() -> EngineConfig {
     EngineConfig {
-        pacing: PacingConfig::disabled(),
+        pacing_lifted: true,
         retry: RetryConfig {
             max_retries: 3,
             min_delay: Duration::from_millis(2),

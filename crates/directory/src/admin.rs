@@ -14,8 +14,8 @@ use crate::ids::{ConnectionId, DepartmentId, GroupId, JobId, Millis, PoolId, Use
 use crate::ingest::Ingestor;
 use crate::model::{
     ActionLogEntry, Connection, ConnectionSettings, Department, ExternalRef, Group, GroupMember,
-    JobKind, JobState, JobTrigger, ObjectKind, ParkedDeletion, ParkedState, Provider, SyncJob,
-    User, UserPool,
+    JobKind, JobState, JobTrigger, ObjectKind, Pacing, ParkedDeletion, ParkedState, Provider,
+    SyncJob, User, UserPool,
 };
 use crate::plan::steps::{ByObjectId, Dependents, Doomed, Steps};
 use crate::store::{
@@ -593,6 +593,21 @@ fn validate_settings(settings: &ConnectionSettings) -> AdminResult<()> {
         return Err(AdminError::Invalid(format!(
             "settings.deletion_threshold.max_fraction is {}: give a share between 0 and 1, e.g. 0.05",
             t.max_fraction
+        )));
+    }
+    let p = &settings.pacing;
+    if !(1..=Pacing::MAX_PER_SECOND).contains(&p.per_second) {
+        return Err(AdminError::Invalid(format!(
+            "settings.pacing.per_second is {}: give requests per second per endpoint between 1 and {}; Feishu allows 50",
+            p.per_second,
+            Pacing::MAX_PER_SECOND
+        )));
+    }
+    if !(1..=Pacing::MAX_PER_MINUTE).contains(&p.per_minute) {
+        return Err(AdminError::Invalid(format!(
+            "settings.pacing.per_minute is {}: give requests per minute per endpoint between 1 and {}; Feishu allows 1000",
+            p.per_minute,
+            Pacing::MAX_PER_MINUTE
         )));
     }
     Ok(())

@@ -45,7 +45,9 @@ pub struct EngineConfig {
     /// so a restarted process recognises what its predecessor left running; distinct for
     /// every instance sharing a database. Never contains `/`.
     pub instance: String,
-    pub pacing: PacingConfig,
+    /// `true` ignores every connection's pacing (`ConnectionSettings::pacing`): for tests,
+    /// benchmarks and the demo against the emulator with its limits off.
+    pub pacing_lifted: bool,
     pub retry: RetryConfig,
     pub request_timeout: Duration,
     pub fetch: FetchOptions,
@@ -65,7 +67,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             instance: format!("orgsync-{}", &new_id()[..8]),
-            pacing: PacingConfig::default(),
+            pacing_lifted: false,
             retry: RetryConfig::default(),
             request_timeout: Duration::from_secs(10),
             fetch: FetchOptions::default(),
@@ -137,8 +139,12 @@ impl Engine {
     /// The Feishu client of a connection (reused while its settings do not change).
     pub fn client(&self, connection: &Connection) -> Result<FeishuClient, EngineError> {
         let fingerprint = format!(
-            "{:?}|{:?}|{}|{}",
-            connection.provider, connection.base_url, connection.app_id, connection.app_secret.0
+            "{:?}|{:?}|{}|{}|{:?}",
+            connection.provider,
+            connection.base_url,
+            connection.app_id,
+            connection.app_secret.0,
+            connection.settings.pacing
         );
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((fp, client)) = clients.get(&connection.id)
@@ -176,7 +182,12 @@ impl Engine {
         };
         let secret = self.master_key.open(&connection.app_secret)?;
         let mut config = ClientConfig::new(base, connection.app_id.clone(), secret);
-        config.pacing = self.config.pacing.clone();
+        let pacing = connection.settings.pacing;
+        config.pacing = if self.config.pacing_lifted {
+            PacingConfig::disabled()
+        } else {
+            PacingConfig::new(pacing.per_second, pacing.per_minute)
+        };
         Ok(config)
     }
 
@@ -453,14 +464,26 @@ impl Engine {
         let loaded = clock.elapsed();
         let known_users = live_user_open_ids(&state, &connection.id);
 
+        // The client is shared by the connection's jobs and its event worker: the job counts
+        // the throttled answers from its start.
+        let throttled_before = client.throttled();
         let sink_job = job.clone();
+        let sink_client = client.clone();
         let sink: crate::fetch::ProgressSink = Arc::new(move |p: &JobProgress| {
-            sink_job.lock().unwrap_or_else(|e| e.into_inner()).progress = p.clone();
+            let mut progress = p.clone();
+            progress.throttled = sink_client.throttled().saturating_sub(throttled_before);
+            sink_job.lock().unwrap_or_else(|e| e.into_inner()).progress = progress;
         });
         let mut snapshot = fetch_snapshot(&client, &known_users, &self.config.fetch, sink)
             .await
             .map_err(JobFailure::Fetch)?;
+        drop(known_users);
         let fetched = clock.elapsed();
+        let throttled = client.throttled().saturating_sub(throttled_before);
+        set(&|j| j.progress.throttled = throttled);
+        if throttled > 0 {
+            tracing::info!(job = %job_id, throttled, "Feishu throttled some reads; each waited for its window to reset");
+        }
         let complete = snapshot.completeness.is_full();
         if !complete {
             // A partial pull deletes nothing at all (design.md §2), not only of the kind
@@ -482,6 +505,11 @@ impl Engine {
             now_ms(),
             &mut || new_id(),
         );
+        // The plan owns what it writes: the pull and the stored state are not needed while it
+        // is applied.
+        let errors = std::mem::take(&mut snapshot.errors);
+        drop(snapshot);
+        drop(state);
         let planned = plan.steps.len() as u64;
         let planned_at = clock.elapsed();
         set(&|j| {
@@ -517,14 +545,13 @@ impl Engine {
                 Verdict::Partial
             });
             if !complete {
-                let mut errors: Vec<&str> =
-                    snapshot.errors.iter().map(String::as_str).take(5).collect();
-                if snapshot.errors.len() > 5 {
-                    errors.push("…");
+                let mut shown: Vec<&str> = errors.iter().map(String::as_str).take(5).collect();
+                if errors.len() > 5 {
+                    shown.push("…");
                 }
                 j.error = Some(format!(
                     "some reads failed, so no deletions were made: {}",
-                    errors.join("; ")
+                    shown.join("; ")
                 ));
             }
         });

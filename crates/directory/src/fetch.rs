@@ -147,53 +147,99 @@ pub async fn fetch_snapshot(
     }
     progress.update(|p| p.departments = snapshot.departments.len() as u64);
 
-    // Users: the direct members of every department, the root's own too.
+    // Users (then leavers) and groups are read side by side: they are paced on different
+    // endpoints, so the groups stay off the users' critical path.
+    let listing: Vec<String> = match scope {
+        ScopeKind::All => std::iter::once(ROOT.to_owned())
+            .chain(snapshot.departments.keys().cloned())
+            .collect(),
+        ScopeKind::Partial => snapshot.departments.keys().cloned().collect(),
+    };
+    let (users, groups) = futures::join!(
+        fetch_users(
+            client,
+            listing,
+            &scopes.user_ids,
+            known_users,
+            &progress,
+            concurrency
+        ),
+        fetch_groups(client, &scopes.group_ids, &progress, concurrency),
+    );
+    snapshot.users = users.users;
+    snapshot.leavers = users.leavers;
+    complete.users = users.complete;
+    snapshot.errors.extend(users.errors);
+    snapshot.groups = groups.groups;
+    complete.groups = groups.complete;
+    snapshot.errors.extend(groups.errors);
+
+    snapshot.completeness = complete;
+    Ok(snapshot)
+}
+
+/// The users part of a pull: the listed users, the look-ups of the unlisted known ones, and
+/// whether every read succeeded.
+struct UsersPart {
+    users: BTreeMap<String, SnapshotUser>,
+    leavers: BTreeMap<String, LeaverCheck>,
+    complete: bool,
+    errors: Vec<String>,
+}
+
+/// Lists the direct members of every department in `listing` (the root's own too), reads the
+/// users picked directly in the scope that no listing contained, then looks up every known
+/// user the pull did not list (leaver detection).
+async fn fetch_users(
+    client: &FeishuClient,
+    listing: Vec<String>,
+    picked: &[String],
+    known_users: &BTreeSet<String>,
+    progress: &Progress,
+    concurrency: usize,
+) -> UsersPart {
     progress.update(|p| p.phase = "users".into());
-    let mut listing: Vec<String> = snapshot.departments.keys().cloned().collect();
-    if scope == ScopeKind::All {
-        listing.insert(0, ROOT.to_owned());
-    }
-    let results: Vec<(String, Result<Vec<User>, FeishuError>)> = futures::stream::iter(listing)
-        .map(|dept| {
-            let progress = &progress;
-            async move {
-                let result = client
-                    .users_by_department_pages(&dept)
-                    .map_ok(|page| {
-                        progress.update(|p| {
-                            p.pages += 1;
-                            p.users += page.items.len() as u64;
-                        });
-                        page.items
-                    })
-                    .try_concat()
-                    .await;
-                (dept, result)
-            }
+    let mut part = UsersPart {
+        users: BTreeMap::new(),
+        leavers: BTreeMap::new(),
+        complete: true,
+        errors: Vec::new(),
+    };
+    // Each department's members go into the snapshot as they arrive: no second copy of the
+    // users is held while the listing runs.
+    let mut results = futures::stream::iter(listing)
+        .map(|dept| async move {
+            let result = client
+                .users_by_department_pages(&dept)
+                .map_ok(|page| {
+                    progress.update(|p| {
+                        p.pages += 1;
+                        p.users += page.items.len() as u64;
+                    });
+                    page.items
+                })
+                .try_concat()
+                .await;
+            (dept, result)
         })
-        .buffered(concurrency)
-        .collect()
-        .await;
-    for (dept, result) in results {
+        .buffered(concurrency);
+    while let Some((dept, result)) = results.next().await {
         match result {
             Ok(users) => {
                 for user in users {
-                    add_listed_user(&mut snapshot, user, &dept);
+                    add_listed_user(&mut part.users, user, &dept);
                 }
             }
             Err(e) => {
-                complete.users = false;
-                snapshot
-                    .errors
-                    .push(format!("users of department {dept}: {e}"));
+                part.complete = false;
+                part.errors.push(format!("users of department {dept}: {e}"));
             }
         }
     }
     // Users picked directly in a partial scope (or under the root) not listed yet.
-    let missing: Vec<String> = scopes
-        .user_ids
+    let missing: Vec<String> = picked
         .iter()
-        .filter(|id| !snapshot.users.contains_key(*id))
+        .filter(|id| !part.users.contains_key(*id))
         .cloned()
         .collect();
     if !missing.is_empty() {
@@ -206,7 +252,7 @@ pub async fn fetch_snapshot(
                     if user.is_resigned() == Some(true) {
                         continue;
                     }
-                    snapshot.users.insert(
+                    part.users.insert(
                         open_id,
                         SnapshotUser {
                             user,
@@ -216,27 +262,45 @@ pub async fn fetch_snapshot(
                 }
             }
             Err(e) => {
-                complete.users = false;
-                snapshot
-                    .errors
-                    .push(format!("users picked in the scope: {e}"));
+                part.complete = false;
+                part.errors.push(format!("users picked in the scope: {e}"));
             }
         }
     }
-    progress.update(|p| p.users = snapshot.users.len() as u64);
+    let listed = part.users.len() as u64;
+    progress.update(|p| p.users = listed);
 
     // Leavers: every user the store knew that the pull did not list is looked up once.
     progress.update(|p| p.phase = "leavers".into());
     let unseen: Vec<String> = known_users
         .iter()
-        .filter(|id| !snapshot.users.contains_key(*id))
+        .filter(|id| !part.users.contains_key(*id))
         .cloned()
         .collect();
-    let checks = leaver_checks(client, unseen, concurrency).await;
-    snapshot.leavers.extend(checks);
+    part.leavers
+        .extend(leaver_checks(client, unseen, concurrency).await);
+    part
+}
 
-    // Groups: both kinds, plus those picked in the scope, with both member types.
-    progress.update(|p| p.phase = "groups".into());
+/// The groups part of a pull.
+struct GroupsPart {
+    groups: BTreeMap<String, SnapshotGroup>,
+    complete: bool,
+    errors: Vec<String>,
+}
+
+/// Both kinds of groups, plus those picked in the scope, each with both member types.
+async fn fetch_groups(
+    client: &FeishuClient,
+    picked: &[String],
+    progress: &Progress,
+    concurrency: usize,
+) -> GroupsPart {
+    let mut part = GroupsPart {
+        groups: BTreeMap::new(),
+        complete: true,
+        errors: Vec::new(),
+    };
     let mut groups = BTreeMap::new();
     for kind in GroupType::ALL {
         match client.groups(kind).try_collect::<Vec<_>>().await {
@@ -247,30 +311,29 @@ pub async fn fetch_snapshot(
                     }
                 }
             }
-            Err(FeishuError::MissingPermission { .. }) if scopes.group_ids.is_empty() => {
+            Err(FeishuError::MissingPermission { .. }) if picked.is_empty() => {
                 // No group permission and no group in scope: nothing to mirror, and nothing
                 // to delete either.
-                complete.groups = false;
-                snapshot
-                    .errors
+                part.complete = false;
+                part.errors
                     .push("groups: the app lacks contact:group:readonly".into());
                 break;
             }
             Err(e) => {
-                complete.groups = false;
-                snapshot.errors.push(format!("groups: {e}"));
+                part.complete = false;
+                part.errors.push(format!("groups: {e}"));
             }
         }
     }
-    for id in &scopes.group_ids {
+    for id in picked {
         if !groups.contains_key(id) {
             match client.group(id).await {
                 Ok(g) => {
                     groups.insert(id.clone(), g);
                 }
                 Err(e) => {
-                    complete.groups = false;
-                    snapshot.errors.push(format!("group {id}: {e}"));
+                    part.complete = false;
+                    part.errors.push(format!("group {id}: {e}"));
                 }
             }
         }
@@ -303,8 +366,8 @@ pub async fn fetch_snapshot(
                 members_complete: true,
             },
             Err(e) => {
-                complete.groups = false;
-                snapshot.errors.push(format!("members of group {id}: {e}"));
+                part.complete = false;
+                part.errors.push(format!("members of group {id}: {e}"));
                 SnapshotGroup {
                     group,
                     users: BTreeSet::new(),
@@ -313,12 +376,11 @@ pub async fn fetch_snapshot(
                 }
             }
         };
-        snapshot.groups.insert(id, entry);
+        part.groups.insert(id, entry);
     }
-    progress.update(|p| p.groups = snapshot.groups.len() as u64);
-
-    snapshot.completeness = complete;
-    Ok(snapshot)
+    let read = part.groups.len() as u64;
+    progress.update(|p| p.groups = read);
+    part
 }
 
 fn insert_department(snapshot: &mut Snapshot, d: Department) {
@@ -372,19 +434,25 @@ async fn descendants(
     Ok(out)
 }
 
-fn add_listed_user(snapshot: &mut Snapshot, user: User, department: &str) {
+fn add_listed_user(users: &mut BTreeMap<String, SnapshotUser>, user: User, department: &str) {
     let Some(open_id) = user.open_id.clone() else {
         return;
     };
-    let entry = snapshot
-        .users
-        .entry(open_id)
-        .or_insert_with(|| SnapshotUser {
-            user: user.clone(),
-            listed_in: Vec::new(),
-        });
-    if !entry.listed_in.iter().any(|d| d == department) {
-        entry.listed_in.push(department.to_owned());
+    // The first listing's object is kept (moved, not copied); later ones add where it was
+    // listed.
+    match users.entry(open_id) {
+        std::collections::btree_map::Entry::Vacant(slot) => {
+            slot.insert(SnapshotUser {
+                user,
+                listed_in: vec![department.to_owned()],
+            });
+        }
+        std::collections::btree_map::Entry::Occupied(mut slot) => {
+            let listed_in = &mut slot.get_mut().listed_in;
+            if !listed_in.iter().any(|d| d == department) {
+                listed_in.push(department.to_owned());
+            }
+        }
     }
 }
 

@@ -71,6 +71,7 @@ pub struct ConnectionSettings {
     /// Seconds between scheduled reconciliations (default 6 h); 0 disables the schedule.
     pub reconcile_interval_secs: u64,
     pub deletion_threshold: DeletionThreshold,
+    pub pacing: Pacing,
 }
 
 impl Default for ConnectionSettings {
@@ -78,6 +79,33 @@ impl Default for ConnectionSettings {
         Self {
             reconcile_interval_secs: 6 * 3600,
             deletion_threshold: DeletionThreshold::default(),
+            pacing: Pacing::default(),
+        }
+    }
+}
+
+/// How fast the connection's jobs call Feishu, per endpoint (docs/rate-limits.md). The
+/// default is Feishu's published limit; lower it when other tools share the app's quota.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Pacing {
+    /// Requests per second per endpoint, evenly spaced (Feishu: 50).
+    pub per_second: u32,
+    /// Requests per minute per endpoint (Feishu: 1,000).
+    pub per_minute: u32,
+}
+
+impl Pacing {
+    pub const MAX_PER_SECOND: u32 = 1_000;
+    pub const MAX_PER_MINUTE: u32 = 60_000;
+}
+
+impl Default for Pacing {
+    fn default() -> Self {
+        Self {
+            per_second: 50,
+            per_minute: 1_000,
         }
     }
 }
@@ -510,7 +538,8 @@ pub enum Verdict {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct JobProgress {
-    /// e.g. `scopes`, `departments`, `users`, `groups`, `leavers`, `planning`, `applying`.
+    /// e.g. `scopes`, `departments`, `users` (the groups are read beside them), `leavers`,
+    /// `planning`, `applying`.
     pub phase: String,
     pub pages: u64,
     pub departments: u64,
@@ -519,6 +548,9 @@ pub struct JobProgress {
     /// Actions applied so far / planned.
     pub applied: u64,
     pub planned: u64,
+    /// Feishu answers that said "throttled" (429 / 99991400) during the job; each was waited
+    /// out (`x-ogw-ratelimit-reset`) and retried.
+    pub throttled: u64,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -99,7 +99,10 @@ impl fmt::Display for BaseUrl {
 }
 
 /// Per-endpoint pacing. Feishu throttles each contact endpoint at 50 req/s *and*
-/// 1000 req/min per app and tenant; the defaults stay below both.
+/// 1000 req/min per app and tenant; the defaults are those limits. The pacer's burst can put
+/// a window slightly over them (see `pacing.rs`): Feishu then answers 429 / 99991400 with
+/// `x-ogw-ratelimit-reset`, and the client waits that long and counts it
+/// ([`FeishuClient::throttled`](super::FeishuClient::throttled)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PacingConfig {
     /// `false` turns pacing off (tests against a local stub).
@@ -108,13 +111,14 @@ pub struct PacingConfig {
     /// holds at most `per_second + 1` requests.
     pub per_second: u32,
     /// Requests per minute per endpoint. Any 60 s window holds at most
-    /// `per_minute + per_second` requests (see `pacing.rs`), so keep the sum below 1000.
+    /// `per_minute + per_second` requests (see `pacing.rs`).
     pub per_minute: u32,
 }
 
 impl PacingConfig {
-    pub const DEFAULT_PER_SECOND: u32 = 40;
-    pub const DEFAULT_PER_MINUTE: u32 = 900;
+    /// Feishu's published limits per endpoint.
+    pub const DEFAULT_PER_SECOND: u32 = 50;
+    pub const DEFAULT_PER_MINUTE: u32 = 1000;
 
     pub fn disabled() -> Self {
         Self {

@@ -74,10 +74,19 @@ impl FeishuClient {
                 tokens: TokenCache::new(config.token_safety_margin),
                 pacer: Pacer::new(&config.pacing),
                 retry: config.retry,
+                throttled: Default::default(),
             }),
             page_sizes: Arc::new(config.page_sizes),
             id_types: config.id_types,
         })
+    }
+
+    /// How many answers said "throttled" (HTTP 429 or code 99991400) since this client (or
+    /// the one it was cloned from) was made; each was waited out and retried.
+    pub fn throttled(&self) -> u64 {
+        self.inner
+            .throttled
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The validated base URL (e.g. `https://open.feishu.cn/`).

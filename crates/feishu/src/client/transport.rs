@@ -76,6 +76,8 @@ pub(crate) struct Inner {
     pub tokens: TokenCache,
     pub pacer: Pacer,
     pub retry: RetryConfig,
+    /// Answers that said "throttled" (429 / 99991400), since the client was made.
+    pub throttled: std::sync::atomic::AtomicU64,
 }
 
 impl Inner {
@@ -186,6 +188,8 @@ impl Inner {
                     }
                 }
                 Step::Throttled { reset, log_id } => {
+                    self.throttled
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     if throttle_waits >= self.retry.max_rate_limit_waits {
                         return Err(FeishuError::RateLimited {
                             endpoint: call.endpoint.to_owned(),

@@ -9,7 +9,7 @@ use directory::admin::{
     CheckStep, ConnectionPatch, ConnectionView, CredentialCheck, NewConnection, page,
 };
 use directory::ids::{ConnectionId, PoolId};
-use directory::model::{ConnectionSettings, DeletionThreshold, JobKind, Provider};
+use directory::model::{ConnectionSettings, DeletionThreshold, JobKind, Pacing, Provider};
 use serde::Deserialize;
 
 use super::jobs::{JobRow, job_rows};
@@ -450,6 +450,10 @@ pub struct EditForm {
     max_count: String,
     #[serde(default)]
     max_fraction: String,
+    #[serde(default)]
+    pacing_per_second: String,
+    #[serde(default)]
+    pacing_per_minute: String,
 }
 
 fn number<T: std::str::FromStr>(field: &str, value: &str, hint: &str) -> Result<T, ConsoleError> {
@@ -460,6 +464,20 @@ fn number<T: std::str::FromStr>(field: &str, value: &str, hint: &str) -> Result<
         )
         .with_fix(hint.to_owned())
     })
+}
+
+/// A number, or `default` when the field is blank.
+fn number_or<T: std::str::FromStr>(
+    field: &str,
+    value: &str,
+    default: T,
+    hint: &str,
+) -> Result<T, ConsoleError> {
+    if value.trim().is_empty() {
+        Ok(default)
+    } else {
+        number(field, value, hint)
+    }
 }
 
 /// Blank keeps a secret, the "clear" box removes it.
@@ -499,6 +517,20 @@ fn patch_of(form: &EditForm) -> Result<ConnectionPatch, ConsoleError> {
                     "Park deletions above (share)",
                     &form.max_fraction,
                     "Give a share between 0 and 1, e.g. 0.05 for 5 %.",
+                )?,
+            },
+            pacing: Pacing {
+                per_second: number_or(
+                    "Pacing (requests/s per endpoint)",
+                    &form.pacing_per_second,
+                    Pacing::default().per_second,
+                    "Give whole requests per second, e.g. 50 (Feishu's limit), or leave it empty.",
+                )?,
+                per_minute: number_or(
+                    "Pacing (requests/min per endpoint)",
+                    &form.pacing_per_minute,
+                    Pacing::default().per_minute,
+                    "Give whole requests per minute, e.g. 1000 (Feishu's limit), or leave it empty.",
                 )?,
             },
         }),

@@ -166,6 +166,8 @@ pub struct JobView {
     pub departments: u64,
     pub users: u64,
     pub groups: u64,
+    /// Feishu answers that said "throttled" (each waited out).
+    pub throttled: u64,
     /// 0–100 while applying; 0 before the plan is known.
     pub percent: u64,
     pub error: Option<String>,
@@ -197,6 +199,7 @@ fn job_view(job: &SyncJob, row: JobRow) -> JobView {
         departments: p.departments,
         users: p.users,
         groups: p.groups,
+        throttled: p.throttled,
         percent: (p.applied * 100)
             .checked_div(p.planned)
             .unwrap_or(0)

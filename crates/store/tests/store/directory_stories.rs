@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use directory::ids::{ConnectionId, DepartmentId, GroupId, PoolId, UserId};
 use directory::model::{
     ConnectionSettings, DeletionThreshold, Department, Group, GroupMember, LeaderKind, ObjectKind,
-    Provider, User, UserPool, UserProfile, UserStatus,
+    Pacing, Provider, User, UserPool, UserProfile, UserStatus,
 };
 use directory::secrets::SealedSecret;
 use directory::store::{
@@ -94,6 +94,10 @@ pub async fn pools_and_connections(store: Store, _raw: Raw) {
         deletion_threshold: DeletionThreshold {
             max_fraction: 0.25,
             max_count: 7,
+        },
+        pacing: Pacing {
+            per_second: 20,
+            per_minute: 600,
         },
     };
     changed.updated_at = 3_000;

@@ -39,6 +39,7 @@ pub async fn jobs_round_trip(store: Store, _raw: Raw) {
         groups: 2,
         applied: 118,
         planned: 120,
+        throttled: 3,
     };
     done.counts = BTreeMap::from([
         (
