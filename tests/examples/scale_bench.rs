@@ -1,9 +1,12 @@
 //! Scale benchmark: a large generated tenant (by default 100,000 users, 5,000 departments, 200
 //! groups), imported through the real HTTP server (`server::RunningServer`, in-process with the
-//! engine) from an in-process emulator, then read under load by concurrent admin-API clients.
-//! For SQLite and, when ORGSYNC_TEST_POSTGRES_URL is set, PostgreSQL (a fresh schema):
+//! engine) from an emulator in its own process, then read under load by concurrent admin-API
+//! clients. For SQLite and, when ORGSYNC_TEST_POSTGRES_URL is set, PostgreSQL (a fresh schema):
 //!
-//! 1. the tenant is generated as `orgsync emulator --users U --departments D --groups G` does;
+//! 1. the tenant is generated as `orgsync emulator --users U --departments D --groups G` does,
+//!    in a child process (this binary again, with `SCALE_BENCH_ROLE=emulator`) that serves it:
+//!    the bench talks to it over HTTP only (the Open API and its admin API `/_emulator`), so
+//!    the tenant's memory is not in the figures of the bench's process;
 //! 2. import with the limits lifted (the emulator's rate limits off, the engine's pacing off):
 //!    wall time and users/s end to end (job POST to job finished), and the bound Feishu's
 //!    limits would put on the same calls;
@@ -16,7 +19,8 @@
 //!    SECONDS_PER_READ seconds: requests/s, p50, p99, max of the 200s; every other answer is
 //!    counted as an error (the first error body is printed);
 //! 5. a reconciliation with nothing to change: wall time;
-//! 6. peak RSS (VmHWM) of the process after the import and after the reconciliation.
+//! 6. peak RSS (VmHWM) of the bench's process (the server with the engine, and the clients)
+//!    after the import and after the reconciliation; the emulator process's own peak RSS apart.
 //!
 //! Prints the figures and writes the `## Scale` section of BENCHMARKS.md.
 //!
@@ -25,6 +29,8 @@
 
 use orgsync_tests::bench::{ms, pct, peak_rss_mib, write_section};
 use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::io::{BufRead, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,9 +41,10 @@ use directory::secrets::MasterKey;
 use directory::store::DirectoryStore;
 use emulator::generate::{GenerateConfig, generate};
 use emulator::ratelimit::RateLimitConfig;
+use emulator::server::EndpointStats;
 use emulator::tenant::AppRecord;
 use emulator::{Emulator, EmulatorConfig};
-use feishu::client::{PacingConfig, RetryConfig};
+use feishu::client::RetryConfig;
 use feishu::envelope::DecodeOptions;
 use futures::StreamExt;
 use rand::seq::IndexedRandom;
@@ -62,6 +69,13 @@ const ALONE: usize = 5;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 /// Page size of the users page walk.
 const PAGE: u64 = 100;
+/// `SCALE_BENCH_ROLE=emulator`: this binary is the emulator process (see `emulator_process`).
+const ROLE_VAR: &str = "SCALE_BENCH_ROLE";
+/// Page size of the walk of the emulator's users (`/_emulator/users`, at most 1,000): small
+/// pages, so what the bench's process holds for one at a time stays small.
+const EMULATOR_PAGE: usize = 500;
+/// How long the emulator process has to exit once its stdin is closed, before it is killed.
+const EMULATOR_STOP: Duration = Duration::from_secs(10);
 
 struct Params {
     users: usize,
@@ -109,17 +123,21 @@ fn excerpt(text: &str) -> String {
 /// those it refused with 429: refused calls do not count against Feishu's budgets. Only
 /// Open API endpoints (keys without a leading `/`: the admin and avatar routes are not
 /// throttled).
-fn calls_by_endpoint(emu: &Emulator) -> BTreeMap<String, u64> {
-    emu.state()
-        .stats
-        .snapshot()
-        .into_iter()
+fn calls_by_endpoint(stats: &Stats) -> BTreeMap<String, u64> {
+    stats
+        .iter()
         .filter(|(endpoint, _)| !endpoint.starts_with('/') && !endpoint.starts_with('<'))
         .map(|(endpoint, s)| {
             let refused = s.by_status.get(&429).copied().unwrap_or(0);
-            (endpoint, s.requests.saturating_sub(refused))
+            (endpoint.clone(), s.requests.saturating_sub(refused))
         })
         .collect()
+}
+
+/// The calls the emulator refused with 429 (its rate limiter's throttled total: a 429 is
+/// only ever its throttling, and every answer is counted in the stats), over all endpoints.
+fn throttled(stats: &Stats) -> u64 {
+    stats.values().filter_map(|s| s.by_status.get(&429)).sum()
 }
 
 /// The least time Feishu's limits allow for some calls: per endpoint, the calls at its
@@ -134,14 +152,14 @@ struct Bound {
 }
 
 fn busiest_bound(
-    emu: &Emulator,
+    limits: &RateLimitConfig,
     after: &BTreeMap<String, u64>,
     before: &BTreeMap<String, u64>,
 ) -> Option<Bound> {
     // Feishu's budgets, whether this emulator enforces them or not.
     let config = RateLimitConfig {
         enabled: true,
-        ..emu.state().rate_limiter.config()
+        ..limits.clone()
     };
     let config = if config.scale > 0.0 {
         config
@@ -180,58 +198,231 @@ fn describe_bound(b: &Option<Bound>) -> String {
     }
 }
 
+// ---- the emulator process ----------------------------------------------------------------
+
+/// The emulator's request counts per endpoint, as `GET /_emulator/stats` answers them.
+type Stats = BTreeMap<String, EndpointStats>;
+
+/// The tenant as `orgsync emulator --users U --departments D --groups G` builds it, served by
+/// an emulator: Feishu's limits enforced (`paced`) or lifted.
+async fn start_emulator(users: usize, departments: usize, groups: usize, paced: bool) -> Emulator {
+    let mut app = AppRecord::new(APP_ID, APP_SECRET);
+    app.encrypt_key = Some(ENCRYPT_KEY.into());
+    app.verification_token = VERIFICATION_TOKEN.into();
+    let generated = Instant::now();
+    let tenant = generate(
+        &GenerateConfig {
+            seed: SEED,
+            users,
+            departments,
+            max_depth: DEPTH.max(1),
+            groups,
+            ..GenerateConfig::default()
+        },
+        vec![app],
+    );
+    eprintln!(
+        "  generated {} users ({} active), {} departments, {} groups in {:.2?}",
+        tenant.users.len(),
+        tenant.active_user_count(),
+        tenant.departments.len(),
+        tenant.groups.len(),
+        generated.elapsed()
+    );
+    let mut config = EmulatorConfig::new(tenant);
+    config.seed = SEED;
+    config.rate_limit = if paced {
+        RateLimitConfig::default()
+    } else {
+        RateLimitConfig::disabled()
+    };
+    Emulator::start(config).await.unwrap()
+}
+
+/// `SCALE_BENCH_ROLE=emulator` with the arguments `USERS DEPARTMENTS GROUPS paced|lifted`:
+/// generates the tenant, serves it, prints the emulator's base URL as one line on stdout, and
+/// stops when its stdin is closed (by the bench, or by the bench's process ending).
+async fn emulator_process(args: &[String]) {
+    let number = |i: usize| -> usize {
+        args.get(i)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("emulator process: argument {i} is not a number: {args:?}"))
+    };
+    let paced = match args.get(3).map(String::as_str) {
+        Some("paced") => true,
+        Some("lifted") => false,
+        _ => panic!("emulator process: argument 3 must be `paced` or `lifted`: {args:?}"),
+    };
+    let emu = start_emulator(number(0), number(1), number(2), paced).await;
+    {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "{}", emu.base_url()).unwrap();
+        stdout.flush().unwrap();
+    }
+    // Until the bench closes the pipe (or dies): EOF, or an error reading it.
+    let _ = tokio::task::spawn_blocking(|| {
+        std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink())
+    })
+    .await;
+    emu.shutdown().await.unwrap();
+}
+
+/// The emulator in its own process: this binary again, with `SCALE_BENCH_ROLE=emulator`. It
+/// lives while its stdin is open: [`EmulatorProcess::stop`] closes it and waits. Dropped
+/// without `stop` (the bench panicked), it is killed.
+struct EmulatorProcess {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    /// The URL line it printed: `http://127.0.0.1:<port>`.
+    base_url: String,
+}
+
+impl EmulatorProcess {
+    async fn spawn(p: &Params, paced: bool) -> EmulatorProcess {
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        command
+            .env(ROLE_VAR, "emulator")
+            .arg(p.users.to_string())
+            .arg(p.departments.to_string())
+            .arg(p.groups.to_string())
+            .arg(if paced { "paced" } else { "lifted" })
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        // Generating a large tenant takes a while: wait for the URL line off the runtime.
+        tokio::task::spawn_blocking(move || {
+            let mut child = command.spawn().unwrap();
+            let stdout = child.stdout.take().unwrap();
+            // From here on a panic drops the guard, which kills the process.
+            let mut emu = EmulatorProcess {
+                stdin: child.stdin.take(),
+                child,
+                base_url: String::new(),
+            };
+            let mut line = String::new();
+            std::io::BufReader::new(stdout)
+                .read_line(&mut line)
+                .unwrap();
+            let url = line.trim();
+            assert!(
+                url.starts_with("http://"),
+                "the emulator process printed {line:?}, not its URL"
+            );
+            emu.base_url = url.to_owned();
+            emu
+        })
+        .await
+        .unwrap()
+    }
+
+    /// The peak resident set (VmHWM) of the emulator process, in MiB; 0 where /proc is not
+    /// there.
+    fn peak_rss_mib(&self) -> f64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
+            .map_or(0.0, |kb| kb / 1024.0)
+    }
+
+    /// Closes its stdin and waits for it to exit; kills it after `EMULATOR_STOP`.
+    async fn stop(mut self) {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + EMULATOR_STOP;
+        loop {
+            match self.child.try_wait().unwrap() {
+                Some(status) => {
+                    if !status.success() {
+                        eprintln!("  the emulator process exited with {status}");
+                    }
+                    return;
+                }
+                None if Instant::now() >= deadline => {
+                    eprintln!(
+                        "  the emulator process did not exit {EMULATOR_STOP:?} after its stdin \
+                         closed: killed"
+                    );
+                    self.child.kill().unwrap();
+                    self.child.wait().unwrap();
+                    return;
+                }
+                None => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+}
+
+impl Drop for EmulatorProcess {
+    fn drop(&mut self) {
+        // Still running: the bench did not stop it (it panicked on the way).
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// `GET {emulator}{path}?query` on the emulator's admin API: the JSON of its 200.
+async fn emulator_get(
+    http: &reqwest::Client,
+    emu: &EmulatorProcess,
+    path: &str,
+    query: &[(&str, String)],
+) -> Value {
+    let resp = http
+        .get(format!("{}{path}", emu.base_url))
+        .query(query)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body = resp.text().await.unwrap();
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "GET {path} {query:?} on the emulator: {}",
+        excerpt(&body)
+    );
+    serde_json::from_str(&body).unwrap()
+}
+
 // ---- the server ----------------------------------------------------------------------------
 
-/// The HTTP server with the engine, next to the emulator, wired as `orgsync serve` wires them.
+/// The HTTP server with the engine, wired as `orgsync serve` wires them, and the emulator
+/// process it imports from.
 struct Served {
-    emu: Emulator,
+    emu: EmulatorProcess,
     server: RunningServer,
     http: reqwest::Client,
     users: usize,
+    /// The emulator's rate limits (`GET /_emulator/rate-limit`).
+    limits: RateLimitConfig,
 }
 
 impl Served {
     /// `paced`: the emulator enforces Feishu's limits and the engine paces as `orgsync serve`
     /// does; otherwise both are lifted, as event_bench and import_bench do.
     async fn start(store: Arc<dyn DirectoryStore>, p: &Params, paced: bool) -> Served {
-        let mut app = AppRecord::new(APP_ID, APP_SECRET);
-        app.encrypt_key = Some(ENCRYPT_KEY.into());
-        app.verification_token = VERIFICATION_TOKEN.into();
-        let generated = Instant::now();
-        // As `orgsync emulator --users U --departments D --groups G` builds it.
-        let tenant = generate(
-            &GenerateConfig {
-                seed: SEED,
-                users: p.users,
-                departments: p.departments,
-                max_depth: DEPTH.max(1),
-                groups: p.groups,
-                ..GenerateConfig::default()
-            },
-            vec![app],
-        );
-        let users = tenant.users.len();
-        eprintln!(
-            "  generated {users} users ({} active), {} departments, {} groups in {:.2?}",
-            tenant.active_user_count(),
-            tenant.departments.len(),
-            tenant.groups.len(),
-            generated.elapsed()
-        );
-        let mut config = EmulatorConfig::new(tenant);
-        config.seed = SEED;
-        config.rate_limit = if paced {
-            RateLimitConfig::default()
-        } else {
-            RateLimitConfig::disabled()
-        };
-        let emu = Emulator::start(config).await.unwrap();
+        let emu = EmulatorProcess::spawn(p, paced).await;
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .unwrap();
+        let summary = emulator_get(&http, &emu, "/_emulator", &[]).await;
+        let users = summary["users"].as_u64().unwrap() as usize;
+        let limits =
+            serde_json::from_value(emulator_get(&http, &emu, "/_emulator/rate-limit", &[]).await)
+                .unwrap();
         let (key, _) = MasterKey::generate();
         let engine_config = if paced {
             EngineConfig::default()
         } else {
             EngineConfig {
-                pacing: PacingConfig::disabled(),
+                pacing_lifted: true,
                 retry: RetryConfig::default(),
                 fetch: FetchOptions { concurrency: 8 },
                 ..EngineConfig::default()
@@ -255,17 +446,55 @@ impl Served {
         Served {
             emu,
             server,
-            http: reqwest::Client::builder()
-                .timeout(REQUEST_TIMEOUT)
-                .build()
-                .unwrap(),
+            http,
             users,
+            limits,
         }
     }
 
     async fn stop(self) {
         self.server.stop().await.unwrap();
-        self.emu.shutdown().await.unwrap();
+        self.emu.stop().await;
+    }
+
+    /// The emulator's request counts per endpoint (`GET /_emulator/stats`).
+    async fn emulator_stats(&self) -> Stats {
+        serde_json::from_value(emulator_get(&self.http, &self.emu, "/_emulator/stats", &[]).await)
+            .unwrap()
+    }
+
+    /// The open ids (for the app) of the emulator's live (not resigned) users, walking
+    /// `GET /_emulator/users` page by page; and how many departments it holds (`GET
+    /// /_emulator`).
+    async fn emulator_fixture(&self) -> (Vec<String>, u64) {
+        let mut open_ids = Vec::new();
+        let mut offset = 0;
+        loop {
+            let page = emulator_get(
+                &self.http,
+                &self.emu,
+                "/_emulator/users",
+                &[
+                    ("offset", offset.to_string()),
+                    ("limit", EMULATOR_PAGE.to_string()),
+                ],
+            )
+            .await;
+            let items = page["items"].as_array().unwrap();
+            open_ids.extend(
+                items
+                    .iter()
+                    .filter(|u| u["status"]["resigned"] != true)
+                    .filter_map(|u| u["open_ids"][APP_ID].as_str().map(str::to_owned)),
+            );
+            offset += items.len();
+            let total = page["total"].as_u64().unwrap() as usize;
+            if items.is_empty() || offset >= total {
+                break;
+            }
+        }
+        let summary = emulator_get(&self.http, &self.emu, "/_emulator", &[]).await;
+        (open_ids, summary["departments"].as_u64().unwrap())
     }
 
     fn url(&self, path: &str) -> String {
@@ -306,7 +535,7 @@ impl Served {
                 &format!("/api/v1/pools/{pool}/connections"),
                 &json!({
                     "identifier": IDENTIFIER,
-                    "base_url": self.emu.base_url(),
+                    "base_url": self.emu.base_url,
                     "app_id": APP_ID,
                     "app_secret": APP_SECRET,
                     "encrypt_key": ENCRYPT_KEY,
@@ -540,7 +769,8 @@ async fn collect_departments(s: &Served, pool: &str) -> (Vec<String>, Vec<String
     (all, roots)
 }
 
-async fn collect(s: &Served, pool: &str) -> Fixture {
+/// `open_ids`: the emulator's live users' open ids; `in_emulator`: its department count.
+async fn collect(s: &Served, pool: &str, open_ids: Vec<String>, in_emulator: u64) -> Fixture {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let t = Instant::now();
     let users = walk_list(s, &format!("/api/v1/pools/{pool}/users"), &[], 500).await;
@@ -555,17 +785,8 @@ async fn collect(s: &Served, pool: &str) -> Fixture {
         user_ids.len(),
         t.elapsed()
     );
-    let open_ids: Vec<String> = s.emu.with_tenant(|t| {
-        let app = &t.apps[APP_ID];
-        t.users
-            .values()
-            .filter(|u| !u.status.resigned)
-            .map(|u| app.open_id(u.key))
-            .collect()
-    });
     let t = Instant::now();
     let (departments, roots) = collect_departments(s, pool).await;
-    let in_emulator = s.emu.with_tenant(|t| t.departments.len());
     eprintln!(
         "  collected {} departments ({} first-level; the emulator holds {in_emulator}) in {:.2?}",
         departments.len(),
@@ -1003,6 +1224,8 @@ struct Paced {
     verdict: String,
     bound: Option<Bound>,
     throttled: u64,
+    /// Peak RSS of the emulator process, read before it stops.
+    emulator_rss: f64,
 }
 
 struct Row {
@@ -1018,6 +1241,8 @@ struct Row {
     reconcile_verdict: String,
     reconcile_bound: Option<Bound>,
     rss_reconcile: f64,
+    /// Peak RSS of the emulator process, read before it stops.
+    emulator_rss: f64,
     paced: Option<Paced>,
     notes: Vec<String>,
 }
@@ -1041,27 +1266,32 @@ async fn run(store_name: &str, store: Arc<dyn DirectoryStore>, p: &Params) -> Ro
     let (pool, connection) = s.setup().await;
 
     // Import, limits lifted.
-    let before = calls_by_endpoint(&s.emu);
+    let before = calls_by_endpoint(&s.emulator_stats().await);
     let (import, job) = s.run_job(&connection, "import").await;
-    let import_calls = calls_by_endpoint(&s.emu);
-    let import_bound = busiest_bound(&s.emu, &import_calls, &before);
+    let import_calls = calls_by_endpoint(&s.emulator_stats().await);
+    let import_bound = busiest_bound(&s.limits, &import_calls, &before);
     let rss_import = peak_rss_mib();
     let import_verdict = verdict(&job);
     eprintln!(
         "  {store_name}: import {import:.2?} ({:.0} users/s), verdict {import_verdict}; under \
-         Feishu's limits at least {}; peak RSS {rss_import:.0} MiB",
+         Feishu's limits at least {}; peak RSS {rss_import:.0} MiB (emulator process peak RSS \
+         {:.0} MiB)",
         s.users as f64 / import.as_secs_f64(),
         describe_bound(&import_bound),
+        s.emu.peak_rss_mib(),
     );
 
-    // What the reads pick from.
-    let t = Instant::now();
-    let fixture = Arc::new(if p.jobs_only {
-        Fixture::default()
+    // What the reads pick from: the emulator's side first, through its admin API (not timed:
+    // the figure is the time orgsync's API takes).
+    let (fixture, collect) = if p.jobs_only {
+        (Fixture::default(), Duration::ZERO)
     } else {
-        collect(&s, &pool).await
-    });
-    let collect = t.elapsed();
+        let (open_ids, in_emulator) = s.emulator_fixture().await;
+        let t = Instant::now();
+        let fixture = collect(&s, &pool, open_ids, in_emulator).await;
+        (fixture, t.elapsed())
+    };
+    let fixture = Arc::new(fixture);
 
     // Reads under load, each on its own.
     let base_url: Arc<str> = Arc::from(s.server.url());
@@ -1076,11 +1306,17 @@ async fn run(store_name: &str, store: Arc<dyn DirectoryStore>, p: &Params) -> Ro
 
     // A reconciliation with nothing to change.
     let (reconcile, job) = s.run_job(&connection, "reconcile").await;
-    let reconcile_bound = busiest_bound(&s.emu, &calls_by_endpoint(&s.emu), &import_calls);
+    let reconcile_bound = busiest_bound(
+        &s.limits,
+        &calls_by_endpoint(&s.emulator_stats().await),
+        &import_calls,
+    );
     let rss_reconcile = peak_rss_mib();
+    let emulator_rss = s.emu.peak_rss_mib();
     eprintln!(
         "  {store_name}: no-change reconciliation {reconcile:.2?}, verdict {}, counts {}; under \
-         Feishu's limits at least {}; peak RSS {rss_reconcile:.0} MiB",
+         Feishu's limits at least {}; peak RSS {rss_reconcile:.0} MiB (emulator process peak \
+         RSS {emulator_rss:.0} MiB)",
         verdict(&job),
         job["counts"],
         describe_bound(&reconcile_bound),
@@ -1102,6 +1338,7 @@ async fn run(store_name: &str, store: Arc<dyn DirectoryStore>, p: &Params) -> Ro
         reconcile_verdict: verdict(&job),
         reconcile_bound,
         rss_reconcile,
+        emulator_rss,
         paced: None,
         notes,
     }
@@ -1112,13 +1349,15 @@ async fn run(store_name: &str, store: Arc<dyn DirectoryStore>, p: &Params) -> Ro
 async fn run_paced(store_name: &str, store: Arc<dyn DirectoryStore>, p: &Params) -> Paced {
     let s = Served::start(store, p, true).await;
     let (_, connection) = s.setup().await;
-    let before = calls_by_endpoint(&s.emu);
+    let before = calls_by_endpoint(&s.emulator_stats().await);
     let (import, job) = s.run_job(&connection, "import").await;
-    let bound = busiest_bound(&s.emu, &calls_by_endpoint(&s.emu), &before);
-    let throttled = s.emu.state().rate_limiter.throttled_total();
+    let stats = s.emulator_stats().await;
+    let bound = busiest_bound(&s.limits, &calls_by_endpoint(&stats), &before);
+    let throttled = throttled(&stats);
+    let emulator_rss = s.emu.peak_rss_mib();
     eprintln!(
         "  {store_name}: paced import {import:.2?}, verdict {}, {throttled} calls refused (429); \
-         bound {} → {:.2}× its bound",
+         bound {} → {:.2}× its bound; emulator process peak RSS {emulator_rss:.0} MiB",
         verdict(&job),
         describe_bound(&bound),
         bound
@@ -1131,6 +1370,7 @@ async fn run_paced(store_name: &str, store: Arc<dyn DirectoryStore>, p: &Params)
         verdict: verdict(&job),
         bound,
         throttled,
+        emulator_rss,
     }
 }
 
@@ -1138,10 +1378,18 @@ async fn run_paced(store_name: &str, store: Arc<dyn DirectoryStore>, p: &Params)
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    if std::env::var("RUST_LOG").is_ok() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    if std::env::var(ROLE_VAR).is_ok_and(|v| v == "emulator") {
+        emulator_process(&raw).await;
+        return;
+    }
+    let args: Vec<usize> = raw.iter().filter_map(|a| a.parse().ok()).collect();
     let p = Params {
         users: args.first().copied().unwrap_or(100_000),
         departments: args.get(1).copied().unwrap_or(5_000),
@@ -1151,12 +1399,6 @@ async fn main() {
         paced: std::env::var("SCALE_BENCH_PACED").is_ok_and(|v| v == "1"),
         jobs_only: std::env::var("SCALE_BENCH_JOBS_ONLY").is_ok_and(|v| v == "1"),
     };
-    if std::env::var("RUST_LOG").is_ok() {
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_writer(std::io::stderr)
-            .init();
-    }
     let mut rows = Vec::new();
 
     eprintln!("SQLite");
@@ -1210,8 +1452,9 @@ fn render_section(p: &Params, rows: &[Row]) -> String {
         | peak RSS | 760 MB after the import; 1.07 GB after a no-change reconciliation |\n";
     let mut out = format!(
         "## Scale\n\n`cargo run --release -p orgsync-tests --example scale_bench -- {users} {departments} {groups} {clients} {seconds}`{paced} \
-         on this machine ({cores} cores), release profile. One process holds the emulator (the tenant generated as \
-         `orgsync emulator --users {users} --departments {departments} --groups {groups}` does), the HTTP server \
+         on this machine ({cores} cores), release profile. The emulator runs in its own process (the bench again, \
+         with `SCALE_BENCH_ROLE=emulator`; the tenant generated as `orgsync emulator --users {users} --departments \
+         {departments} --groups {groups}` does), reached over HTTP only; the bench's process holds the HTTP server \
          (`server::RunningServer`) with the engine, and the clients. The import and the reconciliation are started \
          and polled through the admin API; their times run from the job's POST to the job finished. \"Limits lifted\": \
          the emulator's rate limits off and the engine's pacing off. The bound is the least time Feishu's limits \
@@ -1221,11 +1464,13 @@ fn render_section(p: &Params, rows: &[Row]) -> String {
          clients (reqwest, one HTTP/1.1 keep-alive connection each, admin token) for {seconds} s: requests/s, p50, \
          p99 and max are over the 200s under load; any other answer under load (or a timeout of {timeout} s) is an error. Ids are picked \
          at random from the imported ones (collected by walking the user list, the department tree and the group \
-         list); open ids from the emulator's live users; search terms are substrings (3+ characters) of real users' \
+         list); open ids from the emulator's live users (its admin API, `/_emulator/users`); search terms are substrings (3+ characters) of real users' \
          names and English names, e-mail prefixes and `alice`; department children ask the root level (no \
          `parent`) one time in 20; members ask a first-level department one time in 10. The users page walk \
          follows `next` (as `after`) when the answer carries it, else pages by `offset` from a random page, \
-         restarting at the end. Peak RSS is the process's VmHWM (reset at the start of each store).\n\n\
+         restarting at the end. Peak RSS is the VmHWM of the server's process (reset at the start of each \
+         store): the server with the engine, and the {clients} load clients, which are small; not the emulator, \
+         whose own process's peak RSS is given apart, below each store's tables.\n\n\
          **Before** (from the issue: SQLite, 100k users, 5k departments, 200 groups, 16 clients):\n\n{before}",
         users = p.users,
         departments = p.departments,
@@ -1308,9 +1553,15 @@ fn render_section(p: &Params, rows: &[Row]) -> String {
             r.rss_reconcile,
         ));
         out.push_str(&format!(
-            "\n{} users; collecting the ids, terms, departments and groups through the API took {:.1} s.\n",
+            "\n{} users; collecting the ids, terms, departments and groups through the API took {:.1} s. \
+             Emulator process peak RSS (the tenant; its own process, not in the figures above): {:.0} MiB{}.\n",
             r.users,
-            r.collect.as_secs_f64()
+            r.collect.as_secs_f64(),
+            r.emulator_rss,
+            r.paced.as_ref().map_or_else(String::new, |paced| format!(
+                " ({:.0} MiB in the paced import's)",
+                paced.emulator_rss
+            )),
         ));
         let errors: Vec<String> = r
             .reads
