@@ -1573,3 +1573,135 @@ async fn a_job_paces_at_its_connections_setting_and_counts_feishus_throttling() 
         assert_eq!(job.progress.throttled, 0, "{backend:?}: {:?}", job.progress);
     }
 }
+
+// ---- applying ahead of the final plan ----------------------------------------------------
+
+/// The directory by Feishu ids: each user's name, status, departments and manager, each
+/// department's name, parent and leaders, each group's members, with versions.
+async fn directory_by_feishu_ids(h: &Harness) -> BTreeMap<String, String> {
+    let state = h
+        .store
+        .load_connection_state(&h.connection.id)
+        .await
+        .unwrap();
+    let ext: BTreeMap<&str, &str> = state
+        .refs
+        .iter()
+        .map(|r| (r.object_id.as_str(), r.external_id.as_str()))
+        .collect();
+    let name = |id: &str| ext.get(id).copied().unwrap_or("?").to_owned();
+    let mut out = BTreeMap::new();
+    for u in &state.users {
+        let departments: Vec<String> = u
+            .departments
+            .iter()
+            .map(|m| {
+                format!(
+                    "{}@{:?}/{:?}/{}",
+                    name(m.department_id.as_str()),
+                    m.user_order,
+                    m.department_order,
+                    m.primary
+                )
+            })
+            .collect();
+        out.insert(
+            format!("user {}", name(u.id.as_str())),
+            format!(
+                "{:?} {:?} in {departments:?} root {} manager {:?} v{} deleted {}",
+                u.profile.name,
+                u.status,
+                u.in_root,
+                u.manager_id.as_ref().map(|m| name(m.as_str())),
+                u.version,
+                u.deleted_at.is_some()
+            ),
+        );
+    }
+    for d in &state.departments {
+        out.insert(
+            format!("department {}", name(d.id.as_str())),
+            format!(
+                "{:?} under {:?} leaders {:?} v{}",
+                d.name,
+                d.parent_id.as_ref().map(|p| name(p.as_str())),
+                d.leaders
+                    .iter()
+                    .map(|l| name(l.user_id.as_str()))
+                    .collect::<Vec<_>>(),
+                d.version
+            ),
+        );
+    }
+    for g in &state.groups {
+        let mut members: Vec<String> = g
+            .members
+            .iter()
+            .map(|m| match m {
+                directory::model::GroupMember::User(u) => format!("user {}", name(u.as_str())),
+                directory::model::GroupMember::Department(d) => {
+                    format!("department {}", name(d.as_str()))
+                }
+            })
+            .collect();
+        members.sort();
+        out.insert(
+            format!("group {}", name(g.id.as_str())),
+            format!("{:?} {members:?} v{}", g.name, g.version),
+        );
+    }
+    out
+}
+
+#[tokio::test]
+async fn applying_users_ahead_ends_where_applying_after_the_pull_does() {
+    for backend in Backend::all() {
+        let mut seen = Vec::new();
+        for chunk in [0, 1, 7, 1_000] {
+            let h = Harness::new(backend, tenant(150, 12, 4, 41)).await;
+            let engine = Engine::new(
+                h.store.clone(),
+                h.engine.master_key().clone(),
+                EngineConfig {
+                    ahead_chunk: chunk,
+                    ..crate::support::engine_config()
+                },
+            );
+            let import = engine
+                .run_job(&h.connection.id, JobKind::Import, JobTrigger::Admin)
+                .await
+                .unwrap();
+            assert_eq!(
+                import.verdict,
+                Some(Verdict::Complete),
+                "{backend:?} {chunk}"
+            );
+            assert!(h.compare().await.is_empty(), "{backend:?} {chunk}");
+            let log = h.action_log(&import).await;
+            assert_eq!(
+                log.len() as u64,
+                import.progress.applied,
+                "{backend:?} {chunk}: one line per step"
+            );
+            let reconcile = engine
+                .run_job(&h.connection.id, JobKind::Reconcile, JobTrigger::Admin)
+                .await
+                .unwrap();
+            let changed: Vec<&String> = reconcile
+                .counts
+                .keys()
+                .filter(|a| *a != "Unchanged")
+                .collect();
+            assert!(
+                changed.is_empty(),
+                "{backend:?} {chunk}: {:?}",
+                reconcile.counts
+            );
+            seen.push((chunk, import.counts, directory_by_feishu_ids(&h).await));
+        }
+        for (chunk, counts, directory) in &seen[1..] {
+            assert_eq!(counts, &seen[0].1, "{backend:?}: chunks of {chunk}");
+            assert_eq!(directory, &seen[0].2, "{backend:?}: chunks of {chunk}");
+        }
+    }
+}

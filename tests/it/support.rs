@@ -123,10 +123,12 @@ pub struct Harness {
     _store: OpenStore,
 }
 
-/// Engine settings for a local emulator: no pacing, quick retries.
+/// Engine settings for a local emulator: no pacing, quick retries, and users applied ahead
+/// of the final plan in chunks of 7, so that every job test runs through that path.
 pub fn engine_config() -> EngineConfig {
     EngineConfig {
         pacing_lifted: true,
+        ahead_chunk: 7,
         retry: RetryConfig {
             max_retries: 3,
             min_delay: Duration::from_millis(2),
@@ -234,6 +236,7 @@ impl Harness {
             &known,
             &FetchOptions::default(),
             Arc::new(|_: &directory::model::JobProgress| {}),
+            None,
         )
         .await
         .unwrap();

@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use feishu::client::{BaseUrl, ClientConfig, FeishuClient, FeishuError, PacingConfig, RetryConfig};
 
+mod ahead;
 mod superseded;
 
+use self::ahead::Ahead;
 use self::superseded::{SUPERSEDED, Superseded};
-use crate::fetch::{FetchError, FetchOptions, fetch_snapshot};
+use crate::fetch::{FetchError, FetchOptions, Pulled, fetch_snapshot};
 use crate::ids::{ConnectionId, JobId, Millis, new_id, now_ms};
 use crate::model::{
     ActionLogEntry, ActionResult, Connection, JobKind, JobProgress, JobState, JobTrigger,
@@ -53,6 +55,9 @@ pub struct EngineConfig {
     pub fetch: FetchOptions,
     /// Writes per transaction when applying a plan.
     pub apply_batch: usize,
+    /// Users planned and applied together while the pull still runs (`engine::ahead`,
+    /// docs/import-pipeline.md); 0 applies everything after the pull.
+    pub ahead_chunk: usize,
     /// A job's lease; renewed at a third of it while the job runs.
     pub lease_ttl: Duration,
     /// How often live progress is written to the store.
@@ -72,6 +77,7 @@ impl Default for EngineConfig {
             request_timeout: Duration::from_secs(10),
             fetch: FetchOptions::default(),
             apply_batch: 300,
+            ahead_chunk: 2_000,
             lease_ttl: Duration::from_secs(60),
             progress_interval: Duration::from_millis(500),
             lease_wait: Duration::from_secs(5),
@@ -463,20 +469,92 @@ impl Engine {
         let state = self.store.load_connection_state(&connection.id).await?;
         let loaded = clock.elapsed();
         let known_users = live_user_open_ids(&state, &connection.id);
+        let source = ChangeSource::Job {
+            job_id: job_id.clone(),
+            connection_id: connection.id.clone(),
+        };
 
         // The client is shared by the connection's jobs and its event worker: the job counts
-        // the throttled answers from its start.
+        // the throttled answers from its start. The pull reports its own fields only: the
+        // applied / planned counts belong to the apply running beside it.
         let throttled_before = client.throttled();
         let sink_job = job.clone();
         let sink_client = client.clone();
         let sink: crate::fetch::ProgressSink = Arc::new(move |p: &JobProgress| {
-            let mut progress = p.clone();
-            progress.throttled = sink_client.throttled().saturating_sub(throttled_before);
-            sink_job.lock().unwrap_or_else(|e| e.into_inner()).progress = progress;
+            let mut j = sink_job.lock().unwrap_or_else(|e| e.into_inner());
+            j.progress.phase.clone_from(&p.phase);
+            j.progress.pages = p.pages;
+            j.progress.departments = p.departments;
+            j.progress.users = p.users;
+            j.progress.groups = p.groups;
+            j.progress.throttled = sink_client.throttled().saturating_sub(throttled_before);
         });
-        let mut snapshot = fetch_snapshot(&client, &known_users, &self.config.fetch, sink)
-            .await
-            .map_err(JobFailure::Fetch)?;
+
+        // The pull, and beside it what can be applied before it ends.
+        let mut ahead = Ahead::new(state, &connection.id);
+        let mut run = Applying::default();
+        let (news, mut pulled) = tokio::sync::mpsc::channel::<Pulled>(AHEAD_QUEUE);
+        let news = (self.config.ahead_chunk > 0).then_some(news);
+        let pull = async {
+            fetch_snapshot(&client, &known_users, &self.config.fetch, sink, news)
+                .await
+                .map_err(JobFailure::Fetch)
+        };
+        let apply_ahead = async {
+            // Each chunk is planned against the whole stored state: with many stored users
+            // (a reconciliation) fewer, larger chunks keep that cost to a few plans.
+            let chunk = self
+                .config
+                .ahead_chunk
+                .max(ahead.state.users.len() / AHEAD_PLANS);
+            while let Some(news) = pulled.recv().await {
+                match news {
+                    Pulled::Departments { scope, departments } => {
+                        let tree = ahead.tree(scope, departments);
+                        let plan = plan(
+                            &tree,
+                            &ahead.state,
+                            &connection.id,
+                            &connection.pool_id,
+                            &connection.settings,
+                            now_ms(),
+                            &mut || new_id(),
+                        );
+                        drop(tree);
+                        let steps = plan.steps.into_iter().filter(Ahead::tree_step).collect();
+                        self.apply_plan(
+                            connection,
+                            &job_id,
+                            &source,
+                            steps,
+                            started_at,
+                            job,
+                            &mut run,
+                            Some(&mut ahead),
+                        )
+                        .await?;
+                    }
+                    Pulled::Users(users) => {
+                        ahead.listed(users);
+                        if ahead.fresh() >= chunk {
+                            self.apply_chunk(
+                                connection, &job_id, &source, started_at, job, &mut run, &mut ahead,
+                            )
+                            .await?;
+                        }
+                    }
+                }
+            }
+            // The listing is over: what is ready goes now, the rest with the final plan.
+            while self
+                .apply_chunk(
+                    connection, &job_id, &source, started_at, job, &mut run, &mut ahead,
+                )
+                .await?
+            {}
+            Ok::<(), JobFailure>(())
+        };
+        let (mut snapshot, ()) = tokio::try_join!(pull, apply_ahead)?;
         drop(known_users);
         let fetched = clock.elapsed();
         let throttled = client.throttled().saturating_sub(throttled_before);
@@ -496,9 +574,9 @@ impl Engine {
         }
 
         set(&|j| j.progress.phase = "planning".into());
-        let plan = plan(
+        let mut plan = plan(
             &snapshot,
-            &state,
+            &ahead.state,
             &connection.id,
             &connection.pool_id,
             &connection.settings,
@@ -509,22 +587,23 @@ impl Engine {
         // is applied.
         let errors = std::mem::take(&mut snapshot.errors);
         drop(snapshot);
-        drop(state);
+        self.park(connection, &job_id, &plan).await?;
+        // What was applied ahead is unchanged now: its line in the log is the one written
+        // when it was applied.
+        let applied_ahead = ahead.applied_count();
+        plan.steps.retain(|s| {
+            !(s.action == SyncAction::Unchanged && ahead.was_applied(s.kind, &s.external_id))
+        });
+        drop(ahead);
         let planned = plan.steps.len() as u64;
         let planned_at = clock.elapsed();
-        set(&|j| {
-            j.progress.phase = "applying".into();
-            j.progress.planned = planned;
-        });
+        set(&|j| j.progress.phase = "applying".into());
 
-        self.park(connection, &job_id, &plan).await?;
-        let source = ChangeSource::Job {
-            job_id: job_id.clone(),
-            connection_id: connection.id.clone(),
-        };
-        let counts = self
-            .apply_plan(connection, &job_id, &source, plan, started_at, job)
-            .await?;
+        self.apply_plan(
+            connection, &job_id, &source, plan.steps, started_at, job, &mut run, None,
+        )
+        .await?;
+        let counts = run.counts;
         let applied = clock.elapsed();
         tracing::info!(
             job = %job_id,
@@ -532,6 +611,7 @@ impl Engine {
             fetch_ms = (fetched - loaded).as_millis() as u64,
             plan_ms = (planned_at - fetched).as_millis() as u64,
             apply_ms = (applied - planned_at).as_millis() as u64,
+            applied_ahead,
             steps = planned,
             "job phases"
         );
@@ -556,6 +636,50 @@ impl Engine {
             }
         });
         Ok(())
+    }
+
+    /// Plans and applies the next chunk of users that can go ahead; `false` when none can.
+    #[allow(clippy::too_many_arguments)]
+    async fn apply_chunk(
+        &self,
+        connection: &Connection,
+        job_id: &JobId,
+        source: &ChangeSource,
+        started_at: Millis,
+        job: &Arc<Mutex<SyncJob>>,
+        run: &mut Applying,
+        ahead: &mut Ahead,
+    ) -> Result<bool, JobFailure> {
+        let Some(chunk) = ahead.chunk() else {
+            return Ok(false);
+        };
+        let plan = plan(
+            &chunk,
+            &ahead.state,
+            &connection.id,
+            &connection.pool_id,
+            &connection.settings,
+            now_ms(),
+            &mut || new_id(),
+        );
+        let steps = plan
+            .steps
+            .into_iter()
+            .filter(|s| Ahead::user_step(s, &chunk))
+            .collect();
+        drop(chunk);
+        self.apply_plan(
+            connection,
+            job_id,
+            source,
+            steps,
+            started_at,
+            job,
+            run,
+            Some(ahead),
+        )
+        .await?;
+        Ok(true)
     }
 
     async fn park(
@@ -663,22 +787,31 @@ impl Engine {
     /// Applies the steps in order, a batch of writes per transaction. A step an event
     /// overtook ends skipped (`superseded`); a batch that fails otherwise is retried step by
     /// step, so one bad record fails alone and the rest applies.
+    ///
+    /// Ahead of the final plan (`ahead` given) only the steps that applied are logged,
+    /// counted and folded into `ahead`'s state: the final plan takes the others again.
+    #[allow(clippy::too_many_arguments)]
     async fn apply_plan(
         &self,
         connection: &Connection,
         job_id: &JobId,
         source: &ChangeSource,
-        plan: Plan,
+        steps: Vec<PlannedStep>,
         started_at: Millis,
         job: &Arc<Mutex<SyncJob>>,
-    ) -> Result<BTreeMap<String, BTreeMap<String, u64>>, JobFailure> {
-        let mut counts: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+        run: &mut Applying,
+        mut ahead: Option<&mut Ahead>,
+    ) -> Result<(), JobFailure> {
         let mut pending: Vec<PlannedStep> = Vec::new();
         let mut pending_writes = 0usize;
-        let mut done = 0u64;
         let mut log = Vec::new();
         let mut superseded = Superseded::default();
-        let mut steps = plan.steps.into_iter().peekable();
+        let planned = run.done + steps.len() as u64;
+        job.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .progress
+            .planned = planned;
+        let mut steps = steps.into_iter().peekable();
         while let Some(step) = steps.next() {
             pending_writes += step.writes.len();
             pending.push(step);
@@ -692,16 +825,26 @@ impl Engine {
                 .apply_steps(connection, source, &batch, started_at, &mut superseded)
                 .await;
             for (step, outcome) in batch.iter().zip(outcomes) {
+                if let Some(ahead) = ahead.as_deref_mut() {
+                    let applied = outcome == StepOutcome::Done
+                        && step.result == ActionResult::Applied
+                        && !step.writes.is_empty();
+                    if !applied {
+                        continue;
+                    }
+                    ahead.fold(step);
+                }
                 let (result, reason) = match outcome {
                     StepOutcome::Done => (step.result, step.reason.clone()),
                     StepOutcome::Skipped(why) => (ActionResult::Skipped, Some(why)),
                     StepOutcome::Failed(e) => (ActionResult::Failed, Some(e)),
                 };
-                *counts
+                *run.counts
                     .entry(step.action.as_str().to_owned())
                     .or_default()
                     .entry(result.as_str().to_owned())
                     .or_default() += 1;
+                run.done += 1;
                 log.push(ActionLogEntry {
                     job_id: job_id.clone(),
                     seq: 0,
@@ -715,20 +858,19 @@ impl Engine {
                     at: now_ms(),
                 });
             }
-            done += batch.len() as u64;
             if log.len() >= 1000 || steps.peek().is_none() {
                 self.store.append_action_log(&log).await?;
                 log.clear();
             }
-            let snapshot_counts = counts.clone();
+            let snapshot_counts = run.counts.clone();
             let mut j = job.lock().unwrap_or_else(|e| e.into_inner());
-            j.progress.applied = done;
+            j.progress.applied = run.done;
             j.counts = snapshot_counts;
         }
         if !log.is_empty() {
             self.store.append_action_log(&log).await?;
         }
-        Ok(counts)
+        Ok(())
     }
 
     /// One transaction for the batch. Steps an event overtook (the store names them: a newer
@@ -863,6 +1005,20 @@ impl Engine {
             inbox: Vec::new(),
         }
     }
+}
+
+/// Pages of the pull waiting for the apply that runs beside it.
+const AHEAD_QUEUE: usize = 8;
+
+/// Chunks of users applied ahead, at most (about), when many users are stored already.
+const AHEAD_PLANS: usize = 8;
+
+/// What the apply of one job has done so far (ahead of the final plan and in it).
+#[derive(Default)]
+struct Applying {
+    counts: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Steps logged.
+    done: u64,
 }
 
 /// How applying one planned step ended.

@@ -23,6 +23,23 @@ type MembersResult = Result<(BTreeSet<String>, BTreeSet<String>), FeishuError>;
 /// Receives live progress (called after every page).
 pub type ProgressSink = Arc<dyn Fn(&JobProgress) + Send + Sync>;
 
+/// What a pull passes on while it runs, so that its users can be applied before it ends
+/// (`engine::early`). Sent only when the departments were read completely.
+#[derive(Debug)]
+pub enum Pulled {
+    /// Every department of the scope, once, before any user.
+    Departments {
+        scope: ScopeKind,
+        departments: BTreeMap<String, Department>,
+    },
+    /// One department's direct members.
+    Users(Vec<User>),
+}
+
+/// Where a pull sends [`Pulled`] news. Bounded: a pull waits for its reader rather than
+/// holding a second copy of the users.
+pub type PulledSender = tokio::sync::mpsc::Sender<Pulled>;
+
 #[derive(Debug, Clone)]
 pub struct FetchOptions {
     /// Departments (and users, groups) read concurrently; pacing still applies per endpoint.
@@ -79,6 +96,7 @@ pub async fn fetch_snapshot(
     known_users: &BTreeSet<String>,
     options: &FetchOptions,
     sink: ProgressSink,
+    news: Option<PulledSender>,
 ) -> Result<Snapshot, FetchError> {
     let progress = Progress {
         state: Mutex::new(JobProgress::default()),
@@ -146,6 +164,16 @@ pub async fn fetch_snapshot(
         }
     }
     progress.update(|p| p.departments = snapshot.departments.len() as u64);
+    // Users are applied ahead only against a complete department tree.
+    let news = news.filter(|_| complete.departments);
+    if let Some(news) = &news {
+        let departments = Pulled::Departments {
+            scope,
+            departments: snapshot.departments.clone(),
+        };
+        // A reader that went away only means nothing is applied ahead.
+        let _ = news.send(departments).await;
+    }
 
     // Users (then leavers) and groups are read side by side: they are paced on different
     // endpoints, so the groups stay off the users' critical path.
@@ -162,7 +190,8 @@ pub async fn fetch_snapshot(
             &scopes.user_ids,
             known_users,
             &progress,
-            concurrency
+            concurrency,
+            news,
         ),
         fetch_groups(client, &scopes.group_ids, &progress, concurrency),
     );
@@ -197,6 +226,7 @@ async fn fetch_users(
     known_users: &BTreeSet<String>,
     progress: &Progress,
     concurrency: usize,
+    news: Option<PulledSender>,
 ) -> UsersPart {
     progress.update(|p| p.phase = "users".into());
     let mut part = UsersPart {
@@ -226,6 +256,9 @@ async fn fetch_users(
     while let Some((dept, result)) = results.next().await {
         match result {
             Ok(users) => {
+                if let Some(news) = &news {
+                    let _ = news.send(Pulled::Users(users.clone())).await;
+                }
                 for user in users {
                     add_listed_user(&mut part.users, user, &dept);
                 }
@@ -267,6 +300,7 @@ async fn fetch_users(
             }
         }
     }
+    drop(news);
     let listed = part.users.len() as u64;
     progress.update(|p| p.users = listed);
 

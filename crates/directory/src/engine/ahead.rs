@@ -1,0 +1,278 @@
+//! Applying users while the pull still runs (docs/import-pipeline.md).
+//!
+//! The paced user listing is the long part of a job; applying only after it ends put the
+//! whole apply phase after it on the critical path. While the pull runs, [`Ahead`] plans and
+//! applies what is already certain, with the same planner, against the stored state it
+//! keeps up to date with its own writes:
+//!
+//! - the department tree, once it was read completely (every step but the leaders, whose
+//!   users do not exist yet);
+//! - users in chunks, each user once, when its record is final on first sight (it states its
+//!   `department_ids`), every department it names is stored, and its manager is stored or in
+//!   the same chunk.
+//!
+//! Nothing is deleted ahead (the chunks are partial snapshots). When the pull ends the job
+//! plans the whole snapshot as before, against the state folded here: what was applied ahead
+//! is unchanged then, and what an event changed meanwhile is superseded as always, because the
+//! folded versions are those this job wrote.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use feishu::model as fs;
+
+use crate::model::{ObjectKind, SyncAction};
+use crate::plan::PlannedStep;
+use crate::snapshot::{Completeness, ROOT, ScopeKind, Snapshot, SnapshotUser};
+use crate::store::{ConnectionState, Write};
+
+/// The stored state as this job's writes leave it, and what it applied ahead.
+pub(super) struct Ahead {
+    pub state: ConnectionState,
+    user_at: HashMap<String, usize>,
+    department_at: HashMap<String, usize>,
+    group_at: HashMap<String, usize>,
+    /// This connection's refs by (kind, Feishu id): index in `state.refs`.
+    ref_at: HashMap<(ObjectKind, String), usize>,
+    connection_id: crate::ids::ConnectionId,
+    /// The pulled tree, once it is known.
+    scope: Option<ScopeKind>,
+    /// Users seen in a listing (taken into a chunk, or waiting for one).
+    taken: HashSet<String>,
+    waiting: Vec<fs::User>,
+    /// Users listed since the last chunk was cut.
+    fresh: usize,
+    /// (kind, Feishu id) of the objects applied ahead.
+    applied: HashSet<(ObjectKind, String)>,
+}
+
+impl Ahead {
+    pub fn new(state: ConnectionState, connection_id: &crate::ids::ConnectionId) -> Self {
+        let index = |ids: Vec<&str>| -> HashMap<String, usize> {
+            ids.into_iter()
+                .enumerate()
+                .map(|(i, id)| (id.to_owned(), i))
+                .collect()
+        };
+        let user_at = index(state.users.iter().map(|u| u.id.as_str()).collect());
+        let department_at = index(state.departments.iter().map(|d| d.id.as_str()).collect());
+        let group_at = index(state.groups.iter().map(|g| g.id.as_str()).collect());
+        let ref_at = state
+            .refs
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.connection_id == *connection_id)
+            .map(|(i, r)| ((r.kind, r.external_id.clone()), i))
+            .collect();
+        Self {
+            state,
+            user_at,
+            department_at,
+            group_at,
+            ref_at,
+            connection_id: connection_id.clone(),
+            scope: None,
+            taken: HashSet::new(),
+            waiting: Vec::new(),
+            fresh: 0,
+            applied: HashSet::new(),
+        }
+    }
+
+    /// Whether the object was applied ahead (its final-plan step is then not a change).
+    pub fn was_applied(&self, kind: ObjectKind, external_id: &str) -> bool {
+        self.applied.contains(&(kind, external_id.to_owned()))
+    }
+
+    pub fn applied_count(&self) -> usize {
+        self.applied.len()
+    }
+
+    /// The snapshot that plans the tree ahead.
+    pub fn tree(
+        &mut self,
+        scope: ScopeKind,
+        departments: BTreeMap<String, fs::Department>,
+    ) -> Snapshot {
+        self.scope = Some(scope);
+        let mut snapshot = partial(scope);
+        snapshot.departments = departments;
+        snapshot
+    }
+
+    /// Which steps of the tree's plan are applied ahead: all but the leaders.
+    pub fn tree_step(step: &PlannedStep) -> bool {
+        step.kind == ObjectKind::Department && step.action != SyncAction::UpdateDepartmentLeader
+    }
+
+    /// Takes a department's listed members.
+    pub fn listed(&mut self, users: Vec<fs::User>) {
+        for user in users {
+            let Some(open_id) = user.open_id.as_deref() else {
+                continue;
+            };
+            // Without `department_ids` a user's memberships are known only once every
+            // listing was read: the final plan takes it.
+            if user.department_ids.is_none() || !self.taken.insert(open_id.to_owned()) {
+                continue;
+            }
+            self.waiting.push(user);
+            self.fresh += 1;
+        }
+    }
+
+    /// Users listed since the last chunk: a chunk is cut after `n` of them, not whenever `n`
+    /// wait (users waiting for a manager would then cut a chunk per page, each planned
+    /// against the whole state).
+    pub fn fresh(&self) -> usize {
+        self.fresh
+    }
+
+    /// A chunk of the waiting users that can be planned now (see the module rules), as a
+    /// snapshot, or `None` when none can. Users that cannot yet keep waiting.
+    pub fn chunk(&mut self) -> Option<Snapshot> {
+        let scope = self.scope?;
+        self.fresh = 0;
+        let known = |ahead: &Self, kind: ObjectKind, id: &str| {
+            ahead.ref_at.contains_key(&(kind, id.to_owned()))
+        };
+        let departments_known = |ahead: &Self, u: &fs::User| {
+            u.department_ids
+                .iter()
+                .flatten()
+                .all(|d| d == ROOT || known(ahead, ObjectKind::Department, d))
+        };
+        // Ready: its departments are stored and its manager is stored or ready (managers
+        // first, through their reports, so that a chain of managers goes in one chunk).
+        let mut reports: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut queue: Vec<usize> = Vec::new();
+        for (i, u) in self.waiting.iter().enumerate() {
+            if u.open_id.is_none() || !departments_known(self, u) {
+                continue;
+            }
+            match u.leader_user_id.as_deref() {
+                None | Some("") => queue.push(i),
+                Some(m) if known(self, ObjectKind::User, m) => queue.push(i),
+                Some(m) => reports.entry(m).or_default().push(i),
+            }
+        }
+        let mut ready: HashSet<String> = HashSet::new();
+        while let Some(i) = queue.pop() {
+            let Some(id) = self.waiting[i].open_id.as_deref() else {
+                continue;
+            };
+            if ready.insert(id.to_owned())
+                && let Some(next) = reports.remove(id)
+            {
+                queue.extend(next);
+            }
+        }
+        if ready.is_empty() {
+            return None;
+        }
+        let (go, stay): (Vec<fs::User>, Vec<fs::User>) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(|u| u.open_id.as_deref().is_some_and(|id| ready.contains(id)));
+        self.waiting = stay;
+        let mut snapshot = partial(scope);
+        for user in go {
+            if let Some(id) = user.open_id.clone() {
+                snapshot.users.insert(
+                    id,
+                    SnapshotUser {
+                        user,
+                        listed_in: Vec::new(),
+                    },
+                );
+            }
+        }
+        Some(snapshot)
+    }
+
+    /// Which steps of a chunk's plan are applied ahead: those of its users.
+    pub fn user_step(step: &PlannedStep, chunk: &Snapshot) -> bool {
+        step.kind == ObjectKind::User && chunk.users.contains_key(&step.external_id)
+    }
+
+    /// Records an applied step: its objects as written (the version each write gives them)
+    /// and its id mappings.
+    pub fn fold(&mut self, step: &PlannedStep) {
+        for write in &step.writes {
+            match write {
+                Write::PutUser {
+                    user,
+                    expected_version,
+                    ..
+                } => {
+                    let mut user = user.clone();
+                    user.version = expected_version.unwrap_or(user.version) + 1;
+                    upsert(
+                        &mut self.state.users,
+                        &mut self.user_at,
+                        user.id.0.clone(),
+                        user,
+                    );
+                }
+                Write::PutDepartment {
+                    department,
+                    expected_version,
+                    ..
+                } => {
+                    let mut department = department.clone();
+                    department.version = expected_version.unwrap_or(department.version) + 1;
+                    let id = department.id.0.clone();
+                    upsert(
+                        &mut self.state.departments,
+                        &mut self.department_at,
+                        id,
+                        department,
+                    );
+                }
+                Write::PutGroup {
+                    group,
+                    expected_version,
+                    ..
+                } => {
+                    let mut group = group.clone();
+                    group.version = expected_version.unwrap_or(group.version) + 1;
+                    let id = group.id.0.clone();
+                    upsert(&mut self.state.groups, &mut self.group_at, id, group);
+                }
+                Write::PutExternalRef(r) => {
+                    if r.connection_id != self.connection_id {
+                        continue;
+                    }
+                    let key = (r.kind, r.external_id.clone());
+                    match self.ref_at.get(&key) {
+                        Some(&i) => self.state.refs[i] = r.clone(),
+                        None => {
+                            self.ref_at.insert(key, self.state.refs.len());
+                            self.state.refs.push(r.clone());
+                        }
+                    }
+                }
+            }
+        }
+        self.applied.insert((step.kind, step.external_id.clone()));
+    }
+}
+
+fn upsert<T>(list: &mut Vec<T>, at: &mut HashMap<String, usize>, id: String, item: T) {
+    match at.get(&id) {
+        Some(&i) => list[i] = item,
+        None => {
+            at.insert(id, list.len());
+            list.push(item);
+        }
+    }
+}
+
+/// An empty snapshot that is partial in every part: planning it deletes nothing.
+fn partial(scope: ScopeKind) -> Snapshot {
+    let mut snapshot = Snapshot::empty(scope);
+    snapshot.completeness = Completeness {
+        departments: false,
+        users: false,
+        groups: false,
+    };
+    snapshot
+}
