@@ -8,11 +8,25 @@ pub mod bench {
 
     /// The peak resident set of this process (VmHWM), in MiB; 0 where /proc is not there.
     pub fn peak_rss_mib() -> f64 {
-        std::fs::read_to_string("/proc/self/status")
+        status_mib("/proc/self/status", "VmHWM:")
+    }
+
+    /// The peak resident set (VmHWM) of process `pid`, in MiB; 0 where /proc is not there.
+    pub fn peak_rss_mib_of(pid: u32) -> f64 {
+        status_mib(&format!("/proc/{pid}/status"), "VmHWM:")
+    }
+
+    /// The resident set of this process now (VmRSS), in MiB: a reset peak starts from it.
+    pub fn rss_now_mib() -> f64 {
+        status_mib("/proc/self/status", "VmRSS:")
+    }
+
+    fn status_mib(status: &str, field: &str) -> f64 {
+        std::fs::read_to_string(status)
             .ok()
             .and_then(|s| {
                 s.lines()
-                    .find(|l| l.starts_with("VmHWM:"))
+                    .find(|l| l.starts_with(field))
                     .and_then(|l| l.split_whitespace().nth(1))
                     .and_then(|kb| kb.parse::<f64>().ok())
             })

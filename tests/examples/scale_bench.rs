@@ -318,15 +318,7 @@ impl EmulatorProcess {
     /// The peak resident set (VmHWM) of the emulator process, in MiB; 0 where /proc is not
     /// there.
     fn peak_rss_mib(&self) -> f64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmHWM:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|kb| kb.parse::<f64>().ok())
-            })
-            .map_or(0.0, |kb| kb / 1024.0)
+        orgsync_tests::bench::peak_rss_mib_of(self.child.id())
     }
 
     /// Closes its stdin and waits for it to exit; kills it after `EMULATOR_STOP`.
@@ -1241,6 +1233,11 @@ struct Row {
     reconcile_verdict: String,
     reconcile_bound: Option<Bound>,
     rss_reconcile: f64,
+    /// Peak RSS after the reads under load, before the reconciliation.
+    rss_reads: f64,
+    /// The resident set when the peak was reset at the start of this store's run: freed
+    /// memory of an earlier run in this process that glibc kept.
+    rss_start: f64,
     /// Peak RSS of the emulator process, read before it stops.
     emulator_rss: f64,
     paced: Option<Paced>,
@@ -1259,6 +1256,7 @@ fn verdict(job: &Value) -> String {
 }
 
 async fn run(store_name: &str, store: Arc<dyn DirectoryStore>, p: &Params) -> Row {
+    let rss_start = orgsync_tests::bench::rss_now_mib();
     if !reset_peak_rss() {
         eprintln!("  cannot reset the peak RSS: it includes the runs before");
     }
@@ -1304,6 +1302,9 @@ async fn run(store_name: &str, store: Arc<dyn DirectoryStore>, p: &Params) -> Ro
         }
     }
 
+    let rss_reads = peak_rss_mib();
+    eprintln!("  {store_name}: peak RSS after the reads {rss_reads:.0} MiB");
+
     // A reconciliation with nothing to change.
     let (reconcile, job) = s.run_job(&connection, "reconcile").await;
     let reconcile_bound = busiest_bound(
@@ -1338,6 +1339,8 @@ async fn run(store_name: &str, store: Arc<dyn DirectoryStore>, p: &Params) -> Ro
         reconcile_verdict: verdict(&job),
         reconcile_bound,
         rss_reconcile,
+        rss_reads,
+        rss_start,
         emulator_rss,
         paced: None,
         notes,
@@ -1401,20 +1404,23 @@ async fn main() {
     };
     let mut rows = Vec::new();
 
-    eprintln!("SQLite");
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = store::SqliteStore::open(&dir.path().join("scale.db"))
-        .await
-        .unwrap();
-    let label = "SQLite (WAL, synchronous=FULL)";
-    let mut row = run(label, Arc::new(sqlite), &p).await;
-    if p.paced {
-        let sqlite = store::SqliteStore::open(&dir.path().join("scale-paced.db"))
+    // `SCALE_BENCH_SKIP_SQLITE=1`: PostgreSQL only, so that its peak RSS starts clean.
+    if !std::env::var("SCALE_BENCH_SKIP_SQLITE").is_ok_and(|v| v == "1") {
+        eprintln!("SQLite");
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = store::SqliteStore::open(&dir.path().join("scale.db"))
             .await
             .unwrap();
-        row.paced = Some(run_paced(label, Arc::new(sqlite), &p).await);
+        let label = "SQLite (WAL, synchronous=FULL)";
+        let mut row = run(label, Arc::new(sqlite), &p).await;
+        if p.paced {
+            let sqlite = store::SqliteStore::open(&dir.path().join("scale-paced.db"))
+                .await
+                .unwrap();
+            row.paced = Some(run_paced(label, Arc::new(sqlite), &p).await);
+        }
+        rows.push(row);
     }
-    rows.push(row);
     if std::env::var("ORGSYNC_TEST_POSTGRES_URL").is_ok() {
         eprintln!("PostgreSQL");
         let label = "PostgreSQL 15 (local)";
@@ -1554,9 +1560,13 @@ fn render_section(p: &Params, rows: &[Row]) -> String {
         ));
         out.push_str(&format!(
             "\n{} users; collecting the ids, terms, departments and groups through the API took {:.1} s. \
+             The peak RSS figures start from the resident set at this store's start, {:.0} MiB (what an earlier run in this process freed stays resident). \
+             Peak RSS after the import and the reads under load, before the reconciliation: {:.0} MiB. \
              Emulator process peak RSS (the tenant; its own process, not in the figures above): {:.0} MiB{}.\n",
             r.users,
             r.collect.as_secs_f64(),
+            r.rss_start,
+            r.rss_reads,
             r.emulator_rss,
             r.paced.as_ref().map_or_else(String::new, |paced| format!(
                 " ({:.0} MiB in the paced import's)",

@@ -511,15 +511,7 @@ impl Engine {
                 match news {
                     Pulled::Departments { scope, departments } => {
                         let tree = ahead.tree(scope, departments);
-                        let plan = plan(
-                            &tree,
-                            &ahead.state,
-                            &connection.id,
-                            &connection.pool_id,
-                            &connection.settings,
-                            now_ms(),
-                            &mut || new_id(),
-                        );
+                        let plan = plan_for(connection, &tree, &ahead.state);
                         drop(tree);
                         let steps = plan.steps.into_iter().filter(Ahead::tree_step).collect();
                         self.apply_plan(
@@ -536,9 +528,10 @@ impl Engine {
                     }
                     Pulled::Users(users) => {
                         ahead.listed(users);
-                        if ahead.fresh() >= chunk {
+                        if ahead.due(chunk) {
                             self.apply_chunk(
-                                connection, &job_id, &source, started_at, job, &mut run, &mut ahead,
+                                connection, &job_id, &source, chunk, started_at, job, &mut run,
+                                &mut ahead,
                             )
                             .await?;
                         }
@@ -548,7 +541,7 @@ impl Engine {
             // The listing is over: what is ready goes now, the rest with the final plan.
             while self
                 .apply_chunk(
-                    connection, &job_id, &source, started_at, job, &mut run, &mut ahead,
+                    connection, &job_id, &source, chunk, started_at, job, &mut run, &mut ahead,
                 )
                 .await?
             {}
@@ -574,15 +567,7 @@ impl Engine {
         }
 
         set(&|j| j.progress.phase = "planning".into());
-        let mut plan = plan(
-            &snapshot,
-            &ahead.state,
-            &connection.id,
-            &connection.pool_id,
-            &connection.settings,
-            now_ms(),
-            &mut || new_id(),
-        );
+        let mut plan = plan_for(connection, &snapshot, &ahead.state);
         // The plan owns what it writes: the pull and the stored state are not needed while it
         // is applied.
         let errors = std::mem::take(&mut snapshot.errors);
@@ -645,23 +630,16 @@ impl Engine {
         connection: &Connection,
         job_id: &JobId,
         source: &ChangeSource,
+        size: usize,
         started_at: Millis,
         job: &Arc<Mutex<SyncJob>>,
         run: &mut Applying,
         ahead: &mut Ahead,
     ) -> Result<bool, JobFailure> {
-        let Some(chunk) = ahead.chunk() else {
+        let Some(chunk) = ahead.chunk(size) else {
             return Ok(false);
         };
-        let plan = plan(
-            &chunk,
-            &ahead.state,
-            &connection.id,
-            &connection.pool_id,
-            &connection.settings,
-            now_ms(),
-            &mut || new_id(),
-        );
+        let plan = plan_for(connection, &chunk, &ahead.state);
         let steps = plan
             .steps
             .into_iter()
@@ -1007,8 +985,25 @@ impl Engine {
     }
 }
 
+/// Plans a (whole or partial) pull of `connection` against `state`, now, with fresh ids.
+fn plan_for(
+    connection: &Connection,
+    snapshot: &crate::snapshot::Snapshot,
+    state: &crate::store::ConnectionState,
+) -> Plan {
+    plan(
+        snapshot,
+        state,
+        &connection.id,
+        &connection.pool_id,
+        &connection.settings,
+        now_ms(),
+        &mut || new_id(),
+    )
+}
+
 /// Pages of the pull waiting for the apply that runs beside it.
-const AHEAD_QUEUE: usize = 8;
+const AHEAD_QUEUE: usize = 64;
 
 /// Chunks of users applied ahead, at most (about), when many users are stored already.
 const AHEAD_PLANS: usize = 8;

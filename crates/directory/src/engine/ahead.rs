@@ -41,6 +41,8 @@ pub(super) struct Ahead {
     waiting: Vec<fs::User>,
     /// Users listed since the last chunk was cut.
     fresh: usize,
+    /// The last chunk was cut at its size with more users ready.
+    backlog: bool,
     /// (kind, Feishu id) of the objects applied ahead.
     applied: HashSet<(ObjectKind, String)>,
 }
@@ -74,6 +76,7 @@ impl Ahead {
             taken: HashSet::new(),
             waiting: Vec::new(),
             fresh: 0,
+            backlog: false,
             applied: HashSet::new(),
         }
     }
@@ -123,15 +126,17 @@ impl Ahead {
     /// Users listed since the last chunk: a chunk is cut after `n` of them, not whenever `n`
     /// wait (users waiting for a manager would then cut a chunk per page, each planned
     /// against the whole state).
-    pub fn fresh(&self) -> usize {
-        self.fresh
+    pub fn due(&self, size: usize) -> bool {
+        self.fresh >= size || self.backlog
     }
 
-    /// A chunk of the waiting users that can be planned now (see the module rules), as a
-    /// snapshot, or `None` when none can. Users that cannot yet keep waiting.
-    pub fn chunk(&mut self) -> Option<Snapshot> {
+    /// A chunk of at most `size` waiting users that can be planned now (see the module
+    /// rules), as a snapshot, or `None` when none can. Users that cannot yet keep waiting.
+    /// The size bounds how long one chunk holds the pull up.
+    pub fn chunk(&mut self, size: usize) -> Option<Snapshot> {
         let scope = self.scope?;
         self.fresh = 0;
+        self.backlog = false;
         let known = |ahead: &Self, kind: ObjectKind, id: &str| {
             ahead.ref_at.contains_key(&(kind, id.to_owned()))
         };
@@ -155,11 +160,16 @@ impl Ahead {
                 Some(m) => reports.entry(m).or_default().push(i),
             }
         }
+        // Taken in this order, a chunk cut at its size still holds every manager of its users.
         let mut ready: HashSet<String> = HashSet::new();
         while let Some(i) = queue.pop() {
             let Some(id) = self.waiting[i].open_id.as_deref() else {
                 continue;
             };
+            if ready.len() >= size.max(1) {
+                self.backlog = true;
+                break;
+            }
             if ready.insert(id.to_owned())
                 && let Some(next) = reports.remove(id)
             {
