@@ -177,12 +177,10 @@ pub async fn fetch_snapshot(
 
     // Users (then leavers) and groups are read side by side: they are paced on different
     // endpoints, so the groups stay off the users' critical path.
-    let listing: Vec<String> = match scope {
-        ScopeKind::All => std::iter::once(ROOT.to_owned())
-            .chain(snapshot.departments.keys().cloned())
-            .collect(),
-        ScopeKind::Partial => snapshot.departments.keys().cloned().collect(),
-    };
+    let mut listing = parents_first(&snapshot.departments);
+    if scope == ScopeKind::All {
+        listing.insert(0, ROOT.to_owned());
+    }
     let (users, groups) = futures::join!(
         fetch_users(
             client,
@@ -417,6 +415,44 @@ async fn fetch_groups(
     part
 }
 
+/// The departments' ids, every parent before its children (a department whose parent is
+/// not in the map starts a tree). Users are listed in this order: a manager usually leads a
+/// department above their reports, so managers are mostly listed first, and the users
+/// applied ahead of the final plan rarely wait for theirs (docs/import-pipeline.md).
+fn parents_first(departments: &BTreeMap<String, Department>) -> Vec<String> {
+    let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
+    let mut tops: Vec<&str> = Vec::new();
+    for (id, d) in departments {
+        match d.parent_department_id.as_deref() {
+            Some(parent) if parent != id && departments.contains_key(parent) => {
+                children.entry(parent).or_default().push(id);
+            }
+            _ => tops.push(id),
+        }
+    }
+    let mut out = Vec::with_capacity(departments.len());
+    let mut seen: HashSet<&str> = HashSet::with_capacity(departments.len());
+    let mut level = tops;
+    while !level.is_empty() {
+        let mut next = Vec::new();
+        for id in level {
+            if seen.insert(id) {
+                out.push(id.to_owned());
+                next.extend(children.get(id).into_iter().flatten().copied());
+            }
+        }
+        level = next;
+    }
+    // A parent cycle has no top: its departments go last, in id order.
+    out.extend(
+        departments
+            .keys()
+            .filter(|id| !seen.contains(id.as_str()))
+            .cloned(),
+    );
+    out
+}
+
 fn insert_department(snapshot: &mut Snapshot, d: Department) {
     if let Some(id) = d.open_department_id.clone()
         && !d.is_deleted()
@@ -567,5 +603,38 @@ fn classify_unlisted(user: User) -> LeaverCheck {
         LeaverCheck::Present {
             user: Box::new(user),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn department(id: &str, parent: Option<&str>) -> (String, Department) {
+        (
+            id.to_owned(),
+            Department {
+                open_department_id: Some(id.to_owned()),
+                parent_department_id: parent.map(str::to_owned),
+                ..Department::default()
+            },
+        )
+    }
+
+    #[test]
+    fn users_are_listed_parents_first_and_every_department_once() {
+        let departments: BTreeMap<String, Department> = [
+            department("od-a", Some("od-c")),
+            department("od-b", Some("0")),
+            department("od-c", Some("od-b")),
+            department("od-d", Some("od-b")),
+            // A cycle: neither has a top.
+            department("od-x", Some("od-y")),
+            department("od-y", Some("od-x")),
+        ]
+        .into_iter()
+        .collect();
+        let order = parents_first(&departments);
+        assert_eq!(order, ["od-b", "od-c", "od-d", "od-a", "od-x", "od-y"]);
     }
 }
