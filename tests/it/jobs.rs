@@ -1683,6 +1683,22 @@ async fn applying_users_ahead_ends_where_applying_after_the_pull_does() {
                 import.progress.applied,
                 "{backend:?} {chunk}: one line per step"
             );
+            // The same lines, whatever the order they were applied in. A leader step planned
+            // with its users says it waits for them; planned after them, it need not.
+            let mut lines: Vec<String> = log
+                .iter()
+                .map(|l| {
+                    let reason = l
+                        .reason
+                        .as_deref()
+                        .map(|r| r.replace(" (set once the users exist)", ""));
+                    format!(
+                        "{:?} {:?} {} {:?} {reason:?}",
+                        l.action, l.kind, l.external_id, l.result
+                    )
+                })
+                .collect();
+            lines.sort();
             let reconcile = engine
                 .run_job(&h.connection.id, JobKind::Reconcile, JobTrigger::Admin)
                 .await
@@ -1697,11 +1713,17 @@ async fn applying_users_ahead_ends_where_applying_after_the_pull_does() {
                 "{backend:?} {chunk}: {:?}",
                 reconcile.counts
             );
-            seen.push((chunk, import.counts, directory_by_feishu_ids(&h).await));
+            seen.push((
+                chunk,
+                import.counts,
+                directory_by_feishu_ids(&h).await,
+                lines,
+            ));
         }
-        for (chunk, counts, directory) in &seen[1..] {
+        for (chunk, counts, directory, lines) in &seen[1..] {
             assert_eq!(counts, &seen[0].1, "{backend:?}: chunks of {chunk}");
             assert_eq!(directory, &seen[0].2, "{backend:?}: chunks of {chunk}");
+            assert_eq!(lines, &seen[0].3, "{backend:?}: chunks of {chunk}");
         }
     }
 }

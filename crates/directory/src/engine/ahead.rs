@@ -5,8 +5,8 @@
 //! applies what is already certain, with the same planner, against the stored state it
 //! keeps up to date with its own writes:
 //!
-//! - the department tree, once it was read completely (every step but the leaders, whose
-//!   users do not exist yet);
+//! - the department tree, once it was read completely, without its leaders (their users
+//!   may not exist yet; the final plan sets them);
 //! - users in chunks, each user once, when its record is final on first sight (it states its
 //!   `department_ids`), every department it names is stored, and its manager is stored or in
 //!   the same chunk.
@@ -98,7 +98,16 @@ impl Ahead {
     ) -> Snapshot {
         self.scope = Some(scope);
         let mut snapshot = partial(scope);
-        snapshot.departments = departments;
+        // Leaders are left to the final plan: omitted, they keep their stored value, instead
+        // of being dropped (and logged as outside the directory) for users not stored yet.
+        snapshot.departments = departments
+            .into_iter()
+            .map(|(id, mut d)| {
+                d.leaders = None;
+                d.leader_user_id = None;
+                (id, d)
+            })
+            .collect();
         snapshot
     }
 
