@@ -1565,6 +1565,8 @@ async fn a_job_paces_at_its_connections_setting_and_counts_feishus_throttling() 
             per_minute: 1_000,
         };
         h.store.update_connection(&connection).await.unwrap();
+        // The import's last requests must not count against the reconciliation's first window.
+        h.emu.state().rate_limiter.reset_windows();
         let job = engine
             .run_job(&h.connection.id, JobKind::Reconcile, JobTrigger::Admin)
             .await
