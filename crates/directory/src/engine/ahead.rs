@@ -222,23 +222,17 @@ impl Ahead {
                     expected_version,
                     ..
                 } => {
-                    let mut user = user.clone();
-                    user.version = expected_version.unwrap_or(user.version) + 1;
-                    upsert(
-                        &mut self.state.users,
-                        &mut self.user_at,
-                        user.id.0.clone(),
-                        user,
-                    );
+                    let id = user.id.0.clone();
+                    let user = written(user, *expected_version, |u| &mut u.version);
+                    upsert(&mut self.state.users, &mut self.user_at, id, user);
                 }
                 Write::PutDepartment {
                     department,
                     expected_version,
                     ..
                 } => {
-                    let mut department = department.clone();
-                    department.version = expected_version.unwrap_or(department.version) + 1;
                     let id = department.id.0.clone();
+                    let department = written(department, *expected_version, |d| &mut d.version);
                     upsert(
                         &mut self.state.departments,
                         &mut self.department_at,
@@ -251,35 +245,44 @@ impl Ahead {
                     expected_version,
                     ..
                 } => {
-                    let mut group = group.clone();
-                    group.version = expected_version.unwrap_or(group.version) + 1;
                     let id = group.id.0.clone();
+                    let group = written(group, *expected_version, |g| &mut g.version);
                     upsert(&mut self.state.groups, &mut self.group_at, id, group);
                 }
-                Write::PutExternalRef(r) => {
-                    if r.connection_id != self.connection_id {
-                        continue;
-                    }
+                Write::PutExternalRef(r) if r.connection_id == self.connection_id => {
                     let key = (r.kind, r.external_id.clone());
-                    match self.ref_at.get(&key) {
-                        Some(&i) => self.state.refs[i] = r.clone(),
-                        None => {
-                            self.ref_at.insert(key, self.state.refs.len());
-                            self.state.refs.push(r.clone());
-                        }
-                    }
+                    upsert(&mut self.state.refs, &mut self.ref_at, key, r.clone());
                 }
+                Write::PutExternalRef(_) => {}
             }
         }
         self.applied.insert((step.kind, step.external_id.clone()));
     }
 }
 
-fn upsert<T>(list: &mut Vec<T>, at: &mut HashMap<String, usize>, id: String, item: T) {
-    match at.get(&id) {
+/// An object as a write leaves it stored: the version after the write's check.
+fn written<T: Clone>(
+    object: &T,
+    expected_version: Option<i64>,
+    version: impl Fn(&mut T) -> &mut i64,
+) -> T {
+    let mut object = object.clone();
+    let v = version(&mut object);
+    *v = expected_version.unwrap_or(*v) + 1;
+    object
+}
+
+/// Replaces the item at `key` or appends it, keeping `at` (key → position) in step.
+fn upsert<K: std::hash::Hash + Eq, T>(
+    list: &mut Vec<T>,
+    at: &mut HashMap<K, usize>,
+    key: K,
+    item: T,
+) {
+    match at.get(&key) {
         Some(&i) => list[i] = item,
         None => {
-            at.insert(id, list.len());
+            at.insert(key, list.len());
             list.push(item);
         }
     }
