@@ -56,6 +56,12 @@ macro_rules! impl_directory_store {
             $crate::read_model::read_model_fns!($store, $db);
 
             /// `… IN ($a, $b, …)` for one chunk of ids.
+            ///
+            /// A statement whose text depends on a list's length (an `IN` list, a multi-row
+            /// `VALUES`) is run with `persistent(false)`: every length is a statement of its
+            /// own, and a kept one holds its compiled program (SQLite's for a 1,000-row insert
+            /// is megabytes) in each connection's cache, tens of MB per import
+            /// (docs/memory.md).
             fn push_in(qb: &mut QueryBuilder<$db>, ids: &[String]) {
                 qb.push(" IN (");
                 let mut list = qb.separated(", ");
@@ -78,6 +84,7 @@ macro_rules! impl_directory_store {
                     push_in(&mut qb, chunk);
                     let rows: Vec<(String, i64, i64)> = qb
                         .build_query_as()
+                        .persistent(false)
                         .fetch_all(&mut *conn)
                         .await
                         .map_err(db_err)?;
@@ -106,7 +113,11 @@ macro_rules! impl_directory_store {
                     let mut qb = QueryBuilder::<$db>::new(head);
                     qb.push_bind(pool.as_str()).push(" AND ").push(column);
                     push_in(&mut qb, chunk);
-                    qb.build().execute(&mut *conn).await.map_err(db_err)?;
+                    qb.build()
+                        .persistent(false)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(db_err)?;
                 }
                 Ok(())
             }
@@ -159,7 +170,11 @@ macro_rules! impl_directory_store {
                             .push_bind(u.deleted_at);
                     });
                     qb.push(sql::UPSERT_USERS_TAIL);
-                    qb.build().execute(&mut *conn).await.map_err(db_err)?;
+                    qb.build()
+                        .persistent(false)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(db_err)?;
                 }
                 // Memberships are rewritten only where they differ from the stored ones: most
                 // writes (profile, status) leave them alone, and a rewrite costs a deletion and
@@ -195,7 +210,11 @@ macro_rules! impl_directory_store {
                             .push_bind(m.department_order)
                             .push_bind(m.primary);
                     });
-                    qb.build().execute(&mut *conn).await.map_err(db_err)?;
+                    qb.build()
+                        .persistent(false)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(db_err)?;
                 }
                 Ok(refresh)
             }
@@ -221,7 +240,11 @@ macro_rules! impl_directory_store {
                             .push_bind(d.deleted_at);
                     });
                     qb.push(sql::UPSERT_DEPARTMENTS_TAIL);
-                    qb.build().execute(&mut *conn).await.map_err(db_err)?;
+                    qb.build()
+                        .persistent(false)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(db_err)?;
                 }
                 let ids: Vec<String> = departments.iter().map(|d| d.id.0.clone()).collect();
                 delete_children(conn, sql::DELETE_LEADERS, "department_id", pool, &ids).await?;
@@ -238,7 +261,11 @@ macro_rules! impl_directory_store {
                             .push_bind(l.user_id.as_str())
                             .push_bind(enum_text(&l.kind));
                     });
-                    qb.build().execute(&mut *conn).await.map_err(db_err)?;
+                    qb.build()
+                        .persistent(false)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(db_err)?;
                 }
                 Ok(())
             }
@@ -262,7 +289,11 @@ macro_rules! impl_directory_store {
                             .push_bind(g.deleted_at);
                     });
                     qb.push(sql::UPSERT_GROUPS_TAIL);
-                    qb.build().execute(&mut *conn).await.map_err(db_err)?;
+                    qb.build()
+                        .persistent(false)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(db_err)?;
                 }
                 let ids: Vec<String> = groups.iter().map(|g| g.id.0.clone()).collect();
                 delete_children(conn, sql::DELETE_MEMBERS, "group_id", pool, &ids).await?;
@@ -280,7 +311,11 @@ macro_rules! impl_directory_store {
                             .push_bind(kind)
                             .push_bind(id);
                     });
-                    qb.build().execute(&mut *conn).await.map_err(db_err)?;
+                    qb.build()
+                        .persistent(false)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(db_err)?;
                 }
                 Ok(())
             }
@@ -297,7 +332,11 @@ macro_rules! impl_directory_store {
                             .push_bind(r.object_id.as_str());
                     });
                     qb.push(sql::UPSERT_REFS_TAIL);
-                    qb.build().execute(&mut *conn).await.map_err(db_err)?;
+                    qb.build()
+                        .persistent(false)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(db_err)?;
                 }
                 Ok(())
             }
@@ -354,6 +393,7 @@ macro_rules! impl_directory_store {
                     }
                     let rows: Vec<(String, String, String, String)> = qb
                         .build_query_as()
+                        .persistent(false)
                         .fetch_all(&mut *conn)
                         .await
                         .map_err(db_err)?;
@@ -392,7 +432,11 @@ macro_rules! impl_directory_store {
                             .push_bind(c.at)
                             .push_bind(Json(&c.object));
                     });
-                    qb.build().execute(&mut *conn).await.map_err(db_err)?;
+                    qb.build()
+                        .persistent(false)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(db_err)?;
                 }
                 Ok(())
             }
@@ -407,7 +451,11 @@ macro_rules! impl_directory_store {
                             .push_bind(w.deleted);
                     });
                     qb.push(sql::UPSERT_WATERMARKS_TAIL);
-                    qb.build().execute(&mut *conn).await.map_err(db_err)?;
+                    qb.build()
+                        .persistent(false)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(db_err)?;
                 }
                 Ok(())
             }
@@ -543,6 +591,7 @@ macro_rules! impl_directory_store {
                     qb.push(" ORDER BY user_id, pos");
                     out.extend(
                         qb.build_query_as::<MembershipRow>()
+                            .persistent(false)
                             .fetch_all(&mut *conn)
                             .await
                             .map_err(db_err)?,
@@ -567,6 +616,7 @@ macro_rules! impl_directory_store {
                     qb.push(" ORDER BY group_id, pos");
                     out.extend(
                         qb.build_query_as::<MemberRow>()
+                            .persistent(false)
                             .fetch_all(&mut *conn)
                             .await
                             .map_err(db_err)?,
@@ -588,6 +638,7 @@ macro_rules! impl_directory_store {
                     qb.push(" ORDER BY department_id, pos");
                     out.extend(
                         qb.build_query_as::<LeaderRow>()
+                            .persistent(false)
                             .fetch_all(&mut *conn)
                             .await
                             .map_err(db_err)?,
@@ -614,6 +665,7 @@ macro_rules! impl_directory_store {
                     push_in(&mut qb, chunk);
                     out.extend(
                         qb.build_query_as::<R>()
+                            .persistent(false)
                             .fetch_all(&mut *conn)
                             .await
                             .map_err(db_err)?,
@@ -962,6 +1014,7 @@ macro_rules! impl_directory_store {
                         push_in(&mut qb, chunk);
                         let rows: Vec<RefRow> = qb
                             .build_query_as()
+                            .persistent(false)
                             .fetch_all(self.reads())
                             .await
                             .map_err(db_err)?;
@@ -1419,6 +1472,7 @@ macro_rules! impl_directory_store {
                         push_in(&mut qb, chunk);
                         let rows: Vec<WatermarkRow> = qb
                             .build_query_as()
+                            .persistent(false)
                             .fetch_all(self.reads())
                             .await
                             .map_err(db_err)?;
@@ -1742,7 +1796,11 @@ macro_rules! impl_directory_store {
                                 .push_bind(e.reason.as_deref())
                                 .push_bind(e.at);
                         });
-                        qb.build().execute(&mut *tx).await.map_err(db_err)?;
+                        qb.build()
+                            .persistent(false)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
                     }
                     tx.commit().await.map_err(db_err)
                 }
@@ -1987,6 +2045,7 @@ macro_rules! impl_directory_store {
                         list.push_unseparated(") RETURNING id");
                         let moved: Vec<i64> = qb
                             .build_query_scalar()
+                            .persistent(false)
                             .fetch_all(&mut *tx)
                             .await
                             .map_err(db_err)?;

@@ -115,6 +115,7 @@ macro_rules! read_model_fns {
                 push_in(&mut qb, chunk);
                 let rows: Vec<(String, i64, i64, String, Option<i64>)> = qb
                     .build_query_as()
+                    .persistent(false)
                     .fetch_all(&mut *conn)
                     .await
                     .map_err(db_err)?;
@@ -150,6 +151,7 @@ macro_rules! read_model_fns {
                 push_in(&mut qb, chunk);
                 let rows: Vec<(String, Option<String>, Option<i64>)> = qb
                     .build_query_as()
+                    .persistent(false)
                     .fetch_all(&mut *conn)
                     .await
                     .map_err(db_err)?;
@@ -199,6 +201,7 @@ macro_rules! read_model_fns {
                 push_in(&mut qb, chunk);
                 let rows: Vec<(String,)> = qb
                     .build_query_as()
+                    .persistent(false)
                     .fetch_all(&mut *conn)
                     .await
                     .map_err(db_err)?;
@@ -232,6 +235,7 @@ macro_rules! read_model_fns {
                     push_in(&mut qb, chunk);
                     let rows: Vec<(String, Option<String>)> = qb
                         .build_query_as()
+                        .persistent(false)
                         .fetch_all(&mut *conn)
                         .await
                         .map_err(db_err)?;
@@ -266,6 +270,7 @@ macro_rules! read_model_fns {
                 push_in(&mut qb, chunk);
                 let live: HashSet<String> = qb
                     .build_query_as::<(String,)>()
+                    .persistent(false)
                     .fetch_all(&mut *conn)
                     .await
                     .map_err(db_err)?
@@ -330,6 +335,7 @@ macro_rules! read_model_fns {
                 push_in(&mut qb, chunk);
                 let have: HashMap<(String, String), i64> = qb
                     .build_query_as::<(String, String, i64)>()
+                    .persistent(false)
                     .fetch_all(&mut *conn)
                     .await
                     .map_err(db_err)?
@@ -370,7 +376,11 @@ macro_rules! read_model_fns {
                     qb.push(by_user).push(" WHERE pool_id = ");
                     qb.push_bind(pool.as_str()).push(" AND user_id");
                     push_in(&mut qb, &rewrite);
-                    qb.build().execute(&mut *conn).await.map_err(db_err)?;
+                    qb.build()
+                        .persistent(false)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(db_err)?;
                 }
                 let rows: Vec<(&String, &String, i64)> = want
                     .iter()
@@ -387,7 +397,11 @@ macro_rules! read_model_fns {
                             .push_bind(u.as_str())
                             .push_bind(*direct);
                     });
-                    qb.build().execute(&mut *conn).await.map_err(db_err)?;
+                    qb.build()
+                        .persistent(false)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(db_err)?;
                 }
                 let deltas: Vec<(&String, i64, i64)> = deltas
                     .into_iter()
@@ -412,7 +426,11 @@ macro_rules! read_model_fns {
                          subtree_members = department_stats.subtree_members \
                          + excluded.subtree_members",
                     );
-                    qb.build().execute(&mut *conn).await.map_err(db_err)?;
+                    qb.build()
+                        .persistent(false)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(db_err)?;
                 }
             }
             Ok(())

@@ -418,6 +418,7 @@ impl SqliteStore {
         });
         qb.push(FINISH_INBOX_ROWS_TAIL);
         qb.build_query_scalar()
+            .persistent(false)
             .fetch_all(&mut *conn)
             .await
             .map_err(db_err)
@@ -448,7 +449,11 @@ impl SqliteStore {
                 b.push_bind(pool.as_str()).push_bind(id.as_str());
             });
             qb.push(" ON CONFLICT (pool_id, user_id) DO NOTHING");
-            qb.build().execute(&mut *conn).await.map_err(db_err)?;
+            qb.build()
+                .persistent(false)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_err)?;
             let mut qb = QueryBuilder::<Sqlite>::new(
                 "SELECT user_id, n FROM user_search_keys WHERE pool_id = ",
             );
@@ -460,6 +465,7 @@ impl SqliteStore {
             list.push_unseparated(")");
             let keys: HashMap<String, i64> = qb
                 .build_query_as::<(String, i64)>()
+                .persistent(false)
                 .fetch_all(&mut *conn)
                 .await
                 .map_err(db_err)?
@@ -475,12 +481,20 @@ impl SqliteStore {
                 list.push_bind(*n);
             }
             list.push_unseparated(")");
-            qb.build().execute(&mut *conn).await.map_err(db_err)?;
+            qb.build()
+                .persistent(false)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_err)?;
             let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO user_search (rowid, text) ");
             qb.push_values(&rows, |mut b, (n, text)| {
                 b.push_bind(*n).push_bind(*text);
             });
-            qb.build().execute(&mut *conn).await.map_err(db_err)?;
+            qb.build()
+                .persistent(false)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_err)?;
         }
         Ok(())
     }
