@@ -432,7 +432,7 @@ fn compare_users(snapshot: &Snapshot, store: &View<'_>, out: &mut Vec<Difference
         }
     }
     for (ext, check) in &snapshot.leavers {
-        if snapshot.users.contains_key(ext) {
+        if snapshot.lists_user(ext) {
             continue;
         }
         let live = store.live_user(ext);

@@ -549,6 +549,7 @@ impl Engine {
         };
         let (mut snapshot, ()) = tokio::try_join!(pull, apply_ahead)?;
         drop(known_users);
+        ahead.finish(&mut snapshot);
         let fetched = clock.elapsed();
         let throttled = client.throttled().saturating_sub(throttled_before);
         set(&|j| j.progress.throttled = throttled);
@@ -571,8 +572,11 @@ impl Engine {
         // The plan owns what it writes: the pull and the stored state are not needed while it
         // is applied.
         let errors = std::mem::take(&mut snapshot.errors);
+        // Users applied ahead: listed, so present in Feishu, with no step in the plan.
+        let settled = std::mem::take(&mut snapshot.handed_on);
         drop(snapshot);
-        self.park(connection, &job_id, &plan).await?;
+        self.park(connection, &job_id, &plan, &settled).await?;
+        drop(settled);
         // What was applied ahead is unchanged now: its line in the log is the one written
         // when it was applied.
         let applied_ahead = ahead.applied_count();
@@ -645,7 +649,6 @@ impl Engine {
             .into_iter()
             .filter(|s| Ahead::user_step(s, &chunk))
             .collect();
-        drop(chunk);
         self.apply_plan(
             connection,
             job_id,
@@ -654,9 +657,10 @@ impl Engine {
             started_at,
             job,
             run,
-            Some(ahead),
+            Some(&mut *ahead),
         )
         .await?;
+        ahead.settle(chunk);
         Ok(true)
     }
 
@@ -665,6 +669,7 @@ impl Engine {
         connection: &Connection,
         job_id: &JobId,
         plan: &Plan,
+        settled: &BTreeSet<String>,
     ) -> Result<(), JobFailure> {
         let now = now_ms();
         let items: Vec<ParkedDeletion> = plan
@@ -697,7 +702,8 @@ impl Engine {
         // Only a complete view proves that an object is back; from a partial one, absence of
         // a deletion proves nothing.
         if plan.verdict_hint == Verdict::Complete {
-            self.withdraw_parked(connection, job_id, plan, now).await?;
+            self.withdraw_parked(connection, job_id, plan, settled, now)
+                .await?;
         }
         Ok(())
     }
@@ -711,6 +717,7 @@ impl Engine {
         connection: &Connection,
         job_id: &JobId,
         plan: &Plan,
+        settled: &BTreeSet<String>,
         now: Millis,
     ) -> Result<(), StoreError> {
         const BATCH: u64 = 500;
@@ -732,7 +739,11 @@ impl Engine {
                 let mut withdrawn: BTreeMap<String, Vec<i64>> = BTreeMap::new();
                 for p in older {
                     let kind = p.kind.as_str();
-                    let resolution = match fates.get(&(p.kind, p.object_id.as_str())) {
+                    let fate = fates.get(&(p.kind, p.object_id.as_str())).or((p.kind
+                        == ObjectKind::User
+                        && settled.contains(&p.external_id))
+                    .then_some(&Fate::Present));
+                    let resolution = match fate {
                         Some(Fate::Undecided) => continue,
                         Some(Fate::Deleted) => format!(
                             "job {job_id} deletes the {kind} itself: its deletions are within the threshold now"
@@ -803,14 +814,10 @@ impl Engine {
                 .apply_steps(connection, source, &batch, started_at, &mut superseded)
                 .await;
             for (step, outcome) in batch.iter().zip(outcomes) {
-                if let Some(ahead) = ahead.as_deref_mut() {
-                    let applied = outcome == StepOutcome::Done
-                        && step.result == ActionResult::Applied
-                        && !step.writes.is_empty();
-                    if !applied {
-                        continue;
-                    }
-                    ahead.fold(step);
+                if let Some(ahead) = ahead.as_deref_mut()
+                    && !ahead.took(step, outcome == StepOutcome::Done)
+                {
+                    continue;
                 }
                 let (result, reason) = match outcome {
                     StepOutcome::Done => (step.result, step.reason.clone()),

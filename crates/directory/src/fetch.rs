@@ -32,7 +32,8 @@ pub enum Pulled {
         scope: ScopeKind,
         departments: BTreeMap<String, Department>,
     },
-    /// One department's direct members.
+    /// Users listed for the first time that state their departments (`department_ids`),
+    /// handed on: the pull keeps only their open ids (`Snapshot::handed_on`).
     Users(Vec<User>),
 }
 
@@ -194,6 +195,7 @@ pub async fn fetch_snapshot(
         fetch_groups(client, &scopes.group_ids, &progress, concurrency),
     );
     snapshot.users = users.users;
+    snapshot.handed_on = users.handed_on;
     snapshot.leavers = users.leavers;
     complete.users = users.complete;
     snapshot.errors.extend(users.errors);
@@ -209,6 +211,7 @@ pub async fn fetch_snapshot(
 /// whether every read succeeded.
 struct UsersPart {
     users: BTreeMap<String, SnapshotUser>,
+    handed_on: BTreeSet<String>,
     leavers: BTreeMap<String, LeaverCheck>,
     complete: bool,
     errors: Vec<String>,
@@ -229,12 +232,14 @@ async fn fetch_users(
     progress.update(|p| p.phase = "users".into());
     let mut part = UsersPart {
         users: BTreeMap::new(),
+        handed_on: BTreeSet::new(),
         leavers: BTreeMap::new(),
         complete: true,
         errors: Vec::new(),
     };
-    // Each department's members go into the snapshot as they arrive: no second copy of the
-    // users is held while the listing runs.
+    // Each department's members go into the snapshot as they arrive, or on to be applied
+    // ahead: no second copy of the users is held while the listing runs.
+    let mut news = news;
     let mut results = futures::stream::iter(listing)
         .map(|dept| async move {
             let result = client
@@ -254,10 +259,41 @@ async fn fetch_users(
     while let Some((dept, result)) = results.next().await {
         match result {
             Ok(users) => {
-                if let Some(news) = &news {
-                    let _ = news.send(Pulled::Users(users.clone())).await;
-                }
+                let mut kept = Vec::new();
+                let mut on = Vec::new();
                 for user in users {
+                    match user.open_id.as_deref() {
+                        // The first listing's object is the one kept: a later listing of a
+                        // user handed on adds nothing (its `department_ids` say where it is).
+                        Some(id) if part.handed_on.contains(id) => {}
+                        Some(id)
+                            if news.is_some()
+                                && user.department_ids.is_some()
+                                && !part.users.contains_key(id) =>
+                        {
+                            part.handed_on.insert(id.to_owned());
+                            on.push(user);
+                        }
+                        _ => kept.push(user),
+                    }
+                }
+                if let Some(tx) = news.as_ref().filter(|_| !on.is_empty())
+                    && let Err(tokio::sync::mpsc::error::SendError(back)) =
+                        tx.send(Pulled::Users(on)).await
+                {
+                    // The reader went away: nothing more is applied ahead, and what it did
+                    // not take stays in the snapshot.
+                    news = None;
+                    if let Pulled::Users(back) = back {
+                        for user in back {
+                            if let Some(id) = user.open_id.as_deref() {
+                                part.handed_on.remove(id);
+                            }
+                            kept.push(user);
+                        }
+                    }
+                }
+                for user in kept {
                     add_listed_user(&mut part.users, user, &dept);
                 }
             }
@@ -270,7 +306,7 @@ async fn fetch_users(
     // Users picked directly in a partial scope (or under the root) not listed yet.
     let missing: Vec<String> = picked
         .iter()
-        .filter(|id| !part.users.contains_key(*id))
+        .filter(|id| !part.users.contains_key(*id) && !part.handed_on.contains(*id))
         .cloned()
         .collect();
     if !missing.is_empty() {
@@ -299,14 +335,14 @@ async fn fetch_users(
         }
     }
     drop(news);
-    let listed = part.users.len() as u64;
+    let listed = (part.users.len() + part.handed_on.len()) as u64;
     progress.update(|p| p.users = listed);
 
     // Leavers: every user the store knew that the pull did not list is looked up once.
     progress.update(|p| p.phase = "leavers".into());
     let unseen: Vec<String> = known_users
         .iter()
-        .filter(|id| !part.users.contains_key(*id))
+        .filter(|id| !part.users.contains_key(*id) && !part.handed_on.contains(*id))
         .cloned()
         .collect();
     part.leavers

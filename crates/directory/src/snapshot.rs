@@ -82,6 +82,12 @@ pub struct Snapshot {
     pub users: BTreeMap<String, SnapshotUser>,
     /// By group id.
     pub groups: BTreeMap<String, SnapshotGroup>,
+    /// Listed users the pull handed on to be applied while it ran (`fetch::Pulled::Users`), by
+    /// `open_id`; their records are not in `users`. Before the final plan the engine puts
+    /// back those that were not applied (docs/import-pipeline.md): the planner counts the
+    /// rest as listed and plans nothing for them.
+    #[serde(default)]
+    pub handed_on: BTreeSet<String>,
     /// Users the store knew that the pull did not list, with the result of looking them up.
     pub leavers: BTreeMap<String, LeaverCheck>,
     pub completeness: Completeness,
@@ -95,11 +101,19 @@ impl Snapshot {
             scope,
             departments: BTreeMap::new(),
             users: BTreeMap::new(),
+            handed_on: BTreeSet::new(),
             groups: BTreeMap::new(),
             leavers: BTreeMap::new(),
             completeness: Completeness::FULL,
             errors: Vec::new(),
         }
+    }
+}
+
+impl Snapshot {
+    /// Whether the pull listed the user: its record is in `users`, or it was handed on.
+    pub fn lists_user(&self, open_id: &str) -> bool {
+        self.users.contains_key(open_id) || self.handed_on.contains(open_id)
     }
 }
 

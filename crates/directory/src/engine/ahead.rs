@@ -8,19 +8,22 @@
 //! - the department tree, once it was read completely, without its leaders (their users
 //!   may not exist yet; the final plan sets them);
 //! - users in chunks, each user once, when its record is final on first sight (it states its
-//!   `department_ids`), every department it names is stored, and its manager is stored or in
-//!   the same chunk.
+//!   `department_ids`), every department it names is in the pulled tree and stored, and its
+//!   manager is stored or in the same chunk.
 //!
+//! The pull hands such users on and keeps only their open ids (`Snapshot::handed_on`). A user
+//! whose every step was applied, or was `Unchanged`, is *settled*: its record is dropped and its
+//! stored object is kept as a stub (id, version, status, memberships and name), which is all
+//! the final plan reads of a user it does not merge. The others go back into the snapshot.
 //! Nothing is deleted ahead (the chunks are partial snapshots). When the pull ends the job
-//! plans the whole snapshot as before, against the state folded here: what was applied ahead
-//! is unchanged then, and what an event changed meanwhile is superseded as always, because the
-//! folded versions are those this job wrote.
+//! plans the whole snapshot against the state folded here; what an event changed meanwhile is
+//! superseded as always, because the folded versions are those this job wrote.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use feishu::model as fs;
 
-use crate::model::{ObjectKind, SyncAction};
+use crate::model::{ActionResult, ObjectKind, SyncAction, User, UserProfile};
 use crate::plan::PlannedStep;
 use crate::snapshot::{Completeness, ROOT, ScopeKind, Snapshot, SnapshotUser};
 use crate::store::{ConnectionState, Write};
@@ -36,9 +39,18 @@ pub(super) struct Ahead {
     connection_id: crate::ids::ConnectionId,
     /// The pulled tree, once it is known.
     scope: Option<ScopeKind>,
-    /// Users seen in a listing (taken into a chunk, or waiting for one).
+    /// The `od-` ids of the pulled tree.
+    tree_ids: HashSet<String>,
+    /// Users handed on (taken into a chunk, or waiting for one).
     taken: HashSet<String>,
     waiting: Vec<fs::User>,
+    /// Users handed on that go to the final plan: not final on first sight, or a step of
+    /// theirs was not applied ahead.
+    unsettled: Vec<fs::User>,
+    /// Users of the chunk being applied with a step that was not applied.
+    failed: HashSet<String>,
+    /// Users settled so far.
+    settled: usize,
     /// Users listed since the last chunk was cut.
     fresh: usize,
     /// The last chunk was cut at its size with more users ready.
@@ -73,8 +85,12 @@ impl Ahead {
             ref_at,
             connection_id: connection_id.clone(),
             scope: None,
+            tree_ids: HashSet::new(),
             taken: HashSet::new(),
             waiting: Vec::new(),
+            unsettled: Vec::new(),
+            failed: HashSet::new(),
+            settled: 0,
             fresh: 0,
             backlog: false,
             applied: HashSet::new(),
@@ -86,8 +102,9 @@ impl Ahead {
         self.applied.contains(&(kind, external_id.to_owned()))
     }
 
+    /// Objects applied ahead: users settled, and tree steps applied.
     pub fn applied_count(&self) -> usize {
-        self.applied.len()
+        self.settled + self.applied.len()
     }
 
     /// The snapshot that plans the tree ahead.
@@ -97,6 +114,7 @@ impl Ahead {
         departments: BTreeMap<String, fs::Department>,
     ) -> Snapshot {
         self.scope = Some(scope);
+        self.tree_ids = departments.keys().cloned().collect();
         let mut snapshot = partial(scope);
         // Leaders are left to the final plan: omitted, they keep their stored value, instead
         // of being dropped (and logged as outside the directory) for users not stored yet.
@@ -116,15 +134,16 @@ impl Ahead {
         step.kind == ObjectKind::Department && step.action != SyncAction::UpdateDepartmentLeader
     }
 
-    /// Takes a department's listed members.
+    /// Takes users the pull handed on.
     pub fn listed(&mut self, users: Vec<fs::User>) {
         for user in users {
             let Some(open_id) = user.open_id.as_deref() else {
                 continue;
             };
             // Without `department_ids` a user's memberships are known only once every
-            // listing was read: the final plan takes it.
+            // listing was read: the final plan takes it (the pull keeps such users itself).
             if user.department_ids.is_none() || !self.taken.insert(open_id.to_owned()) {
+                self.unsettled.push(user);
                 continue;
             }
             self.waiting.push(user);
@@ -149,11 +168,12 @@ impl Ahead {
         let known = |ahead: &Self, kind: ObjectKind, id: &str| {
             ahead.ref_at.contains_key(&(kind, id.to_owned()))
         };
+        // In the pulled tree too: a settled user is not detached from a department the
+        // final plan deletes.
         let departments_known = |ahead: &Self, u: &fs::User| {
-            u.department_ids
-                .iter()
-                .flatten()
-                .all(|d| d == ROOT || known(ahead, ObjectKind::Department, d))
+            u.department_ids.iter().flatten().all(|d| {
+                d == ROOT || (ahead.tree_ids.contains(d) && known(ahead, ObjectKind::Department, d))
+            })
         };
         // Ready: its departments are stored and its manager is stored or ready (managers
         // first, through their reports, so that a chain of managers goes in one chunk).
@@ -212,9 +232,75 @@ impl Ahead {
         step.kind == ObjectKind::User && chunk.users.contains_key(&step.external_id)
     }
 
+    /// Takes the outcome of a step applied ahead (`done`: applied as planned); `true` when
+    /// the step is settled now (logged and counted then), `false` when the final plan takes
+    /// its object again.
+    pub fn took(&mut self, step: &PlannedStep, done: bool) -> bool {
+        let done = done && step.result == ActionResult::Applied;
+        if done && !step.writes.is_empty() {
+            self.fold(step);
+            return true;
+        }
+        // An unchanged user is settled too: the final plan would find it unchanged again.
+        if done && step.kind == ObjectKind::User && step.action == SyncAction::Unchanged {
+            self.applied.insert((step.kind, step.external_id.clone()));
+            return true;
+        }
+        if step.kind == ObjectKind::User {
+            self.failed.insert(step.external_id.clone());
+        }
+        false
+    }
+
+    /// After a chunk was applied: its users whose steps were all taken are settled (their
+    /// record dropped, their stored object stubbed); the others go to the final plan.
+    pub fn settle(&mut self, chunk: Snapshot) {
+        for (open_id, su) in chunk.users {
+            let key = (ObjectKind::User, open_id);
+            let applied = self.applied.remove(&key);
+            if !applied || self.failed.contains(&key.1) {
+                // What was applied of it is unchanged in the final plan, and not logged again.
+                if applied {
+                    self.applied.insert(key);
+                }
+                self.unsettled.push(su.user);
+                continue;
+            }
+            let (_, open_id) = key;
+            self.settled += 1;
+            let stored = self
+                .ref_at
+                .get(&(ObjectKind::User, open_id))
+                .map(|&r| self.state.refs[r].object_id.as_str())
+                .and_then(|id| self.user_at.get(id).copied());
+            if let Some(i) = stored {
+                stub(&mut self.state.users[i]);
+            }
+        }
+        self.failed.clear();
+    }
+
+    /// When the pull is over: the users handed on but not settled go back into the snapshot
+    /// for the final plan.
+    pub fn finish(&mut self, snapshot: &mut Snapshot) {
+        let back = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .chain(std::mem::take(&mut self.unsettled));
+        for user in back {
+            let Some(open_id) = user.open_id.clone() else {
+                continue;
+            };
+            snapshot.handed_on.remove(&open_id);
+            snapshot.users.entry(open_id).or_insert(SnapshotUser {
+                user,
+                listed_in: Vec::new(),
+            });
+        }
+    }
+
     /// Records an applied step: its objects as written (the version each write gives them)
     /// and its id mappings.
-    pub fn fold(&mut self, step: &PlannedStep) {
+    fn fold(&mut self, step: &PlannedStep) {
         for write in &step.writes {
             match write {
                 Write::PutUser {
@@ -258,6 +344,15 @@ impl Ahead {
         }
         self.applied.insert((step.kind, step.external_id.clone()));
     }
+}
+
+/// What the final plan reads of a settled user: its id, version, status, tombstone,
+/// memberships, manager and name (for log lines). The rest of its profile is dropped.
+fn stub(user: &mut User) {
+    user.profile = UserProfile {
+        name: user.profile.name.take(),
+        ..UserProfile::default()
+    };
 }
 
 /// An object as a write leaves it stored: the version after the write's check.

@@ -46,7 +46,7 @@ impl<'a> Planner<'a, '_> {
         let mut unconfirmed = Vec::new();
         for (ext, known) in self.index.users.live() {
             let Some(u) = known.live() else { continue };
-            if snapshot.users.contains_key(ext) {
+            if snapshot.lists_user(ext) {
                 continue;
             }
             // A leaver already disabled: resigned users are never listed and not looked up

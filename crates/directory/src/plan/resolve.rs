@@ -133,7 +133,7 @@ impl<'a> Planner<'a, '_> {
             });
         }
         for (ext, check) in &snapshot.leavers {
-            if snapshot.users.contains_key(ext) {
+            if snapshot.lists_user(ext) {
                 continue;
             }
             let (user, resigned) = match check {

@@ -161,7 +161,8 @@ impl<'a> Planner<'a, '_> {
     }
 
     /// Users the pull did not merge but that are members of a department this plan deletes
-    /// lose that membership (before the tombstone).
+    /// lose that membership (before the tombstone). Users applied ahead were merged then,
+    /// from a record that named only departments of the pulled tree.
     fn detach_from_doomed_departments(&mut self, jobs: &[UserJob<'a>]) {
         if self.doomed_departments.is_empty() {
             return;
@@ -181,7 +182,10 @@ impl<'a> Planner<'a, '_> {
         let doomed = &self.doomed_departments;
         let gone = |d: &crate::ids::DepartmentId| doomed.contains(d.0.as_str());
         for (ext, u) in live {
-            if merged.contains(ext) || self.doomed_users.contains(u.id.0.as_str()) {
+            if merged.contains(ext)
+                || self.snapshot.handed_on.contains(ext)
+                || self.doomed_users.contains(u.id.0.as_str())
+            {
                 continue;
             }
             b.detach_from_departments(ext, u, &gone, &mut self.steps);
