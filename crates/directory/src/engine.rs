@@ -15,7 +15,7 @@ mod superseded;
 use self::ahead::Ahead;
 use self::superseded::{SUPERSEDED, Superseded};
 use crate::fetch::{FetchError, FetchOptions, Pulled, fetch_snapshot};
-use crate::ids::{ConnectionId, JobId, Millis, new_id, now_ms};
+use crate::ids::{ConnectionId, JobId, Millis, UserId, new_id, now_ms};
 use crate::model::{
     ActionLogEntry, ActionResult, Connection, JobKind, JobProgress, JobState, JobTrigger,
     ObjectKind, ParkedDeletion, ParkedState, Provider, SyncAction, SyncJob, UserStatus, Verdict,
@@ -466,7 +466,8 @@ impl Engine {
         };
         let client = self.client(connection)?;
         let clock = std::time::Instant::now();
-        let state = self.store.load_connection_state(&connection.id).await?;
+        // An outline: users are read in full when a plan needs them (docs/memory.md).
+        let state = self.store.load_connection_outline(&connection.id).await?;
         let loaded = clock.elapsed();
         let known_users = live_user_open_ids(&state, &connection.id);
         let source = ChangeSource::Job {
@@ -568,6 +569,8 @@ impl Engine {
         }
 
         set(&|j| j.progress.phase = "planning".into());
+        let need = ahead.outlines_for_final(&snapshot);
+        self.fill(connection, &mut ahead, need).await?;
         let mut plan = plan_for(connection, &snapshot, &ahead.state);
         // The plan owns what it writes: the pull and the stored state are not needed while it
         // is applied.
@@ -643,6 +646,8 @@ impl Engine {
         let Some(chunk) = ahead.chunk(size) else {
             return Ok(false);
         };
+        let need = ahead.outlines_in(&chunk);
+        self.fill(connection, ahead, need).await?;
         let plan = plan_for(connection, &chunk, &ahead.state);
         let steps = plan
             .steps
@@ -662,6 +667,23 @@ impl Engine {
         .await?;
         ahead.settle(chunk);
         Ok(true)
+    }
+
+    /// Reads outlined users in full, a bounded number at a time.
+    async fn fill(
+        &self,
+        connection: &Connection,
+        ahead: &mut Ahead,
+        need: Vec<UserId>,
+    ) -> Result<(), JobFailure> {
+        const READ: usize = 1_000;
+        for ids in need.chunks(READ) {
+            let users = self.store.get_users(&connection.pool_id, ids).await?;
+            ahead
+                .fill(ids, users)
+                .map_err(|e| JobFailure::Store(StoreError::NotFound(e)))?;
+        }
+        Ok(())
     }
 
     async fn park(

@@ -93,6 +93,11 @@ pub struct Snapshot {
     pub completeness: Completeness,
     /// What failed during the pull (page errors etc.), for the job's log.
     pub errors: Vec<String>,
+    /// A part of a pull applied ahead of its final plan (docs/import-pipeline.md): it plans
+    /// no deletion at all, not even a skipped one for each stored object it does not hold;
+    /// the final plan decides them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub chunk: bool,
 }
 
 impl Snapshot {
@@ -106,6 +111,7 @@ impl Snapshot {
             leavers: BTreeMap::new(),
             completeness: Completeness::FULL,
             errors: Vec::new(),
+            chunk: false,
         }
     }
 }

@@ -571,6 +571,13 @@ pub trait DirectoryStore: Send + Sync + 'static {
         &self,
         connection_id: &ConnectionId,
     ) -> StoreResult<ConnectionState>;
+    /// [`DirectoryStore::load_connection_state`] with each user's profile cut to its name:
+    /// the outline a job plans against. It reads in full ([`DirectoryStore::get_users`]) the
+    /// users it merges or deletes, when it needs them (docs/memory.md).
+    async fn load_connection_outline(
+        &self,
+        connection_id: &ConnectionId,
+    ) -> StoreResult<ConnectionState>;
     async fn get_user(&self, pool_id: &PoolId, id: &UserId) -> StoreResult<Option<User>>;
     async fn get_department(
         &self,

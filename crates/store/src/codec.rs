@@ -215,6 +215,41 @@ pub(crate) struct UserRow {
     deleted_at: Option<i64>,
 }
 
+/// A user's row without its profile, but its name (`sql::STATE_USER_OUTLINES`).
+#[derive(FromRow)]
+pub(crate) struct OutlineUserRow {
+    pool_id: String,
+    id: String,
+    status: String,
+    in_root: bool,
+    manager_id: Option<String>,
+    name: Option<String>,
+    version: i64,
+    created_at: i64,
+    updated_at: i64,
+    deleted_at: Option<i64>,
+}
+
+impl From<OutlineUserRow> for UserRow {
+    fn from(r: OutlineUserRow) -> Self {
+        Self {
+            pool_id: r.pool_id,
+            id: r.id,
+            status: r.status,
+            in_root: r.in_root,
+            manager_id: r.manager_id,
+            profile: Json(UserProfile {
+                name: r.name,
+                ..UserProfile::default()
+            }),
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            deleted_at: r.deleted_at,
+        }
+    }
+}
+
 impl UserRow {
     pub(crate) fn id(&self) -> String {
         self.id.clone()

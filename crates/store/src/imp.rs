@@ -43,9 +43,9 @@ macro_rules! impl_directory_store {
             use $crate::codec::{
                 ActionRow, CHUNK, ChangeRow, ConnectionRow, DepartmentRow, GroupRow, InboxFinish,
                 InboxRow, JobRow, KeyedUserRow, LeaderRow, MemberRow, MembershipRow, NodeRow,
-                ParkedRow, PoolRow, RefRow, UserRow, WatermarkRow, assemble_departments,
-                assemble_groups, assemble_users, connection_conflict, contains_pattern,
-                convert_all, count, db_err, enum_text, in_order, member_columns,
+                OutlineUserRow, ParkedRow, PoolRow, RefRow, UserRow, WatermarkRow,
+                assemble_departments, assemble_groups, assemble_users, connection_conflict,
+                contains_pattern, convert_all, count, db_err, enum_text, in_order, member_columns,
                 memberships_by_user, plus, search_text, sql_int, unique_ids,
             };
             use $crate::prepare::{self, Stored};
@@ -674,6 +674,62 @@ macro_rules! impl_directory_store {
                 Ok(out)
             }
 
+            impl $store {
+                /// The objects a connection maps, with their refs; users cut to an outline
+                /// (`outline`) or whole.
+                async fn connection_state(
+                    &self,
+                    connection_id: &ConnectionId,
+                    outline: bool,
+                ) -> StoreResult<ConnectionState> {
+                    let mut tx = self.begin_read().await.map_err(db_err)?;
+                    let pool: Option<String> = sqlx::query_scalar(sql::CONNECTION_POOL)
+                        .bind(connection_id.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    let Some(pool) = pool else {
+                        return Err(StoreError::NotFound(format!("connection {connection_id}")));
+                    };
+                    let conn = connection_id.as_str();
+                    let refs: Vec<RefRow> = sqlx::query_as(sql::STATE_REFS)
+                        .bind(conn)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    // One query per table, each a semi-join on the connection's refs: the
+                    // cost is a few scans whatever the size of the organisation.
+                    macro_rules! state_rows {
+                        ($query:expr) => {
+                            sqlx::query_as($query)
+                                .bind(pool.as_str())
+                                .bind(conn)
+                                .fetch_all(&mut *tx)
+                                .await
+                                .map_err(db_err)?
+                        };
+                    }
+                    let users: Vec<UserRow> = if outline {
+                        let rows: Vec<OutlineUserRow> = state_rows!(sql::STATE_USER_OUTLINES);
+                        rows.into_iter().map(UserRow::from).collect()
+                    } else {
+                        state_rows!(sql::STATE_USERS)
+                    };
+                    let memberships: Vec<MembershipRow> = state_rows!(sql::STATE_MEMBERSHIPS);
+                    let departments: Vec<DepartmentRow> = state_rows!(sql::STATE_DEPARTMENTS);
+                    let leaders: Vec<LeaderRow> = state_rows!(sql::STATE_LEADERS);
+                    let groups: Vec<GroupRow> = state_rows!(sql::STATE_GROUPS);
+                    let members: Vec<MemberRow> = state_rows!(sql::STATE_MEMBERS);
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(ConnectionState {
+                        users: assemble_users(users, memberships)?,
+                        departments: assemble_departments(departments, leaders)?,
+                        groups: assemble_groups(groups, members)?,
+                        refs: convert_all(refs)?,
+                    })
+                }
+            }
+
             #[async_trait::async_trait]
             impl DirectoryStore for $store {
                 fn backend(&self) -> Backend {
@@ -870,46 +926,14 @@ macro_rules! impl_directory_store {
                     &self,
                     connection_id: &ConnectionId,
                 ) -> StoreResult<ConnectionState> {
-                    let mut tx = self.begin_read().await.map_err(db_err)?;
-                    let pool: Option<String> = sqlx::query_scalar(sql::CONNECTION_POOL)
-                        .bind(connection_id.as_str())
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                    let Some(pool) = pool else {
-                        return Err(StoreError::NotFound(format!("connection {connection_id}")));
-                    };
-                    let conn = connection_id.as_str();
-                    let refs: Vec<RefRow> = sqlx::query_as(sql::STATE_REFS)
-                        .bind(conn)
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                    // One query per table, each a semi-join on the connection's refs: the
-                    // cost is a few scans whatever the size of the organisation.
-                    macro_rules! state_rows {
-                        ($query:expr) => {
-                            sqlx::query_as($query)
-                                .bind(pool.as_str())
-                                .bind(conn)
-                                .fetch_all(&mut *tx)
-                                .await
-                                .map_err(db_err)?
-                        };
-                    }
-                    let users: Vec<UserRow> = state_rows!(sql::STATE_USERS);
-                    let memberships: Vec<MembershipRow> = state_rows!(sql::STATE_MEMBERSHIPS);
-                    let departments: Vec<DepartmentRow> = state_rows!(sql::STATE_DEPARTMENTS);
-                    let leaders: Vec<LeaderRow> = state_rows!(sql::STATE_LEADERS);
-                    let groups: Vec<GroupRow> = state_rows!(sql::STATE_GROUPS);
-                    let members: Vec<MemberRow> = state_rows!(sql::STATE_MEMBERS);
-                    tx.commit().await.map_err(db_err)?;
-                    Ok(ConnectionState {
-                        users: assemble_users(users, memberships)?,
-                        departments: assemble_departments(departments, leaders)?,
-                        groups: assemble_groups(groups, members)?,
-                        refs: convert_all(refs)?,
-                    })
+                    self.connection_state(connection_id, false).await
+                }
+
+                async fn load_connection_outline(
+                    &self,
+                    connection_id: &ConnectionId,
+                ) -> StoreResult<ConnectionState> {
+                    self.connection_state(connection_id, true).await
                 }
 
                 async fn get_user(

@@ -9,7 +9,7 @@
 //!   may not exist yet; the final plan sets them);
 //! - users in chunks, each user once, when its record is final on first sight (it states its
 //!   `department_ids`), every department it names is in the pulled tree and stored, and its
-//!   manager is stored or in the same chunk.
+//!   manager was handed on too and is stored or in the same chunk.
 //!
 //! The pull hands such users on and keeps only their open ids (`Snapshot::handed_on`). A user
 //! whose every step was applied, or was `Unchanged`, is *settled*: its record is dropped and its
@@ -23,14 +23,19 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use feishu::model as fs;
 
-use crate::model::{ActionResult, ObjectKind, SyncAction, User, UserProfile};
+use crate::ids::UserId;
+use crate::model::{ActionResult, ObjectKind, SyncAction, User, UserProfile, UserStatus};
 use crate::plan::PlannedStep;
 use crate::snapshot::{Completeness, ROOT, ScopeKind, Snapshot, SnapshotUser};
 use crate::store::{ConnectionState, Write};
 
 /// The stored state as this job's writes leave it, and what it applied ahead.
 pub(super) struct Ahead {
+    /// Loaded as an outline (`DirectoryStore::load_connection_outline`): a user is read in
+    /// full before a plan merges or deletes it ([`Ahead::fill`]).
     pub state: ConnectionState,
+    /// Ids of the users whose stored copy here is an outline.
+    outlines: HashSet<String>,
     user_at: HashMap<String, usize>,
     department_at: HashMap<String, usize>,
     group_at: HashMap<String, usize>,
@@ -60,6 +65,7 @@ pub(super) struct Ahead {
 }
 
 impl Ahead {
+    /// `state` as the store's outline of the connection: every user is an outline.
     pub fn new(state: ConnectionState, connection_id: &crate::ids::ConnectionId) -> Self {
         let index = |ids: Vec<&str>| -> HashMap<String, usize> {
             ids.into_iter()
@@ -77,8 +83,10 @@ impl Ahead {
             .filter(|(_, r)| r.connection_id == *connection_id)
             .map(|(i, r)| ((r.kind, r.external_id.clone()), i))
             .collect();
+        let outlines = state.users.iter().map(|u| u.id.0.clone()).collect();
         Self {
             state,
+            outlines,
             user_at,
             department_at,
             group_at,
@@ -185,7 +193,11 @@ impl Ahead {
             }
             match u.leader_user_id.as_deref() {
                 None | Some("") => queue.push(i),
-                Some(m) if known(self, ObjectKind::User, m) => queue.push(i),
+                // Listed in this pull too: a manager the final plan deletes is dropped
+                // from its reports' records, which it merges then.
+                Some(m) if known(self, ObjectKind::User, m) && self.taken.contains(m) => {
+                    queue.push(i)
+                }
                 Some(m) => reports.entry(m).or_default().push(i),
             }
         }
@@ -269,12 +281,11 @@ impl Ahead {
             let (_, open_id) = key;
             self.settled += 1;
             let stored = self
-                .ref_at
-                .get(&(ObjectKind::User, open_id))
-                .map(|&r| self.state.refs[r].object_id.as_str())
+                .stored_user(&open_id)
                 .and_then(|id| self.user_at.get(id).copied());
             if let Some(i) = stored {
                 stub(&mut self.state.users[i]);
+                self.outlines.insert(self.state.users[i].id.0.clone());
             }
         }
         self.failed.clear();
@@ -298,6 +309,72 @@ impl Ahead {
         }
     }
 
+    /// The outlined users a chunk merges: to be read in full before it is planned.
+    pub fn outlines_in(&self, chunk: &Snapshot) -> Vec<UserId> {
+        chunk
+            .users
+            .keys()
+            .filter_map(|open_id| self.stored_user(open_id))
+            .filter(|id| self.outlines.contains(*id))
+            .map(|id| UserId(id.to_owned()))
+            .collect()
+    }
+
+    /// The outlined users the final plan may merge or write: those it merges (listed and
+    /// not settled, or looked up as leavers) and every live user not listed, which it may
+    /// delete or detach from a deleted department. Settled users and tombstones stay
+    /// outlines; so do leavers already disabled, which it does not look at again.
+    pub fn outlines_for_final(&self, snapshot: &Snapshot) -> Vec<UserId> {
+        let mut out = Vec::new();
+        for r in &self.state.refs {
+            if r.kind != ObjectKind::User
+                || r.connection_id != self.connection_id
+                || !self.outlines.contains(&r.object_id)
+            {
+                continue;
+            }
+            let ext = r.external_id.as_str();
+            let merged = snapshot.users.contains_key(ext) || snapshot.leavers.contains_key(ext);
+            let unlisted_live = !snapshot.handed_on.contains(ext)
+                && self.user_at.get(&r.object_id).is_some_and(|&i| {
+                    let u = &self.state.users[i];
+                    u.deleted_at.is_none() && u.status != UserStatus::Resigned
+                });
+            if merged || unlisted_live {
+                out.push(UserId(r.object_id.clone()));
+            }
+        }
+        out
+    }
+
+    /// Puts the full copies of outlined users in place. A user an event changed since the
+    /// outline was read keeps the outline's version: a write planned from it then conflicts
+    /// and is superseded, as it would have against the state of the job's start.
+    pub fn fill(&mut self, asked: &[UserId], users: Vec<User>) -> Result<(), String> {
+        for mut user in users {
+            let Some(&i) = self.user_at.get(user.id.as_str()) else {
+                continue;
+            };
+            user.version = self.state.users[i].version;
+            self.outlines.remove(user.id.as_str());
+            self.state.users[i] = user;
+        }
+        // A user row never goes away (deletions are tombstones) while its pool exists.
+        match asked.iter().find(|id| self.outlines.contains(id.as_str())) {
+            Some(missing) => Err(format!(
+                "user {missing} is no longer in the store (was its pool deleted during the job?)"
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// The orgsync id of a user this connection maps, by open_id.
+    fn stored_user(&self, open_id: &str) -> Option<&str> {
+        self.ref_at
+            .get(&(ObjectKind::User, open_id.to_owned()))
+            .map(|&r| self.state.refs[r].object_id.as_str())
+    }
+
     /// Records an applied step: its objects as written (the version each write gives them)
     /// and its id mappings.
     fn fold(&mut self, step: &PlannedStep) {
@@ -310,6 +387,7 @@ impl Ahead {
                 } => {
                     let id = user.id.0.clone();
                     let user = written(user, *expected_version, |u| &mut u.version);
+                    self.outlines.remove(&id);
                     upsert(&mut self.state.users, &mut self.user_at, id, user);
                 }
                 Write::PutDepartment {
@@ -347,7 +425,8 @@ impl Ahead {
 }
 
 /// What the final plan reads of a settled user: its id, version, status, tombstone,
-/// memberships, manager and name (for log lines). The rest of its profile is dropped.
+/// memberships, manager and name (for log lines), as in an outline. The rest of its profile
+/// is dropped.
 fn stub(user: &mut User) {
     user.profile = UserProfile {
         name: user.profile.name.take(),
@@ -383,7 +462,7 @@ fn upsert<K: std::hash::Hash + Eq, T>(
     }
 }
 
-/// An empty snapshot that is partial in every part: planning it deletes nothing.
+/// An empty chunk, partial in every part: planning it decides no deletion.
 fn partial(scope: ScopeKind) -> Snapshot {
     let mut snapshot = Snapshot::empty(scope);
     snapshot.completeness = Completeness {
@@ -391,5 +470,6 @@ fn partial(scope: ScopeKind) -> Snapshot {
         users: false,
         groups: false,
     };
+    snapshot.chunk = true;
     snapshot
 }

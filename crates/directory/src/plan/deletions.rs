@@ -12,6 +12,9 @@ impl<'a> Planner<'a, '_> {
     /// objects that will still be live.
     pub(super) fn decide_deletions(&mut self, settings: &ConnectionSettings) -> Vec<Deletion<'a>> {
         let snapshot = self.snapshot;
+        if snapshot.chunk {
+            return Vec::new();
+        }
         let full = snapshot.completeness.is_full();
         let partial_reason = || {
             format!(
