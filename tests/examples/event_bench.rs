@@ -22,6 +22,10 @@
 //! cargo run --release -p orgsync-tests --example event_bench -- [EVENTS] [CONNECTIONS] [USERS] [LEAVERS] [ROUNDS]
 #![allow(clippy::unwrap_used)]
 
+/// The allocator of the `orgsync` binary, so that the figures are the product's.
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use orgsync_tests::bench::{ms, pct, peak_rss_mib, write_section};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

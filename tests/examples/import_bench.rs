@@ -7,6 +7,10 @@
 //! PostgreSQL is included when ORGSYNC_TEST_POSTGRES_URL is set.
 #![allow(clippy::unwrap_used)]
 
+/// The allocator of the `orgsync` binary, so that the figures are the product's.
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use orgsync_tests::bench::{peak_rss_mib, write_section};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -27,6 +27,10 @@
 //! cargo run --release -p orgsync-tests --example scale_bench -- [USERS] [DEPARTMENTS] [GROUPS] [CLIENTS] [SECONDS_PER_READ]
 #![allow(clippy::unwrap_used)]
 
+/// The allocator of the `orgsync` binary, so that the figures are the product's.
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use orgsync_tests::bench::{ms, pct, peak_rss_mib, write_section};
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::io::{BufRead, Write};

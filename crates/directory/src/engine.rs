@@ -1035,7 +1035,7 @@ fn plan_for(
 const AHEAD_QUEUE: usize = 64;
 
 /// Chunks of users applied ahead, at most (about), when many users are stored already.
-const AHEAD_PLANS: usize = 8;
+const AHEAD_PLANS: usize = 16;
 
 /// What the apply of one job has done so far (ahead of the final plan and in it).
 #[derive(Default)]

@@ -5,6 +5,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// jemalloc, not glibc's malloc: glibc's per-thread arenas kept freed job and request memory
+/// resident (docs/memory.md).
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 mod config;
 mod demo_cmd;
 mod emulator_cmd;

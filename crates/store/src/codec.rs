@@ -297,23 +297,28 @@ pub(crate) fn assemble_users(
 ) -> StoreResult<Vec<User>> {
     let mut by_user = memberships_by_user(memberships);
     rows.into_iter()
-        .map(|r| {
-            Ok(User {
-                status: UserStatus::parse(&r.status)
-                    .ok_or_else(|| corrupt("user status", &r.status))?,
-                departments: by_user.remove(&r.id).unwrap_or_default(),
-                id: UserId(r.id),
-                pool_id: PoolId(r.pool_id),
-                profile: r.profile.0,
-                in_root: r.in_root,
-                manager_id: r.manager_id.map(UserId),
-                version: r.version,
-                created_at: r.created_at,
-                updated_at: r.updated_at,
-                deleted_at: r.deleted_at,
-            })
-        })
+        .map(|r| user_from_row(r, &mut by_user))
         .collect()
+}
+
+/// One user from its row, taking its memberships out of `by_user` (`memberships_by_user`).
+pub(crate) fn user_from_row(
+    r: UserRow,
+    by_user: &mut HashMap<String, Vec<Membership>>,
+) -> StoreResult<User> {
+    Ok(User {
+        status: UserStatus::parse(&r.status).ok_or_else(|| corrupt("user status", &r.status))?,
+        departments: by_user.remove(&r.id).unwrap_or_default(),
+        id: UserId(r.id),
+        pool_id: PoolId(r.pool_id),
+        profile: r.profile.0,
+        in_root: r.in_root,
+        manager_id: r.manager_id.map(UserId),
+        version: r.version,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+        deleted_at: r.deleted_at,
+    })
 }
 
 #[derive(FromRow)]

@@ -37,6 +37,7 @@ macro_rules! impl_directory_store {
                 PageRequest, ParkedFilter, RunningJobs, StoreError, StoreResult, UserQuery,
                 Watermark, Write,
             };
+            use futures::TryStreamExt;
             use sqlx::QueryBuilder;
             use sqlx::types::Json;
 
@@ -46,7 +47,7 @@ macro_rules! impl_directory_store {
                 OutlineUserRow, ParkedRow, PoolRow, RefRow, UserRow, WatermarkRow,
                 assemble_departments, assemble_groups, assemble_users, connection_conflict,
                 contains_pattern, convert_all, count, db_err, enum_text, in_order, member_columns,
-                memberships_by_user, plus, search_text, sql_int, unique_ids,
+                memberships_by_user, plus, search_text, sql_int, unique_ids, user_from_row,
             };
             use $crate::prepare::{self, Stored};
             use $crate::sql;
@@ -709,20 +710,37 @@ macro_rules! impl_directory_store {
                                 .map_err(db_err)?
                         };
                     }
-                    let users: Vec<UserRow> = if outline {
-                        let rows: Vec<OutlineUserRow> = state_rows!(sql::STATE_USER_OUTLINES);
-                        rows.into_iter().map(UserRow::from).collect()
-                    } else {
-                        state_rows!(sql::STATE_USERS)
-                    };
                     let memberships: Vec<MembershipRow> = state_rows!(sql::STATE_MEMBERSHIPS);
+                    let mut by_user = memberships_by_user(memberships);
+                    // Users one row at a time: no second copy of the largest table is held.
+                    let mut users = Vec::new();
+                    if outline {
+                        let mut rows =
+                            sqlx::query_as::<_, OutlineUserRow>(sql::STATE_USER_OUTLINES)
+                                .bind(pool.as_str())
+                                .bind(conn)
+                                .fetch(&mut *tx);
+                        while let Some(row) = rows.try_next().await.map_err(db_err)? {
+                            users.push(user_from_row(row.into(), &mut by_user)?);
+                        }
+                    } else {
+                        let mut rows = sqlx::query_as::<_, UserRow>(sql::STATE_USERS)
+                            .bind(pool.as_str())
+                            .bind(conn)
+                            .fetch(&mut *tx);
+                        while let Some(row) = rows.try_next().await.map_err(db_err)? {
+                            users.push(user_from_row(row, &mut by_user)?);
+                        }
+                    }
+                    // Pushing left up to twice the room needed, for the whole job.
+                    users.shrink_to_fit();
                     let departments: Vec<DepartmentRow> = state_rows!(sql::STATE_DEPARTMENTS);
                     let leaders: Vec<LeaderRow> = state_rows!(sql::STATE_LEADERS);
                     let groups: Vec<GroupRow> = state_rows!(sql::STATE_GROUPS);
                     let members: Vec<MemberRow> = state_rows!(sql::STATE_MEMBERS);
                     tx.commit().await.map_err(db_err)?;
                     Ok(ConnectionState {
-                        users: assemble_users(users, memberships)?,
+                        users,
                         departments: assemble_departments(departments, leaders)?,
                         groups: assemble_groups(groups, members)?,
                         refs: convert_all(refs)?,

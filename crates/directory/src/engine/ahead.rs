@@ -34,8 +34,8 @@ pub(super) struct Ahead {
     /// Loaded as an outline (`DirectoryStore::load_connection_outline`): a user is read in
     /// full before a plan merges or deletes it ([`Ahead::fill`]).
     pub state: ConnectionState,
-    /// Ids of the users whose stored copy here is an outline.
-    outlines: HashSet<String>,
+    /// Whether each user of `state.users` (same position) is an outline here.
+    outline: Vec<bool>,
     user_at: HashMap<String, usize>,
     department_at: HashMap<String, usize>,
     group_at: HashMap<String, usize>,
@@ -83,10 +83,10 @@ impl Ahead {
             .filter(|(_, r)| r.connection_id == *connection_id)
             .map(|(i, r)| ((r.kind, r.external_id.clone()), i))
             .collect();
-        let outlines = state.users.iter().map(|u| u.id.0.clone()).collect();
+        let outline = vec![true; state.users.len()];
         Self {
             state,
-            outlines,
+            outline,
             user_at,
             department_at,
             group_at,
@@ -285,7 +285,7 @@ impl Ahead {
                 .and_then(|id| self.user_at.get(id).copied());
             if let Some(i) = stored {
                 stub(&mut self.state.users[i]);
-                self.outlines.insert(self.state.users[i].id.0.clone());
+                self.outline[i] = true;
             }
         }
         self.failed.clear();
@@ -315,7 +315,7 @@ impl Ahead {
             .users
             .keys()
             .filter_map(|open_id| self.stored_user(open_id))
-            .filter(|id| self.outlines.contains(*id))
+            .filter(|id| self.is_outline(id))
             .map(|id| UserId(id.to_owned()))
             .collect()
     }
@@ -329,7 +329,7 @@ impl Ahead {
         for r in &self.state.refs {
             if r.kind != ObjectKind::User
                 || r.connection_id != self.connection_id
-                || !self.outlines.contains(&r.object_id)
+                || !self.is_outline(&r.object_id)
             {
                 continue;
             }
@@ -356,16 +356,20 @@ impl Ahead {
                 continue;
             };
             user.version = self.state.users[i].version;
-            self.outlines.remove(user.id.as_str());
+            self.outline[i] = false;
             self.state.users[i] = user;
         }
         // A user row never goes away (deletions are tombstones) while its pool exists.
-        match asked.iter().find(|id| self.outlines.contains(id.as_str())) {
+        match asked.iter().find(|id| self.is_outline(id.as_str())) {
             Some(missing) => Err(format!(
                 "user {missing} is no longer in the store (was its pool deleted during the job?)"
             )),
             None => Ok(()),
         }
+    }
+
+    fn is_outline(&self, id: &str) -> bool {
+        self.user_at.get(id).is_some_and(|&i| self.outline[i])
     }
 
     /// The orgsync id of a user this connection maps, by open_id.
@@ -387,8 +391,9 @@ impl Ahead {
                 } => {
                     let id = user.id.0.clone();
                     let user = written(user, *expected_version, |u| &mut u.version);
-                    self.outlines.remove(&id);
-                    upsert(&mut self.state.users, &mut self.user_at, id, user);
+                    let i = upsert(&mut self.state.users, &mut self.user_at, id, user);
+                    self.outline.resize(self.state.users.len(), false);
+                    self.outline[i] = false;
                 }
                 Write::PutDepartment {
                     department,
@@ -446,18 +451,23 @@ fn written<T: Clone>(
     object
 }
 
-/// Replaces the item at `key` or appends it, keeping `at` (key → position) in step.
+/// Replaces the item at `key` or appends it, keeping `at` (key → position) in step; returns
+/// its position.
 fn upsert<K: std::hash::Hash + Eq, T>(
     list: &mut Vec<T>,
     at: &mut HashMap<K, usize>,
     key: K,
     item: T,
-) {
+) -> usize {
     match at.get(&key) {
-        Some(&i) => list[i] = item,
+        Some(&i) => {
+            list[i] = item;
+            i
+        }
         None => {
             at.insert(key, list.len());
             list.push(item);
+            list.len() - 1
         }
     }
 }
@@ -472,4 +482,143 @@ fn partial(scope: ScopeKind) -> Snapshot {
     };
     snapshot.chunk = true;
     snapshot
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::ConnectionId;
+    use crate::plan::testing::{
+        CONNECTION, dept, no_threshold, person, plan_with, snapshot, sync, user_by,
+    };
+
+    /// A stored organisation of `od_1` with `ou_a`, `ou_b` and `ou_c`, and the store's
+    /// outline of it.
+    fn stored() -> (ConnectionState, ConnectionState) {
+        let org = snapshot(
+            vec![dept("od_1", "0", "One")],
+            ["ou_a", "ou_b", "ou_c"]
+                .iter()
+                .map(|ou| person(ou, &format!("Name {ou}"), &["od_1"]))
+                .collect(),
+            Vec::new(),
+        );
+        let full = sync(&org, &ConnectionState::default()).1;
+        let mut outline = full.clone();
+        for u in &mut outline.users {
+            stub(u);
+        }
+        (full, outline)
+    }
+
+    fn full_copies(full: &ConnectionState, ids: &[UserId]) -> Vec<User> {
+        full.users
+            .iter()
+            .filter(|u| ids.contains(&u.id))
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn a_user_settles_only_when_every_step_of_it_went_through() {
+        let (full, outline) = stored();
+        let mut ahead = Ahead::new(outline, &ConnectionId::from(CONNECTION));
+        let org = snapshot(vec![dept("od_1", "0", "One")], Vec::new(), Vec::new());
+        let _tree = ahead.tree(ScopeKind::All, org.departments.clone());
+        let mut renamed = person("ou_a", "Renamed", &["od_1"]);
+        renamed.email = Some("a@example.com".into());
+        ahead.listed(vec![renamed, person("ou_b", "Changed too", &["od_1"])]);
+
+        let chunk = ahead.chunk(10).expect("both users are ready");
+        assert_eq!(chunk.users.len(), 2);
+        // The chunk's users are read in full before it is planned.
+        let need = ahead.outlines_in(&chunk);
+        assert_eq!(need.len(), 2);
+        ahead.fill(&need, full_copies(&full, &need)).unwrap();
+        let plan = plan_with(&chunk, &ahead.state, &no_threshold());
+        assert!(
+            plan.steps.iter().all(|s| !s.action.is_deletion()),
+            "a chunk decides no deletions: {:?}",
+            plan.steps
+        );
+        for step in plan.steps.iter().filter(|s| Ahead::user_step(s, &chunk)) {
+            // ou_b's write failed.
+            ahead.took(step, step.external_id == "ou_a");
+        }
+        ahead.settle(chunk);
+
+        let mut last = Snapshot::empty(ScopeKind::All);
+        last.handed_on = ["ou_a", "ou_b"].map(String::from).into();
+        ahead.finish(&mut last);
+        assert_eq!(
+            last.handed_on,
+            ["ou_a".to_owned()].into(),
+            "ou_a is settled"
+        );
+        assert!(
+            last.users.contains_key("ou_b"),
+            "ou_b goes to the final plan"
+        );
+        assert!(last.lists_user("ou_a") && last.lists_user("ou_b"));
+
+        // The settled user is an outline with the version its write gave it.
+        let a = user_by(&ahead.state, "ou_a");
+        assert_eq!(a.profile.name.as_deref(), Some("Renamed"));
+        assert_eq!(a.profile.email, None);
+        assert_eq!(a.version, user_by(&full, "ou_a").version + 1);
+        assert!(ahead.is_outline(a.id.as_str()));
+        // The other was read in full and stays so for the final plan.
+        let b = user_by(&ahead.state, "ou_b");
+        assert!(b.profile.email.is_some() && !ahead.is_outline(b.id.as_str()));
+    }
+
+    #[test]
+    fn a_full_copy_keeps_the_outline_version_and_a_vanished_user_is_an_error() {
+        let (full, outline) = stored();
+        let mut ahead = Ahead::new(outline, &ConnectionId::from(CONNECTION));
+        let a = user_by(&full, "ou_a").clone();
+        let mut newer = a.clone();
+        newer.version += 3;
+        newer.profile.name = Some("Changed by an event".into());
+        ahead.fill(&[a.id.clone()], vec![newer]).unwrap();
+        let filled = user_by(&ahead.state, "ou_a");
+        assert_eq!(filled.version, a.version, "a write from it must conflict");
+        assert_eq!(filled.profile.name.as_deref(), Some("Changed by an event"));
+
+        let b = user_by(&full, "ou_b").id.clone();
+        let err = ahead.fill(&[b.clone()], Vec::new()).unwrap_err();
+        assert!(err.contains(b.as_str()), "{err}");
+    }
+
+    #[test]
+    fn the_final_plan_reads_in_full_whom_it_may_merge_or_delete() {
+        let (_, mut outline) = stored();
+        // ou_c left long ago: disabled, and not looked at again.
+        let c = outline
+            .users
+            .iter_mut()
+            .find(|u| u.profile.name.as_deref() == Some("Name ou_c"))
+            .unwrap();
+        c.status = crate::model::UserStatus::Resigned;
+        let mut ahead = Ahead::new(outline, &ConnectionId::from(CONNECTION));
+        let id_of = |ahead: &Ahead, ou: &str| UserId(ahead.stored_user(ou).unwrap().to_owned());
+
+        // ou_a settled ahead, ou_b unlisted: only ou_b may be deleted.
+        let mut last = Snapshot::empty(ScopeKind::All);
+        last.handed_on.insert("ou_a".into());
+        assert_eq!(ahead.outlines_for_final(&last), vec![id_of(&ahead, "ou_b")]);
+        // A leaver look-up of ou_c is merged: read in full.
+        last.leavers
+            .insert("ou_c".into(), crate::snapshot::LeaverCheck::OutOfScope);
+        let mut want = vec![id_of(&ahead, "ou_b"), id_of(&ahead, "ou_c")];
+        let mut got = ahead.outlines_for_final(&last);
+        want.sort();
+        got.sort();
+        assert_eq!(got, want);
+        // Once read, nothing more is asked.
+        let b = id_of(&ahead, "ou_b");
+        let b_full = ahead.state.users[ahead.user_at[b.as_str()]].clone();
+        ahead.fill(std::slice::from_ref(&b), vec![b_full]).unwrap();
+        assert_eq!(ahead.outlines_for_final(&last), vec![id_of(&ahead, "ou_c")]);
+    }
 }
