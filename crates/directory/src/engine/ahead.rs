@@ -580,13 +580,17 @@ mod tests {
         let mut newer = a.clone();
         newer.version += 3;
         newer.profile.name = Some("Changed by an event".into());
-        ahead.fill(&[a.id.clone()], vec![newer]).unwrap();
+        ahead
+            .fill(std::slice::from_ref(&a.id), vec![newer])
+            .unwrap();
         let filled = user_by(&ahead.state, "ou_a");
         assert_eq!(filled.version, a.version, "a write from it must conflict");
         assert_eq!(filled.profile.name.as_deref(), Some("Changed by an event"));
 
         let b = user_by(&full, "ou_b").id.clone();
-        let err = ahead.fill(&[b.clone()], Vec::new()).unwrap_err();
+        let err = ahead
+            .fill(std::slice::from_ref(&b), Vec::new())
+            .unwrap_err();
         assert!(err.contains(b.as_str()), "{err}");
     }
 
