@@ -20,7 +20,8 @@
 //!    counted as an error (the first error body is printed);
 //! 5. a reconciliation with nothing to change: wall time;
 //! 6. peak RSS (VmHWM) of the bench's process (the server with the engine, and the clients)
-//!    after the import and after the reconciliation; the emulator process's own peak RSS apart.
+//!    during the import, after the reads, and during the reconciliation (the peak reset when
+//!    it starts); the emulator process's own peak RSS apart.
 //!
 //! Prints the figures and writes the `## Scale` section of BENCHMARKS.md.
 //!
@@ -620,6 +621,18 @@ fn department_id_of(v: &Value) -> Option<String> {
 /// page: `next` is passed back as `after` until a page has none. Otherwise pages go by
 /// `offset` (with a known `total`, the rest 4 at a time). A bare array is the whole list.
 async fn walk_list(s: &Served, path: &str, extra: &[(&str, String)], limit: u64) -> Vec<Value> {
+    walk_list_keeping(s, path, extra, limit, &Value::clone).await
+}
+
+/// [`walk_list`], keeping `keep(item)` of each item: a walk of 100,000 users as whole JSON
+/// values held about 400 MB in the bench's process, which counts in the peak RSS.
+async fn walk_list_keeping(
+    s: &Served,
+    path: &str,
+    extra: &[(&str, String)],
+    limit: u64,
+    keep: &dyn Fn(&Value) -> Value,
+) -> Vec<Value> {
     let mut out = Vec::new();
     let mut after: Option<String> = None;
     let mut by_cursor: Option<bool> = None;
@@ -639,12 +652,12 @@ async fn walk_list(s: &Served, path: &str, extra: &[(&str, String)], limit: u64)
             excerpt(&body.to_string())
         );
         if let Some(all) = body.as_array() {
-            out.extend(all.iter().cloned());
+            out.extend(all.iter().map(keep));
             break;
         }
         let items = items_of(&body);
         let got = items.len() as u64;
-        out.extend(items);
+        out.extend(items.iter().map(keep));
         let cursor = *by_cursor
             .get_or_insert_with(|| body.get("next").is_some() || body.get("offset").is_none());
         if cursor {
@@ -675,7 +688,7 @@ async fn walk_list(s: &Served, path: &str, extra: &[(&str, String)], limit: u64)
                 .await;
             for (status, body) in pages {
                 assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
-                out.extend(items_of(&body));
+                out.extend(items_of(&body).iter().map(keep));
             }
         }
     }
@@ -769,7 +782,15 @@ async fn collect_departments(s: &Served, pool: &str) -> (Vec<String>, Vec<String
 async fn collect(s: &Served, pool: &str, open_ids: Vec<String>, in_emulator: u64) -> Fixture {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let t = Instant::now();
-    let users = walk_list(s, &format!("/api/v1/pools/{pool}/users"), &[], 500).await;
+    // Only what the fixture takes from a user: its id and what search terms are cut from.
+    let keep = |u: &Value| {
+        let p = &u["profile"];
+        json!({
+            "id": u["id"],
+            "profile": {"name": p["name"], "en_name": p["en_name"], "email": p["email"]},
+        })
+    };
+    let users = walk_list_keeping(s, &format!("/api/v1/pools/{pool}/users"), &[], 500, &keep).await;
     let user_ids: Vec<String> = users
         .iter()
         .filter_map(|u| u["id"].as_str().map(str::to_owned))
@@ -1236,7 +1257,10 @@ struct Row {
     reconcile: Duration,
     reconcile_verdict: String,
     reconcile_bound: Option<Bound>,
+    /// Peak RSS during the reconciliation (reset when it starts).
     rss_reconcile: f64,
+    /// The resident set when the reconciliation started.
+    rss_before_reconcile: f64,
     /// Peak RSS after the reads under load, before the reconciliation.
     rss_reads: f64,
     /// The resident set when the peak was reset at the start of this store's run: freed
@@ -1309,7 +1333,9 @@ async fn run(store_name: &str, store: Arc<dyn DirectoryStore>, p: &Params) -> Ro
     let rss_reads = peak_rss_mib();
     eprintln!("  {store_name}: peak RSS after the reads {rss_reads:.0} MiB");
 
-    // A reconciliation with nothing to change.
+    // A reconciliation with nothing to change, its peak apart from the reads'.
+    let rss_before_reconcile = orgsync_tests::bench::rss_now_mib();
+    reset_peak_rss();
     let (reconcile, job) = s.run_job(&connection, "reconcile").await;
     let reconcile_bound = busiest_bound(
         &s.limits,
@@ -1320,8 +1346,9 @@ async fn run(store_name: &str, store: Arc<dyn DirectoryStore>, p: &Params) -> Ro
     let emulator_rss = s.emu.peak_rss_mib();
     eprintln!(
         "  {store_name}: no-change reconciliation {reconcile:.2?}, verdict {}, counts {}; under \
-         Feishu's limits at least {}; peak RSS {rss_reconcile:.0} MiB (emulator process peak \
-         RSS {emulator_rss:.0} MiB)",
+         Feishu's limits at least {}; peak RSS {rss_reconcile:.0} MiB from its start \
+         ({rss_before_reconcile:.0} MiB resident then; emulator process peak RSS \
+         {emulator_rss:.0} MiB)",
         verdict(&job),
         job["counts"],
         describe_bound(&reconcile_bound),
@@ -1343,6 +1370,7 @@ async fn run(store_name: &str, store: Arc<dyn DirectoryStore>, p: &Params) -> Ro
         reconcile_verdict: verdict(&job),
         reconcile_bound,
         rss_reconcile,
+        rss_before_reconcile,
         rss_reads,
         rss_start,
         emulator_rss,
@@ -1479,7 +1507,7 @@ fn render_section(p: &Params, rows: &[Row]) -> String {
          `parent`) one time in 20; members ask a first-level department one time in 10. The users page walk \
          follows `next` (as `after`) when the answer carries it, else pages by `offset` from a random page, \
          restarting at the end. Peak RSS is the VmHWM of the server's process (reset at the start of each \
-         store): the server with the engine, and the {clients} load clients, which are small; not the emulator, \
+         store, and again when the reconciliation starts): the server with the engine, and the {clients} load clients, which are small; not the emulator, \
          whose own process's peak RSS is given apart, below each store's tables.\n\n\
          **Before** (from the issue: SQLite, 100k users, 5k departments, 200 groups, 16 clients):\n\n{before}",
         users = p.users,
@@ -1533,7 +1561,7 @@ fn render_section(p: &Params, rows: &[Row]) -> String {
             )
         };
         out.push_str(&format!(
-            "\n| job | wall time | users/s | bound (busiest endpoint) | wall / bound | verdict | peak RSS after |\n|---|---|---|---|---|---|---|\n\
+            "\n| job | wall time | users/s | bound (busiest endpoint) | wall / bound | verdict | peak RSS |\n|---|---|---|---|---|---|---|\n\
              | import, limits lifted | {:.1} s | {:.0} | {} | {} | {} | {:.0} MiB |\n",
             r.import.as_secs_f64(),
             r.users as f64 / r.import.as_secs_f64(),
@@ -1564,13 +1592,14 @@ fn render_section(p: &Params, rows: &[Row]) -> String {
         ));
         out.push_str(&format!(
             "\n{} users; collecting the ids, terms, departments and groups through the API took {:.1} s. \
-             The peak RSS figures start from the resident set at this store's start, {:.0} MiB (what an earlier run in this process freed stays resident). \
-             Peak RSS after the import and the reads under load, before the reconciliation: {:.0} MiB. \
+             The import's peak RSS is the peak from this store's start (resident then: {:.0} MiB, what an earlier run in this process kept); \
+             peak RSS after the import and the reads under load: {:.0} MiB; the reconciliation's is the peak from its start, reset then (resident then: {:.0} MiB). \
              Emulator process peak RSS (the tenant; its own process, not in the figures above): {:.0} MiB{}.\n",
             r.users,
             r.collect.as_secs_f64(),
             r.rss_start,
             r.rss_reads,
+            r.rss_before_reconcile,
             r.emulator_rss,
             r.paced.as_ref().map_or_else(String::new, |paced| format!(
                 " ({:.0} MiB in the paced import's)",

@@ -1160,6 +1160,8 @@ pub async fn concurrent_writers_number_changes_without_gaps(store: Store, _raw: 
 
 /// 20 000 users (and departments, groups, tombstones) mapped by one connection come back
 /// complete from one `load_connection_state`; objects only another connection maps do not.
+/// The outline (`load_connection_outline`) is the same state with each profile cut to the
+/// name.
 pub async fn connection_state_of_20k_users(store: Store, _raw: Raw) {
     const USERS: usize = 20_000;
     let pool = new_pool(&store).await;
@@ -1266,6 +1268,24 @@ pub async fn connection_state_of_20k_users(store: Store, _raw: Raw) {
     }
     assert_eq!(tombstones, USERS / 1_000);
     assert!(!seen.contains(&theirs.id));
+
+    let outline = store.load_connection_outline(&c.id).await.unwrap();
+    let mut cut = state.clone();
+    for u in &mut cut.users {
+        u.profile = UserProfile {
+            name: u.profile.name.take(),
+            ..UserProfile::default()
+        };
+    }
+    assert!(
+        cut.users.iter().any(|u| u.profile.name.is_some()),
+        "the names are kept"
+    );
+    assert!(
+        state.users.iter().any(|u| u.profile.email.is_some()),
+        "the fixture has more than names"
+    );
+    assert_eq!(outline, cut);
 
     let theirs_state = store.load_connection_state(&other.id).await.unwrap();
     assert_eq!(theirs_state.users.len(), 2);
