@@ -24,7 +24,7 @@ type MembersResult = Result<(BTreeSet<String>, BTreeSet<String>), FeishuError>;
 pub type ProgressSink = Arc<dyn Fn(&JobProgress) + Send + Sync>;
 
 /// What a pull passes on while it runs, so that its users can be applied before it ends
-/// (`engine::early`). Sent only when the departments were read completely.
+/// (`engine/ahead.rs`). Sent only when the departments were read completely.
 #[derive(Debug)]
 pub enum Pulled {
     /// Every department of the scope, once, before any user.
