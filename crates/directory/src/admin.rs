@@ -14,8 +14,8 @@ use crate::ids::{ConnectionId, DepartmentId, GroupId, JobId, Millis, PoolId, Use
 use crate::ingest::Ingestor;
 use crate::model::{
     ActionLogEntry, Connection, ConnectionSettings, Department, ExternalRef, Group, GroupMember,
-    JobKind, JobState, JobTrigger, ObjectKind, Pacing, ParkedDeletion, ParkedState, Provider,
-    SyncJob, User, UserPool,
+    GroupSummary, JobKind, JobState, JobTrigger, ObjectKind, Pacing, ParkedDeletion, ParkedState,
+    Provider, SyncJob, User, UserPool,
 };
 use crate::plan::steps::{ByObjectId, Dependents, Doomed, Steps};
 use crate::store::{
@@ -329,7 +329,8 @@ pub struct DepartmentView {
 pub struct UserDetail {
     pub user: User,
     pub departments: Vec<Department>,
-    pub groups: Vec<Group>,
+    /// The live groups that list the user directly, without their member lists.
+    pub groups: Vec<GroupSummary>,
     pub external_ids: Vec<ExternalRef>,
     /// Change-log rows of this user, newest first.
     pub history: Vec<ChangeRecord>,
@@ -1769,7 +1770,7 @@ impl Admin {
             }
         }
         let groups = store
-            .groups_of_member(pool_id, &GroupMember::User(user.id.clone()))
+            .group_summaries_of_member(pool_id, &GroupMember::User(user.id.clone()))
             .await?
             .into_iter()
             .filter(|g| g.deleted_at.is_none())

@@ -341,6 +341,38 @@ pub struct Group {
     pub deleted_at: Option<Millis>,
 }
 
+/// A group without its member list: what a user's page shows of each group it is in (a group
+/// may have 100,000 members; docs/read-model.md).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupSummary {
+    pub id: GroupId,
+    pub pool_id: PoolId,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub kind: GroupKind,
+    pub version: i64,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub deleted_at: Option<Millis>,
+}
+
+impl From<Group> for GroupSummary {
+    fn from(g: Group) -> Self {
+        Self {
+            id: g.id,
+            pool_id: g.pool_id,
+            name: g.name,
+            description: g.description,
+            kind: g.kind,
+            version: g.version,
+            created_at: g.created_at,
+            updated_at: g.updated_at,
+            deleted_at: g.deleted_at,
+        }
+    }
+}
+
 /// The Feishu identity of one object of a connection ("sync relation").
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -17,7 +17,8 @@ use serde_json::Value;
 use crate::ids::{ConnectionId, DepartmentId, GroupId, JobId, Millis, PoolId, UserId};
 use crate::model::{
     ActionLogEntry, ActionResult, Connection, Department, ExternalRef, Group, GroupMember,
-    ObjectKind, ParkedDeletion, ParkedState, SyncAction, SyncJob, User, UserPool, UserStatus,
+    GroupSummary, ObjectKind, ParkedDeletion, ParkedState, SyncAction, SyncJob, User, UserPool,
+    UserStatus,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -642,6 +643,13 @@ pub trait DirectoryStore: Send + Sync + 'static {
         pool_id: &PoolId,
         member: &GroupMember,
     ) -> StoreResult<Vec<Group>>;
+    /// [`DirectoryStore::groups_of_member`] without their member lists: one query, whatever
+    /// the groups' sizes.
+    async fn group_summaries_of_member(
+        &self,
+        pool_id: &PoolId,
+        member: &GroupMember,
+    ) -> StoreResult<Vec<GroupSummary>>;
     /// External refs of one object (one per connection that maps it).
     async fn refs_of(&self, kind: ObjectKind, object_id: &str) -> StoreResult<Vec<ExternalRef>>;
     /// A page of the users a query matches, each page from an index (docs/read-model.md):

@@ -28,7 +28,7 @@ macro_rules! impl_directory_store {
             };
             use directory::model::{
                 ActionLogEntry, Connection, Department, ExternalRef, Group, GroupMember,
-                ObjectKind, ParkedDeletion, ParkedState, SyncJob, User, UserPool,
+                GroupSummary, ObjectKind, ParkedDeletion, ParkedState, SyncJob, User, UserPool,
             };
             use directory::store::{
                 ActionLogFilter, Applied, ApplyBatch, Backend, ChangeRecord, ConnectionState,
@@ -1209,6 +1209,26 @@ macro_rules! impl_directory_store {
                     // In bulk: a user may be in thousands of groups.
                     let ids: Vec<GroupId> = ids.into_iter().map(|(id,)| GroupId(id)).collect();
                     self.get_groups(pool_id, &ids).await
+                }
+
+                async fn group_summaries_of_member(
+                    &self,
+                    pool_id: &PoolId,
+                    member: &GroupMember,
+                ) -> StoreResult<Vec<GroupSummary>> {
+                    let (member_kind, member_id) = member_columns(member);
+                    let rows: Vec<GroupRow> = sqlx::query_as(sql::GROUP_SUMMARIES_OF_MEMBER)
+                        .bind(pool_id.as_str())
+                        .bind(member_kind)
+                        .bind(member_id)
+                        .fetch_all(self.reads())
+                        .await
+                        .map_err(db_err)?;
+                    // No member rows: each group comes with an empty list, then loses it.
+                    Ok(assemble_groups(rows, Vec::new())?
+                        .into_iter()
+                        .map(GroupSummary::from)
+                        .collect())
                 }
 
                 async fn refs_of(

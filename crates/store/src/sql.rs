@@ -366,6 +366,12 @@ pub(crate) const OBJECT_HISTORY: &str = concat!(
 );
 pub(crate) const GROUPS_OF_MEMBER: &str = "SELECT DISTINCT group_id FROM group_members \
      WHERE pool_id = $1 AND member_kind = $2 AND member_id = $3 ORDER BY group_id";
+pub(crate) const GROUP_SUMMARIES_OF_MEMBER: &str = concat!(
+    "SELECT ",
+    group_cols!(),
+    " FROM user_groups WHERE pool_id = $1 AND id IN (SELECT group_id FROM group_members \
+     WHERE pool_id = $1 AND member_kind = $2 AND member_id = $3) ORDER BY id"
+);
 pub(crate) const REFS_OF: &str = concat!(
     "SELECT ",
     ref_cols!(),

@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use directory::ids::{ConnectionId, DepartmentId, GroupId, PoolId, UserId};
 use directory::model::{
-    ConnectionSettings, DeletionThreshold, Department, Group, GroupMember, LeaderKind, ObjectKind,
-    Pacing, Provider, User, UserPool, UserProfile, UserStatus,
+    ConnectionSettings, DeletionThreshold, Department, Group, GroupMember, GroupSummary,
+    LeaderKind, ObjectKind, Pacing, Provider, User, UserPool, UserProfile, UserStatus,
 };
 use directory::secrets::SealedSecret;
 use directory::store::{
@@ -1852,6 +1852,37 @@ pub async fn admin_lookups(store: Store, _raw: Raw) {
     assert!(
         store
             .groups_of_member(&other_pool, &GroupMember::User(alice.id.clone()))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // The same groups as summaries (no member lists), in id order, tombstones included.
+    let summaries = store
+        .group_summaries_of_member(&pool, &GroupMember::User(alice.id.clone()))
+        .await
+        .unwrap();
+    let mut want = vec![
+        GroupSummary::from(g1.clone()),
+        GroupSummary::from(g3.clone()),
+    ];
+    want.sort_by(|a, b| a.id.0.cmp(&b.id.0));
+    assert_eq!(summaries.len(), 2);
+    for (got, want) in summaries.iter().zip(&want) {
+        assert_eq!(got.id, want.id);
+        assert_eq!(got.name, want.name);
+        assert_eq!(got.deleted_at, want.deleted_at);
+        assert_eq!(got.kind, want.kind);
+    }
+    let of_dept = store
+        .group_summaries_of_member(&pool, &GroupMember::Department(dept.id.clone()))
+        .await
+        .unwrap();
+    assert_eq!(of_dept.len(), 1);
+    assert_eq!(of_dept[0].id, g2.id);
+    assert!(
+        store
+            .group_summaries_of_member(&other_pool, &GroupMember::User(alice.id.clone()))
             .await
             .unwrap()
             .is_empty()
