@@ -217,6 +217,13 @@ struct UsersPart {
     errors: Vec<String>,
 }
 
+impl UsersPart {
+    /// Whether the listing had the user: kept here, or handed on.
+    fn lists(&self, open_id: &str) -> bool {
+        self.users.contains_key(open_id) || self.handed_on.contains(open_id)
+    }
+}
+
 /// Lists the direct members of every department in `listing` (the root's own too), reads the
 /// users picked directly in the scope that no listing contained, then looks up every known
 /// user the pull did not list (leaver detection).
@@ -306,7 +313,7 @@ async fn fetch_users(
     // Users picked directly in a partial scope (or under the root) not listed yet.
     let missing: Vec<String> = picked
         .iter()
-        .filter(|id| !part.users.contains_key(*id) && !part.handed_on.contains(*id))
+        .filter(|id| !part.lists(id))
         .cloned()
         .collect();
     if !missing.is_empty() {
@@ -342,7 +349,7 @@ async fn fetch_users(
     progress.update(|p| p.phase = "leavers".into());
     let unseen: Vec<String> = known_users
         .iter()
-        .filter(|id| !part.users.contains_key(*id) && !part.handed_on.contains(*id))
+        .filter(|id| !part.lists(id))
         .cloned()
         .collect();
     part.leavers

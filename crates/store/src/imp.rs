@@ -37,7 +37,7 @@ macro_rules! impl_directory_store {
                 PageRequest, ParkedFilter, RunningJobs, StoreError, StoreResult, UserQuery,
                 Watermark, Write,
             };
-            use futures::TryStreamExt;
+            use futures::{StreamExt, TryStreamExt};
             use sqlx::QueryBuilder;
             use sqlx::types::Json;
 
@@ -714,20 +714,20 @@ macro_rules! impl_directory_store {
                     let mut by_user = memberships_by_user(memberships);
                     // Users one row at a time: no second copy of the largest table is held.
                     let mut users = Vec::new();
-                    if outline {
-                        let mut rows =
+                    {
+                        let mut rows = if outline {
                             sqlx::query_as::<_, OutlineUserRow>(sql::STATE_USER_OUTLINES)
                                 .bind(pool.as_str())
                                 .bind(conn)
-                                .fetch(&mut *tx);
-                        while let Some(row) = rows.try_next().await.map_err(db_err)? {
-                            users.push(user_from_row(row.into(), &mut by_user)?);
-                        }
-                    } else {
-                        let mut rows = sqlx::query_as::<_, UserRow>(sql::STATE_USERS)
-                            .bind(pool.as_str())
-                            .bind(conn)
-                            .fetch(&mut *tx);
+                                .fetch(&mut *tx)
+                                .map_ok(UserRow::from)
+                                .boxed()
+                        } else {
+                            sqlx::query_as::<_, UserRow>(sql::STATE_USERS)
+                                .bind(pool.as_str())
+                                .bind(conn)
+                                .fetch(&mut *tx)
+                        };
                         while let Some(row) = rows.try_next().await.map_err(db_err)? {
                             users.push(user_from_row(row, &mut by_user)?);
                         }
