@@ -256,6 +256,58 @@ impl UserRow {
     }
 }
 
+/// A user's row with its memberships as JSON (`sql::memberships_json`): a whole user from
+/// one row.
+#[derive(FromRow)]
+pub(crate) struct WholeUserRow {
+    #[sqlx(flatten)]
+    pub row: UserRow,
+    pub memberships: Option<String>,
+}
+
+impl WholeUserRow {
+    pub(crate) fn into_user(self) -> StoreResult<User> {
+        let departments = memberships_from_json(&self.row.id, self.memberships.as_deref())?;
+        user_with(self.row, departments)
+    }
+}
+
+/// `is_primary` as the JSON functions give it: an integer on SQLite, a boolean on PostgreSQL.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum JsonFlag {
+    Bool(bool),
+    Int(i64),
+}
+
+/// The memberships of `sql::memberships_json` (`None`: PostgreSQL's `json_agg` of no rows).
+pub(crate) fn memberships_from_json(
+    user_id: &str,
+    text: Option<&str>,
+) -> StoreResult<Vec<Membership>> {
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    let rows: Vec<(String, Option<i64>, Option<i64>, JsonFlag)> = serde_json::from_str(text)
+        .map_err(|e| {
+            StoreError::Corrupt(format!("the memberships of user {user_id}: {e}: {text}"))
+        })?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(department_id, user_order, department_order, primary)| Membership {
+                department_id: DepartmentId(department_id),
+                user_order,
+                department_order,
+                primary: match primary {
+                    JsonFlag::Bool(b) => b,
+                    JsonFlag::Int(i) => i != 0,
+                },
+            },
+        )
+        .collect())
+}
+
 /// A user row with the number in its sort key in a keyset page (creation time, or the text
 /// index's row; 0 where the order needs none).
 #[derive(FromRow)]
@@ -263,6 +315,14 @@ pub(crate) struct KeyedUserRow {
     #[sqlx(flatten)]
     pub row: UserRow,
     pub key_n: i64,
+    pub memberships: Option<String>,
+}
+
+impl KeyedUserRow {
+    pub(crate) fn into_user(self) -> StoreResult<User> {
+        let departments = memberships_from_json(&self.row.id, self.memberships.as_deref())?;
+        user_with(self.row, departments)
+    }
 }
 
 #[derive(FromRow)]
@@ -306,9 +366,15 @@ pub(crate) fn user_from_row(
     r: UserRow,
     by_user: &mut HashMap<String, Vec<Membership>>,
 ) -> StoreResult<User> {
+    let departments = by_user.remove(&r.id).unwrap_or_default();
+    user_with(r, departments)
+}
+
+/// One user from its row and its memberships.
+fn user_with(r: UserRow, departments: Vec<Membership>) -> StoreResult<User> {
     Ok(User {
         status: UserStatus::parse(&r.status).ok_or_else(|| corrupt("user status", &r.status))?,
-        departments: by_user.remove(&r.id).unwrap_or_default(),
+        departments,
         id: UserId(r.id),
         pool_id: PoolId(r.pool_id),
         profile: r.profile.0,

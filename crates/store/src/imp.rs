@@ -43,7 +43,7 @@ macro_rules! impl_directory_store {
 
             use $crate::codec::{
                 ActionRow, CHUNK, ChangeRow, ConnectionRow, DepartmentRow, GroupRow, InboxFinish,
-                InboxRow, JobRow, KeyedUserRow, LeaderRow, MemberRow, MembershipRow, NodeRow,
+                InboxRow, JobRow, KeyedUserRow, LeaderRow, WholeUserRow, MemberRow, MembershipRow, NodeRow,
                 OutlineUserRow, ParkedRow, PoolRow, RefRow, UserRow, WatermarkRow,
                 assemble_departments, assemble_groups, assemble_users, connection_conflict,
                 contains_pattern, convert_all, count, db_err, enum_text, in_order, member_columns,
@@ -675,6 +675,40 @@ macro_rules! impl_directory_store {
                 Ok(out)
             }
 
+            /// Whole users by id, memberships included (`sql::memberships_json`): one
+            /// statement per `CHUNK` ids. Several chunks are not one snapshot; a caller that
+            /// needs one passes a transaction.
+            async fn whole_users_by_id<'c, E>(
+                conn: E,
+                pool: &PoolId,
+                ids: &[String],
+            ) -> StoreResult<Vec<User>>
+            where
+                E: sqlx::Executor<'c, Database = $db> + Copy,
+            {
+                let mut out = Vec::with_capacity(ids.len());
+                for chunk in ids.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new("SELECT ");
+                    qb.push(sql::user_cols_u!())
+                        .push(", ")
+                        .push(sql::memberships_json(<$store>::BACKEND))
+                        .push(sql::WHOLE_USERS_BY_ID_TAIL)
+                        .push_bind(pool.as_str())
+                        .push(" AND u.id");
+                    push_in(&mut qb, chunk);
+                    let rows: Vec<WholeUserRow> = qb
+                        .build_query_as()
+                        .persistent(false)
+                        .fetch_all(conn)
+                        .await
+                        .map_err(db_err)?;
+                    for row in rows {
+                        out.push(row.into_user()?);
+                    }
+                }
+                Ok(out)
+            }
+
             impl $store {
                 /// The objects a connection maps, with their refs; users cut to an outline
                 /// (`outline`) or whole.
@@ -959,22 +993,20 @@ macro_rules! impl_directory_store {
                     pool_id: &PoolId,
                     id: &UserId,
                 ) -> StoreResult<Option<User>> {
-                    let mut tx = self.begin_read().await.map_err(db_err)?;
-                    let row: Option<UserRow> = sqlx::query_as(sql::GET_USER)
+                    // One statement (memberships as JSON): no transaction needed.
+                    let mut qb = QueryBuilder::<$db>::new("SELECT ");
+                    qb.push(sql::user_cols_u!())
+                        .push(", ")
+                        .push(sql::memberships_json(<$store>::BACKEND))
+                        .push(sql::GET_WHOLE_USER_TAIL);
+                    let row: Option<WholeUserRow> = qb
+                        .build_query_as()
                         .bind(pool_id.as_str())
                         .bind(id.as_str())
-                        .fetch_optional(&mut *tx)
+                        .fetch_optional(self.reads())
                         .await
                         .map_err(db_err)?;
-                    let Some(row) = row else { return Ok(None) };
-                    let memberships: Vec<MembershipRow> = sqlx::query_as(sql::USER_MEMBERSHIPS)
-                        .bind(pool_id.as_str())
-                        .bind(id.as_str())
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                    tx.commit().await.map_err(db_err)?;
-                    Ok(assemble_users(vec![row], memberships)?.pop())
+                    row.map(WholeUserRow::into_user).transpose()
                 }
 
                 async fn get_department(
@@ -1077,13 +1109,7 @@ macro_rules! impl_directory_store {
                     if ids.is_empty() {
                         return Ok(Vec::new());
                     }
-                    let mut tx = self.begin_read().await.map_err(db_err)?;
-                    let rows: Vec<UserRow> =
-                        rows_by_id(&mut tx, sql::USERS_BY_ID, pool_id, &ids).await?;
-                    let found: Vec<String> = rows.iter().map(UserRow::id).collect();
-                    let memberships = memberships_of(&mut tx, pool_id, &found).await?;
-                    tx.commit().await.map_err(db_err)?;
-                    let users = assemble_users(rows, memberships)?;
+                    let users = whole_users_by_id(self.reads(), pool_id, &ids).await?;
                     Ok(in_order(users, &ids, |u| u.id.as_str()))
                 }
 

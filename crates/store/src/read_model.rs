@@ -480,7 +480,9 @@ macro_rules! read_model_fns {
             };
             let after = Key::decode(page.after.as_deref(), order)?;
             let mut qb = QueryBuilder::<$db>::new("SELECT ");
-            qb.push(sql::user_cols_u!());
+            qb.push(sql::user_cols_u!())
+                .push(", ")
+                .push(sql::memberships_json(<$store>::BACKEND));
             match order {
                 Order::Member => {
                     let department = q.department_id.as_ref().map(|d| d.as_str());
@@ -554,11 +556,11 @@ macro_rules! read_model_fns {
                 Order::Search => Key::Search(last.key_n),
                 Order::Created | Order::Child => Key::Created(last.key_n, last.row.id()),
             });
-            let rows: Vec<UserRow> = rows.into_iter().map(|r| r.row).collect();
-            let ids: Vec<String> = rows.iter().map(UserRow::id).collect();
-            let memberships = memberships_of(conn, pool, &ids).await?;
             Ok(Keyed {
-                items: assemble_users(rows, memberships)?,
+                items: rows
+                    .into_iter()
+                    .map(KeyedUserRow::into_user)
+                    .collect::<StoreResult<_>>()?,
                 next,
             })
         }

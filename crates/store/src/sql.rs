@@ -5,6 +5,7 @@
 //! inserts (`UNNEST`).
 
 use directory::model::ObjectKind;
+use directory::store::Backend;
 
 // Column lists, spelled once so each SELECT and its row struct stay in step.
 macro_rules! pool_cols {
@@ -247,16 +248,32 @@ pub(crate) const STATE_MEMBERS: &str = concat!(
     " ORDER BY group_id, pos"
 );
 
-pub(crate) const GET_USER: &str = concat!(
-    "SELECT ",
-    user_cols!(),
-    " FROM users WHERE pool_id = $1 AND id = $2"
-);
-pub(crate) const USER_MEMBERSHIPS: &str = concat!(
-    "SELECT ",
-    membership_cols!(),
-    " FROM user_departments WHERE pool_id = $1 AND user_id = $2 ORDER BY pos"
-);
+/// The memberships of user `u` as one JSON text column `memberships`, in position order:
+/// `[[department_id, user_order, department_order, is_primary], …]` (`codec::WholeUserRow`).
+/// A user is then one row of one statement: no transaction and no second statement, each of
+/// which is a round trip to SQLite's worker thread or to PostgreSQL (docs/read-model.md,
+/// "Statements per read"). Through the primary key `(pool_id, user_id, pos)`.
+pub(crate) const fn memberships_json(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => {
+            "(SELECT json_group_array(json_array(m.department_id, m.user_order, \
+             m.department_order, m.is_primary) ORDER BY m.pos) FROM user_departments m \
+             WHERE m.pool_id = u.pool_id AND m.user_id = u.id) AS memberships"
+        }
+        Backend::Postgres => {
+            "(SELECT json_agg(json_build_array(m.department_id, m.user_order, \
+             m.department_order, m.is_primary) ORDER BY m.pos)::text FROM user_departments m \
+             WHERE m.pool_id = u.pool_id AND m.user_id = u.id) AS memberships"
+        }
+    }
+}
+
+/// A whole user (`codec::WholeUserRow`): `user_cols_u`, then `memberships_json`, then this
+/// with `$1` pool, `$2` user.
+pub(crate) const GET_WHOLE_USER_TAIL: &str = " FROM users u WHERE u.pool_id = $1 AND u.id = $2";
+/// Whole users by id: `user_cols_u`, `memberships_json`, then this, the pool, ` AND id IN …`.
+pub(crate) const WHOLE_USERS_BY_ID_TAIL: &str = " FROM users u WHERE u.pool_id = ";
+
 pub(crate) const GET_DEPARTMENT: &str = concat!(
     "SELECT ",
     department_cols!(),
@@ -274,8 +291,6 @@ pub(crate) const GROUP_MEMBERS: &str = "SELECT group_id, member_kind, member_id 
 
 // Bulk reads by id, built with QueryBuilder (`… IN (…)` of up to CHUNK ids); each runs
 // through a primary key.
-pub(crate) const USERS_BY_ID: &str =
-    concat!("SELECT ", user_cols!(), " FROM users WHERE pool_id = ");
 pub(crate) const DEPARTMENTS_BY_ID: &str = concat!(
     "SELECT ",
     department_cols!(),
