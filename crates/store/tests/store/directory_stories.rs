@@ -490,8 +490,19 @@ pub async fn deleting_a_pool_leaves_no_row(store: Store, raw: Raw) {
 pub async fn apply_sets_versions_and_logs_changes(store: Store, _raw: Raw) {
     let pool = new_pool(&store).await;
     let d = department(&pool, "R&D", None);
+    let d2 = department(&pool, "Ops", None);
     let mut u = user(&pool, 1);
-    u.departments = vec![membership(&d.id, true)];
+    // Two memberships in this order, the second not primary and without a user order: each
+    // read (one row with its memberships as JSON) gives them back as written.
+    u.departments = vec![
+        membership(&d.id, true),
+        directory::model::Membership {
+            department_id: d2.id.clone(),
+            user_order: None,
+            department_order: Some(3),
+            primary: false,
+        },
+    ];
     u.in_root = false;
     u.version = 42; // ignored: the store sets versions and times
     u.created_at = 5;
@@ -504,11 +515,12 @@ pub async fn apply_sets_versions_and_logs_changes(store: Store, _raw: Raw) {
         vec![
             put_department(&d, ChangeKind::DepartmentCreated),
             put_user(&u, ChangeKind::UserCreated),
+            put_department(&d2, ChangeKind::DepartmentCreated),
         ],
     );
     first.source = source.clone();
     let applied = store.apply(first).await.unwrap();
-    assert_eq!(applied.changes.len(), 2);
+    assert_eq!(applied.changes.len(), 3);
     let (cd, cu) = (&applied.changes[0], &applied.changes[1]);
     assert_eq!((cd.seq, cu.seq), (1, 2));
     assert_eq!(
@@ -534,6 +546,13 @@ pub async fn apply_sets_versions_and_logs_changes(store: Store, _raw: Raw) {
     assert_eq!(v1.profile, u.profile);
     assert_eq!(v1.departments, u.departments);
     assert_eq!(serde_json::to_value(&v1).unwrap(), cu.object);
+    let listed = store
+        .list_users(&pool, &UserQuery::default(), &KeyPage::first(10))
+        .await
+        .unwrap();
+    assert_eq!(listed.items, vec![v1.clone()]);
+    let by_id = store.get_users(&pool, &[u.id.clone()]).await.unwrap();
+    assert_eq!(by_id, vec![v1.clone()]);
     let stored_d = store.get_department(&pool, &d.id).await.unwrap().unwrap();
     assert_eq!(serde_json::to_value(&stored_d).unwrap(), cd.object);
 
@@ -553,7 +572,7 @@ pub async fn apply_sets_versions_and_logs_changes(store: Store, _raw: Raw) {
         ))
         .await
         .unwrap();
-    assert_eq!(applied.changes[0].seq, 3);
+    assert_eq!(applied.changes[0].seq, 4);
     let v2 = store.get_user(&pool, &u.id).await.unwrap().unwrap();
     assert_eq!(v2.version, 2);
     assert_eq!(v2.created_at, v1.created_at);
@@ -596,7 +615,7 @@ pub async fn apply_sets_versions_and_logs_changes(store: Store, _raw: Raw) {
         ))
         .await
         .unwrap();
-    assert_eq!((applied.changes[0].seq, applied.changes[0].version), (4, 1));
+    assert_eq!((applied.changes[0].seq, applied.changes[0].version), (5, 1));
 
     // One object twice in a batch: two change rows, two versions, the later state stored.
     let mut a = v2.clone();
@@ -614,7 +633,7 @@ pub async fn apply_sets_versions_and_logs_changes(store: Store, _raw: Raw) {
         .await
         .unwrap();
     let seen: Vec<(i64, i64)> = applied.changes.iter().map(|c| (c.seq, c.version)).collect();
-    assert_eq!(seen, vec![(5, 3), (6, 4)]);
+    assert_eq!(seen, vec![(6, 3), (7, 4)]);
     assert_eq!(applied.changes[0].object["profile"]["name"], "A");
     let v4 = store.get_user(&pool, &u.id).await.unwrap().unwrap();
     assert_eq!((v4.version, v4.profile.name.as_deref()), (4, Some("B")));
@@ -636,12 +655,12 @@ pub async fn apply_sets_versions_and_logs_changes(store: Store, _raw: Raw) {
     let log = store.changes_since(&pool, 0, 100).await.unwrap();
     assert_eq!(
         log.iter().map(|c| c.seq).collect::<Vec<_>>(),
-        vec![1, 2, 3, 4, 5, 6]
+        vec![1, 2, 3, 4, 5, 6, 7]
     );
-    assert_eq!(log[4], applied.changes[0]);
+    assert_eq!(log[5], applied.changes[0]);
     let page = store.changes_since(&pool, 2, 2).await.unwrap();
     assert_eq!(page.iter().map(|c| c.seq).collect::<Vec<_>>(), vec![3, 4]);
-    assert!(store.changes_since(&pool, 6, 10).await.unwrap().is_empty());
+    assert!(store.changes_since(&pool, 7, 10).await.unwrap().is_empty());
     // Each pool has its own numbering.
     let other = new_pool(&store).await;
     let applied = store
