@@ -1578,16 +1578,30 @@ impl Admin {
         parent: Option<&DepartmentId>,
         cursor: &Cursor,
     ) -> AdminResult<CursorPage<DepartmentNode>> {
-        self.pool(pool_id).await?;
-        if let Some(p) = parent {
-            self.require_department(pool_id, p).await?;
-        }
         let page = cursor.key_page()?;
         let found = self
             .store()
             .department_children(pool_id, parent, &page)
             .await?;
+        if found.items.is_empty() {
+            self.explain_empty(pool_id, parent).await?;
+        }
         Ok(cursor_page(found, page.limit, None))
+    }
+
+    /// An empty page is an answer only if what it lists exists: `NotFound` for an unknown
+    /// pool or department. Asked only when a page is empty, so that a page with items is one
+    /// statement (docs/read-model.md, "Statements per read").
+    async fn explain_empty(
+        &self,
+        pool_id: &PoolId,
+        department: Option<&DepartmentId>,
+    ) -> AdminResult<()> {
+        self.pool(pool_id).await?;
+        if let Some(d) = department {
+            self.require_department(pool_id, d).await?;
+        }
+        Ok(())
     }
 
     /// `NotFound` unless the pool holds the department (tombstoned ones too): the check a
@@ -1700,7 +1714,6 @@ impl Admin {
         cursor: &Cursor,
         with_total: bool,
     ) -> AdminResult<CursorPage<User>> {
-        self.pool(pool_id).await?;
         if query.department_id.is_some() && query.include_deleted {
             return Err(AdminError::Invalid(
                 "include_deleted cannot be combined with a department: department members are \
@@ -1710,6 +1723,10 @@ impl Admin {
         }
         let page = cursor.key_page()?;
         let found = self.store().list_users(pool_id, query, &page).await?;
+        if found.items.is_empty() {
+            self.explain_empty(pool_id, query.department_id.as_ref())
+                .await?;
+        }
         let total = if with_total {
             Some(self.store().count_users(pool_id, query).await?)
         } else {
@@ -1763,12 +1780,13 @@ impl Admin {
     pub async fn user_detail(&self, pool_id: &PoolId, id: &UserId) -> AdminResult<UserDetail> {
         let user = self.user(pool_id, id).await?;
         let store = self.store();
-        let mut departments = Vec::new();
-        for m in &user.departments {
-            if let Some(d) = store.get_department(pool_id, &m.department_id).await? {
-                departments.push(d);
-            }
-        }
+        // One bulk read, in the order of the user's memberships.
+        let ids: Vec<DepartmentId> = user
+            .departments
+            .iter()
+            .map(|m| m.department_id.clone())
+            .collect();
+        let departments = store.get_departments(pool_id, &ids).await?;
         let groups = store
             .group_summaries_of_member(pool_id, &GroupMember::User(user.id.clone()))
             .await?
@@ -1800,9 +1818,11 @@ impl Admin {
         pool_id: &PoolId,
         cursor: &Cursor,
     ) -> AdminResult<CursorPage<Group>> {
-        self.pool(pool_id).await?;
         let page = cursor.key_page()?;
         let found = self.store().list_groups(pool_id, &page).await?;
+        if found.items.is_empty() {
+            self.explain_empty(pool_id, None).await?;
+        }
         Ok(cursor_page(found, page.limit, None))
     }
 

@@ -418,6 +418,47 @@ pub(crate) struct NodeRow {
     pub subtree_members: i64,
     pub child_count: i64,
     pub order_key: i64,
+    pub leaders: Option<String>,
+}
+
+/// A department's row with its leaders as JSON (`sql::leaders_json`).
+#[derive(FromRow)]
+pub(crate) struct WholeDepartmentRow {
+    #[sqlx(flatten)]
+    pub row: DepartmentRow,
+    pub leaders: Option<String>,
+}
+
+impl WholeDepartmentRow {
+    pub(crate) fn into_department(self) -> StoreResult<Department> {
+        department_with_json(self.row, self.leaders.as_deref())
+    }
+}
+
+/// A department from its row and its leaders as `sql::leaders_json` gives them (`None`:
+/// PostgreSQL's `json_agg` of no rows).
+pub(crate) fn department_with_json(
+    row: DepartmentRow,
+    leaders: Option<&str>,
+) -> StoreResult<Department> {
+    let leaders = match leaders {
+        None => Vec::new(),
+        Some(text) => {
+            let pairs: Vec<(String, String)> = serde_json::from_str(text).map_err(|e| {
+                StoreError::Corrupt(format!("the leaders of department {}: {e}: {text}", row.id))
+            })?;
+            pairs
+                .into_iter()
+                .map(|(user_id, kind)| {
+                    Ok(Leader {
+                        kind: parse_enum("leader kind", &kind)?,
+                        user_id: UserId(user_id),
+                    })
+                })
+                .collect::<StoreResult<_>>()?
+        }
+    };
+    Ok(department_with(row, leaders))
 }
 
 #[derive(FromRow)]
@@ -443,8 +484,16 @@ pub(crate) fn assemble_departments(
     }
     Ok(rows
         .into_iter()
-        .map(|r| Department {
-            leaders: by_department.remove(&r.id).unwrap_or_default(),
+        .map(|r| {
+            let leaders = by_department.remove(&r.id).unwrap_or_default();
+            department_with(r, leaders)
+        })
+        .collect())
+}
+
+fn department_with(r: DepartmentRow, leaders: Vec<Leader>) -> Department {
+    Department {
+            leaders,
             id: DepartmentId(r.id),
             pool_id: PoolId(r.pool_id),
             name: r.name,
@@ -456,8 +505,7 @@ pub(crate) fn assemble_departments(
             created_at: r.created_at,
             updated_at: r.updated_at,
             deleted_at: r.deleted_at,
-        })
-        .collect())
+    }
 }
 
 #[derive(FromRow)]

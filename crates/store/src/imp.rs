@@ -43,10 +43,10 @@ macro_rules! impl_directory_store {
 
             use $crate::codec::{
                 ActionRow, CHUNK, ChangeRow, ConnectionRow, DepartmentRow, GroupRow, InboxFinish,
-                InboxRow, JobRow, KeyedUserRow, LeaderRow, WholeUserRow, MemberRow, MembershipRow, NodeRow,
+                InboxRow, JobRow, KeyedUserRow, LeaderRow, WholeDepartmentRow, WholeUserRow, MemberRow, MembershipRow, NodeRow,
                 OutlineUserRow, ParkedRow, PoolRow, RefRow, UserRow, WatermarkRow,
                 assemble_departments, assemble_groups, assemble_users, connection_conflict,
-                contains_pattern, convert_all, count, db_err, enum_text, in_order, member_columns,
+                contains_pattern, convert_all, count, db_err, department_with_json, enum_text, in_order, member_columns,
                 memberships_by_user, plus, search_text, sql_int, unique_ids, user_from_row,
             };
             use $crate::prepare::{self, Stored};
@@ -626,28 +626,6 @@ macro_rules! impl_directory_store {
                 Ok(out)
             }
 
-            async fn leaders_of(
-                conn: &mut Conn,
-                pool: &PoolId,
-                ids: &[String],
-            ) -> StoreResult<Vec<LeaderRow>> {
-                let mut out = Vec::new();
-                for chunk in ids.chunks(CHUNK) {
-                    let mut qb = QueryBuilder::<$db>::new(sql::LEADERS_BY_DEPARTMENT);
-                    qb.push_bind(pool.as_str()).push(" AND department_id");
-                    push_in(&mut qb, chunk);
-                    qb.push(" ORDER BY department_id, pos");
-                    out.extend(
-                        qb.build_query_as::<LeaderRow>()
-                            .persistent(false)
-                            .fetch_all(&mut *conn)
-                            .await
-                            .map_err(db_err)?,
-                    );
-                }
-                Ok(out)
-            }
-
             /// Rows of one table by id (`head` ends with `WHERE pool_id = `), a statement per
             /// chunk of ids.
             async fn rows_by_id<R>(
@@ -676,16 +654,12 @@ macro_rules! impl_directory_store {
             }
 
             /// Whole users by id, memberships included (`sql::memberships_json`): one
-            /// statement per `CHUNK` ids. Several chunks are not one snapshot; a caller that
-            /// needs one passes a transaction.
-            async fn whole_users_by_id<'c, E>(
-                conn: E,
+            /// statement per `CHUNK` ids.
+            async fn whole_users_by_id(
+                conn: &mut Conn,
                 pool: &PoolId,
                 ids: &[String],
-            ) -> StoreResult<Vec<User>>
-            where
-                E: sqlx::Executor<'c, Database = $db> + Copy,
-            {
+            ) -> StoreResult<Vec<User>> {
                 let mut out = Vec::with_capacity(ids.len());
                 for chunk in ids.chunks(CHUNK) {
                     let mut qb = QueryBuilder::<$db>::new("SELECT ");
@@ -699,11 +673,40 @@ macro_rules! impl_directory_store {
                     let rows: Vec<WholeUserRow> = qb
                         .build_query_as()
                         .persistent(false)
-                        .fetch_all(conn)
+                        .fetch_all(&mut *conn)
                         .await
                         .map_err(db_err)?;
                     for row in rows {
                         out.push(row.into_user()?);
+                    }
+                }
+                Ok(out)
+            }
+
+            /// Whole departments by id, leaders included (`sql::leaders_json`): one statement
+            /// per `CHUNK` ids.
+            async fn whole_departments_by_id(
+                conn: &mut Conn,
+                pool: &PoolId,
+                ids: &[String],
+            ) -> StoreResult<Vec<Department>> {
+                let mut out = Vec::with_capacity(ids.len());
+                for chunk in ids.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(sql::department_cols_d!());
+                    qb.push(", ")
+                        .push(sql::leaders_json(<$store>::BACKEND))
+                        .push(sql::WHOLE_DEPARTMENTS_BY_ID_TAIL)
+                        .push_bind(pool.as_str())
+                        .push(" AND d.id");
+                    push_in(&mut qb, chunk);
+                    let rows: Vec<WholeDepartmentRow> = qb
+                        .build_query_as()
+                        .persistent(false)
+                        .fetch_all(&mut *conn)
+                        .await
+                        .map_err(db_err)?;
+                    for row in rows {
+                        out.push(row.into_department()?);
                     }
                 }
                 Ok(out)
@@ -1014,22 +1017,19 @@ macro_rules! impl_directory_store {
                     pool_id: &PoolId,
                     id: &DepartmentId,
                 ) -> StoreResult<Option<Department>> {
-                    let mut tx = self.begin_read().await.map_err(db_err)?;
-                    let row: Option<DepartmentRow> = sqlx::query_as(sql::GET_DEPARTMENT)
+                    // One statement (leaders as JSON): no transaction needed.
+                    let mut qb = QueryBuilder::<$db>::new(sql::department_cols_d!());
+                    qb.push(", ")
+                        .push(sql::leaders_json(<$store>::BACKEND))
+                        .push(sql::GET_WHOLE_DEPARTMENT_TAIL);
+                    let row: Option<WholeDepartmentRow> = qb
+                        .build_query_as()
                         .bind(pool_id.as_str())
                         .bind(id.as_str())
-                        .fetch_optional(&mut *tx)
+                        .fetch_optional(self.reads())
                         .await
                         .map_err(db_err)?;
-                    let Some(row) = row else { return Ok(None) };
-                    let leaders: Vec<LeaderRow> = sqlx::query_as(sql::DEPARTMENT_LEADERS)
-                        .bind(pool_id.as_str())
-                        .bind(id.as_str())
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                    tx.commit().await.map_err(db_err)?;
-                    Ok(assemble_departments(vec![row], leaders)?.pop())
+                    row.map(WholeDepartmentRow::into_department).transpose()
                 }
 
                 async fn get_group(
@@ -1109,7 +1109,16 @@ macro_rules! impl_directory_store {
                     if ids.is_empty() {
                         return Ok(Vec::new());
                     }
-                    let users = whole_users_by_id(self.reads(), pool_id, &ids).await?;
+                    // One statement, or a read transaction around several.
+                    let users = if ids.len() <= CHUNK {
+                        let mut conn = self.reads().acquire().await.map_err(db_err)?;
+                        whole_users_by_id(&mut conn, pool_id, &ids).await?
+                    } else {
+                        let mut tx = self.begin_read().await.map_err(db_err)?;
+                        let users = whole_users_by_id(&mut tx, pool_id, &ids).await?;
+                        tx.commit().await.map_err(db_err)?;
+                        users
+                    };
                     Ok(in_order(users, &ids, |u| u.id.as_str()))
                 }
 
@@ -1122,13 +1131,15 @@ macro_rules! impl_directory_store {
                     if ids.is_empty() {
                         return Ok(Vec::new());
                     }
-                    let mut tx = self.begin_read().await.map_err(db_err)?;
-                    let rows: Vec<DepartmentRow> =
-                        rows_by_id(&mut tx, sql::DEPARTMENTS_BY_ID, pool_id, &ids).await?;
-                    let found: Vec<String> = rows.iter().map(DepartmentRow::id).collect();
-                    let leaders = leaders_of(&mut tx, pool_id, &found).await?;
-                    tx.commit().await.map_err(db_err)?;
-                    let departments = assemble_departments(rows, leaders)?;
+                    let departments = if ids.len() <= CHUNK {
+                        let mut conn = self.reads().acquire().await.map_err(db_err)?;
+                        whole_departments_by_id(&mut conn, pool_id, &ids).await?
+                    } else {
+                        let mut tx = self.begin_read().await.map_err(db_err)?;
+                        let found = whole_departments_by_id(&mut tx, pool_id, &ids).await?;
+                        tx.commit().await.map_err(db_err)?;
+                        found
+                    };
                     Ok(in_order(departments, &ids, |d| d.id.as_str()))
                 }
 
@@ -1338,10 +1349,9 @@ macro_rules! impl_directory_store {
                     parent: Option<&DepartmentId>,
                     page: &KeyPage,
                 ) -> StoreResult<Keyed<DepartmentNode>> {
-                    let mut tx = self.begin_read().await.map_err(db_err)?;
-                    let page = children_page(&mut tx, pool_id, parent, page).await?;
-                    tx.commit().await.map_err(db_err)?;
-                    Ok(page)
+                    // One statement: no transaction needed.
+                    let mut conn = self.reads().acquire().await.map_err(db_err)?;
+                    children_page(&mut conn, pool_id, parent, page).await
                 }
 
                 async fn department_node(
@@ -1349,19 +1359,19 @@ macro_rules! impl_directory_store {
                     pool_id: &PoolId,
                     id: &DepartmentId,
                 ) -> StoreResult<Option<DepartmentNode>> {
-                    let mut tx = self.begin_read().await.map_err(db_err)?;
-                    let rows: Vec<NodeRow> = sqlx::query_as(concat!(
-                        sql::department_node_select!(),
-                        " WHERE d.pool_id = $1 AND d.id = $2"
-                    ))
-                    .bind(pool_id.as_str())
-                    .bind(id.as_str())
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
-                    let node = nodes(&mut tx, pool_id, rows).await?.pop();
-                    tx.commit().await.map_err(db_err)?;
-                    Ok(node)
+                    let mut qb = QueryBuilder::<$db>::new(sql::department_node_select!());
+                    qb.push(", ")
+                        .push(sql::leaders_json(<$store>::BACKEND))
+                        .push(sql::department_node_from!())
+                        .push(" WHERE d.pool_id = $1 AND d.id = $2");
+                    let rows: Vec<NodeRow> = qb
+                        .build_query_as()
+                        .bind(pool_id.as_str())
+                        .bind(id.as_str())
+                        .fetch_all(self.reads())
+                        .await
+                        .map_err(db_err)?;
+                    Ok(nodes(rows)?.pop())
                 }
 
                 async fn department_path(
@@ -1385,14 +1395,9 @@ macro_rules! impl_directory_store {
                         }
                         ids.push(ancestor);
                     }
-                    let found: Vec<DepartmentRow> =
-                        rows_by_id(&mut tx, sql::DEPARTMENTS_BY_ID, pool_id, &ids).await?;
-                    let found_ids: Vec<String> = found.iter().map(DepartmentRow::id).collect();
-                    let leaders = leaders_of(&mut tx, pool_id, &found_ids).await?;
+                    let found = whole_departments_by_id(&mut *tx, pool_id, &ids).await?;
                     tx.commit().await.map_err(db_err)?;
-                    let mut path = in_order(assemble_departments(found, leaders)?, &ids, |d| {
-                        d.id.as_str()
-                    });
+                    let mut path = in_order(found, &ids, |d| d.id.as_str());
                     // Up to the first tombstoned ancestor (a root of the live tree below it).
                     if let Some(cut) = path.iter().position(|d| d.deleted_at.is_some()) {
                         path.truncate(cut);

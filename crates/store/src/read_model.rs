@@ -608,7 +608,7 @@ macro_rules! read_model_fns {
                 Key::Child(last.order_key, last.row.id())
             });
             Ok(Keyed {
-                items: nodes(conn, pool, rows).await?,
+                items: nodes(rows)?,
                 next,
             })
         }
@@ -617,35 +617,26 @@ macro_rules! read_model_fns {
         /// caller adds the level's condition).
         fn push_node_level(qb: &mut QueryBuilder<$db>, pool: &PoolId) {
             qb.push(sql::department_node_select!())
+                .push(", ")
+                .push(sql::leaders_json(<$store>::BACKEND))
+                .push(sql::department_node_from!())
                 .push(" WHERE d.pool_id = ")
                 .push_bind(pool.as_str())
                 .push(" AND d.deleted_at IS NULL AND ");
         }
 
-        /// Department rows with their counts as nodes (leaders read for all at once).
-        async fn nodes(
-            conn: &mut Conn,
-            pool: &PoolId,
-            rows: Vec<NodeRow>,
-        ) -> StoreResult<Vec<DepartmentNode>> {
-            let ids: Vec<String> = rows.iter().map(|r| r.row.id()).collect();
-            let leaders = leaders_of(conn, pool, &ids).await?;
-            let counts: Vec<(i64, i64, i64)> = rows
-                .iter()
-                .map(|r| (r.direct_members, r.subtree_members, r.child_count))
-                .collect();
-            let departments =
-                assemble_departments(rows.into_iter().map(|r| r.row).collect(), leaders)?;
-            Ok(departments
-                .into_iter()
-                .zip(counts)
-                .map(|(department, (direct, all, children))| DepartmentNode {
-                    department,
-                    member_count: count(direct),
-                    total_member_count: count(all),
-                    child_count: count(children),
+        /// Department rows with their counts and leaders as nodes.
+        fn nodes(rows: Vec<NodeRow>) -> StoreResult<Vec<DepartmentNode>> {
+            rows.into_iter()
+                .map(|r| {
+                    Ok(DepartmentNode {
+                        department: department_with_json(r.row, r.leaders.as_deref())?,
+                        member_count: count(r.direct_members),
+                        total_member_count: count(r.subtree_members),
+                        child_count: count(r.child_count),
+                    })
                 })
-                .collect())
+                .collect()
         }
     };
 }

@@ -34,6 +34,7 @@ macro_rules! user_cols_u {
 }
 /// A department `d` with its maintained counts, its number of live children and its sort key
 /// (Feishu's order, unset last) — the columns of a `NodeRow`.
+/// Followed by `, ` and `leaders_json`, then `department_node_from`.
 macro_rules! department_node_select {
     () => {
         "SELECT d.pool_id, d.id, d.name, d.i18n_name, d.parent_id, d.sort_order, d.chat_id, \
@@ -42,8 +43,12 @@ macro_rules! department_node_select {
          COALESCE(s.subtree_members, 0) AS subtree_members, \
          (SELECT COUNT(*) FROM departments c WHERE c.pool_id = d.pool_id \
          AND c.parent_id = d.id AND c.deleted_at IS NULL) AS child_count, \
-         COALESCE(d.sort_order, 9223372036854775807) AS order_key \
-         FROM departments d LEFT JOIN department_stats s \
+         COALESCE(d.sort_order, 9223372036854775807) AS order_key"
+    };
+}
+macro_rules! department_node_from {
+    () => {
+        " FROM departments d LEFT JOIN department_stats s \
          ON s.pool_id = d.pool_id AND s.department_id = d.id"
     };
 }
@@ -98,7 +103,7 @@ macro_rules! parked_cols {
 }
 // The lists the backends and the dynamic queries of `imp.rs` use.
 pub(crate) use {
-    action_cols, department_node_select, group_cols, inbox_cols, membership_cols, parked_cols,
+    action_cols, department_node_from, department_node_select, group_cols, inbox_cols, membership_cols, parked_cols,
     user_cols_u,
 };
 
@@ -268,19 +273,46 @@ pub(crate) const fn memberships_json(backend: Backend) -> &'static str {
     }
 }
 
+/// The leaders of department `d` as one JSON text column `leaders`, in position order:
+/// `[[user_id, kind], …]` (`codec::WholeDepartmentRow`), for the same reason as
+/// `memberships_json`. Through the primary key of `department_leaders`.
+pub(crate) const fn leaders_json(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => {
+            "(SELECT json_group_array(json_array(l.user_id, l.kind) ORDER BY l.pos) \
+             FROM department_leaders l WHERE l.pool_id = d.pool_id AND l.department_id = d.id) \
+             AS leaders"
+        }
+        Backend::Postgres => {
+            "(SELECT json_agg(json_build_array(l.user_id, l.kind) ORDER BY l.pos)::text \
+             FROM department_leaders l WHERE l.pool_id = d.pool_id AND l.department_id = d.id) \
+             AS leaders"
+        }
+    }
+}
+
+/// `department_cols` of `departments d`, to be followed by `, ` and `leaders_json`.
+macro_rules! department_cols_d {
+    () => {
+        "SELECT d.pool_id, d.id, d.name, d.i18n_name, d.parent_id, d.sort_order, d.chat_id, \
+         d.version, d.created_at, d.updated_at, d.deleted_at"
+    };
+}
+pub(crate) use department_cols_d;
+/// A whole department (`codec::WholeDepartmentRow`): after `department_cols_d` and
+/// `leaders_json`, with `$1` pool, `$2` department.
+pub(crate) const GET_WHOLE_DEPARTMENT_TAIL: &str =
+    " FROM departments d WHERE d.pool_id = $1 AND d.id = $2";
+/// Whole departments by id: after `department_cols_d` and `leaders_json`, then the pool and
+/// ` AND d.id IN …`.
+pub(crate) const WHOLE_DEPARTMENTS_BY_ID_TAIL: &str = " FROM departments d WHERE d.pool_id = ";
+
 /// A whole user (`codec::WholeUserRow`): `user_cols_u`, then `memberships_json`, then this
 /// with `$1` pool, `$2` user.
 pub(crate) const GET_WHOLE_USER_TAIL: &str = " FROM users u WHERE u.pool_id = $1 AND u.id = $2";
 /// Whole users by id: `user_cols_u`, `memberships_json`, then this, the pool, ` AND id IN …`.
 pub(crate) const WHOLE_USERS_BY_ID_TAIL: &str = " FROM users u WHERE u.pool_id = ";
 
-pub(crate) const GET_DEPARTMENT: &str = concat!(
-    "SELECT ",
-    department_cols!(),
-    " FROM departments WHERE pool_id = $1 AND id = $2"
-);
-pub(crate) const DEPARTMENT_LEADERS: &str = "SELECT department_id, user_id, kind FROM \
-     department_leaders WHERE pool_id = $1 AND department_id = $2 ORDER BY pos";
 pub(crate) const GET_GROUP: &str = concat!(
     "SELECT ",
     group_cols!(),
@@ -291,13 +323,6 @@ pub(crate) const GROUP_MEMBERS: &str = "SELECT group_id, member_kind, member_id 
 
 // Bulk reads by id, built with QueryBuilder (`… IN (…)` of up to CHUNK ids); each runs
 // through a primary key.
-pub(crate) const DEPARTMENTS_BY_ID: &str = concat!(
-    "SELECT ",
-    department_cols!(),
-    " FROM departments WHERE pool_id = "
-);
-pub(crate) const LEADERS_BY_DEPARTMENT: &str =
-    "SELECT department_id, user_id, kind FROM department_leaders WHERE pool_id = ";
 pub(crate) const GROUPS_BY_ID: &str = concat!(
     "SELECT ",
     group_cols!(),

@@ -119,8 +119,7 @@ pub async fn department_members(
     let status = opt_enum("status", q.status.as_deref(), UserStatus::parse, STATUSES)?;
     let scope = scope_of(q.scope.as_deref())?;
     no_offset(q.offset)?;
-    // Unknown department: 404, not an empty page.
-    admin.require_department(&pool_id, &department_id).await?;
+    // An unknown department gets a 404, not an empty page (`search_users` checks it).
     let query = UserQuery {
         department_id: Some(department_id),
         scope,
