@@ -493,18 +493,18 @@ pub(crate) fn assemble_departments(
 
 fn department_with(r: DepartmentRow, leaders: Vec<Leader>) -> Department {
     Department {
-            leaders,
-            id: DepartmentId(r.id),
-            pool_id: PoolId(r.pool_id),
-            name: r.name,
-            i18n_name: r.i18n_name.map(|j| j.0),
-            parent_id: r.parent_id.map(DepartmentId),
-            order: r.sort_order,
-            chat_id: r.chat_id,
-            version: r.version,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-            deleted_at: r.deleted_at,
+        leaders,
+        id: DepartmentId(r.id),
+        pool_id: PoolId(r.pool_id),
+        name: r.name,
+        i18n_name: r.i18n_name.map(|j| j.0),
+        parent_id: r.parent_id.map(DepartmentId),
+        order: r.sort_order,
+        chat_id: r.chat_id,
+        version: r.version,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+        deleted_at: r.deleted_at,
     }
 }
 

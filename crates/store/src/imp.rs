@@ -43,11 +43,12 @@ macro_rules! impl_directory_store {
 
             use $crate::codec::{
                 ActionRow, CHUNK, ChangeRow, ConnectionRow, DepartmentRow, GroupRow, InboxFinish,
-                InboxRow, JobRow, KeyedUserRow, LeaderRow, WholeDepartmentRow, WholeUserRow, MemberRow, MembershipRow, NodeRow,
+                InboxRow, JobRow, KeyedUserRow, LeaderRow, MemberRow, MembershipRow, NodeRow,
                 OutlineUserRow, ParkedRow, PoolRow, RefRow, UserRow, WatermarkRow,
-                assemble_departments, assemble_groups, assemble_users, connection_conflict,
-                contains_pattern, convert_all, count, db_err, department_with_json, enum_text, in_order, member_columns,
-                memberships_by_user, plus, search_text, sql_int, unique_ids, user_from_row,
+                WholeDepartmentRow, WholeUserRow, assemble_departments, assemble_groups,
+                assemble_users, connection_conflict, contains_pattern, convert_all, count, db_err,
+                department_with_json, enum_text, in_order, member_columns, memberships_by_user,
+                plus, search_text, sql_int, unique_ids, user_from_row,
             };
             use $crate::prepare::{self, Stored};
             use $crate::sql;

@@ -103,8 +103,8 @@ macro_rules! parked_cols {
 }
 // The lists the backends and the dynamic queries of `imp.rs` use.
 pub(crate) use {
-    action_cols, department_node_from, department_node_select, group_cols, inbox_cols, membership_cols, parked_cols,
-    user_cols_u,
+    action_cols, department_node_from, department_node_select, group_cols, inbox_cols,
+    membership_cols, parked_cols, user_cols_u,
 };
 
 // ---- pools and connections -------------------------------------------------------------
