@@ -889,9 +889,10 @@ enum Read {
     MembersDirect,
     MembersSubtree,
     GroupMembers,
+    GroupDetail,
 }
 
-const READS: [Read; 8] = [
+const READS: [Read; 9] = [
     Read::UserById,
     Read::UserByOpenId,
     Read::UsersPages,
@@ -900,6 +901,7 @@ const READS: [Read; 8] = [
     Read::MembersDirect,
     Read::MembersSubtree,
     Read::GroupMembers,
+    Read::GroupDetail,
 ];
 
 impl Read {
@@ -916,7 +918,8 @@ impl Read {
             Read::MembersSubtree => {
                 "members subtree: `departments/{id}/members?limit=100&scope=subtree`"
             }
-            Read::GroupMembers => "group members: `groups/{id}`",
+            Read::GroupMembers => "group members: `groups/{id}/members?limit=100`",
+            Read::GroupDetail => "group detail (every member): `groups/{id}`",
         }
     }
 
@@ -928,7 +931,7 @@ impl Read {
             Read::Search => !f.terms.is_empty(),
             Read::DepartmentChildren => true,
             Read::MembersDirect | Read::MembersSubtree => !f.departments.is_empty(),
-            Read::GroupMembers => !f.groups.is_empty(),
+            Read::GroupMembers | Read::GroupDetail => !f.groups.is_empty(),
         }
     }
 }
@@ -1009,7 +1012,11 @@ impl Walker {
                     vec![("limit", PAGE.to_string()), ("scope", scope.into())],
                 )
             }
-            Read::GroupMembers => (format!("{base}/groups/{}", self.pick(&f.groups)), vec![]),
+            Read::GroupMembers => (
+                format!("{base}/groups/{}/members", self.pick(&f.groups)),
+                vec![("limit", PAGE.to_string())],
+            ),
+            Read::GroupDetail => (format!("{base}/groups/{}", self.pick(&f.groups)), vec![]),
         }
     }
 

@@ -284,6 +284,7 @@ async fn protected_routes_need_the_admin_token_and_the_document_is_public() {
             "/api/v1/pools/{pool_id}/users/by/{id_type}/{value}",
             "/api/v1/pools/{pool_id}/groups",
             "/api/v1/pools/{pool_id}/groups/{group_id}",
+            "/api/v1/pools/{pool_id}/groups/{group_id}/members",
             "/api/v1/pools/{pool_id}/groups/by/{id_type}/{value}",
             "/api/v1/events",
             "/api/v1/events/{event_id}",
@@ -308,7 +309,7 @@ async fn protected_routes_need_the_admin_token_and_the_document_is_public() {
                 );
             }
         }
-        assert_eq!(paths.len(), 26, "{:?}", paths.keys().collect::<Vec<_>>());
+        assert_eq!(paths.len(), 27, "{:?}", paths.keys().collect::<Vec<_>>());
         let pool_item = &paths["/api/v1/pools/{pool_id}"];
         for method in ["get", "patch", "delete"] {
             assert!(
@@ -1867,6 +1868,116 @@ async fn saving_a_connection_tests_its_credentials() {
         assert_eq!(
             list["total"], 4,
             "{backend:?}: every connection was saved: {list}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_group_is_read_page_by_page_with_its_members_resolved() {
+    use std::collections::BTreeSet;
+    for backend in Backend::all() {
+        let s = Served::start(backend, tenant(60, 6, 4, 71)).await;
+        let (pool, connection) = pool_and_connection(&s, None).await;
+        let conn = connection["id"].as_str().unwrap().to_owned();
+        let job = run_job(&s, &conn, "import").await;
+        assert_eq!(job["verdict"], "complete", "{backend:?}: {job}");
+        let (status, groups) = s.get(&format!("/api/v1/pools/{pool}/groups")).await;
+        assert_eq!(status, StatusCode::OK, "{groups}");
+        let mut walked_any = false;
+        for g in groups["items"].as_array().unwrap() {
+            let gid = g["id"].as_str().unwrap();
+            let (status, detail) = s.get(&format!("/api/v1/pools/{pool}/groups/{gid}")).await;
+            assert_eq!(status, StatusCode::OK, "{detail}");
+            let expected: BTreeSet<(String, String)> = detail["group"]["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| (m["type"].to_string(), m["id"].to_string()))
+                .collect();
+            let live_users: BTreeSet<String> = detail["users"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u["id"].to_string())
+                .collect();
+            // Two at a time: every member once, in (type, id) order, users resolved as the
+            // detail resolves them.
+            let mut seen = Vec::new();
+            let mut after: Option<String> = None;
+            loop {
+                let path = match &after {
+                    None => format!("/api/v1/pools/{pool}/groups/{gid}/members?limit=2"),
+                    Some(a) => {
+                        format!("/api/v1/pools/{pool}/groups/{gid}/members?limit=2&after={a}")
+                    }
+                };
+                let (status, page) = s.get(&path).await;
+                assert_eq!(status, StatusCode::OK, "{backend:?}: {page}");
+                let items = page["items"].as_array().unwrap();
+                assert!(items.len() <= 2, "{page}");
+                for m in items {
+                    let key = (m["type"].to_string(), m["id"].to_string());
+                    if m["type"] == "user" {
+                        assert_eq!(
+                            m.get("user").is_some(),
+                            live_users.contains(&key.1),
+                            "{backend:?}: {m}"
+                        );
+                        if let Some(u) = m.get("user") {
+                            assert_eq!(u["id"], m["id"], "{m}");
+                        }
+                    }
+                    seen.push(key);
+                }
+                match page["next"].as_str() {
+                    Some(next) => after = Some(next.to_owned()),
+                    None => break,
+                }
+            }
+            let mut sorted = seen.clone();
+            sorted.sort();
+            assert_eq!(seen, sorted, "{backend:?}: pages in (type, id) order");
+            assert_eq!(
+                seen.iter().cloned().collect::<BTreeSet<_>>(),
+                expected,
+                "{backend:?}: every member of {gid}"
+            );
+            assert_eq!(seen.len(), expected.len(), "{backend:?}: each member once");
+            walked_any |= expected.len() > 2;
+        }
+        assert!(
+            walked_any,
+            "{backend:?}: no group needed more than one page"
+        );
+
+        // No such group: 404; a cursor of another list: 400.
+        let (status, body) = s
+            .get(&format!(
+                "/api/v1/pools/{pool}/groups/{}/members",
+                "0".repeat(24)
+            ))
+            .await;
+        assert_error(
+            backend,
+            "unknown group",
+            status,
+            &body,
+            StatusCode::NOT_FOUND,
+        );
+        let gid = groups["items"][0]["id"].as_str().unwrap();
+        let (_, users) = s.get(&format!("/api/v1/pools/{pool}/users?limit=1")).await;
+        let foreign = users["next"].as_str().unwrap();
+        let (status, body) = s
+            .get(&format!(
+                "/api/v1/pools/{pool}/groups/{gid}/members?after={foreign}"
+            ))
+            .await;
+        assert_error(
+            backend,
+            "cursor of the user list",
+            status,
+            &body,
+            StatusCode::BAD_REQUEST,
         );
     }
 }

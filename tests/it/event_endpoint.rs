@@ -62,14 +62,27 @@ async fn post(s: &Served, path: &str, req: &SealedRequest) -> Answer {
 }
 
 async fn post_body(s: &Served, path: &str, req: &SealedRequest, body: Vec<u8>) -> Answer {
-    let resp = s
-        .http
-        .post(s.url(path))
-        .headers(req.headers())
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    // A body over the limit is answered before it is read, and the connection closed: the
+    // client may still be writing and see the reset instead of the answer. Such a client sees
+    // the answer on a later attempt (at most a few).
+    let mut attempts = 0;
+    let resp = loop {
+        attempts += 1;
+        match s
+            .http
+            .post(s.url(path))
+            .headers(req.headers())
+            .body(body.clone())
+            .send()
+            .await
+        {
+            Ok(resp) => break resp,
+            Err(e) if attempts < 5 => {
+                eprintln!("POST {path}: attempt {attempts}: {e}; again");
+            }
+            Err(e) => panic!("POST {path}: {attempts} attempts: {e}"),
+        }
+    };
     let status = resp.status();
     let content_type = resp
         .headers()

@@ -351,6 +351,20 @@ pub struct GroupDetail {
     pub external_ids: Vec<ExternalRef>,
 }
 
+/// One member of a group (`type` and `id` as in a group's `members`), with the user or
+/// department it names when the directory holds it live; both absent otherwise (out of the
+/// app's contact scope, or deleted).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupMemberView {
+    #[serde(flatten)]
+    pub member: GroupMember,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<User>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub department: Option<Department>,
+}
+
 /// Which Feishu id a lookup uses.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -1880,6 +1894,71 @@ impl Admin {
             unresolved,
             external_ids,
         })
+    }
+
+    /// A page of a group's members, each resolved with one bulk read per kind: what a page
+    /// costs does not grow with the group (docs/read-model.md).
+    pub async fn group_members(
+        &self,
+        pool_id: &PoolId,
+        id: &GroupId,
+        cursor: &Cursor,
+    ) -> AdminResult<CursorPage<GroupMemberView>> {
+        let page = cursor.key_page()?;
+        let store = self.store();
+        let Some(found) = store.group_members_page(pool_id, id, &page).await? else {
+            self.pool(pool_id).await?;
+            return Err(AdminError::NotFound(format!("group {id}")));
+        };
+        let mut user_ids = Vec::new();
+        let mut department_ids = Vec::new();
+        for m in &found.items {
+            match m {
+                GroupMember::User(u) => user_ids.push(u.clone()),
+                GroupMember::Department(d) => department_ids.push(d.clone()),
+            }
+        }
+        let users: HashMap<UserId, User> = store
+            .get_users(pool_id, &user_ids)
+            .await?
+            .into_iter()
+            .filter(|u| u.deleted_at.is_none())
+            .map(|u| (u.id.clone(), u))
+            .collect();
+        let departments: HashMap<DepartmentId, Department> = if department_ids.is_empty() {
+            HashMap::new()
+        } else {
+            store
+                .get_departments(pool_id, &department_ids)
+                .await?
+                .into_iter()
+                .filter(|d| d.deleted_at.is_none())
+                .map(|d| (d.id.clone(), d))
+                .collect()
+        };
+        let items = found
+            .items
+            .into_iter()
+            .map(|member| GroupMemberView {
+                user: match &member {
+                    GroupMember::User(u) => users.get(u).cloned(),
+                    GroupMember::Department(_) => None,
+                },
+                department: match &member {
+                    GroupMember::Department(d) => departments.get(d).cloned(),
+                    GroupMember::User(_) => None,
+                },
+                member,
+            })
+            .collect();
+        Ok(cursor_page(
+            Keyed {
+                items,
+                next: found.next,
+            },
+            page.limit,
+            None,
+        ))
     }
 
     /// Finds a group by its Feishu id, across the pool's connections.

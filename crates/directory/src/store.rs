@@ -694,6 +694,14 @@ pub trait DirectoryStore: Send + Sync + 'static {
     async fn refresh_statistics(&self) -> StoreResult<()>;
     /// A page of the live groups, in creation order.
     async fn list_groups(&self, pool_id: &PoolId, page: &KeyPage) -> StoreResult<Keyed<Group>>;
+    /// A page of one group's members (tombstoned groups too), in the order of member kind,
+    /// then id; `None` if the pool holds no such group.
+    async fn group_members_page(
+        &self,
+        pool_id: &PoolId,
+        group_id: &GroupId,
+        page: &KeyPage,
+    ) -> StoreResult<Option<Keyed<GroupMember>>>;
     /// Live departments of the pool, counted by the database (for status lines).
     async fn count_departments(&self, pool_id: &PoolId) -> StoreResult<u64>;
     /// Live groups of the pool, counted by the database.

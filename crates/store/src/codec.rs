@@ -538,6 +538,21 @@ pub(crate) struct MemberRow {
     member_id: String,
 }
 
+impl MemberRow {
+    /// The key of a page of members: kind, then id.
+    pub(crate) fn key(&self) -> (String, String) {
+        (self.member_kind.clone(), self.member_id.clone())
+    }
+
+    pub(crate) fn into_member(self) -> StoreResult<GroupMember> {
+        match self.member_kind.as_str() {
+            "user" => Ok(GroupMember::User(UserId(self.member_id))),
+            "department" => Ok(GroupMember::Department(DepartmentId(self.member_id))),
+            other => Err(corrupt("group member kind", other)),
+        }
+    }
+}
+
 /// The ids, each once, in first-seen order.
 pub(crate) fn unique_ids<'a>(ids: impl Iterator<Item = &'a str>) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
@@ -571,12 +586,8 @@ pub(crate) fn assemble_groups(
 ) -> StoreResult<Vec<Group>> {
     let mut by_group: HashMap<String, Vec<GroupMember>> = HashMap::new();
     for m in members {
-        let member = match m.member_kind.as_str() {
-            "user" => GroupMember::User(UserId(m.member_id)),
-            "department" => GroupMember::Department(DepartmentId(m.member_id)),
-            other => return Err(corrupt("group member kind", other)),
-        };
-        by_group.entry(m.group_id).or_default().push(member);
+        let group_id = m.group_id.clone();
+        by_group.entry(group_id).or_default().push(m.into_member()?);
     }
     rows.into_iter()
         .map(|r| {

@@ -1459,6 +1459,61 @@ macro_rules! impl_directory_store {
                     Ok(Keyed { items, next })
                 }
 
+                async fn group_members_page(
+                    &self,
+                    pool_id: &PoolId,
+                    group_id: &GroupId,
+                    page: &KeyPage,
+                ) -> StoreResult<Option<Keyed<GroupMember>>> {
+                    let limit = page.limit.max(1);
+                    let after = $crate::read_model::Key::decode(
+                        page.after.as_deref(),
+                        $crate::read_model::Order::GroupMember,
+                    )?;
+                    let mut qb = QueryBuilder::<$db>::new(
+                        "SELECT group_id, member_kind, member_id FROM group_members \
+                         WHERE pool_id = ",
+                    );
+                    qb.push_bind(pool_id.as_str())
+                        .push(" AND group_id = ")
+                        .push_bind(group_id.as_str());
+                    if let Some($crate::read_model::Key::GroupMember(kind, id)) = &after {
+                        qb.push(" AND (member_kind, member_id) > (")
+                            .push_bind(kind.clone())
+                            .push(", ")
+                            .push_bind(id.clone())
+                            .push(")");
+                    }
+                    qb.push(" ORDER BY member_kind, member_id LIMIT ")
+                        .push_bind(sql_int(limit + 1));
+                    let rows: Vec<MemberRow> = qb
+                        .build_query_as()
+                        .fetch_all(self.reads())
+                        .await
+                        .map_err(db_err)?;
+                    if rows.is_empty() {
+                        // An empty page of a group that exists, or no such group.
+                        let found: Option<i64> = sqlx::query_scalar(sql::GROUP_EXISTS)
+                            .bind(pool_id.as_str())
+                            .bind(group_id.as_str())
+                            .fetch_optional(self.reads())
+                            .await
+                            .map_err(db_err)?;
+                        if found.is_none() {
+                            return Ok(None);
+                        }
+                    }
+                    let (rows, next) = $crate::read_model::cut_page(rows, limit, |m| {
+                        let (kind, id) = m.key();
+                        $crate::read_model::Key::GroupMember(kind, id)
+                    });
+                    let items = rows
+                        .into_iter()
+                        .map(MemberRow::into_member)
+                        .collect::<StoreResult<_>>()?;
+                    Ok(Some(Keyed { items, next }))
+                }
+
                 async fn count_departments(&self, pool_id: &PoolId) -> StoreResult<u64> {
                     let n: i64 = sqlx::query_scalar(sql::COUNT_LIVE_DEPARTMENTS)
                         .bind(pool_id.as_str())

@@ -48,7 +48,7 @@ const FINISH_INBOX_ROWS: &str = concat!(
 );
 
 /// The migrations, embedded at compile time: (version, description, SQL).
-pub(crate) const MIGRATIONS: [Embedded; 8] = [
+pub(crate) const MIGRATIONS: [Embedded; 9] = [
     (
         1,
         "init",
@@ -88,6 +88,11 @@ pub(crate) const MIGRATIONS: [Embedded; 8] = [
         8,
         "read model",
         include_str!("../migrations/postgres/0008_read_model.sql"),
+    ),
+    (
+        9,
+        "group member order",
+        include_str!("../migrations/postgres/0009_group_member_order.sql"),
     ),
 ];
 

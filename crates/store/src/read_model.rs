@@ -25,6 +25,9 @@ pub(crate) enum Key {
     /// Departments of one tree level: Feishu's order (unset last), then id.
     #[serde(rename = "d")]
     Child(i64, String),
+    /// A group's members: kind, then id.
+    #[serde(rename = "g")]
+    GroupMember(String, String),
 }
 
 /// Which order a list walks (the kind of [`Key`] it accepts).
@@ -34,6 +37,7 @@ pub(crate) enum Order {
     Member,
     Search,
     Child,
+    GroupMember,
 }
 
 impl Key {
@@ -51,6 +55,7 @@ impl Key {
                 | (Key::Member(_), Order::Member)
                 | (Key::Search(_), Order::Search)
                 | (Key::Child(..), Order::Child)
+                | (Key::GroupMember(..), Order::GroupMember)
         );
         if fits {
             Ok(Some(key))
@@ -531,7 +536,7 @@ macro_rules! read_model_fns {
                     push_user_conditions(&mut qb, q, false);
                     qb.push(" ORDER BY user_search.rowid");
                 }
-                Order::Created | Order::Child => {
+                Order::Created | Order::Child | Order::GroupMember => {
                     qb.push(", u.created_at AS key_n FROM users u WHERE u.pool_id = ")
                         .push_bind(pool.as_str());
                     if let Some(Key::Created(at, id)) = &after {
@@ -554,7 +559,9 @@ macro_rules! read_model_fns {
             let (rows, next) = cut_page(rows, limit, |last| match order {
                 Order::Member => Key::Member(last.row.id()),
                 Order::Search => Key::Search(last.key_n),
-                Order::Created | Order::Child => Key::Created(last.key_n, last.row.id()),
+                Order::Created | Order::Child | Order::GroupMember => {
+                    Key::Created(last.key_n, last.row.id())
+                }
             });
             Ok(Keyed {
                 items: rows

@@ -318,6 +318,7 @@ pub(crate) const GET_GROUP: &str = concat!(
     group_cols!(),
     " FROM user_groups WHERE pool_id = $1 AND id = $2"
 );
+pub(crate) const GROUP_EXISTS: &str = "SELECT 1 FROM user_groups WHERE pool_id = $1 AND id = $2";
 pub(crate) const GROUP_MEMBERS: &str = "SELECT group_id, member_kind, member_id FROM \
      group_members WHERE pool_id = $1 AND group_id = $2 ORDER BY pos";
 

@@ -150,7 +150,7 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
 }
 
 /// The migrations, embedded at compile time: (version, description, SQL).
-pub(crate) const MIGRATIONS: [Embedded; 8] = [
+pub(crate) const MIGRATIONS: [Embedded; 9] = [
     (
         1,
         "init",
@@ -190,6 +190,11 @@ pub(crate) const MIGRATIONS: [Embedded; 8] = [
         8,
         "read model",
         include_str!("../migrations/sqlite/0008_read_model.sql"),
+    ),
+    (
+        9,
+        "group member order",
+        include_str!("../migrations/sqlite/0009_group_member_order.sql"),
     ),
 ];
 

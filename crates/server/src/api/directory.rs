@@ -2,8 +2,8 @@
 
 use axum::Json;
 use directory::admin::{
-    Cursor, CursorPage, DepartmentIdType, DepartmentView, GroupDetail, GroupIdType, UserDetail,
-    UserIdType,
+    Cursor, CursorPage, DepartmentIdType, DepartmentView, GroupDetail, GroupIdType,
+    GroupMemberView, UserDetail, UserIdType,
 };
 use directory::ids::{DepartmentId, GroupId, PoolId, UserId};
 use directory::model::{Department, Group, User, UserStatus};
@@ -331,4 +331,36 @@ pub async fn get_group(
     let pool_id: PoolId = id("pool_id", &pool_id)?;
     let group_id: GroupId = id("group_id", &group_id)?;
     Ok(Json(admin.group(&pool_id, &group_id).await?))
+}
+
+/// A page of a group's members, each with the user or department it names; the way to read a
+/// large group (the group itself, `GET …/groups/{group_id}`, resolves every member).
+#[utoipa::path(
+    get, path = "/api/v1/pools/{pool_id}/groups/{group_id}/members", tag = "directory",
+    params(
+        ("pool_id" = String, Path, description = "User pool id"),
+        ("group_id" = String, Path, description = "Group id (orgsync's)"),
+        CursorQuery,
+    ),
+    responses(
+        (status = 200, description = "A page of members, by kind then id", body = CursorPage<GroupMemberView>),
+        (status = 400, description = "Bad cursor", body = ErrorBody),
+        (status = 404, description = "No such user pool or group", body = ErrorBody),
+    )
+)]
+pub async fn group_members(
+    Authed(admin): Authed,
+    PathParams((pool_id, group_id)): PathParams<(String, String)>,
+    QueryParams(q): QueryParams<CursorQuery>,
+) -> ApiResult<CursorPage<GroupMemberView>> {
+    let pool_id: PoolId = id("pool_id", &pool_id)?;
+    let group_id: GroupId = id("group_id", &group_id)?;
+    no_offset(q.offset)?;
+    let cursor = Cursor {
+        after: q.after,
+        limit: q.limit,
+    };
+    Ok(Json(
+        admin.group_members(&pool_id, &group_id, &cursor).await?,
+    ))
 }

@@ -104,6 +104,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(directory::user_by_feishu_id))
         .routes(routes!(directory::list_groups))
         .routes(routes!(directory::get_group))
+        .routes(routes!(directory::group_members))
         .routes(routes!(directory::group_by_feishu_id))
         .routes(routes!(events::list_events))
         .routes(routes!(events::get_event));
