@@ -654,6 +654,11 @@ macro_rules! impl_directory_store {
                 Ok(out)
             }
 
+            /// Up to this many ids, a bulk read by id stays prepared: a user's departments, a
+            /// path from the root. A handful of statement texts, each small, read on every
+            /// request of their kind; longer lists are prepared when they run.
+            const FEW: usize = 8;
+
             /// Whole users by id, memberships included (`sql::memberships_json`): one
             /// statement per `CHUNK` ids.
             async fn whole_users_by_id(
@@ -673,7 +678,7 @@ macro_rules! impl_directory_store {
                     push_in(&mut qb, chunk);
                     let rows: Vec<WholeUserRow> = qb
                         .build_query_as()
-                        .persistent(false)
+                        .persistent(chunk.len() <= FEW)
                         .fetch_all(&mut *conn)
                         .await
                         .map_err(db_err)?;
@@ -702,7 +707,7 @@ macro_rules! impl_directory_store {
                     push_in(&mut qb, chunk);
                     let rows: Vec<WholeDepartmentRow> = qb
                         .build_query_as()
-                        .persistent(false)
+                        .persistent(chunk.len() <= FEW)
                         .fetch_all(&mut *conn)
                         .await
                         .map_err(db_err)?;

@@ -28,6 +28,11 @@ use crate::sql;
 /// Reader connections; WAL readers do not block each other or the writer.
 const READERS: u32 = 8;
 
+/// Rows a reader's thread may hand over before the request takes them: a whole page (at most
+/// 500 items, and the one that says there is more) without the thread stopping to wait for
+/// the request to catch up (sqlx's default is 50).
+const READER_ROW_BUFFER: usize = 512;
+
 /// The most rows one inbox insert takes. A group commit of up to this many events is one
 /// statement of exactly its size (one round trip to SQLite's thread; with one request per
 /// Feishu connection in flight, a group is rarely larger), a larger group several; the
@@ -293,7 +298,7 @@ impl SqliteStore {
             .map_err(db_err)?;
         let reader = SqlitePoolOptions::new()
             .max_connections(READERS)
-            .connect_with(options.clone())
+            .connect_with(options.clone().row_buffer_size(READER_ROW_BUFFER))
             .await
             .map_err(db_err)?;
         let checkpoints = SqlitePoolOptions::new()
