@@ -266,6 +266,10 @@ pub(crate) struct WholeUserRow {
 }
 
 impl WholeUserRow {
+    pub(crate) fn id(&self) -> String {
+        self.row.id()
+    }
+
     pub(crate) fn into_user(self) -> StoreResult<User> {
         let departments = memberships_from_json(&self.row.id, self.memberships.as_deref())?;
         user_with(self.row, departments)
@@ -313,16 +317,8 @@ pub(crate) fn memberships_from_json(
 #[derive(FromRow)]
 pub(crate) struct KeyedUserRow {
     #[sqlx(flatten)]
-    pub row: UserRow,
+    pub row: WholeUserRow,
     pub key_n: i64,
-    pub memberships: Option<String>,
-}
-
-impl KeyedUserRow {
-    pub(crate) fn into_user(self) -> StoreResult<User> {
-        let departments = memberships_from_json(&self.row.id, self.memberships.as_deref())?;
-        user_with(self.row, departments)
-    }
 }
 
 #[derive(FromRow)]

@@ -659,63 +659,91 @@ macro_rules! impl_directory_store {
             /// request of their kind; longer lists are prepared when they run.
             const FEW: usize = 8;
 
-            /// Whole users by id, memberships included (`sql::memberships_json`): one
-            /// statement per `CHUNK` ids.
-            async fn whole_users_by_id(
+            /// `SELECT` the columns of a `WholeUserRow` of `users u`.
+            fn select_whole_users() -> QueryBuilder<$db> {
+                let mut qb = QueryBuilder::<$db>::new("SELECT ");
+                qb.push(sql::user_cols_u!())
+                    .push(", ")
+                    .push(sql::memberships_json(<$store>::BACKEND));
+                qb
+            }
+
+            /// `SELECT` the columns of a `WholeDepartmentRow` of `departments d`.
+            fn select_whole_departments() -> QueryBuilder<$db> {
+                let mut qb = QueryBuilder::<$db>::new(sql::department_cols_d!());
+                qb.push(", ").push(sql::leaders_json(<$store>::BACKEND));
+                qb
+            }
+
+            /// Whole objects by id: `select()`, then `tail` (ending `WHERE pool_id = `), the
+            /// pool and `… AND {id} IN (…)`; one statement per `CHUNK` ids.
+            async fn whole_by_id<R, T>(
                 conn: &mut Conn,
+                select: fn() -> QueryBuilder<$db>,
+                tail: &str,
+                id: &str,
                 pool: &PoolId,
                 ids: &[String],
-            ) -> StoreResult<Vec<User>> {
+                into: fn(R) -> StoreResult<T>,
+            ) -> StoreResult<Vec<T>>
+            where
+                R: for<'r> sqlx::FromRow<'r, <$db as sqlx::Database>::Row> + Send + Unpin,
+            {
                 let mut out = Vec::with_capacity(ids.len());
                 for chunk in ids.chunks(CHUNK) {
-                    let mut qb = QueryBuilder::<$db>::new("SELECT ");
-                    qb.push(sql::user_cols_u!())
-                        .push(", ")
-                        .push(sql::memberships_json(<$store>::BACKEND))
-                        .push(sql::WHOLE_USERS_BY_ID_TAIL)
+                    let mut qb = select();
+                    qb.push(tail)
                         .push_bind(pool.as_str())
-                        .push(" AND u.id");
+                        .push(" AND ")
+                        .push(id);
                     push_in(&mut qb, chunk);
-                    let rows: Vec<WholeUserRow> = qb
+                    let rows: Vec<R> = qb
                         .build_query_as()
                         .persistent(chunk.len() <= FEW)
                         .fetch_all(&mut *conn)
                         .await
                         .map_err(db_err)?;
                     for row in rows {
-                        out.push(row.into_user()?);
+                        out.push(into(row)?);
                     }
                 }
                 Ok(out)
             }
 
-            /// Whole departments by id, leaders included (`sql::leaders_json`): one statement
-            /// per `CHUNK` ids.
+            /// Whole users by id, memberships included (`sql::memberships_json`).
+            async fn whole_users_by_id(
+                conn: &mut Conn,
+                pool: &PoolId,
+                ids: &[String],
+            ) -> StoreResult<Vec<User>> {
+                whole_by_id(
+                    conn,
+                    select_whole_users,
+                    sql::WHOLE_USERS_BY_ID_TAIL,
+                    "u.id",
+                    pool,
+                    ids,
+                    WholeUserRow::into_user,
+                )
+                .await
+            }
+
+            /// Whole departments by id, leaders included (`sql::leaders_json`).
             async fn whole_departments_by_id(
                 conn: &mut Conn,
                 pool: &PoolId,
                 ids: &[String],
             ) -> StoreResult<Vec<Department>> {
-                let mut out = Vec::with_capacity(ids.len());
-                for chunk in ids.chunks(CHUNK) {
-                    let mut qb = QueryBuilder::<$db>::new(sql::department_cols_d!());
-                    qb.push(", ")
-                        .push(sql::leaders_json(<$store>::BACKEND))
-                        .push(sql::WHOLE_DEPARTMENTS_BY_ID_TAIL)
-                        .push_bind(pool.as_str())
-                        .push(" AND d.id");
-                    push_in(&mut qb, chunk);
-                    let rows: Vec<WholeDepartmentRow> = qb
-                        .build_query_as()
-                        .persistent(chunk.len() <= FEW)
-                        .fetch_all(&mut *conn)
-                        .await
-                        .map_err(db_err)?;
-                    for row in rows {
-                        out.push(row.into_department()?);
-                    }
-                }
-                Ok(out)
+                whole_by_id(
+                    conn,
+                    select_whole_departments,
+                    sql::WHOLE_DEPARTMENTS_BY_ID_TAIL,
+                    "d.id",
+                    pool,
+                    ids,
+                    WholeDepartmentRow::into_department,
+                )
+                .await
             }
 
             impl $store {
@@ -1003,11 +1031,8 @@ macro_rules! impl_directory_store {
                     id: &UserId,
                 ) -> StoreResult<Option<User>> {
                     // One statement (memberships as JSON): no transaction needed.
-                    let mut qb = QueryBuilder::<$db>::new("SELECT ");
-                    qb.push(sql::user_cols_u!())
-                        .push(", ")
-                        .push(sql::memberships_json(<$store>::BACKEND))
-                        .push(sql::GET_WHOLE_USER_TAIL);
+                    let mut qb = select_whole_users();
+                    qb.push(sql::GET_WHOLE_USER_TAIL);
                     let row: Option<WholeUserRow> = qb
                         .build_query_as()
                         .bind(pool_id.as_str())
@@ -1024,10 +1049,8 @@ macro_rules! impl_directory_store {
                     id: &DepartmentId,
                 ) -> StoreResult<Option<Department>> {
                     // One statement (leaders as JSON): no transaction needed.
-                    let mut qb = QueryBuilder::<$db>::new(sql::department_cols_d!());
-                    qb.push(", ")
-                        .push(sql::leaders_json(<$store>::BACKEND))
-                        .push(sql::GET_WHOLE_DEPARTMENT_TAIL);
+                    let mut qb = select_whole_departments();
+                    qb.push(sql::GET_WHOLE_DEPARTMENT_TAIL);
                     let row: Option<WholeDepartmentRow> = qb
                         .build_query_as()
                         .bind(pool_id.as_str())

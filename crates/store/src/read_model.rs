@@ -484,10 +484,7 @@ macro_rules! read_model_fns {
                 Order::Created
             };
             let after = Key::decode(page.after.as_deref(), order)?;
-            let mut qb = QueryBuilder::<$db>::new("SELECT ");
-            qb.push(sql::user_cols_u!())
-                .push(", ")
-                .push(sql::memberships_json(<$store>::BACKEND));
+            let mut qb = select_whole_users();
             match order {
                 Order::Member => {
                     let department = q.department_id.as_ref().map(|d| d.as_str());
@@ -566,7 +563,7 @@ macro_rules! read_model_fns {
             Ok(Keyed {
                 items: rows
                     .into_iter()
-                    .map(KeyedUserRow::into_user)
+                    .map(|r| r.row.into_user())
                     .collect::<StoreResult<_>>()?,
                 next,
             })
