@@ -675,27 +675,49 @@ macro_rules! impl_directory_store {
                 qb
             }
 
-            /// Whole objects by id: `select()`, then `tail` (ending `WHERE pool_id = `), the
-            /// pool and `… AND {id} IN (…)`; one statement per `CHUNK` ids.
+            /// How a whole object of one kind is read by id: `select()`, then `tail` (ending
+            /// `WHERE pool_id = `), the pool and `… AND {id} IN (…)`; each row made an object
+            /// by `into`.
+            struct Whole<R, T> {
+                select: fn() -> QueryBuilder<$db>,
+                tail: &'static str,
+                id: &'static str,
+                into: fn(R) -> StoreResult<T>,
+            }
+
+            /// Users with their memberships (`sql::memberships_json`).
+            const WHOLE_USERS: Whole<WholeUserRow, User> = Whole {
+                select: select_whole_users,
+                tail: sql::WHOLE_USERS_BY_ID_TAIL,
+                id: "u.id",
+                into: WholeUserRow::into_user,
+            };
+
+            /// Departments with their leaders (`sql::leaders_json`).
+            const WHOLE_DEPARTMENTS: Whole<WholeDepartmentRow, Department> = Whole {
+                select: select_whole_departments,
+                tail: sql::WHOLE_DEPARTMENTS_BY_ID_TAIL,
+                id: "d.id",
+                into: WholeDepartmentRow::into_department,
+            };
+
+            /// Whole objects by id, one statement per `CHUNK` ids.
             async fn whole_by_id<R, T>(
                 conn: &mut Conn,
-                select: fn() -> QueryBuilder<$db>,
-                tail: &str,
-                id: &str,
+                kind: &Whole<R, T>,
                 pool: &PoolId,
                 ids: &[String],
-                into: fn(R) -> StoreResult<T>,
             ) -> StoreResult<Vec<T>>
             where
                 R: for<'r> sqlx::FromRow<'r, <$db as sqlx::Database>::Row> + Send + Unpin,
             {
                 let mut out = Vec::with_capacity(ids.len());
                 for chunk in ids.chunks(CHUNK) {
-                    let mut qb = select();
-                    qb.push(tail)
+                    let mut qb = (kind.select)();
+                    qb.push(kind.tail)
                         .push_bind(pool.as_str())
                         .push(" AND ")
-                        .push(id);
+                        .push(kind.id);
                     push_in(&mut qb, chunk);
                     let rows: Vec<R> = qb
                         .build_query_as()
@@ -704,49 +726,40 @@ macro_rules! impl_directory_store {
                         .await
                         .map_err(db_err)?;
                     for row in rows {
-                        out.push(into(row)?);
+                        out.push((kind.into)(row)?);
                     }
                 }
                 Ok(out)
             }
 
-            /// Whole users by id, memberships included (`sql::memberships_json`).
-            async fn whole_users_by_id(
-                conn: &mut Conn,
-                pool: &PoolId,
-                ids: &[String],
-            ) -> StoreResult<Vec<User>> {
-                whole_by_id(
-                    conn,
-                    select_whole_users,
-                    sql::WHOLE_USERS_BY_ID_TAIL,
-                    "u.id",
-                    pool,
-                    ids,
-                    WholeUserRow::into_user,
-                )
-                .await
-            }
-
-            /// Whole departments by id, leaders included (`sql::leaders_json`).
-            async fn whole_departments_by_id(
-                conn: &mut Conn,
-                pool: &PoolId,
-                ids: &[String],
-            ) -> StoreResult<Vec<Department>> {
-                whole_by_id(
-                    conn,
-                    select_whole_departments,
-                    sql::WHOLE_DEPARTMENTS_BY_ID_TAIL,
-                    "d.id",
-                    pool,
-                    ids,
-                    WholeDepartmentRow::into_department,
-                )
-                .await
-            }
-
             impl $store {
+                /// `whole_by_id` as one snapshot: a lone statement, or a read transaction
+                /// around several chunks. Distinct ids, in the order of `ids`.
+                async fn whole_in_snapshot<R, T>(
+                    &self,
+                    kind: &Whole<R, T>,
+                    pool: &PoolId,
+                    ids: &[String],
+                    id_of: fn(&T) -> &str,
+                ) -> StoreResult<Vec<T>>
+                where
+                    R: for<'r> sqlx::FromRow<'r, <$db as sqlx::Database>::Row> + Send + Unpin,
+                {
+                    if ids.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let found = if ids.len() <= CHUNK {
+                        let mut conn = self.reads().acquire().await.map_err(db_err)?;
+                        whole_by_id(&mut conn, kind, pool, ids).await?
+                    } else {
+                        let mut tx = self.begin_read().await.map_err(db_err)?;
+                        let found = whole_by_id(&mut tx, kind, pool, ids).await?;
+                        tx.commit().await.map_err(db_err)?;
+                        found
+                    };
+                    Ok(in_order(found, ids, id_of))
+                }
+
                 /// The objects a connection maps, with their refs; users cut to an outline
                 /// (`outline`) or whole.
                 async fn connection_state(
@@ -1135,20 +1148,8 @@ macro_rules! impl_directory_store {
                     ids: &[UserId],
                 ) -> StoreResult<Vec<User>> {
                     let ids = unique_ids(ids.iter().map(UserId::as_str));
-                    if ids.is_empty() {
-                        return Ok(Vec::new());
-                    }
-                    // One statement, or a read transaction around several.
-                    let users = if ids.len() <= CHUNK {
-                        let mut conn = self.reads().acquire().await.map_err(db_err)?;
-                        whole_users_by_id(&mut conn, pool_id, &ids).await?
-                    } else {
-                        let mut tx = self.begin_read().await.map_err(db_err)?;
-                        let users = whole_users_by_id(&mut tx, pool_id, &ids).await?;
-                        tx.commit().await.map_err(db_err)?;
-                        users
-                    };
-                    Ok(in_order(users, &ids, |u| u.id.as_str()))
+                    self.whole_in_snapshot(&WHOLE_USERS, pool_id, &ids, |u| u.id.as_str())
+                        .await
                 }
 
                 async fn get_departments(
@@ -1157,19 +1158,8 @@ macro_rules! impl_directory_store {
                     ids: &[DepartmentId],
                 ) -> StoreResult<Vec<Department>> {
                     let ids = unique_ids(ids.iter().map(DepartmentId::as_str));
-                    if ids.is_empty() {
-                        return Ok(Vec::new());
-                    }
-                    let departments = if ids.len() <= CHUNK {
-                        let mut conn = self.reads().acquire().await.map_err(db_err)?;
-                        whole_departments_by_id(&mut conn, pool_id, &ids).await?
-                    } else {
-                        let mut tx = self.begin_read().await.map_err(db_err)?;
-                        let found = whole_departments_by_id(&mut tx, pool_id, &ids).await?;
-                        tx.commit().await.map_err(db_err)?;
-                        found
-                    };
-                    Ok(in_order(departments, &ids, |d| d.id.as_str()))
+                    self.whole_in_snapshot(&WHOLE_DEPARTMENTS, pool_id, &ids, |d| d.id.as_str())
+                        .await
                 }
 
                 async fn get_groups(
@@ -1424,7 +1414,7 @@ macro_rules! impl_directory_store {
                         }
                         ids.push(ancestor);
                     }
-                    let found = whole_departments_by_id(&mut *tx, pool_id, &ids).await?;
+                    let found = whole_by_id(&mut *tx, &WHOLE_DEPARTMENTS, pool_id, &ids).await?;
                     tx.commit().await.map_err(db_err)?;
                     let mut path = in_order(found, &ids, |d| d.id.as_str());
                     // Up to the first tombstoned ancestor (a root of the live tree below it).
