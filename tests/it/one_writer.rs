@@ -391,7 +391,8 @@ async fn a_department_deleted_by_event_detaches_all_of_its_many_members() {
                     profile: directory::model::UserProfile {
                         name: Some(format!("Stale {i}")),
                         ..Default::default()
-                    },
+                    }
+                    .into(),
                     status: directory::model::UserStatus::Active,
                     departments: vec![directory::model::Membership {
                         department_id: department.id.clone(),

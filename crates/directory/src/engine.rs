@@ -10,6 +10,7 @@ use std::time::Duration;
 use feishu::client::{BaseUrl, ClientConfig, FeishuClient, FeishuError, PacingConfig, RetryConfig};
 
 mod ahead;
+mod positions;
 mod superseded;
 
 use self::ahead::Ahead;

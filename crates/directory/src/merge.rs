@@ -16,7 +16,7 @@ use feishu::model as fs;
 use crate::ids::{DepartmentId, GroupId, Millis, PoolId, UserId};
 use crate::model::{
     Department, ExternalRef, Group, GroupKind, GroupMember, I18nName, Leader, LeaderKind,
-    Membership, ObjectKind, User, UserProfile, UserStatus,
+    Membership, ObjectKind, Profile, User, UserProfile, UserStatus,
 };
 use crate::snapshot::{ROOT, SnapshotGroup};
 
@@ -222,7 +222,7 @@ pub fn merge_user(
         None => User {
             id: new_id,
             pool_id: pool_id.clone(),
-            profile: UserProfile::default(),
+            profile: Profile::empty(),
             status: UserStatus::Active,
             departments: Vec::new(),
             in_root: false,

@@ -8,7 +8,7 @@ use directory::ids::{ConnectionId, DepartmentId, GroupId, JobId, Millis, PoolId,
 use directory::model::{
     ActionLogEntry, ActionResult, Connection, ConnectionSettings, Department, ExternalRef, Group,
     GroupMember, I18nName, JobProgress, Leader, Membership, ObjectKind, ParkedDeletion,
-    ParkedState, Provider, SyncAction, SyncJob, User, UserProfile, UserStatus,
+    ParkedState, Profile, Provider, SyncAction, SyncJob, User, UserProfile, UserStatus,
 };
 use directory::store::{
     ChangeKind, ChangeRecord, ChangeSource, InboxEvent, InboxOutcome, InboxState, StoreError,
@@ -208,14 +208,14 @@ pub(crate) struct UserRow {
     status: String,
     in_root: bool,
     manager_id: Option<String>,
-    profile: Json<UserProfile>,
+    profile: Json<Profile>,
     version: i64,
     created_at: i64,
     updated_at: i64,
     deleted_at: Option<i64>,
 }
 
-/// A user's row without its profile, but its name (`sql::STATE_USER_OUTLINES`).
+/// A user's row without its profile (`sql::STATE_USER_OUTLINES`).
 #[derive(FromRow)]
 pub(crate) struct OutlineUserRow {
     pool_id: String,
@@ -223,7 +223,6 @@ pub(crate) struct OutlineUserRow {
     status: String,
     in_root: bool,
     manager_id: Option<String>,
-    name: Option<String>,
     version: i64,
     created_at: i64,
     updated_at: i64,
@@ -238,10 +237,7 @@ impl From<OutlineUserRow> for UserRow {
             status: r.status,
             in_root: r.in_root,
             manager_id: r.manager_id,
-            profile: Json(UserProfile {
-                name: r.name,
-                ..UserProfile::default()
-            }),
+            profile: Json(Profile::empty()),
             version: r.version,
             created_at: r.created_at,
             updated_at: r.updated_at,

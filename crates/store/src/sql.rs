@@ -214,7 +214,7 @@ pub(crate) const STATE_USERS: &str = concat!(
 );
 /// [`STATE_USERS`] with the name in place of the whole profile (`OutlineUserRow`).
 pub(crate) const STATE_USER_OUTLINES: &str = concat!(
-    "SELECT pool_id, id, status, in_root, manager_id, name, version, created_at, updated_at, \
+    "SELECT pool_id, id, status, in_root, manager_id, version, created_at, updated_at, \
      deleted_at FROM users WHERE pool_id = $1 AND id ",
     mapped!("user"),
     " ORDER BY created_at, id"

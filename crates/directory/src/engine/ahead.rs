@@ -23,8 +23,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use feishu::model as fs;
 
+use super::positions::{Positions, upsert};
 use crate::ids::UserId;
-use crate::model::{ActionResult, ObjectKind, SyncAction, User, UserProfile, UserStatus};
+use crate::model::{ActionResult, ObjectKind, Profile, SyncAction, User, UserStatus};
 use crate::plan::PlannedStep;
 use crate::snapshot::{Completeness, ROOT, ScopeKind, Snapshot, SnapshotUser};
 use crate::store::{ConnectionState, Write};
@@ -36,11 +37,12 @@ pub(super) struct Ahead {
     pub state: ConnectionState,
     /// Whether each user of `state.users` (same position) is an outline here.
     outline: Vec<bool>,
-    user_at: HashMap<String, usize>,
-    department_at: HashMap<String, usize>,
-    group_at: HashMap<String, usize>,
-    /// This connection's refs by (kind, Feishu id): index in `state.refs`.
-    ref_at: HashMap<(ObjectKind, String), usize>,
+    /// Positions in `state.users`, `state.departments` and `state.groups` by id.
+    user_at: Positions,
+    department_at: Positions,
+    group_at: Positions,
+    /// This connection's refs by (kind, Feishu id): position in `state.refs`.
+    ref_at: Positions,
     connection_id: crate::ids::ConnectionId,
     /// The pulled tree, once it is known.
     scope: Option<ScopeKind>,
@@ -67,22 +69,12 @@ pub(super) struct Ahead {
 impl Ahead {
     /// `state` as the store's outline of the connection: every user is an outline.
     pub fn new(state: ConnectionState, connection_id: &crate::ids::ConnectionId) -> Self {
-        let index = |ids: Vec<&str>| -> HashMap<String, usize> {
-            ids.into_iter()
-                .enumerate()
-                .map(|(i, id)| (id.to_owned(), i))
-                .collect()
-        };
-        let user_at = index(state.users.iter().map(|u| u.id.as_str()).collect());
-        let department_at = index(state.departments.iter().map(|d| d.id.as_str()).collect());
-        let group_at = index(state.groups.iter().map(|g| g.id.as_str()).collect());
-        let ref_at = state
-            .refs
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.connection_id == *connection_id)
-            .map(|(i, r)| ((r.kind, r.external_id.clone()), i))
-            .collect();
+        let user_at = Positions::build(&state.users, |u| Some(u.id.as_str()));
+        let department_at = Positions::build(&state.departments, |d| Some(d.id.as_str()));
+        let group_at = Positions::build(&state.groups, |g| Some(g.id.as_str()));
+        let ref_at = Positions::build(&state.refs, |r| {
+            (r.connection_id == *connection_id).then_some(r.external_id.as_str())
+        });
         let outline = vec![true; state.users.len()];
         Self {
             state,
@@ -173,9 +165,8 @@ impl Ahead {
         let scope = self.scope?;
         self.fresh = 0;
         self.backlog = false;
-        let known = |ahead: &Self, kind: ObjectKind, id: &str| {
-            ahead.ref_at.contains_key(&(kind, id.to_owned()))
-        };
+        let known =
+            |ahead: &Self, kind: ObjectKind, id: &str| ahead.ref_position(kind, id).is_some();
         // In the pulled tree too: a settled user is not detached from a department the
         // final plan deletes.
         let departments_known = |ahead: &Self, u: &fs::User| {
@@ -282,7 +273,7 @@ impl Ahead {
             self.settled += 1;
             let stored = self
                 .stored_user(&open_id)
-                .and_then(|id| self.user_at.get(id).copied());
+                .and_then(|id| self.user_position(id));
             if let Some(i) = stored {
                 stub(&mut self.state.users[i]);
                 self.outline[i] = true;
@@ -336,7 +327,7 @@ impl Ahead {
             let ext = r.external_id.as_str();
             let merged = snapshot.users.contains_key(ext) || snapshot.leavers.contains_key(ext);
             let unlisted_live = !snapshot.handed_on.contains(ext)
-                && self.user_at.get(&r.object_id).is_some_and(|&i| {
+                && self.user_position(&r.object_id).is_some_and(|i| {
                     let u = &self.state.users[i];
                     u.deleted_at.is_none() && u.status != UserStatus::Resigned
                 });
@@ -352,7 +343,7 @@ impl Ahead {
     /// and is superseded, as it would have against the state of the job's start.
     pub fn fill(&mut self, asked: &[UserId], users: Vec<User>) -> Result<(), String> {
         for mut user in users {
-            let Some(&i) = self.user_at.get(user.id.as_str()) else {
+            let Some(i) = self.user_position(user.id.as_str()) else {
                 continue;
             };
             user.version = self.state.users[i].version;
@@ -369,14 +360,25 @@ impl Ahead {
     }
 
     fn is_outline(&self, id: &str) -> bool {
-        self.user_at.get(id).is_some_and(|&i| self.outline[i])
+        self.user_position(id).is_some_and(|i| self.outline[i])
+    }
+
+    fn user_position(&self, id: &str) -> Option<usize> {
+        self.user_at
+            .find(&self.state.users, id, |u| u.id.as_str() == id)
+    }
+
+    /// The position in `state.refs` of this connection's ref of a Feishu object.
+    fn ref_position(&self, kind: ObjectKind, external_id: &str) -> Option<usize> {
+        self.ref_at.find(&self.state.refs, external_id, |r| {
+            r.kind == kind && r.external_id == external_id
+        })
     }
 
     /// The orgsync id of a user this connection maps, by open_id.
     fn stored_user(&self, open_id: &str) -> Option<&str> {
-        self.ref_at
-            .get(&(ObjectKind::User, open_id.to_owned()))
-            .map(|&r| self.state.refs[r].object_id.as_str())
+        self.ref_position(ObjectKind::User, open_id)
+            .map(|r| self.state.refs[r].object_id.as_str())
     }
 
     /// Records an applied step: its objects as written (the version each write gives them)
@@ -389,9 +391,16 @@ impl Ahead {
                     expected_version,
                     ..
                 } => {
-                    let id = user.id.0.clone();
                     let user = written(user, *expected_version, |u| &mut u.version);
-                    let i = upsert(&mut self.state.users, &mut self.user_at, id, user);
+                    let id = user.id.0.clone();
+                    let i = upsert(
+                        &mut self.state.users,
+                        &mut self.user_at,
+                        &id,
+                        |u| u.id.as_str(),
+                        |u| u.id.0 == id,
+                        user,
+                    );
                     self.outline.resize(self.state.users.len(), false);
                     self.outline[i] = false;
                 }
@@ -400,12 +409,14 @@ impl Ahead {
                     expected_version,
                     ..
                 } => {
-                    let id = department.id.0.clone();
                     let department = written(department, *expected_version, |d| &mut d.version);
+                    let id = department.id.0.clone();
                     upsert(
                         &mut self.state.departments,
                         &mut self.department_at,
-                        id,
+                        &id,
+                        |d| d.id.as_str(),
+                        |d| d.id.0 == id,
                         department,
                     );
                 }
@@ -414,13 +425,26 @@ impl Ahead {
                     expected_version,
                     ..
                 } => {
-                    let id = group.id.0.clone();
                     let group = written(group, *expected_version, |g| &mut g.version);
-                    upsert(&mut self.state.groups, &mut self.group_at, id, group);
+                    let id = group.id.0.clone();
+                    upsert(
+                        &mut self.state.groups,
+                        &mut self.group_at,
+                        &id,
+                        |g| g.id.as_str(),
+                        |g| g.id.0 == id,
+                        group,
+                    );
                 }
                 Write::PutExternalRef(r) if r.connection_id == self.connection_id => {
-                    let key = (r.kind, r.external_id.clone());
-                    upsert(&mut self.state.refs, &mut self.ref_at, key, r.clone());
+                    upsert(
+                        &mut self.state.refs,
+                        &mut self.ref_at,
+                        &r.external_id,
+                        |r| r.external_id.as_str(),
+                        |x| x.kind == r.kind && x.external_id == r.external_id,
+                        r.clone(),
+                    );
                 }
                 Write::PutExternalRef(_) => {}
             }
@@ -430,13 +454,10 @@ impl Ahead {
 }
 
 /// What the final plan reads of a settled user: its id, version, status, tombstone,
-/// memberships, manager and name (for log lines), as in an outline. The rest of its profile
-/// is dropped.
+/// memberships and manager, as in an outline. Its profile is dropped (the shared empty one):
+/// the final plan names and writes only users it holds in full.
 fn stub(user: &mut User) {
-    user.profile = UserProfile {
-        name: user.profile.name.take(),
-        ..UserProfile::default()
-    };
+    user.profile = Profile::empty();
 }
 
 /// An object as a write leaves it stored: the version after the write's check.
@@ -449,27 +470,6 @@ fn written<T: Clone>(
     let v = version(&mut object);
     *v = expected_version.unwrap_or(*v) + 1;
     object
-}
-
-/// Replaces the item at `key` or appends it, keeping `at` (key → position) in step; returns
-/// its position.
-fn upsert<K: std::hash::Hash + Eq, T>(
-    list: &mut Vec<T>,
-    at: &mut HashMap<K, usize>,
-    key: K,
-    item: T,
-) -> usize {
-    match at.get(&key) {
-        Some(&i) => {
-            list[i] = item;
-            i
-        }
-        None => {
-            at.insert(key, list.len());
-            list.push(item);
-            list.len() - 1
-        }
-    }
 }
 
 /// An empty chunk, partial in every part: planning it decides no deletion.
@@ -563,8 +563,8 @@ mod tests {
 
         // The settled user is an outline with the version its write gave it.
         let a = user_by(&ahead.state, "ou_a");
-        assert_eq!(a.profile.name.as_deref(), Some("Renamed"));
-        assert_eq!(a.profile.email, None);
+        assert_eq!(a.profile, Profile::empty(), "its profile is dropped");
+        assert_eq!(a.departments, user_by(&full, "ou_a").departments);
         assert_eq!(a.version, user_by(&full, "ou_a").version + 1);
         assert!(ahead.is_outline(a.id.as_str()));
         // The other was read in full and stays so for the final plan.
@@ -596,13 +596,10 @@ mod tests {
 
     #[test]
     fn the_final_plan_reads_in_full_whom_it_may_merge_or_delete() {
-        let (_, mut outline) = stored();
+        let (full, mut outline) = stored();
         // ou_c left long ago: disabled, and not looked at again.
-        let c = outline
-            .users
-            .iter_mut()
-            .find(|u| u.profile.name.as_deref() == Some("Name ou_c"))
-            .unwrap();
+        let c_id = user_by(&full, "ou_c").id.clone();
+        let c = outline.users.iter_mut().find(|u| u.id == c_id).unwrap();
         c.status = crate::model::UserStatus::Resigned;
         let mut ahead = Ahead::new(outline, &ConnectionId::from(CONNECTION));
         let id_of = |ahead: &Ahead, ou: &str| UserId(ahead.stored_user(ou).unwrap().to_owned());
@@ -621,7 +618,7 @@ mod tests {
         assert_eq!(got, want);
         // Once read, nothing more is asked.
         let b = id_of(&ahead, "ou_b");
-        let b_full = ahead.state.users[ahead.user_at[b.as_str()]].clone();
+        let b_full = ahead.state.users[ahead.user_position(b.as_str()).unwrap()].clone();
         ahead.fill(std::slice::from_ref(&b), vec![b_full]).unwrap();
         assert_eq!(ahead.outlines_for_final(&last), vec![id_of(&ahead, "ou_c")]);
     }

@@ -167,14 +167,14 @@ fn mentions(write: &Write) -> Vec<Key> {
 mod tests {
     use super::*;
     use crate::ids::{ConnectionId, GroupId, PoolId, UserId};
-    use crate::model::{ActionResult, Group, GroupKind, SyncAction, User, UserProfile, UserStatus};
+    use crate::model::{ActionResult, Group, GroupKind, Profile, SyncAction, User, UserStatus};
     use crate::store::ChangeKind;
 
     fn user(id: &str) -> User {
         User {
             id: UserId(id.into()),
             pool_id: PoolId("p".into()),
-            profile: UserProfile::default(),
+            profile: Profile::empty(),
             status: UserStatus::Active,
             departments: Vec::new(),
             in_root: true,

@@ -130,7 +130,8 @@ pub fn user(pool: &PoolId, n: usize) -> User {
             job_title: Some("Engineer".into()),
             custom_attrs: Some(serde_json::json!([{"id": "C-1", "value": {"text": "x"}}])),
             ..UserProfile::default()
-        },
+        }
+        .into(),
         status: UserStatus::Active,
         departments: Vec::new(),
         in_root: true,
