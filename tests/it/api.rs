@@ -581,6 +581,41 @@ async fn full_flow_import_read_and_an_event_through_the_callback_url() {
                 .iter()
                 .all(|e| e["action"] == "CreateUser" && e["result"] == "applied")
         );
+        // Walked by `after`, the filtered log is the one long page, each line once.
+        let base = format!("/api/v1/jobs/{job_id}/log?action=CreateUser&result=applied");
+        let (_, whole) = s.get(&format!("{base}&limit=500")).await;
+        let whole: Vec<i64> = whole["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["seq"].as_i64().unwrap())
+            .collect();
+        assert!(whole.len() > 7, "{backend:?}: {} lines", whole.len());
+        let (mut walked, mut after, mut pages) = (Vec::new(), String::new(), 0);
+        loop {
+            let (status, page) = s.get(&format!("{base}&limit=7&after={after}")).await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            walked.extend(
+                page["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["seq"].as_i64().unwrap()),
+            );
+            pages += 1;
+            match page["next"].as_str() {
+                Some(next) => after = next.to_owned(),
+                None => break,
+            }
+        }
+        assert_eq!(walked, whole, "{backend:?}");
+        assert_eq!(pages, whole.len().div_ceil(7), "no empty page at the end");
+        let (status, err) = s.get(&format!("{base}&after=not-a-cursor")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+        assert!(
+            err["error"]["message"].as_str().unwrap().contains("next"),
+            "{err}"
+        );
 
         // Users: search, lookups by each Feishu id, detail.
         let (name, email, key, user_id) = s.emu.with_tenant(|t| {

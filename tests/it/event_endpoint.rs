@@ -105,6 +105,7 @@ async fn inbox_len(s: &Served) -> usize {
             PageRequest {
                 offset: 0,
                 limit: 1000,
+                after: None,
             },
         )
         .await
@@ -406,6 +407,7 @@ async fn applied_events_show_their_lag_on_metrics() {
                     PageRequest {
                         offset: 0,
                         limit: 10,
+                        after: None,
                     },
                 )
                 .await

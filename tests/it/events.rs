@@ -237,6 +237,7 @@ async fn each_event_kind_changes_the_store_as_feishu_changed_the_tenant() {
                 PageRequest {
                     offset: 0,
                     limit: 1000,
+                    after: None,
                 },
             )
             .await

@@ -579,7 +579,22 @@ async fn the_console_counts_pending_entries_and_decides_a_job_at_once() {
         page.contains(&format!("Approve all pending ({n})")),
         "{page}"
     );
-    assert!(page.contains(&format!("Showing 1–50 of {n}")), "{page}");
+    assert!(page.contains(&format!("Showing the first 50 of {n}")), "{page}");
+    // The next page by key, linked from this one.
+    let next = page
+        .split("rel=\"next\"")
+        .next()
+        .and_then(|head| head.rsplit("href=\"").next())
+        .and_then(|tail| tail.split('"').next())
+        .map(|href| href.replace("&#38;", "&").replace("&amp;", "&"))
+        .expect("a link to the next page");
+    assert!(next.contains("after="), "{next}");
+    let (status, more) = console.get(&s, &next).await;
+    assert_eq!(status, 200, "{more}");
+    assert!(
+        more.contains(&format!("Showing {} more of {n}", (n - 50).min(50))),
+        "{more}"
+    );
     let (_, page) = console
         .get(&s, &format!("{list}?state=pending&job={job_id}"))
         .await;

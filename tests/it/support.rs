@@ -348,6 +348,7 @@ impl Harness {
                     directory::store::PageRequest {
                         offset: 0,
                         limit: 5,
+                        after: None,
                     },
                 )
                 .await
@@ -404,6 +405,7 @@ pub fn counted(
 pub const ALL: directory::store::PageRequest = directory::store::PageRequest {
     offset: 0,
     limit: 1_000_000,
+    after: None,
 };
 
 /// Every item of a directory list in one page.

@@ -241,6 +241,11 @@ pub struct Page<T> {
     pub limit: u64,
     /// All matching items (when known).
     pub total: Option<u64>,
+    /// For lists walked by key (a job's log, parked deletions, inbox events): pass it back as
+    /// `after` for the page after this one, which then costs the same at any depth (an
+    /// `offset` re-reads every item it skips). Absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 /// A page of a directory list, walked by cursor (docs/read-model.md): pass `next` back as
@@ -452,7 +457,65 @@ pub fn page(offset: Option<u64>, limit: Option<u64>) -> PageRequest {
     PageRequest {
         offset: offset.unwrap_or(0),
         limit: limit.unwrap_or(50).clamp(1, MAX_PAGE),
+        after: None,
     }
+}
+
+/// [`page`] resuming a walk by key: `after` is the `next` of the page before (opaque to the
+/// caller; the key of its last item).
+pub fn keyed_page(
+    after: Option<&str>,
+    offset: Option<u64>,
+    limit: Option<u64>,
+) -> AdminResult<PageRequest> {
+    let after = match after.filter(|a| !a.is_empty()) {
+        None => None,
+        Some(raw) => Some(
+            URL_SAFE_NO_PAD
+                .decode(raw)
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .and_then(|text| text.strip_prefix("k:")?.parse::<i64>().ok())
+                .ok_or_else(|| {
+                    AdminError::Invalid(
+                        "after is not a cursor this API handed out: pass the `next` of the \
+                         page before, or leave it out for the first page"
+                            .into(),
+                    )
+                })?,
+        ),
+    };
+    Ok(PageRequest {
+        after,
+        ..page(offset, limit)
+    })
+}
+
+/// Reads a page keyed by a number one item longer than asked, to know whether another
+/// follows: the items, and the `next` cursor when one does.
+async fn keyed<T, F>(
+    page: PageRequest,
+    key: impl Fn(&T) -> i64,
+    read: impl FnOnce(PageRequest) -> F,
+) -> AdminResult<(Vec<T>, Option<String>)>
+where
+    F: std::future::Future<Output = Result<Vec<T>, StoreError>>,
+{
+    let mut items = read(PageRequest {
+        limit: page.limit + 1,
+        ..page
+    })
+    .await?;
+    let more = items.len() as u64 > page.limit;
+    items.truncate(usize::try_from(page.limit).unwrap_or(usize::MAX));
+    let next = if more {
+        items
+            .last()
+            .map(|last| URL_SAFE_NO_PAD.encode(format!("k:{}", key(last))))
+    } else {
+        None
+    };
+    Ok((items, next))
 }
 
 // ---- parked deletions ----------------------------------------------------------------------
@@ -861,6 +924,7 @@ impl Admin {
                 PageRequest {
                     offset: 0,
                     limit: 1,
+                    after: None,
                 },
             )
             .await?;
@@ -1120,6 +1184,7 @@ impl Admin {
             offset: page.offset,
             limit: page.limit,
             total: None,
+            next: None,
         })
     }
 
@@ -1130,12 +1195,19 @@ impl Admin {
         page: PageRequest,
     ) -> AdminResult<Page<ActionLogEntry>> {
         self.job(id).await?;
-        let items = self.store().action_log(id, filter, page).await?;
+        let store = self.store();
+        let (items, next) = keyed(
+            page,
+            |e: &ActionLogEntry| e.seq,
+            |p| store.action_log(id, filter, p),
+        )
+        .await?;
         Ok(Page {
             items,
             offset: page.offset,
             limit: page.limit,
             total: None,
+            next,
         })
     }
 
@@ -1148,13 +1220,20 @@ impl Admin {
         page: PageRequest,
     ) -> AdminResult<Page<ParkedDeletion>> {
         self.pool(&filter.pool_id).await?;
-        let items = self.store().list_parked(filter, page).await?;
-        let total = self.store().count_parked(filter).await?;
+        let store = self.store();
+        let (items, next) = keyed(
+            page,
+            |p: &ParkedDeletion| p.id,
+            |p| store.list_parked(filter, p),
+        )
+        .await?;
+        let total = store.count_parked(filter).await?;
         Ok(Page {
             items,
             offset: page.offset,
             limit: page.limit,
             total: Some(total),
+            next,
         })
     }
 
@@ -1216,6 +1295,7 @@ impl Admin {
                 PageRequest {
                     offset: 0,
                     limit: 1,
+                    after: None,
                 },
             )
             .await?;
@@ -1997,16 +2077,19 @@ impl Admin {
         filter: &InboxFilter,
         page: PageRequest,
     ) -> AdminResult<Page<InboxEvent>> {
-        let mut items = self.store().inbox_list(filter, page).await?;
+        let store = self.store();
+        let (mut items, next) =
+            keyed(page, |e: &InboxEvent| e.id, |p| store.inbox_list(filter, p)).await?;
         for e in &mut items {
             e.payload = redact_event_token(&e.payload);
         }
-        let total = self.store().inbox_count(filter).await?;
+        let total = store.inbox_count(filter).await?;
         Ok(Page {
             items,
             offset: page.offset,
             limit: page.limit,
             total: Some(total),
+            next,
         })
     }
 

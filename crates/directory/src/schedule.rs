@@ -28,6 +28,7 @@ pub async fn next_due(
             PageRequest {
                 offset: 0,
                 limit: 1,
+                after: None,
             },
         )
         .await?;

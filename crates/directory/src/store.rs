@@ -282,8 +282,15 @@ pub struct ConnectionState {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageRequest {
+    /// Items skipped (after `after`, when given). Each one skipped is read and dropped, so a
+    /// deep offset costs as much as the pages before it; a walk passes `after` instead.
     pub offset: u64,
     pub limit: u64,
+    /// Where a keyset walk resumes, for lists keyed by a number (a job's action log by
+    /// `seq`, parked deletions and inbox events by id): the key of the last item of the page
+    /// before. The page starts after it in the list's order, through the list's index,
+    /// whatever its depth.
+    pub after: Option<i64>,
 }
 
 impl Default for PageRequest {
@@ -291,6 +298,7 @@ impl Default for PageRequest {
         Self {
             offset: 0,
             limit: 100,
+            after: None,
         }
     }
 }

@@ -1757,6 +1757,9 @@ macro_rules! impl_directory_store {
                         " FROM inbox"
                     ));
                     push_inbox_filters(&mut qb, filter);
+                    if let Some(after) = page.after {
+                        qb.push(" AND id < ").push_bind(after);
+                    }
                     qb.push(" ORDER BY id DESC");
                     push_page(&mut qb, page);
                     let rows: Vec<InboxRow> = qb
@@ -1993,6 +1996,9 @@ macro_rules! impl_directory_store {
                     if let Some(result) = filter.result {
                         qb.push(" AND result = ").push_bind(result.as_str());
                     }
+                    if let Some(after) = page.after {
+                        qb.push(" AND seq > ").push_bind(after);
+                    }
                     qb.push(" ORDER BY seq");
                     push_page(&mut qb, page);
                     let rows: Vec<ActionRow> = qb
@@ -2130,6 +2136,9 @@ macro_rules! impl_directory_store {
                         " FROM parked_deletions"
                     ));
                     push_parked_filter(&mut qb, filter);
+                    if let Some(after) = page.after {
+                        qb.push(" AND id < ").push_bind(after);
+                    }
                     qb.push(" ORDER BY id DESC");
                     push_page(&mut qb, page);
                     let rows: Vec<ParkedRow> = qb

@@ -1,7 +1,7 @@
 //! The event inbox: what Feishu delivered and what applying it did.
 
 use axum::Json;
-use directory::admin::{Page, page};
+use directory::admin::{Page, keyed_page};
 use directory::store::{InboxEvent, InboxFilter, InboxState};
 
 use super::extract::{Authed, PathParams, QueryParams, opt_enum, opt_id, opt_text};
@@ -32,7 +32,8 @@ pub async fn list_events(
         )?,
         event_type: opt_text(q.event_type),
     };
-    Ok(Json(admin.inbox(&filter, page(q.offset, q.limit)).await?))
+    let page = keyed_page(q.after.as_deref(), q.offset, q.limit)?;
+    Ok(Json(admin.inbox(&filter, page).await?))
 }
 
 /// Reads one inbox event.

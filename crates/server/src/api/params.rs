@@ -36,6 +36,7 @@ pub fn paginate<T>(all: Vec<T>, req: PageRequest) -> Page<T> {
         offset: req.offset,
         limit: req.limit,
         total: Some(total),
+        next: None,
     }
 }
 
@@ -97,7 +98,10 @@ pub struct JobLogQuery {
     pub object_type: Option<String>,
     /// `applied`, `skipped`, `parked` or `failed`.
     pub result: Option<String>,
-    /// Items to skip (default 0).
+    /// The `next` of the page before: the page after it, at the same cost at any depth.
+    pub after: Option<String>,
+    /// Items to skip (default 0; after `after` when both are given). Slower the deeper it
+    /// goes: every item skipped is read; walk the list with `after` instead.
     pub offset: Option<u64>,
     /// Items per page (default 50, at most 500).
     pub limit: Option<u64>,
@@ -115,7 +119,10 @@ pub struct ParkedQuery {
     pub object_type: Option<String>,
     /// Only the entries this job parked (or refreshed last).
     pub job_id: Option<String>,
-    /// Items to skip (default 0).
+    /// The `next` of the page before: the page after it, at the same cost at any depth.
+    pub after: Option<String>,
+    /// Items to skip (default 0; after `after` when both are given). Slower the deeper it
+    /// goes: every item skipped is read; walk the list with `after` instead.
     pub offset: Option<u64>,
     /// Items per page (default 50, at most 500).
     pub limit: Option<u64>,
@@ -209,7 +216,10 @@ pub struct EventsQuery {
     pub state: Option<String>,
     /// A Feishu event type, e.g. `contact.user.created_v3`.
     pub event_type: Option<String>,
-    /// Items to skip (default 0).
+    /// The `next` of the page before: the page after it, at the same cost at any depth.
+    pub after: Option<String>,
+    /// Items to skip (default 0; after `after` when both are given). Slower the deeper it
+    /// goes: every item skipped is read; walk the list with `after` instead.
     pub offset: Option<u64>,
     /// Items per page (default 50, at most 500).
     pub limit: Option<u64>,

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use directory::admin::{
     BulkOutcome, BulkParked, ConnectionPatch, ConnectionView, CredentialCheck, NewConnection, Page,
-    ParkedDecision, page,
+    ParkedDecision, keyed_page, page,
 };
 use directory::ids::{ConnectionId, JobId, PoolId};
 use directory::model::{
@@ -337,7 +337,11 @@ pub async fn job_log(
         )?,
     };
     let log = admin
-        .job_log(&job_id, &filter, page(q.offset, q.limit))
+        .job_log(
+            &job_id,
+            &filter,
+            keyed_page(q.after.as_deref(), q.offset, q.limit)?,
+        )
         .await?;
     Ok(Json(log))
 }
@@ -382,7 +386,8 @@ pub async fn list_parked(
         job_id: opt_id("job_id", q.job_id.as_deref())?,
         ..ParkedFilter::pool(&pool_id)
     };
-    let items = admin.list_parked(&filter, page(q.offset, q.limit)).await?;
+    let page = keyed_page(q.after.as_deref(), q.offset, q.limit)?;
+    let items = admin.list_parked(&filter, page).await?;
     Ok(Json(items))
 }
 

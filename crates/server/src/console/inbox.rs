@@ -6,7 +6,7 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
-use directory::admin::{BulkOutcome, BulkParked, ParkedDecision, page};
+use directory::admin::{BulkOutcome, BulkParked, ParkedDecision, keyed_page};
 use directory::ids::{ConnectionId, JobId, PoolId, is_id};
 use directory::model::{ObjectKind, ParkedState};
 use directory::store::{InboxFilter, InboxState, ParkedFilter};
@@ -59,7 +59,7 @@ pub struct EventsQuery {
     state: Option<String>,
     #[serde(rename = "type")]
     event_type: Option<String>,
-    offset: Option<u64>,
+    after: Option<String>,
 }
 
 pub async fn events(
@@ -73,7 +73,7 @@ pub async fn events(
         state: opt(&q.state).and_then(InboxState::parse),
         event_type: opt(&q.event_type).map(str::to_owned),
     };
-    let req = page(q.offset, Some(50));
+    let req = keyed_page(q.after.as_deref(), None, Some(50))?;
     let list = state.admin.inbox(&filter, req).await?;
     let labels = connection_labels(&state).await?;
     let connection = filter
@@ -87,17 +87,23 @@ pub async fn events(
         .unwrap_or("")
         .to_owned();
     let ty = filter.event_type.clone().unwrap_or_default();
-    let pager = Pager::new(req.offset, req.limit, list.items.len(), list.total, |o| {
+    let link = |after: &str| {
         with_query(
             "/console/events",
             &[
                 ("connection", &connection),
                 ("state", &st),
                 ("type", &ty),
-                ("offset", &o.to_string()),
+                ("after", after),
             ],
         )
-    });
+    };
+    let pager = Pager::keyed(
+        list.items.len(),
+        list.total,
+        list.next.as_deref().map(link),
+        req.after.map(|_| link("")),
+    );
     let mut connections: Vec<(String, String)> = labels
         .iter()
         .map(|(id, (label, _))| (id.clone(), label.clone()))
@@ -224,7 +230,7 @@ pub struct ParkedPage {
 pub struct ParkedQuery {
     state: Option<String>,
     job: Option<String>,
-    offset: Option<u64>,
+    after: Option<String>,
     done: Option<String>,
 }
 
@@ -252,7 +258,7 @@ pub async fn parked(
         job_id: job.clone(),
         ..ParkedFilter::pool(&pool.id)
     };
-    let req = page(q.offset, Some(50));
+    let req = keyed_page(q.after.as_deref(), None, Some(50))?;
     let list = state.admin.list_parked(&filter, req).await?;
     let pending = match filter.state {
         Some(ParkedState::Pending) => list.total.unwrap_or_default(),
@@ -275,16 +281,18 @@ pub async fn parked(
     .to_owned();
     let job = job.map(|j| j.to_string()).unwrap_or_default();
     let base = format!("/console/pools/{}/parked", pool.id);
-    let pager = Pager::new(req.offset, req.limit, list.items.len(), list.total, |o| {
+    let link = |after: &str| {
         with_query(
             &base,
-            &[
-                ("state", &chosen),
-                ("job", &job),
-                ("offset", &o.to_string()),
-            ],
+            &[("state", &chosen), ("job", &job), ("after", after)],
         )
-    });
+    };
+    let pager = Pager::keyed(
+        list.items.len(),
+        list.total,
+        list.next.as_deref().map(link),
+        req.after.map(|_| link("")),
+    );
     let bulk = |decision: &str| {
         with_query(
             &format!("{base}/bulk"),

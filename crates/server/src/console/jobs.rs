@@ -6,7 +6,7 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderValue;
 use axum::response::Response;
-use directory::admin::page;
+use directory::admin::{keyed_page, page};
 use directory::ids::{ConnectionId, JobId, PoolId};
 use directory::model::{
     ActionResult, JobKind, JobState, JobTrigger, ObjectKind, SyncAction, SyncJob, Verdict,
@@ -263,7 +263,7 @@ pub struct LogQuery {
     action: Option<String>,
     kind: Option<String>,
     result: Option<String>,
-    offset: Option<u64>,
+    after: Option<String>,
 }
 
 pub async fn detail(
@@ -278,7 +278,7 @@ pub async fn detail(
         kind: opt(&q.kind).and_then(ObjectKind::parse),
         result: opt(&q.result).and_then(ActionResult::parse),
     };
-    let req = page(q.offset, Some(100));
+    let req = keyed_page(q.after.as_deref(), None, Some(100))?;
     let entries = state
         .admin
         .job_log(&JobId::from(id.as_str()), &filter, req)
@@ -295,7 +295,7 @@ pub async fn detail(
         .unwrap_or("")
         .to_owned();
     let base = format!("/console/jobs/{id}");
-    let pager = Pager::new(req.offset, req.limit, entries.items.len(), None, |o| {
+    let link = |after: &str| {
         format!(
             "{}#log",
             with_query(
@@ -304,11 +304,17 @@ pub async fn detail(
                     ("action", &action),
                     ("kind", &kind),
                     ("result", &result),
-                    ("offset", &o.to_string()),
+                    ("after", after),
                 ],
             )
         )
-    });
+    };
+    let pager = Pager::keyed(
+        entries.items.len(),
+        None,
+        entries.next.as_deref().map(link),
+        req.after.map(|_| link("")),
+    );
     let pool = job.pool_id.clone();
     let log = entries
         .items

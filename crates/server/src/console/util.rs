@@ -193,6 +193,22 @@ impl Pager {
         }
     }
 
+    /// A page of a walk by key ([`Pager::cursor`]), with the list's total when known.
+    pub fn keyed(
+        shown: usize,
+        total: Option<u64>,
+        next: Option<String>,
+        first: Option<String>,
+    ) -> Self {
+        let mut pager = Self::cursor(shown, next, first);
+        if let Some(total) = total
+            && shown > 0
+        {
+            pager.summary = format!("{} of {total}", pager.summary);
+        }
+        pager
+    }
+
     /// `link(offset)` builds the URL of another page; `total` when known, else a full page
     /// means there may be more.
     pub fn new(

@@ -18,6 +18,7 @@ use crate::fixtures::*;
 const ALL: PageRequest = PageRequest {
     offset: 0,
     limit: 100_000,
+    after: None,
 };
 const EVERYONE: KeyPage = KeyPage {
     after: None,

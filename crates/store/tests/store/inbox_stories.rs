@@ -469,6 +469,7 @@ pub async fn inbox_lists_and_counts(store: Store, _raw: Raw) {
             PageRequest {
                 offset: 1,
                 limit: 2,
+                after: None,
             },
         )
         .await
@@ -476,6 +477,22 @@ pub async fn inbox_lists_and_counts(store: Store, _raw: Raw) {
     assert_eq!(
         page.iter().map(|e| e.id).collect::<Vec<_>>(),
         vec![ids[2], ids[1]]
+    );
+    // By key: the events older than the last one seen, newest first.
+    let page = store
+        .inbox_list(
+            &InboxFilter::default(),
+            PageRequest {
+                offset: 0,
+                limit: 2,
+                after: Some(ids[2]),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        page.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![ids[1], ids[0]]
     );
 
     let mut due = store.inbox_due_connections(2_000).await.unwrap();
@@ -640,6 +657,7 @@ pub async fn inbox_count_matches_the_list(store: Store, _raw: Raw) {
     let all = PageRequest {
         offset: 0,
         limit: 1_000,
+        after: None,
     };
     let mut counts = Vec::new();
     for filter in &filters {
@@ -653,6 +671,7 @@ pub async fn inbox_count_matches_the_list(store: Store, _raw: Raw) {
                 PageRequest {
                     offset: 1,
                     limit: 2,
+                    after: None,
                 },
             )
             .await

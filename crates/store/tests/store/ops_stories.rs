@@ -81,7 +81,8 @@ pub async fn jobs_round_trip(store: Store, _raw: Raw) {
                 None,
                 PageRequest {
                     offset: 1,
-                    limit: 1
+                    limit: 1,
+                    after: None,
                 }
             )
             .await
@@ -134,6 +135,23 @@ pub async fn action_log_numbers_and_filters(store: Store, _raw: Raw) {
         vec!["ou_1", "ou_2", "ou_4", "ou_5", "ou_6"]
     );
     assert_eq!(all[3], directory::model::ActionLogEntry { seq: 4, ..dept });
+    let after_two = store
+        .action_log(
+            &j.id,
+            &ActionLogFilter::default(),
+            PageRequest {
+                offset: 0,
+                limit: 2,
+                after: Some(2),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        after_two.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![3, 4],
+        "a page by key starts after the last line seen"
+    );
     let theirs = store
         .action_log(&k.id, &ActionLogFilter::default(), PageRequest::default())
         .await
@@ -212,6 +230,7 @@ pub async fn action_log_numbers_and_filters(store: Store, _raw: Raw) {
             PageRequest {
                 offset: 2,
                 limit: 3,
+                after: None,
             },
         )
         .await
@@ -702,11 +721,28 @@ pub async fn parked_deletions(store: Store, _raw: Raw) {
             PageRequest {
                 offset: 1,
                 limit: 1,
+                after: None,
             },
         )
         .await
         .unwrap();
     assert_eq!(page[0].id, ids[1]);
+    let older = store
+        .list_parked(
+            &ParkedFilter::pool(&pool),
+            PageRequest {
+                offset: 0,
+                limit: 5,
+                after: Some(ids[1]),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        older.iter().map(|p| p.id).collect::<Vec<_>>(),
+        vec![ids[0]],
+        "by key: the entries older than the last one seen"
+    );
     assert!(
         store
             .list_parked(
@@ -854,6 +890,7 @@ pub async fn parked_filters_counts_and_batches(store: Store, _raw: Raw) {
             PageRequest {
                 offset: 0,
                 limit: 500,
+                after: None,
             },
         )
         .await
