@@ -813,7 +813,7 @@ async fn collect(s: &Served, pool: &str, open_ids: Vec<String>, in_emulator: u64
     let groups: Vec<String> = walk_list(s, &format!("/api/v1/pools/{pool}/groups"), &[], 500)
         .await
         .iter()
-        .filter_map(|g| g["id"].as_str().map(str::to_owned))
+        .filter_map(|g| g["group"]["id"].as_str().map(str::to_owned))
         .collect();
     let (status, first) = s
         .get(

@@ -778,7 +778,10 @@ async fn full_flow_import_read_and_an_event_through_the_callback_url() {
 
         // Groups.
         let (_, groups) = s.get(&format!("/api/v1/pools/{pool}/groups")).await;
-        let group = groups["items"][0]["id"].as_str().unwrap().to_owned();
+        let group = groups["items"][0]["group"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let (status, g) = s.get(&format!("/api/v1/pools/{pool}/groups/{group}")).await;
         assert_eq!(status, StatusCode::OK, "{g}");
         assert!(g["users"].is_array() && g["departments"].is_array(), "{g}");
@@ -1920,7 +1923,7 @@ async fn a_group_is_read_page_by_page_with_its_members_resolved() {
         assert_eq!(status, StatusCode::OK, "{groups}");
         let mut walked_any = false;
         for g in groups["items"].as_array().unwrap() {
-            let gid = g["id"].as_str().unwrap();
+            let gid = g["group"]["id"].as_str().unwrap();
             let (status, detail) = s.get(&format!("/api/v1/pools/{pool}/groups/{gid}")).await;
             assert_eq!(status, StatusCode::OK, "{detail}");
             let expected: BTreeSet<(String, String)> = detail["group"]["members"]
@@ -1999,7 +2002,7 @@ async fn a_group_is_read_page_by_page_with_its_members_resolved() {
             &body,
             StatusCode::NOT_FOUND,
         );
-        let gid = groups["items"][0]["id"].as_str().unwrap();
+        let gid = groups["items"][0]["group"]["id"].as_str().unwrap();
         let (_, users) = s.get(&format!("/api/v1/pools/{pool}/users?limit=1")).await;
         let foreign = users["next"].as_str().unwrap();
         let (status, body) = s

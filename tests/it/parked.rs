@@ -579,7 +579,10 @@ async fn the_console_counts_pending_entries_and_decides_a_job_at_once() {
         page.contains(&format!("Approve all pending ({n})")),
         "{page}"
     );
-    assert!(page.contains(&format!("Showing the first 50 of {n}")), "{page}");
+    assert!(
+        page.contains(&format!("Showing the first 50 of {n}")),
+        "{page}"
+    );
     // The next page by key, linked from this one.
     let next = page
         .split("rel=\"next\"")

@@ -20,8 +20,8 @@ use crate::model::{
 use crate::plan::steps::{ByObjectId, Dependents, Doomed, Steps};
 use crate::store::{
     ActionLogFilter, ApplyBatch, ChangeRecord, ChangeSource, DepartmentNode, DirectoryStore,
-    ExternalField, InboxEvent, InboxFilter, KeyPage, Keyed, PageRequest, ParkedFilter, StoreError,
-    UserQuery, Write,
+    ExternalField, GroupEntry, InboxEvent, InboxFilter, KeyPage, Keyed, PageRequest, ParkedFilter,
+    StoreError, UserQuery, Write,
 };
 
 /// Largest page any list returns.
@@ -1911,7 +1911,7 @@ impl Admin {
         &self,
         pool_id: &PoolId,
         cursor: &Cursor,
-    ) -> AdminResult<CursorPage<Group>> {
+    ) -> AdminResult<CursorPage<GroupEntry>> {
         let page = cursor.key_page()?;
         let found = self.store().list_groups(pool_id, &page).await?;
         if found.items.is_empty() {

@@ -339,6 +339,16 @@ pub enum MemberScope {
     Subtree,
 }
 
+/// One group of a list: its fields and how many members it lists, without the member list
+/// itself (a group may list 100,000 members; they page by cursor on their own route).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupEntry {
+    pub group: GroupSummary,
+    /// Members the group lists (users and departments), counted through its member index.
+    pub member_count: u64,
+}
+
 /// One department of a tree level, with its maintained counts.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -701,7 +711,8 @@ pub trait DirectoryStore: Send + Sync + 'static {
     /// would otherwise plan for the empty tables it last analyzed until autovacuum runs).
     async fn refresh_statistics(&self) -> StoreResult<()>;
     /// A page of the live groups, in creation order.
-    async fn list_groups(&self, pool_id: &PoolId, page: &KeyPage) -> StoreResult<Keyed<Group>>;
+    async fn list_groups(&self, pool_id: &PoolId, page: &KeyPage)
+    -> StoreResult<Keyed<GroupEntry>>;
     /// A page of one group's members (tombstoned groups too), in the order of member kind,
     /// then id; `None` if the pool holds no such group.
     async fn group_members_page(

@@ -7,12 +7,13 @@ use std::collections::{BTreeMap, HashMap};
 use directory::ids::{ConnectionId, DepartmentId, GroupId, JobId, Millis, PoolId, UserId};
 use directory::model::{
     ActionLogEntry, ActionResult, Connection, ConnectionSettings, Department, ExternalRef, Group,
-    GroupMember, I18nName, JobProgress, Leader, Membership, ObjectKind, ParkedDeletion,
-    ParkedState, Profile, Provider, SyncAction, SyncJob, User, UserProfile, UserStatus,
+    GroupMember, GroupSummary, I18nName, JobProgress, Leader, Membership, ObjectKind,
+    ParkedDeletion, ParkedState, Profile, Provider, SyncAction, SyncJob, User, UserProfile,
+    UserStatus,
 };
 use directory::store::{
-    ChangeKind, ChangeRecord, ChangeSource, InboxEvent, InboxOutcome, InboxState, StoreError,
-    StoreResult, Watermark,
+    ChangeKind, ChangeRecord, ChangeSource, GroupEntry, InboxEvent, InboxOutcome, InboxState,
+    StoreError, StoreResult, Watermark,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -569,6 +570,29 @@ pub(crate) fn member_columns(m: &GroupMember) -> (&'static str, &str) {
     match m {
         GroupMember::User(id) => ("user", id.as_str()),
         GroupMember::Department(id) => ("department", id.as_str()),
+    }
+}
+
+/// A group's row with the number of members it lists (`list_groups`).
+#[derive(FromRow)]
+pub(crate) struct GroupCountRow {
+    #[sqlx(flatten)]
+    pub row: GroupRow,
+    pub member_count: i64,
+}
+
+impl GroupCountRow {
+    pub(crate) fn into_entry(self) -> StoreResult<GroupEntry> {
+        let member_count = u64::try_from(self.member_count)
+            .map_err(|_| corrupt("group member count", &self.member_count.to_string()))?;
+        let group = assemble_groups(vec![self.row], Vec::new())?
+            .pop()
+            .map(GroupSummary::from)
+            .ok_or_else(|| StoreError::Corrupt("a group row vanished".into()))?;
+        Ok(GroupEntry {
+            group,
+            member_count,
+        })
     }
 }
 

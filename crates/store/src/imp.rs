@@ -32,7 +32,7 @@ macro_rules! impl_directory_store {
             };
             use directory::store::{
                 ActionLogFilter, Applied, ApplyBatch, Backend, ChangeRecord, ConnectionState,
-                DepartmentNode, DirectoryStore, DueCursor, ExternalField, InboxEvent, InboxFilter,
+                DepartmentNode, DirectoryStore, DueCursor, ExternalField, GroupEntry, InboxEvent, InboxFilter,
                 InboxOutcome, InsertOutcome, KeyPage, Keyed, MemberScope, NewInboxEvent,
                 PageRequest, ParkedFilter, RunningJobs, StoreError, StoreResult, UserQuery,
                 Watermark, Write,
@@ -42,7 +42,7 @@ macro_rules! impl_directory_store {
             use sqlx::types::Json;
 
             use $crate::codec::{
-                ActionRow, CHUNK, ChangeRow, ConnectionRow, DepartmentRow, GroupRow, InboxFinish,
+                ActionRow, CHUNK, ChangeRow, ConnectionRow, DepartmentRow, GroupCountRow, GroupRow, InboxFinish,
                 InboxRow, JobRow, KeyedUserRow, LeaderRow, MemberRow, MembershipRow, NodeRow,
                 OutlineUserRow, ParkedRow, PoolRow, RefRow, UserRow, WatermarkRow,
                 WholeDepartmentRow, WholeUserRow, assemble_departments, assemble_groups,
@@ -1439,17 +1439,20 @@ macro_rules! impl_directory_store {
                     &self,
                     pool_id: &PoolId,
                     page: &KeyPage,
-                ) -> StoreResult<Keyed<Group>> {
+                ) -> StoreResult<Keyed<GroupEntry>> {
                     let limit = page.limit.max(1);
                     let after = $crate::read_model::Key::decode(
                         page.after.as_deref(),
                         $crate::read_model::Order::Created,
                     )?;
-                    let mut tx = self.begin_read().await.map_err(db_err)?;
+                    // One statement: each group's members counted through
+                    // `group_members_by_group`, never read.
                     let mut qb = QueryBuilder::<$db>::new(concat!(
                         "SELECT ",
                         sql::group_cols!(),
-                        " FROM user_groups WHERE pool_id = "
+                        ", (SELECT COUNT(*) FROM group_members m WHERE m.pool_id = \
+                         user_groups.pool_id AND m.group_id = user_groups.id) AS member_count \
+                         FROM user_groups WHERE pool_id = "
                     ));
                     qb.push_bind(pool_id.as_str())
                         .push(" AND deleted_at IS NULL");
@@ -1462,18 +1465,18 @@ macro_rules! impl_directory_store {
                     }
                     qb.push(" ORDER BY created_at, id LIMIT ")
                         .push_bind(sql_int(limit + 1));
-                    let rows: Vec<GroupRow> = qb
+                    let rows: Vec<GroupCountRow> = qb
                         .build_query_as()
-                        .fetch_all(&mut *tx)
+                        .fetch_all(self.reads())
                         .await
                         .map_err(db_err)?;
                     let (rows, next) = $crate::read_model::cut_page(rows, limit, |g| {
-                        $crate::read_model::Key::Created(g.created_at(), g.id())
+                        $crate::read_model::Key::Created(g.row.created_at(), g.row.id())
                     });
-                    let ids: Vec<String> = rows.iter().map(GroupRow::id).collect();
-                    let members = members_of(&mut tx, pool_id, &ids).await?;
-                    tx.commit().await.map_err(db_err)?;
-                    let items = assemble_groups(rows, members)?;
+                    let items = rows
+                        .into_iter()
+                        .map(GroupCountRow::into_entry)
+                        .collect::<StoreResult<_>>()?;
                     Ok(Keyed { items, next })
                 }
 

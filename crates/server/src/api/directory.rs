@@ -7,7 +7,7 @@ use directory::admin::{
 };
 use directory::ids::{DepartmentId, GroupId, PoolId, UserId};
 use directory::model::{Department, Group, User, UserStatus};
-use directory::store::{DepartmentNode, MemberScope, UserQuery};
+use directory::store::{DepartmentNode, GroupEntry, MemberScope, UserQuery};
 
 use super::extract::{Authed, PathParams, QueryParams, id, opt_enum, opt_id, opt_text};
 use super::params::{ChildrenQuery, CursorQuery, MembersQuery, UsersQuery};
@@ -268,7 +268,7 @@ fn id_type_of<T>(
     get, path = "/api/v1/pools/{pool_id}/groups", tag = "directory",
     params(("pool_id" = String, Path, description = "User pool id"), CursorQuery),
     responses(
-        (status = 200, description = "A page of groups, in creation order", body = CursorPage<Group>),
+        (status = 200, description = "A page of groups, in creation order, each with how many members it lists (the members page on `/groups/{group_id}/members`)", body = CursorPage<GroupEntry>),
         (status = 404, description = "No such user pool", body = ErrorBody),
     )
 )]
@@ -276,7 +276,7 @@ pub async fn list_groups(
     Authed(admin): Authed,
     PathParams(pool_id): PathParams<String>,
     QueryParams(q): QueryParams<CursorQuery>,
-) -> ApiResult<CursorPage<Group>> {
+) -> ApiResult<CursorPage<GroupEntry>> {
     let pool_id: PoolId = id("pool_id", &pool_id)?;
     no_offset(q.offset)?;
     let cursor = Cursor {

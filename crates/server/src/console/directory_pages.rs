@@ -779,13 +779,17 @@ pub async fn groups(
         rows: list
             .items
             .iter()
-            .map(|g| GroupRow {
-                id: g.id.to_string(),
-                name: g.name.clone().unwrap_or_else(|| g.id.to_string()),
-                kind: kind_str(g.kind),
-                members: g.members.len(),
-                description: g.description.clone().unwrap_or_default(),
-                deleted: g.deleted_at.is_some(),
+            .map(|e| GroupRow {
+                id: e.group.id.to_string(),
+                name: e
+                    .group
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| e.group.id.to_string()),
+                kind: kind_str(e.group.kind),
+                members: usize::try_from(e.member_count).unwrap_or(usize::MAX),
+                description: e.group.description.clone().unwrap_or_default(),
+                deleted: e.group.deleted_at.is_some(),
             })
             .collect(),
         pager,
