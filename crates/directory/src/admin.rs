@@ -276,27 +276,35 @@ pub struct Cursor {
 impl Cursor {
     /// The store's page: the cursor decoded, the limit clamped to `1..=MAX_PAGE` (default 50).
     fn key_page(&self) -> AdminResult<KeyPage> {
-        let after = match self.after.as_deref().filter(|a| !a.is_empty()) {
-            None => None,
-            Some(raw) => Some(
-                URL_SAFE_NO_PAD
-                    .decode(raw)
-                    .ok()
-                    .and_then(|bytes| String::from_utf8(bytes).ok())
-                    .ok_or_else(|| {
-                        AdminError::Invalid(
-                            "after is not a cursor this API handed out: pass the `next` of \
-                             the page before, or leave it out for the first page"
-                                .into(),
-                        )
-                    })?,
-            ),
-        };
         Ok(KeyPage {
-            after,
+            after: decode_after(self.after.as_deref(), Some)?,
             limit: self.limit.unwrap_or(50).clamp(1, MAX_PAGE),
         })
     }
+}
+
+/// An `after` the API handed out as a page's `next` (base64url), read by `parse`; `None` for
+/// the first page.
+fn decode_after<K>(
+    after: Option<&str>,
+    parse: impl Fn(String) -> Option<K>,
+) -> AdminResult<Option<K>> {
+    let Some(raw) = after.filter(|a| !a.is_empty()) else {
+        return Ok(None);
+    };
+    URL_SAFE_NO_PAD
+        .decode(raw)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(parse)
+        .map(Some)
+        .ok_or_else(|| {
+            AdminError::Invalid(
+                "after is not a cursor this API handed out: pass the `next` of the page \
+                 before, or leave it out for the first page"
+                    .into(),
+            )
+        })
 }
 
 /// The store's page as the API's.
@@ -468,23 +476,7 @@ pub fn keyed_page(
     offset: Option<u64>,
     limit: Option<u64>,
 ) -> AdminResult<PageRequest> {
-    let after = match after.filter(|a| !a.is_empty()) {
-        None => None,
-        Some(raw) => Some(
-            URL_SAFE_NO_PAD
-                .decode(raw)
-                .ok()
-                .and_then(|bytes| String::from_utf8(bytes).ok())
-                .and_then(|text| text.strip_prefix("k:")?.parse::<i64>().ok())
-                .ok_or_else(|| {
-                    AdminError::Invalid(
-                        "after is not a cursor this API handed out: pass the `next` of the \
-                         page before, or leave it out for the first page"
-                            .into(),
-                    )
-                })?,
-        ),
-    };
+    let after = decode_after(after, |text| text.strip_prefix("k:")?.parse::<i64>().ok())?;
     Ok(PageRequest {
         after,
         ..page(offset, limit)

@@ -392,14 +392,12 @@ impl Ahead {
                     ..
                 } => {
                     let user = written(user, *expected_version, |u| &mut u.version);
-                    let id = user.id.0.clone();
                     let i = upsert(
                         &mut self.state.users,
                         &mut self.user_at,
-                        &id,
-                        |u| u.id.as_str(),
-                        |u| u.id.0 == id,
                         user,
+                        |u| u.id.as_str(),
+                        |a, b| a.id == b.id,
                     );
                     self.outline.resize(self.state.users.len(), false);
                     self.outline[i] = false;
@@ -410,14 +408,12 @@ impl Ahead {
                     ..
                 } => {
                     let department = written(department, *expected_version, |d| &mut d.version);
-                    let id = department.id.0.clone();
                     upsert(
                         &mut self.state.departments,
                         &mut self.department_at,
-                        &id,
-                        |d| d.id.as_str(),
-                        |d| d.id.0 == id,
                         department,
+                        |d| d.id.as_str(),
+                        |a, b| a.id == b.id,
                     );
                 }
                 Write::PutGroup {
@@ -426,24 +422,21 @@ impl Ahead {
                     ..
                 } => {
                     let group = written(group, *expected_version, |g| &mut g.version);
-                    let id = group.id.0.clone();
                     upsert(
                         &mut self.state.groups,
                         &mut self.group_at,
-                        &id,
-                        |g| g.id.as_str(),
-                        |g| g.id.0 == id,
                         group,
+                        |g| g.id.as_str(),
+                        |a, b| a.id == b.id,
                     );
                 }
                 Write::PutExternalRef(r) if r.connection_id == self.connection_id => {
                     upsert(
                         &mut self.state.refs,
                         &mut self.ref_at,
-                        &r.external_id,
-                        |r| r.external_id.as_str(),
-                        |x| x.kind == r.kind && x.external_id == r.external_id,
                         r.clone(),
+                        |r| r.external_id.as_str(),
+                        |a, b| a.kind == b.kind && a.external_id == b.external_id,
                     );
                 }
                 Write::PutExternalRef(_) => {}

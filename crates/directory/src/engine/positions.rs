@@ -42,16 +42,10 @@ impl Positions {
             .map(|&i| i as usize)
     }
 
-    /// Records that the item at `i` has this key; `key_of` gives the key of every item
-    /// recorded (for rehashing).
-    pub(super) fn insert<T>(
-        &mut self,
-        items: &[T],
-        i: usize,
-        key: &str,
-        key_of: impl Fn(&T) -> &str,
-    ) {
-        let hash = self.hasher.hash_one(key);
+    /// Records the item at `i` under its key; `key_of` gives the key of every item recorded
+    /// (for rehashing).
+    pub(super) fn insert<T>(&mut self, items: &[T], i: usize, key_of: impl Fn(&T) -> &str) {
+        let hash = self.hasher.hash_one(key_of(&items[i]));
         let hasher = &self.hasher;
         self.table.insert_unique(hash, position(i), |&j| {
             hasher.hash_one(key_of(&items[j as usize]))
@@ -64,16 +58,16 @@ fn position(i: usize) -> u32 {
     u32::try_from(i).expect("fewer than 2^32 stored objects")
 }
 
-/// Replaces the item whose key is `key` or appends it; returns its position.
+/// Replaces the item with the same key as `item` or appends it; returns its position.
+/// `same` tells apart items that share a key (refs of different kinds with one Feishu id).
 pub(super) fn upsert<T>(
     list: &mut Vec<T>,
     at: &mut Positions,
-    key: &str,
-    key_of: impl Fn(&T) -> &str + Copy,
-    is: impl Fn(&T) -> bool,
     item: T,
+    key_of: impl Fn(&T) -> &str,
+    same: impl Fn(&T, &T) -> bool,
 ) -> usize {
-    match at.find(list, key, is) {
+    match at.find(list, key_of(&item), |x| same(x, &item)) {
         Some(i) => {
             list[i] = item;
             i
@@ -81,7 +75,7 @@ pub(super) fn upsert<T>(
         None => {
             list.push(item);
             let i = list.len() - 1;
-            at.insert(list, i, key, key_of);
+            at.insert(list, i, key_of);
             i
         }
     }
@@ -97,39 +91,27 @@ mod tests {
 
     #[test]
     fn finds_inserts_and_replaces_by_the_items_own_keys() {
+        let same = |a: &(u8, String), b: &(u8, String)| a.1 == b.1;
         let mut list: Vec<(u8, String)> = (0..1_000).map(|n| (0, format!("id-{n}"))).collect();
         let mut at = Positions::build(&list, |x| (x.1 != "id-7").then_some(x.1.as_str()));
         assert_eq!(at.find(&list, "id-500", |x| x.1 == "id-500"), Some(500));
         assert_eq!(at.find(&list, "id-7", |x| x.1 == "id-7"), None, "left out");
         // Past the reserved room: the table grows, rehashing by the list's keys.
         for n in 1_000..5_000 {
-            let key = format!("id-{n}");
-            let i = upsert(
-                &mut list,
-                &mut at,
-                &key.clone(),
-                key_of,
-                |x| x.1 == key,
-                (1, key.clone()),
-            );
+            let i = upsert(&mut list, &mut at, (1, format!("id-{n}")), key_of, same);
             assert_eq!(i, n);
         }
-        let i = upsert(
-            &mut list,
-            &mut at,
-            "id-3",
-            key_of,
-            |x| x.1 == "id-3",
-            (9, "id-3".into()),
-        );
+        let i = upsert(&mut list, &mut at, (9, "id-3".into()), key_of, same);
         assert_eq!((i, list[3].0, list.len()), (3, 9, 5_000));
         for n in (0..5_000).filter(|n| *n != 7) {
             let key = format!("id-{n}");
             assert_eq!(at.find(&list, &key, |x| x.1 == key), Some(n));
         }
-        // Same key, told apart by `is`.
-        list.push((2, "id-9".into()));
-        at.insert(&list, 5_000, "id-9", key_of);
+        // Same key, told apart by `same`.
+        let i = upsert(&mut list, &mut at, (2, "id-9".into()), key_of, |a, b| {
+            a == b
+        });
+        assert_eq!(i, 5_000);
         assert_eq!(
             at.find(&list, "id-9", |x| x.0 == 2 && x.1 == "id-9"),
             Some(5_000)
