@@ -1043,7 +1043,7 @@ const AHEAD_QUEUE: usize = 64;
 /// chunk is planned against the whole stored state, so fewer chunks are faster, and each
 /// holds its users' full copies and plan, so more are smaller: at 100,000 stored users, fifty
 /// (2,000 each, the import's size) add 110 MiB to a reconciliation's resident set where
-/// sixteen added 181 MiB, for 4 s more of planning (docs/import-pipeline.md).
+/// sixteen added 135 MiB, for about 4 s more of planning (docs/import-pipeline.md).
 const AHEAD_PLANS: usize = 50;
 
 /// What the apply of one job has done so far (ahead of the final plan and in it).
