@@ -1186,7 +1186,6 @@ impl Admin {
         filter: &ActionLogFilter,
         page: PageRequest,
     ) -> AdminResult<Page<ActionLogEntry>> {
-        self.job(id).await?;
         let store = self.store();
         let (items, next) = keyed(
             page,
@@ -1194,6 +1193,10 @@ impl Admin {
             |p| store.action_log(id, filter, p),
         )
         .await?;
+        // Whether the job exists matters only for an empty page (404 rather than nothing).
+        if items.is_empty() {
+            self.job(id).await?;
+        }
         Ok(Page {
             items,
             offset: page.offset,
@@ -1211,7 +1214,6 @@ impl Admin {
         filter: &ParkedFilter,
         page: PageRequest,
     ) -> AdminResult<Page<ParkedDeletion>> {
-        self.pool(&filter.pool_id).await?;
         let store = self.store();
         let (items, next) = keyed(
             page,
@@ -1219,6 +1221,9 @@ impl Admin {
             |p| store.list_parked(filter, p),
         )
         .await?;
+        if items.is_empty() {
+            self.pool(&filter.pool_id).await?;
+        }
         let total = store.count_parked(filter).await?;
         Ok(Page {
             items,

@@ -1457,11 +1457,7 @@ macro_rules! impl_directory_store {
                     qb.push_bind(pool_id.as_str())
                         .push(" AND deleted_at IS NULL");
                     if let Some($crate::read_model::Key::Created(at, id)) = &after {
-                        qb.push(" AND (created_at, id) > (")
-                            .push_bind(*at)
-                            .push(", ")
-                            .push_bind(id.clone())
-                            .push(")");
+                        push_after(&mut qb, " AND ", "(created_at, id)", *at, id.clone());
                     }
                     qb.push(" ORDER BY created_at, id LIMIT ")
                         .push_bind(sql_int(limit + 1));
@@ -1499,11 +1495,8 @@ macro_rules! impl_directory_store {
                         .push(" AND group_id = ")
                         .push_bind(group_id.as_str());
                     if let Some($crate::read_model::Key::GroupMember(kind, id)) = &after {
-                        qb.push(" AND (member_kind, member_id) > (")
-                            .push_bind(kind.clone())
-                            .push(", ")
-                            .push_bind(id.clone())
-                            .push(")");
+                        let (kind, id) = (kind.clone(), id.clone());
+                        push_after(&mut qb, " AND ", "(member_kind, member_id)", kind, id);
                     }
                     qb.push(" ORDER BY member_kind, member_id LIMIT ")
                         .push_bind(sql_int(limit + 1));

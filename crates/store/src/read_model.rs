@@ -99,6 +99,22 @@ pub(crate) fn fts_phrase(text: &str) -> String {
 /// its `Conn`, `push_in` and imports).
 macro_rules! read_model_fns {
     ($store:ty, $db:ty) => {
+        /// `{start}{cols} > (a, b)`: the rows after a keyset page's last key, `cols` being the
+        /// list's order.
+        fn push_after<'t, A, B>(qb: &mut QueryBuilder<$db>, start: &str, cols: &str, a: A, b: B)
+        where
+            A: sqlx::Encode<'t, $db> + sqlx::Type<$db>,
+            B: sqlx::Encode<'t, $db> + sqlx::Type<$db>,
+        {
+            qb.push(start)
+                .push(cols)
+                .push(" > (")
+                .push_bind(a)
+                .push(", ")
+                .push_bind(b)
+                .push(")");
+        }
+
         use $crate::read_model::{Key, Order, TRIGRAM, cut_page, fts_phrase};
 
         /// What `apply` needs of the users it touches before writing them, in one read:
@@ -537,11 +553,7 @@ macro_rules! read_model_fns {
                     qb.push(", u.created_at AS key_n FROM users u WHERE u.pool_id = ")
                         .push_bind(pool.as_str());
                     if let Some(Key::Created(at, id)) = &after {
-                        qb.push(" AND (u.created_at, u.id) > (")
-                            .push_bind(*at)
-                            .push(", ")
-                            .push_bind(id.clone())
-                            .push(")");
+                        push_after(&mut qb, " AND ", "(u.created_at, u.id)", *at, id.clone());
                     }
                     push_user_conditions(&mut qb, q, true);
                     qb.push(" ORDER BY u.created_at, u.id");
@@ -595,11 +607,13 @@ macro_rules! read_model_fns {
             }
             qb.push(") x");
             if let Some(Key::Child(order, id)) = &after {
-                qb.push(" WHERE (x.order_key, x.id) > (")
-                    .push_bind(*order)
-                    .push(", ")
-                    .push_bind(id.clone())
-                    .push(")");
+                push_after(
+                    &mut qb,
+                    " WHERE ",
+                    "(x.order_key, x.id)",
+                    *order,
+                    id.clone(),
+                );
             }
             qb.push(" ORDER BY x.order_key, x.id LIMIT ")
                 .push_bind(sql_int(limit + 1));

@@ -118,17 +118,13 @@ pub async fn department_members(
     let department_id: DepartmentId = id("department_id", &department_id)?;
     let status = opt_enum("status", q.status.as_deref(), UserStatus::parse, STATUSES)?;
     let scope = scope_of(q.scope.as_deref())?;
-    no_offset(q.offset)?;
+    let cursor = cursor(q.after, q.limit, q.offset)?;
     // An unknown department gets a 404, not an empty page (`search_users` checks it).
     let query = UserQuery {
         department_id: Some(department_id),
         scope,
         status,
         ..UserQuery::default()
-    };
-    let cursor = Cursor {
-        after: q.after,
-        limit: q.limit,
     };
     Ok(Json(
         admin
@@ -148,9 +144,15 @@ fn scope_of(raw: Option<&str>) -> Result<MemberScope, HttpError> {
 }
 
 /// Directory lists page by cursor: `offset` gets an answer that says so.
-fn no_offset(offset: Option<u64>) -> Result<(), HttpError> {
+/// The cursor page a directory list's query asks for; `offset` is refused with what to pass
+/// instead.
+fn cursor(
+    after: Option<String>,
+    limit: Option<u64>,
+    offset: Option<u64>,
+) -> Result<Cursor, HttpError> {
     match offset {
-        None => Ok(()),
+        None => Ok(Cursor { after, limit }),
         Some(_) => Err(HttpError::new(
             axum::http::StatusCode::BAD_REQUEST,
             "invalid_request",
@@ -186,11 +188,7 @@ pub async fn search_users(
         status: opt_enum("status", q.status.as_deref(), UserStatus::parse, STATUSES)?,
         include_deleted: q.include_deleted.unwrap_or(false),
     };
-    no_offset(q.offset)?;
-    let cursor = Cursor {
-        after: q.after,
-        limit: q.limit,
-    };
+    let cursor = cursor(q.after, q.limit, q.offset)?;
     Ok(Json(
         admin
             .search_users(&pool_id, &query, &cursor, q.total.unwrap_or(false))
@@ -278,11 +276,7 @@ pub async fn list_groups(
     QueryParams(q): QueryParams<CursorQuery>,
 ) -> ApiResult<CursorPage<GroupEntry>> {
     let pool_id: PoolId = id("pool_id", &pool_id)?;
-    no_offset(q.offset)?;
-    let cursor = Cursor {
-        after: q.after,
-        limit: q.limit,
-    };
+    let cursor = cursor(q.after, q.limit, q.offset)?;
     Ok(Json(admin.list_groups(&pool_id, &cursor).await?))
 }
 
@@ -355,11 +349,7 @@ pub async fn group_members(
 ) -> ApiResult<CursorPage<GroupMemberView>> {
     let pool_id: PoolId = id("pool_id", &pool_id)?;
     let group_id: GroupId = id("group_id", &group_id)?;
-    no_offset(q.offset)?;
-    let cursor = Cursor {
-        after: q.after,
-        limit: q.limit,
-    };
+    let cursor = cursor(q.after, q.limit, q.offset)?;
     Ok(Json(
         admin.group_members(&pool_id, &group_id, &cursor).await?,
     ))
