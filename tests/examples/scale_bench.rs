@@ -890,9 +890,14 @@ enum Read {
     MembersSubtree,
     GroupMembers,
     GroupDetail,
+    /// Not a directory read: the floor every read stands on in the same run (an HTTP request
+    /// and one store statement, `list_pools`), so the store's share can be told from the
+    /// machine's.
+    Reference,
 }
 
-const READS: [Read; 9] = [
+const READS: [Read; 10] = [
+    Read::Reference,
     Read::UserById,
     Read::UserByOpenId,
     Read::UsersPages,
@@ -920,6 +925,7 @@ impl Read {
             }
             Read::GroupMembers => "group members: `groups/{id}/members?limit=100`",
             Read::GroupDetail => "group detail (every member): `groups/{id}`",
+            Read::Reference => "reference, not a read: `/readyz` (one store statement)",
         }
     }
 
@@ -929,7 +935,7 @@ impl Read {
             Read::UserById | Read::UsersPages => !f.user_ids.is_empty(),
             Read::UserByOpenId => !f.open_ids.is_empty(),
             Read::Search => !f.terms.is_empty(),
-            Read::DepartmentChildren => true,
+            Read::DepartmentChildren | Read::Reference => true,
             Read::MembersDirect | Read::MembersSubtree => !f.departments.is_empty(),
             Read::GroupMembers | Read::GroupDetail => !f.groups.is_empty(),
         }
@@ -1017,6 +1023,7 @@ impl Walker {
                 vec![("limit", PAGE.to_string())],
             ),
             Read::GroupDetail => (format!("{base}/groups/{}", self.pick(&f.groups)), vec![]),
+            Read::Reference => ("/readyz".to_owned(), vec![]),
         }
     }
 

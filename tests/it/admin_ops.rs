@@ -351,6 +351,7 @@ async fn parked_deletions_are_approved_or_rejected_by_an_admin() {
                 watermarks: Vec::new(),
                 later_sources: Vec::new(),
                 inbox: Vec::new(),
+                quiet: false,
             })
             .await
             .unwrap();

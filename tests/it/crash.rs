@@ -261,6 +261,7 @@ async fn a_worker_stopped_mid_batch_and_restarted_applies_every_event_exactly_on
                 watermarks: Vec::new(),
                 later_sources: Vec::new(),
                 inbox: vec![(late.id, InboxOutcome::Applied { note: None })],
+                quiet: false,
             })
             .await;
         assert!(twice.is_err(), "{backend:?}: {twice:?}");

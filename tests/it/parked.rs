@@ -377,6 +377,7 @@ async fn bulk_decisions_over_the_api_in_batches_with_counts() {
                 watermarks: Vec::new(),
                 later_sources: Vec::new(),
                 inbox: Vec::new(),
+                quiet: false,
             })
             .await
             .unwrap();

@@ -9,6 +9,14 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
+mod credentials;
+mod feed;
+
+pub use credentials::{CreatedCredential, EXPIRY_MAX_DAYS, NewCredential, Refused};
+pub use feed::{
+    FEED_PAGE_MAX, FEED_WAIT_MAX, FeedPage, FeedQuery, RETENTION_MAX_DAYS, feed_cursor,
+};
+
 use crate::engine::{Engine, EngineError};
 use crate::ids::{ConnectionId, DepartmentId, GroupId, JobId, Millis, PoolId, UserId, now_ms};
 use crate::ingest::Ingestor;
@@ -40,6 +48,12 @@ pub enum AdminError {
     /// job already running.
     #[error("{0}")]
     Conflict(String),
+    /// A feed cursor older than the pool's retention: events after it are gone (410).
+    #[error("{0}")]
+    CursorExpired(String),
+    /// Authenticated, but not allowed: another pool, or a scope the credential lacks (403).
+    #[error("{0}")]
+    Forbidden(String),
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error(transparent)]
@@ -263,6 +277,12 @@ pub struct CursorPage<T> {
     /// All matching items: only when asked for (`total=true`), as counting reads every match.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub total: Option<u64>,
+    /// The change feed's cursor as of just before this page was read (the REST API sets it):
+    /// list everything, then follow `GET …/events?after=<as_of_cursor of the first page>`;
+    /// changes the pages already show come again, with versions no newer than the pages'
+    /// (docs/change-feed.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub as_of_cursor: Option<String>,
 }
 
 /// Where a cursor page starts and how long it is, as the API takes it.
@@ -314,6 +334,7 @@ fn cursor_page<T>(page: Keyed<T>, limit: u64, total: Option<u64>) -> CursorPage<
         limit,
         next: page.next.map(|k| URL_SAFE_NO_PAD.encode(k)),
         total,
+        as_of_cursor: None,
     }
 }
 
@@ -615,6 +636,8 @@ pub struct Admin {
     engine: Arc<Engine>,
     ingestor: Option<Arc<Ingestor>>,
     public_base_url: String,
+    /// When this process last recorded each service credential's use.
+    credential_uses: std::sync::Mutex<HashMap<String, Millis>>,
 }
 
 impl std::fmt::Debug for Admin {
@@ -727,6 +750,7 @@ impl Admin {
             engine,
             ingestor,
             public_base_url: public_base_url.trim_end_matches('/').to_owned(),
+            credential_uses: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -1427,7 +1451,7 @@ impl Admin {
                 .iter()
                 .flat_map(|(_, w)| w.iter().cloned())
                 .collect();
-            match store.apply(batch).await {
+            match self.engine.apply(batch).await {
                 Ok(_) => approved.extend(deletions.into_iter().map(|(item, _)| item)),
                 Err(e) if deletions.len() == 1 => {
                     let (item, _) = deletions.remove(0);
@@ -1448,7 +1472,7 @@ impl Admin {
                         };
                         let mut one = ApplyBatch::new(item.pool_id.clone(), ChangeSource::Admin);
                         one.writes = writes;
-                        match store.apply(one).await {
+                        match self.engine.apply(one).await {
                             Ok(_) => approved.push(item),
                             Err(e) => outcome.skip(&item, e.into()),
                         }
@@ -1877,21 +1901,26 @@ impl Admin {
             .iter()
             .map(|m| m.department_id.clone())
             .collect();
-        let departments = store.get_departments(pool_id, &ids).await?;
-        let groups = store
-            .group_summaries_of_member(pool_id, &GroupMember::User(user.id.clone()))
-            .await?
+        let member = GroupMember::User(user.id.clone());
+        // Five independent reads: run together, a request waits for the slowest, not the
+        // sum (on PostgreSQL each is a round trip on its own pooled connection).
+        let manager = async {
+            match &user.manager_id {
+                Some(m) => store.get_user(pool_id, m).await,
+                None => Ok(None),
+            }
+        };
+        let (departments, groups, external_ids, history, manager) = tokio::try_join!(
+            store.get_departments(pool_id, &ids),
+            store.group_summaries_of_member(pool_id, &member),
+            store.refs_of(ObjectKind::User, id.as_str()),
+            store.object_history(pool_id, ObjectKind::User, id.as_str(), 100),
+            manager,
+        )?;
+        let groups = groups
             .into_iter()
             .filter(|g| g.deleted_at.is_none())
             .collect();
-        let external_ids = store.refs_of(ObjectKind::User, id.as_str()).await?;
-        let history = store
-            .object_history(pool_id, ObjectKind::User, id.as_str(), 100)
-            .await?;
-        let manager = match &user.manager_id {
-            Some(m) => store.get_user(pool_id, m).await?,
-            None => None,
-        };
         Ok(UserDetail {
             user,
             departments,

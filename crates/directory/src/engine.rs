@@ -4,6 +4,7 @@
 //! again: every batch is one transaction and the next run diffs against what was committed.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,7 +26,7 @@ use crate::plan::{Plan, PlannedStep, plan};
 use crate::secrets::{MasterKey, SecretError};
 use crate::snapshot::object_key;
 use crate::store::{
-    ApplyBatch, ChangeSource, ConnectionState, DirectoryStore, ParkedFilter, RunningJobs,
+    Applied, ApplyBatch, ChangeSource, ConnectionState, DirectoryStore, ParkedFilter, RunningJobs,
     StoreError, Watermark,
 };
 
@@ -111,6 +112,10 @@ pub struct Engine {
     master_key: MasterKey,
     config: EngineConfig,
     clients: Mutex<HashMap<ConnectionId, (String, FeishuClient)>>,
+    /// Moves on after every write that appended feed events: what long-polling readers and
+    /// webhook deliveries of this process wait on (other instances' writes are found by
+    /// polling).
+    feed: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -132,11 +137,33 @@ impl Engine {
             master_key,
             config,
             clients: Mutex::new(HashMap::new()),
+            feed: tokio::sync::watch::Sender::new(0),
         })
     }
 
     pub fn store(&self) -> &Arc<dyn DirectoryStore> {
         &self.store
+    }
+
+    /// Every write of the directory goes through here (jobs, the event worker, admin
+    /// decisions): one transaction in the store, which appends the change log and the feed,
+    /// then a wake-up for whoever follows the feed.
+    pub async fn apply(&self, batch: ApplyBatch) -> Result<Applied, StoreError> {
+        let applied = self.store.apply(batch).await?;
+        if applied.feed_events > 0 {
+            self.feed_appended();
+        }
+        Ok(applied)
+    }
+
+    /// Wakes the feed's followers in this process.
+    pub fn feed_appended(&self) {
+        self.feed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver that changes after feed events were appended by this process.
+    pub fn feed_watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.feed.subscribe()
     }
 
     pub fn master_key(&self) -> &MasterKey {
@@ -365,7 +392,8 @@ impl Engine {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let renew = self.spawn_lease_renewal(&connection.id, &holder, stopped.clone());
         let flush = self.spawn_progress_flush(shared.clone(), stopped);
-        let outcome = self.execute(&connection, &shared).await;
+        let initial = AtomicBool::new(false);
+        let outcome = self.execute(&connection, &shared, &initial).await;
         // Stop both and wait for them: aborting one mid-write does not cancel a statement
         // already sent, which could then land after the final writes (a finished job shown as
         // running forever, a released lease taken again).
@@ -396,10 +424,45 @@ impl Engine {
         if let Err(e) = self.store.update_job(&job).await {
             tracing::error!(job = %job.id, error = %e, "could not record the end of a sync job");
         }
+        self.announce_end(&job, initial.load(Ordering::Relaxed))
+            .await;
         if let Err(e) = self.store.release_lease(&connection.id, &holder).await {
             tracing::warn!(connection = %connection.id, error = %e, "could not release the job lease; it expires by itself");
         }
         tracing::info!(job = %job.id, connection = %connection.identifier, verdict = ?job.verdict, "sync job finished");
+    }
+
+    /// `directory.sync_completed` in the feed, after every change the job made.
+    async fn announce_end(&self, job: &SyncJob, initial: bool) {
+        let verdict = match job.verdict {
+            Some(Verdict::Complete) => "complete",
+            Some(Verdict::Partial) => "partial",
+            Some(Verdict::Failed) | None => "failed",
+        };
+        let counts = serde_json::to_value(&job.counts).unwrap_or_default();
+        let draft = crate::feed::sync_completed(
+            job.id.as_str(),
+            job.connection_id.as_str(),
+            job.kind,
+            verdict,
+            &counts,
+            initial,
+        );
+        let source = ChangeSource::Job {
+            job_id: job.id.clone(),
+            connection_id: job.connection_id.clone(),
+            job_kind: Some(job.kind),
+        };
+        match self
+            .store
+            .feed_append(&job.pool_id, &source, &[draft], now_ms())
+            .await
+        {
+            Ok(_) => self.feed_appended(),
+            Err(e) => {
+                tracing::warn!(job = %job.id, error = %e, "could not append directory.sync_completed to the feed")
+            }
+        }
     }
 
     fn spawn_lease_renewal(
@@ -459,15 +522,17 @@ impl Engine {
         })
     }
 
+    /// `initial`: set when the job finds nothing of the connection stored (its first import).
     async fn execute(
         &self,
         connection: &Connection,
         job: &Arc<Mutex<SyncJob>>,
+        initial: &AtomicBool,
     ) -> Result<(), JobFailure> {
         let set = |f: &dyn Fn(&mut SyncJob)| f(&mut job.lock().unwrap_or_else(|e| e.into_inner()));
-        let (job_id, started_at) = {
+        let (job_id, started_at, kind) = {
             let j = job.lock().unwrap_or_else(|e| e.into_inner());
-            (j.id.clone(), j.started_at)
+            (j.id.clone(), j.started_at, j.kind)
         };
         let client = self.client(connection)?;
         let clock = std::time::Instant::now();
@@ -475,9 +540,23 @@ impl Engine {
         let state = self.store.load_connection_outline(&connection.id).await?;
         let loaded = clock.elapsed();
         let known_users = live_user_open_ids(&state, &connection.id);
-        let source = ChangeSource::Job {
-            job_id: job_id.clone(),
-            connection_id: connection.id.clone(),
+        // A connection's first import is quiet in the feed unless the pool asks otherwise
+        // (docs/change-feed.md): nothing of this connection is stored yet.
+        let first =
+            state.users.is_empty() && state.departments.is_empty() && state.groups.is_empty();
+        let settings = self
+            .store
+            .feed_settings(&connection.pool_id)
+            .await?
+            .unwrap_or_default();
+        initial.store(first, Ordering::Relaxed);
+        let source = JobSource {
+            change: ChangeSource::Job {
+                job_id: job_id.clone(),
+                connection_id: connection.id.clone(),
+                job_kind: Some(kind),
+            },
+            quiet: first && !settings.initial_import_events,
         };
 
         // The client is shared by the connection's jobs and its event worker: the job counts
@@ -641,7 +720,7 @@ impl Engine {
         &self,
         connection: &Connection,
         job_id: &JobId,
-        source: &ChangeSource,
+        source: &JobSource,
         size: usize,
         started_at: Millis,
         job: &Arc<Mutex<SyncJob>>,
@@ -811,7 +890,7 @@ impl Engine {
         &self,
         connection: &Connection,
         job_id: &JobId,
-        source: &ChangeSource,
+        source: &JobSource,
         steps: Vec<PlannedStep>,
         started_at: Millis,
         job: &Arc<Mutex<SyncJob>>,
@@ -892,7 +971,7 @@ impl Engine {
     async fn apply_steps(
         &self,
         connection: &Connection,
-        source: &ChangeSource,
+        source: &JobSource,
         steps: &[PlannedStep],
         started_at: Millis,
         superseded: &mut Superseded,
@@ -921,7 +1000,7 @@ impl Engine {
             if batch.writes.is_empty() {
                 return out;
             }
-            let error = match self.store.apply(batch).await {
+            let error = match self.apply(batch).await {
                 Ok(_) => return out,
                 Err(e) => e,
             };
@@ -973,7 +1052,7 @@ impl Engine {
             if batch.writes.is_empty() {
                 continue;
             }
-            if let Err(e) = self.store.apply(batch).await {
+            if let Err(e) = self.apply(batch).await {
                 out[i] = if Superseded::culprits(&[step], &e).is_some() {
                     superseded.add(step, SUPERSEDED);
                     StepOutcome::Skipped(SUPERSEDED.to_owned())
@@ -990,7 +1069,7 @@ impl Engine {
     fn batch_for<'a>(
         &self,
         connection: &Connection,
-        source: &ChangeSource,
+        source: &JobSource,
         steps: impl Iterator<Item = &'a PlannedStep>,
         started_at: Millis,
     ) -> ApplyBatch {
@@ -1010,11 +1089,12 @@ impl Engine {
         }
         ApplyBatch {
             pool_id: connection.pool_id.clone(),
-            source: source.clone(),
+            source: source.change.clone(),
             writes,
             later_sources: Vec::new(),
             watermarks,
             inbox: Vec::new(),
+            quiet: source.quiet,
         }
     }
 }
@@ -1135,6 +1215,12 @@ fn record_job_duration(job: &SyncJob) {
     let seconds = (job.finished_at.unwrap_or_else(now_ms) - job.started_at).max(0) as f64 / 1000.0;
     metrics::histogram!("orgsync_job_duration_seconds", "kind" => kind, "verdict" => verdict)
         .record(seconds);
+}
+
+/// Where a job's writes come from, and whether the feed reports them one by one.
+struct JobSource {
+    change: ChangeSource,
+    quiet: bool,
 }
 
 /// Why a job failed as a whole.

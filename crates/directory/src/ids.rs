@@ -86,6 +86,36 @@ id_type!(
 /// SQLite and PostgreSQL, and what Feishu's `create_time` is in).
 pub type Millis = i64;
 
+/// `2025-01-31T08:15:02.345Z` from Unix milliseconds.
+pub fn iso8601(ms: Millis) -> String {
+    let (y, m, d, secs) = civil(ms);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60,
+        ms.rem_euclid(1000)
+    )
+}
+
+/// Year, month, day and seconds of the day (UTC) of Unix milliseconds (Howard Hinnant's
+/// civil_from_days).
+pub fn civil(ms: Millis) -> (i64, i64, i64, i64) {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d, rem)
+}
+
 /// The current time in [`Millis`].
 pub fn now_ms() -> Millis {
     std::time::SystemTime::now()

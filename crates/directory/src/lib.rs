@@ -3,6 +3,8 @@
 //!
 //! - [`model`], [`ids`]: the directory's objects and ids.
 //! - [`secrets`]: sealing connection secrets with the master key.
+//! - [`feed`]: the change feed's catalogue, derivation and envelope (pure).
+//! - [`credentials`]: service credentials of downstream systems.
 //! - [`store`]: the storage port, implemented for SQLite and PostgreSQL by the `store` crate.
 //! - [`snapshot`]: what one full pull saw of Feishu.
 //! - [`merge`]: Feishu object → directory object (omitted = unknown, not cleared).
@@ -13,7 +15,9 @@
 
 pub mod admin;
 pub mod compare;
+pub mod credentials;
 pub mod engine;
+pub mod feed;
 pub mod fetch;
 pub mod ids;
 pub mod ingest;

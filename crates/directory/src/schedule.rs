@@ -1,7 +1,7 @@
 //! Scheduled reconciliation: every connection is pulled again after its
 //! `reconcile_interval_secs` (default 6 h), to heal whatever Feishu did not deliver (Feishu
 //! gives up on an event after ~7 h of failed pushes). The same tick ends jobs orphaned by a
-//! stopped instance.
+//! stopped instance, and removes change-feed events past their pool's retention.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,6 +73,31 @@ pub async fn run_due(engine: &Arc<Engine>, now: Millis) -> Result<Vec<Connection
     Ok(started)
 }
 
+/// Events removed per statement of the retention sweep: a large backlog does not hold the
+/// writer long.
+const PRUNE_BATCH: u64 = 5_000;
+
+/// Removes every pool's feed events older than its retention (docs/change-feed.md);
+/// returns how many.
+pub async fn prune_feeds(engine: &Engine, now: Millis) -> Result<u64, StoreError> {
+    let store = engine.store();
+    let mut removed = 0;
+    for pool in store.list_pools().await? {
+        let Some(settings) = store.feed_settings(&pool.id).await? else {
+            continue;
+        };
+        let before = now - i64::from(settings.retention_days) * 86_400_000;
+        loop {
+            let n = store.feed_prune(&pool.id, before, PRUNE_BATCH).await?;
+            removed += n;
+            if n < PRUNE_BATCH {
+                break;
+            }
+        }
+    }
+    Ok(removed)
+}
+
 /// Checks every `every` until `shutdown` turns true; each tick first ends the jobs whose
 /// instance stopped (their lease expired), which would otherwise look running forever and
 /// hold back their connection's schedule.
@@ -91,6 +116,14 @@ pub fn spawn(
             }
             if let Err(e) = run_due(&engine, now_ms()).await {
                 tracing::warn!(error = %e, "reconciliation schedule check failed");
+            }
+            match prune_feeds(&engine, now_ms()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    removed = n,
+                    "removed change-feed events past their retention"
+                ),
+                Err(e) => tracing::warn!(error = %e, "could not remove old change-feed events"),
             }
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}

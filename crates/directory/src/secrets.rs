@@ -38,6 +38,9 @@ pub enum SecretError {
 #[derive(Clone)]
 pub struct MasterKey {
     cipher: Aes256Gcm,
+    /// Keys the hash of service-credential secrets: derived, so that the sealing key itself
+    /// never serves a second purpose.
+    hash_key: [u8; 32],
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -48,9 +51,24 @@ impl std::fmt::Debug for MasterKey {
 
 impl MasterKey {
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        use sha2::Digest;
+        let mut derive = sha2::Sha256::new();
+        derive.update(b"orgsync/service-credential-hash/v1\0");
+        derive.update(bytes);
         Self {
             cipher: Aes256Gcm::new(&bytes.into()),
+            hash_key: derive.finalize().into(),
         }
+    }
+
+    /// HMAC-SHA256 of `data` under a key derived from this one (docs/service-credentials.md):
+    /// a stolen database alone does not let anyone test guesses of a credential's secret.
+    pub fn keyed_hash(&self, data: &[u8]) -> [u8; 32] {
+        use hmac::{KeyInit as _, Mac};
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.hash_key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+        mac.update(data);
+        mac.finalize().into_bytes().into()
     }
 
     /// Parses 64 hex digits or base64 of 32 bytes (surrounding white space ignored).

@@ -14,11 +14,13 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::credentials::ServiceCredential;
+use crate::feed::{FeedDraft, FeedEvent, FeedType};
 use crate::ids::{ConnectionId, DepartmentId, GroupId, JobId, Millis, PoolId, UserId};
 use crate::model::{
     ActionLogEntry, ActionResult, Connection, Department, ExternalRef, Group, GroupMember,
-    GroupSummary, ObjectKind, ParkedDeletion, ParkedState, SyncAction, SyncJob, User, UserPool,
-    UserStatus,
+    GroupSummary, JobKind, ObjectKind, ParkedDeletion, ParkedState, SyncAction, SyncJob, User,
+    UserPool, UserStatus,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +79,9 @@ pub enum ChangeSource {
     Job {
         job_id: JobId,
         connection_id: ConnectionId,
+        /// Absent in rows written before the change feed (docs/change-feed.md).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        job_kind: Option<JobKind>,
     },
     Event {
         event_id: String,
@@ -246,6 +251,9 @@ pub struct ApplyBatch {
     /// Inbox events finished in the same transaction (applied or ignored), any number. Each
     /// must be pending and listed once, or the whole batch is refused.
     pub inbox: Vec<(i64, InboxOutcome)>,
+    /// Write no feed events for these changes: a connection's first import, which consumers
+    /// read from the directory instead (docs/change-feed.md).
+    pub quiet: bool,
 }
 
 impl ApplyBatch {
@@ -258,6 +266,7 @@ impl ApplyBatch {
             later_sources: Vec::new(),
             watermarks: Vec::new(),
             inbox: Vec::new(),
+            quiet: false,
         }
     }
 }
@@ -266,6 +275,57 @@ impl ApplyBatch {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Applied {
     pub changes: Vec<ChangeRecord>,
+    /// Feed events the batch appended.
+    pub feed_events: u64,
+}
+
+// ---- the change feed and service credentials -------------------------------------------
+
+/// Where a pool's feed stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FeedHead {
+    /// The number of the newest event (0: none yet).
+    pub last_seq: i64,
+    /// Retention removed every event up to this number: a reader behind it lost events.
+    pub pruned_through: i64,
+}
+
+/// A pool's feed settings.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedSettings {
+    /// Events older than this many days are removed.
+    pub retention_days: u32,
+    /// Whether a connection's first import reports every object it creates (default: one
+    /// `directory.sync_completed` with `initial: true` instead).
+    pub initial_import_events: bool,
+}
+
+impl Default for FeedSettings {
+    fn default() -> Self {
+        Self {
+            retention_days: 30,
+            initial_import_events: false,
+        }
+    }
+}
+
+/// What one read of the feed found.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FeedRead {
+    pub events: Vec<FeedEvent>,
+    /// The read looked at every event up to this number (at least the last event's): the
+    /// next read starts after it, also when a type filter matched nothing.
+    pub through: i64,
+    /// The feed's head as the read found it (read before the events).
+    pub head: FeedHead,
+}
+
+/// A credential with the hash of its secret, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCredential {
+    pub credential: ServiceCredential,
+    pub secret_hash: String,
 }
 
 // ---- reads -------------------------------------------------------------------------------
@@ -740,6 +800,48 @@ pub trait DirectoryStore: Send + Sync + 'static {
         connection_id: &ConnectionId,
         object_keys: &[String],
     ) -> StoreResult<HashMap<String, Watermark>>;
+
+    // the change feed (docs/change-feed.md): `apply` writes the events of its changes
+    /// `None` when the pool does not exist.
+    async fn feed_head(&self, pool_id: &PoolId) -> StoreResult<Option<FeedHead>>;
+    /// Events with `after < seq <= after + window` (and not past the head), of the `types`
+    /// (all when empty), oldest first, at most `limit`. The window bounds what a filtered
+    /// read scans.
+    async fn feed_read(
+        &self,
+        pool_id: &PoolId,
+        after: i64,
+        limit: u64,
+        types: &[FeedType],
+        window: u64,
+    ) -> StoreResult<FeedRead>;
+    /// Appends events that report no object change (`directory.sync_completed`), numbered
+    /// after every committed one.
+    async fn feed_append(
+        &self,
+        pool_id: &PoolId,
+        source: &ChangeSource,
+        drafts: &[FeedDraft],
+        now: Millis,
+    ) -> StoreResult<Vec<FeedEvent>>;
+    /// Removes up to `max` of the oldest events older than `before` and moves
+    /// `pruned_through` past them; returns how many it removed.
+    async fn feed_prune(&self, pool_id: &PoolId, before: Millis, max: u64) -> StoreResult<u64>;
+    /// `None` when the pool does not exist.
+    async fn feed_settings(&self, pool_id: &PoolId) -> StoreResult<Option<FeedSettings>>;
+    /// [`StoreError::NotFound`] when the pool does not exist.
+    async fn set_feed_settings(&self, pool_id: &PoolId, settings: &FeedSettings)
+    -> StoreResult<()>;
+
+    // service credentials (docs/service-credentials.md)
+    /// [`StoreError::Conflict`] when a live credential of the pool has the name.
+    async fn create_credential(&self, credential: &StoredCredential) -> StoreResult<()>;
+    async fn get_credential(&self, id: &str) -> StoreResult<Option<StoredCredential>>;
+    /// The pool's credentials, revoked ones too, oldest first.
+    async fn list_credentials(&self, pool_id: &PoolId) -> StoreResult<Vec<ServiceCredential>>;
+    /// Revokes a live credential; `false` when it was not live (or does not exist).
+    async fn revoke_credential(&self, id: &str, now: Millis) -> StoreResult<bool>;
+    async fn touch_credential(&self, id: &str, now: Millis) -> StoreResult<()>;
 
     // inbox
     /// Commits events in one transaction, deduplicated by (connection, event id).

@@ -13,6 +13,8 @@ pub fn status_of(e: &AdminError) -> StatusCode {
         AdminError::Invalid(_) => StatusCode::BAD_REQUEST,
         AdminError::NotFound(_) => StatusCode::NOT_FOUND,
         AdminError::Conflict(_) => StatusCode::CONFLICT,
+        AdminError::CursorExpired(_) => StatusCode::GONE,
+        AdminError::Forbidden(_) => StatusCode::FORBIDDEN,
         AdminError::Engine(EngineError::UnknownConnection(_)) => StatusCode::NOT_FOUND,
         AdminError::Engine(EngineError::Busy(_)) => StatusCode::CONFLICT,
         // A Feishu error while talking to Feishu on the admin's behalf: the upstream failed.
@@ -27,6 +29,8 @@ pub fn code_of(e: &AdminError) -> &'static str {
         AdminError::Invalid(_) => "invalid_request",
         AdminError::NotFound(_) => "not_found",
         AdminError::Conflict(_) => "conflict",
+        AdminError::CursorExpired(_) => "cursor_expired",
+        AdminError::Forbidden(_) => "forbidden",
         AdminError::Engine(EngineError::UnknownConnection(_)) => "not_found",
         AdminError::Engine(EngineError::Busy(_)) => "conflict",
         AdminError::Engine(EngineError::Feishu(_)) => "feishu_error",

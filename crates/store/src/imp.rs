@@ -31,7 +31,7 @@ macro_rules! impl_directory_store {
                 GroupSummary, ObjectKind, ParkedDeletion, ParkedState, SyncJob, User, UserPool,
             };
             use directory::store::{
-                ActionLogFilter, Applied, ApplyBatch, Backend, ChangeRecord, ConnectionState,
+                ActionLogFilter, Applied, ApplyBatch, Backend, ChangeRecord, ChangeSource, ConnectionState,
                 DepartmentNode, DirectoryStore, DueCursor, ExternalField, GroupEntry, InboxEvent, InboxFilter,
                 InboxOutcome, InsertOutcome, KeyPage, Keyed, MemberScope, NewInboxEvent,
                 PageRequest, ParkedFilter, RunningJobs, StoreError, StoreResult, UserQuery,
@@ -56,6 +56,7 @@ macro_rules! impl_directory_store {
             type Conn = <$db as sqlx::Database>::Connection;
 
             $crate::read_model::read_model_fns!($store, $db);
+            $crate::downstream::downstream_fns!($store, $db);
 
             /// `… IN ($a, $b, …)` for one chunk of ids.
             ///
@@ -1578,6 +1579,23 @@ macro_rules! impl_directory_store {
                         stored(&mut tx, sql::STORED_DEPARTMENTS, pool, &touched.departments)
                             .await?;
                     let groups = stored(&mut tx, sql::STORED_GROUPS, pool, &touched.groups).await?;
+                    // What the feed compares each change with: the objects as stored, read
+                    // under the counter's lock (docs/change-feed.md).
+                    let before = if batch.quiet || touched.changes == 0 {
+                        HashMap::new()
+                    } else {
+                        let existing = |m: &HashMap<String, Stored>| -> Vec<String> {
+                            m.keys().cloned().collect()
+                        };
+                        stored_json(
+                            &mut tx,
+                            pool,
+                            &existing(&users),
+                            &existing(&departments),
+                            &existing(&groups),
+                        )
+                        .await?
+                    };
                     // A refusal (version conflict) drops the transaction: nothing is written.
                     let prepared =
                         prepare::prepare(&batch, users, departments, groups, first_seq, now)?;
@@ -1599,11 +1617,18 @@ macro_rules! impl_directory_store {
                     }
                     write_refs(&mut tx, &prepared.refs).await?;
                     write_changes(&mut tx, &prepared.changes).await?;
+                    let feed_events = if batch.quiet {
+                        0
+                    } else {
+                        let drafts = prepare::feed_drafts(&prepared.changes, before);
+                        write_feed(&mut tx, pool, &drafts, now).await?
+                    };
                     write_watermarks(&mut tx, &prepared.watermarks).await?;
                     finish_inbox_events(&mut tx, &batch.inbox, now).await?;
                     tx.commit().await.map_err(db_err)?;
                     Ok(Applied {
                         changes: prepared.changes,
+                        feed_events,
                     })
                 }
 
@@ -1621,6 +1646,75 @@ macro_rules! impl_directory_store {
                         .await
                         .map_err(db_err)?;
                     convert_all(rows)
+                }
+
+                // ---- the change feed and service credentials (downstream.rs) ----
+
+                async fn feed_head(&self, pool_id: &PoolId) -> StoreResult<Option<FeedHead>> {
+                    let mut conn = self.reads().acquire().await.map_err(db_err)?;
+                    feed_head_of(&mut conn, pool_id).await
+                }
+
+                async fn feed_read(
+                    &self,
+                    pool_id: &PoolId,
+                    after: i64,
+                    limit: u64,
+                    types: &[FeedType],
+                    window: u64,
+                ) -> StoreResult<FeedRead> {
+                    self.feed_read_of(pool_id, after, limit, types, window).await
+                }
+
+                async fn feed_append(
+                    &self,
+                    pool_id: &PoolId,
+                    source: &ChangeSource,
+                    drafts: &[FeedDraft],
+                    now: Millis,
+                ) -> StoreResult<Vec<FeedEvent>> {
+                    self.feed_append_of(pool_id, source, drafts, now).await
+                }
+
+                async fn feed_prune(
+                    &self,
+                    pool_id: &PoolId,
+                    before: Millis,
+                    max: u64,
+                ) -> StoreResult<u64> {
+                    self.feed_prune_of(pool_id, before, max).await
+                }
+
+                async fn feed_settings(&self, pool_id: &PoolId) -> StoreResult<Option<FeedSettings>> {
+                    self.feed_settings_of(pool_id).await
+                }
+
+                async fn set_feed_settings(
+                    &self,
+                    pool_id: &PoolId,
+                    settings: &FeedSettings,
+                ) -> StoreResult<()> {
+                    self.set_feed_settings_of(pool_id, settings).await
+                }
+
+                async fn create_credential(&self, credential: &StoredCredential) -> StoreResult<()> {
+                    self.create_credential_of(credential).await
+                }
+
+                async fn get_credential(&self, id: &str) -> StoreResult<Option<StoredCredential>> {
+                    self.get_credential_of(id).await
+                }
+
+                async fn list_credentials(&self, pool_id: &PoolId) -> StoreResult<Vec<Credential>> {
+                    self.list_credentials_of(pool_id).await
+                }
+
+                async fn revoke_credential(&self, id: &str, now: Millis) -> StoreResult<bool> {
+                    self.revoke_credential_of(id, now).await
+                }
+
+                async fn touch_credential(&self, id: &str, now: Millis) -> StoreResult<()> {
+                    self.touch_credential_of(id, now).await
                 }
 
                 async fn watermarks(

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use directory::store::{DirectoryStore, StoreError};
 
 mod codec;
+mod downstream;
 mod imp;
 mod migrations;
 mod postgres;

@@ -48,7 +48,7 @@ const FINISH_INBOX_ROWS: &str = concat!(
 );
 
 /// The migrations, embedded at compile time: (version, description, SQL).
-pub(crate) const MIGRATIONS: [Embedded; 9] = [
+pub(crate) const MIGRATIONS: [Embedded; 10] = [
     (
         1,
         "init",
@@ -93,6 +93,11 @@ pub(crate) const MIGRATIONS: [Embedded; 9] = [
         9,
         "group member order",
         include_str!("../migrations/postgres/0009_group_member_order.sql"),
+    ),
+    (
+        10,
+        "feed and credentials",
+        include_str!("../migrations/postgres/0010_feed_and_credentials.sql"),
     ),
 ];
 

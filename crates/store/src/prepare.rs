@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use directory::feed::{self, FeedDraft};
 use directory::ids::Millis;
 use directory::model::{Department, ExternalRef, Group, ObjectKind, User};
 use directory::store::{
@@ -326,4 +327,21 @@ pub(crate) fn newest_watermarks(marks: &[Watermark]) -> Vec<Watermark> {
 /// The upsert rule of watermarks, mirrored in SQL (`UPSERT_WATERMARK`).
 fn supersedes(new: &Watermark, old: &Watermark) -> bool {
     new.event_time > old.event_time || (new.event_time == old.event_time && new.deleted)
+}
+
+/// The feed events of a batch's changes, in change order, each with its change's source
+/// (docs/change-feed.md). `stored`: each changed object's JSON before the batch, for those
+/// that existed; an object changed twice in the batch is compared with its first change.
+pub(crate) fn feed_drafts(
+    changes: &[ChangeRecord],
+    mut stored: HashMap<(ObjectKind, String), Value>,
+) -> Vec<(FeedDraft, ChangeSource)> {
+    let mut out = Vec::new();
+    for change in changes {
+        let key = (change.object_kind, change.object_id.clone());
+        let drafts = feed::derive(change.object_kind, stored.get(&key), &change.object);
+        out.extend(drafts.into_iter().map(|d| (d, change.source.clone())));
+        stored.insert(key, change.object.clone());
+    }
+    out
 }

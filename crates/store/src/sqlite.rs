@@ -155,7 +155,7 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
 }
 
 /// The migrations, embedded at compile time: (version, description, SQL).
-pub(crate) const MIGRATIONS: [Embedded; 9] = [
+pub(crate) const MIGRATIONS: [Embedded; 10] = [
     (
         1,
         "init",
@@ -200,6 +200,11 @@ pub(crate) const MIGRATIONS: [Embedded; 9] = [
         9,
         "group member order",
         include_str!("../migrations/sqlite/0009_group_member_order.sql"),
+    ),
+    (
+        10,
+        "feed and credentials",
+        include_str!("../migrations/sqlite/0010_feed_and_credentials.sql"),
     ),
 ];
 

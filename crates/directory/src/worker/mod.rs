@@ -520,7 +520,7 @@ impl Worker {
             return Ok(true);
         };
         let items: Vec<&Item> = items.iter().collect();
-        match self.engine.store().apply(built.batch).await {
+        match self.engine.apply(built.batch).await {
             Ok(_) => {
                 self.record(&items, built.outcomes, stats).await?;
                 Ok(true)
@@ -581,7 +581,7 @@ impl Worker {
         )
         .await?;
         let built = batch::build(&items, &mut overlay, fetched, &mut || new_id(), now_ms());
-        match store.apply(built.batch).await {
+        match self.engine.apply(built.batch).await {
             Ok(_) => self.record(&items, built.outcomes, stats).await,
             Err(e) => self.fail(&item.event, &e.to_string(), stats).await,
         }

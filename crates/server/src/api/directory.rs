@@ -2,14 +2,15 @@
 
 use axum::Json;
 use directory::admin::{
-    Cursor, CursorPage, DepartmentIdType, DepartmentView, GroupDetail, GroupIdType,
-    GroupMemberView, UserDetail, UserIdType,
+    Admin, AdminError, Cursor, CursorPage, DepartmentIdType, DepartmentView, GroupDetail,
+    GroupIdType, GroupMemberView, UserDetail, UserIdType,
 };
+use directory::credentials::Scope;
 use directory::ids::{DepartmentId, GroupId, PoolId, UserId};
 use directory::model::{Department, Group, User, UserStatus};
 use directory::store::{DepartmentNode, GroupEntry, MemberScope, UserQuery};
 
-use super::extract::{Authed, PathParams, QueryParams, id, opt_enum, opt_id, opt_text};
+use super::extract::{Caller, PathParams, QueryParams, id, opt_enum, opt_id, opt_text};
 use super::params::{ChildrenQuery, CursorQuery, MembersQuery, UsersQuery};
 use crate::error::{ErrorBody, HttpError};
 
@@ -29,21 +30,23 @@ const STATUSES: &[&str] = &["active", "frozen", "unjoined", "exited", "resigned"
     )
 )]
 pub async fn department_children(
-    Authed(admin): Authed,
+    caller: Caller,
     PathParams(pool_id): PathParams<String>,
     QueryParams(q): QueryParams<ChildrenQuery>,
 ) -> ApiResult<CursorPage<DepartmentNode>> {
     let pool_id: PoolId = id("pool_id", &pool_id)?;
+    let admin = caller.reads(&pool_id, Scope::DirectoryRead)?;
     let parent: Option<DepartmentId> = opt_id("parent", q.parent.as_deref())?;
     let cursor = Cursor {
         after: q.after,
         limit: q.limit,
     };
-    Ok(Json(
-        admin
-            .department_children(&pool_id, parent.as_ref(), &cursor)
-            .await?,
-    ))
+    with_as_of(
+        admin,
+        &pool_id,
+        admin.department_children(&pool_id, parent.as_ref(), &cursor),
+    )
+    .await
 }
 
 /// One department with its counts and its path from the root.
@@ -59,10 +62,11 @@ pub async fn department_children(
     )
 )]
 pub async fn get_department(
-    Authed(admin): Authed,
+    caller: Caller,
     PathParams((pool_id, department_id)): PathParams<(String, String)>,
 ) -> ApiResult<DepartmentView> {
     let pool_id: PoolId = id("pool_id", &pool_id)?;
+    let admin = caller.reads(&pool_id, Scope::DirectoryRead)?;
     let department_id: DepartmentId = id("department_id", &department_id)?;
     Ok(Json(admin.department(&pool_id, &department_id).await?))
 }
@@ -83,10 +87,11 @@ pub async fn get_department(
     )
 )]
 pub async fn department_by_feishu_id(
-    Authed(admin): Authed,
+    caller: Caller,
     PathParams((pool_id, id_type, value)): PathParams<(String, String, String)>,
 ) -> ApiResult<Department> {
     let pool_id: PoolId = id("pool_id", &pool_id)?;
+    let admin = caller.reads(&pool_id, Scope::DirectoryRead)?;
     let id_type = id_type_of(&id_type, DepartmentIdType::parse, &DepartmentIdType::ALL)?;
     Ok(Json(
         admin
@@ -110,11 +115,12 @@ pub async fn department_by_feishu_id(
     )
 )]
 pub async fn department_members(
-    Authed(admin): Authed,
+    caller: Caller,
     PathParams((pool_id, department_id)): PathParams<(String, String)>,
     QueryParams(q): QueryParams<MembersQuery>,
 ) -> ApiResult<CursorPage<User>> {
     let pool_id: PoolId = id("pool_id", &pool_id)?;
+    let admin = caller.reads(&pool_id, Scope::DirectoryRead)?;
     let department_id: DepartmentId = id("department_id", &department_id)?;
     let status = opt_enum("status", q.status.as_deref(), UserStatus::parse, STATUSES)?;
     let scope = scope_of(q.scope.as_deref())?;
@@ -126,11 +132,25 @@ pub async fn department_members(
         status,
         ..UserQuery::default()
     };
-    Ok(Json(
-        admin
-            .search_users(&pool_id, &query, &cursor, q.total.unwrap_or(false))
-            .await?,
-    ))
+    with_as_of(
+        admin,
+        &pool_id,
+        admin.search_users(&pool_id, &query, &cursor, q.total.unwrap_or(false)),
+    )
+    .await
+}
+
+/// A list page with `as_of_cursor`: the feed's head read before the page, so that every
+/// change up to it is in the page (docs/change-feed.md, "snapshot and cursor").
+async fn with_as_of<T>(
+    admin: &Admin,
+    pool_id: &PoolId,
+    page: impl Future<Output = Result<CursorPage<T>, AdminError>>,
+) -> ApiResult<CursorPage<T>> {
+    let as_of = admin.as_of_cursor(pool_id).await?;
+    let mut page = page.await?;
+    page.as_of_cursor = Some(as_of);
+    Ok(Json(page))
 }
 
 /// `scope`: `direct` (default) or `subtree`.
@@ -173,11 +193,12 @@ fn cursor(
     )
 )]
 pub async fn search_users(
-    Authed(admin): Authed,
+    caller: Caller,
     PathParams(pool_id): PathParams<String>,
     QueryParams(q): QueryParams<UsersQuery>,
 ) -> ApiResult<CursorPage<User>> {
     let pool_id: PoolId = id("pool_id", &pool_id)?;
+    let admin = caller.reads(&pool_id, Scope::DirectoryRead)?;
     let query = UserQuery {
         text: opt_text(q.q),
         email: opt_text(q.email),
@@ -189,11 +210,12 @@ pub async fn search_users(
         include_deleted: q.include_deleted.unwrap_or(false),
     };
     let cursor = cursor(q.after, q.limit, q.offset)?;
-    Ok(Json(
-        admin
-            .search_users(&pool_id, &query, &cursor, q.total.unwrap_or(false))
-            .await?,
-    ))
+    with_as_of(
+        admin,
+        &pool_id,
+        admin.search_users(&pool_id, &query, &cursor, q.total.unwrap_or(false)),
+    )
+    .await
 }
 
 /// Everything about one user: departments, groups, Feishu ids, manager and change history.
@@ -209,10 +231,11 @@ pub async fn search_users(
     )
 )]
 pub async fn get_user(
-    Authed(admin): Authed,
+    caller: Caller,
     PathParams((pool_id, user_id)): PathParams<(String, String)>,
 ) -> ApiResult<UserDetail> {
     let pool_id: PoolId = id("pool_id", &pool_id)?;
+    let admin = caller.reads(&pool_id, Scope::DirectoryRead)?;
     let user_id: UserId = id("user_id", &user_id)?;
     Ok(Json(admin.user_detail(&pool_id, &user_id).await?))
 }
@@ -232,10 +255,11 @@ pub async fn get_user(
     )
 )]
 pub async fn user_by_feishu_id(
-    Authed(admin): Authed,
+    caller: Caller,
     PathParams((pool_id, id_type, value)): PathParams<(String, String, String)>,
 ) -> ApiResult<User> {
     let pool_id: PoolId = id("pool_id", &pool_id)?;
+    let admin = caller.reads(&pool_id, Scope::DirectoryRead)?;
     let id_type = id_type_of(
         &id_type,
         UserIdType::parse,
@@ -271,13 +295,14 @@ fn id_type_of<T>(
     )
 )]
 pub async fn list_groups(
-    Authed(admin): Authed,
+    caller: Caller,
     PathParams(pool_id): PathParams<String>,
     QueryParams(q): QueryParams<CursorQuery>,
 ) -> ApiResult<CursorPage<GroupEntry>> {
     let pool_id: PoolId = id("pool_id", &pool_id)?;
+    let admin = caller.reads(&pool_id, Scope::DirectoryRead)?;
     let cursor = cursor(q.after, q.limit, q.offset)?;
-    Ok(Json(admin.list_groups(&pool_id, &cursor).await?))
+    with_as_of(admin, &pool_id, admin.list_groups(&pool_id, &cursor)).await
 }
 
 /// Finds a group by a Feishu id: `group_id` (the group's immutable id, as in Feishu's group
@@ -296,10 +321,11 @@ pub async fn list_groups(
     )
 )]
 pub async fn group_by_feishu_id(
-    Authed(admin): Authed,
+    caller: Caller,
     PathParams((pool_id, id_type, value)): PathParams<(String, String, String)>,
 ) -> ApiResult<Group> {
     let pool_id: PoolId = id("pool_id", &pool_id)?;
+    let admin = caller.reads(&pool_id, Scope::DirectoryRead)?;
     let id_type = id_type_of(&id_type, GroupIdType::parse, &GroupIdType::ALL)?;
     Ok(Json(
         admin.group_by_feishu_id(&pool_id, id_type, &value).await?,
@@ -319,10 +345,11 @@ pub async fn group_by_feishu_id(
     )
 )]
 pub async fn get_group(
-    Authed(admin): Authed,
+    caller: Caller,
     PathParams((pool_id, group_id)): PathParams<(String, String)>,
 ) -> ApiResult<GroupDetail> {
     let pool_id: PoolId = id("pool_id", &pool_id)?;
+    let admin = caller.reads(&pool_id, Scope::DirectoryRead)?;
     let group_id: GroupId = id("group_id", &group_id)?;
     Ok(Json(admin.group(&pool_id, &group_id).await?))
 }
@@ -343,14 +370,18 @@ pub async fn get_group(
     )
 )]
 pub async fn group_members(
-    Authed(admin): Authed,
+    caller: Caller,
     PathParams((pool_id, group_id)): PathParams<(String, String)>,
     QueryParams(q): QueryParams<CursorQuery>,
 ) -> ApiResult<CursorPage<GroupMemberView>> {
     let pool_id: PoolId = id("pool_id", &pool_id)?;
+    let admin = caller.reads(&pool_id, Scope::DirectoryRead)?;
     let group_id: GroupId = id("group_id", &group_id)?;
     let cursor = cursor(q.after, q.limit, q.offset)?;
-    Ok(Json(
-        admin.group_members(&pool_id, &group_id, &cursor).await?,
-    ))
+    with_as_of(
+        admin,
+        &pool_id,
+        admin.group_members(&pool_id, &group_id, &cursor),
+    )
+    .await
 }

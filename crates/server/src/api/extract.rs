@@ -9,13 +9,15 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use directory::admin::Admin;
+use directory::credentials::{Scope, ServiceCredential};
+use directory::ids::PoolId;
 use serde::de::DeserializeOwned;
 
 use crate::AppState;
 use crate::error::HttpError;
 
 /// Where the admin token comes from, for every 401.
-const TOKEN_FIX: &str = "Send `Authorization: Bearer <admin token>`. The admin token is the value of ORGSYNC_ADMIN_TOKEN, or the token `orgsync serve` printed at its first start (only its hash is kept in the data directory: to replace a lost token, set ORGSYNC_ADMIN_TOKEN and restart)";
+const TOKEN_FIX: &str = "Send `Authorization: Bearer <admin token>` (or, on the routes that take one, a service credential of the pool: docs/service-credentials.md). The admin token is the value of ORGSYNC_ADMIN_TOKEN, or the token `orgsync serve` printed at its first start (only its hash is kept in the data directory: to replace a lost token, set ORGSYNC_ADMIN_TOKEN and restart)";
 
 /// An authenticated admin request: the bearer token matched. Always the first argument of a
 /// protected handler, so a missing token answers 401 before any other check.
@@ -34,6 +36,27 @@ fn unauthorized(message: &str) -> Response {
         .into_response()
 }
 
+/// The bearer token of a request, or the 401 that says what is wrong with the header.
+fn bearer(parts: &Parts) -> Result<&str, &'static str> {
+    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+        return Err("this endpoint needs a token; no Authorization header was sent");
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .ok_or("the Authorization header is not `Bearer <token>`")
+}
+
+fn forbidden(message: String) -> HttpError {
+    HttpError::new(StatusCode::FORBIDDEN, "forbidden", message).with_fix(
+        "use the admin token, or a service credential of this pool with the scope named \
+         (docs/service-credentials.md)",
+    )
+}
+
 impl FromRequestParts<AppState> for Authed {
     type Rejection = Response;
 
@@ -41,25 +64,66 @@ impl FromRequestParts<AppState> for Authed {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
-            return Err(unauthorized(
-                "this endpoint needs the admin token; no Authorization header was sent",
-            ));
-        };
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim());
-        match token {
+        let token = bearer(parts).map_err(unauthorized)?;
+        if state.settings.admin_token.verify(token) {
+            return Ok(Self(state.admin.clone()));
+        }
+        match state.admin.authenticate_service(token).await {
+            Some(Ok(c)) => Err(forbidden(format!(
+                "this endpoint needs the admin token; service credential {:?} may only read \
+                 its own pool",
+                c.name
+            ))
+            .into_response()),
+            Some(Err(refused)) => Err(unauthorized(refused.0)),
+            None => Err(unauthorized("the admin token is not valid")),
+        }
+    }
+}
+
+/// Who called a route that service credentials may use too: the admin, or a downstream
+/// system with a credential of one pool. Always the first argument of such a handler.
+pub enum Caller {
+    Admin(Arc<Admin>),
+    Service(Arc<Admin>, ServiceCredential),
+}
+
+impl Caller {
+    /// The admin operations, when the caller may use `scope` on `pool_id`: the admin always;
+    /// a credential in its own pool with the scope (403 otherwise).
+    pub fn reads(&self, pool_id: &PoolId, scope: Scope) -> Result<&Arc<Admin>, HttpError> {
+        match self {
+            Self::Admin(admin) => Ok(admin),
+            Self::Service(admin, c) if &c.pool_id == pool_id && c.allows(scope) => Ok(admin),
+            Self::Service(_, c) if &c.pool_id != pool_id => Err(forbidden(format!(
+                "service credential {:?} belongs to another user pool",
+                c.name
+            ))),
+            Self::Service(_, c) => Err(forbidden(format!(
+                "service credential {:?} lacks the scope `{scope}`",
+                c.name
+            ))),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts).map_err(unauthorized)?;
+        if state.settings.admin_token.verify(token) {
+            return Ok(Self::Admin(state.admin.clone()));
+        }
+        match state.admin.authenticate_service(token).await {
+            Some(Ok(c)) => Ok(Self::Service(state.admin.clone(), c)),
+            Some(Err(refused)) => Err(unauthorized(refused.0)),
             None => Err(unauthorized(
-                "the Authorization header is not `Bearer <admin token>`",
+                "the token is neither the admin token nor a service credential",
             )),
-            Some(token) if state.settings.admin_token.verify(token) => {
-                Ok(Self(state.admin.clone()))
-            }
-            Some(_) => Err(unauthorized("the admin token is not valid")),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! error body), call [`directory::admin::Admin`], serialize.
 
 pub mod directory;
+pub mod downstream;
 pub mod events;
 pub mod extract;
 pub mod params;
@@ -37,7 +38,7 @@ const SECURITY_SCHEME: &str = "admin_token";
 #[openapi(
     info(
         title = "orgsync admin API",
-        description = "Manage orgsync: user pools, Feishu / Lark connections, import and reconciliation jobs, parked deletions, the mirrored directory and the event inbox.\n\nEvery endpoint needs `Authorization: Bearer <admin token>` (ORGSYNC_ADMIN_TOKEN, or the token printed at the first start). Lists take `offset` and `limit` (default 50, at most 500) and answer `{items, offset, limit, total}`. Errors answer `{\"error\": {\"code\", \"message\", \"fix\"}}`. Secrets are write-only: reads show `{\"set\": true}`."
+        description = "Manage orgsync: user pools, Feishu / Lark connections, import and reconciliation jobs, parked deletions, the mirrored directory and the event inbox.\n\nEvery endpoint needs `Authorization: Bearer <admin token>` (ORGSYNC_ADMIN_TOKEN, or the token printed at the first start); the directory's reads and the change feed of a pool also take a service credential of that pool with `directory:read` or `events:read`. Lists take `offset` and `limit` (default 50, at most 500) and answer `{items, offset, limit, total}`. Errors answer `{\"error\": {\"code\", \"message\", \"fix\"}}`. Secrets are write-only: reads show `{\"set\": true}`."
     ),
     tags(
         (name = "pools", description = "User pools: one directory each"),
@@ -45,13 +46,16 @@ const SECURITY_SCHEME: &str = "admin_token";
         (name = "jobs", description = "Imports and reconciliations, with their action logs"),
         (name = "parked", description = "Deletions above a threshold, waiting for an admin"),
         (name = "directory", description = "The mirrored departments, users and groups"),
-        (name = "events", description = "The event inbox"),
+        (name = "events", description = "The event inbox: what Feishu delivered"),
+        (name = "feed", description = "The change feed: what changed in a pool, in commit order, for downstream systems"),
+        (name = "credentials", description = "Service credentials: a downstream system's own token to one pool"),
     ),
     components(schemas(
         ErrorBody,
         ::directory::admin::UserIdType,
         ::directory::admin::DepartmentIdType,
-        ::directory::admin::GroupIdType
+        ::directory::admin::GroupIdType,
+        ::directory::credentials::Scope
     ))
 )]
 struct ApiDoc;
@@ -107,12 +111,46 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(directory::group_members))
         .routes(routes!(directory::group_by_feishu_id))
         .routes(routes!(events::list_events))
-        .routes(routes!(events::get_event));
+        .routes(routes!(events::get_event))
+        .routes(routes!(downstream::read_feed))
+        .routes(routes!(
+            downstream::get_feed_settings,
+            downstream::put_feed_settings
+        ))
+        .routes(routes!(
+            downstream::list_credentials,
+            downstream::create_credential
+        ))
+        .routes(routes!(downstream::revoke_credential));
     secure(router.get_openapi_mut());
     router
 }
 
-/// Declares the bearer scheme and puts every operation under it, with its 401 answer.
+/// The name of the service-credential scheme in the document.
+const SERVICE_SCHEME: &str = "service_credential";
+
+/// The operations a service credential of the pool may call too (with the scope each
+/// names), by operation id: the directory's reads, the pool, its parked deletions and the
+/// change feed. Every other operation needs the admin token.
+const SERVICE_OPERATIONS: [&str; 14] = [
+    "department_children",
+    "get_department",
+    "department_by_feishu_id",
+    "department_members",
+    "search_users",
+    "get_user",
+    "user_by_feishu_id",
+    "list_groups",
+    "get_group",
+    "group_members",
+    "group_by_feishu_id",
+    "get_pool",
+    "list_parked",
+    "read_feed",
+];
+
+/// Declares the bearer schemes and puts every operation under them, with its 401 answer
+/// (and its 403 where a service credential may call it).
 fn secure(doc: &mut utoipa::openapi::OpenApi) {
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
@@ -127,17 +165,38 @@ fn secure(doc: &mut utoipa::openapi::OpenApi) {
                 .build(),
         ),
     );
-    let requirement = SecurityRequirement::new(SECURITY_SCHEME, Vec::<String>::new());
-    doc.security = Some(vec![requirement.clone()]);
-    let unauthorized = ResponseBuilder::new()
-        .description("No or a wrong admin token (with `WWW-Authenticate: Bearer`)")
-        .content(
-            "application/json",
-            ContentBuilder::new()
-                .schema(Some(RefOr::Ref(Ref::from_schema_name("ErrorBody"))))
+    components.add_security_scheme(
+        SERVICE_SCHEME,
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format("osc_…")
+                .description(Some(
+                    "A service credential of the pool (POST /api/v1/pools/{pool_id}/credentials) with the scope the operation names: `directory:read` for the directory, `events:read` for the change feed",
+                ))
                 .build(),
-        )
-        .build();
+        ),
+    );
+    let admin = SecurityRequirement::new(SECURITY_SCHEME, Vec::<String>::new());
+    let service = SecurityRequirement::new(SERVICE_SCHEME, Vec::<String>::new());
+    doc.security = Some(vec![admin.clone()]);
+    let response = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(RefOr::Ref(Ref::from_schema_name("ErrorBody"))))
+                    .build(),
+            )
+            .build()
+    };
+    let unauthorized = response(
+        "No token, a wrong one, or a revoked or expired service credential (with `WWW-Authenticate: Bearer`)",
+    );
+    let forbidden = response(
+        "A service credential of another pool, or without the scope; or a service credential on an operation that needs the admin token",
+    );
     for item in doc.paths.paths.values_mut() {
         let operations: [&mut Option<Operation>; 5] = [
             &mut item.get,
@@ -147,11 +206,23 @@ fn secure(doc: &mut utoipa::openapi::OpenApi) {
             &mut item.delete,
         ];
         for op in operations.into_iter().flatten() {
-            op.security = Some(vec![requirement.clone()]);
+            let takes_service = op
+                .operation_id
+                .as_deref()
+                .is_some_and(|id| SERVICE_OPERATIONS.contains(&id));
+            op.security = Some(if takes_service {
+                vec![admin.clone(), service.clone()]
+            } else {
+                vec![admin.clone()]
+            });
             op.responses
                 .responses
                 .entry("401".to_owned())
                 .or_insert_with(|| RefOr::T(unauthorized.clone()));
+            op.responses
+                .responses
+                .entry("403".to_owned())
+                .or_insert_with(|| RefOr::T(forbidden.clone()));
         }
     }
 }

@@ -6,6 +6,7 @@ use directory::admin::{
     BulkOutcome, BulkParked, ConnectionPatch, ConnectionView, CredentialCheck, NewConnection, Page,
     ParkedDecision, keyed_page, page,
 };
+use directory::credentials::Scope;
 use directory::ids::{ConnectionId, JobId, PoolId};
 use directory::model::{
     ActionLogEntry, ActionResult, ObjectKind, ParkedDeletion, ParkedState, SyncAction, SyncJob,
@@ -13,7 +14,7 @@ use directory::model::{
 };
 use directory::store::{ActionLogFilter, ParkedFilter};
 
-use super::extract::{Authed, JsonBody, PathParams, QueryParams, id, opt_enum, opt_id};
+use super::extract::{Authed, Caller, JsonBody, PathParams, QueryParams, id, opt_enum, opt_id};
 use super::params::{
     DeletePoolQuery, JobLogQuery, JobsQuery, NewPool, PageQuery, ParkedQuery, PoolPatch, StartJob,
     paginate,
@@ -70,10 +71,11 @@ pub async fn create_pool(
     )
 )]
 pub async fn get_pool(
-    Authed(admin): Authed,
+    caller: Caller,
     PathParams(pool_id): PathParams<String>,
 ) -> ApiResult<UserPool> {
     let pool_id: PoolId = id("pool_id", &pool_id)?;
+    let admin = caller.reads(&pool_id, Scope::DirectoryRead)?;
     Ok(Json(admin.pool(&pool_id).await?))
 }
 
@@ -364,11 +366,12 @@ const PARKED_STATES: [&str; 4] = ["pending", "approved", "rejected", "withdrawn"
     )
 )]
 pub async fn list_parked(
-    Authed(admin): Authed,
+    caller: Caller,
     PathParams(pool_id): PathParams<String>,
     QueryParams(q): QueryParams<ParkedQuery>,
 ) -> ApiResult<Page<ParkedDeletion>> {
     let pool_id: PoolId = id("pool_id", &pool_id)?;
+    let admin = caller.reads(&pool_id, Scope::DirectoryRead)?;
     let filter = ParkedFilter {
         state: opt_enum(
             "state",

@@ -254,6 +254,10 @@ async fn populate_pool(store: &Store) -> Populated {
     let pool = new_pool(store).await;
     let c = new_connection(store, &pool, "main").await;
     let gone = new_connection(store, &pool, "gone").await;
+    store
+        .create_credential(&crate::fixtures::credential(&pool, "hr"))
+        .await
+        .unwrap();
     let mut d = department(&pool, "Eng", None);
     let mut u = user(&pool, 1);
     u.departments = vec![membership(&d.id, true)];

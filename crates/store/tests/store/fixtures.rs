@@ -256,6 +256,7 @@ pub fn batch(pool: &PoolId, writes: Vec<Write>) -> ApplyBatch {
         watermarks: Vec::new(),
         later_sources: Vec::new(),
         inbox: Vec::new(),
+        quiet: false,
     }
 }
 
@@ -384,4 +385,31 @@ pub async fn raw_table_counts(raw: &Raw) -> BTreeMap<String, i64> {
         }
     }
     out
+}
+
+// ---- downstream ----------------------------------------------------------------------------
+
+/// A live credential of the pool with every scope; its hash is a placeholder (the store
+/// compares nothing).
+pub fn credential(pool: &PoolId, name: &str) -> directory::store::StoredCredential {
+    use directory::credentials::{Scope, ServiceCredential};
+    directory::store::StoredCredential {
+        credential: ServiceCredential {
+            id: format!("{:024x}", rand_id()),
+            pool_id: pool.clone(),
+            name: name.to_owned(),
+            scopes: Scope::ALL.to_vec(),
+            created_at: 1_000,
+            expires_at: None,
+            last_used_at: None,
+            revoked_at: None,
+        },
+        secret_hash: "00".repeat(32),
+    }
+}
+
+fn rand_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }

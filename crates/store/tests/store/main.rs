@@ -7,6 +7,7 @@
 
 mod batch_stories;
 mod directory_stories;
+mod downstream_stories;
 mod fixtures;
 mod inbox_stories;
 mod migration_stories;
@@ -36,6 +37,10 @@ macro_rules! on_both {
 }
 
 on_both!(
+    downstream_stories::the_feed_numbers_what_each_apply_changed,
+    downstream_stories::a_feed_reader_misses_nothing_while_writers_race,
+    downstream_stories::retention_removes_the_oldest_events,
+    downstream_stories::credentials_round_trip,
     directory_stories::pools_and_connections,
     directory_stories::deleting_a_connection_keeps_the_directory,
     directory_stories::renaming_a_pool,

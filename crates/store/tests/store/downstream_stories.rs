@@ -1,0 +1,299 @@
+//! The change feed and service credentials (docs/change-feed.md,
+//! docs/service-credentials.md).
+
+use std::collections::BTreeSet;
+
+use directory::feed::{FeedType, sync_completed};
+use directory::model::{JobKind, UserStatus};
+use directory::store::{ChangeKind, ChangeSource, FeedSettings, StoreError};
+use serde_json::json;
+
+use crate::fixtures::*;
+
+fn types(events: &[directory::feed::FeedEvent]) -> Vec<&'static str> {
+    events.iter().map(|e| e.event_type.as_str()).collect()
+}
+
+pub async fn the_feed_numbers_what_each_apply_changed(store: Store, _raw: Raw) {
+    let pool = new_pool(&store).await;
+    let head = store.feed_head(&pool).await.unwrap().unwrap();
+    assert_eq!((head.last_seq, head.pruned_through), (0, 0));
+    assert!(
+        store
+            .feed_head(&directory::ids::PoolId::generate())
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let d = department(&pool, "Eng", None);
+    let mut u = user(&pool, 1);
+    u.departments = vec![membership(&d.id, true)];
+    let applied = store
+        .apply(batch(
+            &pool,
+            vec![
+                put_department(&d, ChangeKind::DepartmentCreated),
+                put_user(&u, ChangeKind::UserCreated),
+            ],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(applied.feed_events, 3);
+    let read = store.feed_read(&pool, 0, 100, &[], 10_000).await.unwrap();
+    assert_eq!(
+        types(&read.events),
+        [
+            "department.created",
+            "user.created",
+            "department.member_added"
+        ]
+    );
+    assert_eq!(
+        read.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert_eq!((read.through, read.head.last_seq), (3, 3));
+    let created = &read.events[1];
+    assert_eq!(created.object_id.as_deref(), Some(u.id.as_str()));
+    assert_eq!(created.data["object"]["version"], 1);
+    assert_eq!(created.source, ChangeSource::Admin);
+
+    // An update is compared with the stored object, read in the same transaction.
+    u.profile.name = Some("Renamed".into());
+    u.status = UserStatus::Frozen;
+    store
+        .apply(batch(&pool, vec![put_user(&u, ChangeKind::UserUpdated)]))
+        .await
+        .unwrap();
+    let read = store.feed_read(&pool, 3, 100, &[], 10_000).await.unwrap();
+    assert_eq!(types(&read.events), ["user.disabled"]);
+    let data = &read.events[0].data;
+    assert_eq!(data["reason"], "frozen");
+    assert_eq!(
+        data["previous_attributes"],
+        json!({"status": "active", "profile": {"name": "User 1"}})
+    );
+    assert_eq!(data["object"]["version"], 2);
+
+    // A quiet batch (a first import) changes the directory and the change log, not the feed.
+    let mut quiet = batch(
+        &pool,
+        vec![put_user(&user(&pool, 2), ChangeKind::UserCreated)],
+    );
+    quiet.quiet = true;
+    let applied = store.apply(quiet).await.unwrap();
+    assert_eq!((applied.changes.len(), applied.feed_events), (1, 0));
+    assert_eq!(store.feed_head(&pool).await.unwrap().unwrap().last_seq, 4);
+
+    // Announcements are numbered after every committed event.
+    let source = ChangeSource::Job {
+        job_id: directory::ids::JobId("j1".into()),
+        connection_id: directory::ids::ConnectionId("c1".into()),
+        job_kind: Some(JobKind::Import),
+    };
+    let draft = sync_completed("j1", "c1", JobKind::Import, "complete", &json!({}), true);
+    let appended = store
+        .feed_append(&pool, &source, &[draft], 7_000)
+        .await
+        .unwrap();
+    assert_eq!(appended[0].seq, 5);
+    let read = store.feed_read(&pool, 4, 100, &[], 10_000).await.unwrap();
+    assert_eq!(read.events, appended);
+    assert_eq!(read.events[0].data["initial"], true);
+
+    // A type filter reads within the window and says how far it looked.
+    let read = store
+        .feed_read(
+            &pool,
+            0,
+            100,
+            &[FeedType::UserCreated, FeedType::SyncCompleted],
+            10_000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        read.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [2, 5]
+    );
+    assert_eq!(read.through, 5);
+    let read = store
+        .feed_read(&pool, 0, 100, &[FeedType::SyncCompleted], 3)
+        .await
+        .unwrap();
+    assert!(read.events.is_empty());
+    assert_eq!(read.through, 3);
+    let read = store.feed_read(&pool, 0, 2, &[], 10_000).await.unwrap();
+    assert_eq!((read.events.len(), read.through), (2, 2));
+    let read = store.feed_read(&pool, 5, 100, &[], 10_000).await.unwrap();
+    assert!(read.events.is_empty());
+    assert_eq!(read.through, 5);
+}
+
+/// The trap of sequences on PostgreSQL: numbers handed out before a slower transaction
+/// commits. Feed numbers come from the counter row, so a reader polling while many
+/// transactions commit sees every event once, in order, with no gap.
+pub async fn a_feed_reader_misses_nothing_while_writers_race(store: Store, _raw: Raw) {
+    const WRITERS: usize = 8;
+    const BATCHES: usize = 40;
+    let pool = new_pool(&store).await;
+    let total = (WRITERS * BATCHES) as i64;
+    let reader = {
+        let store = store.clone();
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let mut cursor = 0;
+            let mut seen = Vec::new();
+            while cursor < total {
+                let read = store
+                    .feed_read(&pool, cursor, 50, &[], 10_000)
+                    .await
+                    .unwrap();
+                for e in &read.events {
+                    assert_eq!(e.seq, cursor + 1, "a feed reader skipped an event");
+                    cursor = e.seq;
+                    seen.push(e.seq);
+                }
+                tokio::task::yield_now().await;
+            }
+            seen
+        })
+    };
+    let mut writers = tokio::task::JoinSet::new();
+    for w in 0..WRITERS {
+        let store = store.clone();
+        let pool = pool.clone();
+        writers.spawn(async move {
+            let mut u = user(&pool, w);
+            for n in 0..BATCHES {
+                u.profile.name = Some(format!("writer {w} batch {n}"));
+                let change = if n == 0 {
+                    ChangeKind::UserCreated
+                } else {
+                    ChangeKind::UserUpdated
+                };
+                store
+                    .apply(batch(&pool, vec![put_user(&u, change)]))
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+    while let Some(done) = writers.join_next().await {
+        done.unwrap();
+    }
+    let seen = reader.await.unwrap();
+    assert_eq!(seen, (1..=total).collect::<Vec<_>>());
+    let all: BTreeSet<i64> = store
+        .feed_read(&pool, 0, 500, &[], 10_000)
+        .await
+        .unwrap()
+        .events
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(all.len() as i64, total);
+}
+
+pub async fn retention_removes_the_oldest_events(store: Store, _raw: Raw) {
+    let pool = new_pool(&store).await;
+    let source = ChangeSource::Admin;
+    for at in [1_000, 2_000, 3_000, 4_000] {
+        let draft = sync_completed("j", "c", JobKind::Reconcile, "complete", &json!({}), false);
+        store
+            .feed_append(&pool, &source, &[draft], at)
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.feed_prune(&pool, 500, 100).await.unwrap(), 0);
+    assert_eq!(store.feed_prune(&pool, 3_000, 1).await.unwrap(), 1);
+    assert_eq!(store.feed_prune(&pool, 3_000, 100).await.unwrap(), 1);
+    let head = store.feed_head(&pool).await.unwrap().unwrap();
+    assert_eq!((head.last_seq, head.pruned_through), (4, 2));
+    let read = store.feed_read(&pool, 0, 100, &[], 10_000).await.unwrap();
+    assert_eq!(
+        read.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [3, 4]
+    );
+    assert_eq!(store.feed_prune(&pool, 10_000, 100).await.unwrap(), 2);
+    let head = store.feed_head(&pool).await.unwrap().unwrap();
+    assert_eq!((head.last_seq, head.pruned_through), (4, 4));
+
+    // Settings.
+    assert_eq!(
+        store.feed_settings(&pool).await.unwrap(),
+        Some(FeedSettings::default())
+    );
+    let changed = FeedSettings {
+        retention_days: 7,
+        initial_import_events: true,
+    };
+    store.set_feed_settings(&pool, &changed).await.unwrap();
+    assert_eq!(store.feed_settings(&pool).await.unwrap(), Some(changed));
+    let nowhere = directory::ids::PoolId::generate();
+    assert!(matches!(
+        store.set_feed_settings(&nowhere, &changed).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(store.feed_settings(&nowhere).await.unwrap(), None);
+}
+
+pub async fn credentials_round_trip(store: Store, _raw: Raw) {
+    let pool = new_pool(&store).await;
+    let hr = credential(&pool, "hr");
+    store.create_credential(&hr).await.unwrap();
+    assert_eq!(
+        store.get_credential(&hr.credential.id).await.unwrap(),
+        Some(hr.clone())
+    );
+    assert!(store.get_credential("nope").await.unwrap().is_none());
+    // A live name is unique in its pool, not across pools.
+    assert!(matches!(
+        store.create_credential(&credential(&pool, "hr")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let other = new_pool(&store).await;
+    store
+        .create_credential(&credential(&other, "hr"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .create_credential(&credential(&directory::ids::PoolId::generate(), "x"))
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    store
+        .touch_credential(&hr.credential.id, 5_000)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .revoke_credential(&hr.credential.id, 6_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .revoke_credential(&hr.credential.id, 7_000)
+            .await
+            .unwrap()
+    );
+    let got = store
+        .get_credential(&hr.credential.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.credential.last_used_at, Some(5_000));
+    assert_eq!(got.credential.revoked_at, Some(6_000));
+    // Its name is free again.
+    let again = credential(&pool, "hr");
+    store.create_credential(&again).await.unwrap();
+    let listed = store.list_credentials(&pool).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        [hr.credential.id.as_str(), again.credential.id.as_str()]
+    );
+}
