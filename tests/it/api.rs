@@ -84,7 +84,7 @@ pub(crate) async fn run_job(s: &Served, connection_id: &str, kind: &str) -> Valu
 
 /// Delivers the events the emulator emitted for `app` since `from` to `callback_url` over
 /// HTTP, sealed like Feishu seals them (encrypted and signed with the app's Encrypt Key).
-async fn deliver_over_http(
+pub(crate) async fn deliver_over_http(
     s: &Served,
     callback_url: &str,
     app_id: &str,

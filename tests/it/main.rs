@@ -14,6 +14,7 @@ mod console;
 mod crash;
 mod event_endpoint;
 mod events;
+mod feed;
 mod import;
 mod jobs;
 mod one_writer;

@@ -20,7 +20,7 @@ fn org() -> Tenant {
 /// A directory object with every orgsync id replaced by the Feishu id it maps to, and the
 /// fields that depend on when and by which path it was written left out: comparable across
 /// two orgsyncs.
-fn normalized(value: &Value, ext: &HashMap<String, String>, base: &str) -> Value {
+pub(crate) fn normalized(value: &Value, ext: &HashMap<String, String>, base: &str) -> Value {
     match value {
         Value::String(s) => Value::String(match ext.get(s) {
             Some(e) => e.clone(),

@@ -11,6 +11,8 @@ use serde_json::Value;
 use sqlx::FromRow;
 use sqlx::types::Json;
 
+pub(crate) const REFS_OF_OBJECTS: &str = "SELECT connection_id, kind, external_id, union_id, \
+     custom_id, object_id FROM external_refs WHERE kind = ";
 pub(crate) const FEED_COLS: &str = "pool_id, seq, type, object_id, source, at, data";
 pub(crate) const FEED_HEAD: &str =
     "SELECT feed_seq, feed_pruned_through FROM change_counters WHERE pool_id = $1";
@@ -186,8 +188,12 @@ macro_rules! downstream_fns {
             users: &[String],
             departments: &[String],
             groups: &[String],
-        ) -> StoreResult<HashMap<(ObjectKind, String), serde_json::Value>> {
+        ) -> StoreResult<(
+            HashMap<(ObjectKind, String), serde_json::Value>,
+            HashMap<(ObjectKind, String), Vec<ExternalRef>>,
+        )> {
             let mut out = HashMap::new();
+            let mut refs_of: HashMap<(ObjectKind, String), Vec<ExternalRef>> = HashMap::new();
             for u in whole_by_id(conn, &WHOLE_USERS, pool, users).await? {
                 out.insert(
                     (ObjectKind::User, u.id.0.clone()),
@@ -211,7 +217,33 @@ macro_rules! downstream_fns {
                     );
                 }
             }
-            Ok(out)
+            // Each object's Feishu ids, as the REST API shows them: what downstream systems
+            // match on, and what an identifier change changes.
+            for (kind, ids) in [
+                (ObjectKind::User, users),
+                (ObjectKind::Department, departments),
+                (ObjectKind::Group, groups),
+            ] {
+                for chunk in ids.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(ds::REFS_OF_OBJECTS);
+                    qb.push_bind(kind.as_str()).push(" AND object_id");
+                    push_in(&mut qb, chunk);
+                    let rows: Vec<RefRow> = qb
+                        .build_query_as()
+                        .persistent(false)
+                        .fetch_all(&mut *conn)
+                        .await
+                        .map_err(db_err)?;
+                    let refs: Vec<ExternalRef> = convert_all(rows)?;
+                    for r in refs {
+                        refs_of
+                            .entry((kind, r.object_id.clone()))
+                            .or_default()
+                            .push(r);
+                    }
+                }
+            }
+            Ok((out, refs_of))
         }
 
         async fn feed_head_of(conn: &mut Conn, pool: &PoolId) -> StoreResult<Option<FeedHead>> {

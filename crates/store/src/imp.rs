@@ -1582,7 +1582,7 @@ macro_rules! impl_directory_store {
                     // What the feed compares each change with: the objects as stored, read
                     // under the counter's lock (docs/change-feed.md).
                     let before = if batch.quiet || touched.changes == 0 {
-                        HashMap::new()
+                        Default::default()
                     } else {
                         let existing = |m: &HashMap<String, Stored>| -> Vec<String> {
                             m.keys().cloned().collect()
@@ -1620,7 +1620,9 @@ macro_rules! impl_directory_store {
                     let feed_events = if batch.quiet {
                         0
                     } else {
-                        let drafts = prepare::feed_drafts(&prepared.changes, before);
+                        let (objects, refs) = before;
+                        let drafts =
+                            prepare::feed_drafts(&prepared.changes, objects, refs, &prepared.refs);
                         write_feed(&mut tx, pool, &drafts, now).await?
                     };
                     write_watermarks(&mut tx, &prepared.watermarks).await?;

@@ -331,17 +331,49 @@ fn supersedes(new: &Watermark, old: &Watermark) -> bool {
 
 /// The feed events of a batch's changes, in change order, each with its change's source
 /// (docs/change-feed.md). `stored`: each changed object's JSON before the batch, for those
-/// that existed; an object changed twice in the batch is compared with its first change.
+/// that existed, and `stored_refs` their Feishu ids; `written_refs`: the ids the batch maps.
+/// An object changed twice in the batch is compared with its first change. Each object is
+/// compared with its `external_ids`, as the REST API shows it, so an identifier change is an
+/// update.
 pub(crate) fn feed_drafts(
     changes: &[ChangeRecord],
     mut stored: HashMap<(ObjectKind, String), Value>,
+    mut stored_refs: HashMap<(ObjectKind, String), Vec<ExternalRef>>,
+    written_refs: &[ExternalRef],
 ) -> Vec<(FeedDraft, ChangeSource)> {
+    let mut refs_after = stored_refs.clone();
+    for r in written_refs {
+        let list = refs_after.entry((r.kind, r.object_id.clone())).or_default();
+        list.retain(|o| !(o.connection_id == r.connection_id && o.external_id == r.external_id));
+        list.push(r.clone());
+    }
+    let with_refs = |mut object: Value, refs: Option<&mut Vec<ExternalRef>>| {
+        let mut refs = refs.map(std::mem::take).unwrap_or_default();
+        refs.sort_by(|a, b| {
+            (a.connection_id.as_str(), a.external_id.as_str())
+                .cmp(&(b.connection_id.as_str(), b.external_id.as_str()))
+        });
+        if let Value::Object(map) = &mut object {
+            map.insert(
+                "external_ids".into(),
+                serde_json::to_value(&refs).unwrap_or(Value::Array(Vec::new())),
+            );
+        }
+        object
+    };
+    for (key, object) in stored.iter_mut() {
+        *object = with_refs(std::mem::take(object), stored_refs.get_mut(key));
+    }
     let mut out = Vec::new();
     for change in changes {
         let key = (change.object_kind, change.object_id.clone());
-        let drafts = feed::derive(change.object_kind, stored.get(&key), &change.object);
+        let after = match refs_after.get(&key) {
+            Some(refs) => with_refs(change.object.clone(), Some(&mut refs.clone())),
+            None => with_refs(change.object.clone(), None),
+        };
+        let drafts = feed::derive(change.object_kind, stored.get(&key), &after);
         out.extend(drafts.into_iter().map(|d| (d, change.source.clone())));
-        stored.insert(key, change.object.clone());
+        stored.insert(key, after);
     }
     out
 }
