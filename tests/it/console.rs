@@ -256,3 +256,133 @@ async fn the_console_shows_avatars_the_emulator_serves() {
     assert_eq!(image.headers()["content-type"], "image/svg+xml");
     assert!(image.text().await.unwrap().starts_with("<svg "));
 }
+
+/// The value of the first form field `name` on a page.
+fn field(page: &str, name: &str) -> String {
+    let at = page
+        .find(&format!("name=\"{name}\" value=\""))
+        .unwrap_or_else(|| panic!("no field {name}"));
+    let rest = &page[at + name.len() + 15..];
+    rest[..rest.find('"').unwrap()].to_owned()
+}
+
+#[tokio::test]
+async fn an_admin_creates_shows_once_and_revokes_a_credential_in_the_console() {
+    let s = Served::start(Backend::Sqlite, tenant(10, 2, 1, 6)).await;
+    let (_, pool) = s.post("/api/v1/pools", &json!({"name": "Acme"})).await;
+    let pool = pool["id"].as_str().unwrap().to_owned();
+    let http = client_from(Ipv4Addr::new(127, 0, 0, 9));
+    let session = log_in(&s, &http, ADMIN_TOKEN).await.cookie.unwrap();
+    let cookie = session.split(';').next().unwrap().to_owned();
+    let get = |path: String| {
+        let req = http.get(s.url(&path)).header("cookie", cookie.clone());
+        async move {
+            let resp = req.send().await.unwrap();
+            (resp.status(), resp.text().await.unwrap())
+        }
+    };
+    let post = |path: String, body: String| {
+        let req = http
+            .post(s.url(&path))
+            .header("cookie", cookie.clone())
+            .header("content-type", FORM)
+            .body(body);
+        async move {
+            let resp = req.send().await.unwrap();
+            let location = resp
+                .headers()
+                .get("location")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (resp.status(), location, resp.text().await.unwrap())
+        }
+    };
+    let (status, page) = get(format!("/console/pools/{pool}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(&format!("/console/pools/{pool}/downstream")));
+    let (status, page) = get(format!("/console/pools/{pool}/downstream")).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("No credential yet"), "{page}");
+    let csrf = field(&page, "_csrf");
+
+    // No scope: the form comes back with what to fix, and nothing is created.
+    let (status, _, page) = post(
+        format!("/console/pools/{pool}/credentials"),
+        format!("_csrf={csrf}&name=hr-sync&expires_in_days="),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    assert!(page.contains("directory:read"), "{page}");
+    assert!(
+        page.contains("value=\"hr-sync\""),
+        "the name is kept: {page}"
+    );
+
+    let (status, _, page) = post(
+        format!("/console/pools/{pool}/credentials"),
+        format!("_csrf={csrf}&name=hr-sync&scope_directory_read=1&expires_in_days=30"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let at = page.find("<code id=\"token-value\">").unwrap() + 23;
+    let token = page[at..at + page[at..].find('<').unwrap()].to_owned();
+    assert!(token.starts_with("osc_"), "{token}");
+    // It works, and the next page no longer shows it.
+    let (status, _) = {
+        let resp = s
+            .http
+            .get(s.url(&format!("/api/v1/pools/{pool}/users")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        (resp.status(), ())
+    };
+    assert_eq!(status, StatusCode::OK);
+    let (_, page) = get(format!("/console/pools/{pool}/downstream")).await;
+    assert!(!page.contains(&token));
+    assert!(
+        page.contains("hr-sync") && page.contains("badge live"),
+        "{page}"
+    );
+
+    // Revoked from the console: refused at once.
+    let id = token.split('_').nth(1).unwrap();
+    let (status, location, _) = post(
+        format!("/console/pools/{pool}/credentials/{id}/revoke"),
+        format!("_csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(location.unwrap().ends_with("done=credential_revoked"));
+    let resp = s
+        .http
+        .get(s.url(&format!("/api/v1/pools/{pool}/users")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let (_, page) = get(format!("/console/pools/{pool}/downstream")).await;
+    assert!(page.contains("badge revoked"), "{page}");
+
+    // Feed settings.
+    let (status, location, _) = post(
+        format!("/console/pools/{pool}/feed-settings"),
+        format!("_csrf={csrf}&retention_days=7&initial_import_events=1"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(location.unwrap().ends_with("done=feed_settings_saved"));
+    let (_, settings) = s.get(&format!("/api/v1/pools/{pool}/feed-settings")).await;
+    assert_eq!(
+        settings,
+        json!({"retention_days": 7, "initial_import_events": true})
+    );
+    let (status, _, page) = post(
+        format!("/console/pools/{pool}/feed-settings"),
+        format!("_csrf={csrf}&retention_days=0"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("1 to 3650"), "{page}");
+}

@@ -9,6 +9,7 @@
 mod assets;
 mod connections;
 mod directory_pages;
+mod downstream;
 mod inbox;
 mod jobs;
 mod pages;
@@ -73,6 +74,22 @@ pub fn router() -> Router<AppState> {
         .route(
             "/console/pools/{pool}/parked/bulk",
             get(inbox::bulk_page).post(inbox::bulk),
+        )
+        .route(
+            "/console/pools/{pool}/downstream",
+            get(downstream::downstream),
+        )
+        .route(
+            "/console/pools/{pool}/credentials",
+            post(downstream::create_credential),
+        )
+        .route(
+            "/console/pools/{pool}/credentials/{id}/revoke",
+            post(downstream::revoke_credential),
+        )
+        .route(
+            "/console/pools/{pool}/feed-settings",
+            post(downstream::feed_settings),
         )
         .route("/console/parked/{id}/approve", post(inbox::approve))
         .route("/console/parked/{id}/reject", post(inbox::reject))

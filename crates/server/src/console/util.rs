@@ -89,6 +89,8 @@ fn notice_text(code: &str) -> Option<&'static str> {
             "Nothing to approve: the object was already deleted by another path (an event or a job); the entry is withdrawn."
         }
         "logged_out" => "You are logged out.",
+        "credential_revoked" => "Credential revoked: its next request is refused.",
+        "feed_settings_saved" => "Change feed settings saved.",
         _ => return None,
     })
 }
