@@ -46,8 +46,24 @@ ensure_chromium() {
     || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; }
 }
 
+# The webhook tests check signatures with libraries we did not write: PyPI and npm
+# `standardwebhooks`, installed under target/verifiers (the registries are reachable here).
+ensure_verifiers() {
+  local dir=target/verifiers
+  if [ ! -d "$dir/py/standardwebhooks" ]; then
+    log "installing PyPI standardwebhooks 1.1.0 into $dir/py"
+    python3 -m pip install --quiet --disable-pip-version-check --ignore-installed \
+      --target "$dir/py" standardwebhooks==1.1.0 2>&1 | grep -v 'Running pip as the' || true
+  fi
+  if [ ! -d "$dir/node/node_modules/standardwebhooks" ]; then
+    log "installing npm standardwebhooks 1.1.1 into $dir/node"
+    npm install --silent --no-audit --no-fund --prefix "$dir/node" standardwebhooks@1.1.1 >/dev/null
+  fi
+}
+
 ensure_postgres
 ensure_chromium
+ensure_verifiers
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

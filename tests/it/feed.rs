@@ -292,6 +292,19 @@ async fn a_story_of_changes_reads_the_same_by_events_and_by_reconciliation() {
             assert_eq!(first[0]["data"]["verdict"], "complete");
             assert_eq!(first[0]["source"]["kind"], "import");
         }
+        // Each also pushes its feed to a webhook receiver.
+        let mut receivers = Vec::new();
+        for f in [&by_events, &by_jobs] {
+            let receiver = crate::receiver::Receiver::start(&[]).await;
+            let (status, created) =
+                f.s.post(
+                    &format!("/api/v1/pools/{}/webhooks", f.pool),
+                    &json!({"url": receiver.url()}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{created}");
+            receivers.push(receiver);
+        }
         for (what, expected, change) in story() {
             let got_event = by_events.change(true, change.as_ref()).await;
             let got_job = by_jobs.change(false, change.as_ref()).await;
@@ -301,6 +314,18 @@ async fn a_story_of_changes_reads_the_same_by_events_and_by_reconciliation() {
                 got_event, got_job,
                 "{backend:?} {what}: by event (left) and by reconciliation (right) differ"
             );
+        }
+        // The receivers got the same bodies as the API, in the same order.
+        for (f, receiver) in [&by_events, &by_jobs].into_iter().zip(&receivers) {
+            let (_, page) =
+                f.s.get(&format!("/api/v1/pools/{}/events?limit=500", f.pool))
+                    .await;
+            let from_api: Vec<Value> = page["data"].as_array().unwrap()[1..].to_vec();
+            let got = receiver
+                .wait_for("the story", |r| r.len() >= from_api.len())
+                .await;
+            let bodies: Vec<Value> = got.iter().map(|r| r.json()).collect();
+            assert_eq!(bodies, from_api, "{backend:?}");
         }
     }
 }

@@ -19,3 +19,5 @@ mod import;
 mod jobs;
 mod one_writer;
 mod parked;
+mod receiver;
+mod webhooks;

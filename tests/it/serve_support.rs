@@ -29,6 +29,7 @@ pub struct Served {
     /// A client without credentials; use [`Served::get`] etc. for the admin API.
     pub http: reqwest::Client,
     stop_worker: tokio::sync::watch::Sender<bool>,
+    webhooks: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     _store: OpenStore,
 }
 
@@ -54,7 +55,8 @@ impl Served {
         let (stop_worker, stopped) = tokio::sync::watch::channel(false);
         Worker::new(engine.clone(), worker_config())
             .wake_on(ingestor.committed())
-            .spawn(stopped);
+            .spawn(stopped.clone());
+        let webhooks = directory::webhooks::deliver::Deliverer::new(engine.clone()).spawn(stopped);
         // The public URL is only known once bound: bind first, then build the state.
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
@@ -77,7 +79,15 @@ impl Served {
             server,
             http: reqwest::Client::new(),
             stop_worker,
+            webhooks: std::sync::Mutex::new(Some(webhooks)),
             _store: opened,
+        }
+    }
+
+    /// Stops this orgsync's webhook deliveries (a test then runs its own deliverer).
+    pub fn stop_webhooks(&self) {
+        if let Some(task) = self.webhooks.lock().unwrap().take() {
+            task.abort();
         }
     }
 

@@ -11,10 +11,14 @@ use serde::{Deserialize, Serialize};
 
 mod credentials;
 mod feed;
+mod webhooks;
 
 pub use credentials::{CreatedCredential, EXPIRY_MAX_DAYS, NewCredential, Refused};
 pub use feed::{
     FEED_PAGE_MAX, FEED_WAIT_MAX, FeedPage, FeedQuery, RETENTION_MAX_DAYS, feed_cursor,
+};
+pub use webhooks::{
+    NewWebhook, Replay, Rotate, TestResult, WebhookPatch, WebhookView, WebhookWithSecret,
 };
 
 use crate::engine::{Engine, EngineError};

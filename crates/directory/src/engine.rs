@@ -29,6 +29,7 @@ use crate::store::{
     Applied, ApplyBatch, ChangeSource, ConnectionState, DirectoryStore, ParkedFilter, RunningJobs,
     StoreError, Watermark,
 };
+use crate::webhooks::deliver::{Sender, WebhookConfig};
 
 /// How the error of a job whose process stopped before it finished begins.
 pub const INTERRUPTED: &str = "interrupted: the process stopped";
@@ -72,6 +73,8 @@ pub struct EngineConfig {
     /// operation may hold briefly (a running job is not waited for: `Busy`). The event worker
     /// has a lease of its own and runs beside jobs.
     pub lease_wait: Duration,
+    /// Webhook deliveries (docs/webhooks.md).
+    pub webhooks: WebhookConfig,
 }
 
 impl Default for EngineConfig {
@@ -87,6 +90,7 @@ impl Default for EngineConfig {
             lease_ttl: Duration::from_secs(60),
             progress_interval: Duration::from_millis(500),
             lease_wait: Duration::from_secs(5),
+            webhooks: WebhookConfig::default(),
         }
     }
 }
@@ -116,6 +120,8 @@ pub struct Engine {
     /// webhook deliveries of this process wait on (other instances' writes are found by
     /// polling).
     feed: tokio::sync::watch::Sender<u64>,
+    /// Makes webhook requests (the deliverer's and an admin's test).
+    webhook_sender: Sender,
 }
 
 impl std::fmt::Debug for Engine {
@@ -132,12 +138,14 @@ impl Engine {
         master_key: MasterKey,
         config: EngineConfig,
     ) -> Arc<Self> {
+        let webhook_sender = Sender::new(&config.webhooks);
         Arc::new(Self {
             store,
             master_key,
             config,
             clients: Mutex::new(HashMap::new()),
             feed: tokio::sync::watch::Sender::new(0),
+            webhook_sender,
         })
     }
 
@@ -151,6 +159,7 @@ impl Engine {
     pub async fn apply(&self, batch: ApplyBatch) -> Result<Applied, StoreError> {
         let applied = self.store.apply(batch).await?;
         if applied.feed_events > 0 {
+            metrics::counter!("orgsync_feed_events_appended_total").increment(applied.feed_events);
             self.feed_appended();
         }
         Ok(applied)
@@ -159,6 +168,10 @@ impl Engine {
     /// Wakes the feed's followers in this process.
     pub fn feed_appended(&self) {
         self.feed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    pub fn webhook_sender(&self) -> &Sender {
+        &self.webhook_sender
     }
 
     /// A receiver that changes after feed events were appended by this process.
@@ -421,11 +434,13 @@ impl Engine {
         {
             tracing::warn!(job = %job.id, error = %e, "could not refresh the planner statistics");
         }
+        // In the feed before the job reads as finished: whoever waits for the job finds the
+        // event there.
+        self.announce_end(&job, initial.load(Ordering::Relaxed))
+            .await;
         if let Err(e) = self.store.update_job(&job).await {
             tracing::error!(job = %job.id, error = %e, "could not record the end of a sync job");
         }
-        self.announce_end(&job, initial.load(Ordering::Relaxed))
-            .await;
         if let Err(e) = self.store.release_lease(&connection.id, &holder).await {
             tracing::warn!(connection = %connection.id, error = %e, "could not release the job lease; it expires by itself");
         }

@@ -5,6 +5,7 @@
 //! - [`secrets`]: sealing connection secrets with the master key.
 //! - [`feed`]: the change feed's catalogue, derivation and envelope (pure).
 //! - [`credentials`]: service credentials of downstream systems.
+//! - [`webhooks`]: signed deliveries of the feed to endpoints (Standard Webhooks).
 //! - [`store`]: the storage port, implemented for SQLite and PostgreSQL by the `store` crate.
 //! - [`snapshot`]: what one full pull saw of Feishu.
 //! - [`merge`]: Feishu object → directory object (omitted = unknown, not cleared).
@@ -28,4 +29,5 @@ pub mod schedule;
 pub mod secrets;
 pub mod snapshot;
 pub mod store;
+pub mod webhooks;
 pub mod worker;

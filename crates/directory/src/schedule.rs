@@ -76,6 +76,8 @@ pub async fn run_due(engine: &Arc<Engine>, now: Millis) -> Result<Vec<Connection
 /// Events removed per statement of the retention sweep: a large backlog does not hold the
 /// writer long.
 const PRUNE_BATCH: u64 = 5_000;
+/// Webhook delivery attempts older than this are removed.
+const ATTEMPTS_KEPT_DAYS: i64 = 30;
 
 /// Removes every pool's feed events older than its retention (docs/change-feed.md);
 /// returns how many.
@@ -95,6 +97,10 @@ pub async fn prune_feeds(engine: &Engine, now: Millis) -> Result<u64, StoreError
             }
         }
     }
+    // Delivery attempts are kept as long as the default retention.
+    store
+        .prune_webhook_attempts(now - ATTEMPTS_KEPT_DAYS * 86_400_000)
+        .await?;
     Ok(removed)
 }
 

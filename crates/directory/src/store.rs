@@ -22,6 +22,7 @@ use crate::model::{
     GroupSummary, JobKind, ObjectKind, ParkedDeletion, ParkedState, SyncAction, SyncJob, User,
     UserPool, UserStatus,
 };
+use crate::webhooks::{WebhookAttempt, WebhookEndpoint};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -824,6 +825,8 @@ pub trait DirectoryStore: Send + Sync + 'static {
         drafts: &[FeedDraft],
         now: Millis,
     ) -> StoreResult<Vec<FeedEvent>>;
+    /// The number of the first event at or after `since`, if any.
+    async fn feed_seq_since(&self, pool_id: &PoolId, since: Millis) -> StoreResult<Option<i64>>;
     /// Removes up to `max` of the oldest events older than `before` and moves
     /// `pruned_through` past them; returns how many it removed.
     async fn feed_prune(&self, pool_id: &PoolId, before: Millis, max: u64) -> StoreResult<u64>;
@@ -842,6 +845,47 @@ pub trait DirectoryStore: Send + Sync + 'static {
     /// Revokes a live credential; `false` when it was not live (or does not exist).
     async fn revoke_credential(&self, id: &str, now: Millis) -> StoreResult<bool>;
     async fn touch_credential(&self, id: &str, now: Millis) -> StoreResult<()>;
+
+    // webhook endpoints (docs/webhooks.md)
+    /// [`StoreError::NotFound`] when the pool does not exist.
+    async fn create_webhook(&self, endpoint: &WebhookEndpoint) -> StoreResult<()>;
+    async fn get_webhook(&self, id: &str) -> StoreResult<Option<WebhookEndpoint>>;
+    /// A pool's endpoints (every pool's for `None`), oldest first.
+    async fn list_webhooks(&self, pool_id: Option<&PoolId>) -> StoreResult<Vec<WebhookEndpoint>>;
+    /// Replaces every field but `id`, `pool_id` and `created_at`; [`StoreError::NotFound`]
+    /// when it does not exist.
+    async fn update_webhook(&self, endpoint: &WebhookEndpoint) -> StoreResult<()>;
+    /// Removes it with its attempts; `false` when it did not exist.
+    async fn delete_webhook(&self, id: &str) -> StoreResult<bool>;
+    /// Records an attempt (if any) and, in the same transaction, the endpoint's progress
+    /// (`progress` as the deliverer left it) — unless the endpoint changed since its
+    /// `updated_at` was `read_at` (an admin disabled or replayed it meanwhile): then only the
+    /// attempt is kept, and `false` returned.
+    async fn record_webhook_progress(
+        &self,
+        attempt: Option<&WebhookAttempt>,
+        progress: &WebhookEndpoint,
+        read_at: Millis,
+    ) -> StoreResult<bool>;
+    /// An endpoint's attempts, newest first, with an id below `before`.
+    async fn list_webhook_attempts(
+        &self,
+        endpoint_id: &str,
+        before: Option<i64>,
+        limit: u64,
+    ) -> StoreResult<Vec<WebhookAttempt>>;
+    /// Takes the endpoint's delivery lease (one deliverer per endpoint across instances) if it
+    /// is free, expired or already `holder`'s.
+    async fn lease_webhook(
+        &self,
+        id: &str,
+        holder: &str,
+        until: Millis,
+        now: Millis,
+    ) -> StoreResult<bool>;
+    async fn release_webhook(&self, id: &str, holder: &str) -> StoreResult<()>;
+    /// Removes attempts older than `before`; returns how many.
+    async fn prune_webhook_attempts(&self, before: Millis) -> StoreResult<u64>;
 
     // inbox
     /// Commits events in one transaction, deduplicated by (connection, event id).

@@ -20,6 +20,7 @@
 //! | `event_replay_window_secs` | `ORGSYNC_EVENT_REPLAY_WINDOW_SECS` | `0` (off) |
 //! | `login_max_failures` | `ORGSYNC_LOGIN_MAX_FAILURES` | `5` wrong console logins from one address … |
 //! | `login_lockout_secs` | `ORGSYNC_LOGIN_LOCKOUT_SECS` | … within `900` s lock it out for `900` s |
+//! | `webhooks_allow_private_targets` | `ORGSYNC_WEBHOOKS_ALLOW_PRIVATE_TARGETS` | `false`: webhooks to loopback and private addresses are refused (link-local and metadata addresses always are) |
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -58,6 +59,7 @@ const ENV_KEYS: &[&str] = &[
     "event_replay_window_secs",
     "login_max_failures",
     "login_lockout_secs",
+    "webhooks_allow_private_targets",
 ];
 
 /// The file and environment as read, before validation (no `Debug`: the database URL may
@@ -79,6 +81,7 @@ struct RawConfig {
     event_replay_window_secs: Option<u64>,
     login_max_failures: Option<u32>,
     login_lockout_secs: Option<u64>,
+    webhooks_allow_private_targets: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +107,8 @@ pub struct Settings {
     pub decode: DecodeOptions,
     /// Wrong admin tokens at the console login, per client address.
     pub login_limits: LoginLimits,
+    /// Webhooks may be sent to loopback and private addresses (docs/webhooks.md).
+    pub webhooks_allow_private_targets: bool,
     /// Where the settings came from, for the log.
     pub source: String,
 }
@@ -275,6 +280,7 @@ impl Settings {
             reconcile_check_secs,
             decode,
             login_limits,
+            webhooks_allow_private_targets: raw.webhooks_allow_private_targets.unwrap_or(false),
             source,
         })
     }

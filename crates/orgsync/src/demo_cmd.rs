@@ -188,6 +188,11 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let store = settings.open_store().await?;
     let engine = EngineConfig {
         instance: instance.id.clone(),
+        // The demo's receivers run on this machine.
+        webhooks: directory::webhooks::deliver::WebhookConfig {
+            allow_private_targets: true,
+            ..Default::default()
+        },
         ..EngineConfig::default()
     };
     crate::serve_cmd::recover_interrupted(&store, &key, &engine, instance.is_exclusive()).await?;

@@ -15,6 +15,7 @@ use directory::engine::{Engine, EngineConfig};
 use directory::ingest::Ingestor;
 use directory::secrets::MasterKey;
 use directory::store::DirectoryStore;
+use directory::webhooks::deliver::{Deliverer, WebhookConfig};
 use directory::worker::{Worker, WorkerConfig};
 use feishu::envelope::DecodeOptions;
 use server::{AdminToken, AppState, LoginLimits, ServerSettings};
@@ -90,17 +91,20 @@ impl Node {
                 let _alive = &guard;
                 counter.fetch_add(stats.applied, Ordering::Relaxed);
             });
-        let schedule = directory::schedule::spawn(engine.clone(), options.reconcile_check, stopped);
+        let schedule =
+            directory::schedule::spawn(engine.clone(), options.reconcile_check, stopped.clone());
+        let webhooks = Deliverer::new(engine.clone()).spawn(stopped);
         Node {
             engine,
             state,
             applied,
             stop,
-            tasks: vec![worker, schedule],
+            tasks: vec![worker, schedule, webhooks],
         }
     }
 
-    /// Stops the worker and the schedule (each finishes what it is doing) and waits.
+    /// Stops the worker, the schedule and webhook deliveries (each finishes what it is
+    /// doing) and waits.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         for task in self.tasks {
@@ -187,6 +191,10 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(database = %config::redact(&settings.database_url), backend = ?store.backend(), "store opened");
     let engine = EngineConfig {
         instance: instance.id.clone(),
+        webhooks: WebhookConfig {
+            allow_private_targets: settings.webhooks_allow_private_targets,
+            ..WebhookConfig::default()
+        },
         ..EngineConfig::default()
     };
     recover_interrupted(&store, &key, &engine, instance.is_exclusive()).await?;

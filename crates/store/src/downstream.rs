@@ -23,6 +23,9 @@ pub(crate) const BUMP_FEED: &str = "INSERT INTO change_counters (pool_id, seq, f
      SET feed_seq = change_counters.feed_seq + excluded.feed_seq RETURNING feed_seq";
 pub(crate) const INSERT_FEED: &str =
     "INSERT INTO feed_events (pool_id, seq, type, object_id, source, at, data) ";
+/// Through `feed_events_by_time`.
+pub(crate) const FEED_SEQ_SINCE: &str =
+    "SELECT MIN(seq) FROM feed_events WHERE pool_id = $1 AND at >= $2";
 pub(crate) const FEED_OLDEST: &str = "SELECT seq, at FROM feed_events WHERE pool_id = $1 \
      ORDER BY seq LIMIT $2";
 pub(crate) const FEED_DELETE_THROUGH: &str =

@@ -57,6 +57,7 @@ macro_rules! impl_directory_store {
 
             $crate::read_model::read_model_fns!($store, $db);
             $crate::downstream::downstream_fns!($store, $db);
+            $crate::webhooks::webhook_fns!($store, $db);
 
             /// `… IN ($a, $b, …)` for one chunk of ids.
             ///
@@ -1678,6 +1679,19 @@ macro_rules! impl_directory_store {
                     self.feed_append_of(pool_id, source, drafts, now).await
                 }
 
+                async fn feed_seq_since(
+                    &self,
+                    pool_id: &PoolId,
+                    since: Millis,
+                ) -> StoreResult<Option<i64>> {
+                    sqlx::query_scalar(ds::FEED_SEQ_SINCE)
+                        .bind(pool_id.as_str())
+                        .bind(since)
+                        .fetch_one(self.reads())
+                        .await
+                        .map_err(db_err)
+                }
+
                 async fn feed_prune(
                     &self,
                     pool_id: &PoolId,
@@ -1717,6 +1731,65 @@ macro_rules! impl_directory_store {
 
                 async fn touch_credential(&self, id: &str, now: Millis) -> StoreResult<()> {
                     self.touch_credential_of(id, now).await
+                }
+
+                async fn create_webhook(&self, endpoint: &WebhookEndpoint) -> StoreResult<()> {
+                    self.create_webhook_of(endpoint).await
+                }
+
+                async fn get_webhook(&self, id: &str) -> StoreResult<Option<WebhookEndpoint>> {
+                    self.get_webhook_of(id).await
+                }
+
+                async fn list_webhooks(
+                    &self,
+                    pool_id: Option<&PoolId>,
+                ) -> StoreResult<Vec<WebhookEndpoint>> {
+                    self.list_webhooks_of(pool_id).await
+                }
+
+                async fn update_webhook(&self, endpoint: &WebhookEndpoint) -> StoreResult<()> {
+                    self.update_webhook_of(endpoint).await
+                }
+
+                async fn delete_webhook(&self, id: &str) -> StoreResult<bool> {
+                    self.delete_webhook_of(id).await
+                }
+
+                async fn record_webhook_progress(
+                    &self,
+                    attempt: Option<&WebhookAttempt>,
+                    progress: &WebhookEndpoint,
+                    read_at: Millis,
+                ) -> StoreResult<bool> {
+                    self.record_webhook_progress_of(attempt, progress, read_at).await
+                }
+
+                async fn list_webhook_attempts(
+                    &self,
+                    endpoint_id: &str,
+                    before: Option<i64>,
+                    limit: u64,
+                ) -> StoreResult<Vec<WebhookAttempt>> {
+                    self.list_webhook_attempts_of(endpoint_id, before, limit).await
+                }
+
+                async fn lease_webhook(
+                    &self,
+                    id: &str,
+                    holder: &str,
+                    until: Millis,
+                    now: Millis,
+                ) -> StoreResult<bool> {
+                    self.lease_webhook_of(id, holder, until, now).await
+                }
+
+                async fn release_webhook(&self, id: &str, holder: &str) -> StoreResult<()> {
+                    self.release_webhook_of(id, holder).await
+                }
+
+                async fn prune_webhook_attempts(&self, before: Millis) -> StoreResult<u64> {
+                    self.prune_webhook_attempts_of(before).await
                 }
 
                 async fn watermarks(

@@ -25,6 +25,7 @@ mod read_model;
 mod sql;
 mod sqlite;
 pub mod testing;
+mod webhooks;
 
 pub use postgres::{DEFAULT_POOL_SIZE, PgStore};
 pub use sqlite::SqliteStore;

@@ -96,8 +96,8 @@ pub(crate) const MIGRATIONS: [Embedded; 10] = [
     ),
     (
         10,
-        "feed and credentials",
-        include_str!("../migrations/postgres/0010_feed_and_credentials.sql"),
+        "downstream: feed, credentials, webhooks",
+        include_str!("../migrations/postgres/0010_downstream.sql"),
     ),
 ];
 

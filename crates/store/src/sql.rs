@@ -124,8 +124,11 @@ pub(crate) const POOL_EXISTS: &str = "SELECT id FROM pools WHERE id = $1";
 /// database's. The counter row goes first: `apply` locks it, so no writer of the pool runs
 /// beside the deletion. Every table of the schema is here; the store story
 /// `deleting_a_pool_leaves_no_row` fails when a new table is not.
-pub(crate) const DELETE_POOL: [&str; 22] = [
+pub(crate) const DELETE_POOL: [&str; 24] = [
     "DELETE FROM change_counters WHERE pool_id = $1",
+    "DELETE FROM webhook_attempts WHERE endpoint_id IN \
+     (SELECT id FROM webhook_endpoints WHERE pool_id = $1)",
+    "DELETE FROM webhook_endpoints WHERE pool_id = $1",
     "DELETE FROM feed_events WHERE pool_id = $1",
     "DELETE FROM service_credentials WHERE pool_id = $1",
     "DELETE FROM subtree_members WHERE pool_id = $1",

@@ -203,8 +203,8 @@ pub(crate) const MIGRATIONS: [Embedded; 10] = [
     ),
     (
         10,
-        "feed and credentials",
-        include_str!("../migrations/sqlite/0010_feed_and_credentials.sql"),
+        "downstream: feed, credentials, webhooks",
+        include_str!("../migrations/sqlite/0010_downstream.sql"),
     ),
 ];
 

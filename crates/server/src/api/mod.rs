@@ -49,6 +49,7 @@ const SECURITY_SCHEME: &str = "admin_token";
         (name = "events", description = "The event inbox: what Feishu delivered"),
         (name = "feed", description = "The change feed: what changed in a pool, in commit order, for downstream systems"),
         (name = "credentials", description = "Service credentials: a downstream system's own token to one pool"),
+        (name = "webhooks", description = "Webhook endpoints: the change feed pushed, signed (Standard Webhooks 1.0.0)"),
     ),
     components(schemas(
         ErrorBody,
@@ -121,7 +122,20 @@ fn api_router() -> OpenApiRouter<AppState> {
             downstream::list_credentials,
             downstream::create_credential
         ))
-        .routes(routes!(downstream::revoke_credential));
+        .routes(routes!(downstream::revoke_credential))
+        .routes(routes!(
+            downstream::list_webhooks,
+            downstream::create_webhook
+        ))
+        .routes(routes!(
+            downstream::get_webhook,
+            downstream::update_webhook,
+            downstream::delete_webhook
+        ))
+        .routes(routes!(downstream::replay_webhook))
+        .routes(routes!(downstream::rotate_webhook_secret))
+        .routes(routes!(downstream::test_webhook))
+        .routes(routes!(downstream::webhook_attempts));
     secure(router.get_openapi_mut());
     router
 }
@@ -132,7 +146,16 @@ const SERVICE_SCHEME: &str = "service_credential";
 /// The operations a service credential of the pool may call too (with the scope each
 /// names), by operation id: the directory's reads, the pool, its parked deletions and the
 /// change feed. Every other operation needs the admin token.
-const SERVICE_OPERATIONS: [&str; 14] = [
+const SERVICE_OPERATIONS: [&str; 23] = [
+    "list_webhooks",
+    "create_webhook",
+    "get_webhook",
+    "update_webhook",
+    "delete_webhook",
+    "replay_webhook",
+    "rotate_webhook_secret",
+    "test_webhook",
+    "webhook_attempts",
     "department_children",
     "get_department",
     "department_by_feishu_id",
