@@ -385,4 +385,43 @@ async fn an_admin_creates_shows_once_and_revokes_a_credential_in_the_console() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(page.contains("1 to 3650"), "{page}");
+
+    // A webhook endpoint: added with its secret shown once, tested, disabled and enabled,
+    // its attempts listed.
+    let receiver = crate::receiver::Receiver::start(&[]).await;
+    let url = crate::api::url_encode(&receiver.url());
+    let (status, _, page) = post(
+        format!("/console/pools/{pool}/webhooks"),
+        format!("_csrf={csrf}&url={url}&description=HR&types=user.*"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("webhook-secret-value\">whsec_"), "{page}");
+    let (_, listed) = s.get(&format!("/api/v1/pools/{pool}/webhooks")).await;
+    let id = listed[0]["id"].as_str().unwrap().to_owned();
+    let (status, _, page) = post(
+        format!("/console/pools/{pool}/webhooks/{id}"),
+        format!("_csrf={csrf}&action=test"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Test event delivered"), "{page}");
+    assert!(!page.contains("whsec_"), "the secret is not shown again");
+    for (action, state) in [("disable", "disabled"), ("enable", "enabled")] {
+        let (status, location, _) = post(
+            format!("/console/pools/{pool}/webhooks/{id}"),
+            format!("_csrf={csrf}&action={action}"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{action}");
+        assert!(location.unwrap().contains("done=webhook_"));
+        let (_, v) = s.get(&format!("/api/v1/pools/{pool}/webhooks/{id}")).await;
+        assert_eq!(v["state"], state);
+    }
+    let (status, page) = get(format!("/console/pools/{pool}/webhooks/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("webhook.test") && page.contains(">200<"),
+        "{page}"
+    );
 }

@@ -91,6 +91,14 @@ pub fn router() -> Router<AppState> {
             "/console/pools/{pool}/feed-settings",
             post(downstream::feed_settings),
         )
+        .route(
+            "/console/pools/{pool}/webhooks",
+            post(downstream::create_webhook),
+        )
+        .route(
+            "/console/pools/{pool}/webhooks/{id}",
+            get(downstream::webhook).post(downstream::webhook_action),
+        )
         .route("/console/parked/{id}/approve", post(inbox::approve))
         .route("/console/parked/{id}/reject", post(inbox::reject))
         // connections

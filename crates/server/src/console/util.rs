@@ -91,6 +91,9 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "logged_out" => "You are logged out.",
         "credential_revoked" => "Credential revoked: its next request is refused.",
         "feed_settings_saved" => "Change feed settings saved.",
+        "webhook_enabled" => "Webhook endpoint enabled: it resumes from its cursor now.",
+        "webhook_disabled" => "Webhook endpoint disabled: nothing is sent until it is enabled.",
+        "webhook_deleted" => "Webhook endpoint deleted.",
         _ => return None,
     })
 }
