@@ -302,6 +302,22 @@ async fn an_admin_creates_shows_once_and_revokes_a_credential_in_the_console() {
     let (status, page) = get(format!("/console/pools/{pool}/downstream")).await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert!(page.contains("No credential yet"), "{page}");
+    // Every section is in the page's body, none in its title.
+    let title = &page[page.find("<title>").unwrap() + 7..page.find("</title>").unwrap()];
+    assert!(!title.contains('<'), "{title}");
+    let body = &page[page.find("<body").unwrap()..];
+    for id in [
+        "credentials",
+        "new-credential",
+        "feed-settings",
+        "webhooks",
+        "new-webhook",
+    ] {
+        assert!(
+            body.contains(&format!("id=\"{id}\"")) || id == "credentials",
+            "{id} is not in the body"
+        );
+    }
     let csrf = field(&page, "_csrf");
 
     // No scope: the form comes back with what to fix, and nothing is created.

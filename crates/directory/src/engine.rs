@@ -473,7 +473,11 @@ impl Engine {
             .feed_append(&job.pool_id, &source, &[draft], now_ms())
             .await
         {
-            Ok(_) => self.feed_appended(),
+            Ok(events) => {
+                metrics::counter!("orgsync_feed_events_appended_total")
+                    .increment(events.len() as u64);
+                self.feed_appended();
+            }
             Err(e) => {
                 tracing::warn!(job = %job.id, error = %e, "could not append directory.sync_completed to the feed")
             }

@@ -294,6 +294,7 @@ pub struct FeedHead {
 /// A pool's feed settings.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FeedSettings {
     /// Events older than this many days are removed.
     pub retention_days: u32,

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow};
 use clap::Args;
-use directory::admin::{Admin, NewConnection, counted, thousands};
+use directory::admin::{Admin, NewConnection, NewCredential, NewWebhook, counted, thousands};
 use directory::engine::EngineConfig;
 use directory::ids::PoolId;
 use directory::model::{JobKind, JobTrigger, ParkedState, UserStatus};
@@ -67,6 +67,10 @@ pub struct DemoArgs {
     /// How often the tenant changes: seconds (`3`, `0.5`) or with a unit (`500ms`, `2s`, `1m`).
     #[arg(long, default_value = "3", value_parser = parse_interval)]
     change_every: Duration,
+    /// Also start a local webhook receiver, subscribe it to the pool's change feed, and print
+    /// every request it gets after checking its signature (Standard Webhooks).
+    #[arg(long)]
+    webhook_echo: bool,
 }
 
 fn parse_interval(text: &str) -> Result<Duration, String> {
@@ -348,6 +352,7 @@ async fn run_demo(
         verdict_word(job.verdict),
         started.elapsed().as_secs_f64()
     );
+    let _echo = downstream(args, admin, &pool.id, &node.state.settings.public_base_url).await?;
     println!(
         "Changing the tenant every {:?}; each change is pushed to orgsync as events. Ctrl-C to stop.",
         args.change_every
@@ -399,6 +404,65 @@ async fn run_demo(
             last_status = status;
         }
     }
+}
+
+/// What a downstream system uses: a service credential with the line that follows the
+/// change feed, and with `--webhook-echo` a receiver subscribed to it (kept while it lives).
+async fn downstream(
+    args: &DemoArgs,
+    admin: &Admin,
+    pool: &PoolId,
+    url: &str,
+) -> anyhow::Result<Option<crate::webhook_echo::Echo>> {
+    let created = admin
+        .create_credential(
+            pool,
+            NewCredential {
+                name: "demo-reader".into(),
+                scopes: vec!["directory:read".into(), "events:read".into()],
+                expires_in_days: None,
+            },
+        )
+        .await
+        .map_err(|e| anyhow!("cannot create the demo's service credential: {e}"))?;
+    let cursor = admin
+        .as_of_cursor(pool)
+        .await
+        .map_err(|e| anyhow!("cannot read the change feed: {e}"))?;
+    println!("Downstream: service credential \"demo-reader\" (directory:read, events:read)");
+    println!("  token:       {}", created.token);
+    println!(
+        "  follow the change feed (each call waits up to 30 s for the next events; pass its next_cursor as after):"
+    );
+    println!(
+        "    curl -s -H 'Authorization: Bearer {}' '{url}/api/v1/pools/{pool}/events?after={cursor}&wait=30'",
+        created.token
+    );
+    if !args.webhook_echo {
+        println!(
+            "  (--webhook-echo also pushes it to a local receiver that checks each signature)"
+        );
+        return Ok(None);
+    }
+    let echo = crate::webhook_echo::Echo::start().await?;
+    let endpoint = admin
+        .create_webhook(
+            pool,
+            NewWebhook {
+                url: echo.url(),
+                description: "orgsync demo --webhook-echo".into(),
+                types: Vec::new(),
+            },
+        )
+        .await
+        .map_err(|e| anyhow!("cannot create the demo's webhook endpoint: {e}"))?;
+    echo.set_secret(&endpoint.secret)?;
+    println!(
+        "  webhook echo: {} receives the feed, signed with {}",
+        echo.url(),
+        endpoint.secret
+    );
+    Ok(Some(echo))
 }
 
 /// What the status line shows of the directory, from the store's count queries (never by

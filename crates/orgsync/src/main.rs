@@ -18,6 +18,7 @@ mod files;
 mod import_cmd;
 mod instance;
 mod serve_cmd;
+mod webhook_echo;
 
 /// orgsync — a self-hosted identity directory that mirrors a Feishu / Lark organization.
 #[derive(Debug, Parser)]

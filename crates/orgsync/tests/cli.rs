@@ -629,6 +629,7 @@ fn demo_imports_applies_pushed_events_and_stops_on_sigterm() {
             "0",
             "--seed",
             "3",
+            "--webhook-echo",
         ],
         dir.path(),
         &[],
@@ -668,7 +669,19 @@ fn demo_imports_applies_pushed_events_and_stops_on_sigterm() {
     assert!(count_of(&status, "departments").unwrap() > 1, "{status}");
     assert!(count_of(&status, "groups").unwrap() >= 1, "{status}");
     assert!(count_of(&status, "pushed").unwrap() >= 1, "{status}");
+    // The change feed pushed to the echo, which checked each signature.
+    let echoed = demo.wait_for(SECS(60), |l| l.starts_with("  webhook: "));
+    assert!(echoed.contains("signature verified"), "{echoed}");
     let banner = demo.seen.join("\n");
+    assert!(
+        banner.contains("Bearer osc_"),
+        "the feed's curl line: {banner}"
+    );
+    assert!(banner.contains("/events?after="), "{banner}");
+    assert!(
+        banner.contains("webhook echo: http://127.0.0.1:"),
+        "{banner}"
+    );
     assert!(banner.contains("/console"), "{banner}");
     assert!(banner.contains("admin token: osat_"), "{banner}");
     assert!(banner.contains("URL check: passed"), "{banner}");
@@ -683,6 +696,13 @@ fn demo_imports_applies_pushed_events_and_stops_on_sigterm() {
         metrics.contains("orgsync_apply_lag_seconds_bucket"),
         "{metrics}"
     );
+    for name in [
+        "orgsync_feed_events_appended_total",
+        "orgsync_webhook_deliveries_total",
+        "orgsync_webhook_lag_events",
+    ] {
+        assert!(metrics.contains(name), "{name}: {metrics}");
+    }
     let ready = http_get(&addr, "/readyz");
     assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
     assert!(ready.contains(r#""worker":"running""#), "{ready}");

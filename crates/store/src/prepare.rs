@@ -332,7 +332,8 @@ fn supersedes(new: &Watermark, old: &Watermark) -> bool {
 /// The feed events of a batch's changes, in change order, each with its change's source
 /// (docs/change-feed.md). `stored`: each changed object's JSON before the batch, for those
 /// that existed, and `stored_refs` their Feishu ids; `written_refs`: the ids the batch maps.
-/// An object changed twice in the batch is compared with its first change. Each object is
+/// An object changed twice in the batch: its second change is compared with the state its
+/// first one left. Each object is
 /// compared with its `external_ids`, as the REST API shows it, so an identifier change is an
 /// update.
 pub(crate) fn feed_drafts(

@@ -37,10 +37,16 @@ pub struct CreatedCredential {
     pub token: String,
 }
 
-/// Why a presented service token is refused (401).
+/// Why a presented service token is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Refused(pub &'static str);
+pub enum Refused {
+    /// Unknown, wrong, revoked or expired (401).
+    #[error("{0}")]
+    Invalid(&'static str),
+    /// The store could not be asked (503): not the caller's fault.
+    #[error("the service credential could not be checked: the database does not answer")]
+    Unavailable,
+}
 
 fn parse_scopes(names: &[String]) -> AdminResult<Vec<Scope>> {
     if names.is_empty() {
@@ -138,10 +144,11 @@ impl Admin {
         if found.credential.revoked_at.is_some() {
             return Ok(found.credential);
         }
-        self.store().revoke_credential(id, now_ms()).await?;
+        let now = now_ms();
+        self.store().revoke_credential(id, now).await?;
         tracing::info!(pool = %pool_id, credential = %id, "service credential revoked");
         let mut credential = found.credential;
-        credential.revoked_at = Some(now_ms());
+        credential.revoked_at = Some(now);
         Ok(credential)
     }
 
@@ -156,18 +163,18 @@ impl Admin {
             Ok(found) => found,
             Err(e) => {
                 tracing::error!(error = %e, "could not read a service credential");
-                return Some(Err(Refused("the service credential could not be checked")));
+                return Some(Err(Refused::Unavailable));
             }
         };
         let Some(stored) = found else {
-            return Some(Err(Refused("the service credential is not valid")));
+            return Some(Err(Refused::Invalid("the service credential is not valid")));
         };
         if !credentials::secret_matches(self.engine.master_key(), secret, &stored.secret_hash) {
-            return Some(Err(Refused("the service credential is not valid")));
+            return Some(Err(Refused::Invalid("the service credential is not valid")));
         }
         let now = now_ms();
         if let Some(why) = stored.credential.unusable(now) {
-            return Some(Err(Refused(why)));
+            return Some(Err(Refused::Invalid(why)));
         }
         self.note_use(&stored.credential.id, now);
         Some(Ok(stored.credential))

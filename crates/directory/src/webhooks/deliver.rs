@@ -31,7 +31,8 @@ const WINDOW: u64 = 10_000;
 /// An endpoint's delivery lease: longer than a pass can take.
 const LEASE: Duration = Duration::from_secs(300);
 
-/// Delivery settings (the `[webhooks]` section of the configuration).
+/// Delivery settings (`webhooks_allow_private_targets` of the configuration; the rest are for
+/// tests and the demo).
 #[derive(Debug, Clone)]
 pub struct WebhookConfig {
     /// Allow loopback and private addresses (tests, the demo, an orgsync that feeds internal
@@ -141,6 +142,8 @@ impl Sender {
     pub fn new(config: &WebhookConfig) -> Self {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy would be the address the guard checks, not the receiver's.
+            .no_proxy()
             .timeout(config.timeout)
             .user_agent(concat!("orgsync/", env!("CARGO_PKG_VERSION")))
             .dns_resolver(GuardedResolver {
@@ -347,9 +350,6 @@ impl Deliverer {
         let mut heads = std::collections::HashMap::new();
         let mut due = Vec::new();
         for e in store.list_webhooks(None).await? {
-            if e.state == WebhookState::Disabled || e.next_attempt_at > now {
-                continue;
-            }
             let head = match heads.get(&e.pool_id) {
                 Some(h) => *h,
                 None => {
@@ -360,15 +360,27 @@ impl Deliverer {
             };
             metrics::gauge!("orgsync_webhook_lag_events", "endpoint" => e.id.clone())
                 .set((head.last_seq - e.cursor).max(0) as f64);
-            if e.cursor < head.last_seq {
+            if e.state != WebhookState::Disabled
+                && e.next_attempt_at <= now
+                && e.cursor < head.last_seq
+            {
                 due.push(e);
             }
         }
         let mut stats = PassStats::default();
         for group in due.chunks(self.config.concurrency.max(1)) {
-            let runs = group.iter().map(|e| self.drive(e.clone()));
-            for r in futures::future::join_all(runs).await {
-                stats += r?;
+            let runs = group
+                .iter()
+                .map(|e| async move { (e, self.drive(e.clone()).await) });
+            for (e, r) in futures::future::join_all(runs).await {
+                // One endpoint's trouble (a secret sealed with another master key, a store
+                // error) must not hold back the others.
+                match r {
+                    Ok(s) => stats += s,
+                    Err(err) => {
+                        tracing::warn!(endpoint = %e.id, url = %e.url, error = %err, "webhook delivery failed")
+                    }
+                }
             }
         }
         Ok(stats)
@@ -404,7 +416,13 @@ impl Deliverer {
         if e.state == WebhookState::Disabled || e.next_attempt_at > now_ms() {
             return Ok(stats);
         }
+        let started = Instant::now();
         for _ in 0..EVENTS_PER_PASS {
+            // Within half the lease (a request takes at most the timeout): another instance
+            // never takes an endpoint whose deliverer is still sending.
+            if started.elapsed() > LEASE / 2 {
+                return Ok(stats);
+            }
             let read = store
                 .feed_read(&e.pool_id, e.cursor, 1, &e.types, WINDOW)
                 .await?;

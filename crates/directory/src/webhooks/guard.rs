@@ -23,20 +23,45 @@ fn refused_v4(ip: Ipv4Addr, allow_private: bool) -> Option<&'static str> {
     if ip.is_link_local() {
         return Some("a link-local address (cloud metadata services live there)");
     }
-    if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || ip.octets()[0] == 0 {
+    let [a, b, ..] = ip.octets();
+    if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || a == 0 || a >= 240 {
         return Some("not an address a webhook can be sent to");
     }
-    let shared = ip.octets()[0] == 100 && (ip.octets()[1] & 0xc0) == 64;
-    if !allow_private && (ip.is_loopback() || ip.is_private() || shared) {
+    // Carrier-grade NAT (100.64.0.0/10) and benchmarking networks (198.18.0.0/15) are
+    // internal too.
+    let shared = a == 100 && (b & 0xc0) == 64;
+    let benchmarking = a == 198 && (b & 0xfe) == 18;
+    if !allow_private && (ip.is_loopback() || ip.is_private() || shared || benchmarking) {
         return Some(
-            "a loopback or private address: allowed only when webhooks.allow_private_targets is set",
+            "a loopback or private address: allowed only when webhooks_allow_private_targets (ORGSYNC_WEBHOOKS_ALLOW_PRIVATE_TARGETS) is set",
         );
     }
     None
 }
 
 fn refused_v6(ip: Ipv6Addr, allow_private: bool) -> Option<&'static str> {
-    let first = ip.segments()[0];
+    let seg = ip.segments();
+    let first = seg[0];
+    // Addresses that carry an IPv4 address reach it: NAT64 (64:ff9b::/96) and 6to4
+    // (2002::/16) are judged by the address they carry.
+    if seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        let v4 = Ipv4Addr::new(
+            (seg[6] >> 8) as u8,
+            seg[6] as u8,
+            (seg[7] >> 8) as u8,
+            seg[7] as u8,
+        );
+        return refused_v4(v4, allow_private);
+    }
+    if first == 0x2002 {
+        let v4 = Ipv4Addr::new(
+            (seg[1] >> 8) as u8,
+            seg[1] as u8,
+            (seg[2] >> 8) as u8,
+            seg[2] as u8,
+        );
+        return refused_v4(v4, allow_private);
+    }
     if (first & 0xffc0) == 0xfe80 {
         return Some("a link-local address (cloud metadata services live there)");
     }
@@ -44,9 +69,10 @@ fn refused_v6(ip: Ipv6Addr, allow_private: bool) -> Option<&'static str> {
         return Some("not an address a webhook can be sent to");
     }
     let unique_local = (first & 0xfe00) == 0xfc00;
-    if !allow_private && (ip.is_loopback() || unique_local) {
+    let site_local = (first & 0xffc0) == 0xfec0;
+    if !allow_private && (ip.is_loopback() || unique_local || site_local) {
         return Some(
-            "a loopback or private address: allowed only when webhooks.allow_private_targets is set",
+            "a loopback or private address: allowed only when webhooks_allow_private_targets (ORGSYNC_WEBHOOKS_ALLOW_PRIVATE_TARGETS) is set",
         );
     }
     None
@@ -91,7 +117,12 @@ mod tests {
             assert!(refused(ip(s), false).is_some(), "{s}");
             assert_eq!(refused(ip(s), true), None, "{s}");
         }
-        for s in ["93.184.216.34", "2606:2800:220:1::1", "100.128.0.1"] {
+        for s in [
+            "93.184.216.34",
+            "2606:2800:220:1::1",
+            "100.128.0.1",
+            "64:ff9b::5db8:d822",
+        ] {
             assert_eq!(refused(ip(s), false), None, "{s}");
         }
     }

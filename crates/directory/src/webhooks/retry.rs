@@ -1,7 +1,8 @@
 //! When a failed delivery is tried again (docs/webhooks.md): Standard Webhooks' example
 //! schedule (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h: about three days), each
 //! delay with ±10 % jitter so that endpoints failing together do not retry together; a
-//! `Retry-After` of the receiver is honoured (at most a day).
+//! longer `Retry-After` of the receiver is honoured (at most a day); a shorter one does not
+//! use up the schedule faster.
 
 use std::time::Duration;
 
@@ -33,7 +34,7 @@ pub fn next_delay(
     let base = *SCHEDULE.get(usize::try_from(failures).ok()?.checked_sub(1)?)?;
     let jittered = base.mul_f64((1.0 + 0.1 * jitter.clamp(-1.0, 1.0)) * scale.max(0.0));
     Some(match retry_after {
-        Some(after) => after.min(RETRY_AFTER_MAX).max(jittered.min(after)),
+        Some(after) => jittered.max(after.min(RETRY_AFTER_MAX)),
         None => jittered,
     })
 }
@@ -76,6 +77,11 @@ mod tests {
         assert_eq!(
             next_delay(1, Some(Duration::from_secs(9 * 86_400)), 1.0, 0.0),
             Some(RETRY_AFTER_MAX)
+        );
+        // A shorter one keeps the schedule's delay.
+        assert_eq!(
+            next_delay(3, Some(Duration::from_secs(1)), 1.0, 0.0),
+            Some(Duration::from_secs(30 * 60))
         );
         assert_eq!(parse_retry_after(" 30 "), Some(Duration::from_secs(30)));
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);

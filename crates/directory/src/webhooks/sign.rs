@@ -46,6 +46,37 @@ pub fn signature_header(keys: &[Vec<u8>], id: &str, timestamp: i64, body: &[u8])
         .join(" ")
 }
 
+/// What a receiver checks (Standard Webhooks): the timestamp within `tolerance_secs` of
+/// `now` and one `v1,` signature of the header made with `key`, compared in constant time.
+pub fn verify(
+    key: &[u8],
+    id: &str,
+    timestamp: &str,
+    body: &[u8],
+    header: &str,
+    now: i64,
+    tolerance_secs: i64,
+) -> Result<(), &'static str> {
+    use subtle::ConstantTimeEq;
+    let ts: i64 = timestamp
+        .trim()
+        .parse()
+        .map_err(|_| "webhook-timestamp is not a number")?;
+    if (now - ts).abs() > tolerance_secs {
+        return Err("webhook-timestamp is too old or too new");
+    }
+    let expected = sign(key, id, ts, body);
+    let matched = header
+        .split(' ')
+        .filter(|s| s.starts_with("v1,"))
+        .any(|s| bool::from(s.as_bytes().ct_eq(expected.as_bytes())));
+    if matched {
+        Ok(())
+    } else {
+        Err("no signature matches")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,5 +111,10 @@ mod tests {
         assert_eq!(parts.len(), 2);
         assert_eq!(parts[0], sign(&key, "evt_1", 5, b"{}"));
         assert_ne!(parts[0], parts[1]);
+        assert_eq!(verify(&key, "evt_1", "5", b"{}", &header, 100, 300), Ok(()));
+        assert!(verify(&key, "evt_1", "5", b"{ }", &header, 100, 300).is_err());
+        assert!(verify(&key, "evt_2", "5", b"{}", &header, 100, 300).is_err());
+        assert!(verify(&key, "evt_1", "5", b"{}", &header, 400, 300).is_err());
+        assert!(verify(&key, "evt_1", "x", b"{}", &header, 100, 300).is_err());
     }
 }

@@ -8,7 +8,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use directory::admin::Admin;
+use directory::admin::{Admin, Refused};
 use directory::credentials::{Scope, ServiceCredential};
 use directory::ids::PoolId;
 use serde::de::DeserializeOwned;
@@ -50,6 +50,20 @@ fn bearer(parts: &Parts) -> Result<&str, &'static str> {
         .ok_or("the Authorization header is not `Bearer <token>`")
 }
 
+/// A refused service token: 401, or 503 when it could not be checked.
+fn refusal(refused: Refused) -> Response {
+    match refused {
+        Refused::Invalid(why) => unauthorized(why),
+        Refused::Unavailable => HttpError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            refused.to_string(),
+        )
+        .with_fix("try again shortly; if it persists, check the database (GET /readyz)")
+        .into_response(),
+    }
+}
+
 fn forbidden(message: String) -> HttpError {
     HttpError::new(StatusCode::FORBIDDEN, "forbidden", message).with_fix(
         "use the admin token, or a service credential of this pool with the scope named \
@@ -70,12 +84,12 @@ impl FromRequestParts<AppState> for Authed {
         }
         match state.admin.authenticate_service(token).await {
             Some(Ok(c)) => Err(forbidden(format!(
-                "this endpoint needs the admin token; service credential {:?} may only read \
-                 its own pool",
+                "this endpoint needs the admin token; service credential {:?} may only use its \
+                 own pool's directory, change feed and webhooks, with its scopes",
                 c.name
             ))
             .into_response()),
-            Some(Err(refused)) => Err(unauthorized(refused.0)),
+            Some(Err(refused)) => Err(refusal(refused)),
             None => Err(unauthorized("the admin token is not valid")),
         }
     }
@@ -120,7 +134,7 @@ impl FromRequestParts<AppState> for Caller {
         }
         match state.admin.authenticate_service(token).await {
             Some(Ok(c)) => Ok(Self::Service(state.admin.clone(), c)),
-            Some(Err(refused)) => Err(unauthorized(refused.0)),
+            Some(Err(refused)) => Err(refusal(refused)),
             None => Err(unauthorized(
                 "the token is neither the admin token nor a service credential",
             )),

@@ -38,7 +38,7 @@ const SECURITY_SCHEME: &str = "admin_token";
 #[openapi(
     info(
         title = "orgsync admin API",
-        description = "Manage orgsync: user pools, Feishu / Lark connections, import and reconciliation jobs, parked deletions, the mirrored directory and the event inbox.\n\nEvery endpoint needs `Authorization: Bearer <admin token>` (ORGSYNC_ADMIN_TOKEN, or the token printed at the first start); the directory's reads and the change feed of a pool also take a service credential of that pool with `directory:read` or `events:read`. Lists take `offset` and `limit` (default 50, at most 500) and answer `{items, offset, limit, total}`. Errors answer `{\"error\": {\"code\", \"message\", \"fix\"}}`. Secrets are write-only: reads show `{\"set\": true}`."
+        description = "Manage orgsync: user pools, Feishu / Lark connections, import and reconciliation jobs, parked deletions, the mirrored directory and the event inbox.\n\nEvery endpoint needs `Authorization: Bearer <admin token>` (ORGSYNC_ADMIN_TOKEN, or the token printed at the first start); the directory's reads, the change feed and the webhook endpoints of a pool also take a service credential of that pool with `directory:read`, `events:read` or `webhooks:admin`. Lists take `offset` and `limit` (default 50, at most 500) and answer `{items, offset, limit, total}`. Errors answer `{\"error\": {\"code\", \"message\", \"fix\"}}`. Secrets are write-only: reads show `{\"set\": true}`."
     ),
     tags(
         (name = "pools", description = "User pools: one directory each"),
@@ -144,8 +144,8 @@ fn api_router() -> OpenApiRouter<AppState> {
 const SERVICE_SCHEME: &str = "service_credential";
 
 /// The operations a service credential of the pool may call too (with the scope each
-/// names), by operation id: the directory's reads, the pool, its parked deletions and the
-/// change feed. Every other operation needs the admin token.
+/// needs), by operation id: the directory's reads, the pool, its parked deletions, the change
+/// feed and the webhook endpoints. Every other operation needs the admin token.
 const SERVICE_OPERATIONS: [&str; 23] = [
     "list_webhooks",
     "create_webhook",
@@ -195,7 +195,7 @@ fn secure(doc: &mut utoipa::openapi::OpenApi) {
                 .scheme(HttpAuthScheme::Bearer)
                 .bearer_format("osc_…")
                 .description(Some(
-                    "A service credential of the pool (POST /api/v1/pools/{pool_id}/credentials) with the scope the operation names: `directory:read` for the directory, `events:read` for the change feed",
+                    "A service credential of the pool (POST /api/v1/pools/{pool_id}/credentials) with the scope the operation needs: `directory:read` for the directory, `events:read` for the change feed, `webhooks:admin` for webhook endpoints",
                 ))
                 .build(),
         ),
