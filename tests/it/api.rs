@@ -292,19 +292,26 @@ async fn protected_routes_need_the_admin_token_and_the_document_is_public() {
             "/api/v1/pools/{pool_id}/feed-settings",
             "/api/v1/pools/{pool_id}/credentials",
             "/api/v1/pools/{pool_id}/credentials/{credential_id}/revoke",
+            "/api/v1/pools/{pool_id}/webhooks",
+            "/api/v1/pools/{pool_id}/webhooks/{webhook_id}",
+            "/api/v1/pools/{pool_id}/webhooks/{webhook_id}/replay",
+            "/api/v1/pools/{pool_id}/webhooks/{webhook_id}/rotate-secret",
+            "/api/v1/pools/{pool_id}/webhooks/{webhook_id}/test",
+            "/api/v1/pools/{pool_id}/webhooks/{webhook_id}/attempts",
         ] {
             let item = paths
                 .get(path)
                 .unwrap_or_else(|| panic!("{path} is not documented"));
             for (method, op) in item.as_object().unwrap() {
                 // The directory's reads and the feed take a service credential too.
-                let service = method == "get"
-                    && (path.contains("/departments")
-                        || path.contains("/users")
-                        || path.contains("/groups")
-                        || path.ends_with("/parked")
-                        || path == "/api/v1/pools/{pool_id}"
-                        || path == "/api/v1/pools/{pool_id}/events");
+                let service = path.contains("/webhooks")
+                    || method == "get"
+                        && (path.contains("/departments")
+                            || path.contains("/users")
+                            || path.contains("/groups")
+                            || path.ends_with("/parked")
+                            || path == "/api/v1/pools/{pool_id}"
+                            || path == "/api/v1/pools/{pool_id}/events");
                 let expected = if service {
                     json!([{"admin_token": []}, {"service_credential": []}])
                 } else {
@@ -322,7 +329,7 @@ async fn protected_routes_need_the_admin_token_and_the_document_is_public() {
                 );
             }
         }
-        assert_eq!(paths.len(), 31, "{:?}", paths.keys().collect::<Vec<_>>());
+        assert_eq!(paths.len(), 37, "{:?}", paths.keys().collect::<Vec<_>>());
         let pool_item = &paths["/api/v1/pools/{pool_id}"];
         for method in ["get", "patch", "delete"] {
             assert!(

@@ -78,19 +78,14 @@ impl FromRequestParts<AppState> for Authed {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer(parts).map_err(unauthorized)?;
-        if state.settings.admin_token.verify(token) {
-            return Ok(Self(state.admin.clone()));
-        }
-        match state.admin.authenticate_service(token).await {
-            Some(Ok(c)) => Err(forbidden(format!(
+        match Caller::from_request_parts(parts, state).await? {
+            Caller::Admin(admin) => Ok(Self(admin)),
+            Caller::Service(_, c) => Err(forbidden(format!(
                 "this endpoint needs the admin token; service credential {:?} may only use its \
                  own pool's directory, change feed and webhooks, with its scopes",
                 c.name
             ))
             .into_response()),
-            Some(Err(refused)) => Err(refusal(refused)),
-            None => Err(unauthorized("the admin token is not valid")),
         }
     }
 }
