@@ -174,6 +174,11 @@ impl FeedEvent {
 
     /// The envelope: the same JSON in the events API and as a webhook body.
     pub fn envelope(&self) -> Value {
+        self.clone().into_envelope()
+    }
+
+    /// [`FeedEvent::envelope`] without copying `data` (a page of the feed carries hundreds).
+    pub fn into_envelope(self) -> Value {
         let mut source = Map::new();
         let kind = match &self.source {
             ChangeSource::Event {
@@ -199,15 +204,16 @@ impl FeedEvent {
             ChangeSource::Admin => "admin",
         };
         source.insert("kind".into(), json!(kind));
-        json!({
-            "id": self.id(),
-            "seq": self.seq,
-            "type": self.event_type.as_str(),
-            "timestamp": iso8601(self.at),
-            "pool_id": self.pool_id,
-            "source": source,
-            "data": self.data,
-        })
+        // Built by hand: `json!` would serialize `data` again instead of moving it.
+        let mut out = Map::new();
+        out.insert("id".into(), Value::String(self.id()));
+        out.insert("seq".into(), json!(self.seq));
+        out.insert("type".into(), json!(self.event_type.as_str()));
+        out.insert("timestamp".into(), Value::String(iso8601(self.at)));
+        out.insert("pool_id".into(), Value::String(self.pool_id.0));
+        out.insert("source".into(), Value::Object(source));
+        out.insert("data".into(), self.data);
+        Value::Object(out)
     }
 }
 

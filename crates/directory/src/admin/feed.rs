@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{Admin, AdminError, AdminResult};
-use crate::feed::parse_types;
+use crate::feed::{FeedEvent, parse_types};
 use crate::ids::PoolId;
 use crate::store::{FeedHead, FeedSettings};
 
@@ -142,7 +142,7 @@ impl Admin {
             let has_more = read.through < head.last_seq;
             if !read.events.is_empty() || has_more || wait == 0 {
                 return Ok(FeedPage {
-                    data: read.events.iter().map(|e| e.envelope()).collect(),
+                    data: read.events.into_iter().map(FeedEvent::into_envelope).collect(),
                     next_cursor: feed_cursor(read.through),
                     has_more,
                 });

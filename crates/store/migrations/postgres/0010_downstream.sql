@@ -12,14 +12,16 @@ ALTER TABLE change_counters ADD COLUMN feed_pruned_through BIGINT NOT NULL DEFAU
 ALTER TABLE pools ADD COLUMN feed_retention_days BIGINT NOT NULL DEFAULT 30;
 ALTER TABLE pools ADD COLUMN feed_initial_import_events BOOLEAN NOT NULL DEFAULT FALSE;
 
+-- JSON, not JSONB: kept and returned as written, without a parse on insert or a rendering on
+-- read; nothing queries inside a feed event.
 CREATE TABLE feed_events (
     pool_id    TEXT NOT NULL REFERENCES pools (id),
     seq        BIGINT NOT NULL,
     type       TEXT NOT NULL,
     object_id  TEXT,
-    source     JSONB NOT NULL,
+    source     JSON NOT NULL,
     at         BIGINT NOT NULL,
-    data       JSONB NOT NULL,
+    data       JSON NOT NULL,
     PRIMARY KEY (pool_id, seq)
 );
 
