@@ -142,7 +142,11 @@ impl Admin {
             let has_more = read.through < head.last_seq;
             if !read.events.is_empty() || has_more || wait == 0 {
                 return Ok(FeedPage {
-                    data: read.events.into_iter().map(FeedEvent::into_envelope).collect(),
+                    data: read
+                        .events
+                        .into_iter()
+                        .map(FeedEvent::into_envelope)
+                        .collect(),
                     next_cursor: feed_cursor(read.through),
                     has_more,
                 });
