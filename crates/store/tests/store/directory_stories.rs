@@ -258,6 +258,16 @@ async fn populate_pool(store: &Store) -> Populated {
         .create_credential(&crate::fixtures::credential(&pool, "hr"))
         .await
         .unwrap();
+    let hook = crate::fixtures::webhook(&pool);
+    store.create_webhook(&hook).await.unwrap();
+    store
+        .record_webhook_progress(
+            Some(&crate::fixtures::attempt(&hook, 1)),
+            &hook,
+            hook.updated_at,
+        )
+        .await
+        .unwrap();
     let mut d = department(&pool, "Eng", None);
     let mut u = user(&pool, 1);
     u.departments = vec![membership(&d.id, true)];

@@ -297,3 +297,128 @@ pub async fn credentials_round_trip(store: Store, _raw: Raw) {
         [hr.credential.id.as_str(), again.credential.id.as_str()]
     );
 }
+
+pub async fn webhook_endpoints_progress_leases_and_attempts(store: Store, _raw: Raw) {
+    use directory::webhooks::WebhookState;
+    let pool = new_pool(&store).await;
+    let mut hook = webhook(&pool);
+    hook.types = vec![FeedType::UserCreated, FeedType::GroupMemberAdded];
+    store.create_webhook(&hook).await.unwrap();
+    assert_eq!(
+        store.get_webhook(&hook.id).await.unwrap(),
+        Some(hook.clone())
+    );
+    assert!(matches!(
+        store
+            .create_webhook(&webhook(&directory::ids::PoolId::generate()))
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    let other = webhook(&new_pool(&store).await);
+    store.create_webhook(&other).await.unwrap();
+    assert_eq!(
+        store.list_webhooks(Some(&pool)).await.unwrap(),
+        [hook.clone()]
+    );
+    assert_eq!(store.list_webhooks(None).await.unwrap().len(), 2);
+
+    // Progress is saved with its attempt only over what the deliverer read.
+    let mut progressed = hook.clone();
+    progressed.cursor = 7;
+    progressed.state = WebhookState::Failing;
+    progressed.failures = 1;
+    progressed.updated_at = 2_000;
+    assert!(
+        store
+            .record_webhook_progress(Some(&attempt(&hook, 8)), &progressed, hook.updated_at)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.get_webhook(&hook.id).await.unwrap(),
+        Some(progressed.clone())
+    );
+    // An admin changed it meanwhile: the attempt is kept, the stale progress is not.
+    let mut by_admin = progressed.clone();
+    by_admin.state = WebhookState::Disabled;
+    by_admin.disabled_reason = Some("by an admin".into());
+    by_admin.updated_at = 3_000;
+    store.update_webhook(&by_admin).await.unwrap();
+    let mut stale = progressed.clone();
+    stale.cursor = 9;
+    stale.updated_at = 3_500;
+    assert!(
+        !store
+            .record_webhook_progress(Some(&attempt(&hook, 9)), &stale, progressed.updated_at)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.get_webhook(&hook.id).await.unwrap(),
+        Some(by_admin.clone())
+    );
+    let attempts = store
+        .list_webhook_attempts(&hook.id, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        attempts.iter().map(|a| a.seq).collect::<Vec<_>>(),
+        [9, 8],
+        "newest first"
+    );
+    assert_eq!(attempts[1].status, Some(500));
+    let older = store
+        .list_webhook_attempts(&hook.id, Some(attempts[0].id), 10)
+        .await
+        .unwrap();
+    assert_eq!(older.len(), 1);
+
+    // One deliverer at a time; its own lease it takes again; an expired one anyone takes.
+    assert!(
+        store
+            .lease_webhook(&hook.id, "a", 10_000, 1_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .lease_webhook(&hook.id, "b", 10_000, 2_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .lease_webhook(&hook.id, "a", 12_000, 2_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .lease_webhook(&hook.id, "b", 30_000, 20_000)
+            .await
+            .unwrap()
+    );
+    store.release_webhook(&hook.id, "a").await.unwrap();
+    assert!(
+        !store
+            .lease_webhook(&hook.id, "a", 30_000, 21_000)
+            .await
+            .unwrap()
+    );
+    store.release_webhook(&hook.id, "b").await.unwrap();
+    assert!(
+        store
+            .lease_webhook(&hook.id, "a", 30_000, 21_000)
+            .await
+            .unwrap()
+    );
+
+    assert_eq!(store.prune_webhook_attempts(2_001).await.unwrap(), 2);
+    assert!(store.delete_webhook(&hook.id).await.unwrap());
+    assert!(!store.delete_webhook(&hook.id).await.unwrap());
+    assert!(store.get_webhook(&hook.id).await.unwrap().is_none());
+    assert!(matches!(
+        store.update_webhook(&hook).await,
+        Err(StoreError::NotFound(_))
+    ));
+}

@@ -413,3 +413,44 @@ fn rand_id() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
+
+/// An enabled endpoint of the pool receiving every type (its secret a placeholder).
+pub fn webhook(pool: &PoolId) -> directory::webhooks::WebhookEndpoint {
+    directory::webhooks::WebhookEndpoint {
+        id: format!("{:024x}", rand_id()),
+        pool_id: pool.clone(),
+        url: "https://hooks.example.com/orgsync".into(),
+        description: "HR".into(),
+        types: Vec::new(),
+        secret: SealedSecret("v1:sealed".into()),
+        previous_secret: None,
+        previous_until: None,
+        state: directory::webhooks::WebhookState::Enabled,
+        disabled_reason: None,
+        cursor: 0,
+        failures: 0,
+        next_attempt_at: 1_000,
+        created_at: 1_000,
+        updated_at: 1_000,
+    }
+}
+
+/// A failed first attempt of feed event `seq` to `endpoint`.
+pub fn attempt(
+    endpoint: &directory::webhooks::WebhookEndpoint,
+    seq: i64,
+) -> directory::webhooks::WebhookAttempt {
+    directory::webhooks::WebhookAttempt {
+        id: 0,
+        endpoint_id: endpoint.id.clone(),
+        seq,
+        event_id: format!("evt_{}_{seq}", endpoint.pool_id),
+        event_type: "user.updated".into(),
+        attempt: 1,
+        at: 2_000,
+        status: Some(500),
+        error: Some("answered 500".into()),
+        latency_ms: 3,
+        response: Some("oops".into()),
+    }
+}

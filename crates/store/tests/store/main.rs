@@ -41,6 +41,7 @@ on_both!(
     downstream_stories::a_feed_reader_misses_nothing_while_writers_race,
     downstream_stories::retention_removes_the_oldest_events,
     downstream_stories::credentials_round_trip,
+    downstream_stories::webhook_endpoints_progress_leases_and_attempts,
     directory_stories::pools_and_connections,
     directory_stories::deleting_a_connection_keeps_the_directory,
     directory_stories::renaming_a_pool,
