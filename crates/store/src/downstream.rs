@@ -143,15 +143,16 @@ macro_rules! downstream_fns {
         use directory::store::{FeedHead, FeedRead, FeedSettings, StoredCredential};
         use $crate::downstream::{self as ds, CredentialRow, FeedRow, prune_through, scopes_text};
 
-        /// Numbers and inserts feed events in the caller's transaction.
+        /// Numbers and inserts feed events in the caller's transaction; returns how many and
+        /// the number of the first.
         async fn write_feed(
             conn: &mut Conn,
             pool: &PoolId,
             drafts: &[(FeedDraft, ChangeSource)],
             now: Millis,
-        ) -> StoreResult<u64> {
+        ) -> StoreResult<(u64, i64)> {
             if drafts.is_empty() {
-                return Ok(0);
+                return Ok((0, 0));
             }
             let n = sql_int(drafts.len() as u64);
             let last: i64 = sqlx::query_scalar(ds::BUMP_FEED)
@@ -180,7 +181,7 @@ macro_rules! downstream_fns {
                     .await
                     .map_err(db_err)?;
             }
-            Ok(drafts.len() as u64)
+            Ok((drafts.len() as u64, first))
         }
 
         /// The stored state of the objects a batch changes, as JSON, before it writes them:
@@ -247,6 +248,19 @@ macro_rules! downstream_fns {
                 }
             }
             Ok((out, refs_of))
+        }
+
+        /// [`StoreError::NotFound`] unless the pool exists (read in the caller's transaction).
+        async fn require_pool(conn: &mut Conn, pool: &PoolId) -> StoreResult<()> {
+            let exists: Option<String> = sqlx::query_scalar(sql::POOL_EXISTS)
+                .bind(pool.as_str())
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(db_err)?;
+            match exists {
+                Some(_) => Ok(()),
+                None => Err(StoreError::NotFound(format!("user pool {pool}"))),
+            }
         }
 
         async fn feed_head_of(conn: &mut Conn, pool: &PoolId) -> StoreResult<Option<FeedHead>> {
@@ -334,20 +348,11 @@ macro_rules! downstream_fns {
                 now: Millis,
             ) -> StoreResult<Vec<FeedEvent>> {
                 let mut tx = self.begin_write().await.map_err(db_err)?;
-                let exists: Option<String> = sqlx::query_scalar(sql::POOL_EXISTS)
-                    .bind(pool.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
-                if exists.is_none() {
-                    return Err(StoreError::NotFound(format!("user pool {pool}")));
-                }
+                require_pool(&mut tx, pool).await?;
                 let sourced: Vec<(FeedDraft, ChangeSource)> =
                     drafts.iter().map(|d| (d.clone(), source.clone())).collect();
-                write_feed(&mut tx, pool, &sourced, now).await?;
-                let head = feed_head_of(&mut tx, pool).await?.unwrap_or_default();
+                let first = write_feed(&mut tx, pool, &sourced, now).await?.1;
                 tx.commit().await.map_err(db_err)?;
-                let first = head.last_seq - drafts.len() as i64 + 1;
                 Ok(drafts
                     .iter()
                     .zip(first..)
@@ -429,14 +434,7 @@ macro_rules! downstream_fns {
             async fn create_credential_of(&self, stored: &StoredCredential) -> StoreResult<()> {
                 let c = &stored.credential;
                 let mut tx = self.begin_write().await.map_err(db_err)?;
-                let exists: Option<String> = sqlx::query_scalar(sql::POOL_EXISTS)
-                    .bind(c.pool_id.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
-                if exists.is_none() {
-                    return Err(StoreError::NotFound(format!("user pool {}", c.pool_id)));
-                }
+                require_pool(&mut tx, &c.pool_id).await?;
                 let taken: Option<String> = sqlx::query_scalar(ds::LIVE_CREDENTIAL_NAMED)
                     .bind(c.pool_id.as_str())
                     .bind(c.name.as_str())

@@ -1624,7 +1624,7 @@ macro_rules! impl_directory_store {
                         let (objects, refs) = before;
                         let drafts =
                             prepare::feed_drafts(&prepared.changes, objects, refs, &prepared.refs);
-                        write_feed(&mut tx, pool, &drafts, now).await?
+                        write_feed(&mut tx, pool, &drafts, now).await?.0
                     };
                     write_watermarks(&mut tx, &prepared.watermarks).await?;
                     finish_inbox_events(&mut tx, &batch.inbox, now).await?;

@@ -131,14 +131,7 @@ macro_rules! webhook_fns {
         impl $store {
             async fn create_webhook_of(&self, e: &WebhookEndpoint) -> StoreResult<()> {
                 let mut tx = self.begin_write().await.map_err(db_err)?;
-                let exists: Option<String> = sqlx::query_scalar(sql::POOL_EXISTS)
-                    .bind(e.pool_id.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
-                if exists.is_none() {
-                    return Err(StoreError::NotFound(format!("user pool {}", e.pool_id)));
-                }
+                require_pool(&mut tx, &e.pool_id).await?;
                 let mut qb = QueryBuilder::<$db>::new("INSERT INTO webhook_endpoints (");
                 qb.push(wh::ENDPOINT_COLS).push(") ");
                 qb.push_values(std::iter::once(e), |mut b, e| {
