@@ -13,6 +13,10 @@
 //!    committed), CPU of the server process per event;
 //! 3. drain: the worker (`orgsync serve`'s defaults) starts on that backlog; the time until
 //!    nothing is pending gives its drain rate, set against the ingest rate of the same round;
+//!    then a second backlog of EVENTS, drained by a worker whose engine writes no feed events
+//!    (`EngineConfig::feed` off): the feed's cost is the drain rate lost against it. Odd rounds
+//!    drain with the feed first, even rounds without it first, so that neither order favours
+//!    one;
 //! 4. leavers: LEAVERS users resign one at a time in the emulator; their
 //!    `contact.user.deleted_v3` is POSTed and the user polled through
 //!    `GET /api/v1/pools/{pool}/users/{id}` until they are no longer active.
@@ -87,11 +91,25 @@ struct Row {
     server_cpu: Duration,
     /// Worker start to inbox pending = 0, for `events` pending events.
     drain: Duration,
+    /// The same for a second backlog of `events`, drained without the change feed.
+    drain_without_feed: Duration,
     applied: u64,
     ignored: u64,
     parked: u64,
     /// Resignation POST to the user read back as not active, sorted.
     leavers: Vec<Duration>,
+}
+
+struct RunningWorker {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningWorker {
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        self.task.await.unwrap();
+    }
 }
 
 /// User + system CPU time of this process (all threads), from /proc (clock ticks of 10 ms).
@@ -120,7 +138,8 @@ struct Served {
     http: reqwest::Client,
     engine: Arc<Engine>,
     ingestor: Arc<Ingestor>,
-    stop_worker: tokio::sync::watch::Sender<bool>,
+    /// The same store with the change feed off (`EngineConfig::feed`).
+    engine_without_feed: Arc<Engine>,
 }
 
 impl Served {
@@ -145,18 +164,22 @@ impl Served {
         config.rate_limit = RateLimitConfig::disabled();
         let emu = Emulator::start(config).await.unwrap();
         let (key, _) = MasterKey::generate();
-        let engine = Engine::new(
+        let config = EngineConfig {
+            pacing_lifted: true,
+            retry: RetryConfig::default(),
+            fetch: FetchOptions { concurrency: 8 },
+            ..EngineConfig::default()
+        };
+        let engine = Engine::new(store.clone(), key.clone(), config.clone());
+        let engine_without_feed = Engine::new(
             store.clone(),
             key.clone(),
             EngineConfig {
-                pacing_lifted: true,
-                retry: RetryConfig::default(),
-                fetch: FetchOptions { concurrency: 8 },
-                ..EngineConfig::default()
+                feed: false,
+                ..config
             },
         );
         let ingestor = Arc::new(Ingestor::new(store.clone(), key, DecodeOptions::default()));
-        let (stop_worker, _) = tokio::sync::watch::channel(false);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         drop(listener);
@@ -177,15 +200,34 @@ impl Served {
             http: reqwest::Client::new(),
             engine,
             ingestor,
-            stop_worker,
+            engine_without_feed,
         }
     }
 
-    /// Starts the event worker as `orgsync serve` does (woken by each commit).
-    fn start_worker(&self) {
-        Worker::new(self.engine.clone(), WorkerConfig::default())
+    /// Starts the event worker as `orgsync serve` does (woken by each commit), with the
+    /// change feed or without it; stopped by the returned [`RunningWorker`].
+    fn start_worker(&self, feed: bool) -> RunningWorker {
+        let engine = if feed {
+            self.engine.clone()
+        } else {
+            self.engine_without_feed.clone()
+        };
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = Worker::new(engine, WorkerConfig::default())
             .wake_on(self.ingestor.committed())
-            .spawn(self.stop_worker.subscribe());
+            .spawn(stopped);
+        RunningWorker { stop, task }
+    }
+
+    /// Starts a worker on the pending backlog and waits until nothing is pending; the
+    /// worker is stopped (its lease released) before this returns.
+    async fn drain(&self, connection: &ConnectionId, feed: bool) -> Duration {
+        let started = Instant::now();
+        let worker = self.start_worker(feed);
+        self.until_drained(connection).await;
+        let drain = started.elapsed();
+        worker.stop().await;
+        drain
     }
 
     fn url(&self, path: &str) -> String {
@@ -213,6 +255,37 @@ impl Served {
             .await
             .unwrap();
         (resp.status(), resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Changes the profile of a live user (round-robin) for each of `numbers` in the
+    /// emulator, and writes the real `contact.user.updated_v3` it emitted for each, sealed as
+    /// Feishu sends it, to `path` for the load generator.
+    fn backlog(&self, live: &[UserKey], numbers: std::ops::Range<usize>, path: &std::path::Path) {
+        let mark = self.emu.state().events.emitted_total();
+        let count = numbers.len();
+        for i in numbers.clone() {
+            let key = live[i % live.len()];
+            let patch = UserPatch {
+                job_title: Some(format!("Bench title {i}")),
+                ..UserPatch::default()
+            };
+            self.emu
+                .state()
+                .mutate(|t| t.update_user(key, &patch))
+                .unwrap();
+        }
+        let updates: Vec<OutgoingEvent> = self
+            .emitted_since(mark)
+            .into_iter()
+            .filter(|e| e.event_type == "contact.user.updated_v3")
+            .collect();
+        assert_eq!(updates.len(), count, "one update event per change");
+        let sealed: Vec<SealedRequest> = updates
+            .iter()
+            .zip(numbers)
+            .map(|(e, i)| seal(e, i))
+            .collect();
+        write_requests(path, &sealed);
     }
 
     /// The events the emulator emitted for the app since `mark` (an `emitted_total`).
@@ -473,7 +546,14 @@ async fn reference_server() -> (std::net::SocketAddr, tokio::sync::oneshot::Send
     (addr, tx)
 }
 
-async fn run(store_name: &str, store: Arc<dyn DirectoryStore>, p: &Params) -> Row {
+/// `feed_first`: the round's first backlog is drained with the change feed, the second
+/// without it; `false` the other way round.
+async fn run(
+    store_name: &str,
+    store: Arc<dyn DirectoryStore>,
+    p: &Params,
+    feed_first: bool,
+) -> Row {
     let s = Served::start(store, p.users).await;
 
     // The pool and the connection through the admin API, then the import.
@@ -527,38 +607,14 @@ async fn run(store_name: &str, store: Arc<dyn DirectoryStore>, p: &Params) -> Ro
             .map(|u| u.key)
             .collect()
     });
-    let mark = s.emu.state().events.emitted_total();
-    let mutated = Instant::now();
-    for i in 0..p.events {
-        let key = live[i % live.len()];
-        let patch = UserPatch {
-            job_title: Some(format!("Bench title {i}")),
-            ..UserPatch::default()
-        };
-        s.emu
-            .state()
-            .mutate(|t| t.update_user(key, &patch))
-            .unwrap();
-    }
-    let updates: Vec<OutgoingEvent> = s
-        .emitted_since(mark)
-        .into_iter()
-        .filter(|e| e.event_type == "contact.user.updated_v3")
-        .collect();
-    assert_eq!(updates.len(), p.events, "one update event per change");
-    let sealed: Vec<SealedRequest> = updates
-        .iter()
-        .enumerate()
-        .map(|(i, e)| seal(e, i))
-        .collect();
     let dir = tempfile::tempdir().unwrap();
     let requests = dir.path().join("requests.bin");
-    write_requests(&requests, &sealed);
+    let mutated = Instant::now();
+    s.backlog(&live, 0..p.events, &requests);
     eprintln!(
-        "  {store_name}: {} events emitted and sealed in {:.2?}, {} bytes of body each",
-        sealed.len(),
+        "  {store_name}: {} events emitted and sealed in {:.2?}",
+        p.events,
         mutated.elapsed(),
-        sealed[0].body.len()
     );
 
     // 1. Reference: the same requests against a handler that only answers 200.
@@ -581,23 +637,33 @@ async fn run(store_name: &str, store: Arc<dyn DirectoryStore>, p: &Params) -> Ro
         server_cpu.as_micros() as f64 / p.events as f64,
     );
 
-    // 3. Drain: the worker starts on the backlog; until nothing is pending.
-    let started = Instant::now();
-    s.start_worker();
-    s.until_drained(&connection).await;
-    let drain = started.elapsed();
+    // 3. Drain: a worker starts on the backlog; until nothing is pending. Then a second
+    // backlog, drained with the feed off (or the other way round: `feed_first`).
+    let mut drains = [Duration::ZERO; 2];
+    for (n, feed) in [feed_first, !feed_first].into_iter().enumerate() {
+        if n > 0 {
+            let events = n * p.events..(n + 1) * p.events;
+            s.backlog(&live, events, &requests);
+            replay(s.server.addr, &callback_path, &requests, p.connections).await;
+            assert_eq!(s.pending(&connection).await, backlog, "a second backlog");
+        }
+        let drain = s.drain(&connection, feed).await;
+        eprintln!(
+            "  {store_name}: drained {backlog} {} the feed in {drain:.2?} ({:.0} events/s)",
+            if feed { "with" } else { "without" },
+            backlog as f64 / drain.as_secs_f64()
+        );
+        drains[usize::from(!feed)] = drain;
+    }
+    let [drain, drain_without_feed] = drains;
     let (applied, ignored, parked) = (
         s.inbox_count(InboxState::Applied).await,
         s.inbox_count(InboxState::Ignored).await,
         s.inbox_count(InboxState::Parked).await,
     );
-    eprintln!(
-        "  {store_name}: drained {backlog} in {drain:.2?} ({:.0} events/s), {applied} applied / \
-         {ignored} ignored / {parked} parked",
-        backlog as f64 / drain.as_secs_f64()
-    );
+    eprintln!("  {store_name}: {applied} applied / {ignored} ignored / {parked} parked");
     // The last change of a user is what the directory shows.
-    let (i, key) = (p.events - 1, live[(p.events - 1) % live.len()]);
+    let (i, key) = (2 * p.events - 1, live[(2 * p.events - 1) % live.len()]);
     let open_id = s.emu.with_tenant(|t| t.apps[APP_ID].open_id(key));
     let (_, user) = s
         .get(&format!("/api/v1/pools/{pool}/users/by/open_id/{open_id}"))
@@ -611,6 +677,7 @@ async fn run(store_name: &str, store: Arc<dyn DirectoryStore>, p: &Params) -> Ro
     // 3. Leavers: one at a time, from the resignation's event POST to the user not active.
     // Each comes after a random pause, as a resignation comes at any moment (the worker is
     // idle then, waiting for the commit signal or its next poll).
+    let worker = s.start_worker(true);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
     let idle_ms = WorkerConfig::default().idle_poll.as_millis() as u64;
     let mut leavers = Vec::new();
@@ -684,7 +751,7 @@ async fn run(store_name: &str, store: Arc<dyn DirectoryStore>, p: &Params) -> Ro
         ms(pct(&leavers, 100.0))
     );
 
-    let _ = s.stop_worker.send(true);
+    worker.stop().await;
     s.server.stop().await.unwrap();
     s.emu.shutdown().await.unwrap();
     Row {
@@ -694,6 +761,7 @@ async fn run(store_name: &str, store: Arc<dyn DirectoryStore>, p: &Params) -> Ro
         ingest,
         server_cpu,
         drain,
+        drain_without_feed,
         applied,
         ignored,
         parked,
@@ -715,6 +783,9 @@ struct Summary {
     drain_rates: Vec<f64>,
     /// Drain rate over ingest rate, per round.
     drain_ratios: Vec<f64>,
+    drain_without_feed_rates: Vec<f64>,
+    /// The share of the drain rate the change feed costs, per round: 1 − with / without.
+    feed_costs: Vec<f64>,
     applied: u64,
     ignored: u64,
     parked: u64,
@@ -744,6 +815,11 @@ impl Summary {
             drain_ratios: rows
                 .iter()
                 .map(|r| r.ingest.elapsed.as_secs_f64() / r.drain.as_secs_f64())
+                .collect(),
+            drain_without_feed_rates: rows.iter().map(|r| rate(r.drain_without_feed)).collect(),
+            feed_costs: rows
+                .iter()
+                .map(|r| 1.0 - r.drain_without_feed.as_secs_f64() / r.drain.as_secs_f64())
                 .collect(),
             applied: rows.iter().map(|r| r.applied).sum(),
             ignored: rows.iter().map(|r| r.ignored).sum(),
@@ -805,7 +881,15 @@ async fn main() {
         let sqlite = store::SqliteStore::open(&dir.path().join("bench.db"))
             .await
             .unwrap();
-        rows.push(run("SQLite (WAL, synchronous=FULL)", Arc::new(sqlite), &p).await);
+        rows.push(
+            run(
+                "SQLite (WAL, synchronous=FULL)",
+                Arc::new(sqlite),
+                &p,
+                round % 2 == 1,
+            )
+            .await,
+        );
     }
     summaries.push(Summary::new(rows, p.events));
     if std::env::var("ORGSYNC_TEST_POSTGRES_URL").is_ok() {
@@ -813,7 +897,7 @@ async fn main() {
         for round in 1..=rounds {
             eprintln!("PostgreSQL, round {round}/{rounds}");
             let pg = store::testing::pg_test_store().await.unwrap();
-            rows.push(run("PostgreSQL 15 (local)", Arc::new(pg), &p).await);
+            rows.push(run("PostgreSQL 15 (local)", Arc::new(pg), &p, round % 2 == 1).await);
         }
         summaries.push(Summary::new(rows, p.events));
     } else {
@@ -824,7 +908,7 @@ async fn main() {
         "| store | events × rounds | connections | accepted events/s | p50 | p95 | p99 | max | server CPU µs/event | generator CPU µs/event | reference events/s |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let mut drain = String::from(
-        "| store | backlog × rounds | drain events/s | drain / ingest | applied / ignored / parked |\n|---|---|---|---|---|\n",
+        "| store | backlog × rounds | drain events/s | drain / ingest | without the feed: drain events/s | the feed's cost on the drain | applied / ignored / parked |\n|---|---|---|---|---|---|---|\n",
     );
     let mut leave = String::from(
         "| store | leavers × rounds | median | p95 | p99 | max |\n|---|---|---|---|---|---|\n",
@@ -844,12 +928,15 @@ async fn main() {
             spread(&s.generator_cpu, 0),
             spread(&s.reference_rates, 0),
         ));
+        let percent: Vec<f64> = s.feed_costs.iter().map(|c| c * 100.0).collect();
         drain.push_str(&format!(
-            "| {} | {} × {rounds} | {} | {} | {} / {} / {} |\n",
+            "| {} | {} × {rounds} | {} | {} | {} | **{} %** | {} / {} / {} |\n",
             s.store,
             p.events,
             spread(&s.drain_rates, 0),
             spread(&s.drain_ratios, 2),
+            spread(&s.drain_without_feed_rates, 0),
+            spread(&percent, 1),
             s.applied,
             s.ignored,
             s.parked,
@@ -907,7 +994,11 @@ async fn main() {
          verification, no store): the most this generator reaches on this machine.\n\n{ingest}\n\
          **Drain**: then the worker starts (`orgsync serve`'s defaults: batch {batch}) on the backlog of \
          {events} pending events; the time until none is pending (checked every 50 ms). Drain / ingest is \
-         the drain rate over the ingest rate of the same round.\n\n{drain}\n\
+         the drain rate over the ingest rate of the same round. Each round then ingests a second backlog \
+         of {events} (the next profile changes) and drains it with a worker whose engine writes no feed \
+         events (`EngineConfig::feed` off, which no configuration key sets); odd rounds drain with the \
+         feed first, even rounds without it first. The feed's cost is the drain rate it loses against \
+         that: 1 − (rate with the feed / rate without), per round (issue 12's target: ≤ 10 %).\n\n{drain}\n\
          **Leavers**: {leavers} users per round resign one at a time; from the POST of their \
          `contact.user.deleted_v3` until `GET /api/v1/pools/{{pool}}/users/{{id}}` shows them not active (read \
          every {poll} ms). Each comes after a random pause (0–{pause} ms) with the worker idle; the ingestor's \

@@ -75,6 +75,10 @@ pub struct EngineConfig {
     pub lease_wait: Duration,
     /// Webhook deliveries (docs/webhooks.md).
     pub webhooks: WebhookConfig,
+    /// `false` writes no feed events at all (every batch quiet). For benchmarks only, which
+    /// measure what the feed costs the worker against the same run without it; no
+    /// configuration key sets it.
+    pub feed: bool,
 }
 
 impl Default for EngineConfig {
@@ -91,6 +95,7 @@ impl Default for EngineConfig {
             progress_interval: Duration::from_millis(500),
             lease_wait: Duration::from_secs(5),
             webhooks: WebhookConfig::default(),
+            feed: true,
         }
     }
 }
@@ -156,7 +161,8 @@ impl Engine {
     /// Every write of the directory goes through here (jobs, the event worker, admin
     /// decisions): one transaction in the store, which appends the change log and the feed,
     /// then a wake-up for whoever follows the feed.
-    pub async fn apply(&self, batch: ApplyBatch) -> Result<Applied, StoreError> {
+    pub async fn apply(&self, mut batch: ApplyBatch) -> Result<Applied, StoreError> {
+        batch.quiet |= !self.config.feed;
         let applied = self.store.apply(batch).await?;
         if applied.feed_events > 0 {
             metrics::counter!("orgsync_feed_events_appended_total").increment(applied.feed_events);
@@ -1114,6 +1120,7 @@ impl Engine {
             watermarks,
             inbox: Vec::new(),
             quiet: source.quiet,
+            as_read: Default::default(),
         }
     }
 }
