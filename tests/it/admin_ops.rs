@@ -352,6 +352,7 @@ async fn parked_deletions_are_approved_or_rejected_by_an_admin() {
                 later_sources: Vec::new(),
                 inbox: Vec::new(),
                 quiet: false,
+                as_read: Default::default(),
             })
             .await
             .unwrap();

@@ -262,6 +262,7 @@ async fn a_worker_stopped_mid_batch_and_restarted_applies_every_event_exactly_on
                 later_sources: Vec::new(),
                 inbox: vec![(late.id, InboxOutcome::Applied { note: None })],
                 quiet: false,
+                as_read: Default::default(),
             })
             .await;
         assert!(twice.is_err(), "{backend:?}: {twice:?}");

@@ -378,6 +378,7 @@ async fn bulk_decisions_over_the_api_in_batches_with_counts() {
                 later_sources: Vec::new(),
                 inbox: Vec::new(),
                 quiet: false,
+                as_read: Default::default(),
             })
             .await
             .unwrap();

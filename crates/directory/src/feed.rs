@@ -224,6 +224,12 @@ const BOOKKEEPING: [&str; 3] = ["version", "updated_at", "created_at"];
 /// `before`: the stored object before the change (`None`: it did not exist); `after`: as
 /// written. Both are the objects' JSON as the REST API shows them.
 pub fn derive(kind: ObjectKind, before: Option<&Value>, after: &Value) -> Vec<FeedDraft> {
+    derive_owned(kind, before, after.clone())
+}
+
+/// [`derive`], taking `after` to move into the events rather than copy (the store derives
+/// the events of every change it writes).
+pub fn derive_owned(kind: ObjectKind, before: Option<&Value>, after: Value) -> Vec<FeedDraft> {
     let before = before.filter(|b| live(b));
     let id = after.get("id").and_then(Value::as_str).map(str::to_owned);
     let draft = |event_type, data| FeedDraft {
@@ -248,31 +254,41 @@ pub fn derive(kind: ObjectKind, before: Option<&Value>, after: &Value) -> Vec<Fe
             FeedType::GroupDeleted,
         ),
     };
+    let object = |after: Value, rest: Vec<(&str, Value)>| {
+        let mut data = Map::with_capacity(rest.len() + 1);
+        data.insert("object".into(), after);
+        for (key, value) in rest {
+            data.insert(key.into(), value);
+        }
+        Value::Object(data)
+    };
     let mut out = Vec::new();
-    match (before, live(after)) {
+    match (before, live(&after)) {
         // Neither before nor after in the directory: nothing a consumer holds changed.
         (None, false) => {}
         // A deleted object's memberships end with it: no removal events.
         (Some(_), false) => {
             out.push(draft(
                 deleted,
-                json!({"object": after, "reason": "deleted"}),
+                object(after, vec![("reason", Value::from("deleted"))]),
             ));
         }
         (None, true) => {
-            out.push(draft(created, json!({"object": after})));
-            out.extend(members(kind, &Value::Null, after));
+            let members = members(kind, &Value::Null, &after);
+            out.push(draft(created, object(after, Vec::new())));
+            out.extend(members);
         }
         (Some(before), true) => {
-            let (previous, changed) = diff(before, after);
+            let (previous, changed) = diff(before, &after);
+            let members = members(kind, before, &after);
             let main = match kind {
-                ObjectKind::User => match (enabled(before), enabled(after)) {
+                ObjectKind::User => match (enabled(before), enabled(&after)) {
                     (true, false) => Some(FeedType::UserDisabled),
                     (false, true) => Some(FeedType::UserEnabled),
                     // Departments joined or left are told by the membership events; a
                     // membership that stays but changes (primary, order) is an update.
                     _ => (only_besides(&changed, &["departments"])
-                        || kept_memberships_changed(before, after))
+                        || kept_memberships_changed(before, &after))
                     .then_some(updated),
                 },
                 ObjectKind::Department => {
@@ -291,17 +307,19 @@ pub fn derive(kind: ObjectKind, before: Option<&Value>, after: &Value) -> Vec<Fe
                 ObjectKind::Group => only_besides(&changed, &["members"]).then_some(updated),
             };
             if let Some(main) = main {
-                let mut data = json!({
-                    "object": after,
-                    "previous_attributes": previous,
-                    "changed": changed,
-                });
+                let mut rest = Vec::with_capacity(3);
                 if main == FeedType::UserDisabled {
-                    data["reason"] = after.get("status").cloned().unwrap_or(Value::Null);
+                    rest.push((
+                        "reason",
+                        after.get("status").cloned().unwrap_or(Value::Null),
+                    ));
                 }
-                out.push(draft(main, data));
+                let changed = changed.into_iter().map(Value::String).collect();
+                rest.push(("previous_attributes", previous));
+                rest.push(("changed", Value::Array(changed)));
+                out.push(draft(main, object(after, rest)));
             }
-            out.extend(members(kind, before, after));
+            out.extend(members);
         }
     }
     out

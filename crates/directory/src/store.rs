@@ -255,6 +255,19 @@ pub struct ApplyBatch {
     /// Write no feed events for these changes: a connection's first import, which consumers
     /// read from the directory instead (docs/change-feed.md).
     pub quiet: bool,
+    /// Objects as the caller read them from this store while planning the batch.
+    pub as_read: AsRead,
+}
+
+/// Whole objects as read from the store, each with the `version` it had then: the state the
+/// feed compares a change with. `apply` takes one instead of reading the object again when
+/// the stored version is still that one (every write moves it), and reads whatever is
+/// missing or older (docs/change-feed.md). The event worker passes what it loaded to plan.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AsRead {
+    pub users: Vec<User>,
+    pub departments: Vec<Department>,
+    pub groups: Vec<Group>,
 }
 
 impl ApplyBatch {
@@ -268,6 +281,7 @@ impl ApplyBatch {
             watermarks: Vec::new(),
             inbox: Vec::new(),
             quiet: false,
+            as_read: AsRead::default(),
         }
     }
 }

@@ -164,6 +164,12 @@ macro_rules! downstream_fns {
             let first = last - n + 1;
             let numbered: Vec<(i64, &(FeedDraft, ChangeSource))> =
                 (first..).zip(drafts.iter()).collect();
+            // The data as JSON text: PostgreSQL's column is `json`, and a `jsonb` parameter
+            // (what `Json` binds) would be parsed into a tree only to be printed back.
+            let (open, close) = match <$store>::BACKEND {
+                Backend::Postgres => ("CAST(", " AS json)"),
+                Backend::Sqlite => ("", ""),
+            };
             for chunk in numbered.chunks(CHUNK) {
                 let mut qb = QueryBuilder::<$db>::new(ds::INSERT_FEED);
                 qb.push_values(chunk, |mut b, (seq, (draft, source))| {
@@ -173,7 +179,9 @@ macro_rules! downstream_fns {
                         .push_bind(draft.object_id.as_deref())
                         .push_bind(Json(source))
                         .push_bind(now)
-                        .push_bind(Json(&draft.data));
+                        .push(open)
+                        .push_bind_unseparated(draft.data.to_string())
+                        .push_unseparated(close);
                 });
                 qb.build()
                     .persistent(false)
@@ -192,12 +200,8 @@ macro_rules! downstream_fns {
             users: &[String],
             departments: &[String],
             groups: &[String],
-        ) -> StoreResult<(
-            HashMap<(ObjectKind, String), serde_json::Value>,
-            HashMap<(ObjectKind, String), Vec<ExternalRef>>,
-        )> {
+        ) -> StoreResult<HashMap<(ObjectKind, String), serde_json::Value>> {
             let mut out = HashMap::new();
-            let mut refs_of: HashMap<(ObjectKind, String), Vec<ExternalRef>> = HashMap::new();
             for u in whole_by_id(conn, &WHOLE_USERS, pool, users).await? {
                 out.insert(
                     (ObjectKind::User, u.id.0.clone()),
@@ -221,8 +225,18 @@ macro_rules! downstream_fns {
                     );
                 }
             }
-            // Each object's Feishu ids, as the REST API shows them: what downstream systems
-            // match on, and what an identifier change changes.
+            Ok(out)
+        }
+
+        /// Each object's Feishu ids, as the REST API shows them: what downstream systems
+        /// match on, and what an identifier change changes.
+        async fn stored_refs(
+            conn: &mut Conn,
+            users: &[String],
+            departments: &[String],
+            groups: &[String],
+        ) -> StoreResult<HashMap<(ObjectKind, String), Vec<ExternalRef>>> {
+            let mut refs_of: HashMap<(ObjectKind, String), Vec<ExternalRef>> = HashMap::new();
             for (kind, ids) in [
                 (ObjectKind::User, users),
                 (ObjectKind::Department, departments),
@@ -247,7 +261,7 @@ macro_rules! downstream_fns {
                     }
                 }
             }
-            Ok((out, refs_of))
+            Ok(refs_of)
         }
 
         /// [`StoreError::NotFound`] unless the pool exists (read in the caller's transaction).

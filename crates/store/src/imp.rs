@@ -1588,14 +1588,30 @@ macro_rules! impl_directory_store {
                         let existing = |m: &HashMap<String, Stored>| -> Vec<String> {
                             m.keys().cloned().collect()
                         };
-                        stored_json(
+                        let (mut objects, unread) = prepare::as_read_json(
+                            &batch.as_read,
+                            &users,
+                            &departments,
+                            &groups,
+                        )?;
+                        objects.extend(
+                            stored_json(
+                                &mut tx,
+                                pool,
+                                &unread.users,
+                                &unread.departments,
+                                &unread.groups,
+                            )
+                            .await?,
+                        );
+                        let refs = stored_refs(
                             &mut tx,
-                            pool,
                             &existing(&users),
                             &existing(&departments),
                             &existing(&groups),
                         )
-                        .await?
+                        .await?;
+                        (objects, refs)
                     };
                     // A refusal (version conflict) drops the transaction: nothing is written.
                     let prepared =

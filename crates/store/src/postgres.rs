@@ -48,7 +48,7 @@ const FINISH_INBOX_ROWS: &str = concat!(
 );
 
 /// The migrations, embedded at compile time: (version, description, SQL).
-pub(crate) const MIGRATIONS: [Embedded; 10] = [
+pub(crate) const MIGRATIONS: [Embedded; 11] = [
     (
         1,
         "init",
@@ -98,6 +98,11 @@ pub(crate) const MIGRATIONS: [Embedded; 10] = [
         10,
         "downstream: feed, credentials, webhooks",
         include_str!("../migrations/postgres/0010_downstream.sql"),
+    ),
+    (
+        11,
+        "the feed without a foreign key",
+        include_str!("../migrations/postgres/0011_feed_without_foreign_key.sql"),
     ),
 ];
 

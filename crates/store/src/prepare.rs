@@ -8,7 +8,7 @@ use directory::feed::{self, FeedDraft};
 use directory::ids::Millis;
 use directory::model::{Department, ExternalRef, Group, ObjectKind, User};
 use directory::store::{
-    ApplyBatch, ChangeRecord, ChangeSource, StoreError, StoreResult, Watermark, Write,
+    ApplyBatch, AsRead, ChangeRecord, ChangeSource, StoreError, StoreResult, Watermark, Write,
 };
 
 use serde::Serialize;
@@ -336,6 +336,72 @@ fn supersedes(new: &Watermark, old: &Watermark) -> bool {
 /// first one left. Each object is
 /// compared with its `external_ids`, as the REST API shows it, so an identifier change is an
 /// update.
+/// Ids by kind.
+#[derive(Debug, Default)]
+pub(crate) struct Ids {
+    pub users: Vec<String>,
+    pub departments: Vec<String>,
+    pub groups: Vec<String>,
+}
+
+/// The feed's before-state of the objects the caller read at their stored version
+/// ([`AsRead`]), as JSON, and the ids of the stored objects it must still read.
+pub(crate) fn as_read_json(
+    as_read: &AsRead,
+    users: &HashMap<String, Stored>,
+    departments: &HashMap<String, Stored>,
+    groups: &HashMap<String, Stored>,
+) -> StoreResult<(HashMap<(ObjectKind, String), Value>, Ids)> {
+    let mut known = HashMap::new();
+    fn take<T: Serialize>(
+        what: &str,
+        kind: ObjectKind,
+        objects: &[T],
+        id_version: fn(&T) -> (&str, i64),
+        stored: &HashMap<String, Stored>,
+        known: &mut HashMap<(ObjectKind, String), Value>,
+    ) -> StoreResult<Vec<String>> {
+        for object in objects {
+            let (id, version) = id_version(object);
+            if stored.get(id).is_some_and(|s| s.version == version) {
+                known.insert((kind, id.to_owned()), to_json(what, object)?);
+            }
+        }
+        Ok(stored
+            .keys()
+            .filter(|id| !known.contains_key(&(kind, (*id).clone())))
+            .cloned()
+            .collect())
+    }
+    let ids = Ids {
+        users: take(
+            "user",
+            ObjectKind::User,
+            &as_read.users,
+            |u| (u.id.0.as_str(), u.version),
+            users,
+            &mut known,
+        )?,
+        departments: take(
+            "department",
+            ObjectKind::Department,
+            &as_read.departments,
+            |d| (d.id.0.as_str(), d.version),
+            departments,
+            &mut known,
+        )?,
+        groups: take(
+            "group",
+            ObjectKind::Group,
+            &as_read.groups,
+            |g| (g.id.0.as_str(), g.version),
+            groups,
+            &mut known,
+        )?,
+    };
+    Ok((known, ids))
+}
+
 pub(crate) fn feed_drafts(
     changes: &[ChangeRecord],
     mut stored: HashMap<(ObjectKind, String), Value>,
@@ -365,16 +431,33 @@ pub(crate) fn feed_drafts(
     for (key, object) in stored.iter_mut() {
         *object = with_refs(std::mem::take(object), stored_refs.get_mut(key));
     }
-    let mut out = Vec::new();
+    // An object written twice in a batch: its second change is compared with its first.
+    let mut writes_left: HashMap<(ObjectKind, &str), usize> = HashMap::new();
+    for change in changes {
+        *writes_left
+            .entry((change.object_kind, change.object_id.as_str()))
+            .or_default() += 1;
+    }
+    let mut out = Vec::with_capacity(changes.len());
     for change in changes {
         let key = (change.object_kind, change.object_id.clone());
         let after = match refs_after.get(&key) {
             Some(refs) => with_refs(change.object.clone(), Some(&mut refs.clone())),
             None => with_refs(change.object.clone(), None),
         };
-        let drafts = feed::derive(change.object_kind, stored.get(&key), &after);
+        let left = writes_left
+            .get_mut(&(change.object_kind, change.object_id.as_str()))
+            .map(|n| {
+                *n -= 1;
+                *n
+            })
+            .unwrap_or(0);
+        let kept = (left > 0).then(|| after.clone());
+        let drafts = feed::derive_owned(change.object_kind, stored.get(&key), after);
         out.extend(drafts.into_iter().map(|d| (d, change.source.clone())));
-        stored.insert(key, after);
+        if let Some(after) = kept {
+            stored.insert(key, after);
+        }
     }
     out
 }

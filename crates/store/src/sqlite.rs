@@ -155,7 +155,7 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
 }
 
 /// The migrations, embedded at compile time: (version, description, SQL).
-pub(crate) const MIGRATIONS: [Embedded; 10] = [
+pub(crate) const MIGRATIONS: [Embedded; 11] = [
     (
         1,
         "init",
@@ -205,6 +205,11 @@ pub(crate) const MIGRATIONS: [Embedded; 10] = [
         10,
         "downstream: feed, credentials, webhooks",
         include_str!("../migrations/sqlite/0010_downstream.sql"),
+    ),
+    (
+        11,
+        "the feed without a foreign key",
+        include_str!("../migrations/sqlite/0011_feed_without_foreign_key.sql"),
     ),
 ];
 

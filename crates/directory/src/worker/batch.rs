@@ -4,6 +4,7 @@
 //! batch leave (an overlay of the loaded objects), and everything — objects, change log,
 //! watermarks, inbox outcomes — commits together.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 
 use feishu::client::FeishuError;
@@ -21,8 +22,8 @@ use crate::plan::steps::{
 };
 use crate::snapshot::{ROOT, object_key};
 use crate::store::{
-    ApplyBatch, ChangeSource, DirectoryStore, InboxEvent, InboxOutcome, StoreError, Watermark,
-    Write,
+    ApplyBatch, AsRead, ChangeSource, DirectoryStore, InboxEvent, InboxOutcome, StoreError,
+    Watermark, Write,
 };
 
 use super::intent::Resolved;
@@ -228,6 +229,11 @@ pub(super) struct Overlay {
     members: HashMap<String, Vec<String>>,
     /// Live groups listing a department the batch deletes, by department id.
     member_of: HashMap<String, Vec<String>>,
+    /// The objects as read from the store (before the batch's own writes), handed to
+    /// `apply` so that it need not read them again for the feed (`AsRead`).
+    read_users: HashMap<String, User>,
+    read_departments: HashMap<String, Department>,
+    read_groups: HashMap<String, Group>,
 }
 
 impl Overlay {
@@ -257,6 +263,9 @@ impl Overlay {
             marks: HashMap::new(),
             members: HashMap::new(),
             member_of: HashMap::new(),
+            read_users: HashMap::new(),
+            read_departments: HashMap::new(),
+            read_groups: HashMap::new(),
         });
         let named = Named::of(items, fetched);
         // Independent reads run side by side (on PostgreSQL each is a round trip).
@@ -352,13 +361,16 @@ impl Overlay {
             overlay.refs.entry(key).or_insert(r);
         }
         for u in users {
-            overlay.users.entry(u.id.0.clone()).or_insert(u);
+            overlay.keep_user(u);
         }
         for d in departments {
-            overlay.departments.entry(d.id.0.clone()).or_insert(d);
+            if let Entry::Vacant(e) = overlay.departments.entry(d.id.0.clone()) {
+                overlay.read_departments.insert(d.id.0.clone(), d.clone());
+                e.insert(d);
+            }
         }
         for g in groups {
-            overlay.groups.entry(g.id.0.clone()).or_insert(g);
+            overlay.keep_group(g);
         }
         for (key, mark) in marks {
             overlay.marks.entry(key).or_insert(mark);
@@ -384,15 +396,63 @@ impl Overlay {
                 .map(|g| g.id.0.clone())
                 .collect();
             for u in members {
-                overlay.users.entry(u.id.0.clone()).or_insert(u);
+                overlay.keep_user(u);
             }
             for g in groups {
-                overlay.groups.entry(g.id.0.clone()).or_insert(g);
+                overlay.keep_group(g);
             }
             overlay.members.insert(id.clone(), member_ids);
             overlay.member_of.insert(id, group_ids);
         }
         Ok(overlay)
+    }
+
+    /// A user read from the store, unless the overlay holds a newer state of it.
+    fn keep_user(&mut self, u: User) {
+        if let Entry::Vacant(e) = self.users.entry(u.id.0.clone()) {
+            self.read_users.insert(u.id.0.clone(), u.clone());
+            e.insert(u);
+        }
+    }
+
+    fn keep_group(&mut self, g: Group) {
+        if let Entry::Vacant(e) = self.groups.entry(g.id.0.clone()) {
+            self.read_groups.insert(g.id.0.clone(), g.clone());
+            e.insert(g);
+        }
+    }
+
+    /// The objects `writes` change, as read from the store (`AsRead`).
+    fn as_read(&self, writes: &[Write]) -> AsRead {
+        let mut out = AsRead::default();
+        let mut seen = HashSet::new();
+        for w in writes {
+            match w {
+                Write::PutUser { user, .. } => {
+                    if let Some(u) = self.read_users.get(&user.id.0)
+                        && seen.insert((ObjectKind::User, user.id.0.as_str()))
+                    {
+                        out.users.push(u.clone());
+                    }
+                }
+                Write::PutDepartment { department, .. } => {
+                    if let Some(d) = self.read_departments.get(&department.id.0)
+                        && seen.insert((ObjectKind::Department, department.id.0.as_str()))
+                    {
+                        out.departments.push(d.clone());
+                    }
+                }
+                Write::PutGroup { group, .. } => {
+                    if let Some(g) = self.read_groups.get(&group.id.0)
+                        && seen.insert((ObjectKind::Group, group.id.0.as_str()))
+                    {
+                        out.groups.push(g.clone());
+                    }
+                }
+                Write::PutExternalRef(_) => {}
+            }
+        }
+        out
     }
 
     fn object_id(&self, kind: ObjectKind, ext: &str) -> Option<String> {
@@ -575,6 +635,7 @@ pub(super) fn build(
         }
         outcomes.push(outcome);
     }
+    batch.as_read = overlay.as_read(&batch.writes);
     Built { batch, outcomes }
 }
 
@@ -995,6 +1056,9 @@ impl Overlay {
             marks: HashMap::new(),
             members: HashMap::new(),
             member_of: HashMap::new(),
+            read_users: HashMap::new(),
+            read_departments: HashMap::new(),
+            read_groups: HashMap::new(),
         }
     }
 }

@@ -131,6 +131,45 @@ pub async fn the_feed_numbers_what_each_apply_changed(store: Store, _raw: Raw) {
     assert_eq!(read.through, 5);
 }
 
+/// The caller's copy of an object (`AsRead`) stands in for the store's read only while the
+/// stored version is still the copy's: an older copy is ignored, so a batch planned on a state
+/// that another writer has since changed still reports what it changed from.
+pub async fn an_object_as_read_stands_in_only_at_its_stored_version(store: Store, _raw: Raw) {
+    let pool = new_pool(&store).await;
+    let mut u = user(&pool, 1);
+    store
+        .apply(batch(&pool, vec![put_user(&u, ChangeKind::UserCreated)]))
+        .await
+        .unwrap();
+    let stored = store.get_user(&pool, &u.id).await.unwrap().unwrap();
+    assert_eq!(stored.version, 1);
+
+    // At its stored version: the events are those of a read.
+    u.profile.name = Some("Second".into());
+    let mut second = batch(&pool, vec![put_user(&u, ChangeKind::UserUpdated)]);
+    second.as_read.users = vec![stored.clone()];
+    store.apply(second).await.unwrap();
+    let read = store.feed_read(&pool, 1, 100, &[], 10_000).await.unwrap();
+    assert_eq!(types(&read.events), ["user.updated"]);
+    assert_eq!(
+        read.events[0].data["previous_attributes"],
+        json!({"profile": {"name": "User 1"}})
+    );
+
+    // The same copy, now a version behind: ignored, the stored "Second" is what changed.
+    u.profile.name = Some("Third".into());
+    let mut third = batch(&pool, vec![put_user(&u, ChangeKind::UserUpdated)]);
+    third.as_read.users = vec![stored];
+    store.apply(third).await.unwrap();
+    let read = store.feed_read(&pool, 2, 100, &[], 10_000).await.unwrap();
+    assert_eq!(types(&read.events), ["user.updated"]);
+    assert_eq!(
+        read.events[0].data["previous_attributes"],
+        json!({"profile": {"name": "Second"}})
+    );
+    assert_eq!(read.events[0].data["object"]["version"], 3);
+}
+
 /// The trap of sequences on PostgreSQL: numbers handed out before a slower transaction
 /// commits. Feed numbers come from the counter row, so a reader polling while many
 /// transactions commit sees every event once, in order, with no gap.

@@ -257,6 +257,7 @@ pub fn batch(pool: &PoolId, writes: Vec<Write>) -> ApplyBatch {
         later_sources: Vec::new(),
         inbox: Vec::new(),
         quiet: false,
+        as_read: Default::default(),
     }
 }
 
