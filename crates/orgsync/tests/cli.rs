@@ -1224,3 +1224,268 @@ fn a_job_killed_with_serve_ends_failed_at_restart_and_a_new_one_starts_at_once()
     );
     drop(emu);
 }
+
+/// A webhook receiver on std's TCP that notes every request (its `webhook-id` and body) and,
+/// while `hang` is set, answers none of them: the request stays in flight for as long as the
+/// test likes. Otherwise it answers 200 on the same keep-alive connection.
+struct HangingReceiver {
+    addr: String,
+    hang: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    got: std::sync::Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>,
+}
+
+impl HangingReceiver {
+    fn start() -> HangingReceiver {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let hang = Arc::new(AtomicBool::new(false));
+        let got: Arc<Mutex<Vec<(String, serde_json::Value)>>> = Arc::default();
+        let (h, g) = (hang.clone(), got.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { break };
+                let (hang, got) = (h.clone(), g.clone());
+                std::thread::spawn(move || {
+                    use std::io::Read;
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 8192];
+                    loop {
+                        // One request: the head, then Content-Length bytes of body.
+                        let head_end = loop {
+                            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                                break i + 4;
+                            }
+                            match stream.read(&mut chunk) {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        };
+                        let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
+                        let header = |name: &str| {
+                            head.lines()
+                                .find_map(|l| l.strip_prefix(&format!("{name}:")))
+                                .map(|v| v.trim().to_owned())
+                        };
+                        let length: usize = header("content-length")
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(0);
+                        while buf.len() < head_end + length {
+                            match stream.read(&mut chunk) {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        let body: serde_json::Value =
+                            serde_json::from_slice(&buf[head_end..head_end + length])
+                                .unwrap_or(serde_json::Value::Null);
+                        let id = header("webhook-id").unwrap_or_default();
+                        buf.drain(..head_end + length);
+                        got.lock().unwrap().push((id, body));
+                        if hang.load(Ordering::SeqCst) {
+                            // Never answered: held until the sender goes away.
+                            while stream.read(&mut chunk).is_ok_and(|n| n > 0) {}
+                            return;
+                        }
+                        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                        if stream.write_all(ok).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        HangingReceiver { addr, hang, got }
+    }
+
+    fn got(&self) -> Vec<(String, serde_json::Value)> {
+        self.got.lock().unwrap().clone()
+    }
+
+    /// Waits until `pred` accepts what was received; panics with it after `timeout`.
+    fn wait_for(
+        &self,
+        timeout: std::time::Duration,
+        what: &str,
+        pred: impl Fn(&[(String, serde_json::Value)]) -> bool,
+    ) -> Vec<(String, serde_json::Value)> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let got = self.got();
+            if pred(&got) {
+                return got;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: not within {timeout:?}; received {:?}",
+                got.iter().map(|(id, _)| id).collect::<Vec<_>>()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+/// `kill -9` of `orgsync serve` while a webhook request is in flight: after the restart the
+/// endpoint gets the interrupted event again (the same `webhook-id`) and then every later one,
+/// in order: nothing is lost, and the only duplicate is the one in flight (docs/webhooks.md).
+#[test]
+fn a_webhook_delivery_survives_kill_9_of_serve_with_duplicates_only() {
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().unwrap();
+    let mut emu = Running::start(
+        &[
+            "emulator",
+            "--listen",
+            "127.0.0.1:0",
+            "--users",
+            "40",
+            "--departments",
+            "5",
+            "--rate-limit-scale",
+            "0",
+            "--app-id",
+            "cli_killhook00000001",
+            "--app-secret",
+            "kill-hook-secret",
+        ],
+        dir.path(),
+        &[],
+    );
+    let line = emu.wait_for(SECS(60), |l| l.starts_with("Feishu emulator listening on "));
+    let base = line
+        .trim_start_matches("Feishu emulator listening on ")
+        .to_owned();
+    emu.wait_for(SECS(10), |l| l.starts_with("Press Ctrl-C"));
+
+    const TOKEN: &str = "kill-hook-admin-token-0123456789";
+    let env = [
+        ("ORGSYNC_ADMIN_TOKEN", TOKEN),
+        ("ORGSYNC_WEBHOOKS_ALLOW_PRIVATE_TARGETS", "true"),
+    ];
+    let (serve, addr, _) = start_serve(dir.path(), &env);
+    let api = |addr: &str, method: &str, path: &str, body: Option<&str>| {
+        let (status, body) = http(addr, method, &format!("/api/v1{path}"), Some(TOKEN), body);
+        let json: serde_json::Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {status} {body} ({e})"));
+        (status, json)
+    };
+    let (status, pool) = api(&addr, "POST", "/pools", Some(r#"{"name":"Hooks"}"#));
+    assert_eq!(status, 201, "{pool}");
+    let pool = pool["id"].as_str().unwrap().to_owned();
+    // Every imported user is a `user.created`: a stream of events to interrupt.
+    let (status, settings) = api(
+        &addr,
+        "PUT",
+        &format!("/pools/{pool}/feed-settings"),
+        Some(r#"{"retention_days":30,"initial_import_events":true}"#),
+    );
+    assert_eq!(status, 200, "{settings}");
+    let receiver = HangingReceiver::start();
+    receiver.hang.store(true, Ordering::SeqCst);
+    let (status, endpoint) = api(
+        &addr,
+        "POST",
+        &format!("/pools/{pool}/webhooks"),
+        Some(
+            &serde_json::json!({
+                "url": format!("http://{}/hook", receiver.addr),
+                "description": "kill -9",
+                "types": ["user.*"],
+            })
+            .to_string(),
+        ),
+    );
+    assert_eq!(status, 201, "{endpoint}");
+    let (status, connection) = api(
+        &addr,
+        "POST",
+        &format!("/pools/{pool}/connections"),
+        Some(
+            &serde_json::json!({
+                "identifier": "feishu",
+                "app_id": "cli_killhook00000001",
+                "app_secret": "kill-hook-secret",
+                "base_url": base,
+            })
+            .to_string(),
+        ),
+    );
+    assert_eq!(status, 201, "{connection}");
+    let connection = connection["id"].as_str().unwrap().to_owned();
+    let (status, job) = api(
+        &addr,
+        "POST",
+        &format!("/connections/{connection}/jobs"),
+        Some(r#"{"kind":"import"}"#),
+    );
+    assert_eq!(status, 202, "{job}");
+
+    // The first delivery is in flight, unanswered: the process dies under it.
+    let first = receiver.wait_for(SECS(60), "the first delivery", |got| !got.is_empty());
+    serve.kill_hard();
+    assert_eq!(first.len(), 1, "one request at a time per endpoint");
+    receiver.hang.store(false, Ordering::SeqCst);
+
+    let (serve, addr, _) = start_serve(dir.path(), &env);
+    // What the endpoint must receive: every user event of the feed, in order, once the
+    // import (finished before the kill, or failed by it and run again) has written them.
+    let job_path = format!("/jobs/{}", job["id"].as_str().unwrap());
+    let (_, ended) = api(&addr, "GET", &job_path, None);
+    if ended["verdict"] != "complete" {
+        let (status, job) = api(
+            &addr,
+            "POST",
+            &format!("/connections/{connection}/jobs"),
+            Some(r#"{"kind":"import"}"#),
+        );
+        assert_eq!(status, 202, "{job}");
+        let deadline = std::time::Instant::now() + SECS(60);
+        loop {
+            let (_, j) = api(
+                &addr,
+                "GET",
+                &format!("/jobs/{}", job["id"].as_str().unwrap()),
+                None,
+            );
+            if j["state"] == "finished" {
+                assert_eq!(j["verdict"], "complete", "{j}");
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{j}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    let (status, page) = api(
+        &addr,
+        "GET",
+        &format!("/pools/{pool}/events?types=user.*&limit=500"),
+        None,
+    );
+    assert_eq!(status, 200, "{page}");
+    let expected = page["data"].as_array().unwrap().clone();
+    assert!(!expected.is_empty(), "{page}");
+    assert!(
+        expected.iter().all(|e| e["type"] == "user.created"),
+        "{page}"
+    );
+    let got = receiver.wait_for(SECS(120), "every event after the restart", |got| {
+        got.len() > expected.len()
+    });
+    let (code, err) = serve.terminate(SECS(30));
+    assert_eq!(code, Some(0), "{err}");
+
+    assert_eq!(
+        got[0].0, got[1].0,
+        "the interrupted event comes again first"
+    );
+    let ids: Vec<String> = got[1..].iter().map(|(id, _)| id.clone()).collect();
+    let want: Vec<String> = expected
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, want, "every event once after the restart, in order");
+    let bodies: Vec<serde_json::Value> = got[1..].iter().map(|(_, b)| b.clone()).collect();
+    assert_eq!(bodies, expected);
+    drop(emu);
+}
