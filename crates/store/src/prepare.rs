@@ -336,6 +336,9 @@ fn supersedes(new: &Watermark, old: &Watermark) -> bool {
 /// first one left. Each object is
 /// compared with its `external_ids`, as the REST API shows it, so an identifier change is an
 /// update.
+/// Objects as JSON, by kind and id.
+pub(crate) type JsonObjects = HashMap<(ObjectKind, String), Value>;
+
 /// Ids by kind.
 #[derive(Debug, Default)]
 pub(crate) struct Ids {
@@ -351,7 +354,7 @@ pub(crate) fn as_read_json(
     users: &HashMap<String, Stored>,
     departments: &HashMap<String, Stored>,
     groups: &HashMap<String, Stored>,
-) -> StoreResult<(HashMap<(ObjectKind, String), Value>, Ids)> {
+) -> StoreResult<(JsonObjects, Ids)> {
     let mut known = HashMap::new();
     fn take<T: Serialize>(
         what: &str,
@@ -359,7 +362,7 @@ pub(crate) fn as_read_json(
         objects: &[T],
         id_version: fn(&T) -> (&str, i64),
         stored: &HashMap<String, Stored>,
-        known: &mut HashMap<(ObjectKind, String), Value>,
+        known: &mut JsonObjects,
     ) -> StoreResult<Vec<String>> {
         for object in objects {
             let (id, version) = id_version(object);
