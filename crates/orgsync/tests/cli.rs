@@ -1110,63 +1110,129 @@ fn serve_tightens_a_data_directory_it_finds_open_and_says_which_files() {
 
 // ---- a job killed with its process -----------------------------------------------------------
 
-#[test]
-fn a_job_killed_with_serve_ends_failed_at_restart_and_a_new_one_starts_at_once() {
-    let dir = tempfile::tempdir().unwrap();
+/// `orgsync emulator` with a generated tenant of `users` and `departments` and one app, its
+/// rate limits off: the process and its base URL.
+fn start_emulator(
+    dir: &std::path::Path,
+    users: &str,
+    departments: &str,
+    app_id: &str,
+    app_secret: &str,
+) -> (Running, String) {
     let mut emu = Running::start(
         &[
             "emulator",
             "--listen",
             "127.0.0.1:0",
             "--users",
-            "60",
+            users,
             "--departments",
-            "8",
+            departments,
             "--rate-limit-scale",
             "0",
             "--app-id",
-            "cli_killtest00000001",
+            app_id,
             "--app-secret",
-            "kill-test-secret",
+            app_secret,
         ],
-        dir.path(),
+        dir,
         &[],
     );
     let line = emu.wait_for(SECS(60), |l| l.starts_with("Feishu emulator listening on "));
     let base = line
         .trim_start_matches("Feishu emulator listening on ")
         .to_owned();
-    let emu_addr = base.trim_start_matches("http://").to_owned();
     emu.wait_for(SECS(10), |l| l.starts_with("Press Ctrl-C"));
+    (emu, base)
+}
 
-    const TOKEN: &str = "kill-test-admin-token-0123456789";
-    let env = [("ORGSYNC_ADMIN_TOKEN", TOKEN)];
-    let (serve, addr, _) = start_serve(dir.path(), &env);
-    let api = |addr: &str, method: &str, path: &str, body: Option<&str>| {
-        let (status, body) = http(addr, method, &format!("/api/v1{path}"), Some(TOKEN), body);
-        let json: serde_json::Value = serde_json::from_str(&body)
-            .unwrap_or_else(|e| panic!("{method} {path}: {status} {body} ({e})"));
-        (status, json)
-    };
-    let (status, pool) = api(&addr, "POST", "/pools", Some(r#"{"name":"Kill"}"#));
+/// A call of serve's admin API at `addr` with `token`: the status and the JSON answer.
+fn admin_api(
+    addr: &str,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let (status, body) = http(addr, method, &format!("/api/v1{path}"), Some(token), body);
+    let json: serde_json::Value = serde_json::from_str(&body)
+        .unwrap_or_else(|e| panic!("{method} {path}: {status} {body} ({e})"));
+    (status, json)
+}
+
+/// A pool named `name` with a connection to the emulator's app: their ids.
+fn pool_with_connection(
+    api: impl Fn(&str, &str, Option<&str>) -> (u16, serde_json::Value),
+    name: &str,
+    base: &str,
+    app_id: &str,
+    app_secret: &str,
+) -> (String, String) {
+    let (status, pool) = api(
+        "POST",
+        "/pools",
+        Some(&serde_json::json!({ "name": name }).to_string()),
+    );
     assert_eq!(status, 201, "{pool}");
     let pool = pool["id"].as_str().unwrap().to_owned();
     let (status, connection) = api(
-        &addr,
         "POST",
         &format!("/pools/{pool}/connections"),
         Some(
             &serde_json::json!({
                 "identifier": "feishu",
-                "app_id": "cli_killtest00000001",
-                "app_secret": "kill-test-secret",
+                "app_id": app_id,
+                "app_secret": app_secret,
                 "base_url": base,
             })
             .to_string(),
         ),
     );
     assert_eq!(status, 201, "{connection}");
-    let connection = connection["id"].as_str().unwrap().to_owned();
+    (pool, connection["id"].as_str().unwrap().to_owned())
+}
+
+/// Polls job `job` until it is finished (at most a minute): its last state.
+fn finished_job(
+    api: impl Fn(&str, &str, Option<&str>) -> (u16, serde_json::Value),
+    job: &str,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + SECS(60);
+    loop {
+        let (_, j) = api("GET", &format!("/jobs/{job}"), None);
+        if j["state"] == "finished" {
+            return j;
+        }
+        assert!(std::time::Instant::now() < deadline, "{j}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_job_killed_with_serve_ends_failed_at_restart_and_a_new_one_starts_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (emu, base) = start_emulator(
+        dir.path(),
+        "60",
+        "8",
+        "cli_killtest00000001",
+        "kill-test-secret",
+    );
+    let emu_addr = base.trim_start_matches("http://").to_owned();
+
+    const TOKEN: &str = "kill-test-admin-token-0123456789";
+    let env = [("ORGSYNC_ADMIN_TOKEN", TOKEN)];
+    let (serve, addr, _) = start_serve(dir.path(), &env);
+    let api = |addr: &str, method: &str, path: &str, body: Option<&str>| {
+        admin_api(addr, TOKEN, method, path, body)
+    };
+    let (_, connection) = pool_with_connection(
+        |m, p, b| api(&addr, m, p, b),
+        "Kill",
+        &base,
+        "cli_killtest00000001",
+        "kill-test-secret",
+    );
 
     // Feishu answers the scope read after a minute: the import is in flight when serve dies.
     let slow = r#"{"latency_rate":1.0,"latency_min":{"secs":60,"nanos":0},"latency_max":{"secs":60,"nanos":0},"endpoints":["contact/v3/scopes"]}"#;
@@ -1205,15 +1271,7 @@ fn a_job_killed_with_serve_ends_failed_at_restart_and_a_new_one_starts_at_once()
         "a new job is refused after the restart: {next}"
     );
     let next = next["id"].as_str().unwrap().to_owned();
-    let deadline = std::time::Instant::now() + SECS(60);
-    let done = loop {
-        let (_, j) = api(&addr, "GET", &format!("/jobs/{next}"), None);
-        if j["state"] == "finished" {
-            break j;
-        }
-        assert!(std::time::Instant::now() < deadline, "{j}");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+    let done = finished_job(|m, p, b| api(&addr, m, p, b), &next);
     assert_eq!(done["verdict"], "complete", "{done}");
     let (code, err) = serve.terminate(SECS(30));
     assert_eq!(code, Some(0), "{err}");
@@ -1333,30 +1391,13 @@ impl HangingReceiver {
 fn a_webhook_delivery_survives_kill_9_of_serve_with_duplicates_only() {
     use std::sync::atomic::Ordering;
     let dir = tempfile::tempdir().unwrap();
-    let mut emu = Running::start(
-        &[
-            "emulator",
-            "--listen",
-            "127.0.0.1:0",
-            "--users",
-            "40",
-            "--departments",
-            "5",
-            "--rate-limit-scale",
-            "0",
-            "--app-id",
-            "cli_killhook00000001",
-            "--app-secret",
-            "kill-hook-secret",
-        ],
+    let (emu, base) = start_emulator(
         dir.path(),
-        &[],
+        "40",
+        "5",
+        "cli_killhook00000001",
+        "kill-hook-secret",
     );
-    let line = emu.wait_for(SECS(60), |l| l.starts_with("Feishu emulator listening on "));
-    let base = line
-        .trim_start_matches("Feishu emulator listening on ")
-        .to_owned();
-    emu.wait_for(SECS(10), |l| l.starts_with("Press Ctrl-C"));
 
     const TOKEN: &str = "kill-hook-admin-token-0123456789";
     let env = [
@@ -1365,14 +1406,15 @@ fn a_webhook_delivery_survives_kill_9_of_serve_with_duplicates_only() {
     ];
     let (serve, addr, _) = start_serve(dir.path(), &env);
     let api = |addr: &str, method: &str, path: &str, body: Option<&str>| {
-        let (status, body) = http(addr, method, &format!("/api/v1{path}"), Some(TOKEN), body);
-        let json: serde_json::Value = serde_json::from_str(&body)
-            .unwrap_or_else(|e| panic!("{method} {path}: {status} {body} ({e})"));
-        (status, json)
+        admin_api(addr, TOKEN, method, path, body)
     };
-    let (status, pool) = api(&addr, "POST", "/pools", Some(r#"{"name":"Hooks"}"#));
-    assert_eq!(status, 201, "{pool}");
-    let pool = pool["id"].as_str().unwrap().to_owned();
+    let (pool, connection) = pool_with_connection(
+        |m, p, b| api(&addr, m, p, b),
+        "Hooks",
+        &base,
+        "cli_killhook00000001",
+        "kill-hook-secret",
+    );
     // Every imported user is a `user.created`: a stream of events to interrupt.
     let (status, settings) = api(
         &addr,
@@ -1397,22 +1439,6 @@ fn a_webhook_delivery_survives_kill_9_of_serve_with_duplicates_only() {
         ),
     );
     assert_eq!(status, 201, "{endpoint}");
-    let (status, connection) = api(
-        &addr,
-        "POST",
-        &format!("/pools/{pool}/connections"),
-        Some(
-            &serde_json::json!({
-                "identifier": "feishu",
-                "app_id": "cli_killhook00000001",
-                "app_secret": "kill-hook-secret",
-                "base_url": base,
-            })
-            .to_string(),
-        ),
-    );
-    assert_eq!(status, 201, "{connection}");
-    let connection = connection["id"].as_str().unwrap().to_owned();
     let (status, job) = api(
         &addr,
         "POST",
@@ -1430,8 +1456,12 @@ fn a_webhook_delivery_survives_kill_9_of_serve_with_duplicates_only() {
     let (serve, addr, _) = start_serve(dir.path(), &env);
     // What the endpoint must receive: every user event of the feed, in order, once the
     // import (finished before the kill, or failed by it and run again) has written them.
-    let job_path = format!("/jobs/{}", job["id"].as_str().unwrap());
-    let (_, ended) = api(&addr, "GET", &job_path, None);
+    let (_, ended) = api(
+        &addr,
+        "GET",
+        &format!("/jobs/{}", job["id"].as_str().unwrap()),
+        None,
+    );
     if ended["verdict"] != "complete" {
         let (status, job) = api(
             &addr,
@@ -1440,21 +1470,8 @@ fn a_webhook_delivery_survives_kill_9_of_serve_with_duplicates_only() {
             Some(r#"{"kind":"import"}"#),
         );
         assert_eq!(status, 202, "{job}");
-        let deadline = std::time::Instant::now() + SECS(60);
-        loop {
-            let (_, j) = api(
-                &addr,
-                "GET",
-                &format!("/jobs/{}", job["id"].as_str().unwrap()),
-                None,
-            );
-            if j["state"] == "finished" {
-                assert_eq!(j["verdict"], "complete", "{j}");
-                break;
-            }
-            assert!(std::time::Instant::now() < deadline, "{j}");
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
+        let done = finished_job(|m, p, b| api(&addr, m, p, b), job["id"].as_str().unwrap());
+        assert_eq!(done["verdict"], "complete", "{done}");
     }
     let (status, page) = api(
         &addr,
