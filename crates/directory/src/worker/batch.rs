@@ -364,10 +364,7 @@ impl Overlay {
             overlay.keep_user(u);
         }
         for d in departments {
-            if let Entry::Vacant(e) = overlay.departments.entry(d.id.0.clone()) {
-                overlay.read_departments.insert(d.id.0.clone(), d.clone());
-                e.insert(d);
-            }
+            overlay.keep_department(d);
         }
         for g in groups {
             overlay.keep_group(g);
@@ -412,6 +409,13 @@ impl Overlay {
         if let Entry::Vacant(e) = self.users.entry(u.id.0.clone()) {
             self.read_users.insert(u.id.0.clone(), u.clone());
             e.insert(u);
+        }
+    }
+
+    fn keep_department(&mut self, d: Department) {
+        if let Entry::Vacant(e) = self.departments.entry(d.id.0.clone()) {
+            self.read_departments.insert(d.id.0.clone(), d.clone());
+            e.insert(d);
         }
     }
 
