@@ -406,53 +406,62 @@ impl Overlay {
 
     /// A user read from the store, unless the overlay holds a newer state of it.
     fn keep_user(&mut self, u: User) {
-        if let Entry::Vacant(e) = self.users.entry(u.id.0.clone()) {
-            self.read_users.insert(u.id.0.clone(), u.clone());
-            e.insert(u);
-        }
+        keep(&mut self.users, &mut self.read_users, u.id.0.clone(), u);
     }
 
     fn keep_department(&mut self, d: Department) {
-        if let Entry::Vacant(e) = self.departments.entry(d.id.0.clone()) {
-            self.read_departments.insert(d.id.0.clone(), d.clone());
-            e.insert(d);
-        }
+        keep(
+            &mut self.departments,
+            &mut self.read_departments,
+            d.id.0.clone(),
+            d,
+        );
     }
 
     fn keep_group(&mut self, g: Group) {
-        if let Entry::Vacant(e) = self.groups.entry(g.id.0.clone()) {
-            self.read_groups.insert(g.id.0.clone(), g.clone());
-            e.insert(g);
-        }
+        keep(&mut self.groups, &mut self.read_groups, g.id.0.clone(), g);
     }
 
-    /// The objects `writes` change, as read from the store (`AsRead`).
+    /// The objects `writes` change, as read from the store (`AsRead`), each once.
     fn as_read(&self, writes: &[Write]) -> AsRead {
+        fn pick<'w, T: Clone>(
+            read: &HashMap<String, T>,
+            kind: ObjectKind,
+            id: &'w str,
+            seen: &mut HashSet<(ObjectKind, &'w str)>,
+            out: &mut Vec<T>,
+        ) {
+            if let Some(object) = read.get(id)
+                && seen.insert((kind, id))
+            {
+                out.push(object.clone());
+            }
+        }
         let mut out = AsRead::default();
         let mut seen = HashSet::new();
         for w in writes {
             match w {
-                Write::PutUser { user, .. } => {
-                    if let Some(u) = self.read_users.get(&user.id.0)
-                        && seen.insert((ObjectKind::User, user.id.0.as_str()))
-                    {
-                        out.users.push(u.clone());
-                    }
-                }
-                Write::PutDepartment { department, .. } => {
-                    if let Some(d) = self.read_departments.get(&department.id.0)
-                        && seen.insert((ObjectKind::Department, department.id.0.as_str()))
-                    {
-                        out.departments.push(d.clone());
-                    }
-                }
-                Write::PutGroup { group, .. } => {
-                    if let Some(g) = self.read_groups.get(&group.id.0)
-                        && seen.insert((ObjectKind::Group, group.id.0.as_str()))
-                    {
-                        out.groups.push(g.clone());
-                    }
-                }
+                Write::PutUser { user, .. } => pick(
+                    &self.read_users,
+                    ObjectKind::User,
+                    &user.id.0,
+                    &mut seen,
+                    &mut out.users,
+                ),
+                Write::PutDepartment { department, .. } => pick(
+                    &self.read_departments,
+                    ObjectKind::Department,
+                    &department.id.0,
+                    &mut seen,
+                    &mut out.departments,
+                ),
+                Write::PutGroup { group, .. } => pick(
+                    &self.read_groups,
+                    ObjectKind::Group,
+                    &group.id.0,
+                    &mut seen,
+                    &mut out.groups,
+                ),
                 Write::PutExternalRef(_) => {}
             }
         }
@@ -508,6 +517,20 @@ impl Overlay {
             );
         }
         None
+    }
+}
+
+/// An object read from the store goes into the overlay, and its copy into `read`, unless the
+/// overlay already holds a newer state of it (carried from the batch before).
+fn keep<T: Clone>(
+    live: &mut HashMap<String, T>,
+    read: &mut HashMap<String, T>,
+    id: String,
+    object: T,
+) {
+    if let Entry::Vacant(e) = live.entry(id.clone()) {
+        read.insert(id, object.clone());
+        e.insert(object);
     }
 }
 
