@@ -1192,20 +1192,39 @@ fn pool_with_connection(
     (pool, connection["id"].as_str().unwrap().to_owned())
 }
 
+/// Calls `look` every `every` until it gives a value; after `timeout`, panics with the last
+/// thing `look` saw (`Err`).
+fn poll_until<T, E: std::fmt::Debug>(
+    timeout: std::time::Duration,
+    every: std::time::Duration,
+    mut look: impl FnMut() -> Result<T, E>,
+) -> T {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match look() {
+            Ok(value) => return value,
+            Err(last) => assert!(
+                std::time::Instant::now() < deadline,
+                "not within {timeout:?}: {last:?}"
+            ),
+        }
+        std::thread::sleep(every);
+    }
+}
+
 /// Polls job `job` until it is finished (at most a minute): its last state.
 fn finished_job(
     api: impl Fn(&str, &str, Option<&str>) -> (u16, serde_json::Value),
     job: &str,
 ) -> serde_json::Value {
-    let deadline = std::time::Instant::now() + SECS(60);
-    loop {
+    poll_until(SECS(60), std::time::Duration::from_millis(100), || {
         let (_, j) = api("GET", &format!("/jobs/{job}"), None);
         if j["state"] == "finished" {
-            return j;
+            Ok(j)
+        } else {
+            Err(j)
         }
-        assert!(std::time::Instant::now() < deadline, "{j}");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    })
 }
 
 #[test]
@@ -1368,19 +1387,14 @@ impl HangingReceiver {
         what: &str,
         pred: impl Fn(&[(String, serde_json::Value)]) -> bool,
     ) -> Vec<(String, serde_json::Value)> {
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
+        poll_until(timeout, std::time::Duration::from_millis(50), || {
             let got = self.got();
             if pred(&got) {
-                return got;
+                return Ok(got);
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{what}: not within {timeout:?}; received {:?}",
-                got.iter().map(|(id, _)| id).collect::<Vec<_>>()
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+            let ids: Vec<String> = got.into_iter().map(|(id, _)| id).collect();
+            Err(format!("{what}; received {ids:?}"))
+        })
     }
 }
 
