@@ -12,9 +12,11 @@ use feishu::client::{BaseUrl, ClientConfig, FeishuClient, FeishuError, PacingCon
 
 mod ahead;
 mod positions;
+mod recent;
 mod superseded;
 
 use self::ahead::Ahead;
+use self::recent::RecentWrites;
 use self::superseded::{SUPERSEDED, Superseded};
 use crate::fetch::{FetchError, FetchOptions, Pulled, fetch_snapshot};
 use crate::ids::{ConnectionId, JobId, Millis, UserId, new_id, now_ms};
@@ -26,7 +28,7 @@ use crate::plan::{Plan, PlannedStep, plan};
 use crate::secrets::{MasterKey, SecretError};
 use crate::snapshot::object_key;
 use crate::store::{
-    Applied, ApplyBatch, ChangeSource, ConnectionState, DirectoryStore, ParkedFilter, RunningJobs,
+    ApplyBatch, ChangeSource, ConnectionState, DirectoryStore, ParkedFilter, RunningJobs,
     StoreError, Watermark,
 };
 use crate::webhooks::deliver::{Sender, WebhookConfig};
@@ -127,6 +129,9 @@ pub struct Engine {
     feed: tokio::sync::watch::Sender<u64>,
     /// Makes webhook requests (the deliverer's and an admin's test).
     webhook_sender: Sender,
+    /// What recent batches with feed events wrote, handed to the next change of each object
+    /// as the state its feed compares with ([`crate::store::AsRead::written`]).
+    recent: Mutex<RecentWrites>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -149,6 +154,7 @@ impl Engine {
             master_key,
             config,
             clients: Mutex::new(HashMap::new()),
+            recent: Mutex::new(RecentWrites::default()),
             feed: tokio::sync::watch::Sender::new(0),
             webhook_sender,
         })
@@ -160,15 +166,29 @@ impl Engine {
 
     /// Every write of the directory goes through here (jobs, the event worker, admin
     /// decisions): one transaction in the store, which appends the change log and the feed,
-    /// then a wake-up for whoever follows the feed.
-    pub async fn apply(&self, mut batch: ApplyBatch) -> Result<Applied, StoreError> {
+    /// then a wake-up for whoever follows the feed. Returns how many feed events it appended.
+    pub async fn apply(&self, mut batch: ApplyBatch) -> Result<u64, StoreError> {
         batch.quiet |= !self.config.feed;
+        let quiet = batch.quiet;
+        let pool = batch.pool_id.clone();
+        if !quiet {
+            batch.as_read.written = self.recent().take(&pool, &batch.writes);
+        }
         let applied = self.store.apply(batch).await?;
+        if !quiet {
+            self.recent().keep(applied.changes);
+        }
         if applied.feed_events > 0 {
             metrics::counter!("orgsync_feed_events_appended_total").increment(applied.feed_events);
             self.feed_appended();
         }
-        Ok(applied)
+        Ok(applied.feed_events)
+    }
+
+    fn recent(&self) -> std::sync::MutexGuard<'_, RecentWrites> {
+        self.recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Wakes the feed's followers in this process.

@@ -149,6 +149,23 @@ pub struct FeedDraft {
     /// The object whose change it reports (a membership event: the user, or the group).
     pub object_id: Option<String>,
     pub data: Value,
+    /// The event's `data.object` is the changed object after the change, and `data` does not
+    /// hold it yet ([`derive_detached`]): the store points the event at the change-log row
+    /// that holds it rather than storing the object twice (docs/change-feed.md).
+    pub carries_object: bool,
+}
+
+impl FeedDraft {
+    /// Puts `object` into `data` where the event carries it.
+    pub fn attach(mut self, object: &Value) -> Self {
+        if self.carries_object {
+            if let Value::Object(data) = &mut self.data {
+                data.insert("object".into(), object.clone());
+            }
+            self.carries_object = false;
+        }
+        self
+    }
 }
 
 /// One event of a pool's feed, as stored.
@@ -224,18 +241,23 @@ const BOOKKEEPING: [&str; 3] = ["version", "updated_at", "created_at"];
 /// `before`: the stored object before the change (`None`: it did not exist); `after`: as
 /// written. Both are the objects' JSON as the REST API shows them.
 pub fn derive(kind: ObjectKind, before: Option<&Value>, after: &Value) -> Vec<FeedDraft> {
-    derive_owned(kind, before, after.clone())
+    derive_detached(kind, before, after)
+        .into_iter()
+        .map(|d| d.attach(after))
+        .collect()
 }
 
-/// [`derive`], taking `after` to move into the events rather than copy (the store derives
-/// the events of every change it writes).
-pub fn derive_owned(kind: ObjectKind, before: Option<&Value>, after: Value) -> Vec<FeedDraft> {
+/// [`derive`] without the object in the events that carry it (`carries_object`): the store
+/// derives the events of every change it writes, and the object is already in its change
+/// log, so it neither copies nor stores it again.
+pub fn derive_detached(kind: ObjectKind, before: Option<&Value>, after: &Value) -> Vec<FeedDraft> {
     let before = before.filter(|b| live(b));
     let id = after.get("id").and_then(Value::as_str).map(str::to_owned);
     let draft = |event_type, data| FeedDraft {
         event_type,
         object_id: id.clone(),
         data,
+        carries_object: true,
     };
     let (created, updated, deleted) = match kind {
         ObjectKind::User => (
@@ -254,41 +276,40 @@ pub fn derive_owned(kind: ObjectKind, before: Option<&Value>, after: Value) -> V
             FeedType::GroupDeleted,
         ),
     };
-    let object = |after: Value, rest: Vec<(&str, Value)>| {
+    let object = |rest: Vec<(&str, Value)>| {
         let mut data = Map::with_capacity(rest.len() + 1);
-        data.insert("object".into(), after);
         for (key, value) in rest {
             data.insert(key.into(), value);
         }
         Value::Object(data)
     };
     let mut out = Vec::new();
-    match (before, live(&after)) {
+    match (before, live(after)) {
         // Neither before nor after in the directory: nothing a consumer holds changed.
         (None, false) => {}
         // A deleted object's memberships end with it: no removal events.
         (Some(_), false) => {
             out.push(draft(
                 deleted,
-                object(after, vec![("reason", Value::from("deleted"))]),
+                object(vec![("reason", Value::from("deleted"))]),
             ));
         }
         (None, true) => {
-            let members = members(kind, &Value::Null, &after);
-            out.push(draft(created, object(after, Vec::new())));
+            let members = members(kind, &Value::Null, after);
+            out.push(draft(created, object(Vec::new())));
             out.extend(members);
         }
         (Some(before), true) => {
-            let (previous, changed) = diff(before, &after);
-            let members = members(kind, before, &after);
+            let (previous, changed) = diff(before, after);
+            let members = members(kind, before, after);
             let main = match kind {
-                ObjectKind::User => match (enabled(before), enabled(&after)) {
+                ObjectKind::User => match (enabled(before), enabled(after)) {
                     (true, false) => Some(FeedType::UserDisabled),
                     (false, true) => Some(FeedType::UserEnabled),
                     // Departments joined or left are told by the membership events; a
                     // membership that stays but changes (primary, order) is an update.
                     _ => (only_besides(&changed, &["departments"])
-                        || kept_memberships_changed(before, &after))
+                        || kept_memberships_changed(before, after))
                     .then_some(updated),
                 },
                 ObjectKind::Department => {
@@ -296,7 +317,6 @@ pub fn derive_owned(kind: ObjectKind, before: Option<&Value>, after: Value) -> V
                         out.push(draft(
                             FeedType::DepartmentMoved,
                             json!({
-                                "object": after,
                                 "from_parent_id": before.get("parent_id").cloned().unwrap_or(Value::Null),
                                 "to_parent_id": after.get("parent_id").cloned().unwrap_or(Value::Null),
                             }),
@@ -317,7 +337,7 @@ pub fn derive_owned(kind: ObjectKind, before: Option<&Value>, after: Value) -> V
                 let changed = changed.into_iter().map(Value::String).collect();
                 rest.push(("previous_attributes", previous));
                 rest.push(("changed", Value::Array(changed)));
-                out.push(draft(main, object(after, rest)));
+                out.push(draft(main, object(rest)));
             }
             out.extend(members);
         }
@@ -434,6 +454,7 @@ fn members(kind: ObjectKind, before: &Value, after: &Value) -> Vec<FeedDraft> {
                     "primary": primary,
                     "version": version,
                 }),
+                carries_object: false,
             };
             let has = |list: &[(String, bool)], dept: &str| list.iter().any(|(d, _)| d == dept);
             let removed = old
@@ -458,6 +479,7 @@ fn members(kind: ObjectKind, before: &Value, after: &Value) -> Vec<FeedDraft> {
                 event_type,
                 object_id: object_id.clone(),
                 data: json!({"group_id": id, "member": member, "version": version}),
+                carries_object: false,
             };
             let removed = old
                 .iter()
@@ -497,6 +519,7 @@ pub fn sync_completed(
             "counts": counts,
             "initial": initial,
         }),
+        carries_object: false,
     }
 }
 

@@ -262,12 +262,17 @@ pub struct ApplyBatch {
 /// Whole objects as read from the store, each with the `version` it had then: the state the
 /// feed compares a change with. `apply` takes one instead of reading the object again when
 /// the stored version is still that one (every write moves it), and reads whatever is
-/// missing or older (docs/change-feed.md). The event worker passes what it loaded to plan.
+/// missing or older (docs/change-feed.md). The event worker passes what it loaded to plan;
+/// the engine passes what the pool's previous batch wrote.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AsRead {
     pub users: Vec<User>,
     pub departments: Vec<Department>,
     pub groups: Vec<Group>,
+    /// Changes a batch before this one committed: each object as written, at its `version`
+    /// (an object changed in consecutive batches is in none of the lists above: the worker
+    /// plans it from what it wrote, not from the store).
+    pub written: Vec<ChangeRecord>,
 }
 
 impl ApplyBatch {

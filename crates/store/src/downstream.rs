@@ -13,7 +13,11 @@ use sqlx::types::Json;
 
 pub(crate) const REFS_OF_OBJECTS: &str = "SELECT connection_id, kind, external_id, union_id, \
      custom_id, object_id FROM external_refs WHERE kind = ";
-pub(crate) const FEED_COLS: &str = "pool_id, seq, type, object_id, source, at, data";
+/// An event that carries its object reads it from the change log (docs/change-feed.md,
+/// "What the feed stores").
+pub(crate) const FEED_READ: &str = "SELECT f.pool_id, f.seq, f.type, f.object_id, f.source, \
+     f.at, f.data, f.external_ids, c.object FROM feed_events f LEFT JOIN changes c \
+     ON c.pool_id = f.pool_id AND c.seq = f.change_seq WHERE f.pool_id = ";
 pub(crate) const FEED_HEAD: &str =
     "SELECT feed_seq, feed_pruned_through FROM change_counters WHERE pool_id = $1";
 /// Takes `$2` feed numbers; the counter row is locked until the transaction ends, so feed
@@ -21,8 +25,8 @@ pub(crate) const FEED_HEAD: &str =
 pub(crate) const BUMP_FEED: &str = "INSERT INTO change_counters (pool_id, seq, feed_seq) \
      VALUES ($1, 0, $2) ON CONFLICT (pool_id) DO UPDATE \
      SET feed_seq = change_counters.feed_seq + excluded.feed_seq RETURNING feed_seq";
-pub(crate) const INSERT_FEED: &str =
-    "INSERT INTO feed_events (pool_id, seq, type, object_id, source, at, data) ";
+pub(crate) const INSERT_FEED: &str = "INSERT INTO feed_events \
+     (pool_id, seq, type, object_id, source, at, data, change_seq, external_ids) ";
 /// Through `feed_events_by_time`.
 pub(crate) const FEED_SEQ_SINCE: &str =
     "SELECT MIN(seq) FROM feed_events WHERE pool_id = $1 AND at >= $2";
@@ -56,12 +60,29 @@ pub(crate) struct FeedRow {
     source: Json<ChangeSource>,
     at: i64,
     data: Json<Value>,
+    external_ids: Option<Json<Value>>,
+    object: Option<Json<Value>>,
 }
 
 impl TryFrom<FeedRow> for FeedEvent {
     type Error = StoreError;
 
-    fn try_from(r: FeedRow) -> StoreResult<Self> {
+    fn try_from(mut r: FeedRow) -> StoreResult<Self> {
+        // The object from the change log, with its Feishu ids as they were.
+        if let Some(Json(mut object)) = r.object.take() {
+            let (Value::Object(o), Value::Object(data)) = (&mut object, &mut r.data.0) else {
+                return Err(StoreError::Corrupt(format!(
+                    "feed event {} of pool {}: its object or data is not a JSON object",
+                    r.seq, r.pool_id
+                )));
+            };
+            let ids = r
+                .external_ids
+                .take()
+                .map_or(Value::Array(Vec::new()), |j| j.0);
+            o.insert("external_ids".into(), ids);
+            data.insert("object".into(), object);
+        }
         Ok(Self {
             event_type: FeedType::parse(&r.event_type).ok_or_else(|| {
                 StoreError::Corrupt(format!("unknown feed event type {:?}", r.event_type))
@@ -142,13 +163,14 @@ macro_rules! downstream_fns {
         use directory::feed::{FeedDraft, FeedEvent, FeedType};
         use directory::store::{FeedHead, FeedRead, FeedSettings, StoredCredential};
         use $crate::downstream::{self as ds, CredentialRow, FeedRow, prune_through, scopes_text};
+        use $crate::prepare::Drafted;
 
         /// Numbers and inserts feed events in the caller's transaction; returns how many and
         /// the number of the first.
         async fn write_feed(
             conn: &mut Conn,
             pool: &PoolId,
-            drafts: &[(FeedDraft, ChangeSource)],
+            drafts: &[Drafted],
             now: Millis,
         ) -> StoreResult<(u64, i64)> {
             if drafts.is_empty() {
@@ -162,8 +184,7 @@ macro_rules! downstream_fns {
                 .await
                 .map_err(db_err)?;
             let first = last - n + 1;
-            let numbered: Vec<(i64, &(FeedDraft, ChangeSource))> =
-                (first..).zip(drafts.iter()).collect();
+            let numbered: Vec<(i64, &Drafted)> = (first..).zip(drafts.iter()).collect();
             // The data as JSON text: PostgreSQL's column is `json`, and a `jsonb` parameter
             // (what `Json` binds) would be parsed into a tree only to be printed back.
             let (open, close) = match <$store>::BACKEND {
@@ -172,15 +193,23 @@ macro_rules! downstream_fns {
             };
             for chunk in numbered.chunks(CHUNK) {
                 let mut qb = QueryBuilder::<$db>::new(ds::INSERT_FEED);
-                qb.push_values(chunk, |mut b, (seq, (draft, source))| {
+                qb.push_values(chunk, |mut b, (seq, d)| {
+                    let (change_seq, external_ids) = match &d.object_at {
+                        Some((change_seq, ids)) => (Some(*change_seq), Some(ids.to_string())),
+                        None => (None, None),
+                    };
                     b.push_bind(pool.as_str())
                         .push_bind(*seq)
-                        .push_bind(draft.event_type.as_str())
-                        .push_bind(draft.object_id.as_deref())
-                        .push_bind(Json(source))
+                        .push_bind(d.draft.event_type.as_str())
+                        .push_bind(d.draft.object_id.as_deref())
+                        .push_bind(Json(&d.source))
                         .push_bind(now)
                         .push(open)
-                        .push_bind_unseparated(draft.data.to_string())
+                        .push_bind_unseparated(d.draft.data.to_string())
+                        .push_unseparated(close)
+                        .push_bind(change_seq)
+                        .push(open)
+                        .push_bind_unseparated(external_ids)
                         .push_unseparated(close);
                 });
                 qb.build()
@@ -322,20 +351,18 @@ macro_rules! downstream_fns {
                         head,
                     });
                 }
-                let mut qb = QueryBuilder::<$db>::new("SELECT ");
-                qb.push(ds::FEED_COLS)
-                    .push(" FROM feed_events WHERE pool_id = ")
-                    .push_bind(pool.as_str())
-                    .push(" AND seq > ")
+                let mut qb = QueryBuilder::<$db>::new(ds::FEED_READ);
+                qb.push_bind(pool.as_str())
+                    .push(" AND f.seq > ")
                     .push_bind(after)
-                    .push(" AND seq <= ")
+                    .push(" AND f.seq <= ")
                     .push_bind(upto);
                 if !types.is_empty() {
                     let names: Vec<String> = types.iter().map(|t| t.as_str().to_owned()).collect();
-                    qb.push(" AND type");
+                    qb.push(" AND f.type");
                     push_in(&mut qb, &names);
                 }
-                qb.push(" ORDER BY seq LIMIT ").push_bind(sql_int(limit));
+                qb.push(" ORDER BY f.seq LIMIT ").push_bind(sql_int(limit));
                 let rows: Vec<FeedRow> = qb
                     .build_query_as()
                     .fetch_all(&mut *conn)
@@ -363,8 +390,21 @@ macro_rules! downstream_fns {
             ) -> StoreResult<Vec<FeedEvent>> {
                 let mut tx = self.begin_write().await.map_err(db_err)?;
                 require_pool(&mut tx, pool).await?;
-                let sourced: Vec<(FeedDraft, ChangeSource)> =
-                    drafts.iter().map(|d| (d.clone(), source.clone())).collect();
+                if let Some(d) = drafts.iter().find(|d| d.carries_object) {
+                    // Only `apply` has the change-log row such an event points at.
+                    return Err(StoreError::Corrupt(format!(
+                        "a {} event appended without its change",
+                        d.event_type.as_str()
+                    )));
+                }
+                let sourced: Vec<Drafted> = drafts
+                    .iter()
+                    .map(|d| Drafted {
+                        draft: d.clone(),
+                        source: source.clone(),
+                        object_at: None,
+                    })
+                    .collect();
                 let first = write_feed(&mut tx, pool, &sourced, now).await?.1;
                 tx.commit().await.map_err(db_err)?;
                 Ok(drafts

@@ -1550,7 +1550,8 @@ macro_rules! impl_directory_store {
 
                 // ---- writes and the change log ----
 
-                async fn apply(&self, batch: ApplyBatch) -> StoreResult<Applied> {
+                async fn apply(&self, mut batch: ApplyBatch) -> StoreResult<Applied> {
+                    let written = std::mem::take(&mut batch.as_read.written);
                     let touched = prepare::touched(&batch);
                     let pool = &batch.pool_id;
                     let now = now_ms();
@@ -1589,6 +1590,7 @@ macro_rules! impl_directory_store {
                             m.keys().cloned().collect()
                         };
                         let (mut objects, unread) = prepare::as_read_json(
+                            written,
                             &batch.as_read,
                             &users,
                             &departments,
@@ -1614,7 +1616,7 @@ macro_rules! impl_directory_store {
                         (objects, refs)
                     };
                     // A refusal (version conflict) drops the transaction: nothing is written.
-                    let prepared =
+                    let mut prepared =
                         prepare::prepare(&batch, users, departments, groups, first_seq, now)?;
                     let mut refresh = write_users(&mut tx, pool, &prepared.users, &prior).await?;
                     let moving = departments_moving(&mut tx, pool, &prepared.departments).await?;
@@ -1638,8 +1640,12 @@ macro_rules! impl_directory_store {
                         0
                     } else {
                         let (objects, refs) = before;
-                        let drafts =
-                            prepare::feed_drafts(&prepared.changes, objects, refs, &prepared.refs);
+                        let drafts = prepare::feed_drafts(
+                            &mut prepared.changes,
+                            objects,
+                            refs,
+                            &prepared.refs,
+                        );
                         write_feed(&mut tx, pool, &drafts, now).await?.0
                     };
                     write_watermarks(&mut tx, &prepared.watermarks).await?;

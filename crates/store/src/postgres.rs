@@ -48,7 +48,7 @@ const FINISH_INBOX_ROWS: &str = concat!(
 );
 
 /// The migrations, embedded at compile time: (version, description, SQL).
-pub(crate) const MIGRATIONS: [Embedded; 11] = [
+pub(crate) const MIGRATIONS: [Embedded; 12] = [
     (
         1,
         "init",
@@ -103,6 +103,11 @@ pub(crate) const MIGRATIONS: [Embedded; 11] = [
         11,
         "the feed without a foreign key",
         include_str!("../migrations/postgres/0011_feed_without_foreign_key.sql"),
+    ),
+    (
+        12,
+        "feed objects from the change log",
+        include_str!("../migrations/postgres/0012_feed_objects_from_the_change_log.sql"),
     ),
 ];
 

@@ -347,15 +347,31 @@ pub(crate) struct Ids {
     pub groups: Vec<String>,
 }
 
-/// The feed's before-state of the objects the caller read at their stored version
-/// ([`AsRead`]), as JSON, and the ids of the stored objects it must still read.
+/// The feed's before-state of the objects the caller read (or a batch before wrote,
+/// `written`) at their stored version ([`AsRead`]), as JSON, and the ids of the stored
+/// objects it must still read.
 pub(crate) fn as_read_json(
+    written: Vec<ChangeRecord>,
     as_read: &AsRead,
     users: &HashMap<String, Stored>,
     departments: &HashMap<String, Stored>,
     groups: &HashMap<String, Stored>,
 ) -> StoreResult<(JsonObjects, Ids)> {
     let mut known = HashMap::new();
+    // What a batch before wrote, as it wrote it: no conversion needed.
+    for change in written {
+        let stored = match change.object_kind {
+            ObjectKind::User => users,
+            ObjectKind::Department => departments,
+            ObjectKind::Group => groups,
+        };
+        if stored
+            .get(&change.object_id)
+            .is_some_and(|s| s.version == change.version)
+        {
+            known.insert((change.object_kind, change.object_id), change.object);
+        }
+    }
     fn take<T: Serialize>(
         what: &str,
         kind: ObjectKind,
@@ -366,7 +382,9 @@ pub(crate) fn as_read_json(
     ) -> StoreResult<Vec<String>> {
         for object in objects {
             let (id, version) = id_version(object);
-            if stored.get(id).is_some_and(|s| s.version == version) {
+            if stored.get(id).is_some_and(|s| s.version == version)
+                && !known.contains_key(&(kind, id.to_owned()))
+            {
                 known.insert((kind, id.to_owned()), to_json(what, object)?);
             }
         }
@@ -406,61 +424,86 @@ pub(crate) fn as_read_json(
 }
 
 pub(crate) fn feed_drafts(
-    changes: &[ChangeRecord],
+    changes: &mut [ChangeRecord],
     mut stored: HashMap<(ObjectKind, String), Value>,
     mut stored_refs: HashMap<(ObjectKind, String), Vec<ExternalRef>>,
     written_refs: &[ExternalRef],
-) -> Vec<(FeedDraft, ChangeSource)> {
+) -> Vec<Drafted> {
     let mut refs_after = stored_refs.clone();
     for r in written_refs {
         let list = refs_after.entry((r.kind, r.object_id.clone())).or_default();
         list.retain(|o| !(o.connection_id == r.connection_id && o.external_id == r.external_id));
         list.push(r.clone());
     }
-    let with_refs = |mut object: Value, refs: Option<&mut Vec<ExternalRef>>| {
-        let mut refs = refs.map(std::mem::take).unwrap_or_default();
+    let refs_json = |refs: Option<&Vec<ExternalRef>>| {
+        let mut refs: Vec<&ExternalRef> = refs.into_iter().flatten().collect();
         refs.sort_by(|a, b| {
             (a.connection_id.as_str(), a.external_id.as_str())
                 .cmp(&(b.connection_id.as_str(), b.external_id.as_str()))
         });
-        if let Value::Object(map) = &mut object {
-            map.insert(
-                "external_ids".into(),
-                serde_json::to_value(&refs).unwrap_or(Value::Array(Vec::new())),
-            );
-        }
-        object
+        serde_json::to_value(&refs).unwrap_or(Value::Array(Vec::new()))
     };
     for (key, object) in stored.iter_mut() {
-        *object = with_refs(std::mem::take(object), stored_refs.get_mut(key));
+        if let Value::Object(map) = object {
+            map.insert("external_ids".into(), refs_json(stored_refs.get(key)));
+        }
     }
+    stored_refs.clear();
     // An object written twice in a batch: its second change is compared with its first.
-    let mut writes_left: HashMap<(ObjectKind, &str), usize> = HashMap::new();
-    for change in changes {
+    let mut writes_left: HashMap<(ObjectKind, String), usize> = HashMap::new();
+    for change in changes.iter() {
         *writes_left
-            .entry((change.object_kind, change.object_id.as_str()))
+            .entry((change.object_kind, change.object_id.clone()))
             .or_default() += 1;
     }
     let mut out = Vec::with_capacity(changes.len());
-    for change in changes {
+    for change in changes.iter_mut() {
         let key = (change.object_kind, change.object_id.clone());
-        let after = match refs_after.get(&key) {
-            Some(refs) => with_refs(change.object.clone(), Some(&mut refs.clone())),
-            None => with_refs(change.object.clone(), None),
+        let external_ids = refs_json(refs_after.get(&key));
+        // Compared with its Feishu ids, as the REST API shows it, so that an identifier
+        // change is an update; the change log's object itself stays without them.
+        let Value::Object(after) = &mut change.object else {
+            continue;
         };
+        after.insert("external_ids".into(), external_ids);
+        let after = &change.object;
         let left = writes_left
-            .get_mut(&(change.object_kind, change.object_id.as_str()))
+            .get_mut(&key)
             .map(|n| {
                 *n -= 1;
                 *n
             })
             .unwrap_or(0);
-        let kept = (left > 0).then(|| after.clone());
-        let drafts = feed::derive_owned(change.object_kind, stored.get(&key), after);
-        out.extend(drafts.into_iter().map(|d| (d, change.source.clone())));
-        if let Some(after) = kept {
-            stored.insert(key, after);
+        let drafts = feed::derive_detached(change.object_kind, stored.get(&key), after);
+        for draft in drafts {
+            let object_at = draft.carries_object.then(|| {
+                (
+                    change.seq,
+                    after.get("external_ids").cloned().unwrap_or(Value::Null),
+                )
+            });
+            out.push(Drafted {
+                draft,
+                source: change.source.clone(),
+                object_at,
+            });
+        }
+        if left > 0 {
+            stored.insert(key, after.clone());
+        }
+        if let Value::Object(after) = &mut change.object {
+            after.remove("external_ids");
         }
     }
     out
+}
+
+/// A feed event to insert: its draft, its change's source and, for an event that carries
+/// its object, the change-log row (`seq`) that holds the object and the object's Feishu ids
+/// at that change (docs/change-feed.md, "What the feed stores").
+#[derive(Debug, Clone)]
+pub(crate) struct Drafted {
+    pub draft: FeedDraft,
+    pub source: ChangeSource,
+    pub object_at: Option<(i64, Value)>,
 }

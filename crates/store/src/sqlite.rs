@@ -155,7 +155,7 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
 }
 
 /// The migrations, embedded at compile time: (version, description, SQL).
-pub(crate) const MIGRATIONS: [Embedded; 11] = [
+pub(crate) const MIGRATIONS: [Embedded; 12] = [
     (
         1,
         "init",
@@ -210,6 +210,11 @@ pub(crate) const MIGRATIONS: [Embedded; 11] = [
         11,
         "the feed without a foreign key",
         include_str!("../migrations/sqlite/0011_feed_without_foreign_key.sql"),
+    ),
+    (
+        12,
+        "feed objects from the change log",
+        include_str!("../migrations/sqlite/0012_feed_objects_from_the_change_log.sql"),
     ),
 ];
 

@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 
 use directory::feed::{FeedType, sync_completed};
-use directory::model::{JobKind, UserStatus};
-use directory::store::{ChangeKind, ChangeSource, FeedSettings, StoreError};
+use directory::model::{JobKind, ObjectKind, UserStatus};
+use directory::store::{ChangeKind, ChangeSource, FeedSettings, StoreError, Write};
 use serde_json::json;
 
 use crate::fixtures::*;
@@ -131,9 +131,10 @@ pub async fn the_feed_numbers_what_each_apply_changed(store: Store, _raw: Raw) {
     assert_eq!(read.through, 5);
 }
 
-/// The caller's copy of an object (`AsRead`) stands in for the store's read only while the
-/// stored version is still the copy's: an older copy is ignored, so a batch planned on a state
-/// that another writer has since changed still reports what it changed from.
+/// The caller's copy of an object (`AsRead`: as read, or as a batch before wrote it) stands
+/// in for the store's read only while the stored version is still the copy's: an older copy
+/// is ignored, so a batch planned on a state that another writer has since changed still
+/// reports what it changed from.
 pub async fn an_object_as_read_stands_in_only_at_its_stored_version(store: Store, _raw: Raw) {
     let pool = new_pool(&store).await;
     let mut u = user(&pool, 1);
@@ -157,9 +158,14 @@ pub async fn an_object_as_read_stands_in_only_at_its_stored_version(store: Store
     );
 
     // The same copy, now a version behind: ignored, the stored "Second" is what changed.
+    // So is a written state (`AsRead::written`) a version behind.
     u.profile.name = Some("Third".into());
     let mut third = batch(&pool, vec![put_user(&u, ChangeKind::UserUpdated)]);
     third.as_read.users = vec![stored];
+    let mut written = store.changes_since(&pool, 1, 1).await.unwrap();
+    assert_eq!(written[0].version, 2);
+    written[0].version = 1;
+    third.as_read.written = written;
     store.apply(third).await.unwrap();
     let read = store.feed_read(&pool, 2, 100, &[], 10_000).await.unwrap();
     assert_eq!(types(&read.events), ["user.updated"]);
@@ -168,6 +174,109 @@ pub async fn an_object_as_read_stands_in_only_at_its_stored_version(store: Store
         json!({"profile": {"name": "Second"}})
     );
     assert_eq!(read.events[0].data["object"]["version"], 3);
+
+    // A written state at the stored version stands in, and is not read again: this one says
+    // "As written" where the store says "Third".
+    u.profile.name = Some("Fourth".into());
+    let mut fourth = batch(&pool, vec![put_user(&u, ChangeKind::UserUpdated)]);
+    let mut written = store.changes_since(&pool, 2, 1).await.unwrap();
+    assert_eq!(written[0].version, 3);
+    written[0].object["profile"]["name"] = json!("As written");
+    fourth.as_read.written = written;
+    store.apply(fourth).await.unwrap();
+    let read = store.feed_read(&pool, 3, 100, &[], 10_000).await.unwrap();
+    assert_eq!(
+        read.events[0].data["previous_attributes"],
+        json!({"profile": {"name": "As written"}})
+    );
+}
+
+/// An event that carries an object stores no copy of it: the object comes from the change
+/// log, with the Feishu ids it had at that change (docs/change-feed.md, "What the feed
+/// stores"); a row written before that (the object in its data) reads as it was written.
+pub async fn a_feed_object_comes_from_the_change_log_as_it_was(store: Store, raw: Raw) {
+    let pool = new_pool(&store).await;
+    let c = new_connection(&store, &pool, "feishu").await;
+    let mut u = user(&pool, 1);
+    let first_id = Write::PutExternalRef(external(&c.id, ObjectKind::User, "ou_1", u.id.as_str()));
+    store
+        .apply(batch(
+            &pool,
+            vec![put_user(&u, ChangeKind::UserCreated), first_id],
+        ))
+        .await
+        .unwrap();
+    u.profile.name = Some("Renamed".into());
+    store
+        .apply(batch(&pool, vec![put_user(&u, ChangeKind::UserUpdated)]))
+        .await
+        .unwrap();
+    let second_id = Write::PutExternalRef(external(&c.id, ObjectKind::User, "ou_2", u.id.as_str()));
+    store
+        .apply(batch(
+            &pool,
+            vec![put_user(&u, ChangeKind::UserIdentifierChanged), second_id],
+        ))
+        .await
+        .unwrap();
+
+    let read = store.feed_read(&pool, 0, 100, &[], 10_000).await.unwrap();
+    assert_eq!(
+        types(&read.events),
+        ["user.created", "user.updated", "user.updated"]
+    );
+    let ids = |e: &directory::feed::FeedEvent| -> Vec<String> {
+        e.data["object"]["external_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["external_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (created, renamed, reidentified) = (&read.events[0], &read.events[1], &read.events[2]);
+    assert_eq!(created.data["object"]["profile"]["name"], "User 1");
+    assert_eq!(created.data["object"]["version"], 1);
+    assert_eq!(ids(created), ["ou_1"]);
+    assert_eq!(renamed.data["object"]["profile"]["name"], "Renamed");
+    assert_eq!(renamed.data["changed"], json!(["profile.name"]));
+    assert_eq!(ids(renamed), ["ou_1"]);
+    assert_eq!(reidentified.data["changed"], json!(["external_ids"]));
+    assert_eq!(ids(reidentified), ["ou_1", "ou_2"]);
+    assert_eq!(
+        reidentified.data["previous_attributes"]["external_ids"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    // The same bodies on every read.
+    let again = store.feed_read(&pool, 0, 100, &[], 10_000).await.unwrap();
+    assert_eq!(again.events, read.events);
+
+    // A row of the layout before migration 0012.
+    let object = json!({"id": u.id.as_str(), "profile": {"name": "Stored whole"}});
+    raw_try(
+        &raw,
+        format!(
+            "INSERT INTO feed_events (pool_id, seq, type, object_id, source, at, data) \
+             VALUES ('{pool}', 4, 'user.deleted', '{id}', '{{\"type\":\"admin\"}}', 9000, '{data}')",
+            id = u.id.as_str(),
+            data = json!({"object": object, "reason": "deleted"}),
+        ),
+    )
+    .await
+    .unwrap();
+    raw_try(
+        &raw,
+        format!("UPDATE change_counters SET feed_seq = 4 WHERE pool_id = '{pool}'"),
+    )
+    .await
+    .unwrap();
+    let read = store.feed_read(&pool, 3, 100, &[], 10_000).await.unwrap();
+    assert_eq!(types(&read.events), ["user.deleted"]);
+    assert_eq!(
+        read.events[0].data,
+        json!({"object": object, "reason": "deleted"})
+    );
 }
 
 /// The trap of sequences on PostgreSQL: numbers handed out before a slower transaction

@@ -39,6 +39,7 @@ macro_rules! on_both {
 on_both!(
     downstream_stories::the_feed_numbers_what_each_apply_changed,
     downstream_stories::an_object_as_read_stands_in_only_at_its_stored_version,
+    downstream_stories::a_feed_object_comes_from_the_change_log_as_it_was,
     downstream_stories::a_feed_reader_misses_nothing_while_writers_race,
     downstream_stories::retention_removes_the_oldest_events,
     downstream_stories::credentials_round_trip,
