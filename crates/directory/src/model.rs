@@ -321,6 +321,26 @@ pub struct User {
     pub deleted_at: Option<Millis>,
 }
 
+#[cfg(test)]
+impl User {
+    /// An active user with an empty profile, in no department: for tests.
+    pub(crate) fn bare(pool_id: &str, id: &str) -> Self {
+        Self {
+            id: UserId(id.into()),
+            pool_id: PoolId(pool_id.into()),
+            profile: Profile::empty(),
+            status: UserStatus::Active,
+            departments: Vec::new(),
+            in_root: true,
+            manager_id: None,
+            version: 0,
+            created_at: 0,
+            updated_at: 0,
+            deleted_at: None,
+        }
+    }
+}
+
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -76,8 +76,7 @@ impl RecentWrites {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::UserId;
-    use crate::model::{Profile, User, UserStatus};
+    use crate::model::User;
     use crate::store::{ChangeKind, ChangeSource};
     use serde_json::json;
 
@@ -96,21 +95,8 @@ mod tests {
     }
 
     fn put(pool: &str, id: &str) -> Write {
-        let user = User {
-            id: UserId(id.into()),
-            pool_id: PoolId(pool.into()),
-            profile: Profile::empty(),
-            status: UserStatus::Active,
-            departments: Vec::new(),
-            in_root: true,
-            manager_id: None,
-            version: 0,
-            created_at: 0,
-            updated_at: 0,
-            deleted_at: None,
-        };
         Write::PutUser {
-            user,
+            user: User::bare(pool, id),
             change: ChangeKind::UserUpdated,
             expected_version: None,
         }

@@ -167,23 +167,11 @@ fn mentions(write: &Write) -> Vec<Key> {
 mod tests {
     use super::*;
     use crate::ids::{ConnectionId, GroupId, PoolId, UserId};
-    use crate::model::{ActionResult, Group, GroupKind, Profile, SyncAction, User, UserStatus};
+    use crate::model::{ActionResult, Group, GroupKind, SyncAction, User};
     use crate::store::ChangeKind;
 
     fn user(id: &str) -> User {
-        User {
-            id: UserId(id.into()),
-            pool_id: PoolId("p".into()),
-            profile: Profile::empty(),
-            status: UserStatus::Active,
-            departments: Vec::new(),
-            in_root: true,
-            manager_id: None,
-            version: 0,
-            created_at: 0,
-            updated_at: 0,
-            deleted_at: None,
-        }
+        User::bare("p", id)
     }
 
     fn step(action: SyncAction, writes: Vec<Write>) -> PlannedStep {
