@@ -2,6 +2,7 @@
 //! the stored versions of the objects a batch touches, decide every row it writes (versions,
 //! times, change records) or refuse it. No I/O, so both backends share it exactly.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 
 use directory::feed::{self, FeedDraft};
@@ -383,9 +384,9 @@ pub(crate) fn as_read_json(
         for object in objects {
             let (id, version) = id_version(object);
             if stored.get(id).is_some_and(|s| s.version == version)
-                && !known.contains_key(&(kind, id.to_owned()))
+                && let Entry::Vacant(e) = known.entry((kind, id.to_owned()))
             {
-                known.insert((kind, id.to_owned()), to_json(what, object)?);
+                e.insert(to_json(what, object)?);
             }
         }
         Ok(stored
@@ -426,15 +427,9 @@ pub(crate) fn as_read_json(
 pub(crate) fn feed_drafts(
     changes: &mut [ChangeRecord],
     mut stored: HashMap<(ObjectKind, String), Value>,
-    mut stored_refs: HashMap<(ObjectKind, String), Vec<ExternalRef>>,
+    stored_refs: HashMap<(ObjectKind, String), Vec<ExternalRef>>,
     written_refs: &[ExternalRef],
 ) -> Vec<Drafted> {
-    let mut refs_after = stored_refs.clone();
-    for r in written_refs {
-        let list = refs_after.entry((r.kind, r.object_id.clone())).or_default();
-        list.retain(|o| !(o.connection_id == r.connection_id && o.external_id == r.external_id));
-        list.push(r.clone());
-    }
     let refs_json = |refs: Option<&Vec<ExternalRef>>| {
         let mut refs: Vec<&ExternalRef> = refs.into_iter().flatten().collect();
         refs.sort_by(|a, b| {
@@ -448,7 +443,13 @@ pub(crate) fn feed_drafts(
             map.insert("external_ids".into(), refs_json(stored_refs.get(key)));
         }
     }
-    stored_refs.clear();
+    // The stored ids are not needed again: the batch's own become the ids after it.
+    let mut refs_after = stored_refs;
+    for r in written_refs {
+        let list = refs_after.entry((r.kind, r.object_id.clone())).or_default();
+        list.retain(|o| !(o.connection_id == r.connection_id && o.external_id == r.external_id));
+        list.push(r.clone());
+    }
     // An object written twice in a batch: its second change is compared with its first.
     let mut writes_left: HashMap<(ObjectKind, String), usize> = HashMap::new();
     for change in changes.iter() {
