@@ -163,20 +163,20 @@ macro_rules! downstream_fns {
         use directory::feed::{FeedDraft, FeedEvent, FeedType};
         use directory::store::{FeedHead, FeedRead, FeedSettings, StoredCredential};
         use $crate::downstream::{self as ds, CredentialRow, FeedRow, prune_through, scopes_text};
-        use $crate::prepare::Drafted;
+        use $crate::prepare::{Drafted, FeedRowText};
 
         /// Numbers and inserts feed events in the caller's transaction; returns how many and
         /// the number of the first.
         async fn write_feed(
             conn: &mut Conn,
             pool: &PoolId,
-            drafts: &[Drafted],
+            rows: &[FeedRowText],
             now: Millis,
         ) -> StoreResult<(u64, i64)> {
-            if drafts.is_empty() {
+            if rows.is_empty() {
                 return Ok((0, 0));
             }
-            let n = sql_int(drafts.len() as u64);
+            let n = sql_int(rows.len() as u64);
             let last: i64 = sqlx::query_scalar(ds::BUMP_FEED)
                 .bind(pool.as_str())
                 .bind(n)
@@ -184,8 +184,8 @@ macro_rules! downstream_fns {
                 .await
                 .map_err(db_err)?;
             let first = last - n + 1;
-            let numbered: Vec<(i64, &Drafted)> = (first..).zip(drafts.iter()).collect();
-            // The data as JSON text: PostgreSQL's column is `json`, and a `jsonb` parameter
+            let numbered: Vec<(i64, &FeedRowText)> = (first..).zip(rows.iter()).collect();
+            // The JSON as text: PostgreSQL's columns are `json`, and a `jsonb` parameter
             // (what `Json` binds) would be parsed into a tree only to be printed back.
             let (open, close) = match <$store>::BACKEND {
                 Backend::Postgres => ("CAST(", " AS json)"),
@@ -193,23 +193,21 @@ macro_rules! downstream_fns {
             };
             for chunk in numbered.chunks(CHUNK) {
                 let mut qb = QueryBuilder::<$db>::new(ds::INSERT_FEED);
-                qb.push_values(chunk, |mut b, (seq, d)| {
-                    let (change_seq, external_ids) = match &d.object_at {
-                        Some((change_seq, ids)) => (Some(*change_seq), Some(ids.to_string())),
-                        None => (None, None),
-                    };
+                qb.push_values(chunk, |mut b, (seq, r)| {
                     b.push_bind(pool.as_str())
                         .push_bind(*seq)
-                        .push_bind(d.draft.event_type.as_str())
-                        .push_bind(d.draft.object_id.as_deref())
-                        .push_bind(Json(&d.source))
+                        .push_bind(r.event_type.as_str())
+                        .push_bind(r.object_id.as_deref())
+                        .push(open)
+                        .push_bind_unseparated(r.source.as_str())
+                        .push_unseparated(close)
                         .push_bind(now)
                         .push(open)
-                        .push_bind_unseparated(d.draft.data.to_string())
+                        .push_bind_unseparated(r.data.as_str())
                         .push_unseparated(close)
-                        .push_bind(change_seq)
+                        .push_bind(r.change_seq)
                         .push(open)
-                        .push_bind_unseparated(external_ids)
+                        .push_bind_unseparated(r.external_ids.as_deref())
                         .push_unseparated(close);
                 });
                 qb.build()
@@ -218,7 +216,7 @@ macro_rules! downstream_fns {
                     .await
                     .map_err(db_err)?;
             }
-            Ok((drafts.len() as u64, first))
+            Ok((rows.len() as u64, first))
         }
 
         /// The stored state of the objects a batch changes, as JSON, before it writes them:
@@ -397,15 +395,18 @@ macro_rules! downstream_fns {
                         d.event_type.as_str()
                     )));
                 }
-                let sourced: Vec<Drafted> = drafts
+                let rows = drafts
                     .iter()
-                    .map(|d| Drafted {
-                        draft: d.clone(),
-                        source: source.clone(),
-                        object_at: None,
+                    .map(|d| {
+                        Drafted {
+                            draft: d.clone(),
+                            source: source.clone(),
+                            object_at: None,
+                        }
+                        .to_row()
                     })
-                    .collect();
-                let first = write_feed(&mut tx, pool, &sourced, now).await?.1;
+                    .collect::<StoreResult<Vec<_>>>()?;
+                let first = write_feed(&mut tx, pool, &rows, now).await?.1;
                 tx.commit().await.map_err(db_err)?;
                 Ok(drafts
                     .iter()

@@ -1618,6 +1618,17 @@ macro_rules! impl_directory_store {
                     // A refusal (version conflict) drops the transaction: nothing is written.
                     let mut prepared =
                         prepare::prepare(&batch, users, departments, groups, first_seq, now)?;
+                    // The feed's rows are derived on a thread of their own while this
+                    // connection writes the objects: a batch waits on the store far more than
+                    // it computes (docs/change-feed.md, "What the feed costs").
+                    let feed = (!batch.quiet).then(|| {
+                        let (objects, refs) = before;
+                        let changes = std::mem::take(&mut prepared.changes);
+                        let written_refs = prepared.refs.clone();
+                        tokio::task::spawn_blocking(move || {
+                            prepare::feed_rows(changes, objects, refs, &written_refs)
+                        })
+                    });
                     let mut refresh = write_users(&mut tx, pool, &prepared.users, &prior).await?;
                     let moving = departments_moving(&mut tx, pool, &prepared.departments).await?;
                     write_departments(&mut tx, pool, &prepared.departments).await?;
@@ -1635,19 +1646,17 @@ macro_rules! impl_directory_store {
                         check_refs(&mut tx, pool, &prepared.refs).await?;
                     }
                     write_refs(&mut tx, &prepared.refs).await?;
-                    write_changes(&mut tx, &prepared.changes).await?;
-                    let feed_events = if batch.quiet {
-                        0
-                    } else {
-                        let (objects, refs) = before;
-                        let drafts = prepare::feed_drafts(
-                            &mut prepared.changes,
-                            objects,
-                            refs,
-                            &prepared.refs,
-                        );
-                        write_feed(&mut tx, pool, &drafts, now).await?.0
+                    let feed_events = match feed {
+                        None => 0,
+                        Some(task) => {
+                            let (changes, rows) = task.await.map_err(|e| {
+                                StoreError::Corrupt(format!("deriving feed events failed: {e}"))
+                            })??;
+                            prepared.changes = changes;
+                            write_feed(&mut tx, pool, &rows, now).await?.0
+                        }
                     };
+                    write_changes(&mut tx, &prepared.changes).await?;
                     write_watermarks(&mut tx, &prepared.watermarks).await?;
                     finish_inbox_events(&mut tx, &batch.inbox, now).await?;
                     tx.commit().await.map_err(db_err)?;

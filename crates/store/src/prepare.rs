@@ -508,3 +508,47 @@ pub(crate) struct Drafted {
     pub source: ChangeSource,
     pub object_at: Option<(i64, Value)>,
 }
+
+impl Drafted {
+    /// The row as inserted, its JSON rendered to text.
+    pub(crate) fn to_row(&self) -> StoreResult<FeedRowText> {
+        let (change_seq, external_ids) = match &self.object_at {
+            Some((seq, ids)) => (Some(*seq), Some(ids.to_string())),
+            None => (None, None),
+        };
+        Ok(FeedRowText {
+            event_type: self.draft.event_type,
+            object_id: self.draft.object_id.clone(),
+            source: serde_json::to_string(&self.source)
+                .map_err(|e| StoreError::Corrupt(format!("cannot render a change source: {e}")))?,
+            data: self.draft.data.to_string(),
+            change_seq,
+            external_ids,
+        })
+    }
+}
+
+/// A feed row ready to insert: what [`Drafted`] says, with its JSON already text, so that
+/// the rendering can happen away from the store's connection.
+#[derive(Debug, Clone)]
+pub(crate) struct FeedRowText {
+    pub event_type: feed::FeedType,
+    pub object_id: Option<String>,
+    pub source: String,
+    pub data: String,
+    pub change_seq: Option<i64>,
+    pub external_ids: Option<String>,
+}
+
+/// [`feed_drafts`] and the rows it becomes, for a thread of its own: it takes the batch's
+/// change records and hands them back as `feed_drafts` leaves them.
+pub(crate) fn feed_rows(
+    mut changes: Vec<ChangeRecord>,
+    stored: HashMap<(ObjectKind, String), Value>,
+    stored_refs: HashMap<(ObjectKind, String), Vec<ExternalRef>>,
+    written_refs: &[ExternalRef],
+) -> StoreResult<(Vec<ChangeRecord>, Vec<FeedRowText>)> {
+    let drafts = feed_drafts(&mut changes, stored, stored_refs, written_refs);
+    let rows = drafts.iter().map(Drafted::to_row).collect::<StoreResult<_>>()?;
+    Ok((changes, rows))
+}
