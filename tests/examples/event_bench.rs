@@ -15,8 +15,9 @@
 //!    nothing is pending gives its drain rate, set against the ingest rate of the same round;
 //!    then a second backlog of EVENTS, drained by a worker whose engine writes no feed events
 //!    (`EngineConfig::feed` off): the feed's cost is the drain rate lost against it. Odd rounds
-//!    drain with the feed first, even rounds without it first, so that neither order favours
-//!    one;
+//!    drain with the feed first, even rounds without it first, and the cost is taken over each
+//!    such pair of rounds, which cancels what a drain gains or loses by coming first in its
+//!    round (ROUNDS is rounded up to an even number);
 //! 4. leavers: LEAVERS users resign one at a time in the emulator; their
 //!    `contact.user.deleted_v3` is POSTed and the user polled through
 //!    `GET /api/v1/pools/{pool}/users/{id}` until they are no longer active.
@@ -784,8 +785,12 @@ struct Summary {
     /// Drain rate over ingest rate, per round.
     drain_ratios: Vec<f64>,
     drain_without_feed_rates: Vec<f64>,
-    /// The share of the drain rate the change feed costs, per round: 1 − with / without.
+    /// The share of the drain rate the change feed costs, per pair of rounds (see
+    /// [`feed_cost_and_order`]).
     feed_costs: Vec<f64>,
+    /// How much longer the first drain of a round takes than the second, whatever it writes,
+    /// per pair of rounds.
+    order_effects: Vec<f64>,
     applied: u64,
     ignored: u64,
     parked: u64,
@@ -818,8 +823,12 @@ impl Summary {
                 .collect(),
             drain_without_feed_rates: rows.iter().map(|r| rate(r.drain_without_feed)).collect(),
             feed_costs: rows
-                .iter()
-                .map(|r| 1.0 - r.drain_without_feed.as_secs_f64() / r.drain.as_secs_f64())
+                .chunks_exact(2)
+                .map(|pair| feed_cost_and_order(&pair[0], &pair[1]).0)
+                .collect(),
+            order_effects: rows
+                .chunks_exact(2)
+                .map(|pair| feed_cost_and_order(&pair[0], &pair[1]).1)
                 .collect(),
             applied: rows.iter().map(|r| r.applied).sum(),
             ignored: rows.iter().map(|r| r.ignored).sum(),
@@ -840,6 +849,17 @@ fn median(values: &[f64]) -> f64 {
 }
 
 /// `median (min–max)` of per-round values, `decimals` after the point.
+/// The feed's cost and the order effect of a pair of rounds: `feed_first` drained its backlog
+/// with the feed first, `feed_second` without it first. Each round's time ratio (with / without
+/// the feed) is the feed's factor times (or divided by) the order's factor, so their geometric
+/// mean is the feed's factor alone: the cost is 1 − 1 / √(r₁ · r₂), the share of the drain rate
+/// lost. The order's factor is √(r₁ / r₂); returned as how much longer a first drain takes.
+fn feed_cost_and_order(feed_first: &Row, feed_second: &Row) -> (f64, f64) {
+    let ratio = |r: &Row| r.drain.as_secs_f64() / r.drain_without_feed.as_secs_f64();
+    let (r1, r2) = (ratio(feed_first), ratio(feed_second));
+    (1.0 - 1.0 / (r1 * r2).sqrt(), (r1 / r2).sqrt() - 1.0)
+}
+
 fn spread(values: &[f64], decimals: usize) -> String {
     let min = values.iter().copied().fold(f64::INFINITY, f64::min);
     let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -871,7 +891,8 @@ async fn main() {
         users: args.get(2).copied().unwrap_or(2_000),
         leavers: args.get(3).copied().unwrap_or(30),
     };
-    let rounds = args.get(4).copied().unwrap_or(3).max(1);
+    // Even: the feed's cost is taken over pairs of rounds.
+    let rounds = args.get(4).copied().unwrap_or(4).max(1).next_multiple_of(2);
     let mut summaries = Vec::new();
 
     let mut rows = Vec::new();
@@ -908,7 +929,7 @@ async fn main() {
         "| store | events × rounds | connections | accepted events/s | p50 | p95 | p99 | max | server CPU µs/event | generator CPU µs/event | reference events/s |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let mut drain = String::from(
-        "| store | backlog × rounds | drain events/s | drain / ingest | without the feed: drain events/s | the feed's cost on the drain | applied / ignored / parked |\n|---|---|---|---|---|---|---|\n",
+        "| store | backlog × rounds | drain events/s | drain / ingest | without the feed: drain events/s | the feed's cost on the drain | a round's first drain against its second | applied / ignored / parked |\n|---|---|---|---|---|---|---|---|\n",
     );
     let mut leave = String::from(
         "| store | leavers × rounds | median | p95 | p99 | max |\n|---|---|---|---|---|---|\n",
@@ -928,15 +949,16 @@ async fn main() {
             spread(&s.generator_cpu, 0),
             spread(&s.reference_rates, 0),
         ));
-        let percent: Vec<f64> = s.feed_costs.iter().map(|c| c * 100.0).collect();
+        let percent = |v: &[f64]| -> Vec<f64> { v.iter().map(|c| c * 100.0).collect() };
         drain.push_str(&format!(
-            "| {} | {} × {rounds} | {} | {} | {} | **{} %** | {} / {} / {} |\n",
+            "| {} | {} × {rounds} | {} | {} | {} | **{} %** | {} % | {} / {} / {} |\n",
             s.store,
             p.events,
             spread(&s.drain_rates, 0),
             spread(&s.drain_ratios, 2),
             spread(&s.drain_without_feed_rates, 0),
-            spread(&percent, 1),
+            spread(&percent(&s.feed_costs), 1),
+            spread(&percent(&s.order_effects), 1),
             s.applied,
             s.ignored,
             s.parked,
@@ -997,8 +1019,11 @@ async fn main() {
          the drain rate over the ingest rate of the same round. Each round then ingests a second backlog \
          of {events} (the next profile changes) and drains it with a worker whose engine writes no feed \
          events (`EngineConfig::feed` off, which no configuration key sets); odd rounds drain with the \
-         feed first, even rounds without it first. The feed's cost is the drain rate it loses against \
-         that: 1 − (rate with the feed / rate without), per round (issue 12's target: ≤ 10 %).\n\n{drain}\n\
+         feed first, even rounds without it first. The feed's cost is the share of the drain rate it \
+         loses against that, taken over each pair of rounds so that what a drain gains or loses by \
+         coming first in its round cancels out: with r = time with the feed / time without in each \
+         round of the pair, the cost is 1 − 1/√(r₁·r₂), and the order effect √(r₁/r₂) − 1 (the median \
+         over pairs, their range in brackets; issue 12's target: ≤ 10 %).\n\n{drain}\n\
          **Leavers**: {leavers} users per round resign one at a time; from the POST of their \
          `contact.user.deleted_v3` until `GET /api/v1/pools/{{pool}}/users/{{id}}` shows them not active (read \
          every {poll} ms). Each comes after a random pause (0–{pause} ms) with the worker idle; the ingestor's \

@@ -184,38 +184,7 @@ macro_rules! downstream_fns {
                 .await
                 .map_err(db_err)?;
             let first = last - n + 1;
-            let numbered: Vec<(i64, &FeedRowText)> = (first..).zip(rows.iter()).collect();
-            // The JSON as text: PostgreSQL's columns are `json`, and a `jsonb` parameter
-            // (what `Json` binds) would be parsed into a tree only to be printed back.
-            let (open, close) = match <$store>::BACKEND {
-                Backend::Postgres => ("CAST(", " AS json)"),
-                Backend::Sqlite => ("", ""),
-            };
-            for chunk in numbered.chunks(CHUNK) {
-                let mut qb = QueryBuilder::<$db>::new(ds::INSERT_FEED);
-                qb.push_values(chunk, |mut b, (seq, r)| {
-                    b.push_bind(pool.as_str())
-                        .push_bind(*seq)
-                        .push_bind(r.event_type.as_str())
-                        .push_bind(r.object_id.as_deref())
-                        .push(open)
-                        .push_bind_unseparated(r.source.as_str())
-                        .push_unseparated(close)
-                        .push_bind(now)
-                        .push(open)
-                        .push_bind_unseparated(r.data.as_str())
-                        .push_unseparated(close)
-                        .push_bind(r.change_seq)
-                        .push(open)
-                        .push_bind_unseparated(r.external_ids.as_deref())
-                        .push_unseparated(close);
-                });
-                qb.build()
-                    .persistent(false)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(db_err)?;
-            }
+            <$store>::insert_feed_rows(conn, pool, first, rows, now).await?;
             Ok((rows.len() as u64, first))
         }
 
