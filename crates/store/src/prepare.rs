@@ -549,6 +549,9 @@ pub(crate) fn feed_rows(
     written_refs: &[ExternalRef],
 ) -> StoreResult<(Vec<ChangeRecord>, Vec<FeedRowText>)> {
     let drafts = feed_drafts(&mut changes, stored, stored_refs, written_refs);
-    let rows = drafts.iter().map(Drafted::to_row).collect::<StoreResult<_>>()?;
+    let rows = drafts
+        .iter()
+        .map(Drafted::to_row)
+        .collect::<StoreResult<_>>()?;
     Ok((changes, rows))
 }

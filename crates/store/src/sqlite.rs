@@ -21,10 +21,10 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 
 use crate::codec::{CHUNK, InboxFinish, db_err};
+use crate::downstream;
 use crate::imp::impl_directory_store;
 use crate::migrations::{self, Embedded};
 use crate::prepare::FeedRowText;
-use crate::downstream;
 use crate::sql;
 
 /// Reader connections; WAL readers do not block each other or the writer.
