@@ -11,8 +11,16 @@ use serde_json::Value;
 use sqlx::FromRow;
 use sqlx::types::Json;
 
-pub(crate) const REFS_OF_OBJECTS: &str = "SELECT connection_id, kind, external_id, union_id, \
-     custom_id, object_id FROM external_refs WHERE kind = ";
+/// The Feishu ids of some objects of one kind (`$1`); each backend appends how it takes the
+/// list of ids, as one parameter (`$2`), so that the statement stays prepared whatever the
+/// batch's size.
+macro_rules! refs_of_objects {
+    () => {
+        "SELECT connection_id, kind, external_id, union_id, custom_id, object_id \
+         FROM external_refs WHERE kind = $1 AND object_id "
+    };
+}
+pub(crate) use refs_of_objects;
 /// An event that carries its object reads it from the change log (docs/change-feed.md,
 /// "What the feed stores").
 pub(crate) const FEED_READ: &str = "SELECT f.pool_id, f.seq, f.type, f.object_id, f.source, \
@@ -238,23 +246,16 @@ macro_rules! downstream_fns {
                 (ObjectKind::Department, departments),
                 (ObjectKind::Group, groups),
             ] {
-                for chunk in ids.chunks(CHUNK) {
-                    let mut qb = QueryBuilder::<$db>::new(ds::REFS_OF_OBJECTS);
-                    qb.push_bind(kind.as_str()).push(" AND object_id");
-                    push_in(&mut qb, chunk);
-                    let rows: Vec<RefRow> = qb
-                        .build_query_as()
-                        .persistent(false)
-                        .fetch_all(&mut *conn)
-                        .await
-                        .map_err(db_err)?;
-                    let refs: Vec<ExternalRef> = convert_all(rows)?;
-                    for r in refs {
-                        refs_of
-                            .entry((kind, r.object_id.clone()))
-                            .or_default()
-                            .push(r);
-                    }
+                if ids.is_empty() {
+                    continue;
+                }
+                let rows = <$store>::refs_of_objects(conn, kind, ids).await?;
+                let refs: Vec<ExternalRef> = convert_all(rows)?;
+                for r in refs {
+                    refs_of
+                        .entry((kind, r.object_id.clone()))
+                        .or_default()
+                        .push(r);
                 }
             }
             Ok(refs_of)

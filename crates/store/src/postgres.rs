@@ -8,12 +8,14 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 use directory::ids::{Millis, PoolId};
+use directory::model::ObjectKind;
 use directory::store::{Backend, InsertOutcome, NewInboxEvent, StoreError, StoreResult};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Executor, Postgres, Transaction};
 
-use crate::codec::{InboxFinish, db_err};
+use crate::codec::{InboxFinish, RefRow, db_err};
+use crate::downstream;
 use crate::imp::impl_directory_store;
 use crate::migrations::{self, Embedded};
 use crate::prepare::FeedRowText;
@@ -47,6 +49,9 @@ const FINISH_INBOX_ROWS: &str = concat!(
      $7::int8[]) AS v (id, state, outcome, last_error, finished_at, tries, next_attempt_at)",
     sql::finish_inbox_where!()
 );
+
+/// Through `external_refs_by_object_whole`, which holds every column read.
+const REFS_OF_OBJECTS: &str = concat!(downstream::refs_of_objects!(), "= ANY($2)");
 
 /// Feed rows from arrays, numbered from `$2` in the arrays' order.
 const INSERT_FEED_ROWS: &str = "INSERT INTO feed_events (pool_id, seq, type, object_id, source, at, data, change_seq, \
@@ -259,6 +264,20 @@ impl PgStore {
                     })
             })
             .collect()
+    }
+
+    /// The Feishu ids of some objects, the ids bound as one array.
+    async fn refs_of_objects(
+        conn: &mut PgConnection,
+        kind: ObjectKind,
+        ids: &[String],
+    ) -> StoreResult<Vec<RefRow>> {
+        sqlx::query_as(REFS_OF_OBJECTS)
+            .bind(kind.as_str())
+            .bind(ids)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_err)
     }
 
     /// Feed rows numbered from `first`, in one statement whatever their number: the columns

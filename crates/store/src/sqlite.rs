@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use directory::ids::{Millis, PoolId};
+use directory::model::ObjectKind;
 use directory::store::{Backend, InsertOutcome, NewInboxEvent, StoreError, StoreResult};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -20,7 +21,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 
-use crate::codec::{CHUNK, InboxFinish, db_err};
+use crate::codec::{CHUNK, InboxFinish, RefRow, db_err};
 use crate::downstream;
 use crate::imp::impl_directory_store;
 use crate::migrations::{self, Embedded};
@@ -94,6 +95,12 @@ const FINISH_INBOX_ROWS_TAIL: &str = concat!(
 /// the rows it is about to change and the pages of their indexes; in a cache this small the
 /// batch's own writes evict them, and each read goes back to the file.
 const WRITER_CACHE_KIB: u32 = 65_536;
+
+/// Through `external_refs_by_object_whole`, which holds every column read.
+const REFS_OF_OBJECTS: &str = concat!(
+    downstream::refs_of_objects!(),
+    "IN (SELECT value FROM json_each($2))"
+);
 
 /// How often the checkpointer copies the WAL into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
@@ -434,6 +441,22 @@ impl SqliteStore {
             out.push(InsertOutcome::Duplicate(id));
         }
         Ok(out)
+    }
+
+    /// The Feishu ids of some objects, the ids bound as one JSON array.
+    async fn refs_of_objects(
+        conn: &mut SqliteConnection,
+        kind: ObjectKind,
+        ids: &[String],
+    ) -> StoreResult<Vec<RefRow>> {
+        let ids = serde_json::to_string(ids)
+            .map_err(|e| StoreError::Corrupt(format!("cannot render ids: {e}")))?;
+        sqlx::query_as(REFS_OF_OBJECTS)
+            .bind(kind.as_str())
+            .bind(ids)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_err)
     }
 
     /// Feed rows numbered from `first`, a `VALUES` list per chunk.
