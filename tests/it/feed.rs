@@ -437,6 +437,36 @@ async fn a_credential_reads_its_own_pool_with_its_scopes_until_revoked() {
         let (status, _) = f.get(&format!("/api/v1/pools/{pool}/users"), &forged).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
 
+        // Expired: 401 with why. Stored with its expiry already past, as a 30-day
+        // credential is a month later.
+        let (id, token, hash) = directory::credentials::generate(s.engine.master_key());
+        let now = directory::ids::now_ms();
+        s.store
+            .create_credential(&directory::store::StoredCredential {
+                credential: directory::credentials::ServiceCredential {
+                    id,
+                    pool_id: directory::ids::PoolId(other.clone()),
+                    name: "lapsed".into(),
+                    scopes: vec![directory::credentials::Scope::DirectoryRead],
+                    created_at: now - 31 * 86_400_000,
+                    expires_at: Some(now - 86_400_000),
+                    last_used_at: None,
+                    revoked_at: None,
+                },
+                secret_hash: hash,
+            })
+            .await
+            .unwrap();
+        let (status, err) = f.get(&format!("/api/v1/pools/{other}/users"), &token).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{err}");
+        assert!(
+            err["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("expired"),
+            "{err}"
+        );
+
         // Bad input says what to fix.
         let (status, err) = s
             .post(

@@ -262,3 +262,107 @@ async fn the_read_model_is_built_for_an_older_directory_postgres() {
     check_read_model(&store).await;
     store.close().await;
 }
+
+/// A feed an older orgsync wrote (before migration 0013 rebuilt SQLite's feed table): an event
+/// in the layout before migration 0012, with its object in `data`, and one that points at its
+/// change-log row.
+const OLD_FEED: &[&str] = &[
+    "INSERT INTO pools (id, name, created_at) VALUES ('p', 'Acme', 1)",
+    "INSERT INTO change_counters (pool_id, seq, feed_seq) VALUES ('p', 1, 2)",
+    "INSERT INTO changes (pool_id, seq, kind, object_kind, object_id, version, source, at, \
+     object) VALUES ('p', 1, 'user_updated', 'user', 'u1', 2, '{\"type\":\"admin\"}', 20, \
+     '{\"id\":\"u1\",\"version\":2,\"profile\":{\"name\":\"Alice Renamed\"}}')",
+    "INSERT INTO feed_events (pool_id, seq, type, object_id, source, at, data) VALUES \
+     ('p', 1, 'user.created', 'u1', '{\"type\":\"admin\"}', 10, \
+     '{\"object\":{\"id\":\"u1\",\"version\":1,\"profile\":{\"name\":\"Alice\"}}}')",
+    "INSERT INTO feed_events (pool_id, seq, type, object_id, source, at, data, change_seq, \
+     external_ids) VALUES ('p', 2, 'user.updated', 'u1', '{\"type\":\"admin\"}', 20, \
+     '{\"previous_attributes\":{\"profile\":{\"name\":\"Alice\"}},\"changed\":[\"profile.name\"]}', \
+     1, '[]')",
+];
+
+/// After migration 0013 the feed reads as before it, and appends number on from it.
+async fn check_feed(store: &dyn DirectoryStore) {
+    let pool = directory::ids::PoolId("p".into());
+    let read = store.feed_read(&pool, 0, 100, &[], 10_000).await.unwrap();
+    let bodies: Vec<(i64, &str, Value)> = read
+        .events
+        .iter()
+        .map(|e| (e.seq, e.event_type.as_str(), e.data.clone()))
+        .collect();
+    assert_eq!(
+        bodies,
+        [
+            (
+                1,
+                "user.created",
+                json!({"object": {"id": "u1", "version": 1, "profile": {"name": "Alice"}}})
+            ),
+            (
+                2,
+                "user.updated",
+                json!({
+                    "object": {"id": "u1", "version": 2, "profile": {"name": "Alice Renamed"},
+                               "external_ids": []},
+                    "previous_attributes": {"profile": {"name": "Alice"}},
+                    "changed": ["profile.name"],
+                })
+            ),
+        ]
+    );
+    let draft = directory::feed::sync_completed(
+        "job-1",
+        "c1",
+        directory::model::JobKind::Reconcile,
+        "complete",
+        &json!({}),
+        false,
+    );
+    let appended = store
+        .feed_append(&pool, &directory::store::ChangeSource::Admin, &[draft], 30)
+        .await
+        .unwrap();
+    assert_eq!(appended[0].seq, 3);
+    let read = store.feed_read(&pool, 2, 100, &[], 10_000).await.unwrap();
+    assert_eq!(read.events, appended);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_reads_the_same_after_its_table_is_rebuilt_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("orgsync.db");
+    store::testing::sqlite_migrated_below(&path, 13).await;
+    {
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .connect()
+            .await
+            .unwrap();
+        for statement in OLD_FEED {
+            sqlx::query(*statement).execute(&mut conn).await.unwrap();
+        }
+        conn.close().await.unwrap();
+    }
+    let store = store::SqliteStore::open(&path).await.unwrap();
+    check_feed(&store).await;
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_reads_the_same_after_its_table_is_rebuilt_postgres() {
+    let Some(options) = store::testing::pg_test_schema().await else {
+        eprintln!("ORGSYNC_TEST_POSTGRES_URL is not set: PostgreSQL not tested");
+        return;
+    };
+    store::testing::pg_migrated_below(&options, 13).await;
+    {
+        let mut conn = options.connect().await.unwrap();
+        for statement in OLD_FEED {
+            sqlx::query(*statement).execute(&mut conn).await.unwrap();
+        }
+        conn.close().await.unwrap();
+    }
+    let store = store::PgStore::connect_with(options, 2).await.unwrap();
+    check_feed(&store).await;
+    store.close().await;
+}
