@@ -207,6 +207,20 @@ pub enum Write {
     PutExternalRef(ExternalRef),
 }
 
+impl Write {
+    /// The object this write puts, by kind and id (`None`: a ref, which puts no object).
+    pub fn object(&self) -> Option<(ObjectKind, &str)> {
+        match self {
+            Write::PutUser { user, .. } => Some((ObjectKind::User, user.id.as_str())),
+            Write::PutDepartment { department, .. } => {
+                Some((ObjectKind::Department, department.id.as_str()))
+            }
+            Write::PutGroup { group, .. } => Some((ObjectKind::Group, group.id.as_str())),
+            Write::PutExternalRef(_) => None,
+        }
+    }
+}
+
 /// The newest event applied to one object of a connection (the per-object ordering guard):
 /// an event older than this must not overwrite, and nothing may resurrect a deleted object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -171,7 +171,7 @@ macro_rules! downstream_fns {
         use directory::feed::{FeedDraft, FeedEvent, FeedType};
         use directory::store::{FeedHead, FeedRead, FeedSettings, StoredCredential};
         use $crate::downstream::{self as ds, CredentialRow, FeedRow, prune_through, scopes_text};
-        use $crate::prepare::{Drafted, FeedRowText};
+        use $crate::prepare::FeedRowText;
 
         /// Numbers and inserts feed events in the caller's transaction; returns how many and
         /// the number of the first.
@@ -365,17 +365,11 @@ macro_rules! downstream_fns {
                         d.event_type.as_str()
                     )));
                 }
-                let rows = drafts
+                let source_text = $crate::prepare::source_text(source)?;
+                let rows: Vec<FeedRowText> = drafts
                     .iter()
-                    .map(|d| {
-                        Drafted {
-                            draft: d.clone(),
-                            source: source.clone(),
-                            object_at: None,
-                        }
-                        .to_row()
-                    })
-                    .collect::<StoreResult<Vec<_>>>()?;
+                    .map(|d| FeedRowText::new(d, source_text.clone(), None))
+                    .collect();
                 let first = write_feed(&mut tx, pool, &rows, now).await?.1;
                 tx.commit().await.map_err(db_err)?;
                 Ok(drafts

@@ -73,15 +73,13 @@ pub(crate) fn touched(batch: &ApplyBatch) -> Touched {
     let mut seen: HashSet<(ObjectKind, &str)> = HashSet::new();
     let mut t = Touched::default();
     for w in &batch.writes {
-        let (kind, id, list) = match w {
-            Write::PutUser { user, .. } => (ObjectKind::User, user.id.as_str(), &mut t.users),
-            Write::PutDepartment { department, .. } => (
-                ObjectKind::Department,
-                department.id.as_str(),
-                &mut t.departments,
-            ),
-            Write::PutGroup { group, .. } => (ObjectKind::Group, group.id.as_str(), &mut t.groups),
-            Write::PutExternalRef(_) => continue,
+        let Some((kind, id)) = w.object() else {
+            continue;
+        };
+        let list = match kind {
+            ObjectKind::User => &mut t.users,
+            ObjectKind::Department => &mut t.departments,
+            ObjectKind::Group => &mut t.groups,
         };
         if seen.insert((kind, id)) {
             list.push(id.to_owned());
@@ -424,12 +422,16 @@ pub(crate) fn as_read_json(
     Ok((known, ids))
 }
 
-pub(crate) fn feed_drafts(
-    changes: &mut [ChangeRecord],
+/// The feed rows of a batch's changes, for a thread of its own (docs/change-feed.md, "What
+/// the feed costs"): each change compared with the object's state before it (`stored`, with
+/// its Feishu ids), the rows' JSON rendered to text. It takes the batch's change records and
+/// hands them back as they were.
+pub(crate) fn feed_rows(
+    mut changes: Vec<ChangeRecord>,
     mut stored: HashMap<(ObjectKind, String), Value>,
     stored_refs: HashMap<(ObjectKind, String), Vec<ExternalRef>>,
     written_refs: &[ExternalRef],
-) -> Vec<Drafted> {
+) -> StoreResult<(Vec<ChangeRecord>, Vec<FeedRowText>)> {
     let refs_json = |refs: Option<&Vec<ExternalRef>>| {
         let mut refs: Vec<&ExternalRef> = refs.into_iter().flatten().collect();
         refs.sort_by(|a, b| {
@@ -476,18 +478,13 @@ pub(crate) fn feed_drafts(
             })
             .unwrap_or(0);
         let drafts = feed::derive_detached(change.object_kind, stored.get(&key), after);
-        for draft in drafts {
-            let object_at = draft.carries_object.then(|| {
-                (
-                    change.seq,
-                    after.get("external_ids").cloned().unwrap_or(Value::Null),
-                )
-            });
-            out.push(Drafted {
-                draft,
-                source: change.source.clone(),
-                object_at,
-            });
+        if !drafts.is_empty() {
+            let source = source_text(&change.source)?;
+            let ids = after.get("external_ids").unwrap_or(&Value::Null);
+            for draft in &drafts {
+                let object_at = draft.carries_object.then_some((change.seq, ids));
+                out.push(FeedRowText::new(draft, source.clone(), object_at));
+            }
         }
         if left > 0 {
             stored.insert(key, after.clone());
@@ -496,40 +493,12 @@ pub(crate) fn feed_drafts(
             after.remove("external_ids");
         }
     }
-    out
+    Ok((changes, out))
 }
 
-/// A feed event to insert: its draft, its change's source and, for an event that carries
-/// its object, the change-log row (`seq`) that holds the object and the object's Feishu ids
-/// at that change (docs/change-feed.md, "What the feed stores").
-#[derive(Debug, Clone)]
-pub(crate) struct Drafted {
-    pub draft: FeedDraft,
-    pub source: ChangeSource,
-    pub object_at: Option<(i64, Value)>,
-}
-
-impl Drafted {
-    /// The row as inserted, its JSON rendered to text.
-    pub(crate) fn to_row(&self) -> StoreResult<FeedRowText> {
-        let (change_seq, external_ids) = match &self.object_at {
-            Some((seq, ids)) => (Some(*seq), Some(ids.to_string())),
-            None => (None, None),
-        };
-        Ok(FeedRowText {
-            event_type: self.draft.event_type,
-            object_id: self.draft.object_id.clone(),
-            source: serde_json::to_string(&self.source)
-                .map_err(|e| StoreError::Corrupt(format!("cannot render a change source: {e}")))?,
-            data: self.draft.data.to_string(),
-            change_seq,
-            external_ids,
-        })
-    }
-}
-
-/// A feed row ready to insert: what [`Drafted`] says, with its JSON already text, so that
-/// the rendering can happen away from the store's connection.
+/// A feed row ready to insert, its JSON already text. An event that carries its object
+/// names the change-log row that holds it (`change_seq`) and keeps the object's Feishu ids at
+/// that change (docs/change-feed.md, "What the feed stores").
 #[derive(Debug, Clone)]
 pub(crate) struct FeedRowText {
     pub event_type: feed::FeedType,
@@ -540,18 +509,23 @@ pub(crate) struct FeedRowText {
     pub external_ids: Option<String>,
 }
 
-/// [`feed_drafts`] and the rows it becomes, for a thread of its own: it takes the batch's
-/// change records and hands them back as `feed_drafts` leaves them.
-pub(crate) fn feed_rows(
-    mut changes: Vec<ChangeRecord>,
-    stored: HashMap<(ObjectKind, String), Value>,
-    stored_refs: HashMap<(ObjectKind, String), Vec<ExternalRef>>,
-    written_refs: &[ExternalRef],
-) -> StoreResult<(Vec<ChangeRecord>, Vec<FeedRowText>)> {
-    let drafts = feed_drafts(&mut changes, stored, stored_refs, written_refs);
-    let rows = drafts
-        .iter()
-        .map(Drafted::to_row)
-        .collect::<StoreResult<_>>()?;
-    Ok((changes, rows))
+impl FeedRowText {
+    /// `source` as [`source_text`] renders it; `object_at`: the change-log row and the Feishu
+    /// ids of an event that carries its object.
+    pub(crate) fn new(draft: &FeedDraft, source: String, object_at: Option<(i64, &Value)>) -> Self {
+        Self {
+            event_type: draft.event_type,
+            object_id: draft.object_id.clone(),
+            source,
+            data: draft.data.to_string(),
+            change_seq: object_at.map(|(seq, _)| seq),
+            external_ids: object_at.map(|(_, ids)| ids.to_string()),
+        }
+    }
+}
+
+/// A change's source as a feed row stores it.
+pub(crate) fn source_text(source: &ChangeSource) -> StoreResult<String> {
+    serde_json::to_string(source)
+        .map_err(|e| StoreError::Corrupt(format!("cannot render a change source: {e}")))
 }

@@ -32,15 +32,8 @@ impl RecentWrites {
         writes
             .iter()
             .filter_map(|w| {
-                let (kind, id) = match w {
-                    Write::PutUser { user, .. } => (ObjectKind::User, &user.id.0),
-                    Write::PutDepartment { department, .. } => {
-                        (ObjectKind::Department, &department.id.0)
-                    }
-                    Write::PutGroup { group, .. } => (ObjectKind::Group, &group.id.0),
-                    Write::PutExternalRef(_) => return None,
-                };
-                self.by_key.remove(&(pool.clone(), kind, id.clone()))
+                let (kind, id) = w.object()?;
+                self.by_key.remove(&(pool.clone(), kind, id.to_owned()))
             })
             .collect()
     }

@@ -107,14 +107,7 @@ fn positions(steps: &[&PlannedStep], f: impl Fn(&Write) -> bool) -> Vec<usize> {
 
 /// The object a write puts.
 fn written(write: &Write) -> Option<Key> {
-    match write {
-        Write::PutUser { user, .. } => Some((ObjectKind::User, user.id.0.clone())),
-        Write::PutDepartment { department, .. } => {
-            Some((ObjectKind::Department, department.id.0.clone()))
-        }
-        Write::PutGroup { group, .. } => Some((ObjectKind::Group, group.id.0.clone())),
-        Write::PutExternalRef(_) => None,
-    }
+    write.object().map(|(kind, id)| (kind, id.to_owned()))
 }
 
 fn creates(write: &Write) -> bool {

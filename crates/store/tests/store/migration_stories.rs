@@ -223,42 +223,54 @@ async fn check_read_model(store: &dyn DirectoryStore) {
     assert_eq!(found.items[0].id.as_str(), "u1");
 }
 
+/// A SQLite store at `path`: migrated below `version`, the `old` statements run on it as an
+/// older orgsync would have, then opened (which migrates to the end).
+async fn sqlite_over(
+    path: &std::path::Path,
+    version: i64,
+    old: &[&'static str],
+) -> store::SqliteStore {
+    store::testing::sqlite_migrated_below(path, version).await;
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .connect()
+        .await
+        .unwrap();
+    for statement in old {
+        sqlx::query(*statement).execute(&mut conn).await.unwrap();
+    }
+    conn.close().await.unwrap();
+    store::SqliteStore::open(path).await.unwrap()
+}
+
+/// The same on a fresh PostgreSQL schema; `None` when no PostgreSQL is configured.
+async fn pg_over(version: i64, old: &[&'static str]) -> Option<store::PgStore> {
+    let Some(options) = store::testing::pg_test_schema().await else {
+        eprintln!("ORGSYNC_TEST_POSTGRES_URL is not set: PostgreSQL not tested");
+        return None;
+    };
+    store::testing::pg_migrated_below(&options, version).await;
+    let mut conn = options.connect().await.unwrap();
+    for statement in old {
+        sqlx::query(*statement).execute(&mut conn).await.unwrap();
+    }
+    conn.close().await.unwrap();
+    Some(store::PgStore::connect_with(options, 2).await.unwrap())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_read_model_is_built_for_an_older_directory_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("orgsync.db");
-    store::testing::sqlite_migrated_below(&path, 8).await;
-    {
-        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(&path)
-            .connect()
-            .await
-            .unwrap();
-        for statement in OLD_DIRECTORY {
-            sqlx::query(*statement).execute(&mut conn).await.unwrap();
-        }
-        conn.close().await.unwrap();
-    }
-    let store = store::SqliteStore::open(&path).await.unwrap();
+    let store = sqlite_over(&dir.path().join("orgsync.db"), 8, OLD_DIRECTORY).await;
     check_read_model(&store).await;
     store.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_read_model_is_built_for_an_older_directory_postgres() {
-    let Some(options) = store::testing::pg_test_schema().await else {
-        eprintln!("ORGSYNC_TEST_POSTGRES_URL is not set: PostgreSQL not tested");
+    let Some(store) = pg_over(8, OLD_DIRECTORY).await else {
         return;
     };
-    store::testing::pg_migrated_below(&options, 8).await;
-    {
-        let mut conn = options.connect().await.unwrap();
-        for statement in OLD_DIRECTORY {
-            sqlx::query(*statement).execute(&mut conn).await.unwrap();
-        }
-        conn.close().await.unwrap();
-    }
-    let store = store::PgStore::connect_with(options, 2).await.unwrap();
     check_read_model(&store).await;
     store.close().await;
 }
@@ -330,39 +342,16 @@ async fn check_feed(store: &dyn DirectoryStore) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_feed_reads_the_same_after_its_table_is_rebuilt_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("orgsync.db");
-    store::testing::sqlite_migrated_below(&path, 13).await;
-    {
-        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(&path)
-            .connect()
-            .await
-            .unwrap();
-        for statement in OLD_FEED {
-            sqlx::query(*statement).execute(&mut conn).await.unwrap();
-        }
-        conn.close().await.unwrap();
-    }
-    let store = store::SqliteStore::open(&path).await.unwrap();
+    let store = sqlite_over(&dir.path().join("orgsync.db"), 13, OLD_FEED).await;
     check_feed(&store).await;
     store.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_feed_reads_the_same_after_its_table_is_rebuilt_postgres() {
-    let Some(options) = store::testing::pg_test_schema().await else {
-        eprintln!("ORGSYNC_TEST_POSTGRES_URL is not set: PostgreSQL not tested");
+    let Some(store) = pg_over(13, OLD_FEED).await else {
         return;
     };
-    store::testing::pg_migrated_below(&options, 13).await;
-    {
-        let mut conn = options.connect().await.unwrap();
-        for statement in OLD_FEED {
-            sqlx::query(*statement).execute(&mut conn).await.unwrap();
-        }
-        conn.close().await.unwrap();
-    }
-    let store = store::PgStore::connect_with(options, 2).await.unwrap();
     check_feed(&store).await;
     store.close().await;
 }
