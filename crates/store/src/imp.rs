@@ -8,6 +8,9 @@
 //! - `const BACKEND: Backend`;
 //! - `fn reads(&self) -> &Pool<DB>` / `fn writes(&self) -> &Pool<DB>`: where single
 //!   statements run (SQLite has one writer connection; PostgreSQL one pool);
+//! - `fn beside_writer(&self) -> Option<Pool<DB>>`: a pool whose connections may read while
+//!   a write transaction is open and see what it saw before its own writes, without waiting
+//!   on other writers (SQLite's WAL readers; a small pool of its own on PostgreSQL);
 //! - `async fn begin_read(&self)` / `async fn begin_write(&self)`: a consistent read snapshot,
 //!   and a write transaction (SQLite: `BEGIN IMMEDIATE`);
 //! - `async fn insert_inbox_rows(conn, events)`: the deduplicating inbox insert (PostgreSQL
@@ -1576,6 +1579,19 @@ macro_rules! impl_directory_store {
                     } else {
                         0
                     };
+                    let derives_feed = !batch.quiet && touched.changes > 0;
+                    // Where the store allows it, the objects' Feishu ids are read on a reader
+                    // connection while this one reads the objects: what the feed needs before
+                    // the batch, seen as this transaction sees it (docs/change-feed.md, "What
+                    // the feed costs").
+                    let refs_beside = self.beside_writer().filter(|_| derives_feed).map(|reader| {
+                        let ids = touched.clone();
+                        tokio::spawn(async move {
+                            let mut conn = reader.acquire().await.map_err(db_err)?;
+                            stored_refs(&mut conn, &ids.users, &ids.departments, &ids.groups)
+                                .await
+                        })
+                    });
                     let (users, prior) = stored_users(&mut tx, pool, &touched.users).await?;
                     let departments =
                         stored(&mut tx, sql::STORED_DEPARTMENTS, pool, &touched.departments)
@@ -1583,7 +1599,7 @@ macro_rules! impl_directory_store {
                     let groups = stored(&mut tx, sql::STORED_GROUPS, pool, &touched.groups).await?;
                     // What the feed compares each change with: the objects as stored, read
                     // under the counter's lock (docs/change-feed.md).
-                    let before = if batch.quiet || touched.changes == 0 {
+                    let before = if !derives_feed {
                         Default::default()
                     } else {
                         let existing = |m: &HashMap<String, Stored>| -> Vec<String> {
@@ -1606,13 +1622,29 @@ macro_rules! impl_directory_store {
                             )
                             .await?,
                         );
-                        let refs = stored_refs(
-                            &mut tx,
-                            &existing(&users),
-                            &existing(&departments),
-                            &existing(&groups),
-                        )
-                        .await?;
+                        let refs = match refs_beside {
+                            Some(task) => {
+                                let mut refs = task.await.map_err(|e| {
+                                    StoreError::Corrupt(format!("reading Feishu ids failed: {e}"))
+                                })??;
+                                // Only the objects that existed have ids before the batch.
+                                refs.retain(|(kind, id), _| match kind {
+                                    ObjectKind::User => users.contains_key(id),
+                                    ObjectKind::Department => departments.contains_key(id),
+                                    ObjectKind::Group => groups.contains_key(id),
+                                });
+                                refs
+                            }
+                            None => {
+                                stored_refs(
+                                    &mut tx,
+                                    &existing(&users),
+                                    &existing(&departments),
+                                    &existing(&groups),
+                                )
+                                .await?
+                            }
+                        };
                         (objects, refs)
                     };
                     // A refusal (version conflict) drops the transaction: nothing is written.

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::time::Duration;
 
 use directory::ids::{Millis, PoolId};
 use directory::model::ObjectKind;
@@ -146,7 +147,15 @@ fn migrator() -> Migrator {
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: PgPool,
+    /// A few connections for reads made while a write transaction of `pool` is open
+    /// ([`PgStore::beside_writer`]): apart from `pool`, so that such a read never waits for
+    /// a connection held by a writer that is itself waiting.
+    beside: PgPool,
 }
+
+/// Connections of [`PgStore`]'s `beside` pool: one apply at a time per pool reads beside its
+/// writer, and few pools apply at once.
+const BESIDE_POOL_SIZE: u32 = 2;
 
 impl PgStore {
     /// Connects (`postgres://user:password@host:port/database?…`) with a pool of
@@ -158,8 +167,24 @@ impl PgStore {
 
     /// Like [`PgStore::connect`], with explicit options (e.g. a `search_path`) and pool size.
     pub async fn connect_with(options: PgConnectOptions, pool_size: u32) -> StoreResult<Self> {
-        let pool = PgPoolOptions::new()
-            .max_connections(pool_size)
+        let pool = Self::pool_options(pool_size)
+            .connect_with(options.clone())
+            .await
+            .map_err(db_err)?;
+        migrator()
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Database(format!("migrating: {e}")))?;
+        let beside = Self::pool_options(BESIDE_POOL_SIZE)
+            .min_connections(0)
+            .idle_timeout(Duration::from_secs(60))
+            .connect_lazy_with(options);
+        Ok(Self { pool, beside })
+    }
+
+    fn pool_options(size: u32) -> PgPoolOptions {
+        PgPoolOptions::new()
+            .max_connections(size)
             // Plan every execution with its parameters. A cached generic plan of the bulk
             // statements (`id IN ($2, …, $501)`), made while a table was still small, keeps
             // a sequential scan as the table grows during an import: 500 comparisons per row,
@@ -171,18 +196,11 @@ impl PgStore {
                         .map(|_| ())
                 })
             })
-            .connect_with(options)
-            .await
-            .map_err(db_err)?;
-        migrator()
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Database(format!("migrating: {e}")))?;
-        Ok(Self { pool })
     }
 
-    /// Closes the pool (waits for connections in use to come back).
+    /// Closes the pools (waits for connections in use to come back).
     pub async fn close(&self) {
+        self.beside.close().await;
         self.pool.close().await;
     }
 
@@ -199,6 +217,14 @@ impl PgStore {
 
     fn writes(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Under `READ COMMITTED` a statement sees what committed before it began, in the write
+    /// transaction or on another connection alike; what is read beside (the Feishu ids) is
+    /// read before the transaction writes any, so both see the same. Its own pool: `pool`'s
+    /// connections may all be held by writers.
+    fn beside_writer(&self) -> Option<PgPool> {
+        Some(self.beside.clone())
     }
 
     /// One snapshot for the several statements of a read (object + its child rows).

@@ -60,7 +60,7 @@ pub(crate) struct Stored {
 }
 
 /// The ids of the objects a batch writes, by kind (duplicates removed, first-seen order).
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Touched {
     pub users: Vec<String>,
     pub departments: Vec<String>,

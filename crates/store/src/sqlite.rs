@@ -376,6 +376,12 @@ impl SqliteStore {
         &self.writer
     }
 
+    /// WAL readers never wait on the writer, and while a write transaction is open no other
+    /// can commit: a reader started inside one sees exactly what it saw before writing.
+    fn beside_writer(&self) -> Option<SqlitePool> {
+        Some(self.reader.clone())
+    }
+
     /// A deferred transaction: its snapshot starts with the first read and stays.
     async fn begin_read(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
         self.reader.begin().await
