@@ -1,0 +1,13 @@
+//! A read-only LDAP view of orgsync's user pools (docs/ldap.md).
+//!
+//! This crate translates LDAP into the directory's read model: DNs, entries, filters and
+//! paging cookies here; it never touches SQL.
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod cookie;
+pub mod dn;
+pub mod entry;
+pub mod filter;
+pub mod schema;
+pub mod tree;
