@@ -61,9 +61,19 @@ ensure_verifiers() {
   fi
 }
 
+# The LDAP tests drive the view with clients we did not write: Debian's ldap-utils
+# (ldapsearch, ldapwhoami, ldapcompare).
+ensure_ldap_utils() {
+  if command -v ldapsearch >/dev/null 2>&1; then return 0; fi
+  log "installing ldap-utils (Debian package, for the LDAP tests)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ldap-utils >/dev/null \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ldap-utils >/dev/null; }
+}
+
 ensure_postgres
 ensure_chromium
 ensure_verifiers
+ensure_ldap_utils
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

@@ -17,6 +17,7 @@ mod events;
 mod feed;
 mod import;
 mod jobs;
+mod ldap;
 mod one_writer;
 mod parked;
 mod receiver;

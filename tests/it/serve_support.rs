@@ -25,6 +25,8 @@ pub struct Served {
     pub emu: Emulator,
     pub store: Arc<dyn DirectoryStore>,
     pub engine: Arc<Engine>,
+    /// The instance's master key (what service-credential hashes are keyed with).
+    pub key: MasterKey,
     pub server: RunningServer,
     /// A client without credentials; use [`Served::get`] etc. for the admin API.
     pub http: reqwest::Client,
@@ -51,7 +53,11 @@ impl Served {
         let store = opened.store.clone();
         let (key, _) = MasterKey::generate();
         let engine = Engine::new(store.clone(), key.clone(), engine_config());
-        let ingestor = Arc::new(Ingestor::new(store.clone(), key, DecodeOptions::default()));
+        let ingestor = Arc::new(Ingestor::new(
+            store.clone(),
+            key.clone(),
+            DecodeOptions::default(),
+        ));
         let (stop_worker, stopped) = tokio::sync::watch::channel(false);
         Worker::new(engine.clone(), worker_config())
             .wake_on(ingestor.committed())
@@ -76,6 +82,7 @@ impl Served {
             emu,
             store,
             engine,
+            key,
             server,
             http: reqwest::Client::new(),
             stop_worker,

@@ -26,16 +26,25 @@ pub enum Scope {
     /// Manage the pool's webhook endpoints.
     #[serde(rename = "webhooks:admin")]
     WebhooksAdmin,
+    /// Bind to the LDAP view and search the pool (docs/ldap.md).
+    #[serde(rename = "ldap:search")]
+    LdapSearch,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 3] = [Self::DirectoryRead, Self::EventsRead, Self::WebhooksAdmin];
+    pub const ALL: [Scope; 4] = [
+        Self::DirectoryRead,
+        Self::EventsRead,
+        Self::WebhooksAdmin,
+        Self::LdapSearch,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::DirectoryRead => "directory:read",
             Self::EventsRead => "events:read",
             Self::WebhooksAdmin => "webhooks:admin",
+            Self::LdapSearch => "ldap:search",
         }
     }
 
@@ -49,6 +58,7 @@ impl Scope {
             Self::DirectoryRead => "read users, departments and groups",
             Self::EventsRead => "read the change feed",
             Self::WebhooksAdmin => "manage webhook endpoints",
+            Self::LdapSearch => "bind to the LDAP view and search it",
         }
     }
 }

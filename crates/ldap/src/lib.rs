@@ -10,4 +10,7 @@ pub mod dn;
 pub mod entry;
 pub mod filter;
 pub mod schema;
+pub mod search;
+pub mod server;
+pub mod session;
 pub mod tree;

@@ -21,6 +21,10 @@
 //! | `login_max_failures` | `ORGSYNC_LOGIN_MAX_FAILURES` | `5` wrong console logins from one address … |
 //! | `login_lockout_secs` | `ORGSYNC_LOGIN_LOCKOUT_SECS` | … within `900` s lock it out for `900` s |
 //! | `webhooks_allow_private_targets` | `ORGSYNC_WEBHOOKS_ALLOW_PRIVATE_TARGETS` | `false`: webhooks to loopback and private addresses are refused (link-local and metadata addresses always are) |
+//! | `ldap_listen` | `ORGSYNC_LDAP_LISTEN` | off; `IP:port` serves the LDAP view there (plain LDAP: keep it on loopback or a trusted network) |
+//! | `ldap_anonymous` | `ORGSYNC_LDAP_ANONYMOUS` | `off`; `root_dse` lets unbound clients read the Root DSE |
+//! | `ldap_idle_timeout_secs` | `ORGSYNC_LDAP_IDLE_TIMEOUT_SECS` | `300` |
+//! | `ldap_max_connections` | `ORGSYNC_LDAP_MAX_CONNECTIONS` | `256` |
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -60,6 +64,10 @@ const ENV_KEYS: &[&str] = &[
     "login_max_failures",
     "login_lockout_secs",
     "webhooks_allow_private_targets",
+    "ldap_listen",
+    "ldap_anonymous",
+    "ldap_idle_timeout_secs",
+    "ldap_max_connections",
 ];
 
 /// The file and environment as read, before validation (no `Debug`: the database URL may
@@ -82,6 +90,18 @@ struct RawConfig {
     login_max_failures: Option<u32>,
     login_lockout_secs: Option<u64>,
     webhooks_allow_private_targets: Option<bool>,
+    ldap_listen: Option<String>,
+    ldap_anonymous: Option<String>,
+    ldap_idle_timeout_secs: Option<u64>,
+    ldap_max_connections: Option<u32>,
+}
+
+/// The LDAP view's listener (docs/ldap.md), when `ldap_listen` is set.
+#[derive(Debug, Clone)]
+pub struct LdapSettings {
+    pub listen: SocketAddr,
+    pub anonymous: ldap::session::Anonymous,
+    pub limits: ldap::server::Limits,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +129,7 @@ pub struct Settings {
     pub login_limits: LoginLimits,
     /// Webhooks may be sent to loopback and private addresses (docs/webhooks.md).
     pub webhooks_allow_private_targets: bool,
+    pub ldap: Option<LdapSettings>,
     /// Where the settings came from, for the log.
     pub source: String,
 }
@@ -121,6 +142,7 @@ impl std::fmt::Debug for Settings {
             .field("data_dir", &self.data_dir)
             .field("database_url", &redact(&self.database_url))
             .field("master_key_file", &self.master_key_file)
+            .field("ldap", &self.ldap)
             .field("log_format", &self.log_format)
             .field("reconcile_check_secs", &self.reconcile_check_secs)
             .field("decode", &self.decode)
@@ -186,6 +208,8 @@ impl Settings {
     }
 
     fn validate(raw: RawConfig, source: String) -> anyhow::Result<Self> {
+        // Checked first: validation below moves fields out of `raw`.
+        let ldap = ldap_settings(&raw)?;
         let listen_text = raw.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
         let listen: SocketAddr = listen_text.trim().parse().map_err(|_| {
             anyhow!(
@@ -281,6 +305,7 @@ impl Settings {
             decode,
             login_limits,
             webhooks_allow_private_targets: raw.webhooks_allow_private_targets.unwrap_or(false),
+            ldap,
             source,
         })
     }
@@ -544,6 +569,64 @@ pub fn admin_token(
     Ok((token, Some(plaintext)))
 }
 
+/// The LDAP listener's settings; `None` when `ldap_listen` is not set.
+fn ldap_settings(raw: &RawConfig) -> anyhow::Result<Option<LdapSettings>> {
+    let Some(text) = raw
+        .ldap_listen
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    else {
+        for (set, key) in [
+            (raw.ldap_anonymous.is_some(), "ldap_anonymous"),
+            (
+                raw.ldap_idle_timeout_secs.is_some(),
+                "ldap_idle_timeout_secs",
+            ),
+            (raw.ldap_max_connections.is_some(), "ldap_max_connections"),
+        ] {
+            if set {
+                bail!(
+                    "{key} is set but ldap_listen (ORGSYNC_LDAP_LISTEN) is not: set ldap_listen (e.g. 127.0.0.1:3389) to serve LDAP, or remove {key}"
+                );
+            }
+        }
+        return Ok(None);
+    };
+    let listen: SocketAddr = text.parse().map_err(|_| {
+        anyhow!(
+            "ldap_listen (ORGSYNC_LDAP_LISTEN) = {text:?} is not a socket address: give IP:port, e.g. 127.0.0.1:3389"
+        )
+    })?;
+    let anonymous = match raw.ldap_anonymous.as_deref().map(str::trim) {
+        None | Some("") | Some("off") => ldap::session::Anonymous::Off,
+        Some("root_dse") => ldap::session::Anonymous::RootDse,
+        Some(other) => bail!(
+            "ldap_anonymous (ORGSYNC_LDAP_ANONYMOUS) = {other:?} is not known: use \"off\" or \"root_dse\""
+        ),
+    };
+    let mut limits = ldap::server::Limits::default();
+    match raw.ldap_idle_timeout_secs {
+        Some(0) => bail!(
+            "ldap_idle_timeout_secs (ORGSYNC_LDAP_IDLE_TIMEOUT_SECS) is 0: give how long (in seconds) an idle LDAP connection stays open, e.g. 300"
+        ),
+        Some(secs) => limits.idle_timeout = std::time::Duration::from_secs(secs),
+        None => {}
+    }
+    match raw.ldap_max_connections {
+        Some(0) => bail!(
+            "ldap_max_connections (ORGSYNC_LDAP_MAX_CONNECTIONS) is 0: give how many LDAP connections may be open at once, e.g. 256"
+        ),
+        Some(n) => limits.max_connections = n as usize,
+        None => {}
+    }
+    Ok(Some(LdapSettings {
+        listen,
+        anonymous,
+        limits,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -608,6 +691,53 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(e.contains(key) && e.contains("e.g."), "{e}");
+        }
+    }
+
+    #[test]
+    fn ldap_is_off_until_it_has_an_address() {
+        let s = Settings::load_from(None, &env(&[])).unwrap();
+        assert!(s.ldap.is_none());
+        let s = Settings::load_from(
+            None,
+            &env(&[
+                ("ORGSYNC_LDAP_LISTEN", "127.0.0.1:3389"),
+                ("ORGSYNC_LDAP_ANONYMOUS", "root_dse"),
+                ("ORGSYNC_LDAP_IDLE_TIMEOUT_SECS", "30"),
+                ("ORGSYNC_LDAP_MAX_CONNECTIONS", "8"),
+            ]),
+        )
+        .unwrap();
+        let l = s.ldap.unwrap();
+        assert_eq!(l.listen.to_string(), "127.0.0.1:3389");
+        assert_eq!(l.anonymous, ldap::session::Anonymous::RootDse);
+        assert_eq!(l.limits.idle_timeout, std::time::Duration::from_secs(30));
+        assert_eq!(l.limits.max_connections, 8);
+        for (pairs, names) in [
+            (
+                vec![("ORGSYNC_LDAP_LISTEN", "localhost")],
+                "ldap_listen (ORGSYNC_LDAP_LISTEN)",
+            ),
+            (
+                vec![
+                    ("ORGSYNC_LDAP_LISTEN", "127.0.0.1:1"),
+                    ("ORGSYNC_LDAP_ANONYMOUS", "yes"),
+                ],
+                "ldap_anonymous",
+            ),
+            (
+                vec![
+                    ("ORGSYNC_LDAP_LISTEN", "127.0.0.1:1"),
+                    ("ORGSYNC_LDAP_MAX_CONNECTIONS", "0"),
+                ],
+                "ldap_max_connections",
+            ),
+            (vec![("ORGSYNC_LDAP_ANONYMOUS", "off")], "set ldap_listen"),
+        ] {
+            let e = Settings::load_from(None, &env(&pairs))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(names), "{e}");
         }
     }
 

@@ -212,6 +212,29 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
+    let ldap = match &settings.ldap {
+        Some(l) => {
+            let shared = Arc::new(ldap::session::Shared {
+                store: store.clone(),
+                key: Arc::new(key.clone()),
+                settings: ldap::session::Settings {
+                    anonymous: l.anonymous,
+                    ..Default::default()
+                },
+            });
+            Some(
+                ldap::server::RunningLdap::start(l.listen, shared, l.limits.clone())
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "ldap_listen (ORGSYNC_LDAP_LISTEN) = {}: cannot bind; is another process using the port? Choose another address",
+                            l.listen
+                        )
+                    })?,
+            )
+        }
+        None => None,
+    };
     let node = Node::start(
         store,
         key,
@@ -234,6 +257,12 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     println!("  console:   {public}/console");
     println!("  API docs:  {public}/api/v1/docs");
     println!("  callbacks: {public}/connections/enterprise/{{identifier}}/{{userPoolId}}/events");
+    if let Some(l) = &ldap {
+        println!(
+            "  LDAP:      ldap://{}  (bind as cn=<credential name>,ou=services,o=<pool id>,dc=orgsync with a token that has ldap:search)",
+            l.addr
+        );
+    }
     tracing::info!(%addr, public_url = %public, "listening");
 
     let served = server::serve(listener, node.state.clone(), async {
@@ -241,6 +270,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         tracing::info!("shutting down: draining requests");
     })
     .await;
+    if let Some(l) = ldap {
+        l.stop().await;
+    }
     node.stop().await;
     served.context("the HTTP server failed")?;
     tracing::info!("stopped");

@@ -163,6 +163,7 @@ fn scope_field(scope: Scope) -> &'static str {
         Scope::DirectoryRead => "scope_directory_read",
         Scope::EventsRead => "scope_events_read",
         Scope::WebhooksAdmin => "scope_webhooks_admin",
+        Scope::LdapSearch => "scope_ldap_search",
     }
 }
 
@@ -192,6 +193,8 @@ pub struct CredentialForm {
     scope_events_read: Option<String>,
     #[serde(default)]
     scope_webhooks_admin: Option<String>,
+    #[serde(default)]
+    scope_ldap_search: Option<String>,
 }
 
 /// Creates a credential and shows its token on the page this once (never in a redirect's
@@ -207,6 +210,7 @@ pub async fn create_credential(
         (&form.scope_directory_read, Scope::DirectoryRead),
         (&form.scope_events_read, Scope::EventsRead),
         (&form.scope_webhooks_admin, Scope::WebhooksAdmin),
+        (&form.scope_ldap_search, Scope::LdapSearch),
     ] {
         if on.is_some() {
             scopes.push(scope.as_str().to_owned());

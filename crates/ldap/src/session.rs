@@ -1,0 +1,711 @@
+//! One client connection's operations (RFC 4511), answered in order: binds, searches of the
+//! Root DSE, the subschema entry and each pool's tree, Compare, WhoAmI; every write refused.
+//!
+//! What a connection may read depends on its bind: a service credential of a pool with the
+//! `ldap:search` scope reads that pool's tree; anonymous connections read nothing, or only the
+//! Root DSE when configured so (docs/ldap.md, "Binds").
+
+use std::sync::Arc;
+
+use directory::credentials::{self, Scope};
+use directory::ids::{Millis, now_ms};
+use directory::model::UserPool;
+use directory::secrets::MasterKey;
+use directory::store::{DirectoryStore, StoreError};
+use ldap3_proto::control::LdapControl;
+use ldap3_proto::proto::{
+    LdapBindCred, LdapBindRequest, LdapBindResponse, LdapCompareRequest, LdapExtendedRequest,
+    LdapExtendedResponse, LdapFilter, LdapMsg, LdapOp, LdapPartialAttribute, LdapResult,
+    LdapResultCode, LdapSearchRequest, LdapSearchResultEntry, LdapSearchScope,
+};
+
+use crate::cookie::{self, Position};
+use crate::dn::Dn;
+use crate::entry::Entry;
+use crate::schema::{
+    self, ALL_OPERATIONAL_FEATURE_OID, PAGED_RESULTS_OID, STARTTLS_OID, WHOAMI_OID,
+};
+use crate::search::{self, Ended, Search};
+use crate::tree::{Container, DepartmentScope, PoolTree, Target};
+
+/// Who may read the Root DSE without binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Anonymous {
+    /// Nothing: every search needs a bind.
+    #[default]
+    Off,
+    /// The Root DSE and the subschema entry (what clients read to discover a server).
+    RootDse,
+}
+
+/// The settings every connection shares.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub anonymous: Anonymous,
+    /// The most entries one search returns without paging (a client's smaller limit wins).
+    pub size_limit: usize,
+    /// The most entries of one page (a client asking for more gets this many).
+    pub max_page: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            anonymous: Anonymous::Off,
+            size_limit: 10_000,
+            max_page: 1_000,
+        }
+    }
+}
+
+/// What the connections of one listener share.
+pub struct Shared {
+    pub store: Arc<dyn DirectoryStore>,
+    pub key: Arc<MasterKey>,
+    pub settings: Settings,
+}
+
+impl Shared {
+    /// The tree of every pool (pools are few).
+    async fn trees(&self) -> Result<Vec<(PoolTree, UserPool)>, StoreError> {
+        Ok(self
+            .store
+            .list_pools()
+            .await?
+            .into_iter()
+            .map(|p| {
+                let tree = PoolTree::new(
+                    p.id.clone(),
+                    PoolTree::default_base(&p.id),
+                    DepartmentScope::default(),
+                );
+                (tree, p)
+            })
+            .collect())
+    }
+}
+
+/// Who a connection is bound as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bound {
+    Anonymous,
+    /// A service credential of one pool.
+    Service {
+        pool: directory::ids::PoolId,
+        dn: Dn,
+        credential: String,
+    },
+}
+
+/// What the connection does after an operation.
+pub enum Next {
+    Continue,
+    Close,
+}
+
+/// One connection's state.
+pub struct Session {
+    shared: Arc<Shared>,
+    bound: Bound,
+}
+
+fn result(code: LdapResultCode, message: impl Into<String>) -> LdapResult {
+    LdapResult {
+        code,
+        matcheddn: String::new(),
+        message: message.into(),
+        referral: Vec::new(),
+    }
+}
+
+fn msg(msgid: i32, op: LdapOp) -> LdapMsg {
+    LdapMsg {
+        msgid,
+        op,
+        ctrl: Vec::new(),
+    }
+}
+
+impl Session {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self {
+            shared,
+            bound: Bound::Anonymous,
+        }
+    }
+
+    pub fn bound(&self) -> &Bound {
+        &self.bound
+    }
+
+    /// Answers one message; `send` writes each response as it is made (a search's entries
+    /// go out one store page at a time).
+    pub async fn handle<F, Fut>(&mut self, req: LdapMsg, mut send: F) -> Next
+    where
+        F: FnMut(LdapMsg) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let id = req.msgid;
+        // A critical control this server does not know refuses the operation (RFC 4511
+        // §4.1.11); the paged-results control is known whatever its criticality.
+        let unknown_critical = req.ctrl.iter().any(|c| match c {
+            LdapControl::Unknown { criticality, .. } => *criticality,
+            LdapControl::SimplePagedResults { .. } => false,
+            LdapControl::ManageDsaIT { .. } => false,
+            _ => true,
+        });
+        let refuse_critical = || {
+            result(
+                LdapResultCode::UnavailableCriticalExtension,
+                "a critical control of this request is not supported",
+            )
+        };
+        match req.op {
+            LdapOp::UnbindRequest => return Next::Close,
+            LdapOp::AbandonRequest(_) => {}
+            LdapOp::BindRequest(bind) => {
+                let res = if unknown_critical {
+                    refuse_critical()
+                } else {
+                    self.bind(bind).await
+                };
+                send(msg(
+                    id,
+                    LdapOp::BindResponse(LdapBindResponse {
+                        res,
+                        saslcreds: None,
+                    }),
+                ))
+                .await;
+            }
+            LdapOp::SearchRequest(search) => {
+                if unknown_critical {
+                    send(msg(id, LdapOp::SearchResultDone(refuse_critical()))).await;
+                } else {
+                    let paged = req.ctrl.iter().find_map(|c| match c {
+                        LdapControl::SimplePagedResults { size, cookie } => {
+                            Some((*size, cookie.clone()))
+                        }
+                        _ => None,
+                    });
+                    self.search(id, search, paged, &mut send).await;
+                }
+            }
+            LdapOp::CompareRequest(compare) => {
+                let res = self.compare(compare).await;
+                send(msg(id, LdapOp::CompareResult(res))).await;
+            }
+            LdapOp::ExtendedRequest(ext) => {
+                let res = self.extended(&ext);
+                send(msg(id, LdapOp::ExtendedResponse(res))).await;
+            }
+            LdapOp::AddRequest(_) => {
+                send(msg(id, LdapOp::AddResponse(read_only()))).await;
+            }
+            LdapOp::ModifyRequest(_) => {
+                send(msg(id, LdapOp::ModifyResponse(read_only()))).await;
+            }
+            LdapOp::DelRequest(_) => {
+                send(msg(id, LdapOp::DelResponse(read_only()))).await;
+            }
+            LdapOp::ModifyDNRequest(_) => {
+                send(msg(id, LdapOp::ModifyDNResponse(read_only()))).await;
+            }
+            // Responses sent to a server are a protocol violation: end the connection.
+            _ => return Next::Close,
+        }
+        Next::Continue
+    }
+
+    async fn bind(&mut self, req: LdapBindRequest) -> LdapResult {
+        // A failed bind leaves the connection anonymous (RFC 4511 §4.2.1).
+        self.bound = Bound::Anonymous;
+        let password = match req.cred {
+            LdapBindCred::Simple(pw) => pw,
+            _ => {
+                return result(
+                    LdapResultCode::AuthMethodNotSupported,
+                    "only simple binds are supported: bind with a DN and a password",
+                );
+            }
+        };
+        if req.dn.is_empty() && password.is_empty() {
+            return result(LdapResultCode::Success, "");
+        }
+        let invalid = |why: &str| result(LdapResultCode::InvalidCredentials, why);
+        let Ok(dn) = Dn::parse(&req.dn) else {
+            return result(
+                LdapResultCode::InvalidDNSyntax,
+                "the bind DN is not a valid DN",
+            );
+        };
+        if password.is_empty() {
+            // An unauthenticated bind (RFC 4513 §5.1.2): refused, never treated as anonymous.
+            return result(
+                LdapResultCode::UnwillingToPerform,
+                "a bind with a DN needs a password",
+            );
+        }
+        let trees = match self.shared.trees().await {
+            Ok(t) => t,
+            Err(e) => return result(LdapResultCode::Unavailable, format!("store: {e}")),
+        };
+        let Some((tree, target)) = trees
+            .iter()
+            .find_map(|(t, _)| t.locate(&dn).map(|target| (t, target)))
+        else {
+            return invalid("no such bind DN");
+        };
+        let Target::Entry(Container::Services, name) = target else {
+            return invalid(
+                "binds are accepted for service credentials (cn=<name>,ou=services,<base>)",
+            );
+        };
+        let Some((id, secret)) = credentials::parse_token(&password) else {
+            return invalid("the password is not a service credential's token");
+        };
+        let stored = match self.shared.store.get_credential(id).await {
+            Ok(s) => s,
+            Err(e) => return result(LdapResultCode::Unavailable, format!("store: {e}")),
+        };
+        let now: Millis = now_ms();
+        let Some(stored) = stored.filter(|c| {
+            c.credential.pool_id == tree.pool_id
+                && credentials::secret_matches(&self.shared.key, secret, &c.secret_hash)
+        }) else {
+            return invalid("wrong token for this DN");
+        };
+        let c = &stored.credential;
+        if !c.name.eq_ignore_ascii_case(&name) && !c.id.eq_ignore_ascii_case(&name) {
+            return invalid("the token belongs to another credential than the DN names");
+        }
+        if let Some(why) = c.unusable(now) {
+            return invalid(why);
+        }
+        if !c.allows(Scope::LdapSearch) {
+            return result(
+                LdapResultCode::InsufficentAccessRights,
+                "the service credential lacks the ldap:search scope",
+            );
+        }
+        let _ = self.shared.store.touch_credential(&c.id, now).await;
+        self.bound = Bound::Service {
+            pool: tree.pool_id.clone(),
+            dn: tree.service_dn(&c.name),
+            credential: c.id.clone(),
+        };
+        result(LdapResultCode::Success, "")
+    }
+
+    fn extended(&self, req: &LdapExtendedRequest) -> LdapExtendedResponse {
+        match req.name.as_str() {
+            WHOAMI_OID => {
+                let authzid = match &self.bound {
+                    Bound::Anonymous => String::new(),
+                    Bound::Service { dn, .. } => format!("dn:{dn}"),
+                };
+                LdapExtendedResponse {
+                    res: result(LdapResultCode::Success, ""),
+                    name: None,
+                    value: Some(authzid.into_bytes()),
+                }
+            }
+            STARTTLS_OID => LdapExtendedResponse {
+                res: result(
+                    LdapResultCode::ProtocolError,
+                    "StartTLS is not supported: connect to the LDAPS port instead",
+                ),
+                name: Some(STARTTLS_OID.to_owned()),
+                value: None,
+            },
+            other => LdapExtendedResponse {
+                res: result(
+                    LdapResultCode::ProtocolError,
+                    format!("extended operation {other} is not supported"),
+                ),
+                name: None,
+                value: None,
+            },
+        }
+    }
+
+    /// The tree `dn` falls in, when this connection may read it.
+    async fn readable_tree(&self, dn: &Dn) -> Result<(PoolTree, UserPool), LdapResult> {
+        let trees = self
+            .shared
+            .trees()
+            .await
+            .map_err(|e| result(LdapResultCode::Unavailable, format!("store: {e}")))?;
+        let Some((tree, pool)) = trees.into_iter().find(|(t, _)| t.contains(dn)) else {
+            return Err(result(LdapResultCode::NoSuchObject, "no such entry"));
+        };
+        match &self.bound {
+            Bound::Service { pool: p, .. } if *p == tree.pool_id => Ok((tree, pool)),
+            Bound::Service { .. } => Err(result(
+                LdapResultCode::NoSuchObject,
+                "no such entry for this credential: it reads only its own pool",
+            )),
+            Bound::Anonymous => Err(result(
+                LdapResultCode::InsufficentAccessRights,
+                "bind first: anonymous connections read only the Root DSE",
+            )),
+        }
+    }
+
+    async fn compare(&self, req: LdapCompareRequest) -> LdapResult {
+        let Ok(dn) = Dn::parse(&req.dn) else {
+            return result(LdapResultCode::InvalidDNSyntax, "not a valid DN");
+        };
+        let (tree, pool) = match self.readable_tree(&dn).await {
+            Ok(t) => t,
+            Err(r) => return r,
+        };
+        let Some(target) = tree.locate(&dn) else {
+            return result(LdapResultCode::NoSuchObject, "no such entry");
+        };
+        let Ok(value) = String::from_utf8(req.val) else {
+            return result(
+                LdapResultCode::InvalidAttributeSyntax,
+                "the value is not UTF-8",
+            );
+        };
+        if schema::attribute(&req.atype).is_none() {
+            return result(
+                LdapResultCode::UndefinedAttributeType,
+                format!("unknown attribute {}", req.atype),
+            );
+        }
+        let search = Search {
+            store: &self.shared.store,
+            tree: &tree,
+            pool_name: &pool.name,
+            filter: &LdapFilter::Present("objectClass".into()),
+            member_of: req.atype.eq_ignore_ascii_case("memberOf"),
+        };
+        match search.fixed_entry(&target).await {
+            Ok(Some(entry)) if entry.has_value(&req.atype, &value) => {
+                result(LdapResultCode::CompareTrue, "")
+            }
+            Ok(Some(_)) => result(LdapResultCode::CompareFalse, ""),
+            Ok(None) => result(LdapResultCode::NoSuchObject, "no such entry"),
+            Err(e) => result(LdapResultCode::Unavailable, format!("store: {e}")),
+        }
+    }
+
+    async fn search<F, Fut>(
+        &self,
+        id: i32,
+        req: LdapSearchRequest,
+        paged: Option<(i64, Vec<u8>)>,
+        send: &mut F,
+    ) where
+        F: FnMut(LdapMsg) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let done = |res: LdapResult, ctrl: Vec<LdapControl>| LdapMsg {
+            msgid: id,
+            op: LdapOp::SearchResultDone(res),
+            ctrl,
+        };
+        // RFC 2696: the response to a paged request always carries the control back.
+        let paged_ctrl = |cookie: Vec<u8>| match paged {
+            Some(_) => vec![LdapControl::SimplePagedResults { size: 0, cookie }],
+            None => Vec::new(),
+        };
+        let Ok(base) = Dn::parse(&req.base) else {
+            send(done(
+                result(
+                    LdapResultCode::InvalidDNSyntax,
+                    "the search base is not a valid DN",
+                ),
+                paged_ctrl(Vec::new()),
+            ))
+            .await;
+            return;
+        };
+        // The Root DSE and the subschema entry.
+        let special = if base.is_root() && req.scope == LdapSearchScope::Base {
+            Some(self.root_dse().await)
+        } else if base.normalized() == subschema_dn().normalized()
+            && req.scope == LdapSearchScope::Base
+        {
+            Some(Ok(subschema()))
+        } else {
+            None
+        };
+        if let Some(entry) = special {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(r) => {
+                    send(done(r, paged_ctrl(Vec::new()))).await;
+                    return;
+                }
+            };
+            if self.bound == Bound::Anonymous && self.shared.settings.anonymous == Anonymous::Off {
+                send(done(
+                    result(
+                        LdapResultCode::InsufficentAccessRights,
+                        "bind first: anonymous reads are off (ldap_anonymous = \"root_dse\" allows the Root DSE)",
+                    ),
+                    paged_ctrl(Vec::new()),
+                ))
+                .await;
+                return;
+            }
+            if crate::filter::matches(&req.filter, &entry) {
+                send(result_entry(id, &entry, &req.attrs, req.typesonly)).await;
+            }
+            send(done(
+                result(LdapResultCode::Success, ""),
+                paged_ctrl(Vec::new()),
+            ))
+            .await;
+            return;
+        }
+        let (tree, pool) = match self.readable_tree(&base).await {
+            Ok(t) => t,
+            Err(r) => {
+                send(done(r, paged_ctrl(Vec::new()))).await;
+                return;
+            }
+        };
+        let Some(target) = tree.locate(&base) else {
+            send(done(
+                result(LdapResultCode::NoSuchObject, "no such entry"),
+                paged_ctrl(Vec::new()),
+            ))
+            .await;
+            return;
+        };
+        let plan = search::plan(&target, &req.scope);
+        let wants_member_of = req.attrs.iter().any(|a| a == "+")
+            || req
+                .attrs
+                .iter()
+                .any(|a| schema::canonical(a) == Some("memberOf"))
+            || search::mentions(&req.filter, "memberOf");
+        let walk = Search {
+            store: &self.shared.store,
+            tree: &tree,
+            pool_name: &pool.name,
+            filter: &req.filter,
+            member_of: wants_member_of,
+        };
+        // A base search of a missing entry is noSuchObject.
+        if let [Target::Entry(..)] = plan.fixed.as_slice() {
+            match walk.fixed_entry(&plan.fixed[0]).await {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    send(done(
+                        result(LdapResultCode::NoSuchObject, "no such entry"),
+                        paged_ctrl(Vec::new()),
+                    ))
+                    .await;
+                    return;
+                }
+                Err(e) => {
+                    send(done(
+                        result(LdapResultCode::Unavailable, format!("store: {e}")),
+                        paged_ctrl(Vec::new()),
+                    ))
+                    .await;
+                    return;
+                }
+            }
+        }
+        let settings = &self.shared.settings;
+        let client_limit = usize::try_from(req.sizelimit).ok().filter(|n| *n > 0);
+        let fingerprint = cookie::search_fingerprint(
+            &self.shared.key,
+            &[
+                &base.normalized().to_string(),
+                &format!("{:?}", req.scope),
+                &format!("{:?}", req.filter),
+                &req.attrs.join("\u{0}").to_lowercase(),
+            ],
+        );
+        let (from, limit) = match &paged {
+            Some((size, cookie)) => {
+                let from = if cookie.is_empty() {
+                    Position {
+                        stage: 0,
+                        after: None,
+                    }
+                } else {
+                    match cookie::open(&self.shared.key, &fingerprint, cookie) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            send(done(
+                                result(
+                                    LdapResultCode::UnwillingToPerform,
+                                    format!("{e}: start the paged search again without a cookie"),
+                                ),
+                                paged_ctrl(Vec::new()),
+                            ))
+                            .await;
+                            return;
+                        }
+                    }
+                };
+                // Size 0 with a cookie abandons the paged search (RFC 2696 §3).
+                if *size <= 0 {
+                    send(done(
+                        result(LdapResultCode::Success, ""),
+                        paged_ctrl(Vec::new()),
+                    ))
+                    .await;
+                    return;
+                }
+                let size = usize::try_from(*size).unwrap_or(usize::MAX);
+                (from, size.min(settings.max_page))
+            }
+            None => (
+                Position {
+                    stage: 0,
+                    after: None,
+                },
+                client_limit
+                    .unwrap_or(settings.size_limit)
+                    .min(settings.size_limit),
+            ),
+        };
+        let attrs = &req.attrs;
+        let typesonly = req.typesonly;
+        // Each entry is written as it is made: a search holds one store page at a time.
+        let ended = walk
+            .run(&plan, &from, limit, |entry| {
+                send(result_entry(id, &entry, attrs, typesonly))
+            })
+            .await;
+        let (res, cookie) = match ended {
+            Err(e) => (
+                result(LdapResultCode::Unavailable, format!("store: {e}")),
+                Vec::new(),
+            ),
+            Ok(Ended::Done) => (result(LdapResultCode::Success, ""), Vec::new()),
+            Ok(Ended::More(at)) if paged.is_some() => (
+                result(LdapResultCode::Success, ""),
+                cookie::seal(&self.shared.key, &fingerprint, &at),
+            ),
+            Ok(Ended::More(_)) => (
+                result(
+                    LdapResultCode::SizeLimitExceeded,
+                    format!("more than {limit} entries: use paged results or a narrower filter"),
+                ),
+                Vec::new(),
+            ),
+        };
+        send(done(res, paged_ctrl(cookie))).await;
+    }
+
+    async fn root_dse(&self) -> Result<Entry, LdapResult> {
+        let trees = self
+            .shared
+            .trees()
+            .await
+            .map_err(|e| result(LdapResultCode::Unavailable, format!("store: {e}")))?;
+        let mut e = Entry::new(Dn::root());
+        // A service credential sees its own pool's naming context; others see all.
+        let contexts: Vec<String> = trees
+            .iter()
+            .filter(|(t, _)| match &self.bound {
+                Bound::Service { pool, .. } => *pool == t.pool_id,
+                Bound::Anonymous => true,
+            })
+            .map(|(t, _)| t.base.to_string())
+            .collect();
+        e.set("objectClass", ["top", "OpenLDAProotDSE"])
+            .set("namingContexts", contexts)
+            .set("supportedLDAPVersion", ["3"])
+            .set("supportedControl", [PAGED_RESULTS_OID])
+            .set("supportedExtension", [WHOAMI_OID])
+            .set("supportedFeatures", [ALL_OPERATIONAL_FEATURE_OID])
+            .set("vendorName", ["orgsync"])
+            .set("vendorVersion", [env!("CARGO_PKG_VERSION")])
+            .set("subschemaSubentry", [subschema_dn().to_string()]);
+        Ok(e)
+    }
+}
+
+fn read_only() -> LdapResult {
+    result(
+        LdapResultCode::UnwillingToPerform,
+        "this directory is a read-only view of Feishu: change it in Feishu",
+    )
+}
+
+fn subschema_dn() -> Dn {
+    Dn::root().child("cn", "Subschema")
+}
+
+/// A small subschema entry: the attribute types this server publishes.
+fn subschema() -> Entry {
+    let mut e = Entry::new(subschema_dn());
+    let types = schema::ATTRIBUTES.iter().map(|a| {
+        let syntax = match a.syntax {
+            schema::Syntax::Dn => "1.3.6.1.4.1.1466.115.121.1.12",
+            schema::Syntax::Integer => "1.3.6.1.4.1.1466.115.121.1.27",
+            schema::Syntax::Time => "1.3.6.1.4.1.1466.115.121.1.24",
+            _ => "1.3.6.1.4.1.1466.115.121.1.15",
+        };
+        let usage = if a.operational {
+            " NO-USER-MODIFICATION USAGE directoryOperation"
+        } else {
+            ""
+        };
+        format!("( {} NAME '{}' SYNTAX {syntax}{usage} )", a.oid, a.name)
+    });
+    e.set("objectClass", ["top", "subschema", "subentry"])
+        .set("cn", ["Subschema"])
+        .set("attributeTypes", types)
+        .set(
+            "objectClasses",
+            [
+                "( 2.5.6.0 NAME 'top' ABSTRACT MUST objectClass )",
+                "( 2.5.6.6 NAME 'person' SUP top STRUCTURAL MUST ( sn $ cn ) )",
+                "( 2.5.6.7 NAME 'organizationalPerson' SUP person STRUCTURAL )",
+                "( 2.16.840.1.113730.3.2.2 NAME 'inetOrgPerson' SUP organizationalPerson STRUCTURAL )",
+                "( 2.5.6.9 NAME 'groupOfNames' SUP top STRUCTURAL MUST ( member $ cn ) )",
+                "( 2.5.6.17 NAME 'groupOfUniqueNames' SUP top STRUCTURAL MUST ( uniqueMember $ cn ) )",
+                "( 2.5.6.4 NAME 'organization' SUP top STRUCTURAL MUST o )",
+                "( 2.5.6.5 NAME 'organizationalUnit' SUP top STRUCTURAL MUST ou )",
+            ],
+        );
+    e
+}
+
+/// The wire form of an entry with the attributes the search asked for.
+fn result_entry(id: i32, entry: &Entry, attrs: &[String], typesonly: bool) -> LdapMsg {
+    let mut attributes: Vec<LdapPartialAttribute> = entry
+        .select(attrs)
+        .into_iter()
+        .map(|(name, values)| LdapPartialAttribute {
+            atype: name.to_owned(),
+            vals: if typesonly {
+                Vec::new()
+            } else {
+                values.iter().map(|v| v.as_bytes().to_vec()).collect()
+            },
+        })
+        .collect();
+    let wants = |n: &str| {
+        attrs.iter().any(|a| a == "+") || attrs.iter().any(|a| schema::canonical(a) == Some(n))
+    };
+    if wants("entryDN") {
+        attributes.push(LdapPartialAttribute {
+            atype: "entryDN".into(),
+            vals: if typesonly {
+                Vec::new()
+            } else {
+                vec![entry.dn.to_string().into_bytes()]
+            },
+        });
+    }
+    msg(
+        id,
+        LdapOp::SearchResultEntry(LdapSearchResultEntry {
+            dn: entry.dn.to_string(),
+            attributes,
+        }),
+    )
+}

@@ -1,0 +1,426 @@
+//! The LDAP view driven by clients we did not write: Debian's `ldapsearch`, `ldapwhoami`,
+//! `ldapcompare` and `ldapdelete` (OpenLDAP's libldap) against a listener over the real store,
+//! after a real import from the emulator (docs/ldap.md).
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use directory::ids::{ConnectionId, PoolId};
+use directory::model::{GroupMember, ObjectKind, UserStatus};
+use directory::store::{KeyPage, UserQuery};
+use ldap::server::{Limits, RunningLdap};
+use ldap::session::{Settings, Shared};
+use reqwest::StatusCode;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::api::{deliver_over_http, pool_and_connection, run_job};
+use crate::serve_support::Served;
+use crate::support::*;
+
+struct View {
+    s: Served,
+    ldap: RunningLdap,
+    pool: String,
+    connection: String,
+    callback: String,
+    token: String,
+    base: String,
+}
+
+impl View {
+    async fn start(backend: Backend) -> View {
+        let s = Served::start(backend, tenant(40, 6, 3, 17)).await;
+        let (pool, connection) = pool_and_connection(&s, None).await;
+        let connection_id = connection["id"].as_str().unwrap().to_owned();
+        let callback = connection["callback_url"].as_str().unwrap().to_owned();
+        let job = run_job(&s, &connection_id, "import").await;
+        assert_eq!(job["verdict"], "complete", "{job}");
+        let token = credential(&s, &pool, "reader", &["ldap:search"]).await;
+        let shared = Arc::new(Shared {
+            store: s.store.clone(),
+            key: Arc::new(s.key.clone()),
+            settings: Settings::default(),
+        });
+        let ldap = RunningLdap::start("127.0.0.1:0".parse().unwrap(), shared, Limits::default())
+            .await
+            .unwrap();
+        let base = format!("o={pool},dc=orgsync");
+        View {
+            s,
+            ldap,
+            pool,
+            connection: connection_id,
+            callback,
+            token,
+            base,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("ldap://{}", self.ldap.addr)
+    }
+
+    fn bind_dn(&self, name: &str) -> String {
+        format!("cn={name},ou=services,{}", self.base)
+    }
+
+    /// Runs an OpenLDAP client tool bound as `reader`; (exit code, stdout, stderr).
+    async fn tool(&self, tool: &str, args: &[&str]) -> (i32, String, String) {
+        self.tool_as(tool, &self.bind_dn("reader"), &self.token, args)
+            .await
+    }
+
+    /// The tool runs as a child process awaited by the runtime, which keeps serving the
+    /// listener meanwhile (a blocking wait would stall a single-threaded test runtime).
+    async fn tool_as(
+        &self,
+        tool: &str,
+        dn: &str,
+        pw: &str,
+        args: &[&str],
+    ) -> (i32, String, String) {
+        let out = tokio::process::Command::new(tool)
+            .args(["-x", "-H", &self.url(), "-D", dn, "-w", pw])
+            .args(args)
+            .env("LDAPTLS_REQCERT", "never")
+            .output()
+            .await
+            .unwrap_or_else(|e| panic!("{tool} (Debian ldap-utils) could not run: {e}"));
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// `dn:` lines of an `ldapsearch -LLL` run that must succeed.
+    async fn search_dns(&self, args: &[&str]) -> Vec<String> {
+        let mut full = vec!["-LLL", "-o", "ldif-wrap=no"];
+        full.extend_from_slice(args);
+        let (code, out, err) = self.tool("ldapsearch", &full).await;
+        assert_eq!(code, 0, "ldapsearch {args:?}: {err}\n{out}");
+        out.lines()
+            .filter_map(|l| l.strip_prefix("dn: "))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn person(&self, id: &str) -> String {
+        format!("uid={id},ou=people,{}", self.base)
+    }
+
+    /// The ids of the pool's active users, as the store holds them.
+    async fn active_users(&self) -> BTreeSet<String> {
+        let pool = PoolId(self.pool.clone());
+        let query = UserQuery {
+            status: Some(UserStatus::Active),
+            ..Default::default()
+        };
+        let mut out = BTreeSet::new();
+        let mut page = KeyPage::first(500);
+        loop {
+            let got = self.s.store.list_users(&pool, &query, &page).await.unwrap();
+            out.extend(got.items.into_iter().map(|u| u.id.0));
+            match got.next {
+                Some(n) => page.after = Some(n),
+                None => return out,
+            }
+        }
+    }
+}
+
+async fn credential(s: &Served, pool: &str, name: &str, scopes: &[&str]) -> String {
+    let (status, created) = s
+        .post(
+            &format!("/api/v1/pools/{pool}/credentials"),
+            &json!({"name": name, "scopes": scopes}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    created["token"].as_str().unwrap().to_owned()
+}
+
+fn has_ldap_utils() -> bool {
+    let found = Command::new("ldapsearch").arg("-VV").output().is_ok();
+    if !found {
+        assert!(
+            std::env::var("CI").is_err(),
+            "ldapsearch is missing: scripts/test.sh installs Debian's ldap-utils"
+        );
+        eprintln!("ldapsearch is not installed (Debian ldap-utils): LDAP client tests skipped");
+    }
+    found
+}
+
+#[tokio::test]
+async fn ldapsearch_reads_a_pool_through_a_service_bind() {
+    if !has_ldap_utils() {
+        return;
+    }
+    for backend in Backend::all() {
+        let v = View::start(backend).await;
+
+        // The Root DSE names the pool and offers paged results and WhoAmI.
+        let (code, out, err) = v
+            .tool("ldapsearch", &["-LLL", "-b", "", "-s", "base", "+", "*"])
+            .await;
+        assert_eq!(code, 0, "{backend:?}: {err}");
+        assert!(
+            out.contains("supportedControl: 1.2.840.113556.1.4.319"),
+            "{out}"
+        );
+        assert!(
+            out.contains("supportedExtension: 1.3.6.1.4.1.4203.1.11.3"),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("namingContexts: {}", v.base)),
+            "{out}"
+        );
+
+        // Every active user exactly once, two per page.
+        let active = v.active_users().await;
+        assert!(active.len() > 10, "{backend:?}: too few users to page");
+        let people_base = format!("ou=people,{}", v.base);
+        let dns = v
+            .search_dns(&[
+                "-E",
+                "pr=2/noprompt",
+                "-b",
+                &people_base,
+                "-s",
+                "one",
+                "(objectClass=person)",
+                "1.1",
+            ])
+            .await;
+        let listed: BTreeSet<String> = dns.iter().cloned().collect();
+        assert_eq!(listed.len(), dns.len(), "{backend:?}: an entry came twice");
+        let expected: BTreeSet<String> = active.iter().map(|id| v.person(id)).collect();
+        assert_eq!(listed, expected, "{backend:?}");
+        // The same without paging, from the base, as a subtree.
+        let all = v
+            .search_dns(&["-b", &v.base, "(objectClass=inetOrgPerson)", "uid"])
+            .await;
+        assert_eq!(all.into_iter().collect::<BTreeSet<_>>(), expected);
+
+        // One user by uid, with its attributes; names and values in any case.
+        let someone = active.iter().next().unwrap().clone();
+        let user =
+            v.s.store
+                .get_user(
+                    &PoolId(v.pool.clone()),
+                    &directory::ids::UserId(someone.clone()),
+                )
+                .await
+                .unwrap()
+                .unwrap();
+        let (code, out, err) = v
+            .tool(
+                "ldapsearch",
+                &[
+                    "-LLL",
+                    "-o",
+                    "ldif-wrap=no",
+                    "-b",
+                    &v.base,
+                    &format!("(&(OBJECTCLASS=Person)(UID={}))", someone.to_uppercase()),
+                    "uid",
+                    "mail",
+                    "memberOf",
+                    "entryUUID",
+                ],
+            )
+            .await;
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            out.contains(&format!("dn: {}", v.person(&someone))),
+            "{out}"
+        );
+        if let Some(mail) = &user.profile.email {
+            assert!(out.contains(&format!("mail: {mail}")), "{out}");
+        }
+        for m in &user.departments {
+            assert!(
+                out.contains(&format!(
+                    "memberOf: cn={},ou=departments,{}",
+                    m.department_id, v.base
+                )),
+                "{backend:?}: {out}"
+            );
+        }
+        assert!(out.contains("entryUUID: "), "{out}");
+
+        // The members of a group by memberOf (GitLab's user filter), and ldapcompare.
+        let pool = PoolId(v.pool.clone());
+        let groups =
+            v.s.store
+                .list_groups(&pool, &KeyPage::first(50))
+                .await
+                .unwrap();
+        let mut checked = false;
+        for g in &groups.items {
+            let group =
+                v.s.store
+                    .get_group(&pool, &g.group.id)
+                    .await
+                    .unwrap()
+                    .unwrap();
+            let users: BTreeSet<String> = group
+                .members
+                .iter()
+                .filter_map(|m| match m {
+                    GroupMember::User(u) if active.contains(u.as_str()) => {
+                        Some(v.person(u.as_str()))
+                    }
+                    _ => None,
+                })
+                .collect();
+            if users.is_empty() {
+                continue;
+            }
+            let group_dn = format!("cn={},ou=groups,{}", group.id, v.base);
+            // The DN in another spelling still matches.
+            let spelled = group_dn.to_uppercase().replace(',', ", ");
+            let found = v
+                .search_dns(&[
+                    "-b",
+                    &v.base,
+                    &format!("(&(objectClass=person)(memberOf={spelled}))"),
+                    "1.1",
+                ])
+                .await;
+            assert_eq!(
+                found.into_iter().collect::<BTreeSet<_>>(),
+                users,
+                "{backend:?}"
+            );
+            let member = users.iter().next().unwrap();
+            let (code, out, err) = v
+                .tool("ldapcompare", &[&group_dn, &format!("member:{member}")])
+                .await;
+            assert_eq!(code, 6, "{backend:?}: compareTrue expected: {out}{err}");
+            let stranger = v.person("nobody");
+            let (code, _, _) = v
+                .tool("ldapcompare", &[&group_dn, &format!("member:{stranger}")])
+                .await;
+            assert_eq!(code, 5, "{backend:?}: compareFalse expected");
+            checked = true;
+            break;
+        }
+        assert!(
+            checked,
+            "{backend:?}: no group with active members to check"
+        );
+
+        // Who am I, and what a bind may not do.
+        let (code, out, err) = v.tool("ldapwhoami", &[]).await;
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(out.trim(), format!("dn:{}", v.bind_dn("reader")));
+        let wrong = v.token.replace("osc_", "osc_0");
+        let (code, _, _) = v
+            .tool_as("ldapwhoami", &v.bind_dn("reader"), &wrong, &[])
+            .await;
+        assert_eq!(code, 49, "{backend:?}: a wrong token binds");
+        let no_scope = credential(&v.s, &v.pool, "feeder", &["events:read"]).await;
+        let (code, _, err) = v
+            .tool_as("ldapwhoami", &v.bind_dn("feeder"), &no_scope, &[])
+            .await;
+        assert_eq!(
+            code, 50,
+            "{backend:?}: a credential without ldap:search binds: {err}"
+        );
+        // Another pool's credential reads nothing here.
+        let (_, other) = pool_and_connection_named(&v.s, "Other").await;
+        let other_token = credential(&v.s, &other, "reader", &["ldap:search"]).await;
+        let (code, _, _) = v
+            .tool_as("ldapwhoami", &v.bind_dn("reader"), &other_token, &[])
+            .await;
+        assert_eq!(code, 49, "{backend:?}: another pool's token binds here");
+        // Anonymous reads nothing by default.
+        let out = tokio::process::Command::new("ldapsearch")
+            .args([
+                "-x",
+                "-H",
+                &v.url(),
+                "-b",
+                &v.base,
+                "-LLL",
+                "(objectClass=*)",
+            ])
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(50),
+            "{backend:?}: anonymous read the pool"
+        );
+        // Writes are refused with unwillingToPerform.
+        let (code, _, _) = v.tool("ldapdelete", &[&v.person(&someone)]).await;
+        assert_eq!(code, 53, "{backend:?}");
+
+        // A user frozen in Feishu disappears from the next search once its event is applied.
+        let key = v.s.emu.with_tenant(|t| {
+            t.users
+                .iter()
+                .find(|(_, u)| !u.status.frozen && !u.status.resigned)
+                .map(|(k, _)| *k)
+                .unwrap()
+        });
+        let frozen =
+            v.s.store
+                .find_external(
+                    &ConnectionId(v.connection.clone()),
+                    ObjectKind::User,
+                    &open_id(key),
+                )
+                .await
+                .unwrap()
+                .unwrap()
+                .object_id;
+        let mark = v.s.emu.state().events.emitted().len();
+        v.s.emu.state().mutate(|t| t.freeze(key)).unwrap();
+        deliver_over_http(&v.s, &v.callback, APP_ID, ENCRYPT_KEY, mark).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let found = v
+                .search_dns(&["-b", &v.base, &format!("(uid={frozen})"), "1.1"])
+                .await;
+            if found.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{backend:?}: the frozen user is still listed"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
+        // Garbage on a connection closes that connection only.
+        let mut raw = tokio::net::TcpStream::connect(v.ldap.addr).await.unwrap();
+        raw.write_all(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff, 0x02, 0x01])
+            .await
+            .unwrap();
+        raw.write_all(&vec![0x41; 70_000]).await.unwrap_or(());
+        let mut buf = [0u8; 16];
+        let read = tokio::time::timeout(Duration::from_secs(10), raw.read(&mut buf)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "{backend:?}: the connection stayed open: {read:?}"
+        );
+        let (code, _, err) = v.tool("ldapwhoami", &[]).await;
+        assert_eq!(code, 0, "{backend:?}: {err}");
+
+        v.ldap.stop().await;
+        eprintln!("LDAP view checked with ldap-utils on {backend:?}");
+    }
+}
+
+async fn pool_and_connection_named(s: &Served, name: &str) -> (StatusCode, String) {
+    let (status, pool) = s.post("/api/v1/pools", &json!({"name": name})).await;
+    (status, pool["id"].as_str().unwrap().to_owned())
+}
