@@ -12,6 +12,7 @@ use directory::model::{GroupMember, ObjectKind, UserStatus};
 use directory::store::{KeyPage, UserQuery};
 use ldap::server::{Limits, RunningLdap};
 use ldap::session::{Settings, Shared};
+use ldap3_proto::proto::LdapResultCode;
 use reqwest::StatusCode;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -415,6 +416,28 @@ async fn ldapsearch_reads_a_pool_through_a_service_bind() {
         let (code, _, err) = v.tool("ldapwhoami", &[]).await;
         assert_eq!(code, 0, "{backend:?}: {err}");
 
+        // A connection bound with a credential loses it at its next operation once revoked.
+        let mut conn = raw_client::Client::connect(v.ldap.addr).await;
+        assert_eq!(
+            conn.bind(&v.bind_dn("reader"), &v.token).await,
+            LdapResultCode::Success
+        );
+        let people = format!("ou=people,{}", v.base);
+        assert_eq!(conn.search_base(&people).await, LdapResultCode::Success);
+        let id = directory::credentials::parse_token(&v.token).unwrap().0;
+        let (status, revoked) =
+            v.s.post(
+                &format!("/api/v1/pools/{}/credentials/{id}/revoke", v.pool),
+                &json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{revoked}");
+        assert_eq!(
+            conn.search_base(&people).await,
+            LdapResultCode::InsufficentAccessRights,
+            "{backend:?}: a revoked credential still reads"
+        );
+
         v.ldap.stop().await;
         eprintln!("LDAP view checked with ldap-utils on {backend:?}");
     }
@@ -423,4 +446,91 @@ async fn ldapsearch_reads_a_pool_through_a_service_bind() {
 async fn pool_and_connection_named(s: &Served, name: &str) -> (StatusCode, String) {
     let (status, pool) = s.post("/api/v1/pools", &json!({"name": name})).await;
     (status, pool["id"].as_str().unwrap().to_owned())
+}
+
+/// A minimal LDAP client over `ldap3_proto`'s message types, for what the command-line tools
+/// cannot do: keep one bound connection across a change.
+mod raw_client {
+    use bytes::BytesMut;
+    use ldap3_proto::LdapCodec;
+    use ldap3_proto::proto::{
+        LdapBindCred, LdapBindRequest, LdapDerefAliases, LdapFilter, LdapMsg, LdapOp,
+        LdapResultCode, LdapSearchRequest, LdapSearchScope,
+    };
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_util::codec::{Decoder, Encoder};
+
+    pub struct Client {
+        stream: tokio::net::TcpStream,
+        codec: LdapCodec,
+        buf: BytesMut,
+        next_id: i32,
+    }
+
+    impl Client {
+        pub async fn connect(addr: std::net::SocketAddr) -> Client {
+            Client {
+                stream: tokio::net::TcpStream::connect(addr).await.unwrap(),
+                codec: LdapCodec::default(),
+                buf: BytesMut::new(),
+                next_id: 1,
+            }
+        }
+
+        async fn send(&mut self, op: LdapOp) -> i32 {
+            let id = self.next_id;
+            self.next_id += 1;
+            let mut out = BytesMut::new();
+            self.codec.encode(LdapMsg::new(id, op), &mut out).unwrap();
+            self.stream.write_all(&out).await.unwrap();
+            id
+        }
+
+        async fn receive(&mut self) -> LdapMsg {
+            loop {
+                if let Some(m) = self.codec.decode(&mut self.buf).unwrap() {
+                    return m;
+                }
+                let mut chunk = [0u8; 4096];
+                let n = self.stream.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "the server closed the connection");
+                self.buf.extend_from_slice(&chunk[..n]);
+            }
+        }
+
+        pub async fn bind(&mut self, dn: &str, password: &str) -> LdapResultCode {
+            self.send(LdapOp::BindRequest(LdapBindRequest {
+                version: 3,
+                dn: dn.to_owned(),
+                cred: LdapBindCred::Simple(password.to_owned()),
+            }))
+            .await;
+            match self.receive().await.op {
+                LdapOp::BindResponse(r) => r.res.code,
+                other => panic!("not a bind response: {other:?}"),
+            }
+        }
+
+        /// A base search of `dn`; the result code of its SearchResultDone.
+        pub async fn search_base(&mut self, dn: &str) -> LdapResultCode {
+            self.send(LdapOp::SearchRequest(LdapSearchRequest {
+                base: dn.to_owned(),
+                scope: LdapSearchScope::Base,
+                aliases: LdapDerefAliases::Never,
+                sizelimit: 0,
+                timelimit: 0,
+                typesonly: false,
+                filter: LdapFilter::Present("objectClass".into()),
+                attrs: vec![],
+            }))
+            .await;
+            loop {
+                match self.receive().await.op {
+                    LdapOp::SearchResultEntry(_) => continue,
+                    LdapOp::SearchResultDone(r) => return r.code,
+                    other => panic!("not a search response: {other:?}"),
+                }
+            }
+        }
+    }
 }

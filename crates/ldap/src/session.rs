@@ -220,6 +220,12 @@ impl Session {
     async fn bind(&mut self, req: LdapBindRequest) -> LdapResult {
         // A failed bind leaves the connection anonymous (RFC 4511 §4.2.1).
         self.bound = Bound::Anonymous;
+        if req.version != 3 {
+            return result(
+                LdapResultCode::ProtocolError,
+                "only LDAP version 3 is supported",
+            );
+        }
         let password = match req.cred {
             LdapBindCred::Simple(pw) => pw,
             _ => {
@@ -276,7 +282,8 @@ impl Session {
             return invalid("wrong token for this DN");
         };
         let c = &stored.credential;
-        if !c.name.eq_ignore_ascii_case(&name) && !c.id.eq_ignore_ascii_case(&name) {
+        // `name` is the DN's value, normalised to lower case.
+        if c.name.to_lowercase() != name && c.id.to_lowercase() != name {
             return invalid("the token belongs to another credential than the DN names");
         }
         if let Some(why) = c.unusable(now) {
@@ -340,7 +347,14 @@ impl Session {
             return Err(result(LdapResultCode::NoSuchObject, "no such entry"));
         };
         match &self.bound {
-            Bound::Service { pool: p, .. } if *p == tree.pool_id => Ok((tree, pool)),
+            Bound::Service {
+                pool: p,
+                credential,
+                ..
+            } if *p == tree.pool_id => {
+                self.still_valid(credential).await?;
+                Ok((tree, pool))
+            }
             Bound::Service { .. } => Err(result(
                 LdapResultCode::NoSuchObject,
                 "no such entry for this credential: it reads only its own pool",
@@ -348,6 +362,28 @@ impl Session {
             Bound::Anonymous => Err(result(
                 LdapResultCode::InsufficentAccessRights,
                 "bind first: anonymous connections read only the Root DSE",
+            )),
+        }
+    }
+
+    /// A bind lasts as long as its credential: revoked or expired, the next operation of a
+    /// connection bound with it is refused (docs/ldap.md, "Binds").
+    async fn still_valid(&self, credential: &str) -> Result<(), LdapResult> {
+        let stored = self
+            .shared
+            .store
+            .get_credential(credential)
+            .await
+            .map_err(|e| result(LdapResultCode::Unavailable, format!("store: {e}")))?;
+        let refused = match &stored {
+            None => Some("the service credential was deleted"),
+            Some(c) => c.credential.unusable(now_ms()),
+        };
+        match refused {
+            None => Ok(()),
+            Some(why) => Err(result(
+                LdapResultCode::InsufficentAccessRights,
+                format!("{why}: bind again with a valid credential"),
             )),
         }
     }
