@@ -40,11 +40,18 @@ impl View {
         let job = run_job(&s, &connection_id, "import").await;
         assert_eq!(job["verdict"], "complete", "{job}");
         let token = credential(&s, &pool, "reader", &["ldap:search"]).await;
-        let shared = Arc::new(Shared {
-            store: s.store.clone(),
-            key: Arc::new(s.key.clone()),
-            settings: Settings::default(),
-        });
+        let shared = Arc::new(Shared::new(
+            s.store.clone(),
+            s.key.clone(),
+            Settings {
+                // Low, so that the test can reach it.
+                bind_limits: ldap::limiter::BindLimits {
+                    max_failures: 5,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        ));
         let ldap = RunningLdap::start("127.0.0.1:0".parse().unwrap(), shared, Limits::default())
             .await
             .unwrap();
@@ -437,6 +444,20 @@ async fn ldapsearch_reads_a_pool_through_a_service_bind() {
             LdapResultCode::InsufficentAccessRights,
             "{backend:?}: a revoked credential still reads"
         );
+
+        // Guessing locks the source out, whatever it sends next (limit 5 here).
+        for _ in 0..5 {
+            let (code, _, _) = v
+                .tool_as("ldapwhoami", &v.bind_dn("guess"), "osc_wrong_token", &[])
+                .await;
+            assert_eq!(code, 49, "{backend:?}");
+        }
+        let fresh = credential(&v.s, &v.pool, "fresh", &["ldap:search"]).await;
+        let (code, _, err) = v
+            .tool_as("ldapwhoami", &v.bind_dn("fresh"), &fresh, &[])
+            .await;
+        assert_eq!(code, 49, "{backend:?}: a locked-out source binds");
+        assert!(err.contains("too many failed binds"), "{err}");
 
         v.ldap.stop().await;
         eprintln!("LDAP view checked with ldap-utils on {backend:?}");

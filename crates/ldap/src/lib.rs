@@ -9,6 +9,7 @@ pub mod cookie;
 pub mod dn;
 pub mod entry;
 pub mod filter;
+pub mod limiter;
 pub mod schema;
 pub mod search;
 pub mod server;

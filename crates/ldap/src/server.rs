@@ -143,7 +143,7 @@ where
         }
         let _ = sink.close().await;
     });
-    let mut session = Session::new(shared);
+    let mut session = Session::new(shared, peer.ip());
     loop {
         let next = match tokio::time::timeout(limits.idle_timeout, stream.next()).await {
             Err(_) => {

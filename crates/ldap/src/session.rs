@@ -5,7 +5,9 @@
 //! `ldap:search` scope reads that pool's tree; anonymous connections read nothing, or only the
 //! Root DSE when configured so (docs/ldap.md, "Binds").
 
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use directory::credentials::{self, Scope};
 use directory::ids::{Millis, now_ms};
@@ -22,6 +24,7 @@ use ldap3_proto::proto::{
 use crate::cookie::{self, Position};
 use crate::dn::Dn;
 use crate::entry::Entry;
+use crate::limiter::{BindLimiter, BindLimits};
 use crate::schema::{
     self, ALL_OPERATIONAL_FEATURE_OID, PAGED_RESULTS_OID, STARTTLS_OID, WHOAMI_OID,
 };
@@ -46,6 +49,8 @@ pub struct Settings {
     pub size_limit: usize,
     /// The most entries of one page (a client asking for more gets this many).
     pub max_page: usize,
+    /// When failed binds lock a source address or a DN out.
+    pub bind_limits: BindLimits,
 }
 
 impl Default for Settings {
@@ -54,6 +59,7 @@ impl Default for Settings {
             anonymous: Anonymous::Off,
             size_limit: 10_000,
             max_page: 1_000,
+            bind_limits: BindLimits::default(),
         }
     }
 }
@@ -63,9 +69,20 @@ pub struct Shared {
     pub store: Arc<dyn DirectoryStore>,
     pub key: Arc<MasterKey>,
     pub settings: Settings,
+    binds: BindLimiter,
 }
 
 impl Shared {
+    pub fn new(store: Arc<dyn DirectoryStore>, key: MasterKey, settings: Settings) -> Self {
+        let binds = BindLimiter::new(settings.bind_limits);
+        Self {
+            store,
+            key: Arc::new(key),
+            settings,
+            binds,
+        }
+    }
+
     /// The tree of every pool (pools are few).
     async fn trees(&self) -> Result<Vec<(PoolTree, UserPool)>, StoreError> {
         Ok(self
@@ -106,6 +123,7 @@ pub enum Next {
 /// One connection's state.
 pub struct Session {
     shared: Arc<Shared>,
+    peer: IpAddr,
     bound: Bound,
 }
 
@@ -127,9 +145,10 @@ fn msg(msgid: i32, op: LdapOp) -> LdapMsg {
 }
 
 impl Session {
-    pub fn new(shared: Arc<Shared>) -> Self {
+    pub fn new(shared: Arc<Shared>, peer: IpAddr) -> Self {
         Self {
             shared,
+            peer,
             bound: Bound::Anonymous,
         }
     }
@@ -217,9 +236,44 @@ impl Session {
         Next::Continue
     }
 
+    /// A bind, counted against the limits when its credentials are wrong.
     async fn bind(&mut self, req: LdapBindRequest) -> LdapResult {
         // A failed bind leaves the connection anonymous (RFC 4511 §4.2.1).
         self.bound = Bound::Anonymous;
+        let dn = Dn::parse(&req.dn)
+            .map(|d| d.normalized().to_string())
+            .unwrap_or_else(|_| req.dn.clone());
+        let now = Instant::now();
+        if !req.dn.is_empty()
+            && let Some(wait) = self.shared.binds.locked(self.peer, &dn, now)
+        {
+            metrics::counter!("orgsync_ldap_binds_total", "result" => "locked_out").increment(1);
+            return result(
+                LdapResultCode::InvalidCredentials,
+                format!(
+                    "too many failed binds from this address or to this DN: try again in {} s",
+                    wait.as_secs().max(1)
+                ),
+            );
+        }
+        let res = self.check_bind(req).await;
+        let outcome = match res.code {
+            LdapResultCode::Success => {
+                self.shared.binds.succeeded(&dn);
+                "success"
+            }
+            LdapResultCode::InvalidCredentials => {
+                self.shared.binds.failed(self.peer, &dn, now);
+                tracing::info!(peer = %self.peer, dn = %dn, why = %res.message, "LDAP bind refused");
+                "invalid_credentials"
+            }
+            _ => "refused",
+        };
+        metrics::counter!("orgsync_ldap_binds_total", "result" => outcome).increment(1);
+        res
+    }
+
+    async fn check_bind(&mut self, req: LdapBindRequest) -> LdapResult {
         if req.version != 3 {
             return result(
                 LdapResultCode::ProtocolError,

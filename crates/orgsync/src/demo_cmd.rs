@@ -71,6 +71,9 @@ pub struct DemoArgs {
     /// every request it gets after checking its signature (Standard Webhooks).
     #[arg(long)]
     webhook_echo: bool,
+    /// Port of the LDAP view on 127.0.0.1 (plain LDAP); 0 picks a free one.
+    #[arg(long, default_value_t = 3389)]
+    ldap_port: u16,
 }
 
 fn parse_interval(text: &str) -> Result<Duration, String> {
@@ -211,6 +214,22 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         })?;
     let addr = listener.local_addr()?;
     let url = format!("http://{addr}");
+    let ldap = ldap::server::RunningLdap::start(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, args.ldap_port)),
+        std::sync::Arc::new(ldap::session::Shared::new(
+            store.clone(),
+            key.clone(),
+            ldap::session::Settings::default(),
+        )),
+        ldap::server::Limits::default(),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "--ldap-port {}: cannot bind 127.0.0.1:{}; is another process using it? Try --ldap-port 0",
+            args.ldap_port, args.ldap_port
+        )
+    })?;
     let node = Node::start(
         store.clone(),
         key,
@@ -262,9 +281,10 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         }
     );
 
-    let result = run_demo(&args, &emu, &app, &node, &store, stopping).await;
+    let result = run_demo(&args, &emu, &app, &node, &store, ldap.addr, stopping).await;
 
     println!("stopping");
+    ldap.stop().await;
     let _ = stop_server.send(());
     let served = server.await;
     node.stop().await;
@@ -287,6 +307,7 @@ async fn run_demo(
     app: &AppRecord,
     node: &Node,
     store: &std::sync::Arc<dyn directory::store::DirectoryStore>,
+    ldap: SocketAddr,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let admin: &Admin = &node.state.admin;
@@ -352,7 +373,14 @@ async fn run_demo(
         verdict_word(job.verdict),
         started.elapsed().as_secs_f64()
     );
-    let _echo = downstream(args, admin, &pool.id, &node.state.settings.public_base_url).await?;
+    let _echo = downstream(
+        args,
+        admin,
+        &pool.id,
+        &node.state.settings.public_base_url,
+        ldap,
+    )
+    .await?;
     println!(
         "Changing the tenant every {:?}; each change is pushed to orgsync as events. Ctrl-C to stop.",
         args.change_every
@@ -413,13 +441,18 @@ async fn downstream(
     admin: &Admin,
     pool: &PoolId,
     url: &str,
+    ldap: SocketAddr,
 ) -> anyhow::Result<Option<crate::webhook_echo::Echo>> {
     let created = admin
         .create_credential(
             pool,
             NewCredential {
                 name: "demo-reader".into(),
-                scopes: vec!["directory:read".into(), "events:read".into()],
+                scopes: vec![
+                    "directory:read".into(),
+                    "events:read".into(),
+                    "ldap:search".into(),
+                ],
                 expires_in_days: None,
             },
         )
@@ -429,13 +462,21 @@ async fn downstream(
         .as_of_cursor(pool)
         .await
         .map_err(|e| anyhow!("cannot read the change feed: {e}"))?;
-    println!("Downstream: service credential \"demo-reader\" (directory:read, events:read)");
+    println!(
+        "Downstream: service credential \"demo-reader\" (directory:read, events:read, ldap:search)"
+    );
     println!("  token:       {}", created.token);
     println!(
         "  follow the change feed (each call waits up to 30 s for the next events; pass its next_cursor as after):"
     );
     println!(
         "    curl -s -H 'Authorization: Bearer {}' '{url}/api/v1/pools/{pool}/events?after={cursor}&wait=30'",
+        created.token
+    );
+    let base = ldap::tree::PoolTree::default_base(pool);
+    println!("  search the LDAP view (Debian: apt install ldap-utils):");
+    println!(
+        "    ldapsearch -x -H ldap://{ldap} -D 'cn=demo-reader,ou=services,{base}' -w '{}' -b 'ou=people,{base}' -E pr=100/noprompt '(objectClass=person)' uid cn mail",
         created.token
     );
     if !args.webhook_echo {

@@ -214,14 +214,14 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .unwrap_or_else(|| format!("http://{addr}"));
     let ldap = match &settings.ldap {
         Some(l) => {
-            let shared = Arc::new(ldap::session::Shared {
-                store: store.clone(),
-                key: Arc::new(key.clone()),
-                settings: ldap::session::Settings {
+            let shared = Arc::new(ldap::session::Shared::new(
+                store.clone(),
+                key.clone(),
+                ldap::session::Settings {
                     anonymous: l.anonymous,
                     ..Default::default()
                 },
-            });
+            ));
             Some(
                 ldap::server::RunningLdap::start(l.listen, shared, l.limits.clone())
                     .await

@@ -630,6 +630,8 @@ fn demo_imports_applies_pushed_events_and_stops_on_sigterm() {
             "--seed",
             "3",
             "--webhook-echo",
+            "--ldap-port",
+            "0",
         ],
         dir.path(),
         &[],
@@ -685,6 +687,32 @@ fn demo_imports_applies_pushed_events_and_stops_on_sigterm() {
     assert!(banner.contains("/console"), "{banner}");
     assert!(banner.contains("admin token: osat_"), "{banner}");
     assert!(banner.contains("URL check: passed"), "{banner}");
+    // The printed ldapsearch line works as printed (Debian's ldap-utils; scripts/test.sh
+    // installs it).
+    let line = banner
+        .lines()
+        .find(|l| l.trim_start().starts_with("ldapsearch "))
+        .unwrap_or_else(|| panic!("no ldapsearch line: {banner}"));
+    if std::process::Command::new("ldapsearch")
+        .arg("-VV")
+        .output()
+        .is_ok()
+    {
+        let out = std::process::Command::new("sh")
+            .args(["-c", line.trim()])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{line}: {}{text}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let people = text.lines().filter(|l| l.starts_with("dn: uid=")).count();
+        assert!(people > 900, "{people} people from {line}");
+    } else {
+        assert!(std::env::var("CI").is_err(), "ldapsearch is missing in CI");
+    }
 
     let metrics = http_get(&addr, "/metrics");
     assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
