@@ -215,6 +215,33 @@ async fn ldapsearch_reads_a_pool_through_a_service_bind() {
             .await;
         assert_eq!(all.into_iter().collect::<BTreeSet<_>>(), expected);
 
+        // Every live department and group, three per page.
+        let pool_id = PoolId(v.pool.clone());
+        for (ou, count) in [
+            (
+                "departments",
+                v.s.store.count_departments(&pool_id).await.unwrap(),
+            ),
+            ("groups", v.s.store.count_groups(&pool_id).await.unwrap()),
+        ] {
+            let dns = v
+                .search_dns(&[
+                    "-E",
+                    "pr=3/noprompt",
+                    "-b",
+                    &format!("ou={ou},{}", v.base),
+                    "-s",
+                    "one",
+                    "(objectClass=groupOfNames)",
+                    "1.1",
+                ])
+                .await;
+            let unique: BTreeSet<&String> = dns.iter().collect();
+            assert_eq!(unique.len(), dns.len(), "{backend:?}: {ou} twice");
+            assert_eq!(dns.len() as u64, count, "{backend:?}: {ou}");
+            assert!(count > 0, "{backend:?}: no {ou} to list");
+        }
+
         // One user by uid, with its attributes; names and values in any case.
         let someone = active.iter().next().unwrap().clone();
         let user =

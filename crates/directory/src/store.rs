@@ -780,6 +780,13 @@ pub trait DirectoryStore: Send + Sync + 'static {
     /// Live departments of the pool (tombstones left out): every one, for jobs and tests, not
     /// for request paths.
     async fn list_departments(&self, pool_id: &PoolId) -> StoreResult<Vec<Department>>;
+    /// A page of the pool's live departments in id order, whatever their level (`after`: the
+    /// last id of the page before): a walk of every department that holds one page at a time.
+    async fn departments_page(
+        &self,
+        pool_id: &PoolId,
+        page: &KeyPage,
+    ) -> StoreResult<Keyed<Department>>;
     /// One level of the live department tree: the live departments directly below `parent`,
     /// or the roots (no parent, or a tombstoned one) for `None`; ordered by Feishu's order,
     /// then id; with their maintained counts.

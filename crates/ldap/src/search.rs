@@ -350,25 +350,34 @@ impl Search<'_> {
         Ok((out, users.next))
     }
 
+    /// The one entry a `cn=<id>` in the filter names, when it names one (ids are lower case,
+    /// like every RDN value once normalised).
+    async fn named(
+        &self,
+        c: Container,
+        after: Option<&str>,
+    ) -> Result<Option<(Vec<Entry>, Option<String>)>, StoreError> {
+        let Some(id) = rdn_hint(self.filter, "cn") else {
+            return Ok(None);
+        };
+        if after.is_some() {
+            return Ok(Some((Vec::new(), None)));
+        }
+        let entry = self
+            .fixed_entry(&Target::Entry(c, id.to_lowercase()))
+            .await?;
+        Ok(Some((entry.into_iter().collect(), None)))
+    }
+
     async fn groups(
         &self,
         after: Option<&str>,
         want: usize,
     ) -> Result<(Vec<Entry>, Option<String>), StoreError> {
-        let pool = &self.tree.pool_id;
-        if let Some(id) = rdn_hint(self.filter, "cn") {
-            if after.is_some() {
-                return Ok((Vec::new(), None));
-            }
-            let group = self.store.get_group(pool, &GroupId(id)).await?;
-            return Ok((
-                group
-                    .and_then(|g| self.tree.group(&g))
-                    .into_iter()
-                    .collect(),
-                None,
-            ));
+        if let Some(found) = self.named(Container::Groups, after).await? {
+            return Ok(found);
         }
+        let pool = &self.tree.pool_id;
         let page = KeyPage {
             after: after.map(str::to_owned),
             limit: want as u64,
@@ -387,32 +396,22 @@ impl Search<'_> {
         after: Option<&str>,
         want: usize,
     ) -> Result<(Vec<Entry>, Option<String>), StoreError> {
-        let pool = &self.tree.pool_id;
-        if let Some(id) = rdn_hint(self.filter, "cn") {
-            if after.is_some() {
-                return Ok((Vec::new(), None));
-            }
-            let d = self.store.get_department(pool, &DepartmentId(id)).await?;
-            return Ok((
-                d.and_then(|d| self.tree.department(&d, Vec::new()))
-                    .into_iter()
-                    .collect(),
-                None,
-            ));
+        if let Some(found) = self.named(Container::Departments, after).await? {
+            return Ok(found);
         }
-        // Departments are few (thousands); the store has no keyset walk of them across
-        // levels yet, so they are read whole and paged here by id (docs/ldap.md, "Limits").
-        let mut all = self.store.list_departments(pool).await?;
-        all.sort_by(|a, b| a.id.cmp(&b.id));
-        all.retain(|d| after.is_none_or(|a| d.id.as_str() > a));
-        let more = all.len() > want;
-        all.truncate(want);
-        let next = more.then(|| all.last().map(|d| d.id.0.clone())).flatten();
+        let pool = &self.tree.pool_id;
+        let page = KeyPage {
+            after: after.map(str::to_owned),
+            limit: want as u64,
+        };
+        let listed = self.store.departments_page(pool, &page).await?;
         Ok((
-            all.iter()
+            listed
+                .items
+                .iter()
                 .filter_map(|d| self.tree.department(d, Vec::new()))
                 .collect(),
-            next,
+            listed.next,
         ))
     }
 }

@@ -1367,6 +1367,36 @@ macro_rules! impl_directory_store {
                     assemble_departments(rows, leaders)
                 }
 
+                async fn departments_page(
+                    &self,
+                    pool_id: &PoolId,
+                    page: &KeyPage,
+                ) -> StoreResult<Keyed<Department>> {
+                    let limit = page.limit.max(1);
+                    // The primary key (pool, id) gives the order; one statement.
+                    let mut qb = select_whole_departments();
+                    qb.push(sql::WHOLE_DEPARTMENTS_BY_ID_TAIL)
+                        .push_bind(pool_id.as_str())
+                        .push(" AND d.deleted_at IS NULL");
+                    if let Some(after) = &page.after {
+                        qb.push(" AND d.id > ").push_bind(after.as_str());
+                    }
+                    qb.push(" ORDER BY d.id LIMIT ").push_bind(sql_int(limit + 1));
+                    let rows: Vec<WholeDepartmentRow> = qb
+                        .build_query_as()
+                        .fetch_all(self.reads())
+                        .await
+                        .map_err(db_err)?;
+                    let more = rows.len() as u64 > limit;
+                    let items = rows
+                        .into_iter()
+                        .take(usize::try_from(limit).unwrap_or(usize::MAX))
+                        .map(WholeDepartmentRow::into_department)
+                        .collect::<StoreResult<Vec<Department>>>()?;
+                    let next = more.then(|| items.last().map(|d| d.id.0.clone())).flatten();
+                    Ok(Keyed { items, next })
+                }
+
                 async fn department_children(
                     &self,
                     pool_id: &PoolId,

@@ -539,3 +539,64 @@ pub async fn search_pages_agree_with_substring_matching(store: Store, _raw: Raw)
     assert!(!found("anna lee").await.contains(&renamed.id.0));
     let _: &UserId = &renamed.id;
 }
+
+/// A walk of every live department by id, any page size, across levels; a tombstoned one and
+/// another pool's are not listed (the LDAP view's `ou=departments`, docs/ldap.md).
+pub async fn departments_page_walks_every_live_department_once(store: Store, _raw: Raw) {
+    let pool = new_pool(&store).await;
+    let other = new_pool(&store).await;
+    let root = department(&pool, "Root", None);
+    let mut all = vec![root.clone()];
+    for i in 0..6 {
+        let parent = all[i / 2].id.clone();
+        all.push(department(&pool, &format!("D{i}"), Some(&parent)));
+    }
+    let mut gone = department(&pool, "Gone", Some(&root.id));
+    let mut writes: Vec<_> = all
+        .iter()
+        .map(|d| put_department(d, ChangeKind::DepartmentCreated))
+        .collect();
+    writes.push(put_department(&gone, ChangeKind::DepartmentCreated));
+    store.apply(batch(&pool, writes)).await.unwrap();
+    store
+        .apply(batch(
+            &other,
+            vec![put_department(
+                &department(&other, "Elsewhere", None),
+                ChangeKind::DepartmentCreated,
+            )],
+        ))
+        .await
+        .unwrap();
+    gone.deleted_at = Some(5);
+    store
+        .apply(batch(
+            &pool,
+            vec![put_department(&gone, ChangeKind::DepartmentDeleted)],
+        ))
+        .await
+        .unwrap();
+    let mut expected: Vec<String> = all.iter().map(|d| d.id.0.clone()).collect();
+    expected.sort();
+    for size in [1, 2, 3, 7, 500] {
+        let mut seen = Vec::new();
+        let mut page = KeyPage::first(size);
+        loop {
+            let got = store.departments_page(&pool, &page).await.unwrap();
+            assert!(got.items.len() as u64 <= size);
+            seen.extend(got.items.iter().map(|d| d.id.0.clone()));
+            match got.next {
+                Some(n) => page.after = Some(n),
+                None => break,
+            }
+        }
+        assert_eq!(seen, expected, "page size {size}");
+    }
+    let first = store
+        .departments_page(&pool, &KeyPage::first(500))
+        .await
+        .unwrap();
+    let d = first.items.iter().find(|d| d.id == all[3].id).unwrap();
+    assert_eq!(d.parent_id, all[3].parent_id);
+    assert_eq!(d.name, all[3].name);
+}
