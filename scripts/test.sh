@@ -47,13 +47,19 @@ ensure_chromium() {
 }
 
 # The webhook tests check signatures with libraries we did not write: PyPI and npm
-# `standardwebhooks`, installed under target/verifiers (the registries are reachable here).
+# `standardwebhooks`, installed under target/verifiers (the registries are reachable here);
+# the LDAP tests page with PyPI `ldap3`, installed there too.
 ensure_verifiers() {
   local dir=target/verifiers
   if [ ! -d "$dir/py/standardwebhooks" ]; then
     log "installing PyPI standardwebhooks 1.1.0 into $dir/py"
     python3 -m pip install --quiet --disable-pip-version-check --ignore-installed \
       --target "$dir/py" standardwebhooks==1.1.0 2>&1 | grep -v 'Running pip as the' || true
+  fi
+  if [ ! -d "$dir/py/ldap3" ]; then
+    log "installing PyPI ldap3 2.9.1 into $dir/py (an LDAP client for the LDAP tests)"
+    python3 -m pip install --quiet --disable-pip-version-check --ignore-installed \
+      --target "$dir/py" ldap3==2.9.1 2>&1 | grep -v 'Running pip as the' || true
   fi
   if [ ! -d "$dir/node/node_modules/standardwebhooks" ]; then
     log "installing npm standardwebhooks 1.1.1 into $dir/node"

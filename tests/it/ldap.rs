@@ -582,3 +582,156 @@ mod raw_client {
         }
     }
 }
+
+/// Searches with PyPI `ldap3` (a client we did not write, the one many Python apps embed):
+/// the people of `base` by paged search at each page size, or with `filter` unpaged.
+fn ldap3_search(v: &View, base: &str, filter: &str, sizes: &[u32]) -> Vec<Vec<String>> {
+    use std::io::Write as _;
+    let python = r#"
+import json, sys
+from ldap3 import Server, Connection, LEVEL, SUBTREE
+doc = json.loads(sys.stdin.read())
+server = Server(doc["host"], port=doc["port"], get_info=None)
+conn = Connection(server, user=doc["dn"], password=doc["password"], auto_bind=True)
+out = []
+for size in doc["sizes"]:
+    if size == 0:
+        conn.search(doc["base"], doc["filter"], search_scope=SUBTREE, attributes=["uid"])
+        out.append([e.entry_dn for e in conn.entries])
+    else:
+        found = conn.extend.standard.paged_search(doc["base"], doc["filter"], search_scope=LEVEL,
+                                                  attributes=["uid"], paged_size=size,
+                                                  generator=False)
+        out.append([e["dn"] for e in found if e.get("type") == "searchResEntry"])
+conn.unbind()
+print(json.dumps(out))
+"#;
+    let input = json!({
+        "host": v.ldap.addr.ip().to_string(),
+        "port": v.ldap.addr.port(),
+        "dn": v.bind_dn("reader"),
+        "password": v.token,
+        "base": base,
+        "filter": filter,
+        "sizes": sizes,
+    })
+    .to_string();
+    let mut child = Command::new("python3")
+        .args(["-c", python])
+        .env("PYTHONPATH", verifiers().join("py"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "ldap3: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn verifiers() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/verifiers")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_ldap3_pages_and_finds_what_changed() {
+    if !verifiers().join("py/ldap3").exists() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "PyPI ldap3 is missing: scripts/test.sh installs it under target/verifiers"
+        );
+        eprintln!("PyPI ldap3 is not installed under target/verifiers: skipped");
+        return;
+    }
+    for backend in Backend::all() {
+        let v = View::start(backend).await;
+        let expected: BTreeSet<String> = v
+            .active_users()
+            .await
+            .iter()
+            .map(|id| v.person(id))
+            .collect();
+        let people = format!("ou=people,{}", v.base);
+        // The python client blocks its thread; this runtime has another for the listener.
+        let pages = tokio::task::block_in_place(|| {
+            ldap3_search(&v, &people, "(objectClass=person)", &[1, 7, 500])
+        });
+        for (size, dns) in [1, 7, 500].iter().zip(pages) {
+            let set: BTreeSet<String> = dns.iter().cloned().collect();
+            assert_eq!(set.len(), dns.len(), "{backend:?}: page size {size}: twice");
+            assert_eq!(set, expected, "{backend:?}: page size {size}");
+        }
+
+        // Keycloak's changed-users sync: what changed since T, by its timestamps (seconds).
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let since = directory::ids::now_ms();
+        let t = ldap::entry::generalized_time(since - since % 1000);
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let key = v.s.emu.with_tenant(|t| {
+            t.users
+                .iter()
+                .find(|(_, u)| !u.status.frozen && !u.status.resigned)
+                .map(|(k, _)| *k)
+                .unwrap()
+        });
+        let renamed =
+            v.s.store
+                .find_external(
+                    &ConnectionId(v.connection.clone()),
+                    ObjectKind::User,
+                    &open_id(key),
+                )
+                .await
+                .unwrap()
+                .unwrap()
+                .object_id;
+        let mark = v.s.emu.state().events.emitted().len();
+        v.s.emu
+            .state()
+            .mutate(|t| {
+                t.update_user(
+                    key,
+                    &emulator::mutate::UserPatch {
+                        name: Some("Renamed Person".into()),
+                        ..Default::default()
+                    },
+                )
+            })
+            .unwrap();
+        deliver_over_http(&v.s, &v.callback, APP_ID, ENCRYPT_KEY, mark).await;
+        let pool = PoolId(v.pool.clone());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while v
+            .s
+            .store
+            .get_user(&pool, &directory::ids::UserId(renamed.clone()))
+            .await
+            .unwrap()
+            .unwrap()
+            .profile
+            .name
+            .as_deref()
+            != Some("Renamed Person")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "{backend:?}: the rename was not applied"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let filter = format!("(|(createTimestamp>={t})(modifyTimestamp>={t}))");
+        let changed = tokio::task::block_in_place(|| ldap3_search(&v, &people, &filter, &[0]));
+        assert_eq!(changed[0], [v.person(&renamed)], "{backend:?}: {filter}");
+        v.ldap.stop().await;
+    }
+}
