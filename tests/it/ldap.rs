@@ -735,3 +735,107 @@ async fn python_ldap3_pages_and_finds_what_changed() {
         v.ldap.stop().await;
     }
 }
+
+#[tokio::test]
+async fn ldaps_serves_the_view_over_tls_with_the_configured_certificate() {
+    if !has_ldap_utils() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = tokio::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .args([
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let v = View::start(Backend::Sqlite).await;
+    let acceptor = ldap::server::tls_acceptor(&cert, &key).unwrap();
+    let secure = RunningLdap::start_with(
+        "127.0.0.1:0".parse().unwrap(),
+        Arc::new(Shared::new(
+            v.s.store.clone(),
+            v.s.key.clone(),
+            Settings::default(),
+        )),
+        Limits::default(),
+        Some(acceptor),
+    )
+    .await
+    .unwrap();
+    let whoami = |ca: Option<&std::path::Path>| {
+        let mut c = tokio::process::Command::new("ldapwhoami");
+        c.args(["-x", "-H", &format!("ldaps://{}", secure.addr)])
+            .args(["-D", &v.bind_dn("reader"), "-w", &v.token])
+            .env("LDAPTLS_REQCERT", "demand");
+        match ca {
+            Some(ca) => c.env("LDAPTLS_CACERT", ca),
+            None => c.env("LDAPTLS_CACERT", "/nonexistent"),
+        };
+        c.output()
+    };
+    let out = whoami(Some(&cert)).await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("dn:{}", v.bind_dn("reader"))
+    );
+    // Without trusting the certificate the client refuses: it is real TLS.
+    let out = whoami(None).await.unwrap();
+    assert!(
+        !out.status.success(),
+        "a client that trusts nothing connected"
+    );
+    // A key that is not the certificate's is refused with which files to fix.
+    let other = dir.path().join("other.pem");
+    let made = tokio::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+        ])
+        .arg(&other)
+        .output()
+        .await
+        .unwrap();
+    assert!(made.status.success());
+    let e = ldap::server::tls_acceptor(&cert, &other).err().unwrap();
+    assert!(e.contains("does not fit"), "{e}");
+    let e = ldap::server::tls_acceptor(&dir.path().join("missing.pem"), &key)
+        .err()
+        .unwrap();
+    assert!(e.contains("missing.pem"), "{e}");
+    secure.stop().await;
+    v.ldap.stop().await;
+}

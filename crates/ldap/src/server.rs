@@ -1,8 +1,9 @@
-//! The LDAP listener: one task per connection, each answering its operations in order, with a
-//! cap on connections, an idle timeout and BER size and depth limits on every message
-//! (docs/ldap.md, "The listener").
+//! The LDAP listener, plain or LDAPS: one task per connection, each answering its operations
+//! in order, with a cap on connections, an idle timeout and BER size and depth limits on every
+//! message (docs/ldap.md, "The listener").
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,10 +11,13 @@ use bytes::BytesMut;
 use futures::{SinkExt, StreamExt};
 use ldap3_proto::LdapCodec;
 use ldap3_proto::proto::LdapMsg;
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::codec::{Decoder, Encoder, Framed};
 
 use crate::session::{Next, Session, Shared};
@@ -42,6 +46,45 @@ impl Default for Limits {
     }
 }
 
+/// The certificate and key of an LDAPS listener, read from PEM files.
+pub fn tls_acceptor(cert_file: &Path, key_file: &Path) -> Result<TlsAcceptor, String> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
+        .map_err(|e| {
+            format!(
+                "{}: cannot read the certificate chain: {e}",
+                cert_file.display()
+            )
+        })?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: not a PEM certificate chain: {e}", cert_file.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "{}: holds no certificate (expected PEM \"BEGIN CERTIFICATE\" blocks)",
+            cert_file.display()
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| {
+        format!(
+            "{}: cannot read a PEM private key (PKCS#8, PKCS#1 or SEC1): {e}",
+            key_file.display()
+        )
+    })?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| {
+            format!(
+                "{} and {}: the key does not fit the certificate, or is not usable: {e}",
+                cert_file.display(),
+                key_file.display()
+            )
+        })?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
 /// A running listener.
 pub struct RunningLdap {
     pub addr: SocketAddr,
@@ -50,19 +93,31 @@ pub struct RunningLdap {
 }
 
 impl RunningLdap {
-    /// Binds `addr` and serves until [`RunningLdap::stop`].
+    /// Binds `addr` and serves plain LDAP until [`RunningLdap::stop`].
     pub async fn start(
         addr: SocketAddr,
         shared: Arc<Shared>,
         limits: Limits,
     ) -> std::io::Result<Self> {
+        Self::start_with(addr, shared, limits, None).await
+    }
+
+    /// Like [`RunningLdap::start`]; with `tls`, every connection is LDAPS (TLS from the first
+    /// byte).
+    pub async fn start_with(
+        addr: SocketAddr,
+        shared: Arc<Shared>,
+        limits: Limits,
+        tls: Option<TlsAcceptor>,
+    ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(serve(listener, shared, limits, async {
+        let secure = tls.is_some();
+        let task = tokio::spawn(serve(listener, shared, limits, tls, async {
             let _ = stopped.await;
         }));
-        tracing::info!(%addr, "LDAP listening");
+        tracing::info!(%addr, tls = secure, "LDAP listening");
         Ok(Self {
             addr,
             stop: Some(stop),
@@ -84,6 +139,7 @@ pub async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
     limits: Limits,
+    tls: Option<TlsAcceptor>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
@@ -110,9 +166,22 @@ pub async fn serve(
         let _ = socket.set_nodelay(true);
         let shared = shared.clone();
         let limits = limits.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             metrics::counter!("orgsync_ldap_connections_total").increment(1);
-            connection(socket, peer, shared, &limits).await;
+            match tls {
+                None => connection(socket, peer, shared, &limits).await,
+                Some(acceptor) => {
+                    // The handshake counts against the idle timeout too.
+                    match tokio::time::timeout(limits.idle_timeout, acceptor.accept(socket)).await {
+                        Ok(Ok(stream)) => connection(stream, peer, shared, &limits).await,
+                        Ok(Err(e)) => {
+                            tracing::info!(%peer, error = %e, "LDAPS handshake failed");
+                        }
+                        Err(_) => tracing::info!(%peer, "LDAPS handshake timed out"),
+                    }
+                }
+            }
             drop(slot);
         });
     }

@@ -22,6 +22,9 @@
 //! | `login_lockout_secs` | `ORGSYNC_LOGIN_LOCKOUT_SECS` | … within `900` s lock it out for `900` s |
 //! | `webhooks_allow_private_targets` | `ORGSYNC_WEBHOOKS_ALLOW_PRIVATE_TARGETS` | `false`: webhooks to loopback and private addresses are refused (link-local and metadata addresses always are) |
 //! | `ldap_listen` | `ORGSYNC_LDAP_LISTEN` | off; `IP:port` serves the LDAP view there (plain LDAP: keep it on loopback or a trusted network) |
+//! | `ldap_tls_listen` | `ORGSYNC_LDAP_TLS_LISTEN` | off; `IP:port` serves it over LDAPS, with the two files below |
+//! | `ldap_tls_cert_file` | `ORGSYNC_LDAP_TLS_CERT_FILE` | — (PEM certificate chain) |
+//! | `ldap_tls_key_file` | `ORGSYNC_LDAP_TLS_KEY_FILE` | — (PEM private key) |
 //! | `ldap_anonymous` | `ORGSYNC_LDAP_ANONYMOUS` | `off`; `root_dse` lets unbound clients read the Root DSE |
 //! | `ldap_idle_timeout_secs` | `ORGSYNC_LDAP_IDLE_TIMEOUT_SECS` | `300` |
 //! | `ldap_max_connections` | `ORGSYNC_LDAP_MAX_CONNECTIONS` | `256` |
@@ -65,6 +68,9 @@ const ENV_KEYS: &[&str] = &[
     "login_lockout_secs",
     "webhooks_allow_private_targets",
     "ldap_listen",
+    "ldap_tls_listen",
+    "ldap_tls_cert_file",
+    "ldap_tls_key_file",
     "ldap_anonymous",
     "ldap_idle_timeout_secs",
     "ldap_max_connections",
@@ -91,15 +97,21 @@ struct RawConfig {
     login_lockout_secs: Option<u64>,
     webhooks_allow_private_targets: Option<bool>,
     ldap_listen: Option<String>,
+    ldap_tls_listen: Option<String>,
+    ldap_tls_cert_file: Option<PathBuf>,
+    ldap_tls_key_file: Option<PathBuf>,
     ldap_anonymous: Option<String>,
     ldap_idle_timeout_secs: Option<u64>,
     ldap_max_connections: Option<u32>,
 }
 
-/// The LDAP view's listener (docs/ldap.md), when `ldap_listen` is set.
+/// The LDAP view's listeners (docs/ldap.md), when `ldap_listen` or `ldap_tls_listen` is set.
 #[derive(Debug, Clone)]
 pub struct LdapSettings {
-    pub listen: SocketAddr,
+    /// Plain LDAP.
+    pub listen: Option<SocketAddr>,
+    /// LDAPS: the address, the certificate chain and the key (PEM files).
+    pub tls: Option<(SocketAddr, PathBuf, PathBuf)>,
     pub anonymous: ldap::session::Anonymous,
     pub limits: ldap::server::Limits,
 }
@@ -569,14 +581,17 @@ pub fn admin_token(
     Ok((token, Some(plaintext)))
 }
 
-/// The LDAP listener's settings; `None` when `ldap_listen` is not set.
+/// The LDAP listeners' settings; `None` when neither `ldap_listen` nor `ldap_tls_listen` is
+/// set.
 fn ldap_settings(raw: &RawConfig) -> anyhow::Result<Option<LdapSettings>> {
-    let Some(text) = raw
-        .ldap_listen
-        .as_deref()
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-    else {
+    let text = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+    };
+    let (plain, secure) = (text(&raw.ldap_listen), text(&raw.ldap_tls_listen));
+    if plain.is_none() && secure.is_none() {
         for (set, key) in [
             (raw.ldap_anonymous.is_some(), "ldap_anonymous"),
             (
@@ -584,20 +599,52 @@ fn ldap_settings(raw: &RawConfig) -> anyhow::Result<Option<LdapSettings>> {
                 "ldap_idle_timeout_secs",
             ),
             (raw.ldap_max_connections.is_some(), "ldap_max_connections"),
+            (raw.ldap_tls_cert_file.is_some(), "ldap_tls_cert_file"),
+            (raw.ldap_tls_key_file.is_some(), "ldap_tls_key_file"),
         ] {
             if set {
                 bail!(
-                    "{key} is set but ldap_listen (ORGSYNC_LDAP_LISTEN) is not: set ldap_listen (e.g. 127.0.0.1:3389) to serve LDAP, or remove {key}"
+                    "{key} is set but ldap_listen (ORGSYNC_LDAP_LISTEN) is not: set ldap_listen (e.g. 127.0.0.1:3389) or ldap_tls_listen (e.g. 0.0.0.0:636) to serve LDAP, or remove {key}"
                 );
             }
         }
         return Ok(None);
+    }
+    let address =
+        |key: &str, env: &str, value: &str, example: &str| -> anyhow::Result<SocketAddr> {
+            value.parse().map_err(|_| {
+            anyhow!(
+                "{key} ({env}) = {value:?} is not a socket address: give IP:port, e.g. {example}"
+            )
+        })
+        };
+    let listen = plain
+        .map(|t| address("ldap_listen", "ORGSYNC_LDAP_LISTEN", &t, "127.0.0.1:3389"))
+        .transpose()?;
+    let tls = match secure {
+        None => {
+            if raw.ldap_tls_cert_file.is_some() || raw.ldap_tls_key_file.is_some() {
+                bail!(
+                    "ldap_tls_cert_file / ldap_tls_key_file are set but ldap_tls_listen (ORGSYNC_LDAP_TLS_LISTEN) is not: set it, e.g. 0.0.0.0:636, to serve LDAPS"
+                );
+            }
+            None
+        }
+        Some(t) => {
+            let addr = address(
+                "ldap_tls_listen",
+                "ORGSYNC_LDAP_TLS_LISTEN",
+                &t,
+                "0.0.0.0:636",
+            )?;
+            let (Some(cert), Some(key)) = (&raw.ldap_tls_cert_file, &raw.ldap_tls_key_file) else {
+                bail!(
+                    "ldap_tls_listen is set: give ldap_tls_cert_file (ORGSYNC_LDAP_TLS_CERT_FILE, the PEM certificate chain) and ldap_tls_key_file (ORGSYNC_LDAP_TLS_KEY_FILE, its PEM private key)"
+                );
+            };
+            Some((addr, cert.clone(), key.clone()))
+        }
     };
-    let listen: SocketAddr = text.parse().map_err(|_| {
-        anyhow!(
-            "ldap_listen (ORGSYNC_LDAP_LISTEN) = {text:?} is not a socket address: give IP:port, e.g. 127.0.0.1:3389"
-        )
-    })?;
     let anonymous = match raw.ldap_anonymous.as_deref().map(str::trim) {
         None | Some("") | Some("off") => ldap::session::Anonymous::Off,
         Some("root_dse") => ldap::session::Anonymous::RootDse,
@@ -622,6 +669,7 @@ fn ldap_settings(raw: &RawConfig) -> anyhow::Result<Option<LdapSettings>> {
     }
     Ok(Some(LdapSettings {
         listen,
+        tls,
         anonymous,
         limits,
     }))
@@ -709,7 +757,8 @@ mod tests {
         )
         .unwrap();
         let l = s.ldap.unwrap();
-        assert_eq!(l.listen.to_string(), "127.0.0.1:3389");
+        assert_eq!(l.listen.unwrap().to_string(), "127.0.0.1:3389");
+        assert!(l.tls.is_none());
         assert_eq!(l.anonymous, ldap::session::Anonymous::RootDse);
         assert_eq!(l.limits.idle_timeout, std::time::Duration::from_secs(30));
         assert_eq!(l.limits.max_connections, 8);
@@ -733,6 +782,14 @@ mod tests {
                 "ldap_max_connections",
             ),
             (vec![("ORGSYNC_LDAP_ANONYMOUS", "off")], "set ldap_listen"),
+            (
+                vec![("ORGSYNC_LDAP_TLS_LISTEN", "0.0.0.0:636")],
+                "ldap_tls_cert_file (ORGSYNC_LDAP_TLS_CERT_FILE",
+            ),
+            (
+                vec![("ORGSYNC_LDAP_TLS_KEY_FILE", "/k.pem")],
+                "ldap_tls_listen",
+            ),
         ] {
             let e = Settings::load_from(None, &env(&pairs))
                 .unwrap_err()

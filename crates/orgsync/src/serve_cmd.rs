@@ -212,29 +212,46 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
-    let ldap = match &settings.ldap {
-        Some(l) => {
-            let shared = Arc::new(ldap::session::Shared::new(
-                store.clone(),
-                key.clone(),
-                ldap::session::Settings {
-                    anonymous: l.anonymous,
-                    ..Default::default()
-                },
-            ));
-            Some(
-                ldap::server::RunningLdap::start(l.listen, shared, l.limits.clone())
-                    .await
-                    .with_context(|| {
-                        format!(
-                            "ldap_listen (ORGSYNC_LDAP_LISTEN) = {}: cannot bind; is another process using the port? Choose another address",
-                            l.listen
-                        )
-                    })?,
+    let mut ldap = Vec::new();
+    if let Some(l) = &settings.ldap {
+        let shared = Arc::new(ldap::session::Shared::new(
+            store.clone(),
+            key.clone(),
+            ldap::session::Settings {
+                anonymous: l.anonymous,
+                ..Default::default()
+            },
+        ));
+        let tls = match &l.tls {
+            None => None,
+            Some((addr, cert, key)) => Some((
+                *addr,
+                ldap::server::tls_acceptor(cert, key)
+                    .map_err(|e| anyhow::anyhow!("ldap_tls_cert_file / ldap_tls_key_file: {e}"))?,
+            )),
+        };
+        let listeners = l
+            .listen
+            .map(|a| (a, None, "ldap_listen (ORGSYNC_LDAP_LISTEN)"))
+            .into_iter()
+            .chain(tls.map(|(a, t)| (a, Some(t), "ldap_tls_listen (ORGSYNC_LDAP_TLS_LISTEN)")));
+        for (addr, tls, key_name) in listeners {
+            let secure = tls.is_some();
+            let running = ldap::server::RunningLdap::start_with(
+                addr,
+                shared.clone(),
+                l.limits.clone(),
+                tls,
             )
+            .await
+            .with_context(|| {
+                format!(
+                    "{key_name} = {addr}: cannot bind; is another process using the port? Choose another address"
+                )
+            })?;
+            ldap.push((running, secure));
         }
-        None => None,
-    };
+    }
     let node = Node::start(
         store,
         key,
@@ -257,9 +274,10 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     println!("  console:   {public}/console");
     println!("  API docs:  {public}/api/v1/docs");
     println!("  callbacks: {public}/connections/enterprise/{{identifier}}/{{userPoolId}}/events");
-    if let Some(l) = &ldap {
+    for (l, secure) in &ldap {
         println!(
-            "  LDAP:      ldap://{}  (bind as cn=<credential name>,ou=services,o=<pool id>,dc=orgsync with a token that has ldap:search)",
+            "  LDAP:      {}://{}  (bind as cn=<credential name>,ou=services,o=<pool id>,dc=orgsync with a token that has ldap:search)",
+            if *secure { "ldaps" } else { "ldap" },
             l.addr
         );
     }
@@ -270,7 +288,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         tracing::info!("shutting down: draining requests");
     })
     .await;
-    if let Some(l) = ldap {
+    for (l, _) in ldap {
         l.stop().await;
     }
     node.stop().await;
