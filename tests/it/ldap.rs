@@ -398,14 +398,45 @@ async fn ldapsearch_reads_a_pool_through_a_service_bind() {
         let (code, _, _) = v.tool("ldapdelete", &[&v.person(&someone)]).await;
         assert_eq!(code, 53, "{backend:?}");
 
-        // A user frozen in Feishu disappears from the next search once its event is applied.
+        // A user frozen in Feishu disappears from the next search once its event is applied,
+        // from the groups that list it too: pick a member of a group.
+        let mut member = None;
+        for g in &groups.items {
+            let group =
+                v.s.store
+                    .get_group(&pool, &g.group.id)
+                    .await
+                    .unwrap()
+                    .unwrap();
+            member = group.members.iter().find_map(|m| match m {
+                GroupMember::User(u) if active.contains(u.as_str()) => Some(u.clone()),
+                _ => None,
+            });
+            if member.is_some() {
+                break;
+            }
+        }
+        let member = member.expect("a group with an active member");
+        let refs =
+            v.s.store
+                .refs_of(ObjectKind::User, member.as_str())
+                .await
+                .unwrap();
         let key = v.s.emu.with_tenant(|t| {
             t.users
-                .iter()
-                .find(|(_, u)| !u.status.frozen && !u.status.resigned)
-                .map(|(k, _)| *k)
+                .keys()
+                .copied()
+                .find(|k| refs.iter().any(|r| r.external_id == open_id(*k)))
                 .unwrap()
         });
+        let member_filter = format!("(member={})", v.person(member.as_str()));
+        let groups_base = format!("ou=groups,{}", v.base);
+        assert!(
+            !v.search_dns(&["-b", &groups_base, &member_filter, "1.1"])
+                .await
+                .is_empty(),
+            "{backend:?}: the member's group is not found by member"
+        );
         let frozen =
             v.s.store
                 .find_external(
@@ -434,6 +465,13 @@ async fn ldapsearch_reads_a_pool_through_a_service_bind() {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        assert_eq!(frozen, member.0);
+        assert!(
+            v.search_dns(&["-b", &groups_base, &member_filter, "1.1"])
+                .await
+                .is_empty(),
+            "{backend:?}: a group still lists the frozen user"
+        );
 
         // Garbage on a connection closes that connection only.
         let mut raw = tokio::net::TcpStream::connect(v.ldap.addr).await.unwrap();

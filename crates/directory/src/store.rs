@@ -719,6 +719,13 @@ pub trait DirectoryStore: Send + Sync + 'static {
     /// that do not exist are left out. The same content as [`DirectoryStore::get_user`]
     /// (memberships included), with a bounded number of queries per chunk of ids, not per id.
     async fn get_users(&self, pool_id: &PoolId, ids: &[UserId]) -> StoreResult<Vec<User>>;
+    /// Which of `ids` are active users (not frozen, resigned, unjoined or exited, and not
+    /// deleted): the people a downstream view may name. Ids only, a statement per chunk.
+    async fn active_user_ids(
+        &self,
+        pool_id: &PoolId,
+        ids: &[UserId],
+    ) -> StoreResult<std::collections::HashSet<UserId>>;
     /// Like [`DirectoryStore::get_users`], leaders included.
     async fn get_departments(
         &self,

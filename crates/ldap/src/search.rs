@@ -4,10 +4,11 @@
 //! Entries are handed to the caller as they are made, never gathered: a search of 100,000
 //! people holds one store page at a time (docs/ldap.md, "Searches").
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use directory::ids::{DepartmentId, GroupId, UserId};
-use directory::model::{GroupMember, User, UserStatus};
+use directory::model::{Group, GroupMember, User, UserStatus};
 use directory::store::{DirectoryStore, KeyPage, MemberScope, StoreError, UserQuery};
 use ldap3_proto::proto::{LdapFilter, LdapSearchScope};
 
@@ -193,15 +194,16 @@ impl Search<'_> {
             Target::Container(c) => Some(self.tree.container_entry(*c)),
             Target::Entry(Container::People, login) => {
                 match self.store.get_user(pool, &UserId(login.clone())).await? {
-                    Some(u) => self.person(&u).await?,
+                    Some(u) => self.people_entries(&[u]).await?.pop(),
                     None => None,
                 }
             }
-            Target::Entry(Container::Groups, id) => self
-                .store
-                .get_group(pool, &GroupId(id.clone()))
-                .await?
-                .and_then(|g| self.tree.group(&g)),
+            Target::Entry(Container::Groups, id) => {
+                match self.store.get_group(pool, &GroupId(id.clone())).await? {
+                    Some(g) => self.group_entries(&[g]).await?.pop(),
+                    None => None,
+                }
+            }
             Target::Entry(Container::Departments, id) => self
                 .store
                 .get_department(pool, &DepartmentId(id.clone()))
@@ -211,16 +213,56 @@ impl Search<'_> {
         })
     }
 
-    async fn person(&self, user: &User) -> Result<Option<Entry>, StoreError> {
-        if user.status != UserStatus::Active || user.deleted_at.is_some() {
-            return Ok(None);
-        }
-        let member_of = if self.member_of {
-            self.member_of(user).await?
+    /// The entries of the users that are shown (active ones), naming only people who are
+    /// shown too: a manager who left is no `manager` (one query for the page's managers).
+    async fn people_entries(&self, users: &[User]) -> Result<Vec<Entry>, StoreError> {
+        let shown: Vec<&User> = users
+            .iter()
+            .filter(|u| u.status == UserStatus::Active && u.deleted_at.is_none())
+            .collect();
+        let managers: Vec<UserId> = shown.iter().filter_map(|u| u.manager_id.clone()).collect();
+        let active = if managers.is_empty() {
+            HashSet::new()
         } else {
-            Vec::new()
+            self.store
+                .active_user_ids(&self.tree.pool_id, &managers)
+                .await?
         };
-        Ok(self.tree.person(user, member_of))
+        let mut out = Vec::with_capacity(shown.len());
+        for user in shown {
+            let member_of = if self.member_of {
+                self.member_of(user).await?
+            } else {
+                Vec::new()
+            };
+            let manager_shown = user.manager_id.as_ref().is_some_and(|m| active.contains(m));
+            out.extend(self.tree.person(user, member_of, manager_shown));
+        }
+        Ok(out)
+    }
+
+    /// The entries of live groups, listing only the members who are shown (one query for
+    /// the users of the whole page).
+    async fn group_entries(&self, groups: &[Group]) -> Result<Vec<Entry>, StoreError> {
+        let users: Vec<UserId> = groups
+            .iter()
+            .flat_map(|g| g.members.iter())
+            .filter_map(|m| match m {
+                GroupMember::User(u) => Some(u.clone()),
+                GroupMember::Department(_) => None,
+            })
+            .collect();
+        let active = if users.is_empty() {
+            HashSet::new()
+        } else {
+            self.store
+                .active_user_ids(&self.tree.pool_id, &users)
+                .await?
+        };
+        Ok(groups
+            .iter()
+            .filter_map(|g| self.tree.group(g, &active))
+            .collect())
     }
 
     /// A user's groups (those that list it) and departments (with their ancestors when the
@@ -274,10 +316,7 @@ impl Search<'_> {
                     .store
                     .get_users(pool, &ids.iter().cloned().map(UserId).collect::<Vec<_>>())
                     .await?;
-                let mut out = Vec::with_capacity(users.len());
-                for u in &users {
-                    out.extend(self.person(u).await?);
-                }
+                let out = self.people_entries(&users).await?;
                 Ok((out, more.then(|| ids.last().cloned()).flatten()))
             }
             Hint::Department(id) => {
@@ -312,11 +351,8 @@ impl Search<'_> {
                         GroupMember::Department(_) => None,
                     })
                     .collect();
-                let mut out = Vec::new();
-                for u in self.store.get_users(pool, &ids).await? {
-                    out.extend(self.person(&u).await?);
-                }
-                Ok((out, members.next))
+                let users = self.store.get_users(pool, &ids).await?;
+                Ok((self.people_entries(&users).await?, members.next))
             }
             Hint::Nothing => Ok((Vec::new(), None)),
             Hint::Walk => {
@@ -343,11 +379,7 @@ impl Search<'_> {
             .store
             .list_users(&self.tree.pool_id, query, &page)
             .await?;
-        let mut out = Vec::with_capacity(users.items.len());
-        for u in &users.items {
-            out.extend(self.person(u).await?);
-        }
-        Ok((out, users.next))
+        Ok((self.people_entries(&users.items).await?, users.next))
     }
 
     /// The one entry a `cn=<id>` in the filter names, when it names one (ids are lower case,
@@ -385,10 +417,7 @@ impl Search<'_> {
         let listed = self.store.list_groups(pool, &page).await?;
         let ids: Vec<GroupId> = listed.items.iter().map(|g| g.group.id.clone()).collect();
         let groups = self.store.get_groups(pool, &ids).await?;
-        Ok((
-            groups.iter().filter_map(|g| self.tree.group(g)).collect(),
-            listed.next,
-        ))
+        Ok((self.group_entries(&groups).await?, listed.next))
     }
 
     async fn departments(

@@ -11,6 +11,9 @@
 //! Every RDN is an id: a rename or a move changes attributes, never a DN. Which users appear
 //! at all is decided here too: only active ones.
 
+use std::collections::HashSet;
+
+use directory::ids::UserId;
 use directory::model::{Department, Group, GroupMember, User, UserStatus};
 
 use crate::dn::{Dn, Rdn};
@@ -172,8 +175,8 @@ impl PoolTree {
 
     /// A user's entry, or `None` for a user LDAP must not show (anyone not active, or
     /// deleted). `member_of`: the DNs of its groups and departments, as the pool's settings
-    /// count them.
-    pub fn person(&self, user: &User, member_of: Vec<Dn>) -> Option<Entry> {
+    /// count them; `manager_shown`: whether its manager is shown (else no `manager`).
+    pub fn person(&self, user: &User, member_of: Vec<Dn>, manager_shown: bool) -> Option<Entry> {
         if user.status != UserStatus::Active || user.deleted_at.is_some() {
             return None;
         }
@@ -208,6 +211,7 @@ impl PoolTree {
             "manager",
             user.manager_id
                 .as_ref()
+                .filter(|_| manager_shown)
                 .map(|m| self.person_dn(m.as_str()).to_string()),
         )
         .set_opt("labeledURI", p.avatar_url.as_deref())
@@ -225,18 +229,21 @@ impl PoolTree {
         Some(e)
     }
 
-    /// A group's entry with its members: users as people, departments as department
-    /// entries (nested groups). `None` for a deleted group.
-    pub fn group(&self, group: &Group) -> Option<Entry> {
+    /// A group's entry with its members: users as people (those in `shown` only: no one
+    /// who left), departments as department entries (nested groups). `None` for a deleted
+    /// group.
+    pub fn group(&self, group: &Group, shown: &HashSet<UserId>) -> Option<Entry> {
         if group.deleted_at.is_some() {
             return None;
         }
         let members: Vec<String> = group
             .members
             .iter()
-            .map(|m| match m {
-                GroupMember::User(u) => self.person_dn(u.as_str()).to_string(),
-                GroupMember::Department(d) => self.department_dn(d.as_str()).to_string(),
+            .filter_map(|m| match m {
+                GroupMember::User(u) => shown
+                    .contains(u)
+                    .then(|| self.person_dn(u.as_str()).to_string()),
+                GroupMember::Department(d) => Some(self.department_dn(d.as_str()).to_string()),
             })
             .collect();
         let mut e = Entry::new(self.group_dn(group.id.as_str()));
@@ -388,7 +395,11 @@ mod tests {
     fn an_active_user_is_a_person_and_no_one_else_is() {
         let t = tree();
         let e = t
-            .person(&user("u1", UserStatus::Active), vec![t.group_dn("g1")])
+            .person(
+                &user("u1", UserStatus::Active),
+                vec![t.group_dn("g1")],
+                true,
+            )
             .unwrap();
         assert_eq!(e.dn.to_string(), "uid=u1,ou=people,dc=Example,dc=com");
         // The enterprise address first; the same address in another case once.
@@ -409,11 +420,19 @@ mod tests {
             UserStatus::Unjoined,
             UserStatus::Exited,
         ] {
-            assert!(t.person(&user("u1", s), vec![]).is_none(), "{s:?} shown");
+            assert!(
+                t.person(&user("u1", s), vec![], true).is_none(),
+                "{s:?} shown"
+            );
         }
         let mut deleted = user("u1", UserStatus::Active);
         deleted.deleted_at = Some(1);
-        assert!(t.person(&deleted, vec![]).is_none());
+        assert!(t.person(&deleted, vec![], true).is_none());
+        // A manager who is not shown is not named.
+        let e = t
+            .person(&user("u1", UserStatus::Active), vec![], false)
+            .unwrap();
+        assert!(e.values("manager").is_none());
     }
 
     #[test]
@@ -434,8 +453,13 @@ mod tests {
             updated_at: 0,
             deleted_at: None,
         };
-        let e = t.group(&g).unwrap();
+        let shown: HashSet<UserId> = [UserId("u1".into())].into();
+        let e = t.group(&g, &shown).unwrap();
         assert!(e.has_value("member", "uid=u1,ou=people,dc=example,dc=com"));
+        // A member who left is not listed.
+        let e = t.group(&g, &HashSet::new()).unwrap();
+        assert!(!e.has_value("member", "uid=u1,ou=people,dc=example,dc=com"));
+        assert!(e.has_value("member", "cn=d1,ou=departments,dc=example,dc=com"));
         assert!(e.has_value("uniqueMember", "cn=d1,ou=departments,dc=example,dc=com"));
         assert_eq!(e.values("displayName").unwrap(), ["Ops"]);
     }

@@ -1157,6 +1157,31 @@ macro_rules! impl_directory_store {
                         .await
                 }
 
+                async fn active_user_ids(
+                    &self,
+                    pool_id: &PoolId,
+                    ids: &[UserId],
+                ) -> StoreResult<HashSet<UserId>> {
+                    let ids = unique_ids(ids.iter().map(UserId::as_str));
+                    let mut out = HashSet::with_capacity(ids.len());
+                    for chunk in ids.chunks(CHUNK) {
+                        let mut qb = QueryBuilder::<$db>::new(
+                            "SELECT id FROM users WHERE status = 'active' \
+                             AND deleted_at IS NULL AND pool_id = ",
+                        );
+                        qb.push_bind(pool_id.as_str()).push(" AND id");
+                        push_in(&mut qb, chunk);
+                        let found: Vec<String> = qb
+                            .build_query_scalar()
+                            .persistent(false)
+                            .fetch_all(self.reads())
+                            .await
+                            .map_err(db_err)?;
+                        out.extend(found.into_iter().map(UserId));
+                    }
+                    Ok(out)
+                }
+
                 async fn get_departments(
                     &self,
                     pool_id: &PoolId,
