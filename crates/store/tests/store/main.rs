@@ -88,6 +88,7 @@ on_both!(
     read_model_stories::a_cursor_walk_lists_each_user_once_while_writes_land,
     read_model_stories::search_pages_agree_with_substring_matching,
     read_model_stories::departments_page_walks_every_live_department_once,
+    read_model_stories::active_user_ids_are_the_shown_users,
 );
 
 /// `open` picks the backend from the URL and creates a SQLite file's directory.

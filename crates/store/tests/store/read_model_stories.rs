@@ -600,3 +600,50 @@ pub async fn departments_page_walks_every_live_department_once(store: Store, _ra
     assert_eq!(d.parent_id, all[3].parent_id);
     assert_eq!(d.name, all[3].name);
 }
+
+/// Which users a downstream view may name: active, not deleted, of this pool.
+pub async fn active_user_ids_are_the_shown_users(store: Store, _raw: Raw) {
+    let pool = new_pool(&store).await;
+    let other = new_pool(&store).await;
+    let active = user(&pool, 1);
+    let mut frozen = user(&pool, 2);
+    frozen.status = directory::model::UserStatus::Frozen;
+    let mut deleted = user(&pool, 3);
+    let elsewhere = user(&other, 4);
+    store
+        .apply(batch(
+            &pool,
+            [&active, &frozen, &deleted]
+                .iter()
+                .map(|u| put_user(u, ChangeKind::UserCreated))
+                .collect(),
+        ))
+        .await
+        .unwrap();
+    store
+        .apply(batch(
+            &other,
+            vec![put_user(&elsewhere, ChangeKind::UserCreated)],
+        ))
+        .await
+        .unwrap();
+    deleted.deleted_at = Some(9);
+    store
+        .apply(batch(
+            &pool,
+            vec![put_user(&deleted, ChangeKind::UserDeleted)],
+        ))
+        .await
+        .unwrap();
+    let asked = [
+        active.id.clone(),
+        frozen.id.clone(),
+        deleted.id.clone(),
+        elsewhere.id.clone(),
+        UserId("missing".into()),
+        active.id.clone(),
+    ];
+    let shown = store.active_user_ids(&pool, &asked).await.unwrap();
+    assert_eq!(shown, [active.id.clone()].into());
+    assert!(store.active_user_ids(&pool, &[]).await.unwrap().is_empty());
+}
