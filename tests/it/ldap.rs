@@ -116,6 +116,31 @@ impl View {
             .collect()
     }
 
+    /// The orgsync id of an emulator user.
+    async fn object_id(&self, key: emulator::tenant::UserKey) -> String {
+        self.s
+            .store
+            .find_external(
+                &ConnectionId(self.connection.clone()),
+                ObjectKind::User,
+                &open_id(key),
+            )
+            .await
+            .unwrap()
+            .unwrap()
+            .object_id
+    }
+
+    /// Changes the emulator's tenant and delivers the events it emitted, as Feishu would.
+    async fn change(
+        &self,
+        f: &dyn Fn(&mut emulator::tenant::Tenant) -> emulator::mutate::MutationResult,
+    ) {
+        let mark = self.s.emu.state().events.emitted().len();
+        self.s.emu.state().mutate(f).unwrap();
+        deliver_over_http(&self.s, &self.callback, APP_ID, ENCRYPT_KEY, mark).await;
+    }
+
     fn person(&self, id: &str) -> String {
         format!("uid={id},ou=people,{}", self.base)
     }
@@ -437,20 +462,8 @@ async fn ldapsearch_reads_a_pool_through_a_service_bind() {
                 .is_empty(),
             "{backend:?}: the member's group is not found by member"
         );
-        let frozen =
-            v.s.store
-                .find_external(
-                    &ConnectionId(v.connection.clone()),
-                    ObjectKind::User,
-                    &open_id(key),
-                )
-                .await
-                .unwrap()
-                .unwrap()
-                .object_id;
-        let mark = v.s.emu.state().events.emitted().len();
-        v.s.emu.state().mutate(|t| t.freeze(key)).unwrap();
-        deliver_over_http(&v.s, &v.callback, APP_ID, ENCRYPT_KEY, mark).await;
+        let frozen = v.object_id(key).await;
+        v.change(&|t| t.freeze(key)).await;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let found = v
@@ -722,31 +735,17 @@ async fn python_ldap3_pages_and_finds_what_changed() {
                 .map(|(k, _)| *k)
                 .unwrap()
         });
-        let renamed =
-            v.s.store
-                .find_external(
-                    &ConnectionId(v.connection.clone()),
-                    ObjectKind::User,
-                    &open_id(key),
-                )
-                .await
-                .unwrap()
-                .unwrap()
-                .object_id;
-        let mark = v.s.emu.state().events.emitted().len();
-        v.s.emu
-            .state()
-            .mutate(|t| {
-                t.update_user(
-                    key,
-                    &emulator::mutate::UserPatch {
-                        name: Some("Renamed Person".into()),
-                        ..Default::default()
-                    },
-                )
-            })
-            .unwrap();
-        deliver_over_http(&v.s, &v.callback, APP_ID, ENCRYPT_KEY, mark).await;
+        let renamed = v.object_id(key).await;
+        v.change(&|t| {
+            t.update_user(
+                key,
+                &emulator::mutate::UserPatch {
+                    name: Some("Renamed Person".into()),
+                    ..Default::default()
+                },
+            )
+        })
+        .await;
         let pool = PoolId(v.pool.clone());
         let deadline = Instant::now() + Duration::from_secs(30);
         while v
