@@ -876,3 +876,155 @@ async fn ldaps_serves_the_view_over_tls_with_the_configured_certificate() {
     secure.stop().await;
     v.ldap.stop().await;
 }
+
+/// The value of `attr` in an `ldapsearch -LLL` output (the first one).
+fn ldif_value(out: &str, attr: &str) -> Option<String> {
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{attr}: ")))
+        .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn a_renamed_and_moved_department_keeps_its_dn() {
+    if !has_ldap_utils() {
+        return;
+    }
+    for backend in Backend::all() {
+        let v = View::start(backend).await;
+        let (moving, target) = v.s.emu.with_tenant(|t| {
+            let top = t.children("0");
+            (top[0].clone(), top[1].clone())
+        });
+        let connection = ConnectionId(v.connection.clone());
+        let id_of = |open: String| {
+            let store = v.s.store.clone();
+            let connection = connection.clone();
+            async move {
+                store
+                    .find_external(&connection, ObjectKind::Department, &open)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .object_id
+            }
+        };
+        let (id, parent) = (id_of(moving.clone()).await, id_of(target.clone()).await);
+        let dn = format!("cn={id},ou=departments,{}", v.base);
+        let read = || async {
+            let (code, out, err) = v
+                .tool(
+                    "ldapsearch",
+                    &[
+                        "-LLL",
+                        "-o",
+                        "ldif-wrap=no",
+                        "-b",
+                        &dn,
+                        "-s",
+                        "base",
+                        "(objectClass=*)",
+                        "displayName",
+                        "memberOf",
+                        "modifyTimestamp",
+                    ],
+                )
+                .await;
+            assert_eq!(code, 0, "{err}");
+            out
+        };
+        let before = read().await;
+        let stamp = ldif_value(&before, "modifyTimestamp").unwrap();
+        // Timestamps have whole seconds: let one pass.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        v.change(&|t| {
+            t.rename_department(
+                &moving,
+                "Renamed Department",
+                emulator::tenant::I18n::default(),
+            )
+        })
+        .await;
+        v.change(&|t| t.move_department(&moving, &target)).await;
+        let parent_dn = format!("cn={parent},ou=departments,{}", v.base);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let after = loop {
+            let out = read().await;
+            if ldif_value(&out, "displayName").as_deref() == Some("Renamed Department")
+                && ldif_value(&out, "memberOf").as_deref() == Some(parent_dn.as_str())
+            {
+                break out;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{backend:?}: not renamed and moved: {out}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(ldif_value(&after, "dn"), Some(dn.clone()), "{backend:?}");
+        assert!(
+            ldif_value(&after, "modifyTimestamp").unwrap() > stamp,
+            "{backend:?}: {after}"
+        );
+        v.ldap.stop().await;
+    }
+}
+
+/// A filter nested 10,000 deep, sent as raw BER: refused by the depth limit with the
+/// connection closed, and the server keeps serving.
+#[tokio::test]
+async fn a_filter_ten_thousand_deep_closes_only_its_connection() {
+    if !has_ldap_utils() {
+        return;
+    }
+    fn tlv(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        let n = body.len();
+        if n < 0x80 {
+            out.push(n as u8);
+        } else {
+            let bytes: Vec<u8> = n
+                .to_be_bytes()
+                .into_iter()
+                .skip_while(|b| *b == 0)
+                .collect();
+            out.push(0x80 | bytes.len() as u8);
+            out.extend(bytes);
+        }
+        out.extend_from_slice(body);
+        out
+    }
+    // (objectClass=*) inside 10,000 NOTs.
+    let mut filter = tlv(0x87, b"objectClass");
+    for _ in 0..10_000 {
+        filter = tlv(0xa2, &filter);
+    }
+    let mut search = Vec::new();
+    search.extend(tlv(0x04, b""));
+    search.extend(tlv(0x0a, &[2]));
+    search.extend(tlv(0x0a, &[0]));
+    search.extend(tlv(0x02, &[0]));
+    search.extend(tlv(0x02, &[0]));
+    search.extend(tlv(0x01, &[0]));
+    search.extend(filter);
+    search.extend(tlv(0x30, b""));
+    let mut message = tlv(0x02, &[1]);
+    message.extend(tlv(0x63, &search));
+    let message = tlv(0x30, &message);
+    assert!(
+        message.len() < 64 * 1024,
+        "under the size limit: only depth refuses it"
+    );
+
+    let v = View::start(Backend::Sqlite).await;
+    let mut raw = tokio::net::TcpStream::connect(v.ldap.addr).await.unwrap();
+    raw.write_all(&message).await.unwrap();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(10), raw.read(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "the connection stayed open: {read:?}"
+    );
+    let (code, _, err) = v.tool("ldapwhoami", &[]).await;
+    assert_eq!(code, 0, "{err}");
+    v.ldap.stop().await;
+}
