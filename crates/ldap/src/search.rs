@@ -16,6 +16,7 @@ use crate::cookie::Position;
 use crate::dn::Dn;
 use crate::entry::Entry;
 use crate::filter;
+use crate::schema;
 use crate::tree::{Container, DepartmentScope, PoolTree, Target};
 
 /// The most candidates read from the store at once.
@@ -116,7 +117,12 @@ impl Search<'_> {
         if !plan.fixed.is_empty() {
             stages.push(FIXED);
         }
-        stages.extend(plan.containers.iter().map(|c| stage_of(*c)));
+        stages.extend(
+            plan.containers
+                .iter()
+                .filter(|c| can_match(self.filter, **c))
+                .map(|c| stage_of(*c)),
+        );
         for (n, &stage) in stages.iter().enumerate() {
             if stage < from.stage {
                 continue;
@@ -518,6 +524,108 @@ fn rdn_hint(f: &LdapFilter, attr: &str) -> Option<String> {
     }
 }
 
+/// The attributes (lower case) the entries of a container can carry, and their object
+/// classes: what [`can_match`] judges a filter by.
+pub(crate) fn carried(c: Container) -> (&'static [&'static str], &'static [&'static str]) {
+    const COMMON: [&str; 6] = [
+        "objectclass",
+        "entryuuid",
+        "entrydn",
+        "createtimestamp",
+        "modifytimestamp",
+        "hassubordinates",
+    ];
+    const PEOPLE: [&str; 21] = [
+        COMMON[0],
+        COMMON[1],
+        COMMON[2],
+        COMMON[3],
+        COMMON[4],
+        COMMON[5],
+        "uid",
+        "cn",
+        "sn",
+        "displayname",
+        "mail",
+        "title",
+        "employeenumber",
+        "employeetype",
+        "departmentnumber",
+        "manager",
+        "labeleduri",
+        "l",
+        "c",
+        "physicaldeliveryofficename",
+        "memberof",
+    ];
+    const GROUPS: [&str; 12] = [
+        COMMON[0],
+        COMMON[1],
+        COMMON[2],
+        COMMON[3],
+        COMMON[4],
+        COMMON[5],
+        "cn",
+        "displayname",
+        "description",
+        "member",
+        "uniquemember",
+        "ou",
+    ];
+    const DEPARTMENTS: [&str; 12] = [
+        COMMON[0],
+        COMMON[1],
+        COMMON[2],
+        COMMON[3],
+        COMMON[4],
+        COMMON[5],
+        "cn",
+        "displayname",
+        "ou",
+        "member",
+        "uniquemember",
+        "memberof",
+    ];
+    match c {
+        Container::People => (
+            &PEOPLE,
+            &["top", "person", "organizationalperson", "inetorgperson"],
+        ),
+        Container::Groups => (&GROUPS, &["top", "groupofnames", "groupofuniquenames"]),
+        Container::Departments => (&DEPARTMENTS, &["top", "groupofnames", "groupofuniquenames"]),
+        Container::Services => (&[], &[]),
+    }
+}
+
+/// Whether the filter could match an entry of the container: `false` when it requires an
+/// attribute the container's entries never carry, or an object class they do not have (a
+/// `(uid=x)` from the base never walks the groups and departments). Never `false` for a
+/// filter that could match; `!` is not looked into.
+pub fn can_match(f: &LdapFilter, c: Container) -> bool {
+    let (attrs, classes) = carried(c);
+    let carries = |a: &str| {
+        let a = schema::canonical(a).map(str::to_ascii_lowercase);
+        a.is_some_and(|a| attrs.contains(&a.as_str()))
+    };
+    match f {
+        LdapFilter::And(ps) => ps.iter().all(|p| can_match(p, c)),
+        LdapFilter::Or(ps) => ps.iter().any(|p| can_match(p, c)),
+        LdapFilter::Not(_) => true,
+        LdapFilter::Equality(a, v) | LdapFilter::Approx(a, v)
+            if a.eq_ignore_ascii_case("objectClass") =>
+        {
+            classes.contains(&v.trim().to_ascii_lowercase().as_str())
+        }
+        LdapFilter::Equality(a, _)
+        | LdapFilter::Approx(a, _)
+        | LdapFilter::GreaterOrEqual(a, _)
+        | LdapFilter::LessOrEqual(a, _)
+        | LdapFilter::Present(a)
+        | LdapFilter::Substring(a, _) => carries(a),
+        LdapFilter::Extensible(_) => false,
+    }
+}
+
 /// Whether the filter names an attribute (so entries must carry it to be judged).
 pub fn mentions(f: &LdapFilter, attr: &str) -> bool {
     match f {
@@ -582,6 +690,31 @@ mod tests {
         assert_eq!(
             people_hint(&LdapFilter::Present("objectClass".into()), &t),
             Hint::Walk
+        );
+    }
+
+    #[test]
+    fn containers_that_cannot_match_are_not_walked() {
+        let f = |s: &str| ldap3_proto::parse_ldap_filter_str(s).unwrap();
+        let c = |s: &str| {
+            [Container::People, Container::Groups, Container::Departments]
+                .into_iter()
+                .filter(|c| can_match(&f(s), *c))
+                .collect::<Vec<_>>()
+        };
+        use Container::{Departments as D, Groups as G, People as P};
+        assert_eq!(c("(uid=a)"), [P]);
+        assert_eq!(c("(&(objectClass=person)(cn=x))"), [P]);
+        assert_eq!(c("(objectClass=groupOfNames)"), [G, D]);
+        assert_eq!(c("(OBJECTCLASS=GroupOfUniqueNames)"), [G, D]);
+        assert_eq!(c("(objectClass=*)"), [P, G, D]);
+        assert_eq!(c("(|(uid=a)(member=*))"), [P, G, D]);
+        assert_eq!(c("(description=x)"), [G]);
+        assert_eq!(c("(!(uid=a))"), [P, G, D]);
+        assert_eq!(c("(fooBar=1)"), Vec::<Container>::new());
+        assert_eq!(
+            c("(|(createTimestamp>=20260101000000Z)(modifyTimestamp>=20260101000000Z))"),
+            [P, G, D]
         );
     }
 

@@ -368,6 +368,23 @@ mod tests {
         }
     }
 
+    /// Every attribute an entry carries is one a search expects of its container
+    /// (`search::can_match` skips containers by these lists).
+    fn carried_only(e: &Entry, c: Container) {
+        let (attrs, classes) = crate::search::carried(c);
+        for (name, values) in &e.attrs {
+            assert!(
+                attrs.contains(&name.to_ascii_lowercase().as_str()),
+                "{name} is not in the list of {c:?}"
+            );
+            if *name == "objectClass" {
+                for v in values {
+                    assert!(classes.contains(&v.to_ascii_lowercase().as_str()), "{v}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn dns_are_located_in_any_spelling() {
         let t = tree();
@@ -401,6 +418,7 @@ mod tests {
                 true,
             )
             .unwrap();
+        carried_only(&e, Container::People);
         assert_eq!(e.dn.to_string(), "uid=u1,ou=people,dc=Example,dc=com");
         // The enterprise address first; the same address in another case once.
         assert_eq!(e.values("mail").unwrap(), ["ZhangSan@example.com"]);
@@ -455,6 +473,23 @@ mod tests {
         };
         let shown: HashSet<UserId> = [UserId("u1".into())].into();
         let e = t.group(&g, &shown).unwrap();
+        carried_only(&e, Container::Groups);
+        let d = Department {
+            id: DepartmentId("d2".into()),
+            pool_id: PoolId("p1".into()),
+            name: Some("Sales".into()),
+            i18n_name: None,
+            parent_id: Some(DepartmentId("d1".into())),
+            order: None,
+            leaders: Vec::new(),
+            chat_id: None,
+            version: 1,
+            created_at: 0,
+            updated_at: 0,
+            deleted_at: None,
+        };
+        let de = t.department(&d, vec![t.person_dn("u1")]).unwrap();
+        carried_only(&de, Container::Departments);
         assert!(e.has_value("member", "uid=u1,ou=people,dc=example,dc=com"));
         // A member who left is not listed.
         let e = t.group(&g, &HashSet::new()).unwrap();
