@@ -104,13 +104,20 @@ impl View {
         )
     }
 
-    /// `dn:` lines of an `ldapsearch -LLL` run that must succeed.
-    async fn search_dns(&self, args: &[&str]) -> Vec<String> {
+    /// The LDIF of an `ldapsearch -LLL` run (lines unwrapped) that must succeed.
+    async fn ldif(&self, args: &[&str]) -> String {
         let mut full = vec!["-LLL", "-o", "ldif-wrap=no"];
         full.extend_from_slice(args);
         let (code, out, err) = self.tool("ldapsearch", &full).await;
         assert_eq!(code, 0, "ldapsearch {args:?}: {err}\n{out}");
-        out.lines()
+        out
+    }
+
+    /// `dn:` lines of an `ldapsearch -LLL` run that must succeed.
+    async fn search_dns(&self, args: &[&str]) -> Vec<String> {
+        self.ldif(args)
+            .await
+            .lines()
             .filter_map(|l| l.strip_prefix("dn: "))
             .map(str::to_owned)
             .collect()
@@ -278,24 +285,17 @@ async fn ldapsearch_reads_a_pool_through_a_service_bind() {
                 .await
                 .unwrap()
                 .unwrap();
-        let (code, out, err) = v
-            .tool(
-                "ldapsearch",
-                &[
-                    "-LLL",
-                    "-o",
-                    "ldif-wrap=no",
-                    "-b",
-                    &v.base,
-                    &format!("(&(OBJECTCLASS=Person)(UID={}))", someone.to_uppercase()),
-                    "uid",
-                    "mail",
-                    "memberOf",
-                    "entryUUID",
-                ],
-            )
+        let out = v
+            .ldif(&[
+                "-b",
+                &v.base,
+                &format!("(&(OBJECTCLASS=Person)(UID={}))", someone.to_uppercase()),
+                "uid",
+                "mail",
+                "memberOf",
+                "entryUUID",
+            ])
             .await;
-        assert_eq!(code, 0, "{err}");
         assert!(
             out.contains(&format!("dn: {}", v.person(&someone))),
             "{out}"
@@ -910,28 +910,17 @@ async fn a_renamed_and_moved_department_keeps_its_dn() {
         };
         let (id, parent) = (id_of(moving.clone()).await, id_of(target.clone()).await);
         let dn = format!("cn={id},ou=departments,{}", v.base);
-        let read = || async {
-            let (code, out, err) = v
-                .tool(
-                    "ldapsearch",
-                    &[
-                        "-LLL",
-                        "-o",
-                        "ldif-wrap=no",
-                        "-b",
-                        &dn,
-                        "-s",
-                        "base",
-                        "(objectClass=*)",
-                        "displayName",
-                        "memberOf",
-                        "modifyTimestamp",
-                    ],
-                )
-                .await;
-            assert_eq!(code, 0, "{err}");
-            out
-        };
+        let args = [
+            "-b",
+            dn.as_str(),
+            "-s",
+            "base",
+            "(objectClass=*)",
+            "displayName",
+            "memberOf",
+            "modifyTimestamp",
+        ];
+        let read = || v.ldif(&args);
         let before = read().await;
         let stamp = ldif_value(&before, "modifyTimestamp").unwrap();
         // Timestamps have whole seconds: let one pass.

@@ -92,7 +92,6 @@ pub enum Ended {
 pub struct Search<'a> {
     pub store: &'a Arc<dyn DirectoryStore>,
     pub tree: &'a PoolTree,
-    pub pool_name: &'a str,
     pub filter: &'a LdapFilter,
     /// Whether entries need `memberOf` (asked for, or in the filter).
     pub member_of: bool,
@@ -196,7 +195,11 @@ impl Search<'_> {
     pub async fn fixed_entry(&self, target: &Target) -> Result<Option<Entry>, StoreError> {
         let pool = &self.tree.pool_id;
         Ok(match target {
-            Target::Base => Some(self.tree.base_entry(self.pool_name)),
+            // The pool's name is read only for the one entry that shows it.
+            Target::Base => match self.store.get_pool(pool).await? {
+                Some(p) => Some(self.tree.base_entry(&p.name)),
+                None => None,
+            },
             Target::Container(c) => Some(self.tree.container_entry(*c)),
             Target::Entry(Container::People, login) => {
                 match self.store.get_user(pool, &UserId(login.clone())).await? {
@@ -338,10 +341,7 @@ impl Search<'_> {
                 self.users_page(&query, after, want).await
             }
             Hint::Group(id) => {
-                let page = KeyPage {
-                    after: after.map(str::to_owned),
-                    limit: want as u64,
-                };
+                let page = key_page(after, want);
                 let Some(members) = self
                     .store
                     .group_members_page(pool, &GroupId(id), &page)
@@ -377,10 +377,7 @@ impl Search<'_> {
         after: Option<&str>,
         want: usize,
     ) -> Result<(Vec<Entry>, Option<String>), StoreError> {
-        let page = KeyPage {
-            after: after.map(str::to_owned),
-            limit: want as u64,
-        };
+        let page = key_page(after, want);
         let users = self
             .store
             .list_users(&self.tree.pool_id, query, &page)
@@ -416,10 +413,7 @@ impl Search<'_> {
             return Ok(found);
         }
         let pool = &self.tree.pool_id;
-        let page = KeyPage {
-            after: after.map(str::to_owned),
-            limit: want as u64,
-        };
+        let page = key_page(after, want);
         let listed = self.store.list_groups(pool, &page).await?;
         let ids: Vec<GroupId> = listed.items.iter().map(|g| g.group.id.clone()).collect();
         let groups = self.store.get_groups(pool, &ids).await?;
@@ -435,10 +429,7 @@ impl Search<'_> {
             return Ok(found);
         }
         let pool = &self.tree.pool_id;
-        let page = KeyPage {
-            after: after.map(str::to_owned),
-            limit: want as u64,
-        };
+        let page = key_page(after, want);
         let listed = self.store.departments_page(pool, &page).await?;
         Ok((
             listed
@@ -448,6 +439,14 @@ impl Search<'_> {
                 .collect(),
             listed.next,
         ))
+    }
+}
+
+/// The store page after `after` of at most `want` items.
+fn key_page(after: Option<&str>, want: usize) -> KeyPage {
+    KeyPage {
+        after: after.map(str::to_owned),
+        limit: want as u64,
     }
 }
 

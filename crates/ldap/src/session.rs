@@ -11,7 +11,6 @@ use std::time::Instant;
 
 use directory::credentials::{self, Scope};
 use directory::ids::{Millis, now_ms};
-use directory::model::UserPool;
 use directory::secrets::MasterKey;
 use directory::store::{DirectoryStore, StoreError};
 use ldap3_proto::control::LdapControl;
@@ -84,21 +83,23 @@ impl Shared {
     }
 
     /// The tree of every pool (pools are few).
-    async fn trees(&self) -> Result<Vec<(PoolTree, UserPool)>, StoreError> {
+    async fn trees(&self) -> Result<Vec<PoolTree>, StoreError> {
         Ok(self
             .store
             .list_pools()
             .await?
-            .into_iter()
-            .map(|p| {
-                let tree = PoolTree::new(
-                    p.id.clone(),
-                    PoolTree::default_base(&p.id),
-                    DepartmentScope::default(),
-                );
-                (tree, p)
-            })
+            .iter()
+            .map(|p| Self::tree_of(&p.id))
             .collect())
+    }
+
+    /// A pool's tree as this instance serves it.
+    fn tree_of(pool: &directory::ids::PoolId) -> PoolTree {
+        PoolTree::new(
+            pool.clone(),
+            PoolTree::default_base(pool),
+            DepartmentScope::default(),
+        )
     }
 }
 
@@ -312,7 +313,7 @@ impl Session {
         };
         let Some((tree, target)) = trees
             .iter()
-            .find_map(|(t, _)| t.locate(&dn).map(|target| (t, target)))
+            .find_map(|t| t.locate(&dn).map(|target| (t, target)))
         else {
             return invalid("no such bind DN");
         };
@@ -391,32 +392,38 @@ impl Session {
     }
 
     /// The tree `dn` falls in, when this connection may read it.
-    async fn readable_tree(&self, dn: &Dn) -> Result<(PoolTree, UserPool), LdapResult> {
-        let trees = self
-            .shared
-            .trees()
-            .await
-            .map_err(|e| result(LdapResultCode::Unavailable, format!("store: {e}")))?;
-        let Some((tree, pool)) = trees.into_iter().find(|(t, _)| t.contains(dn)) else {
-            return Err(result(LdapResultCode::NoSuchObject, "no such entry"));
-        };
+    async fn readable_tree(&self, dn: &Dn) -> Result<PoolTree, LdapResult> {
         match &self.bound {
+            // The bind named the pool: no need to list the pools on every operation.
             Bound::Service {
-                pool: p,
-                credential,
-                ..
-            } if *p == tree.pool_id => {
+                pool, credential, ..
+            } => {
                 self.still_valid(credential).await?;
-                Ok((tree, pool))
+                let tree = Shared::tree_of(pool);
+                if tree.contains(dn) {
+                    Ok(tree)
+                } else {
+                    Err(result(
+                        LdapResultCode::NoSuchObject,
+                        "no such entry for this credential: it reads only its own pool",
+                    ))
+                }
             }
-            Bound::Service { .. } => Err(result(
-                LdapResultCode::NoSuchObject,
-                "no such entry for this credential: it reads only its own pool",
-            )),
-            Bound::Anonymous => Err(result(
-                LdapResultCode::InsufficentAccessRights,
-                "bind first: anonymous connections read only the Root DSE",
-            )),
+            Bound::Anonymous => {
+                let trees = self
+                    .shared
+                    .trees()
+                    .await
+                    .map_err(|e| result(LdapResultCode::Unavailable, format!("store: {e}")))?;
+                Err(if trees.iter().any(|t| t.contains(dn)) {
+                    result(
+                        LdapResultCode::InsufficentAccessRights,
+                        "bind first: anonymous connections read only the Root DSE",
+                    )
+                } else {
+                    result(LdapResultCode::NoSuchObject, "no such entry")
+                })
+            }
         }
     }
 
@@ -446,7 +453,7 @@ impl Session {
         let Ok(dn) = Dn::parse(&req.dn) else {
             return result(LdapResultCode::InvalidDNSyntax, "not a valid DN");
         };
-        let (tree, pool) = match self.readable_tree(&dn).await {
+        let tree = match self.readable_tree(&dn).await {
             Ok(t) => t,
             Err(r) => return r,
         };
@@ -468,7 +475,6 @@ impl Session {
         let search = Search {
             store: &self.shared.store,
             tree: &tree,
-            pool_name: &pool.name,
             filter: &LdapFilter::Present("objectClass".into()),
             member_of: req.atype.eq_ignore_ascii_case("memberOf"),
         };
@@ -552,7 +558,7 @@ impl Session {
             .await;
             return;
         }
-        let (tree, pool) = match self.readable_tree(&base).await {
+        let tree = match self.readable_tree(&base).await {
             Ok(t) => t,
             Err(r) => {
                 send(done(r, paged_ctrl(Vec::new()))).await;
@@ -577,31 +583,23 @@ impl Session {
         let walk = Search {
             store: &self.shared.store,
             tree: &tree,
-            pool_name: &pool.name,
             filter: &req.filter,
             member_of: wants_member_of,
         };
-        // A base search of a missing entry is noSuchObject.
-        if let [Target::Entry(..)] = plan.fixed.as_slice() {
-            match walk.fixed_entry(&plan.fixed[0]).await {
-                Ok(Some(_)) => {}
-                Ok(None) => {
-                    send(done(
-                        result(LdapResultCode::NoSuchObject, "no such entry"),
-                        paged_ctrl(Vec::new()),
-                    ))
-                    .await;
-                    return;
+        // One named entry (scope base or sub of a leaf): read once, no walk, no paging.
+        if let [target @ Target::Entry(..)] = plan.fixed.as_slice() {
+            let res = match walk.fixed_entry(target).await {
+                Ok(Some(entry)) => {
+                    if crate::filter::matches(&req.filter, &entry) {
+                        send(result_entry(id, &entry, &req.attrs, req.typesonly)).await;
+                    }
+                    result(LdapResultCode::Success, "")
                 }
-                Err(e) => {
-                    send(done(
-                        result(LdapResultCode::Unavailable, format!("store: {e}")),
-                        paged_ctrl(Vec::new()),
-                    ))
-                    .await;
-                    return;
-                }
-            }
+                Ok(None) => result(LdapResultCode::NoSuchObject, "no such entry"),
+                Err(e) => result(LdapResultCode::Unavailable, format!("store: {e}")),
+            };
+            send(done(res, paged_ctrl(Vec::new()))).await;
+            return;
         }
         let settings = &self.shared.settings;
         let client_limit = usize::try_from(req.sizelimit).ok().filter(|n| *n > 0);
@@ -698,11 +696,11 @@ impl Session {
         // A service credential sees its own pool's naming context; others see all.
         let contexts: Vec<String> = trees
             .iter()
-            .filter(|(t, _)| match &self.bound {
+            .filter(|t| match &self.bound {
                 Bound::Service { pool, .. } => *pool == t.pool_id,
                 Bound::Anonymous => true,
             })
-            .map(|(t, _)| t.base.to_string())
+            .map(|t| t.base.to_string())
             .collect();
         e.set("objectClass", ["top", "OpenLDAProotDSE"])
             .set("namingContexts", contexts)
