@@ -11,12 +11,14 @@ use serde::{Deserialize, Serialize};
 
 mod credentials;
 mod feed;
+mod ldap;
 mod webhooks;
 
 pub use credentials::{CreatedCredential, EXPIRY_MAX_DAYS, NewCredential, Refused};
 pub use feed::{
     FEED_PAGE_MAX, FEED_WAIT_MAX, FeedPage, FeedQuery, RETENTION_MAX_DAYS, feed_cursor,
 };
+pub use ldap::{APP_PASSWORD_MAX_DAYS, CreatedAppPassword, NewAppPassword};
 pub use webhooks::{
     NewWebhook, Replay, Rotate, TestResult, WebhookPatch, WebhookView, WebhookWithSecret,
 };

@@ -15,13 +15,16 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod admin;
+pub mod app_passwords;
 pub mod compare;
 pub mod credentials;
+pub mod dn;
 pub mod engine;
 pub mod feed;
 pub mod fetch;
 pub mod ids;
 pub mod ingest;
+pub mod ldap_view;
 pub mod merge;
 pub mod model;
 pub mod plan;

@@ -14,9 +14,11 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::app_passwords::AppPassword;
 use crate::credentials::ServiceCredential;
 use crate::feed::{FeedDraft, FeedEvent, FeedType};
 use crate::ids::{ConnectionId, DepartmentId, GroupId, JobId, Millis, PoolId, UserId};
+use crate::ldap_view::{LdapSettings, LoginSource};
 use crate::model::{
     ActionLogEntry, ActionResult, Connection, Department, ExternalRef, Group, GroupMember,
     GroupSummary, JobKind, ObjectKind, ParkedDeletion, ParkedState, SyncAction, SyncJob, User,
@@ -361,6 +363,13 @@ pub struct FeedRead {
 pub struct StoredCredential {
     pub credential: ServiceCredential,
     pub secret_hash: String,
+}
+
+/// An app password with the argon2id hash the store keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAppPassword {
+    pub password: AppPassword,
+    pub hash: String,
 }
 
 // ---- reads -------------------------------------------------------------------------------
@@ -893,6 +902,56 @@ pub trait DirectoryStore: Send + Sync + 'static {
     /// Revokes a live credential; `false` when it was not live (or does not exist).
     async fn revoke_credential(&self, id: &str, now: Millis) -> StoreResult<bool>;
     async fn touch_credential(&self, id: &str, now: Millis) -> StoreResult<()>;
+
+    // the LDAP view (docs/ldap.md)
+    /// `None` when the pool never saved any (it has the defaults) or does not exist.
+    async fn ldap_settings(&self, pool_id: &PoolId) -> StoreResult<Option<LdapSettings>>;
+    /// Every pool's saved settings (a row per pool that saved any; pools are few).
+    async fn list_ldap_settings(&self) -> StoreResult<Vec<(PoolId, LdapSettings)>>;
+    /// [`StoreError::NotFound`] when the pool does not exist.
+    async fn set_ldap_settings(&self, pool_id: &PoolId, settings: &LdapSettings)
+    -> StoreResult<()>;
+    /// The logins of users as `source` makes them, for those of `ids` that hold one: each
+    /// folded candidate (Feishu `user_id`, or the mail's local part) belongs to the live user
+    /// created first that has it (then the smaller id); the others, and users without a
+    /// candidate, are named by their orgsync id and are absent here. A statement per chunk
+    /// plus one for the holders, through indexes (docs/ldap.md, "Logins").
+    async fn user_logins(
+        &self,
+        pool_id: &PoolId,
+        source: LoginSource,
+        ids: &[UserId],
+    ) -> StoreResult<HashMap<UserId, String>>;
+    /// The users whose login candidate under `source` is `login` (compared as folded), at
+    /// most `limit`, in id order: the candidates of `(uid=login)`, to be confirmed with
+    /// [`DirectoryStore::user_logins`].
+    async fn users_by_login(
+        &self,
+        pool_id: &PoolId,
+        source: LoginSource,
+        login: &str,
+        limit: u64,
+    ) -> StoreResult<Vec<UserId>>;
+    /// Live users with `address` as their e-mail or enterprise e-mail (case ignored), at
+    /// most `limit`, in id order; through an index on each address.
+    async fn users_by_mail(
+        &self,
+        pool_id: &PoolId,
+        address: &str,
+        limit: u64,
+    ) -> StoreResult<Vec<UserId>>;
+    /// [`StoreError::NotFound`] when the pool does not exist.
+    async fn create_app_password(&self, password: &StoredAppPassword) -> StoreResult<()>;
+    async fn get_app_password(&self, id: &str) -> StoreResult<Option<StoredAppPassword>>;
+    /// A user's app passwords (revoked ones too), oldest first.
+    async fn list_app_passwords(
+        &self,
+        pool_id: &PoolId,
+        user_id: &UserId,
+    ) -> StoreResult<Vec<StoredAppPassword>>;
+    /// Revokes a live app password; `false` when it was not live (or does not exist).
+    async fn revoke_app_password(&self, id: &str, now: Millis) -> StoreResult<bool>;
+    async fn touch_app_password(&self, id: &str, now: Millis) -> StoreResult<()>;
 
     // webhook endpoints (docs/webhooks.md)
     /// [`StoreError::NotFound`] when the pool does not exist.

@@ -61,6 +61,7 @@ macro_rules! impl_directory_store {
             $crate::read_model::read_model_fns!($store, $db);
             $crate::downstream::downstream_fns!($store, $db);
             $crate::webhooks::webhook_fns!($store, $db);
+            $crate::ldap_view::ldap_fns!($store, $db);
 
             /// `… IN ($a, $b, …)` for one chunk of ids.
             ///
@@ -174,9 +175,36 @@ macro_rules! impl_directory_store {
                             .push_bind(u.version)
                             .push_bind(u.created_at)
                             .push_bind(u.updated_at)
-                            .push_bind(u.deleted_at);
+                            .push_bind(u.deleted_at)
+                            .push_bind(u.profile.enterprise_email.as_deref())
+                            .push_bind(directory::ldap_view::mail_local_part(
+                                u.profile.enterprise_email.as_deref(),
+                                u.profile.email.as_deref(),
+                            ));
                     });
                     qb.push(sql::UPSERT_USERS_TAIL);
+                    qb.build()
+                        .persistent(false)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(db_err)?;
+                }
+                // Whoever stops being active loses its app passwords in the same transaction
+                // (docs/ldap.md, "App passwords"): a bind checks the status too, this keeps
+                // a later reactivation from bringing old passwords back.
+                let inactive: Vec<String> = users
+                    .iter()
+                    .filter(|u| u.status != directory::model::UserStatus::Active || u.deleted_at.is_some())
+                    .map(|u| u.id.0.clone())
+                    .collect();
+                let now = now_ms();
+                for chunk in inactive.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(sql::REVOKE_APP_PASSWORDS_OF);
+                    qb.push_bind(now)
+                        .push(" WHERE revoked_at IS NULL AND pool_id = ")
+                        .push_bind(pool.as_str())
+                        .push(" AND user_id");
+                    push_in(&mut qb, chunk);
                     qb.build()
                         .persistent(false)
                         .execute(&mut *conn)
@@ -1829,6 +1857,74 @@ macro_rules! impl_directory_store {
                     settings: &FeedSettings,
                 ) -> StoreResult<()> {
                     self.set_feed_settings_of(pool_id, settings).await
+                }
+
+                async fn ldap_settings(&self, pool_id: &PoolId) -> StoreResult<Option<LdapSettings>> {
+                    self.ldap_settings_of(pool_id).await
+                }
+
+                async fn list_ldap_settings(&self) -> StoreResult<Vec<(PoolId, LdapSettings)>> {
+                    self.list_ldap_settings_of().await
+                }
+
+                async fn set_ldap_settings(
+                    &self,
+                    pool_id: &PoolId,
+                    settings: &LdapSettings,
+                ) -> StoreResult<()> {
+                    self.set_ldap_settings_of(pool_id, settings).await
+                }
+
+                async fn user_logins(
+                    &self,
+                    pool_id: &PoolId,
+                    source: LoginSource,
+                    ids: &[UserId],
+                ) -> StoreResult<HashMap<UserId, String>> {
+                    self.user_logins_of(pool_id, source, ids).await
+                }
+
+                async fn users_by_login(
+                    &self,
+                    pool_id: &PoolId,
+                    source: LoginSource,
+                    login: &str,
+                    limit: u64,
+                ) -> StoreResult<Vec<UserId>> {
+                    self.users_by_login_of(pool_id, source, login, limit).await
+                }
+
+                async fn users_by_mail(
+                    &self,
+                    pool_id: &PoolId,
+                    address: &str,
+                    limit: u64,
+                ) -> StoreResult<Vec<UserId>> {
+                    self.users_by_mail_of(pool_id, address, limit).await
+                }
+
+                async fn create_app_password(&self, password: &StoredAppPassword) -> StoreResult<()> {
+                    self.create_app_password_of(password).await
+                }
+
+                async fn get_app_password(&self, id: &str) -> StoreResult<Option<StoredAppPassword>> {
+                    self.get_app_password_of(id).await
+                }
+
+                async fn list_app_passwords(
+                    &self,
+                    pool_id: &PoolId,
+                    user_id: &UserId,
+                ) -> StoreResult<Vec<StoredAppPassword>> {
+                    self.list_app_passwords_of(pool_id, user_id).await
+                }
+
+                async fn revoke_app_password(&self, id: &str, now: Millis) -> StoreResult<bool> {
+                    self.revoke_app_password_of(id, now).await
+                }
+
+                async fn touch_app_password(&self, id: &str, now: Millis) -> StoreResult<()> {
+                    self.touch_app_password_of(id, now).await
                 }
 
                 async fn create_credential(&self, credential: &StoredCredential) -> StoreResult<()> {

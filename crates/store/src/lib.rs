@@ -18,6 +18,7 @@ use directory::store::{DirectoryStore, StoreError};
 mod codec;
 mod downstream;
 mod imp;
+mod ldap_view;
 mod migrations;
 mod postgres;
 mod prepare;

@@ -63,7 +63,7 @@ const INSERT_FEED_ROWS: &str = "INSERT INTO feed_events (pool_id, seq, type, obj
      WITH ORDINALITY AS f(type, object_id, source, data, change_seq, external_ids, n)";
 
 /// The migrations, embedded at compile time: (version, description, SQL).
-pub(crate) const MIGRATIONS: [Embedded; 13] = [
+pub(crate) const MIGRATIONS: [Embedded; 14] = [
     (
         1,
         "init",
@@ -128,6 +128,11 @@ pub(crate) const MIGRATIONS: [Embedded; 13] = [
         13,
         "feed rows clustered",
         include_str!("../migrations/postgres/0013_feed_rows_clustered.sql"),
+    ),
+    (
+        14,
+        "the LDAP view",
+        include_str!("../migrations/postgres/0014_ldap.sql"),
     ),
 ];
 

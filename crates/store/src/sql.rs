@@ -124,7 +124,9 @@ pub(crate) const POOL_EXISTS: &str = "SELECT id FROM pools WHERE id = $1";
 /// database's. The counter row goes first: `apply` locks it, so no writer of the pool runs
 /// beside the deletion. Every table of the schema is here; the store story
 /// `deleting_a_pool_leaves_no_row` fails when a new table is not.
-pub(crate) const DELETE_POOL: [&str; 24] = [
+pub(crate) const DELETE_POOL: [&str; 26] = [
+    "DELETE FROM app_passwords WHERE pool_id = $1",
+    "DELETE FROM ldap_settings WHERE pool_id = $1",
     "DELETE FROM change_counters WHERE pool_id = $1",
     "DELETE FROM webhook_attempts WHERE endpoint_id IN \
      (SELECT id FROM webhook_endpoints WHERE pool_id = $1)",
@@ -440,14 +442,17 @@ pub(crate) const STORED_GROUPS: &str =
 
 pub(crate) const UPSERT_USERS: &str = "INSERT INTO users (pool_id, id, name, en_name, email, \
      mobile, employee_no, search_text, status, in_root, manager_id, profile, version, created_at, \
-     updated_at, deleted_at) ";
+     updated_at, deleted_at, enterprise_email, mail_local) ";
 pub(crate) const UPSERT_USERS_TAIL: &str = " ON CONFLICT (pool_id, id) DO UPDATE SET \
      name = excluded.name, en_name = excluded.en_name, email = excluded.email, \
      mobile = excluded.mobile, employee_no = excluded.employee_no, \
      search_text = excluded.search_text, status = excluded.status, in_root = excluded.in_root, \
      manager_id = excluded.manager_id, profile = excluded.profile, version = excluded.version, \
      created_at = excluded.created_at, updated_at = excluded.updated_at, \
-     deleted_at = excluded.deleted_at";
+     deleted_at = excluded.deleted_at, enterprise_email = excluded.enterprise_email, \
+     mail_local = excluded.mail_local";
+/// A user who is no longer active loses every app password at once (docs/ldap.md).
+pub(crate) const REVOKE_APP_PASSWORDS_OF: &str = "UPDATE app_passwords SET revoked_at = ";
 pub(crate) const DELETE_MEMBERSHIPS: &str = "DELETE FROM user_departments WHERE pool_id = ";
 pub(crate) const INSERT_MEMBERSHIPS: &str = "INSERT INTO user_departments (pool_id, user_id, pos, \
      department_id, user_order, department_order, is_primary) ";

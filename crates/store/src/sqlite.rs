@@ -169,7 +169,7 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
 }
 
 /// The migrations, embedded at compile time: (version, description, SQL).
-pub(crate) const MIGRATIONS: [Embedded; 13] = [
+pub(crate) const MIGRATIONS: [Embedded; 14] = [
     (
         1,
         "init",
@@ -234,6 +234,11 @@ pub(crate) const MIGRATIONS: [Embedded; 13] = [
         13,
         "feed rows clustered",
         include_str!("../migrations/sqlite/0013_feed_rows_clustered.sql"),
+    ),
+    (
+        14,
+        "the LDAP view",
+        include_str!("../migrations/sqlite/0014_ldap.sql"),
     ),
 ];
 

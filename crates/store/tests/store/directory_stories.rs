@@ -261,6 +261,26 @@ async fn populate_pool(store: &Store) -> Populated {
     let hook = crate::fixtures::webhook(&pool);
     store.create_webhook(&hook).await.unwrap();
     store
+        .set_ldap_settings(&pool, &directory::ldap_view::LdapSettings::default())
+        .await
+        .unwrap();
+    store
+        .create_app_password(&directory::store::StoredAppPassword {
+            password: directory::app_passwords::AppPassword {
+                id: directory::ids::new_id(),
+                pool_id: pool.clone(),
+                user_id: UserId("u-of-the-pool".into()),
+                label: "gitlab".into(),
+                created_at: 1,
+                expires_at: None,
+                last_used_at: None,
+                revoked_at: None,
+            },
+            hash: "$argon2id$x".into(),
+        })
+        .await
+        .unwrap();
+    store
         .record_webhook_progress(
             Some(&crate::fixtures::attempt(&hook, 1)),
             &hook,

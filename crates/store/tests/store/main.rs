@@ -10,6 +10,7 @@ mod directory_stories;
 mod downstream_stories;
 mod fixtures;
 mod inbox_stories;
+mod ldap_stories;
 mod migration_stories;
 mod ops_stories;
 mod read_model_stories;
@@ -43,6 +44,9 @@ on_both!(
     downstream_stories::a_feed_reader_misses_nothing_while_writers_race,
     downstream_stories::retention_removes_the_oldest_events,
     downstream_stories::credentials_round_trip,
+    ldap_stories::ldap_settings_round_trip,
+    ldap_stories::logins_and_addresses_are_found_through_indexes,
+    ldap_stories::app_passwords_are_revoked_when_the_user_leaves,
     downstream_stories::webhook_endpoints_progress_leases_and_attempts,
     directory_stories::pools_and_connections,
     directory_stories::deleting_a_connection_keeps_the_directory,

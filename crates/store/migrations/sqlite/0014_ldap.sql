@@ -1,0 +1,47 @@
+-- The LDAP view (docs/ldap.md): per-pool settings, the indexes that find a person by login
+-- and by address, and app passwords.
+
+-- A pool's settings; a pool without a row has the defaults.
+CREATE TABLE ldap_settings (
+    pool_id             TEXT PRIMARY KEY REFERENCES pools (id),
+    base_dn             TEXT,
+    login               TEXT NOT NULL,
+    department_members  TEXT NOT NULL,
+    updated_at          INTEGER NOT NULL
+);
+
+-- The enterprise address (so far only inside `profile`) and the folded local part of the
+-- address a login comes from (enterprise address first), both written by the write path.
+ALTER TABLE users ADD COLUMN enterprise_email TEXT;
+ALTER TABLE users ADD COLUMN mail_local TEXT;
+UPDATE users SET enterprise_email = json_extract(profile, '$.enterprise_email');
+UPDATE users SET mail_local = lower(trim(substr(a, 1, instr(a, '@') - 1)))
+FROM (SELECT pool_id AS p, id AS i,
+             COALESCE(NULLIF(trim(json_extract(profile, '$.enterprise_email')), ''),
+                      NULLIF(trim(email), '')) AS a
+      FROM users) AS src
+WHERE users.pool_id = src.p AND users.id = src.i AND instr(src.a, '@') > 1;
+
+-- (mail=x): each address, case ignored.
+CREATE INDEX users_by_mail ON users (pool_id, lower(email));
+CREATE INDEX users_by_enterprise_mail ON users (pool_id, lower(enterprise_email));
+-- (uid=x) under the email_local_part login, and who holds a login: the live user created
+-- first.
+CREATE INDEX users_by_mail_local ON users (pool_id, mail_local, created_at, id)
+    WHERE deleted_at IS NULL;
+-- (uid=x) under the user_id login.
+CREATE INDEX external_refs_by_login ON external_refs (kind, lower(custom_id));
+
+-- App passwords: argon2id hashes, never the passwords.
+CREATE TABLE app_passwords (
+    id            TEXT PRIMARY KEY,
+    pool_id       TEXT NOT NULL REFERENCES pools (id),
+    user_id       TEXT NOT NULL,
+    label         TEXT NOT NULL,
+    hash          TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    expires_at    INTEGER,
+    last_used_at  INTEGER,
+    revoked_at    INTEGER
+);
+CREATE INDEX app_passwords_by_user ON app_passwords (pool_id, user_id, created_at);

@@ -1,0 +1,436 @@
+//! What the LDAP view reads and keeps (docs/ldap.md): pool settings, logins and addresses
+//! looked up through indexes, app passwords. Written once in [`ldap_fns`] and expanded inside
+//! `imp.rs` for each backend, like the rest of the store.
+
+use std::collections::HashMap;
+
+use directory::app_passwords::AppPassword;
+use directory::ids::{PoolId, UserId};
+use directory::ldap_view::{DepartmentScope, LdapSettings, LoginSource, login_key};
+use directory::store::{StoreError, StoreResult, StoredAppPassword};
+use sqlx::FromRow;
+
+pub(crate) const LDAP_SETTINGS_COLS: &str = "pool_id, base_dn, login, department_members";
+pub(crate) const SET_LDAP_SETTINGS: &str = "INSERT INTO ldap_settings \
+     (pool_id, base_dn, login, department_members, updated_at) VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT (pool_id) DO UPDATE SET base_dn = excluded.base_dn, login = excluded.login, \
+     department_members = excluded.department_members, updated_at = excluded.updated_at";
+
+/// A statement in two parts around the pool's id (bound between them); an `IN (…)` list
+/// follows the second.
+pub(crate) type AroundPool = (&'static str, &'static str);
+
+/// The Feishu `user_id`s of some users of a pool, through the pool's connections.
+pub(crate) const USER_IDS_OF: AroundPool = (
+    "SELECT r.object_id, r.custom_id FROM external_refs r \
+     JOIN connections c ON c.id = r.connection_id WHERE c.pool_id = ",
+    " AND r.kind = 'user' AND r.custom_id IS NOT NULL AND r.object_id",
+);
+/// Who has some `user_id`s (folded, through `external_refs_by_login`).
+pub(crate) const USER_ID_HOLDERS: AroundPool = (
+    "SELECT r.custom_id, u.id, u.created_at FROM external_refs r \
+     JOIN connections c ON c.id = r.connection_id \
+     JOIN users u ON u.pool_id = c.pool_id AND u.id = r.object_id WHERE c.pool_id = ",
+    " AND r.kind = 'user' AND u.deleted_at IS NULL AND lower(r.custom_id)",
+);
+pub(crate) const USERS_BY_USER_ID: &str = "SELECT DISTINCT r.object_id FROM external_refs r \
+     JOIN connections c ON c.id = r.connection_id WHERE c.pool_id = $1 AND r.kind = 'user' \
+     AND lower(r.custom_id) = lower($2) ORDER BY r.object_id LIMIT $3";
+pub(crate) const MAIL_LOCALS_OF: AroundPool = (
+    "SELECT id, mail_local FROM users WHERE pool_id = ",
+    " AND mail_local IS NOT NULL AND id",
+);
+pub(crate) const MAIL_LOCAL_HOLDERS: AroundPool = (
+    "SELECT mail_local, id, created_at FROM users WHERE pool_id = ",
+    " AND deleted_at IS NULL AND mail_local",
+);
+pub(crate) const USERS_BY_MAIL_LOCAL: &str = "SELECT id FROM users WHERE pool_id = $1 \
+     AND mail_local = $2 AND deleted_at IS NULL ORDER BY id LIMIT $3";
+/// Each address through its own index (`users_by_mail`, `users_by_enterprise_mail`).
+pub(crate) const USERS_BY_MAIL: &str = "SELECT id FROM (\
+     SELECT id FROM users WHERE pool_id = $1 AND lower(email) = lower($2) \
+     AND deleted_at IS NULL UNION \
+     SELECT id FROM users WHERE pool_id = $1 AND lower(enterprise_email) = lower($2) \
+     AND deleted_at IS NULL) AS found ORDER BY id LIMIT $3";
+
+pub(crate) const APP_PASSWORD_COLS: &str = "id, pool_id, user_id, label, hash, created_at, \
+     expires_at, last_used_at, revoked_at";
+pub(crate) const REVOKE_APP_PASSWORD: &str =
+    "UPDATE app_passwords SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
+pub(crate) const TOUCH_APP_PASSWORD: &str =
+    "UPDATE app_passwords SET last_used_at = $2 WHERE id = $1";
+
+#[derive(FromRow)]
+pub(crate) struct LdapSettingsRow {
+    pool_id: String,
+    base_dn: Option<String>,
+    login: String,
+    department_members: String,
+}
+
+impl TryFrom<LdapSettingsRow> for (PoolId, LdapSettings) {
+    type Error = StoreError;
+
+    fn try_from(r: LdapSettingsRow) -> StoreResult<Self> {
+        let login = LoginSource::parse(&r.login)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown LDAP login {:?}", r.login)))?;
+        let department_members =
+            DepartmentScope::parse(&r.department_members).ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "unknown LDAP department scope {:?}",
+                    r.department_members
+                ))
+            })?;
+        Ok((
+            PoolId(r.pool_id),
+            LdapSettings {
+                base_dn: r.base_dn,
+                login,
+                department_members,
+            },
+        ))
+    }
+}
+
+#[derive(FromRow)]
+pub(crate) struct AppPasswordRow {
+    id: String,
+    pool_id: String,
+    user_id: String,
+    label: String,
+    hash: String,
+    created_at: i64,
+    expires_at: Option<i64>,
+    last_used_at: Option<i64>,
+    revoked_at: Option<i64>,
+}
+
+impl From<AppPasswordRow> for StoredAppPassword {
+    fn from(r: AppPasswordRow) -> Self {
+        Self {
+            password: AppPassword {
+                id: r.id,
+                pool_id: PoolId(r.pool_id),
+                user_id: UserId(r.user_id),
+                label: r.label,
+                created_at: r.created_at,
+                expires_at: r.expires_at,
+                last_used_at: r.last_used_at,
+                revoked_at: r.revoked_at,
+            },
+            hash: r.hash,
+        }
+    }
+}
+
+/// Each user's login candidate (the smallest, folded, should a user have several), from
+/// `(user, raw value)` rows; values that cannot be logins are dropped.
+pub(crate) fn candidates(rows: Vec<(String, String)>) -> HashMap<String, String> {
+    let mut out: HashMap<String, String> = HashMap::new();
+    for (user, raw) in rows {
+        if let Some(key) = login_key(&raw) {
+            match out.get(&user) {
+                Some(have) if *have <= key => {}
+                _ => {
+                    out.insert(user, key);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The holder of each login from `(raw value, user, created_at)` rows: the user created
+/// first, then the smaller id (docs/ldap.md, "Logins").
+pub(crate) fn holders(rows: Vec<(String, String, i64)>) -> HashMap<String, (i64, String)> {
+    let mut out: HashMap<String, (i64, String)> = HashMap::new();
+    for (raw, user, created) in rows {
+        let Some(key) = login_key(&raw) else { continue };
+        let candidate = (created, user);
+        match out.get(&key) {
+            Some(have) if *have <= candidate => {}
+            _ => {
+                out.insert(key, candidate);
+            }
+        }
+    }
+    out
+}
+
+/// The logins held: each user whose candidate's holder it is.
+pub(crate) fn held(
+    candidates: HashMap<String, String>,
+    holders: &HashMap<String, (i64, String)>,
+) -> HashMap<UserId, String> {
+    candidates
+        .into_iter()
+        .filter(|(user, key)| holders.get(key).is_some_and(|(_, h)| h == user))
+        .map(|(user, key)| (UserId(user), key))
+        .collect()
+}
+
+macro_rules! ldap_fns {
+    ($store:ty, $db:ty) => {
+        use directory::ldap_view::{LdapSettings, LoginSource};
+        use directory::store::StoredAppPassword;
+        use $crate::ldap_view::{self as lv, AppPasswordRow, LdapSettingsRow};
+
+        impl $store {
+            async fn ldap_settings_of(&self, pool: &PoolId) -> StoreResult<Option<LdapSettings>> {
+                let mut qb = QueryBuilder::<$db>::new("SELECT ");
+                qb.push(lv::LDAP_SETTINGS_COLS)
+                    .push(" FROM ldap_settings WHERE pool_id = ")
+                    .push_bind(pool.as_str());
+                let row: Option<LdapSettingsRow> = qb
+                    .build_query_as()
+                    .fetch_optional(self.reads())
+                    .await
+                    .map_err(db_err)?;
+                Ok(row
+                    .map(<(PoolId, LdapSettings)>::try_from)
+                    .transpose()?
+                    .map(|(_, s)| s))
+            }
+
+            async fn list_ldap_settings_of(&self) -> StoreResult<Vec<(PoolId, LdapSettings)>> {
+                let mut qb = QueryBuilder::<$db>::new("SELECT ");
+                qb.push(lv::LDAP_SETTINGS_COLS)
+                    .push(" FROM ldap_settings ORDER BY pool_id");
+                let rows: Vec<LdapSettingsRow> = qb
+                    .build_query_as()
+                    .fetch_all(self.reads())
+                    .await
+                    .map_err(db_err)?;
+                rows.into_iter().map(TryFrom::try_from).collect()
+            }
+
+            async fn set_ldap_settings_of(
+                &self,
+                pool: &PoolId,
+                settings: &LdapSettings,
+            ) -> StoreResult<()> {
+                let mut tx = self.begin_write().await.map_err(db_err)?;
+                require_pool(&mut tx, pool).await?;
+                sqlx::query(lv::SET_LDAP_SETTINGS)
+                    .bind(pool.as_str())
+                    .bind(settings.base_dn.as_deref())
+                    .bind(settings.login.as_str())
+                    .bind(settings.department_members.as_str())
+                    .bind(now_ms())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                tx.commit().await.map_err(db_err)
+            }
+
+            async fn user_logins_of(
+                &self,
+                pool: &PoolId,
+                source: LoginSource,
+                ids: &[UserId],
+            ) -> StoreResult<HashMap<UserId, String>> {
+                let (of, holders_of) = match source {
+                    LoginSource::OrgsyncId => return Ok(HashMap::new()),
+                    LoginSource::UserId => (lv::USER_IDS_OF, lv::USER_ID_HOLDERS),
+                    LoginSource::EmailLocalPart => (lv::MAIL_LOCALS_OF, lv::MAIL_LOCAL_HOLDERS),
+                };
+                let ids = unique_ids(ids.iter().map(|id| id.as_str()));
+                let mut rows: Vec<(String, String)> = Vec::new();
+                for chunk in ids.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(of.0);
+                    qb.push_bind(pool.as_str()).push(of.1);
+                    push_in(&mut qb, chunk);
+                    let found: Vec<(String, String)> = qb
+                        .build_query_as()
+                        .persistent(false)
+                        .fetch_all(self.reads())
+                        .await
+                        .map_err(db_err)?;
+                    rows.extend(found);
+                }
+                let candidates = lv::candidates(rows);
+                let mut keys: Vec<String> = candidates.values().cloned().collect();
+                keys.sort();
+                keys.dedup();
+                let mut found: Vec<(String, String, i64)> = Vec::new();
+                for chunk in keys.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(holders_of.0);
+                    qb.push_bind(pool.as_str()).push(holders_of.1);
+                    push_in(&mut qb, chunk);
+                    let rows: Vec<(String, String, i64)> = qb
+                        .build_query_as()
+                        .persistent(false)
+                        .fetch_all(self.reads())
+                        .await
+                        .map_err(db_err)?;
+                    found.extend(rows);
+                }
+                Ok(lv::held(candidates, &lv::holders(found)))
+            }
+
+            async fn users_by_login_of(
+                &self,
+                pool: &PoolId,
+                source: LoginSource,
+                login: &str,
+                limit: u64,
+            ) -> StoreResult<Vec<UserId>> {
+                let Some(key) = directory::ldap_view::login_key(login) else {
+                    return Ok(Vec::new());
+                };
+                let statement = match source {
+                    LoginSource::OrgsyncId => return Ok(Vec::new()),
+                    LoginSource::UserId => lv::USERS_BY_USER_ID,
+                    LoginSource::EmailLocalPart => lv::USERS_BY_MAIL_LOCAL,
+                };
+                let ids: Vec<String> = sqlx::query_scalar(statement)
+                    .bind(pool.as_str())
+                    .bind(key.as_str())
+                    .bind(sql_int(limit))
+                    .fetch_all(self.reads())
+                    .await
+                    .map_err(db_err)?;
+                Ok(ids.into_iter().map(UserId).collect())
+            }
+
+            async fn users_by_mail_of(
+                &self,
+                pool: &PoolId,
+                address: &str,
+                limit: u64,
+            ) -> StoreResult<Vec<UserId>> {
+                let address = address.trim();
+                if address.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let ids: Vec<String> = sqlx::query_scalar(lv::USERS_BY_MAIL)
+                    .bind(pool.as_str())
+                    .bind(address)
+                    .bind(sql_int(limit))
+                    .fetch_all(self.reads())
+                    .await
+                    .map_err(db_err)?;
+                Ok(ids.into_iter().map(UserId).collect())
+            }
+
+            async fn create_app_password_of(&self, stored: &StoredAppPassword) -> StoreResult<()> {
+                let p = &stored.password;
+                let mut tx = self.begin_write().await.map_err(db_err)?;
+                require_pool(&mut tx, &p.pool_id).await?;
+                let mut qb = QueryBuilder::<$db>::new("INSERT INTO app_passwords (");
+                qb.push(lv::APP_PASSWORD_COLS).push(") ");
+                qb.push_values(std::iter::once(p), |mut b, p| {
+                    b.push_bind(p.id.as_str())
+                        .push_bind(p.pool_id.as_str())
+                        .push_bind(p.user_id.as_str())
+                        .push_bind(p.label.as_str())
+                        .push_bind(stored.hash.as_str())
+                        .push_bind(p.created_at)
+                        .push_bind(p.expires_at)
+                        .push_bind(p.last_used_at)
+                        .push_bind(p.revoked_at);
+                });
+                qb.build().execute(&mut *tx).await.map_err(db_err)?;
+                tx.commit().await.map_err(db_err)
+            }
+
+            async fn get_app_password_of(
+                &self,
+                id: &str,
+            ) -> StoreResult<Option<StoredAppPassword>> {
+                let mut qb = QueryBuilder::<$db>::new("SELECT ");
+                qb.push(lv::APP_PASSWORD_COLS)
+                    .push(" FROM app_passwords WHERE id = ")
+                    .push_bind(id);
+                let row: Option<AppPasswordRow> = qb
+                    .build_query_as()
+                    .fetch_optional(self.reads())
+                    .await
+                    .map_err(db_err)?;
+                Ok(row.map(StoredAppPassword::from))
+            }
+
+            async fn list_app_passwords_of(
+                &self,
+                pool: &PoolId,
+                user: &UserId,
+            ) -> StoreResult<Vec<StoredAppPassword>> {
+                let mut qb = QueryBuilder::<$db>::new("SELECT ");
+                qb.push(lv::APP_PASSWORD_COLS)
+                    .push(" FROM app_passwords WHERE pool_id = ")
+                    .push_bind(pool.as_str())
+                    .push(" AND user_id = ")
+                    .push_bind(user.as_str())
+                    .push(" ORDER BY created_at, id");
+                let rows: Vec<AppPasswordRow> = qb
+                    .build_query_as()
+                    .fetch_all(self.reads())
+                    .await
+                    .map_err(db_err)?;
+                Ok(rows.into_iter().map(StoredAppPassword::from).collect())
+            }
+
+            async fn revoke_app_password_of(&self, id: &str, now: Millis) -> StoreResult<bool> {
+                let done = sqlx::query(lv::REVOKE_APP_PASSWORD)
+                    .bind(id)
+                    .bind(now)
+                    .execute(self.writes())
+                    .await
+                    .map_err(db_err)?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn touch_app_password_of(&self, id: &str, now: Millis) -> StoreResult<()> {
+                sqlx::query(lv::TOUCH_APP_PASSWORD)
+                    .bind(id)
+                    .bind(now)
+                    .execute(self.writes())
+                    .await
+                    .map_err(db_err)?;
+                Ok(())
+            }
+        }
+    };
+}
+
+pub(crate) use ldap_fns;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_created_live_user_holds_a_login() {
+        let candidates = candidates(vec![
+            ("u1".into(), "ZhangSan".into()),
+            ("u2".into(), "zhangsan".into()),
+            ("u3".into(), "li".into()),
+            ("u3".into(), "a-li".into()),
+            ("u4".into(), "0123456789abcdef01234567".into()),
+        ]);
+        assert_eq!(candidates["u1"], "zhangsan");
+        assert_eq!(candidates["u3"], "a-li");
+        assert!(!candidates.contains_key("u4"));
+        let holders = holders(vec![
+            ("zhangsan".into(), "u2".into(), 5),
+            ("ZHANGSAN".into(), "u1".into(), 7),
+            ("a-li".into(), "u3".into(), 1),
+        ]);
+        let held = held(candidates, &holders);
+        assert_eq!(
+            held.get(&UserId("u2".into())).map(String::as_str),
+            Some("zhangsan")
+        );
+        assert!(!held.contains_key(&UserId("u1".into())));
+        assert_eq!(
+            held.get(&UserId("u3".into())).map(String::as_str),
+            Some("a-li")
+        );
+        // The same creation time: the smaller id.
+        let h = super::holders(vec![
+            ("x".into(), "b".into(), 1),
+            ("x".into(), "a".into(), 1),
+        ]);
+        assert_eq!(h["x"].1, "a");
+    }
+}
