@@ -70,10 +70,11 @@ ensure_verifiers() {
 # The LDAP tests drive the view with clients we did not write: Debian's ldap-utils
 # (ldapsearch, ldapwhoami, ldapcompare).
 ensure_ldap_utils() {
-  if command -v ldapsearch >/dev/null 2>&1; then return 0; fi
-  log "installing ldap-utils (Debian package, for the LDAP tests)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ldap-utils >/dev/null \
-    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ldap-utils >/dev/null; }
+  # ldap-utils: ldapsearch and friends; squid: its basic_ldap_auth helper, run on stdin.
+  if command -v ldapsearch >/dev/null 2>&1 && [ -x /usr/lib/squid/basic_ldap_auth ]; then return 0; fi
+  log "installing ldap-utils and squid (Debian packages, for the LDAP tests)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ldap-utils squid >/dev/null \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ldap-utils squid >/dev/null; }
 }
 
 ensure_postgres

@@ -17,17 +17,20 @@
 //!    2,000 random logins one after another on one connection (p50 / p99), and next to them the
 //!    store's point read of the same users (`DirectoryStore::get_users` of one id) and the other
 //!    store reads such a search makes (the credential, the pool, the manager's status), p50 each;
-//!    then CONNECTIONS (32) connections searching at once for SECONDS: searches/s;
+//!    then CONNECTIONS (32) connections searching at once for SECONDS: searches/s, and next to
+//!    it the store's point reads per second from as many tasks;
 //! 3. Gitea's user filter `(&(objectClass=person)(|(uid=<login>)(mail=<e-mail>)))`, p50 / p99
 //!    over up to 200 searches (fewer when they take longer than 3 × SECONDS in all);
-//! 4. open paged searches cost no memory: the process's resident set before and after 1,000
-//!    paged searches left open after their first page of 500 (`*`), 32 connections at a time,
-//!    every connection still open; then some of the abandoned cookies are followed, which must
-//!    still work (the server keeps nothing between pages).
+//! 4. open paged searches cost no memory: the process's resident set before, after the first
+//!    tenth and after all of OPEN (1,000) paged searches left open after their first page of
+//!    500 (`*`), on 32 connections that stay open; the growth per open search is taken after
+//!    the first tenth (which brings up the working set of 32 searches at once). Then some of
+//!    the abandoned cookies are followed, which must still work (the server keeps nothing
+//!    between pages).
 //!
 //! Prints the figures and writes the `## LDAP` section of BENCHMARKS.md.
 //!
-//! cargo run --release -p orgsync-tests --example ldap_bench -- [USERS] [DEPARTMENTS] [SECONDS]
+//! cargo run --release -p orgsync-tests --example ldap_bench -- [USERS] [DEPARTMENTS] [SECONDS] [OPEN]
 #![allow(clippy::unwrap_used)]
 
 /// The allocator of the `orgsync` binary, so that the figures are the product's.
@@ -71,12 +74,13 @@ const SEQUENTIAL: usize = 2_000;
 const CONNECTIONS: usize = 32;
 /// Gitea's filter, at most this many times.
 const GITEA: usize = 200;
-const OPEN_SEARCHES: usize = 1_000;
 
 struct Params {
     users: usize,
     departments: usize,
     seconds: u64,
+    /// Paged searches left open.
+    open: usize,
 }
 
 /// One store's figures.
@@ -98,9 +102,12 @@ struct Row {
     concurrent: u64,
     concurrent_time: Duration,
     concurrent_latency: Vec<Duration>,
+    /// `get_users` of one id per second, as many tasks as connections.
+    store_rate: f64,
     gitea: Vec<Duration>,
     open_time: Duration,
     rss_before: f64,
+    rss_warm: f64,
     rss_after: f64,
     rss_peak: Option<f64>,
     total: Duration,
@@ -323,6 +330,43 @@ async fn bound_clients(addr: SocketAddr, dn: &str, token: &str, n: usize) -> Vec
     out
 }
 
+/// `n` paged searches of every person, spread over the connections, each left after its
+/// first page; the connections (still open) and the cookies.
+async fn open_pages(clients: Vec<Client>, n: usize, people: &str) -> (Vec<Client>, Vec<Vec<u8>>) {
+    let connections = clients.len();
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(t, mut c)| {
+            let people = people.to_owned();
+            tokio::spawn(async move {
+                let mut cookies = Vec::new();
+                for _ in (t..n).step_by(connections) {
+                    let found = c
+                        .search(
+                            &people,
+                            LdapSearchScope::OneLevel,
+                            "(objectClass=person)",
+                            &["*"],
+                            Some((PAGE, Vec::new())),
+                        )
+                        .await;
+                    assert_eq!(found.code, LdapResultCode::Success, "{}", found.message);
+                    cookies.push(found.cookie.unwrap_or_default());
+                }
+                (c, cookies)
+            })
+        })
+        .collect();
+    let (mut clients, mut cookies) = (Vec::new(), Vec::new());
+    for t in tasks {
+        let (c, more) = t.await.unwrap();
+        clients.push(c);
+        cookies.extend(more);
+    }
+    (clients, cookies)
+}
+
 async fn run(name: &'static str, store: Arc<dyn DirectoryStore>, p: &Params) -> Row {
     let run_started = Instant::now();
     let (key, _) = MasterKey::generate();
@@ -538,6 +582,33 @@ async fn run(name: &'static str, store: Arc<dyn DirectoryStore>, p: &Params) -> 
     let concurrent_time = started.elapsed();
     let concurrent = concurrent_latency.len() as u64;
 
+    // The store alone at the same concurrency: one user's point read per call.
+    let ids = Arc::new(seeded.ids.clone());
+    let active_ns = Arc::new(active_ns);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(p.seconds.div_ceil(2));
+    let tasks: Vec<_> = (0..CONNECTIONS)
+        .map(|t| {
+            let (store, pool, ids, active_ns) =
+                (store.clone(), pool.clone(), ids.clone(), active_ns.clone());
+            tokio::spawn(async move {
+                let mut rng = ChaCha8Rng::seed_from_u64(200 + t as u64);
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    let id = ids[active_ns[rng.random_range(0..active_ns.len())]].clone();
+                    assert_eq!(store.get_users(&pool, &[id]).await.unwrap().len(), 1);
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let mut store_reads = 0;
+    for t in tasks {
+        store_reads += t.await.unwrap();
+    }
+    let store_rate = store_reads as f64 / started.elapsed().as_secs_f64();
+
     // 3. Gitea's filter.
     let budget = Duration::from_secs(p.seconds * 3);
     eprintln!(
@@ -560,50 +631,25 @@ async fn run(name: &'static str, store: Arc<dyn DirectoryStore>, p: &Params) -> 
         assert_eq!(found.entries.len(), 1, "{name}: {filter}");
     }
 
-    // 4. Open paged searches, left after their first page.
-    eprintln!("  {name}: {OPEN_SEARCHES} paged searches left open");
+    // 4. Open paged searches, left after their first page: the first tenth brings the
+    // working set of 32 searches at once up, the rest show what each open one keeps.
+    eprintln!("  {name}: {} paged searches left open", p.open);
     let clients = bound_clients(addr, &bind_dn, &token, CONNECTIONS).await;
     let rss_before = rss_now_mib();
     let peak_reset = reset_peak_rss();
     let started = Instant::now();
-    let tasks: Vec<_> = clients
-        .into_iter()
-        .enumerate()
-        .map(|(t, mut c)| {
-            let people = people.clone();
-            tokio::spawn(async move {
-                let mut cookies = Vec::new();
-                for _ in (t..OPEN_SEARCHES).step_by(CONNECTIONS) {
-                    let found = c
-                        .search(
-                            &people,
-                            LdapSearchScope::OneLevel,
-                            "(objectClass=person)",
-                            &["*"],
-                            Some((PAGE, Vec::new())),
-                        )
-                        .await;
-                    assert_eq!(found.code, LdapResultCode::Success, "{}", found.message);
-                    cookies.push(found.cookie.unwrap_or_default());
-                }
-                (c, cookies)
-            })
-        })
-        .collect();
-    let (mut open_clients, mut cookies) = (Vec::new(), Vec::new());
-    for t in tasks {
-        let (c, more) = t.await.unwrap();
-        open_clients.push(c);
-        cookies.extend(more);
-    }
+    let (clients, mut cookies) = open_pages(clients, p.open / 10, &people).await;
+    let rss_warm = rss_now_mib();
+    let (mut open_clients, more) = open_pages(clients, p.open - p.open / 10, &people).await;
+    cookies.extend(more);
     let open_time = started.elapsed();
     let rss_after = rss_now_mib();
     let rss_peak = peak_reset.then(peak_rss_mib);
-    assert_eq!(cookies.len(), OPEN_SEARCHES);
+    assert_eq!(cookies.len(), p.open);
     if active > PAGE as usize {
         // Abandoned cookies still work: the server kept nothing, and needs nothing.
         let second = (active - PAGE as usize).min(PAGE as usize);
-        for cookie in cookies.iter().step_by(OPEN_SEARCHES / 10) {
+        for cookie in cookies.iter().step_by((p.open / 10).max(1)) {
             assert!(!cookie.is_empty(), "{name}: a first page without a cookie");
             let found = open_clients[0]
                 .search(
@@ -639,9 +685,11 @@ async fn run(name: &'static str, store: Arc<dyn DirectoryStore>, p: &Params) -> 
         concurrent,
         concurrent_time,
         concurrent_latency: sorted(concurrent_latency),
+        store_rate,
         gitea: sorted(gitea),
         open_time,
         rss_before,
+        rss_warm,
         rss_after,
         rss_peak,
         total: run_started.elapsed(),
@@ -665,6 +713,15 @@ fn thousands(n: u64) -> String {
     out
 }
 
+/// `85 µs` below a millisecond, else as [`ms`].
+fn fine(d: Duration) -> String {
+    if d < Duration::from_millis(1) {
+        format!("{} µs", d.as_micros())
+    } else {
+        ms(d)
+    }
+}
+
 fn ratio(a: Duration, b: Duration) -> f64 {
     a.as_secs_f64() / b.as_secs_f64().max(1e-9)
 }
@@ -673,12 +730,16 @@ fn ratio(a: Duration, b: Duration) -> f64 {
 async fn main() {
     let args: Vec<u64> = std::env::args()
         .skip(1)
-        .map(|a| a.parse().expect("numbers: USERS DEPARTMENTS SECONDS"))
+        .map(|a| {
+            a.parse()
+                .expect("numbers: USERS DEPARTMENTS SECONDS [OPEN]")
+        })
         .collect();
     let p = Params {
         users: args.first().copied().unwrap_or(100_000).max(1) as usize,
         departments: args.get(1).copied().unwrap_or(5_000).max(1) as usize,
         seconds: args.get(2).copied().unwrap_or(10).max(1),
+        open: args.get(3).copied().unwrap_or(1_000).max(10) as usize,
     };
     let started = Instant::now();
     let mut rows = Vec::new();
@@ -695,7 +756,7 @@ async fn main() {
     }
 
     let mut out = format!(
-        "## LDAP\n\n`cargo run --release -p orgsync-tests --example ldap_bench -- {} {} {}` \
+        "## LDAP\n\n`cargo run --release -p orgsync-tests --example ldap_bench -- {} {} {}{}` \
          (tests/examples/ldap_bench.rs), on this 2-core machine; the listener, the store and the \
          clients in one process (the clients take CPU from the server). A pool of {} users \
          (about 3 % frozen, so hidden), {} departments (50 at the top, ten children each below; \
@@ -705,7 +766,16 @@ async fn main() {
          departments): the paged walk of every person ≤ 10 s; `(uid=…)` p99 ≤ 5 ms; ≥ 5,000 \
          `(uid=…)` searches/s; memory that does not grow with open paged searches.\n\n\
          | | target |",
-        p.users, p.departments, p.seconds, p.users, p.departments
+        p.users,
+        p.departments,
+        p.seconds,
+        if p.open == 1_000 {
+            String::new()
+        } else {
+            format!(" {}", p.open)
+        },
+        p.users,
+        p.departments
     );
     for r in &rows {
         out.push_str(&format!(" {} |", r.store));
@@ -765,8 +835,8 @@ async fn main() {
             let p99 = pct(&r.uid, 99.0);
             format!(
                 "{} / **{}** {}",
-                ms(pct(&r.uid, 50.0)),
-                ms(p99),
+                fine(pct(&r.uid, 50.0)),
+                fine(p99),
                 verdict(p99 <= Duration::from_millis(5))
             )
         },
@@ -777,8 +847,8 @@ async fn main() {
         &|r| {
             format!(
                 "{} / {} (×{:.1}){}",
-                ms(pct(&r.get_users, 50.0)),
-                ms(pct(&r.get_users, 99.0)),
+                fine(pct(&r.get_users, 50.0)),
+                fine(pct(&r.get_users, 99.0)),
                 ratio(pct(&r.uid, 50.0), pct(&r.get_users, 50.0)),
                 if r.logins_are_ids {
                     ""
@@ -794,9 +864,9 @@ async fn main() {
         &|r| {
             format!(
                 "{} / {} / {}",
-                ms(pct(&r.get_credential, 50.0)),
-                ms(pct(&r.get_pool, 50.0)),
-                ms(pct(&r.active_ids, 50.0))
+                fine(pct(&r.get_credential, 50.0)),
+                fine(pct(&r.get_pool, 50.0)),
+                fine(pct(&r.active_ids, 50.0))
             )
         },
     );
@@ -809,11 +879,12 @@ async fn main() {
         &|r| {
             let rate = r.concurrent as f64 / r.concurrent_time.as_secs_f64();
             format!(
-                "**{}/s** ({} / {}) {}",
+                "**{}/s** ({} / {}) {}; the store's `get_users` of one id, as many tasks: {}/s",
                 thousands(rate as u64),
-                ms(pct(&r.concurrent_latency, 50.0)),
-                ms(pct(&r.concurrent_latency, 99.0)),
-                verdict(rate >= 5_000.0)
+                fine(pct(&r.concurrent_latency, 50.0)),
+                fine(pct(&r.concurrent_latency, 99.0)),
+                verdict(rate >= 5_000.0),
+                thousands(r.store_rate as u64)
             )
         },
     );
@@ -823,41 +894,44 @@ async fn main() {
         &|r| {
             format!(
                 "{} / {} ({})",
-                ms(pct(&r.gitea, 50.0)),
-                ms(pct(&r.gitea, 99.0)),
+                fine(pct(&r.gitea, 50.0)),
+                fine(pct(&r.gitea, 99.0)),
                 r.gitea.len()
             )
         },
     );
     line(
         format!(
-            "RSS before / after {} paged searches left open after a first page of {PAGE} (`*`, {CONNECTIONS} connections kept open); per open search",
-            thousands(OPEN_SEARCHES as u64)
+            "RSS: before / after the first {} / after all {} paged searches left open after a first page of {PAGE} (`*`, {CONNECTIONS} connections kept open); growth per open search over the last {}",
+            p.open / 10,
+            thousands(p.open as u64),
+            p.open - p.open / 10
         ),
         "no growth",
         &|r| {
-            let delta = r.rss_after - r.rss_before;
+            let each = (r.rss_after - r.rss_warm) * 1024.0 / (p.open - p.open / 10) as f64;
             format!(
-                "{:.0} / {:.0} MiB{}: {:+.1} MiB, **{:+.1} kB** each (in {}) {}",
+                "{:.0} / {:.0} / {:.0} MiB{}: **{each:+.1} kB** each (all in {}) {}",
                 r.rss_before,
+                r.rss_warm,
                 r.rss_after,
                 r.rss_peak
-                    .map(|p| format!(" (peak {p:.0})"))
+                    .map(|p| format!(", peak {p:.0}"))
                     .unwrap_or_default(),
-                delta,
-                delta * 1024.0 / OPEN_SEARCHES as f64,
                 ms(r.open_time),
                 // Allocator noise aside: under 1 kB per open search.
-                verdict(delta * 1024.0 / OPEN_SEARCHES as f64 <= 1.0)
+                verdict(each <= 1.0)
             )
         },
     );
     line("the whole run of this store".into(), "", &|r| ms(r.total));
     out.push_str(&format!(
         "\nThe RSS is the whole process's (server and clients; jemalloc keeps freed pages for a \
-         while), so a small change either way is noise; the server keeps nothing between pages \
-         (the cookie holds the position), and abandoned cookies followed afterwards still \
-         return their second page. Whole run: {}.\n",
+         while): the first searches raise it by the working set of {CONNECTIONS} searches at once \
+         (their entries in flight, buffers), which is why the growth per open search is taken \
+         over the searches after them. The server keeps nothing between pages (the cookie holds \
+         the position), and abandoned cookies followed afterwards still return their second \
+         page. Whole run: {}.\n",
         ms(started.elapsed())
     ));
     println!("{out}");

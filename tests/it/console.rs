@@ -158,11 +158,8 @@ async fn wrong_console_logins_are_slowed_then_locked_out_per_address() {
     );
 }
 
-/// A user's avatar on the console page is the emulator's URL, the console's CSP lets the
-/// browser load it, and the emulator serves an image there (no broken image in the demo).
-#[tokio::test]
-async fn the_console_shows_avatars_the_emulator_serves() {
-    let s = Served::start(Backend::Sqlite, tenant(20, 3, 1, 5)).await;
+/// A pool with a connection to the emulator, imported.
+async fn imported_pool(s: &Served) -> String {
     let (status, pool) = s.post("/api/v1/pools", &json!({"name": "Acme"})).await;
     assert_eq!(status, StatusCode::CREATED, "{pool}");
     let pool_id = pool["id"].as_str().unwrap();
@@ -204,6 +201,15 @@ async fn the_console_shows_avatars_the_emulator_serves() {
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+    pool_id.to_owned()
+}
+
+/// A user's avatar on the console page is the emulator's URL, the console's CSP lets the
+/// browser load it, and the emulator serves an image there (no broken image in the demo).
+#[tokio::test]
+async fn the_console_shows_avatars_the_emulator_serves() {
+    let s = Served::start(Backend::Sqlite, tenant(20, 3, 1, 5)).await;
+    let pool_id = &imported_pool(&s).await;
     let (_, users) = s
         .get(&format!(
             "/api/v1/pools/{pool_id}/users?status=active&limit=1"
@@ -440,4 +446,396 @@ async fn an_admin_creates_shows_once_and_revokes_a_credential_in_the_console() {
         page.contains("webhook.test") && page.contains(">200<"),
         "{page}"
     );
+}
+
+/// A logged-in console: GETs pages and POSTs forms with the session cookie, as a browser.
+struct Console<'a> {
+    s: &'a Served,
+    http: reqwest::Client,
+    cookie: String,
+}
+
+impl<'a> Console<'a> {
+    async fn open(s: &'a Served, local: Ipv4Addr) -> Console<'a> {
+        let http = client_from(local);
+        let session = log_in(s, &http, ADMIN_TOKEN).await.cookie.unwrap();
+        let cookie = session.split(';').next().unwrap().to_owned();
+        Console { s, http, cookie }
+    }
+
+    /// Status and body (with its character references resolved, as a browser shows it).
+    async fn get(&self, path: &str) -> (StatusCode, String) {
+        let resp = self
+            .http
+            .get(self.s.url(path))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .unwrap();
+        (resp.status(), unescape(&resp.text().await.unwrap()))
+    }
+
+    /// Status, `Location` and body (resolved as by [`Console::get`]).
+    async fn post(&self, path: &str, body: String) -> (StatusCode, Option<String>, String) {
+        let resp = self
+            .http
+            .post(self.s.url(path))
+            .header("cookie", &self.cookie)
+            .header("content-type", FORM)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let location = resp
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (
+            resp.status(),
+            location,
+            unescape(&resp.text().await.unwrap()),
+        )
+    }
+}
+
+/// Text with the character references askama writes resolved.
+fn unescape(html: &str) -> String {
+    html.replace("&#60;", "<")
+        .replace("&lt;", "<")
+        .replace("&#62;", ">")
+        .replace("&gt;", ">")
+        .replace("&#34;", "\"")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#x2f;", "/")
+        .replace("&#47;", "/")
+        .replace("&#38;", "&")
+        .replace("&amp;", "&")
+}
+
+/// The words of a page shaped like an app password: 23 characters, four groups of five
+/// lower-case letters and digits joined by dashes.
+fn app_passwords_in(page: &str) -> Vec<String> {
+    page.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .filter(|w| {
+            w.len() == 23
+                && w.split('-').count() == 4
+                && w.split('-').all(|g| {
+                    g.len() == 5
+                        && g.chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                })
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn an_admin_sets_the_ldap_view_in_the_console() {
+    for backend in Backend::all() {
+        let s = Served::start(backend, tenant(5, 1, 1, 8)).await;
+        let (_, pool) = s.post("/api/v1/pools", &json!({"name": "Acme"})).await;
+        let pool = pool["id"].as_str().unwrap().to_owned();
+        let (_, other) = s.post("/api/v1/pools", &json!({"name": "Beta"})).await;
+        let other = other["id"].as_str().unwrap().to_owned();
+        let (status, credential) = s
+            .post(
+                &format!("/api/v1/pools/{pool}/credentials"),
+                &json!({"name": "gitlab", "scopes": ["ldap:search"]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{credential}");
+        let c = Console::open(&s, Ipv4Addr::new(127, 0, 0, 10)).await;
+
+        // Linked from the pool's page; the defaults and the DNs they give.
+        let (_, page) = c.get(&format!("/console/pools/{pool}")).await;
+        assert!(
+            page.contains(&format!("/console/pools/{pool}/ldap\"")),
+            "{page}"
+        );
+        let (status, page) = c.get(&format!("/console/pools/{pool}/ldap")).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let default = format!("o={pool},dc=orgsync");
+        assert!(
+            page.contains(&format!("<code id=\"effective-base\">{default}</code>")),
+            "{page}"
+        );
+        assert!(
+            page.contains(&format!("placeholder=\"{default}\"")),
+            "{page}"
+        );
+        assert!(
+            page.contains(&format!("cn=<credential name>,ou=services,{default}"))
+                && page.contains(&format!("uid=<login>,ou=people,{default}")),
+            "{page}"
+        );
+        assert!(
+            page.contains(&format!("cn=gitlab,ou=services,{default}")),
+            "the credential with ldap:search is listed with its bind DN: {page}"
+        );
+        assert!(page.contains("value=\"user_id\" checked"), "{page}");
+        assert!(page.contains("value=\"subtree\" checked"), "{page}");
+        assert!(
+            page.contains("the part of the e-mail address before @"),
+            "{page}"
+        );
+        let csrf = field(&page, "_csrf");
+
+        // Saved through the form; the API reads back the canonical spelling.
+        let (status, location, page) = c
+            .post(
+                &format!("/console/pools/{pool}/ldap-settings"),
+                format!(
+                    "_csrf={csrf}&base_dn={}&login=email_local_part&department_members=direct",
+                    crate::api::url_encode("DC=Example, DC=com")
+                ),
+            )
+            .await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+        let location = location.unwrap();
+        assert!(
+            location.ends_with("/ldap?done=ldap_settings_saved"),
+            "{location}"
+        );
+        let (_, settings) = s.get(&format!("/api/v1/pools/{pool}/ldap-settings")).await;
+        assert_eq!(
+            settings,
+            json!({
+                "base_dn": "dc=Example,dc=com",
+                "login": "email_local_part",
+                "department_members": "direct",
+            })
+        );
+        let (_, page) = c.get(&location).await;
+        assert!(page.contains("LDAP view settings saved"), "{page}");
+        assert!(
+            page.contains("<code id=\"effective-base\">dc=Example,dc=com</code>")
+                && page.contains("uid=<login>,ou=people,dc=Example,dc=com")
+                && page.contains("cn=gitlab,ou=services,dc=Example,dc=com"),
+            "{page}"
+        );
+        assert!(
+            page.contains("value=\"email_local_part\" checked"),
+            "{page}"
+        );
+        assert!(page.contains("value=\"direct\" checked"), "{page}");
+
+        // Not a DN: the form comes back with what to write, as entered, and nothing changes.
+        let (status, _, page) = c
+            .post(
+                &format!("/console/pools/{pool}/ldap-settings"),
+                format!(
+                    "_csrf={csrf}&base_dn=example.com&login=orgsync_id&department_members=subtree"
+                ),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+        let errors = &page[page.find("id=\"ldap-settings\"").unwrap()..];
+        assert!(
+            errors.contains("is not a DN") && errors.contains("write it like dc=example,dc=com"),
+            "{page}"
+        );
+        assert!(page.contains("value=\"example.com\""), "{page}");
+        assert!(page.contains("value=\"orgsync_id\" checked"), "{page}");
+        let (_, unchanged) = s.get(&format!("/api/v1/pools/{pool}/ldap-settings")).await;
+        assert_eq!(unchanged, settings);
+
+        // Another pool's base may not hold this one's.
+        let (_, page) = c.get(&format!("/console/pools/{other}/ldap")).await;
+        let csrf = field(&page, "_csrf");
+        let (status, _, page) = c
+            .post(
+                &format!("/console/pools/{other}/ldap-settings"),
+                format!("_csrf={csrf}&base_dn=dc%3Dcom&login=user_id&department_members=subtree"),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{page}");
+        assert!(
+            page.contains("overlaps the base dc=example,dc=com")
+                && page.contains("give each pool a base of its own"),
+            "{page}"
+        );
+        let (_, theirs) = s.get(&format!("/api/v1/pools/{other}/ldap-settings")).await;
+        assert_eq!(theirs["base_dn"], Value::Null);
+
+        // Emptied: back to the default.
+        let (status, _, _) = c
+            .post(
+                &format!("/console/pools/{pool}/ldap-settings"),
+                format!("_csrf={csrf}&base_dn=&login=user_id&department_members=subtree"),
+            )
+            .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let (_, settings) = s.get(&format!("/api/v1/pools/{pool}/ldap-settings")).await;
+        assert_eq!(settings["base_dn"], Value::Null);
+        let (_, page) = c.get(&format!("/console/pools/{pool}/ldap")).await;
+        assert!(
+            page.contains(&format!("<code id=\"effective-base\">{default}</code>")),
+            "{page}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_admin_issues_shows_once_and_revokes_an_app_password_in_the_console() {
+    for backend in Backend::all() {
+        // 40 users: one of them frozen.
+        let s = Served::start(backend, tenant(40, 4, 1, 7)).await;
+        let pool = imported_pool(&s).await;
+        let (_, users) = s
+            .get(&format!("/api/v1/pools/{pool}/users?status=active&limit=2"))
+            .await;
+        let user = users["items"][0]["id"].as_str().unwrap().to_owned();
+        let colleague = users["items"][1]["id"].as_str().unwrap().to_owned();
+        let c = Console::open(&s, Ipv4Addr::new(127, 0, 0, 11)).await;
+        let user_page = format!("/console/pools/{pool}/users/{user}");
+        let (status, page) = c.get(&user_page).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert!(
+            page.contains("id=\"app-passwords\"") && page.contains("No app password yet"),
+            "{page}"
+        );
+        assert!(
+            page.contains(&format!("uid=<uid>,ou=people,o={pool},dc=orgsync")),
+            "{page}"
+        );
+        let csrf = field(&page, "_csrf");
+        let issue = format!("{user_page}/app-passwords");
+
+        // What to fix, with the form as entered; nothing is issued.
+        for (form, status, says) in [
+            (
+                "label=gitlab&expires_in_days=soon",
+                StatusCode::BAD_REQUEST,
+                "whole number from 1 to 3650",
+            ),
+            (
+                "label=gitlab&expires_in_days=0",
+                StatusCode::BAD_REQUEST,
+                "expires_in_days must be 1 to 3650",
+            ),
+            (
+                "label=+&expires_in_days=",
+                StatusCode::BAD_REQUEST,
+                "give 1–64 characters naming the application",
+            ),
+        ] {
+            let (got, _, page) = c.post(&issue, format!("_csrf={csrf}&{form}")).await;
+            assert_eq!(got, status, "{form}: {page}");
+            let section = &page[page.find("id=\"app-passwords\"").unwrap()..];
+            assert!(
+                section.contains("error-box") && section.contains(says),
+                "{form}: {page}"
+            );
+            assert!(app_passwords_in(&page).is_empty(), "{page}");
+        }
+        let (_, listed) = s
+            .get(&format!("/api/v1/pools/{pool}/users/{user}/app-passwords"))
+            .await;
+        assert_eq!(listed, json!([]));
+
+        // Issued: the password is on this page, once.
+        let (status, _, page) = c
+            .post(
+                &issue,
+                format!("_csrf={csrf}&label=gitlab&expires_in_days=30"),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        if s.backend == Backend::Sqlite { eprintln!("ISSUED-PAGE-START{page}ISSUED-PAGE-END"); }
+        assert!(page.contains("it is not shown again"), "{page}");
+        let shown = app_passwords_in(&page);
+        assert_eq!(shown.len(), 1, "{page}");
+        let password = &shown[0];
+        assert!(
+            page.contains(&format!(
+                "<code id=\"app-password-value\">{password}</code>"
+            )),
+            "{page}"
+        );
+        assert!(page.contains("badge live"), "{page}");
+        let (_, listed) = s
+            .get(&format!("/api/v1/pools/{pool}/users/{user}/app-passwords"))
+            .await;
+        let listed = listed.as_array().unwrap();
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        let id = listed[0]["id"].as_str().unwrap().to_owned();
+        assert_eq!(listed[0]["label"], "gitlab");
+        assert_eq!(listed[0]["revoked_at"], Value::Null);
+        let lasts =
+            listed[0]["expires_at"].as_i64().unwrap() - listed[0]["created_at"].as_i64().unwrap();
+        assert_eq!(lasts, 30 * 86_400_000);
+        assert!(page.contains(&format!("id=\"revoke-{id}\"")), "{page}");
+
+        // The next page lists it, without the password.
+        let (_, page) = c.get(&user_page).await;
+        assert!(app_passwords_in(&page).is_empty(), "shown again: {page}");
+        assert!(!page.contains(password.as_str()));
+        let table = &page[page.find("id=\"app-password-list\"").unwrap()..];
+        assert!(
+            table.contains("<td>gitlab</td>") && table.contains("badge live"),
+            "{page}"
+        );
+
+        // Revoking it through another user's page is refused; through its own, it is revoked.
+        let (status, _, page) = c
+            .post(
+                &format!("/console/pools/{pool}/users/{colleague}/app-passwords/{id}/revoke"),
+                format!("_csrf={csrf}"),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{page}");
+        let (status, location, _) = c
+            .post(
+                &format!("{user_page}/app-passwords/{id}/revoke"),
+                format!("_csrf={csrf}"),
+            )
+            .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let location = location.unwrap();
+        assert_eq!(location, format!("{user_page}?done=app_password_revoked"));
+        let (_, page) = c.get(&location).await;
+        assert!(page.contains("App password revoked"), "{page}");
+        let table = &page[page.find("id=\"app-password-list\"").unwrap()..];
+        assert!(
+            table.contains("badge revoked") && !table.contains(&format!("id=\"revoke-{id}\"")),
+            "{page}"
+        );
+        let (_, listed) = s
+            .get(&format!("/api/v1/pools/{pool}/users/{user}/app-passwords"))
+            .await;
+        assert!(listed[0]["revoked_at"].as_i64().is_some(), "{listed}");
+
+        // A user who is not active gets none: the page says why.
+        let (_, frozen) = s
+            .get(&format!("/api/v1/pools/{pool}/users?status=frozen&limit=1"))
+            .await;
+        let frozen = frozen["items"][0]["id"].as_str().unwrap().to_owned();
+        let frozen_page = format!("/console/pools/{pool}/users/{frozen}");
+        let (_, page) = c.get(&frozen_page).await;
+        assert!(
+            page.contains("only active users get app passwords"),
+            "{page}"
+        );
+        let (status, _, page) = c
+            .post(
+                &format!("{frozen_page}/app-passwords"),
+                format!("_csrf={csrf}&label=gitlab&expires_in_days="),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{page}");
+        if s.backend == Backend::Sqlite { eprintln!("CONFLICT-PAGE-START{page}CONFLICT-PAGE-END"); }
+        let section = &page[page.find("id=\"app-passwords\"").unwrap()..];
+        assert!(
+            section.contains(&format!(
+                "user {frozen} is frozen: app passwords are only issued to active users"
+            )),
+            "{page}"
+        );
+        assert!(
+            page.contains("value=\"gitlab\""),
+            "the label is kept: {page}"
+        );
+        assert!(app_passwords_in(&page).is_empty(), "{page}");
+    }
 }

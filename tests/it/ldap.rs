@@ -32,9 +32,36 @@ struct View {
 }
 
 impl View {
+    /// The generated tenant, with `uid` the orgsync id (what most tests compare with the
+    /// store).
     async fn start(backend: Backend) -> View {
-        let s = Served::start(backend, tenant(40, 6, 3, 17)).await;
+        Self::start_with(
+            backend,
+            tenant(40, 6, 3, 17),
+            json!({"login": "orgsync_id"}),
+            5,
+        )
+        .await
+    }
+
+    /// A tenant imported, then the pool's LDAP settings saved through the API.
+    /// `max_failures`: failed binds that lock a source out (low, so a test can reach it).
+    async fn start_with(
+        backend: Backend,
+        tenant: emulator::tenant::Tenant,
+        settings: serde_json::Value,
+        max_failures: u32,
+    ) -> View {
+        let s = Served::start(backend, tenant).await;
         let (pool, connection) = pool_and_connection(&s, None).await;
+        let (status, saved) = s
+            .send(
+                reqwest::Method::PUT,
+                &format!("/api/v1/pools/{pool}/ldap-settings"),
+                Some(&settings),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{saved}");
         let connection_id = connection["id"].as_str().unwrap().to_owned();
         let callback = connection["callback_url"].as_str().unwrap().to_owned();
         let job = run_job(&s, &connection_id, "import").await;
@@ -44,9 +71,8 @@ impl View {
             s.store.clone(),
             s.key.clone(),
             Settings {
-                // Low, so that the test can reach it.
                 bind_limits: ldap::limiter::BindLimits {
-                    max_failures: 5,
+                    max_failures,
                     ..Default::default()
                 },
                 ..Default::default()
@@ -1016,4 +1042,404 @@ async fn a_filter_ten_thousand_deep_closes_only_its_connection() {
     let (code, _, err) = v.tool("ldapwhoami", &[]).await;
     assert_eq!(code, 0, "{err}");
     v.ldap.stop().await;
+}
+
+/// The acceptance tenant of docs/ldap.md: two departments named "Ops" under different
+/// parents, a person in three departments, people who will be frozen and resign; `uid` from
+/// Feishu's `user_id` (the default login).
+struct Acceptance {
+    v: View,
+    multi: emulator::tenant::UserKey,
+    leaver: emulator::tenant::UserKey,
+    frozen: emulator::tenant::UserKey,
+    /// Open ids of the departments: Platform, Sales, Ops under Platform, Ops under Sales.
+    platform: String,
+    sales: String,
+    ops_platform: String,
+    ops_sales: String,
+}
+
+impl Acceptance {
+    async fn start(backend: Backend) -> Acceptance {
+        use emulator::mutate::{Change, NewDepartment, NewUser};
+        let mut t = tenant(12, 3, 2, 29);
+        let department = |t: &mut emulator::tenant::Tenant, name: &str, parent: &str| {
+            let changes = t
+                .create_department(NewDepartment {
+                    name: name.into(),
+                    parent: parent.into(),
+                    ..NewDepartment::default()
+                })
+                .unwrap();
+            Change::created_id(&changes).unwrap().to_owned()
+        };
+        let platform = department(&mut t, "Platform", "0");
+        let sales = department(&mut t, "Sales", "0");
+        let ops_platform = department(&mut t, "Ops", &platform);
+        let ops_sales = department(&mut t, "Ops", &sales);
+        let hire = |t: &mut emulator::tenant::Tenant, user_id: &str, departments: Vec<String>| {
+            let changes = t
+                .hire(NewUser {
+                    name: Some(format!("Person {user_id}")),
+                    email: Some(format!("{user_id}@example.com")),
+                    user_id: Some(user_id.into()),
+                    departments,
+                    ..NewUser::default()
+                })
+                .unwrap();
+            Change::created_user(&changes).unwrap()
+        };
+        let multi = hire(
+            &mut t,
+            "multi.user",
+            vec![ops_platform.clone(), ops_sales.clone(), sales.clone()],
+        );
+        let leaver = hire(&mut t, "leaver.user", vec![ops_sales.clone()]);
+        let frozen = hire(&mut t, "frozen.user", vec![ops_platform.clone()]);
+        // Every failed bind here comes from one address: more than the default allows.
+        let v = View::start_with(backend, t, json!({}), 50).await;
+        Acceptance {
+            v,
+            multi,
+            leaver,
+            frozen,
+            platform,
+            sales,
+            ops_platform,
+            ops_sales,
+        }
+    }
+
+    /// A department's DN, by its Feishu open id.
+    async fn department(&self, open_id: &str) -> String {
+        let id = self
+            .v
+            .s
+            .store
+            .find_external(
+                &ConnectionId(self.v.connection.clone()),
+                ObjectKind::Department,
+                open_id,
+            )
+            .await
+            .unwrap()
+            .unwrap()
+            .object_id;
+        format!("cn={id},ou=departments,{}", self.v.base)
+    }
+
+    /// Issues an app password to the person with this orgsync id.
+    async fn app_password(&self, user: &str, label: &str) -> String {
+        let (status, created) = self
+            .v
+            .s
+            .post(
+                &format!("/api/v1/pools/{}/users/{user}/app-passwords", self.v.pool),
+                &json!({"label": label}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        created["password"].as_str().unwrap().to_owned()
+    }
+}
+
+fn squid_helper() -> Option<&'static str> {
+    let path = "/usr/lib/squid/basic_ldap_auth";
+    if std::path::Path::new(path).exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var("CI").is_err(),
+        "{path} is missing: scripts/test.sh installs Debian's squid"
+    );
+    eprintln!("squid's basic_ldap_auth is not installed: its check is skipped");
+    None
+}
+
+#[tokio::test]
+async fn the_acceptance_tenant_through_ldapsearch_user_binds_and_squid() {
+    if !has_ldap_utils() {
+        return;
+    }
+    for backend in Backend::all() {
+        let a = Acceptance::start(backend).await;
+        let v = &a.v;
+        let multi = v.object_id(a.multi).await;
+        let me = v.person("multi.user");
+
+        // Logins come from Feishu's user_id; every active person once, two per page, and
+        // each login is its Feishu user_id.
+        let tenant_logins: BTreeSet<String> = v.s.emu.state().with_tenant(|t| {
+            t.users
+                .values()
+                .filter(|u| u.status == emulator::tenant::StatusFlags::active())
+                .map(|u| u.user_id.to_lowercase())
+                .collect()
+        });
+        let people_base = format!("ou=people,{}", v.base);
+        let dns = v
+            .search_dns(&[
+                "-E",
+                "pr=2/noprompt",
+                "-b",
+                &people_base,
+                "-s",
+                "one",
+                "(objectClass=person)",
+                "1.1",
+            ])
+            .await;
+        let listed: BTreeSet<String> = dns.iter().cloned().collect();
+        assert_eq!(listed.len(), dns.len(), "{backend:?}: a person came twice");
+        let expected: BTreeSet<String> = tenant_logins.iter().map(|l| v.person(l)).collect();
+        assert_eq!(listed, expected, "{backend:?}");
+
+        // Two departments named Ops, two DNs.
+        let ops = v
+            .search_dns(&[
+                "-b",
+                &format!("ou=departments,{}", v.base),
+                "(displayName=ops)",
+                "1.1",
+            ])
+            .await;
+        let mut want = vec![
+            a.department(&a.ops_platform).await,
+            a.department(&a.ops_sales).await,
+        ];
+        want.sort();
+        let mut ops = ops;
+        ops.sort();
+        assert_eq!(ops, want, "{backend:?}");
+
+        // The person in three departments is a member of each and, by subtree, of both
+        // parents.
+        let out = v
+            .ldif(&[
+                "-b",
+                &me,
+                "-s",
+                "base",
+                "(objectClass=*)",
+                "memberOf",
+                "uid",
+            ])
+            .await;
+        for d in [&a.ops_platform, &a.ops_sales, &a.sales, &a.platform] {
+            let dn = a.department(d).await;
+            assert!(
+                out.contains(&format!("memberOf: {dn}")),
+                "{backend:?}: {dn}\n{out}"
+            );
+        }
+        assert!(out.contains("uid: multi.user"), "{out}");
+
+        // The filters real tools send (docs/ldap.md, "What tools send").
+        let platform = a.department(&a.platform).await;
+        let ops_sales = a.department(&a.ops_sales).await;
+        for (tool, filter, found) in [
+            ("Gitea by uid", "(&(objectClass=person)(|(uid=Multi.User)(mail=Multi.User)))".to_owned(), true),
+            ("Gitea by mail", "(&(objectClass=person)(|(uid=MULTI.USER@example.com)(mail=MULTI.USER@example.com)))".to_owned(), true),
+            ("Nextcloud", format!("(&(objectclass=inetOrgPerson)(memberOf={ops_sales})(uid=multi.user))"), true),
+            ("Keycloak", "(&(objectClass=inetOrgPerson)(objectClass=organizationalPerson)(uid=multi.user))".to_owned(), true),
+            ("GitLab, subtree membership", format!("(&(objectclass=person)(memberOf={platform})(uid=multi.user))"), true),
+            ("Grafana, a frozen person", "(uid=frozen.user)".to_owned(), true),
+            ("a resigned person", "(uid=leaver.user)".to_owned(), true),
+            ("an unknown login", "(uid=nobody)".to_owned(), false),
+        ] {
+            let dns = v.search_dns(&["-b", &v.base, &filter, "1.1"]).await;
+            assert_eq!(dns.len(), usize::from(found), "{backend:?}: {tool}: {filter}: {dns:?}");
+        }
+        let multi_by_id = v
+            .search_dns(&["-b", &v.base, &format!("(uid={multi})"), "1.1"])
+            .await;
+        assert!(
+            multi_by_id.is_empty(),
+            "a held login hides the id: {multi_by_id:?}"
+        );
+
+        // App passwords: a person binds with one; a wrong one and the service's token fail.
+        let pw = a.app_password(&multi, "gitlab").await;
+        let (code, out, err) = v.tool_as("ldapwhoami", &me, &pw, &[]).await;
+        assert_eq!(code, 0, "{backend:?}: {err}");
+        assert_eq!(out.trim(), format!("dn:{me}"));
+        let (code, _, _) = v
+            .tool_as("ldapwhoami", &me, "wrong-pass-word-xxxxx", &[])
+            .await;
+        assert_eq!(code, 49, "{backend:?}");
+        // A person's bind reads its own entry and nothing else.
+        let (code, out, err) = v
+            .tool_as(
+                "ldapsearch",
+                &me,
+                &pw,
+                &["-LLL", "-b", &v.base, "(objectClass=*)", "1.1"],
+            )
+            .await;
+        assert_eq!(code, 0, "{backend:?}: {err}");
+        assert_eq!(
+            out.lines()
+                .filter(|l| l.starts_with("dn: "))
+                .collect::<Vec<_>>(),
+            [format!("dn: {me}")]
+        );
+
+        // squid's helper: service bind to find the person, then the person's bind.
+        let frozen = v.object_id(a.frozen).await;
+        let leaver = v.object_id(a.leaver).await;
+        let frozen_pw = a.app_password(&frozen, "squid").await;
+        let leaver_pw = a.app_password(&leaver, "squid").await;
+        // Two ways squid is set up: a service bind that searches `uid=%s` (-f), or the
+        // person's DN made from the login (-u uid). -P keeps one connection for every
+        // request, as squid is usually run; without it the helper reports a wrong password as
+        // "BH Success" (it reads the result code from a connection it has already closed).
+        let squid = |lines: String, search: bool| {
+            let helper = squid_helper();
+            let url = v.url();
+            let service = v.bind_dn("reader");
+            let token = v.token.clone();
+            let base = people_base.clone();
+            async move {
+                let helper = helper?;
+                let mut args: Vec<&str> = vec!["-P", "-v", "3", "-b", &base, "-H", &url];
+                if search {
+                    args.extend(["-D", &service, "-w", &token, "-f", "uid=%s"]);
+                } else {
+                    args.extend(["-u", "uid"]);
+                }
+                let mut child = tokio::process::Command::new(helper)
+                    .args(&args)
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                let mut stdin = child.stdin.take().unwrap();
+                tokio::io::AsyncWriteExt::write_all(&mut stdin, lines.as_bytes())
+                    .await
+                    .unwrap();
+                drop(stdin);
+                let out = child.wait_with_output().await.unwrap();
+                // "OK", "ERR <why>", "BH <why>": the verdicts.
+                Some(
+                    String::from_utf8_lossy(&out.stdout)
+                        .lines()
+                        .map(|l| l.split(' ').next().unwrap_or("").to_owned())
+                        .collect::<Vec<String>>(),
+                )
+            }
+        };
+        for search in [true, false] {
+            let lines = format!("multi.user {pw}\nmulti.user wrong\nfrozen.user {frozen_pw}\n");
+            if let Some(out) = squid(lines, search).await {
+                assert_eq!(out, ["OK", "ERR", "OK"], "{backend:?}, search {search}");
+            }
+        }
+
+        // Frozen and resigned in Feishu: gone from every search, and their binds fail with
+        // 49 at once (their app passwords are revoked in the same write).
+        v.change(&|t| t.freeze(a.frozen)).await;
+        v.change(&|t| t.resign(a.leaver)).await;
+        for (login, pw) in [("frozen.user", &frozen_pw), ("leaver.user", &leaver_pw)] {
+            // The worker applies the delivered events on its own time: seconds at most.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !v
+                .search_dns(&["-b", &v.base, &format!("(uid={login})"), "1.1"])
+                .await
+                .is_empty()
+            {
+                assert!(
+                    Instant::now() < deadline,
+                    "{backend:?}: {login} still shown"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let (code, _, _) = v.tool_as("ldapwhoami", &v.person(login), pw, &[]).await;
+            assert_eq!(code, 49, "{backend:?}: {login} could bind");
+        }
+        for user in [&frozen, &leaver] {
+            let (_, listed) =
+                v.s.get(&format!(
+                    "/api/v1/pools/{}/users/{user}/app-passwords",
+                    v.pool
+                ))
+                .await;
+            assert!(listed[0]["revoked_at"].is_i64(), "{backend:?}: {listed}");
+        }
+        // A person who left is found by no search: squid answers BH (denied) as for any
+        // unknown name; bound by DN, the bind itself is refused: ERR.
+        for (search, verdict) in [(true, "BH"), (false, "ERR")] {
+            let lines = format!("frozen.user {frozen_pw}\nmulti.user {pw}\n");
+            if let Some(out) = squid(lines, search).await {
+                assert_eq!(out, [verdict, "OK"], "{backend:?}, search {search}");
+            }
+        }
+
+        // Department membership by the direct rule: the parent no longer counts the person.
+        let (status, saved) =
+            v.s.send(
+                reqwest::Method::PUT,
+                &format!("/api/v1/pools/{}/ldap-settings", v.pool),
+                Some(&json!({"department_members": "direct"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{saved}");
+        let direct = v
+            .search_dns(&[
+                "-b",
+                &v.base,
+                &format!("(&(memberOf={platform})(uid=multi.user))"),
+                "1.1",
+            ])
+            .await;
+        assert!(direct.is_empty(), "{backend:?}: {direct:?}");
+        let direct = v
+            .search_dns(&[
+                "-b",
+                &v.base,
+                &format!("(&(memberOf={ops_sales})(uid=multi.user))"),
+                "1.1",
+            ])
+            .await;
+        assert_eq!(direct, [me.clone()], "{backend:?}");
+
+        // The e-mail's local part as the login, and a base DN of the pool's own.
+        let (status, saved) =
+            v.s.send(
+                reqwest::Method::PUT,
+                &format!("/api/v1/pools/{}/ldap-settings", v.pool),
+                Some(&json!({"login": "email_local_part", "base_dn": "dc=Example, dc=COM"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{saved}");
+        assert_eq!(saved["base_dn"], "dc=Example,dc=COM");
+        let (code, out, err) = v
+            .tool_as(
+                "ldapsearch",
+                "cn=reader,ou=services,dc=example,dc=com",
+                &v.token,
+                &[
+                    "-LLL",
+                    "-b",
+                    "dc=example,dc=com",
+                    "(uid=multi.user)",
+                    "uid",
+                    "mail",
+                ],
+            )
+            .await;
+        assert_eq!(code, 0, "{backend:?}: {err}");
+        assert!(
+            out.contains("dn: uid=multi.user,ou=people,dc=Example,dc=COM"),
+            "{out}"
+        );
+        let (code, _, _) = v
+            .tool_as(
+                "ldapwhoami",
+                "uid=multi.user,ou=people,dc=example,dc=com",
+                &pw,
+                &[],
+            )
+            .await;
+        assert_eq!(code, 0, "{backend:?}: the person binds under the new base");
+    }
 }

@@ -170,7 +170,7 @@ mod tests {
         )
         .unwrap();
         let s = s.validated().unwrap();
-        assert_eq!(s.base_dn.as_deref(), Some("DC=Example,DC=com"));
+        assert_eq!(s.base_dn.as_deref(), Some("dc=Example,dc=com"));
         assert!(serde_json::from_str::<LdapSettings>(r#"{"login":"name"}"#).is_err());
         assert!(serde_json::from_str::<LdapSettings>(r#"{"base":"x"}"#).is_err());
         for source in LoginSource::ALL {

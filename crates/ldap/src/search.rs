@@ -4,10 +4,10 @@
 //! Entries are handed to the caller as they are made, never gathered: a search of 100,000
 //! people holds one store page at a time (docs/ldap.md, "Searches").
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use directory::ids::{DepartmentId, GroupId, UserId};
+use directory::ids::{DepartmentId, GroupId, UserId, is_id};
 use directory::model::{Group, GroupMember, User, UserStatus};
 use directory::store::{DirectoryStore, KeyPage, MemberScope, StoreError, UserQuery};
 use ldap3_proto::proto::{LdapFilter, LdapSearchScope};
@@ -202,10 +202,7 @@ impl Search<'_> {
             },
             Target::Container(c) => Some(self.tree.container_entry(*c)),
             Target::Entry(Container::People, login) => {
-                match self.store.get_user(pool, &UserId(login.clone())).await? {
-                    Some(u) => self.people_entries(&[u]).await?.pop(),
-                    None => None,
-                }
+                self.person_by_login(login).await?.map(|(_, e)| e)
             }
             Target::Entry(Container::Groups, id) => {
                 match self.store.get_group(pool, &GroupId(id.clone())).await? {
@@ -222,21 +219,90 @@ impl Search<'_> {
         })
     }
 
-    /// The entries of the users that are shown (active ones), naming only people who are
-    /// shown too: a manager who left is no `manager` (one query for the page's managers).
-    async fn people_entries(&self, users: &[User]) -> Result<Vec<Entry>, StoreError> {
+    /// The person whose `uid` is `login` (as normalised: lower case), if one is shown: its
+    /// id and entry.
+    pub async fn person_by_login(
+        &self,
+        login: &str,
+    ) -> Result<Option<(UserId, Entry)>, StoreError> {
+        let ids = self.resolve(&[Key::Login(login.to_owned())]).await?;
+        let users = self.store.get_users(&self.tree.pool_id, &ids).await?;
+        let entries = self.people_entries(&users).await?;
+        Ok(entries.into_iter().find_map(|(id, e)| {
+            e.values("uid")
+                .is_some_and(|v| v.iter().any(|u| u.to_lowercase() == login))
+                .then_some((id, e))
+        }))
+    }
+
+    /// The users that logins and addresses may name: candidates, to be checked against
+    /// the filter (a login's candidates are confirmed by the entry's own `uid`). In id order.
+    async fn resolve(&self, keys: &[Key]) -> Result<Vec<UserId>, StoreError> {
+        let pool = &self.tree.pool_id;
+        let mut ids: Vec<UserId> = Vec::new();
+        for key in keys {
+            match key {
+                Key::Login(login) => {
+                    // The orgsync id stands in for a user without a login of its own.
+                    if is_id(login) {
+                        ids.push(UserId(login.clone()));
+                    }
+                    ids.extend(
+                        self.store
+                            .users_by_login(pool, self.tree.login, login, CANDIDATES_MAX)
+                            .await?,
+                    );
+                }
+                Key::Mail(address) => {
+                    ids.extend(
+                        self.store
+                            .users_by_mail(pool, address, CANDIDATES_MAX)
+                            .await?,
+                    );
+                }
+            }
+        }
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// The logins (`uid`) of the shown users among `ids`: each one's held login, else its
+    /// orgsync id. Users not shown (not active, deleted, unknown) are absent: no entry names
+    /// them. Two statements for the activity and two for the logins, whatever the number.
+    async fn shown_logins(&self, ids: &[UserId]) -> Result<HashMap<UserId, String>, StoreError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let pool = &self.tree.pool_id;
+        let active = self.store.active_user_ids(pool, ids).await?;
+        let active: Vec<UserId> = active.into_iter().collect();
+        self.logins(&active).await
+    }
+
+    /// The logins of `ids`, all taken as shown.
+    async fn logins(&self, ids: &[UserId]) -> Result<HashMap<UserId, String>, StoreError> {
+        let mut held = self
+            .store
+            .user_logins(&self.tree.pool_id, self.tree.login, ids)
+            .await?;
+        for id in ids {
+            held.entry(id.clone()).or_insert_with(|| id.0.clone());
+        }
+        Ok(held)
+    }
+
+    /// The entries of the users that are shown (active ones), with their ids, naming only
+    /// people who are shown too: a manager who left is no `manager`.
+    async fn people_entries(&self, users: &[User]) -> Result<Vec<(UserId, Entry)>, StoreError> {
         let shown: Vec<&User> = users
             .iter()
             .filter(|u| u.status == UserStatus::Active && u.deleted_at.is_none())
             .collect();
         let managers: Vec<UserId> = shown.iter().filter_map(|u| u.manager_id.clone()).collect();
-        let active = if managers.is_empty() {
-            HashSet::new()
-        } else {
-            self.store
-                .active_user_ids(&self.tree.pool_id, &managers)
-                .await?
-        };
+        let managers = self.shown_logins(&managers).await?;
+        let own: Vec<UserId> = shown.iter().map(|u| u.id.clone()).collect();
+        let logins = self.logins(&own).await?;
         let mut out = Vec::with_capacity(shown.len());
         for user in shown {
             let member_of = if self.member_of {
@@ -244,8 +310,19 @@ impl Search<'_> {
             } else {
                 Vec::new()
             };
-            let manager_shown = user.manager_id.as_ref().is_some_and(|m| active.contains(m));
-            out.extend(self.tree.person(user, member_of, manager_shown));
+            let login = logins
+                .get(&user.id)
+                .map_or(user.id.as_str(), String::as_str);
+            let manager = user
+                .manager_id
+                .as_ref()
+                .and_then(|m| managers.get(m))
+                .map(String::as_str);
+            out.extend(
+                self.tree
+                    .person(user, login, member_of, manager)
+                    .map(|e| (user.id.clone(), e)),
+            );
         }
         Ok(out)
     }
@@ -261,16 +338,10 @@ impl Search<'_> {
                 GroupMember::Department(_) => None,
             })
             .collect();
-        let active = if users.is_empty() {
-            HashSet::new()
-        } else {
-            self.store
-                .active_user_ids(&self.tree.pool_id, &users)
-                .await?
-        };
+        let shown = self.shown_logins(&users).await?;
         Ok(groups
             .iter()
-            .filter_map(|g| self.tree.group(g, &active))
+            .filter_map(|g| self.tree.group(g, &shown))
             .collect())
     }
 
@@ -314,19 +385,18 @@ impl Search<'_> {
     ) -> Result<(Vec<Entry>, Option<String>), StoreError> {
         let pool = &self.tree.pool_id;
         match people_hint(self.filter, self.tree) {
-            Hint::Ids(mut ids) => {
+            Hint::Keys(keys) => {
                 // A few named users: read them, in id order, after the last one sent.
-                ids.sort();
-                ids.dedup();
+                let mut ids = self.resolve(&keys).await?;
                 ids.retain(|id| after.is_none_or(|a| id.as_str() > a));
                 let more = ids.len() > want;
                 ids.truncate(want);
-                let users = self
-                    .store
-                    .get_users(pool, &ids.iter().cloned().map(UserId).collect::<Vec<_>>())
-                    .await?;
-                let out = self.people_entries(&users).await?;
-                Ok((out, more.then(|| ids.last().cloned()).flatten()))
+                let users = self.store.get_users(pool, &ids).await?;
+                let out = entries_only(self.people_entries(&users).await?);
+                Ok((
+                    out,
+                    more.then(|| ids.last().map(|id| id.0.clone())).flatten(),
+                ))
             }
             Hint::Department(id) => {
                 let query = UserQuery {
@@ -358,7 +428,10 @@ impl Search<'_> {
                     })
                     .collect();
                 let users = self.store.get_users(pool, &ids).await?;
-                Ok((self.people_entries(&users).await?, members.next))
+                Ok((
+                    entries_only(self.people_entries(&users).await?),
+                    members.next,
+                ))
             }
             Hint::Nothing => Ok((Vec::new(), None)),
             Hint::Walk => {
@@ -382,7 +455,10 @@ impl Search<'_> {
             .store
             .list_users(&self.tree.pool_id, query, &page)
             .await?;
-        Ok((self.people_entries(&users.items).await?, users.next))
+        Ok((
+            entries_only(self.people_entries(&users.items).await?),
+            users.next,
+        ))
     }
 
     /// The one entry a `cn=<id>` in the filter names, when it names one (ids are lower case,
@@ -442,6 +518,10 @@ impl Search<'_> {
     }
 }
 
+fn entries_only(people: Vec<(UserId, Entry)>) -> Vec<Entry> {
+    people.into_iter().map(|(_, e)| e).collect()
+}
+
 /// The store page after `after` of at most `want` items.
 fn key_page(after: Option<&str>, want: usize) -> KeyPage {
     KeyPage {
@@ -450,11 +530,24 @@ fn key_page(after: Option<&str>, want: usize) -> KeyPage {
     }
 }
 
+/// The most candidates one login or address yields (a login shared by more users than this
+/// is held by one of the first; an address by more is not a login).
+const CANDIDATES_MAX: u64 = 100;
+
+/// What names a few users in a filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Key {
+    /// `uid=` (folded).
+    Login(String),
+    /// `mail=`.
+    Mail(String),
+}
+
 /// Where a people search finds its candidates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Hint {
-    /// Users named by login.
-    Ids(Vec<String>),
+    /// Users named by login or address.
+    Keys(Vec<Key>),
     /// Members of a department (as the pool counts them).
     Department(String),
     /// Users a group lists.
@@ -465,14 +558,18 @@ enum Hint {
     Walk,
 }
 
-/// The narrowest candidate set the filter implies: a conjunct that names users by login or
-/// by a `memberOf`, or a disjunction whose every branch names users by login.
+/// The narrowest candidate set the filter implies: a conjunct that names users by login,
+/// address or a `memberOf`, or a disjunction whose every branch names users by login or
+/// address (Gitea's `(|(uid=x)(mail=x))`).
 fn people_hint(f: &LdapFilter, tree: &PoolTree) -> Hint {
     match f {
-        LdapFilter::Equality(attr, value) if attr.eq_ignore_ascii_case("uid") => {
-            Hint::Ids(vec![value.trim().to_lowercase()])
+        LdapFilter::Equality(attr, value) if is_attr(attr, "uid") => {
+            Hint::Keys(vec![Key::Login(value.trim().to_lowercase())])
         }
-        LdapFilter::Equality(attr, value) if attr.eq_ignore_ascii_case("memberOf") => {
+        LdapFilter::Equality(attr, value) if is_attr(attr, "mail") => {
+            Hint::Keys(vec![Key::Mail(value.trim().to_owned())])
+        }
+        LdapFilter::Equality(attr, value) if is_attr(attr, "memberOf") => {
             let Ok(dn) = Dn::parse(value) else {
                 return Hint::Nothing;
             };
@@ -490,28 +587,33 @@ fn people_hint(f: &LdapFilter, tree: &PoolTree) -> Hint {
             // Logins first (fewest candidates), then a membership.
             hints
                 .iter()
-                .find(|h| matches!(h, Hint::Ids(_)))
+                .find(|h| matches!(h, Hint::Keys(_)))
                 .or_else(|| hints.iter().find(|h| !matches!(h, Hint::Walk)))
                 .cloned()
                 .unwrap_or(Hint::Walk)
         }
         LdapFilter::Or(parts) if !parts.is_empty() => {
-            let mut ids = Vec::new();
+            let mut keys = Vec::new();
             for p in parts {
                 match people_hint(p, tree) {
-                    Hint::Ids(more) => ids.extend(more),
+                    Hint::Keys(more) => keys.extend(more),
                     Hint::Nothing => {}
                     _ => return Hint::Walk,
                 }
             }
-            if ids.is_empty() {
+            if keys.is_empty() {
                 Hint::Nothing
             } else {
-                Hint::Ids(ids)
+                Hint::Keys(keys)
             }
         }
         _ => Hint::Walk,
     }
+}
+
+/// Whether a filter's attribute name (any case, or the OID) is `canonical`.
+fn is_attr(name: &str, canonical: &str) -> bool {
+    schema::canonical(name) == Some(canonical)
 }
 
 /// The value of an equality on `attr` that the filter requires (alone or in an `&`).
@@ -660,15 +762,26 @@ mod tests {
     #[test]
     fn hints_pick_the_narrowest_index() {
         let t = tree();
+        let login = |v: &str| Key::Login(v.into());
         assert_eq!(
             people_hint(&eq("UID", "Ab"), &t),
-            Hint::Ids(vec!["ab".into()])
+            Hint::Keys(vec![login("ab")])
+        );
+        // By the attribute's OID too.
+        assert_eq!(
+            people_hint(&eq("0.9.2342.19200300.100.1.1", "x"), &t),
+            Hint::Keys(vec![login("x")])
         );
         let gitea = LdapFilter::And(vec![
             eq("objectClass", "person"),
-            LdapFilter::Or(vec![eq("uid", "a"), eq("mail", "a")]),
+            LdapFilter::Or(vec![eq("uid", "A"), eq("mail", "A@x.com")]),
         ]);
-        assert_eq!(people_hint(&gitea, &t), Hint::Walk);
+        assert_eq!(
+            people_hint(&gitea, &t),
+            Hint::Keys(vec![login("a"), Key::Mail("A@x.com".into())])
+        );
+        let title = LdapFilter::Or(vec![eq("uid", "a"), eq("title", "a")]);
+        assert_eq!(people_hint(&title, &t), Hint::Walk);
         let gitlab = LdapFilter::And(vec![
             eq("objectclass", "person"),
             eq("memberOf", "cn=g1,ou=Groups,dc=example,dc=com"),
@@ -678,13 +791,13 @@ mod tests {
             eq("memberOf", "cn=d1,ou=departments,dc=example,dc=com"),
             eq("uid", "u1"),
         ]);
-        assert_eq!(people_hint(&grafana, &t), Hint::Ids(vec!["u1".into()]));
+        assert_eq!(people_hint(&grafana, &t), Hint::Keys(vec![login("u1")]));
         let elsewhere = LdapFilter::And(vec![eq("memberOf", "cn=g1,ou=groups,dc=other")]);
         assert_eq!(people_hint(&elsewhere, &t), Hint::Nothing);
         let either = LdapFilter::Or(vec![eq("uid", "a"), eq("uid", "b")]);
         assert_eq!(
             people_hint(&either, &t),
-            Hint::Ids(vec!["a".into(), "b".into()])
+            Hint::Keys(vec![login("a"), login("b")])
         );
         assert_eq!(
             people_hint(&LdapFilter::Present("objectClass".into()), &t),

@@ -2,15 +2,17 @@
 //! Root DSE, the subschema entry and each pool's tree, Compare, WhoAmI; every write refused.
 //!
 //! What a connection may read depends on its bind: a service credential of a pool with the
-//! `ldap:search` scope reads that pool's tree; anonymous connections read nothing, or only the
-//! Root DSE when configured so (docs/ldap.md, "Binds").
+//! `ldap:search` scope reads that pool's tree; a person bound with an app password reads its
+//! own entry; anonymous connections read nothing, or only the Root DSE when configured so
+//! (docs/ldap.md, "Binds").
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use directory::app_passwords;
 use directory::credentials::{self, Scope};
-use directory::ids::{Millis, now_ms};
+use directory::ids::{Millis, UserId, now_ms};
 use directory::secrets::MasterKey;
 use directory::store::{DirectoryStore, StoreError};
 use ldap3_proto::control::LdapControl;
@@ -28,7 +30,7 @@ use crate::schema::{
     self, ALL_OPERATIONAL_FEATURE_OID, PAGED_RESULTS_OID, STARTTLS_OID, WHOAMI_OID,
 };
 use crate::search::{self, Ended, Search};
-use crate::tree::{Container, DepartmentScope, PoolTree, Target};
+use crate::tree::{Container, PoolTree, Target};
 
 /// Who may read the Root DSE without binding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -82,37 +84,55 @@ impl Shared {
         }
     }
 
-    /// The tree of every pool (pools are few).
+    /// The tree of every pool, as its saved settings shape it (pools are few).
     async fn trees(&self) -> Result<Vec<PoolTree>, StoreError> {
+        let settings = self.store.list_ldap_settings().await?;
         Ok(self
             .store
             .list_pools()
             .await?
-            .iter()
-            .map(|p| Self::tree_of(&p.id))
+            .into_iter()
+            .map(|p| {
+                let saved = settings
+                    .iter()
+                    .find(|(id, _)| *id == p.id)
+                    .map(|(_, s)| s.clone())
+                    .unwrap_or_default();
+                PoolTree::from_settings(p.id, &saved)
+            })
             .collect())
-    }
-
-    /// A pool's tree as this instance serves it.
-    fn tree_of(pool: &directory::ids::PoolId) -> PoolTree {
-        PoolTree::new(
-            pool.clone(),
-            PoolTree::default_base(pool),
-            DepartmentScope::default(),
-        )
     }
 }
 
-/// Who a connection is bound as.
+/// Who a connection is bound as. A bound connection keeps the tree (the pool's settings) it
+/// bound with until it binds again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Bound {
     Anonymous,
     /// A service credential of one pool.
     Service {
-        pool: directory::ids::PoolId,
+        tree: Box<PoolTree>,
         dn: Dn,
         credential: String,
     },
+    /// A person, with one of its app passwords.
+    User {
+        tree: Box<PoolTree>,
+        dn: Dn,
+        user: UserId,
+        /// Its `uid`, as normalised.
+        login: String,
+        app_password: String,
+    },
+}
+
+impl Bound {
+    fn tree(&self) -> Option<&PoolTree> {
+        match self {
+            Self::Anonymous => None,
+            Self::Service { tree, .. } | Self::User { tree, .. } => Some(tree),
+        }
+    }
 }
 
 /// What the connection does after an operation.
@@ -317,10 +337,16 @@ impl Session {
         else {
             return invalid("no such bind DN");
         };
-        let Target::Entry(Container::Services, name) = target else {
-            return invalid(
-                "binds are accepted for service credentials (cn=<name>,ou=services,<base>)",
-            );
+        let name = match target {
+            Target::Entry(Container::Services, name) => name,
+            Target::Entry(Container::People, login) => {
+                return self.user_bind(tree.clone(), &login, &password).await;
+            }
+            _ => {
+                return invalid(
+                    "binds are accepted for service credentials (cn=<name>,ou=services,<base>) and people (uid=<login>,ou=people,<base>)",
+                );
+            }
         };
         let Some((id, secret)) = credentials::parse_token(&password) else {
             return invalid("the password is not a service credential's token");
@@ -352,9 +378,74 @@ impl Session {
         }
         let _ = self.shared.store.touch_credential(&c.id, now).await;
         self.bound = Bound::Service {
-            pool: tree.pool_id.clone(),
+            tree: Box::new(tree.clone()),
             dn: tree.service_dn(&c.name),
             credential: c.id.clone(),
+        };
+        result(LdapResultCode::Success, "")
+    }
+
+    /// A person's bind with an app password (docs/ldap.md, "App passwords"): the person must
+    /// be shown (active), and the password one of its live app passwords. Every refusal is
+    /// *invalidCredentials*, whatever the reason, as for a wrong password.
+    async fn user_bind(&mut self, tree: PoolTree, login: &str, password: &str) -> LdapResult {
+        let invalid = |why: &str| result(LdapResultCode::InvalidCredentials, why);
+        let unavailable =
+            |e: StoreError| result(LdapResultCode::Unavailable, format!("store: {e}"));
+        let search = Search {
+            store: &self.shared.store,
+            tree: &tree,
+            filter: &LdapFilter::Present("objectClass".into()),
+            member_of: false,
+        };
+        let Some((user, dn)) = (match search.person_by_login(login).await {
+            Ok(found) => found.map(|(user, e)| (user, e.dn)),
+            Err(e) => return unavailable(e),
+        }) else {
+            return invalid("no active person has this login");
+        };
+        let stored = match self
+            .shared
+            .store
+            .list_app_passwords(&tree.pool_id, &user)
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => return unavailable(e),
+        };
+        let now = now_ms();
+        let live: Vec<(String, String)> = stored
+            .into_iter()
+            .filter(|p| p.password.live(now))
+            .map(|p| (p.password.id, p.hash))
+            .collect();
+        if live.is_empty() {
+            return invalid("this person has no live app password: an admin issues one");
+        }
+        // argon2 costs milliseconds of CPU per password: off the async workers.
+        let presented = password.to_owned();
+        let matched = tokio::task::spawn_blocking(move || {
+            live.into_iter()
+                .find(|(_, hash)| app_passwords::verify(&presented, hash))
+                .map(|(id, _)| id)
+        })
+        .await
+        .ok()
+        .flatten();
+        let Some(app_password) = matched else {
+            return invalid("wrong app password for this person");
+        };
+        let _ = self
+            .shared
+            .store
+            .touch_app_password(&app_password, now)
+            .await;
+        self.bound = Bound::User {
+            tree: Box::new(tree),
+            dn,
+            user,
+            login: login.to_owned(),
+            app_password,
         };
         result(LdapResultCode::Success, "")
     }
@@ -364,7 +455,7 @@ impl Session {
             WHOAMI_OID => {
                 let authzid = match &self.bound {
                     Bound::Anonymous => String::new(),
-                    Bound::Service { dn, .. } => format!("dn:{dn}"),
+                    Bound::Service { dn, .. } | Bound::User { dn, .. } => format!("dn:{dn}"),
                 };
                 LdapExtendedResponse {
                     res: result(LdapResultCode::Success, ""),
@@ -395,17 +486,14 @@ impl Session {
     async fn readable_tree(&self, dn: &Dn) -> Result<PoolTree, LdapResult> {
         match &self.bound {
             // The bind named the pool: no need to list the pools on every operation.
-            Bound::Service {
-                pool, credential, ..
-            } => {
-                self.still_valid(credential).await?;
-                let tree = Shared::tree_of(pool);
+            Bound::Service { tree, .. } | Bound::User { tree, .. } => {
+                self.still_valid().await?;
                 if tree.contains(dn) {
-                    Ok(tree)
+                    Ok((**tree).clone())
                 } else {
                     Err(result(
                         LdapResultCode::NoSuchObject,
-                        "no such entry for this credential: it reads only its own pool",
+                        "no such entry for this bind: it reads only its own pool",
                     ))
                 }
             }
@@ -427,24 +515,58 @@ impl Session {
         }
     }
 
-    /// A bind lasts as long as its credential: revoked or expired, the next operation of a
-    /// connection bound with it is refused (docs/ldap.md, "Binds").
-    async fn still_valid(&self, credential: &str) -> Result<(), LdapResult> {
-        let stored = self
-            .shared
-            .store
-            .get_credential(credential)
-            .await
-            .map_err(|e| result(LdapResultCode::Unavailable, format!("store: {e}")))?;
-        let refused = match &stored {
-            None => Some("the service credential was deleted"),
-            Some(c) => c.credential.unusable(now_ms()),
+    /// A bind lasts as long as what it was made with: a service credential revoked or
+    /// expired, an app password revoked or expired, or a person no longer active, and the
+    /// next operation of the connection is refused (docs/ldap.md, "Binds").
+    async fn still_valid(&self) -> Result<(), LdapResult> {
+        let unavailable =
+            |e: StoreError| result(LdapResultCode::Unavailable, format!("store: {e}"));
+        let refused = match &self.bound {
+            Bound::Anonymous => None,
+            Bound::Service { credential, .. } => {
+                let stored = self
+                    .shared
+                    .store
+                    .get_credential(credential)
+                    .await
+                    .map_err(unavailable)?;
+                match &stored {
+                    None => Some("the service credential was deleted"),
+                    Some(c) => c.credential.unusable(now_ms()),
+                }
+            }
+            Bound::User {
+                tree,
+                user,
+                app_password,
+                ..
+            } => {
+                let stored = self
+                    .shared
+                    .store
+                    .get_app_password(app_password)
+                    .await
+                    .map_err(unavailable)?;
+                let active = self
+                    .shared
+                    .store
+                    .active_user_ids(&tree.pool_id, std::slice::from_ref(user))
+                    .await
+                    .map_err(unavailable)?;
+                if !stored.is_some_and(|p| p.password.live(now_ms())) {
+                    Some("the app password was revoked or has expired")
+                } else if !active.contains(user) {
+                    Some("the person is no longer active")
+                } else {
+                    None
+                }
+            }
         };
         match refused {
             None => Ok(()),
             Some(why) => Err(result(
                 LdapResultCode::InsufficentAccessRights,
-                format!("{why}: bind again with a valid credential"),
+                format!("{why}: bind again"),
             )),
         }
     }
@@ -460,6 +582,14 @@ impl Session {
         let Some(target) = tree.locate(&dn) else {
             return result(LdapResultCode::NoSuchObject, "no such entry");
         };
+        if let Bound::User { login, .. } = &self.bound
+            && target != Target::Entry(Container::People, login.clone())
+        {
+            return result(
+                LdapResultCode::InsufficentAccessRights,
+                "a person's bind reads only its own entry: compare with a service bind",
+            );
+        }
         let Ok(value) = String::from_utf8(req.val) else {
             return result(
                 LdapResultCode::InvalidAttributeSyntax,
@@ -573,6 +703,19 @@ impl Session {
             .await;
             return;
         };
+        // A person's bind reads its own entry only: its `uid` joins the filter (an index
+        // look-up, never a walk).
+        let own_only;
+        let filter = match &self.bound {
+            Bound::User { login, .. } => {
+                own_only = LdapFilter::And(vec![
+                    req.filter.clone(),
+                    LdapFilter::Equality("uid".into(), login.clone()),
+                ]);
+                &own_only
+            }
+            _ => &req.filter,
+        };
         let plan = search::plan(&target, &req.scope);
         let wants_member_of = req.attrs.iter().any(|a| a == "+")
             || req
@@ -583,14 +726,14 @@ impl Session {
         let walk = Search {
             store: &self.shared.store,
             tree: &tree,
-            filter: &req.filter,
+            filter,
             member_of: wants_member_of,
         };
         // One named entry (scope base or sub of a leaf): read once, no walk, no paging.
         if let [target @ Target::Entry(..)] = plan.fixed.as_slice() {
             let res = match walk.fixed_entry(target).await {
                 Ok(Some(entry)) => {
-                    if crate::filter::matches(&req.filter, &entry) {
+                    if crate::filter::matches(filter, &entry) {
                         send(result_entry(id, &entry, &req.attrs, req.typesonly)).await;
                     }
                     result(LdapResultCode::Success, "")
@@ -696,9 +839,10 @@ impl Session {
         // A service credential sees its own pool's naming context; others see all.
         let contexts: Vec<String> = trees
             .iter()
-            .filter(|t| match &self.bound {
-                Bound::Service { pool, .. } => *pool == t.pool_id,
-                Bound::Anonymous => true,
+            .filter(|t| {
+                self.bound
+                    .tree()
+                    .is_none_or(|mine| mine.pool_id == t.pool_id)
             })
             .map(|t| t.base.to_string())
             .collect();

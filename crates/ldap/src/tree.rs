@@ -11,9 +11,10 @@
 //! Every RDN is an id: a rename or a move changes attributes, never a DN. Which users appear
 //! at all is decided here too: only active ones.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
-use directory::ids::UserId;
+use directory::ids::{PoolId, UserId};
+pub use directory::ldap_view::{DepartmentScope, LdapSettings, LoginSource};
 use directory::model::{Department, Group, GroupMember, User, UserStatus};
 
 use crate::dn::{Dn, Rdn};
@@ -63,47 +64,42 @@ pub enum Target {
     Entry(Container, String),
 }
 
-/// Which users a department's membership covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DepartmentScope {
-    /// The department's own members and those of every department below it.
-    #[default]
-    Subtree,
-    /// Only users with a membership in the department itself.
-    Direct,
-}
-
 /// A pool's tree: its base DN and the settings that shape its entries.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolTree {
-    pub pool_id: directory::ids::PoolId,
+    pub pool_id: PoolId,
     /// As configured (how DNs are written).
     pub base: Dn,
     /// Normalised (how DNs are compared).
     base_norm: Dn,
     pub department_scope: DepartmentScope,
+    /// Where `uid` comes from.
+    pub login: LoginSource,
 }
 
 impl PoolTree {
-    pub fn new(
-        pool_id: directory::ids::PoolId,
-        base: Dn,
-        department_scope: DepartmentScope,
-    ) -> Self {
+    pub fn new(pool_id: PoolId, base: Dn, department_scope: DepartmentScope) -> Self {
         let base_norm = base.normalized();
         Self {
             pool_id,
             base,
             base_norm,
             department_scope,
+            login: LoginSource::OrgsyncId,
         }
     }
 
+    /// The tree a pool's saved settings describe (docs/ldap.md, "Pool settings").
+    pub fn from_settings(pool_id: PoolId, settings: &LdapSettings) -> Self {
+        let base = settings.base(&pool_id);
+        let mut tree = Self::new(pool_id, base, settings.department_members);
+        tree.login = settings.login;
+        tree
+    }
+
     /// `o=<pool id>,dc=orgsync`: the base when none is configured.
-    pub fn default_base(pool_id: &directory::ids::PoolId) -> Dn {
-        Dn::root()
-            .child("dc", "orgsync")
-            .child("o", pool_id.as_str())
+    pub fn default_base(pool_id: &PoolId) -> Dn {
+        directory::ldap_view::default_base(pool_id)
     }
 
     /// What `dn` names here; `None` when it is not in this pool's tree.
@@ -130,13 +126,9 @@ impl PoolTree {
         self.base.child("ou", c.ou())
     }
 
-    /// The login a user binds and is found with (`uid`): the orgsync id, which never changes.
-    pub fn login(user: &User) -> &str {
-        user.id.as_str()
-    }
-
-    pub fn person_dn(&self, user_id: &str) -> Dn {
-        self.container_dn(Container::People).child("uid", user_id)
+    /// A person's DN by its login (`uid`: the held login, else the orgsync id; docs/ldap.md, "Logins").
+    pub fn person_dn(&self, login: &str) -> Dn {
+        self.container_dn(Container::People).child("uid", login)
     }
 
     pub fn group_dn(&self, group_id: &str) -> Dn {
@@ -174,14 +166,20 @@ impl PoolTree {
     }
 
     /// A user's entry, or `None` for a user LDAP must not show (anyone not active, or
-    /// deleted). `member_of`: the DNs of its groups and departments, as the pool's settings
-    /// count them; `manager_shown`: whether its manager is shown (else no `manager`).
-    pub fn person(&self, user: &User, member_of: Vec<Dn>, manager_shown: bool) -> Option<Entry> {
+    /// deleted). `login`: its `uid`; `member_of`: the DNs of its groups and departments, as
+    /// the pool's settings count them; `manager`: its manager's login, when the manager is
+    /// shown (else no `manager`).
+    pub fn person(
+        &self,
+        user: &User,
+        login: &str,
+        member_of: Vec<Dn>,
+        manager: Option<&str>,
+    ) -> Option<Entry> {
         if user.status != UserStatus::Active || user.deleted_at.is_some() {
             return None;
         }
         let p = &user.profile;
-        let login = Self::login(user);
         let name = p.name.clone().unwrap_or_else(|| login.to_owned());
         let mut e = Entry::new(self.person_dn(login));
         let mut mails: Vec<String> = Vec::new();
@@ -207,13 +205,7 @@ impl PoolTree {
             "departmentNumber",
             user.departments.iter().map(|m| m.department_id.0.clone()),
         )
-        .set(
-            "manager",
-            user.manager_id
-                .as_ref()
-                .filter(|_| manager_shown)
-                .map(|m| self.person_dn(m.as_str()).to_string()),
-        )
+        .set("manager", manager.map(|m| self.person_dn(m).to_string()))
         .set_opt("labeledURI", p.avatar_url.as_deref())
         .set_opt("l", p.city.as_deref())
         .set_opt("c", p.country.as_deref())
@@ -229,10 +221,10 @@ impl PoolTree {
         Some(e)
     }
 
-    /// A group's entry with its members: users as people (those in `shown` only: no one
-    /// who left), departments as department entries (nested groups). `None` for a deleted
-    /// group.
-    pub fn group(&self, group: &Group, shown: &HashSet<UserId>) -> Option<Entry> {
+    /// A group's entry with its members: users as people (those in `shown`, by their
+    /// logins, only: no one who left), departments as department entries (nested groups).
+    /// `None` for a deleted group.
+    pub fn group(&self, group: &Group, shown: &HashMap<UserId, String>) -> Option<Entry> {
         if group.deleted_at.is_some() {
             return None;
         }
@@ -240,9 +232,7 @@ impl PoolTree {
             .members
             .iter()
             .filter_map(|m| match m {
-                GroupMember::User(u) => shown
-                    .contains(u)
-                    .then(|| self.person_dn(u.as_str()).to_string()),
+                GroupMember::User(u) => shown.get(u).map(|login| self.person_dn(login).to_string()),
                 GroupMember::Department(d) => Some(self.department_dn(d.as_str()).to_string()),
             })
             .collect();
@@ -414,12 +404,14 @@ mod tests {
         let e = t
             .person(
                 &user("u1", UserStatus::Active),
+                "zhangsan",
                 vec![t.group_dn("g1")],
-                true,
+                Some("boss"),
             )
             .unwrap();
         carried_only(&e, Container::People);
-        assert_eq!(e.dn.to_string(), "uid=u1,ou=people,dc=Example,dc=com");
+        assert_eq!(e.dn.to_string(), "uid=zhangsan,ou=people,dc=Example,dc=com");
+        assert_eq!(e.values("uid").unwrap(), ["zhangsan"]);
         // The enterprise address first; the same address in another case once.
         assert_eq!(e.values("mail").unwrap(), ["ZhangSan@example.com"]);
         assert_eq!(e.values("sn").unwrap(), ["张三"]);
@@ -439,16 +431,16 @@ mod tests {
             UserStatus::Exited,
         ] {
             assert!(
-                t.person(&user("u1", s), vec![], true).is_none(),
+                t.person(&user("u1", s), "u1", vec![], None).is_none(),
                 "{s:?} shown"
             );
         }
         let mut deleted = user("u1", UserStatus::Active);
         deleted.deleted_at = Some(1);
-        assert!(t.person(&deleted, vec![], true).is_none());
+        assert!(t.person(&deleted, "u1", vec![], None).is_none());
         // A manager who is not shown is not named.
         let e = t
-            .person(&user("u1", UserStatus::Active), vec![], false)
+            .person(&user("u1", UserStatus::Active), "u1", vec![], None)
             .unwrap();
         assert!(e.values("manager").is_none());
     }
@@ -471,7 +463,7 @@ mod tests {
             updated_at: 0,
             deleted_at: None,
         };
-        let shown: HashSet<UserId> = [UserId("u1".into())].into();
+        let shown: HashMap<UserId, String> = [(UserId("u1".into()), "li".into())].into();
         let e = t.group(&g, &shown).unwrap();
         carried_only(&e, Container::Groups);
         let d = Department {
@@ -490,9 +482,9 @@ mod tests {
         };
         let de = t.department(&d, vec![t.person_dn("u1")]).unwrap();
         carried_only(&de, Container::Departments);
-        assert!(e.has_value("member", "uid=u1,ou=people,dc=example,dc=com"));
+        assert!(e.has_value("member", "uid=li,ou=people,dc=example,dc=com"));
         // A member who left is not listed.
-        let e = t.group(&g, &HashSet::new()).unwrap();
+        let e = t.group(&g, &HashMap::new()).unwrap();
         assert!(!e.has_value("member", "uid=u1,ou=people,dc=example,dc=com"));
         assert!(e.has_value("member", "cn=d1,ou=departments,dc=example,dc=com"));
         assert!(e.has_value("uniqueMember", "cn=d1,ou=departments,dc=example,dc=com"));

@@ -10,6 +10,7 @@ pub mod directory;
 pub mod downstream;
 pub mod events;
 pub mod extract;
+pub mod ldap;
 pub mod params;
 pub mod setup;
 
@@ -50,6 +51,7 @@ const SECURITY_SCHEME: &str = "admin_token";
         (name = "feed", description = "The change feed: what changed in a pool, in commit order, for downstream systems"),
         (name = "credentials", description = "Service credentials: a downstream system's own token to one pool"),
         (name = "webhooks", description = "Webhook endpoints: the change feed pushed, signed (Standard Webhooks 1.0.0)"),
+        (name = "ldap", description = "The LDAP view: a pool's settings and its users' app passwords"),
     ),
     components(schemas(
         ErrorBody,
@@ -135,7 +137,10 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(downstream::replay_webhook))
         .routes(routes!(downstream::rotate_webhook_secret))
         .routes(routes!(downstream::test_webhook))
-        .routes(routes!(downstream::webhook_attempts));
+        .routes(routes!(downstream::webhook_attempts))
+        .routes(routes!(ldap::get_ldap_settings, ldap::put_ldap_settings))
+        .routes(routes!(ldap::list_app_passwords, ldap::create_app_password))
+        .routes(routes!(ldap::revoke_app_password));
     secure(router.get_openapi_mut());
     router
 }

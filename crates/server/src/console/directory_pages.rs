@@ -12,8 +12,12 @@ use directory::model::{
 use directory::store::{ChangeSource, DepartmentNode, MemberScope, UserQuery};
 use serde::Deserialize;
 
+use super::ldap::{AppPasswords, app_passwords};
+use super::pages::DoneQuery;
 use super::session::Session;
-use super::util::{ConsoleResult, Ctx, Pager, fmt_ms, fmt_opt_ms, ok, opt, with_query};
+use super::util::{
+    ConsoleError, ConsoleResult, Ctx, Pager, fmt_ms, fmt_opt_ms, ok, opt, with_query,
+};
 use crate::AppState;
 
 async fn pool_of(state: &AppState, pool: &str) -> ConsoleResult<UserPool> {
@@ -576,6 +580,12 @@ pub struct UserPage {
     pub groups: Vec<Crumb>,
     pub external_ids: Vec<ExternalRow>,
     pub history: Vec<HistoryRow>,
+    pub user_id: String,
+    /// Active and not deleted: may hold app passwords.
+    pub active: bool,
+    pub app: AppPasswords,
+    /// What went wrong issuing an app password (shown in that section).
+    pub error: Option<ConsoleError>,
 }
 
 fn yes_no(b: Option<bool>) -> Option<String> {
@@ -586,12 +596,33 @@ pub async fn user(
     State(state): State<AppState>,
     session: Session,
     Path((pool, id)): Path<(String, String)>,
+    Query(q): Query<DoneQuery>,
 ) -> ConsoleResult {
-    let pool = pool_of(&state, &pool).await?;
-    let detail = state.admin.user_detail(&pool.id, &UserId::from(id)).await?;
+    let page = user_page(
+        &state,
+        &session,
+        &PoolId::from(pool),
+        &UserId::from(id),
+        q.done.as_deref(),
+    )
+    .await?;
+    Ok(ok(&page))
+}
+
+/// One user of a pool, with its app passwords (the forms of [`super::ldap`] render it too).
+pub async fn user_page(
+    state: &AppState,
+    session: &Session,
+    pool: &PoolId,
+    id: &UserId,
+    done: Option<&str>,
+) -> ConsoleResult<UserPage> {
+    let pool = state.admin.pool(pool).await?;
+    let detail = state.admin.user_detail(&pool.id, id).await?;
     let u = &detail.user;
     let p = &u.profile;
-    let connections = connection_names(&state, &pool.id).await?;
+    let connections = connection_names(state, &pool.id).await?;
+    let app = app_passwords(state, &pool.id, &u.id).await?;
     let mut fields = vec![
         field("orgsync id", Some(u.id.to_string())),
         field("Name", p.name.clone()),
@@ -638,9 +669,13 @@ pub async fn user(
         .iter()
         .map(|m| (m.department_id.as_str(), m.primary))
         .collect();
-    Ok(ok(&UserPage {
-        ctx: Ctx::new(&session, "users").pool(&pool),
+    Ok(UserPage {
+        ctx: Ctx::new(session, "users").pool(&pool).notice(done),
         pool: pool.id.to_string(),
+        user_id: u.id.to_string(),
+        active: u.status == UserStatus::Active && u.deleted_at.is_none(),
+        app,
+        error: None,
         name: user_name(u),
         status: u.status.as_str(),
         enabled: u.status.is_enabled() && u.deleted_at.is_none(),
@@ -708,7 +743,7 @@ pub async fn user(
                 }
             })
             .collect(),
-    }))
+    })
 }
 
 // ---- groups ----

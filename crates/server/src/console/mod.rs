@@ -12,6 +12,7 @@ mod directory_pages;
 mod downstream;
 mod inbox;
 mod jobs;
+mod ldap;
 mod pages;
 pub mod session;
 mod util;
@@ -65,6 +66,14 @@ pub fn router() -> Router<AppState> {
             "/console/pools/{pool}/users/{id}",
             get(directory_pages::user),
         )
+        .route(
+            "/console/pools/{pool}/users/{id}/app-passwords",
+            post(ldap::create_app_password),
+        )
+        .route(
+            "/console/pools/{pool}/users/{id}/app-passwords/{password}/revoke",
+            post(ldap::revoke_app_password),
+        )
         .route("/console/pools/{pool}/groups", get(directory_pages::groups))
         .route(
             "/console/pools/{pool}/groups/{id}",
@@ -98,6 +107,11 @@ pub fn router() -> Router<AppState> {
         .route(
             "/console/pools/{pool}/webhooks/{id}",
             get(downstream::webhook).post(downstream::webhook_action),
+        )
+        .route("/console/pools/{pool}/ldap", get(ldap::ldap))
+        .route(
+            "/console/pools/{pool}/ldap-settings",
+            post(ldap::save_settings),
         )
         .route("/console/parked/{id}/approve", post(inbox::approve))
         .route("/console/parked/{id}/reject", post(inbox::reject))

@@ -94,6 +94,12 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "webhook_enabled" => "Webhook endpoint enabled: it resumes from its cursor now.",
         "webhook_disabled" => "Webhook endpoint disabled: nothing is sent until it is enabled.",
         "webhook_deleted" => "Webhook endpoint deleted.",
+        "ldap_settings_saved" => {
+            "LDAP view settings saved. Connections already bound keep the old settings until they bind again."
+        }
+        "app_password_revoked" => {
+            "App password revoked: the next login with it fails, and a connection bound with it is refused at its next request."
+        }
         _ => return None,
     })
 }
