@@ -742,7 +742,6 @@ async fn an_admin_issues_shows_once_and_revokes_an_app_password_in_the_console()
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{page}");
-        if s.backend == Backend::Sqlite { eprintln!("ISSUED-PAGE-START{page}ISSUED-PAGE-END"); }
         assert!(page.contains("it is not shown again"), "{page}");
         let shown = app_passwords_in(&page);
         assert_eq!(shown.len(), 1, "{page}");
@@ -824,7 +823,6 @@ async fn an_admin_issues_shows_once_and_revokes_an_app_password_in_the_console()
             )
             .await;
         assert_eq!(status, StatusCode::CONFLICT, "{page}");
-        if s.backend == Backend::Sqlite { eprintln!("CONFLICT-PAGE-START{page}CONFLICT-PAGE-END"); }
         let section = &page[page.find("id=\"app-passwords\"").unwrap()..];
         assert!(
             section.contains(&format!(

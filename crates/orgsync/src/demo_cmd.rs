@@ -376,6 +376,7 @@ async fn run_demo(
     let _echo = downstream(
         args,
         admin,
+        store,
         &pool.id,
         &node.state.settings.public_base_url,
         ldap,
@@ -434,11 +435,64 @@ async fn run_demo(
     }
 }
 
+/// An app password for the first active person, with an `ldapwhoami` line that logs in as
+/// that person the way GitLab or Grafana would (docs/ldap.md, "App passwords").
+async fn person_login(
+    admin: &Admin,
+    store: &std::sync::Arc<dyn directory::store::DirectoryStore>,
+    pool: &PoolId,
+    base: &directory::dn::Dn,
+    ldap: SocketAddr,
+) -> anyhow::Result<()> {
+    let query = directory::store::UserQuery {
+        status: Some(directory::model::UserStatus::Active),
+        ..Default::default()
+    };
+    let first = store
+        .list_users(pool, &query, &directory::store::KeyPage::first(1))
+        .await
+        .map_err(|e| anyhow!("cannot read the demo's users: {e}"))?;
+    let Some(user) = first.items.into_iter().next() else {
+        return Ok(());
+    };
+    let settings = admin
+        .ldap_settings(pool)
+        .await
+        .map_err(|e| anyhow!("cannot read the LDAP settings: {e}"))?;
+    let login = store
+        .user_logins(pool, settings.login, std::slice::from_ref(&user.id))
+        .await
+        .map_err(|e| anyhow!("cannot read a login: {e}"))?
+        .remove(&user.id)
+        .unwrap_or_else(|| user.id.0.clone());
+    let created = admin
+        .create_app_password(
+            pool,
+            &user.id,
+            directory::admin::NewAppPassword {
+                label: "demo".into(),
+                expires_in_days: None,
+            },
+        )
+        .await
+        .map_err(|e| anyhow!("cannot issue the demo's app password: {e}"))?;
+    println!(
+        "  log in as a person ({}, uid {login}) with an app password, as GitLab or Grafana would:",
+        user.profile.name.as_deref().unwrap_or("unnamed")
+    );
+    println!(
+        "    ldapwhoami -x -H ldap://{ldap} -D 'uid={login},ou=people,{base}' -w '{}'",
+        created.password
+    );
+    Ok(())
+}
+
 /// What a downstream system uses: a service credential with the line that follows the
 /// change feed, and with `--webhook-echo` a receiver subscribed to it (kept while it lives).
 async fn downstream(
     args: &DemoArgs,
     admin: &Admin,
+    store: &std::sync::Arc<dyn directory::store::DirectoryStore>,
     pool: &PoolId,
     url: &str,
     ldap: SocketAddr,
@@ -479,6 +533,7 @@ async fn downstream(
         "    ldapsearch -x -H ldap://{ldap} -D 'cn=demo-reader,ou=services,{base}' -w '{}' -b 'ou=people,{base}' -E pr=100/noprompt '(objectClass=person)' uid cn mail",
         created.token
     );
+    person_login(admin, store, pool, &base, ldap).await?;
     if !args.webhook_echo {
         println!(
             "  (--webhook-echo also pushes it to a local receiver that checks each signature)"

@@ -710,6 +710,21 @@ fn demo_imports_applies_pushed_events_and_stops_on_sigterm() {
         );
         let people = text.lines().filter(|l| l.starts_with("dn: uid=")).count();
         assert!(people > 900, "{people} people from {line}");
+        // And the person's login with its app password.
+        let line = banner
+            .lines()
+            .find(|l| l.trim_start().starts_with("ldapwhoami "))
+            .unwrap_or_else(|| panic!("no ldapwhoami line: {banner}"));
+        let out = std::process::Command::new("sh")
+            .args(["-c", line.trim()])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.starts_with("dn:uid="),
+            "{line}: {}{text}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     } else {
         assert!(std::env::var("CI").is_err(), "ldapsearch is missing in CI");
     }
