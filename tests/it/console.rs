@@ -581,6 +581,15 @@ async fn an_admin_sets_the_ldap_view_in_the_console() {
         );
         let csrf = field(&page, "_csrf");
 
+        // Without the CSRF token: refused.
+        let (status, _, _) = c
+            .post(
+                &format!("/console/pools/{pool}/ldap-settings"),
+                "base_dn=dc%3Dx&login=user_id&department_members=subtree".into(),
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+
         // Saved through the form; the API reads back the canonical spelling.
         let (status, location, page) = c
             .post(
@@ -729,6 +738,9 @@ async fn an_admin_issues_shows_once_and_revokes_an_app_password_in_the_console()
             );
             assert!(app_passwords_in(&page).is_empty(), "{page}");
         }
+        // Without the CSRF token: refused.
+        let (status, _, _) = c.post(&issue, "label=gitlab".into()).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
         let (_, listed) = s
             .get(&format!("/api/v1/pools/{pool}/users/{user}/app-passwords"))
             .await;

@@ -932,6 +932,13 @@ pub trait DirectoryStore: Send + Sync + 'static {
         login: &str,
         limit: u64,
     ) -> StoreResult<Vec<UserId>>;
+    /// When a group last added or removed each of `ids` (those it ever did): with the
+    /// user's own `updated_at`, when its LDAP entry last changed. A statement per chunk.
+    async fn membership_times(
+        &self,
+        pool_id: &PoolId,
+        ids: &[UserId],
+    ) -> StoreResult<HashMap<UserId, Millis>>;
     /// Live users with `address` as their e-mail or enterprise e-mail (case ignored), at
     /// most `limit`, in id order; through an index on each address.
     async fn users_by_mail(

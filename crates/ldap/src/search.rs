@@ -303,6 +303,13 @@ impl Search<'_> {
         let managers = self.shown_logins(&managers).await?;
         let own: Vec<UserId> = shown.iter().map(|u| u.id.clone()).collect();
         let logins = self.logins(&own).await?;
+        let memberships = if own.is_empty() {
+            HashMap::new()
+        } else {
+            self.store
+                .membership_times(&self.tree.pool_id, &own)
+                .await?
+        };
         let mut out = Vec::with_capacity(shown.len());
         for user in shown {
             let member_of = if self.member_of {
@@ -320,7 +327,13 @@ impl Search<'_> {
                 .map(String::as_str);
             out.extend(
                 self.tree
-                    .person(user, login, member_of, manager)
+                    .person(
+                        user,
+                        login,
+                        member_of,
+                        manager,
+                        memberships.get(&user.id).copied(),
+                    )
                     .map(|e| (user.id.clone(), e)),
             );
         }

@@ -169,12 +169,15 @@ impl PoolTree {
     /// deleted). `login`: its `uid`; `member_of`: the DNs of its groups and departments, as
     /// the pool's settings count them; `manager`: its manager's login, when the manager is
     /// shown (else no `manager`).
+    /// `membership_at`: when a group last added or removed the user (its entry's
+    /// `modifyTimestamp` is the later of that and the user's own change).
     pub fn person(
         &self,
         user: &User,
         login: &str,
         member_of: Vec<Dn>,
         manager: Option<&str>,
+        membership_at: Option<i64>,
     ) -> Option<Entry> {
         if user.status != UserStatus::Active || user.deleted_at.is_some() {
             return None;
@@ -216,7 +219,7 @@ impl PoolTree {
             "user",
             user.id.as_str(),
             user.created_at,
-            user.updated_at,
+            user.updated_at.max(membership_at.unwrap_or(0)),
         );
         Some(e)
     }
@@ -407,6 +410,7 @@ mod tests {
                 "zhangsan",
                 vec![t.group_dn("g1")],
                 Some("boss"),
+                None,
             )
             .unwrap();
         carried_only(&e, Container::People);
@@ -431,18 +435,29 @@ mod tests {
             UserStatus::Exited,
         ] {
             assert!(
-                t.person(&user("u1", s), "u1", vec![], None).is_none(),
+                t.person(&user("u1", s), "u1", vec![], None, None).is_none(),
                 "{s:?} shown"
             );
         }
         let mut deleted = user("u1", UserStatus::Active);
         deleted.deleted_at = Some(1);
-        assert!(t.person(&deleted, "u1", vec![], None).is_none());
+        assert!(t.person(&deleted, "u1", vec![], None, None).is_none());
         // A manager who is not shown is not named.
         let e = t
-            .person(&user("u1", UserStatus::Active), "u1", vec![], None)
+            .person(&user("u1", UserStatus::Active), "u1", vec![], None, None)
             .unwrap();
         assert!(e.values("manager").is_none());
+        // A group's change later than the user's own moves its modifyTimestamp.
+        let e = t
+            .person(
+                &user("u1", UserStatus::Active),
+                "u1",
+                vec![],
+                None,
+                Some(1_733_500_920_000),
+            )
+            .unwrap();
+        assert_eq!(e.values("modifyTimestamp").unwrap(), ["20241206160200Z"]);
     }
 
     #[test]

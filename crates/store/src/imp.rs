@@ -331,6 +331,51 @@ macro_rules! impl_directory_store {
                         .map_err(db_err)?;
                 }
                 let ids: Vec<String> = groups.iter().map(|g| g.id.0.clone()).collect();
+                // The users a group adds or removes: their entries changed too (docs/ldap.md,
+                // "Entries"), so their membership time moves.
+                let mut before: HashSet<(String, String)> = HashSet::new();
+                for chunk in ids.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(sql::USER_MEMBERS_OF_GROUPS);
+                    qb.push_bind(pool.as_str()).push(" AND group_id");
+                    push_in(&mut qb, chunk);
+                    let rows: Vec<(String, String)> = qb
+                        .build_query_as()
+                        .persistent(false)
+                        .fetch_all(&mut *conn)
+                        .await
+                        .map_err(db_err)?;
+                    before.extend(rows);
+                }
+                let after: HashSet<(String, String)> = groups
+                    .iter()
+                    .filter(|g| g.deleted_at.is_none())
+                    .flat_map(|g| {
+                        g.members.iter().filter_map(move |m| match m {
+                            GroupMember::User(u) => Some((g.id.0.clone(), u.0.clone())),
+                            GroupMember::Department(_) => None,
+                        })
+                    })
+                    .collect();
+                let mut touched: Vec<String> = before
+                    .symmetric_difference(&after)
+                    .map(|(_, user)| user.clone())
+                    .collect();
+                touched.sort();
+                touched.dedup();
+                let now = now_ms();
+                for chunk in touched.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new("UPDATE users SET membership_at = ");
+                    qb.push_bind(now)
+                        .push(" WHERE pool_id = ")
+                        .push_bind(pool.as_str())
+                        .push(" AND id");
+                    push_in(&mut qb, chunk);
+                    qb.build()
+                        .persistent(false)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(db_err)?;
+                }
                 delete_children(conn, sql::DELETE_MEMBERS, "group_id", pool, &ids).await?;
                 let rows: Vec<_> = groups
                     .iter()
@@ -1892,6 +1937,14 @@ macro_rules! impl_directory_store {
                     limit: u64,
                 ) -> StoreResult<Vec<UserId>> {
                     self.users_by_login_of(pool_id, source, login, limit).await
+                }
+
+                async fn membership_times(
+                    &self,
+                    pool_id: &PoolId,
+                    ids: &[UserId],
+                ) -> StoreResult<HashMap<UserId, Millis>> {
+                    self.membership_times_of(pool_id, ids).await
                 }
 
                 async fn users_by_mail(

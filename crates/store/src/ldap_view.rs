@@ -293,6 +293,30 @@ macro_rules! ldap_fns {
                 Ok(ids.into_iter().map(UserId).collect())
             }
 
+            async fn membership_times_of(
+                &self,
+                pool: &PoolId,
+                ids: &[UserId],
+            ) -> StoreResult<HashMap<UserId, Millis>> {
+                let ids = unique_ids(ids.iter().map(|id| id.as_str()));
+                let mut out = HashMap::new();
+                for chunk in ids.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(
+                        "SELECT id, membership_at FROM users WHERE membership_at IS NOT NULL AND pool_id = ",
+                    );
+                    qb.push_bind(pool.as_str()).push(" AND id");
+                    push_in(&mut qb, chunk);
+                    let rows: Vec<(String, i64)> = qb
+                        .build_query_as()
+                        .persistent(false)
+                        .fetch_all(self.reads())
+                        .await
+                        .map_err(db_err)?;
+                    out.extend(rows.into_iter().map(|(id, at)| (UserId(id), at)));
+                }
+                Ok(out)
+            }
+
             async fn users_by_mail_of(
                 &self,
                 pool: &PoolId,

@@ -475,6 +475,9 @@ pub(crate) const UPSERT_GROUPS_TAIL: &str = " ON CONFLICT (pool_id, id) DO UPDAT
      version = excluded.version, created_at = excluded.created_at, \
      updated_at = excluded.updated_at, deleted_at = excluded.deleted_at";
 pub(crate) const DELETE_MEMBERS: &str = "DELETE FROM group_members WHERE pool_id = ";
+/// The user members of some groups (the `group_id IN (…)` list follows), before a rewrite.
+pub(crate) const USER_MEMBERS_OF_GROUPS: &str = "SELECT group_id, member_id FROM group_members \
+     WHERE member_kind = 'user' AND pool_id = ";
 pub(crate) const INSERT_MEMBERS: &str =
     "INSERT INTO group_members (pool_id, group_id, pos, member_kind, member_id) ";
 

@@ -14,6 +14,9 @@ CREATE TABLE ldap_settings (
 -- address a login comes from (enterprise address first), both written by the write path.
 ALTER TABLE users ADD COLUMN enterprise_email TEXT;
 ALTER TABLE users ADD COLUMN mail_local TEXT;
+-- When a group last added or removed the user: its entry's modifyTimestamp moves with its
+-- group memberships too (tools sync changed entries by it).
+ALTER TABLE users ADD COLUMN membership_at INTEGER;
 UPDATE users SET enterprise_email = json_extract(profile, '$.enterprise_email');
 UPDATE users SET mail_local = lower(trim(substr(a, 1, instr(a, '@') - 1)))
 FROM (SELECT pool_id AS p, id AS i,

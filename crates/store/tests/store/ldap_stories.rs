@@ -315,3 +315,52 @@ pub async fn app_passwords_are_revoked_when_the_user_leaves(store: Store, _raw: 
         Err(StoreError::NotFound(_))
     ));
 }
+
+/// A group that adds or removes a user moves the user's membership time, and only theirs.
+pub async fn group_membership_changes_are_timed_per_user(store: Store, _raw: Raw) {
+    use directory::model::GroupMember;
+    let pool = new_pool(&store).await;
+    let (alice, bob, carol) = (user(&pool, 1), user(&pool, 2), user(&pool, 3));
+    let mut g = group(
+        &pool,
+        "ops",
+        vec![
+            GroupMember::User(alice.id.clone()),
+            GroupMember::User(bob.id.clone()),
+        ],
+    );
+    store
+        .apply(batch(
+            &pool,
+            vec![
+                put_user(&alice, ChangeKind::UserCreated),
+                put_user(&bob, ChangeKind::UserCreated),
+                put_user(&carol, ChangeKind::UserCreated),
+                put_group(&g, ChangeKind::GroupCreated),
+            ],
+        ))
+        .await
+        .unwrap();
+    let ids = [alice.id.clone(), bob.id.clone(), carol.id.clone()];
+    let first = store.membership_times(&pool, &ids).await.unwrap();
+    assert!(first.contains_key(&alice.id) && first.contains_key(&bob.id));
+    assert!(!first.contains_key(&carol.id), "in no group: no time");
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    // Bob leaves, Carol joins; Alice stays.
+    g.members = vec![
+        GroupMember::User(alice.id.clone()),
+        GroupMember::User(carol.id.clone()),
+    ];
+    store
+        .apply(batch(&pool, vec![put_group(&g, ChangeKind::GroupUpdated)]))
+        .await
+        .unwrap();
+    let second = store.membership_times(&pool, &ids).await.unwrap();
+    assert_eq!(second[&alice.id], first[&alice.id], "unchanged for Alice");
+    assert!(
+        second[&bob.id] > first[&bob.id],
+        "removed: Bob's time moves"
+    );
+    assert!(second.contains_key(&carol.id), "added: Carol has one");
+    assert!(store.membership_times(&pool, &[]).await.unwrap().is_empty());
+}

@@ -355,3 +355,62 @@ async fn the_feed_reads_the_same_after_its_table_is_rebuilt_postgres() {
     check_feed(&store).await;
     store.close().await;
 }
+
+/// Users an older orgsync stored (before migration 0014): the enterprise address only in the
+/// profile; one with an address in another case, one without any.
+const OLD_USERS: &[&str] = &[
+    "INSERT INTO pools (id, name, created_at) VALUES ('p', 'Acme', 1)",
+    "INSERT INTO users (pool_id, id, name, email, search_text, status, in_root, profile, \
+     version, created_at, updated_at, deleted_at) VALUES \
+     ('p', 'u1', 'Alice', 'alice@home.example', 'alice', 'active', TRUE, \
+      '{\"name\": \"Alice\", \"email\": \"alice@home.example\", \"enterprise_email\": \"Alice.Smith@Corp.example\"}', 1, 1, 1, NULL), \
+     ('p', 'u2', 'Bob', 'Bob@Corp.example', 'bob', 'active', TRUE, \
+      '{\"name\": \"Bob\", \"email\": \"Bob@Corp.example\"}', 1, 2, 1, NULL), \
+     ('p', 'u3', 'Carol', NULL, 'carol', 'active', TRUE, '{\"name\": \"Carol\"}', 1, 3, 1, NULL)",
+];
+
+/// After migration 0014 the login and address indexes answer for what was stored before it.
+async fn check_logins(store: &dyn DirectoryStore) {
+    use directory::ids::{PoolId, UserId};
+    use directory::ldap_view::LoginSource;
+    let pool = PoolId::from("p");
+    let ids: Vec<UserId> = ["u1", "u2", "u3"].map(UserId::from).to_vec();
+    let logins = store
+        .user_logins(&pool, LoginSource::EmailLocalPart, &ids)
+        .await
+        .unwrap();
+    assert_eq!(logins.get(&ids[0]).map(String::as_str), Some("alice.smith"));
+    assert_eq!(logins.get(&ids[1]).map(String::as_str), Some("bob"));
+    assert!(!logins.contains_key(&ids[2]));
+    assert_eq!(
+        store
+            .users_by_mail(&pool, "alice.smith@corp.example", 10)
+            .await
+            .unwrap(),
+        vec![ids[0].clone()]
+    );
+    assert_eq!(
+        store
+            .users_by_mail(&pool, "bob@corp.EXAMPLE", 10)
+            .await
+            .unwrap(),
+        vec![ids[1].clone()]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_are_indexed_for_an_older_directory_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_over(&dir.path().join("orgsync.db"), 14, OLD_USERS).await;
+    check_logins(&store).await;
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_are_indexed_for_an_older_directory_postgres() {
+    let Some(store) = pg_over(14, OLD_USERS).await else {
+        return;
+    };
+    check_logins(&store).await;
+    store.close().await;
+}
