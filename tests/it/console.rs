@@ -579,6 +579,12 @@ async fn an_admin_sets_the_ldap_view_in_the_console() {
             page.contains("the part of the e-mail address before @"),
             "{page}"
         );
+        assert!(
+            page.contains("POSIX attributes (for SSSD and other Linux hosts)")
+                && page.contains("name=\"posix\" value=\"1\">")
+                && page.contains("name=\"posix_id_base\" value=\"10000\""),
+            "POSIX is off by default, from 10000: {page}"
+        );
         let csrf = field(&page, "_csrf");
 
         // Without the CSRF token: refused.
@@ -613,6 +619,8 @@ async fn an_admin_sets_the_ldap_view_in_the_console() {
                 "base_dn": "dc=Example,dc=com",
                 "login": "email_local_part",
                 "department_members": "direct",
+                "posix": false,
+                "posix_id_base": 10000,
             })
         );
         let (_, page) = c.get(&location).await;
@@ -648,6 +656,86 @@ async fn an_admin_sets_the_ldap_view_in_the_console() {
         assert!(page.contains("value=\"orgsync_id\" checked"), "{page}");
         let (_, unchanged) = s.get(&format!("/api/v1/pools/{pool}/ldap-settings")).await;
         assert_eq!(unchanged, settings);
+
+        // POSIX on, from 20000.
+        let keep = format!(
+            "_csrf={csrf}&base_dn={}&login=email_local_part&department_members=direct",
+            crate::api::url_encode("dc=Example,dc=com")
+        );
+        let (status, _, page) = c
+            .post(
+                &format!("/console/pools/{pool}/ldap-settings"),
+                format!("{keep}&posix=1&posix_id_base=20000"),
+            )
+            .await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+        let (_, settings) = s.get(&format!("/api/v1/pools/{pool}/ldap-settings")).await;
+        assert_eq!(
+            settings,
+            json!({
+                "base_dn": "dc=Example,dc=com",
+                "login": "email_local_part",
+                "department_members": "direct",
+                "posix": true,
+                "posix_id_base": 20000,
+            })
+        );
+        let (_, page) = c.get(&format!("/console/pools/{pool}/ldap")).await;
+        assert!(
+            page.contains("name=\"posix\" value=\"1\" checked")
+                && page.contains("name=\"posix_id_base\" value=\"20000\""),
+            "{page}"
+        );
+
+        // A base out of range, or not a number: the admin's message, the form as entered, and
+        // nothing changes.
+        for (entered, says) in [
+            (
+                "5",
+                "posix_id_base: 5 is out of range; use 1000 to 1000000000",
+            ),
+            (
+                "ten",
+                "posix_id_base: the first POSIX number must be a whole number",
+            ),
+        ] {
+            let (status, _, page) = c
+                .post(
+                    &format!("/console/pools/{pool}/ldap-settings"),
+                    format!("{keep}&posix=1&posix_id_base={entered}"),
+                )
+                .await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+            let errors = &page[page.find("class=\"error-box\"").unwrap()..];
+            let errors = &errors[..errors.find("</div>").unwrap()];
+            assert!(errors.contains(says), "{page}");
+            assert!(
+                page.contains(&format!("name=\"posix_id_base\" value=\"{entered}\""))
+                    && page.contains("name=\"posix\" value=\"1\" checked"),
+                "{page}"
+            );
+            let (_, unchanged) = s.get(&format!("/api/v1/pools/{pool}/ldap-settings")).await;
+            assert_eq!(unchanged, settings);
+        }
+
+        // Saved without the checkbox (an unchecked box is not in the form): POSIX off, the
+        // base kept.
+        let (status, _, page) = c
+            .post(
+                &format!("/console/pools/{pool}/ldap-settings"),
+                format!("{keep}&posix_id_base=20000"),
+            )
+            .await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+        let (_, settings) = s.get(&format!("/api/v1/pools/{pool}/ldap-settings")).await;
+        assert_eq!(settings["posix"], json!(false), "{settings}");
+        assert_eq!(settings["posix_id_base"], json!(20000), "{settings}");
+        let (_, page) = c.get(&format!("/console/pools/{pool}/ldap")).await;
+        assert!(
+            page.contains("name=\"posix\" value=\"1\">")
+                && page.contains("name=\"posix_id_base\" value=\"20000\""),
+            "{page}"
+        );
 
         // Another pool's base may not hold this one's.
         let (_, page) = c.get(&format!("/console/pools/{other}/ldap")).await;

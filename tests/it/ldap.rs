@@ -1402,6 +1402,53 @@ async fn the_acceptance_tenant_through_ldapsearch_user_binds_and_squid() {
             .await;
         assert_eq!(direct, [me.clone()], "{backend:?}");
 
+        // POSIX attributes for SSSD: its filters find the person and its groups.
+        let (status, saved) =
+            v.s.send(
+                reqwest::Method::PUT,
+                &format!("/api/v1/pools/{}/ldap-settings", v.pool),
+                Some(&json!({"posix": true, "posix_id_base": 20000})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{saved}");
+        let out = v
+            .ldif(&[
+                "-b",
+                &v.base,
+                "(&(uid=multi.user)(objectclass=posixAccount))",
+                "uidNumber",
+                "gidNumber",
+                "homeDirectory",
+                "loginShell",
+            ])
+            .await;
+        assert!(out.contains(&format!("dn: {me}")), "{backend:?}: {out}");
+        let uid_number: i64 = ldif_value(&out, "uidNumber").unwrap().parse().unwrap();
+        assert!(uid_number > 20000, "{out}");
+        assert!(out.contains("homeDirectory: /home/multi.user"), "{out}");
+        // Its gidNumber is its primary department's (Ops under Platform), a posixGroup.
+        let gid = ldif_value(&out, "gidNumber").unwrap();
+        let ops_platform = a.department(&a.ops_platform).await;
+        let groups = v
+            .search_dns(&[
+                "-b",
+                &v.base,
+                &format!("(&(objectClass=posixGroup)(gidNumber={gid}))"),
+                "1.1",
+            ])
+            .await;
+        assert_eq!(groups, [ops_platform], "{backend:?}");
+        // Looked up by number, as `getent passwd <uid>` does.
+        let by_number = v
+            .search_dns(&[
+                "-b",
+                &people_base,
+                &format!("(&(objectClass=posixAccount)(uidNumber={uid_number}))"),
+                "1.1",
+            ])
+            .await;
+        assert_eq!(by_number, [me.clone()], "{backend:?}");
+
         // The e-mail's local part as the login, and a base DN of the pool's own.
         let (status, saved) =
             v.s.send(

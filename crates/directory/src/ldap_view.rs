@@ -71,9 +71,20 @@ impl DepartmentScope {
     }
 }
 
+/// The first POSIX number of a pool when none is configured: above the ids Linux
+/// distributions give local accounts.
+pub const POSIX_ID_BASE: u32 = 10_000;
+/// The POSIX numbers a pool may use: from its base up to this (2^31 − 1, the largest
+/// `uidNumber` every NSS client takes).
+pub const POSIX_ID_MAX: u32 = 2_147_483_647;
+
+fn posix_id_base() -> u32 {
+    POSIX_ID_BASE
+}
+
 /// A pool's LDAP settings. A pool that never saved any has the defaults.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LdapSettings {
     /// The DN the pool's tree hangs from, e.g. `dc=example,dc=com`; absent:
@@ -87,6 +98,26 @@ pub struct LdapSettings {
     /// `direct`: only its own.
     #[serde(default)]
     pub department_members: DepartmentScope,
+    /// Whether people are `posixAccount`s and groups and departments `posixGroup`s, with
+    /// `uidNumber`/`gidNumber` (for SSSD and other NSS clients).
+    #[serde(default)]
+    pub posix: bool,
+    /// The number of the pool's "everyone" group; each person, group and department gets the
+    /// base plus its own number, given once in creation order and never reused.
+    #[serde(default = "posix_id_base")]
+    pub posix_id_base: u32,
+}
+
+impl Default for LdapSettings {
+    fn default() -> Self {
+        Self {
+            base_dn: None,
+            login: LoginSource::default(),
+            department_members: DepartmentScope::default(),
+            posix: false,
+            posix_id_base: POSIX_ID_BASE,
+        }
+    }
 }
 
 impl LdapSettings {
@@ -101,6 +132,12 @@ impl LdapSettings {
     /// Checks what an admin entered and writes the base DN in its one spelling; the error
     /// says what to fix.
     pub fn validated(mut self) -> Result<Self, String> {
+        if !(1_000..=1_000_000_000).contains(&self.posix_id_base) {
+            return Err(format!(
+                "posix_id_base: {} is out of range; use 1000 to 1000000000 (the default is {POSIX_ID_BASE})",
+                self.posix_id_base
+            ));
+        }
         if let Some(raw) = self.base_dn.take() {
             let raw = raw.trim();
             if !raw.is_empty() {
@@ -164,6 +201,7 @@ mod tests {
         let s: LdapSettings = serde_json::from_str("{}").unwrap();
         assert_eq!(s, LdapSettings::default());
         assert_eq!(s.login, LoginSource::UserId);
+        assert_eq!((s.posix, s.posix_id_base), (false, POSIX_ID_BASE));
         assert_eq!(s.department_members, DepartmentScope::Subtree);
         let s: LdapSettings = serde_json::from_str(
             r#"{"base_dn":"DC=Example, DC=com","login":"email_local_part","department_members":"direct"}"#,
@@ -189,6 +227,11 @@ mod tests {
             .unwrap_err()
         };
         assert!(bad("example.com").contains("dc=example,dc=com"));
+        let low = LdapSettings {
+            posix_id_base: 999,
+            ..Default::default()
+        };
+        assert!(low.validated().unwrap_err().contains("1000 to"));
         assert!(bad("dc=a,dc=b,dc=c,dc=d,dc=e,dc=f,dc=g,dc=h,dc=i").contains("at most 8"));
         let blank = LdapSettings {
             base_dn: Some("  ".into()),

@@ -932,6 +932,14 @@ pub trait DirectoryStore: Send + Sync + 'static {
         login: &str,
         limit: u64,
     ) -> StoreResult<Vec<UserId>>;
+    /// The POSIX numbers of some objects of one kind (`uidNumber`/`gidNumber` less the pool's
+    /// base), by id; every object gets one when it is created, never reused.
+    async fn posix_ids(
+        &self,
+        pool_id: &PoolId,
+        kind: ObjectKind,
+        ids: &[String],
+    ) -> StoreResult<HashMap<String, i64>>;
     /// When a group last added or removed each of `ids` (those it ever did): with the
     /// user's own `updated_at`, when its LDAP entry last changed. A statement per chunk.
     async fn membership_times(

@@ -33,6 +33,15 @@ impl Entry {
     }
 
     /// Adds one value when there is one.
+    /// Adds a value to an attribute, which it creates when missing.
+    pub fn add(&mut self, name: &'static str, value: &str) -> &mut Self {
+        match self.attrs.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, values)) => values.push(value.to_owned()),
+            None => self.attrs.push((name, vec![value.to_owned()])),
+        }
+        self
+    }
+
     pub fn set_opt(&mut self, name: &'static str, value: Option<&str>) -> &mut Self {
         if let Some(v) = value.filter(|v| !v.is_empty()) {
             self.attrs.push((name, vec![v.to_owned()]));

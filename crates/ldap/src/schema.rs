@@ -58,6 +58,12 @@ attrs! {
     "member", Dn, false, "2.5.4.31";
     "uniqueMember", Dn, false, "2.5.4.50";
     "dc", CaseIgnore, false, "0.9.2342.19200300.100.1.25";
+    "uidNumber", Integer, false, "1.3.6.1.1.1.1.0";
+    "gidNumber", Integer, false, "1.3.6.1.1.1.1.1";
+    "gecos", CaseIgnore, false, "1.3.6.1.1.1.1.2";
+    "homeDirectory", CaseExact, false, "1.3.6.1.1.1.1.3";
+    "loginShell", CaseExact, false, "1.3.6.1.1.1.1.4";
+    "memberUid", CaseIgnore, false, "1.3.6.1.1.1.1.12";
     "memberOf", Dn, true, "1.2.840.113556.1.2.102";
     "entryUUID", CaseIgnore, true, "1.3.6.1.1.16.4";
     "entryDN", Dn, true, "1.3.6.1.1.20";

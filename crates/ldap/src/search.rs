@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use directory::ids::{DepartmentId, GroupId, UserId, is_id};
-use directory::model::{Group, GroupMember, User, UserStatus};
+use directory::model::{Department, Group, GroupMember, ObjectKind, User, UserStatus};
 use directory::store::{DirectoryStore, KeyPage, MemberScope, StoreError, UserQuery};
 use ldap3_proto::proto::{LdapFilter, LdapSearchScope};
 
@@ -210,11 +210,16 @@ impl Search<'_> {
                     None => None,
                 }
             }
-            Target::Entry(Container::Departments, id) => self
-                .store
-                .get_department(pool, &DepartmentId(id.clone()))
-                .await?
-                .and_then(|d| self.tree.department(&d, Vec::new())),
+            Target::Entry(Container::Departments, id) => {
+                match self
+                    .store
+                    .get_department(pool, &DepartmentId(id.clone()))
+                    .await?
+                {
+                    Some(d) => self.department_entries(&[d]).await?.pop(),
+                    None => None,
+                }
+            }
             Target::Entry(Container::Services, _) => None,
         })
     }
@@ -310,6 +315,7 @@ impl Search<'_> {
                 .membership_times(&self.tree.pool_id, &own)
                 .await?
         };
+        let posix = self.posix_of_people(&shown).await?;
         let mut out = Vec::with_capacity(shown.len());
         for user in shown {
             let member_of = if self.member_of {
@@ -325,17 +331,19 @@ impl Search<'_> {
                 .as_ref()
                 .and_then(|m| managers.get(m))
                 .map(String::as_str);
-            out.extend(
-                self.tree
-                    .person(
-                        user,
-                        login,
-                        member_of,
-                        manager,
-                        memberships.get(&user.id).copied(),
-                    )
-                    .map(|e| (user.id.clone(), e)),
-            );
+            let Some(mut entry) = self.tree.person(
+                user,
+                login,
+                member_of,
+                manager,
+                memberships.get(&user.id).copied(),
+            ) else {
+                continue;
+            };
+            if let (Some(base), Some((n, group))) = (self.tree.posix, posix.get(&user.id)) {
+                self.tree.posix_person(&mut entry, base, *n, *group);
+            }
+            out.push((user.id.clone(), entry));
         }
         Ok(out)
     }
@@ -352,9 +360,101 @@ impl Search<'_> {
             })
             .collect();
         let shown = self.shown_logins(&users).await?;
+        let numbers = self
+            .posix_numbers(
+                ObjectKind::Group,
+                groups.iter().map(|g| g.id.0.clone()).collect(),
+            )
+            .await?;
         Ok(groups
             .iter()
-            .filter_map(|g| self.tree.group(g, &shown))
+            .filter_map(|g| {
+                let mut e = self.tree.group(g, &shown)?;
+                if let (Some(base), Some(n)) = (self.tree.posix, numbers.get(g.id.as_str())) {
+                    let uids = g
+                        .members
+                        .iter()
+                        .filter_map(|m| match m {
+                            GroupMember::User(u) => shown.get(u).cloned(),
+                            GroupMember::Department(_) => None,
+                        })
+                        .collect();
+                    self.tree.posix_group(&mut e, base, *n, uids);
+                }
+                Some(e)
+            })
+            .collect())
+    }
+
+    /// The entries of live departments.
+    async fn department_entries(
+        &self,
+        departments: &[Department],
+    ) -> Result<Vec<Entry>, StoreError> {
+        let numbers = self
+            .posix_numbers(
+                ObjectKind::Department,
+                departments.iter().map(|d| d.id.0.clone()).collect(),
+            )
+            .await?;
+        Ok(departments
+            .iter()
+            .filter_map(|d| {
+                let mut e = self.tree.department(d, Vec::new())?;
+                if let (Some(base), Some(n)) = (self.tree.posix, numbers.get(d.id.as_str())) {
+                    self.tree.posix_group(&mut e, base, *n, Vec::new());
+                }
+                Some(e)
+            })
+            .collect())
+    }
+
+    /// POSIX numbers of some objects, when the pool shows POSIX attributes (one statement).
+    async fn posix_numbers(
+        &self,
+        kind: ObjectKind,
+        ids: Vec<String>,
+    ) -> Result<HashMap<String, i64>, StoreError> {
+        if self.tree.posix.is_none() || ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        self.store.posix_ids(&self.tree.pool_id, kind, &ids).await
+    }
+
+    /// Each shown person's POSIX number and its primary department's (two statements).
+    async fn posix_of_people(
+        &self,
+        people: &[&User],
+    ) -> Result<HashMap<UserId, (i64, Option<i64>)>, StoreError> {
+        if self.tree.posix.is_none() || people.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let own = self
+            .posix_numbers(
+                ObjectKind::User,
+                people.iter().map(|u| u.id.0.clone()).collect(),
+            )
+            .await?;
+        let primary = |u: &User| {
+            u.departments
+                .iter()
+                .find(|m| m.primary)
+                .or(u.departments.first())
+                .map(|m| m.department_id.0.clone())
+        };
+        let groups = self
+            .posix_numbers(
+                ObjectKind::Department,
+                people.iter().filter_map(|u| primary(u)).collect(),
+            )
+            .await?;
+        Ok(people
+            .iter()
+            .filter_map(|u| {
+                let n = *own.get(u.id.as_str())?;
+                let group = primary(u).and_then(|d| groups.get(&d).copied());
+                Some((u.id.clone(), (n, group)))
+            })
             .collect())
     }
 
@@ -520,14 +620,7 @@ impl Search<'_> {
         let pool = &self.tree.pool_id;
         let page = key_page(after, want);
         let listed = self.store.departments_page(pool, &page).await?;
-        Ok((
-            listed
-                .items
-                .iter()
-                .filter_map(|d| self.tree.department(d, Vec::new()))
-                .collect(),
-            listed.next,
-        ))
+        Ok((self.department_entries(&listed.items).await?, listed.next))
     }
 }
 
@@ -649,7 +742,7 @@ pub(crate) fn carried(c: Container) -> (&'static [&'static str], &'static [&'sta
         "modifytimestamp",
         "hassubordinates",
     ];
-    const PEOPLE: [&str; 21] = [
+    const PEOPLE: [&str; 26] = [
         COMMON[0],
         COMMON[1],
         COMMON[2],
@@ -671,8 +764,13 @@ pub(crate) fn carried(c: Container) -> (&'static [&'static str], &'static [&'sta
         "c",
         "physicaldeliveryofficename",
         "memberof",
+        "uidnumber",
+        "gidnumber",
+        "homedirectory",
+        "loginshell",
+        "gecos",
     ];
-    const GROUPS: [&str; 12] = [
+    const GROUPS: [&str; 14] = [
         COMMON[0],
         COMMON[1],
         COMMON[2],
@@ -685,8 +783,10 @@ pub(crate) fn carried(c: Container) -> (&'static [&'static str], &'static [&'sta
         "member",
         "uniquemember",
         "ou",
+        "gidnumber",
+        "memberuid",
     ];
-    const DEPARTMENTS: [&str; 12] = [
+    const DEPARTMENTS: [&str; 14] = [
         COMMON[0],
         COMMON[1],
         COMMON[2],
@@ -699,14 +799,28 @@ pub(crate) fn carried(c: Container) -> (&'static [&'static str], &'static [&'sta
         "member",
         "uniquemember",
         "memberof",
+        "gidnumber",
+        "memberuid",
     ];
     match c {
         Container::People => (
             &PEOPLE,
-            &["top", "person", "organizationalperson", "inetorgperson"],
+            &[
+                "top",
+                "person",
+                "organizationalperson",
+                "inetorgperson",
+                "posixaccount",
+            ],
         ),
-        Container::Groups => (&GROUPS, &["top", "groupofnames", "groupofuniquenames"]),
-        Container::Departments => (&DEPARTMENTS, &["top", "groupofnames", "groupofuniquenames"]),
+        Container::Groups => (
+            &GROUPS,
+            &["top", "groupofnames", "groupofuniquenames", "posixgroup"],
+        ),
+        Container::Departments => (
+            &DEPARTMENTS,
+            &["top", "groupofnames", "groupofuniquenames", "posixgroup"],
+        ),
         Container::Services => (&[], &[]),
     }
 }

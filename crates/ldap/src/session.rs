@@ -901,6 +901,8 @@ fn subschema() -> Entry {
                 "( 2.5.6.17 NAME 'groupOfUniqueNames' SUP top STRUCTURAL MUST ( uniqueMember $ cn ) )",
                 "( 2.5.6.4 NAME 'organization' SUP top STRUCTURAL MUST o )",
                 "( 2.5.6.5 NAME 'organizationalUnit' SUP top STRUCTURAL MUST ou )",
+                "( 1.3.6.1.1.1.2.0 NAME 'posixAccount' SUP top AUXILIARY MUST ( cn $ uid $ uidNumber $ gidNumber $ homeDirectory ) MAY ( loginShell $ gecos ) )",
+                "( 1.3.6.1.1.1.2.2 NAME 'posixGroup' SUP top AUXILIARY MUST ( cn $ gidNumber ) MAY memberUid )",
             ],
         );
     e

@@ -75,6 +75,8 @@ pub struct PoolTree {
     pub department_scope: DepartmentScope,
     /// Where `uid` comes from.
     pub login: LoginSource,
+    /// With POSIX attributes: the pool's base number (docs/ldap.md, "POSIX").
+    pub posix: Option<u32>,
 }
 
 impl PoolTree {
@@ -86,6 +88,7 @@ impl PoolTree {
             base_norm,
             department_scope,
             login: LoginSource::OrgsyncId,
+            posix: None,
         }
     }
 
@@ -94,6 +97,7 @@ impl PoolTree {
         let base = settings.base(&pool_id);
         let mut tree = Self::new(pool_id, base, settings.department_members);
         tree.login = settings.login;
+        tree.posix = settings.posix.then_some(settings.posix_id_base);
         tree
     }
 
@@ -287,12 +291,42 @@ impl PoolTree {
         Some(e)
     }
 
+    /// Makes a person's entry a `posixAccount`: `n` its POSIX number, `group` its primary
+    /// department's (none: the pool's everyone group, the base itself).
+    pub fn posix_person(&self, e: &mut Entry, base: u32, n: i64, group: Option<i64>) {
+        let first = |attr: &str| {
+            e.values(attr)
+                .and_then(|v| v.first().map(|s| (*s).to_owned()))
+        };
+        let login = first("uid").unwrap_or_default();
+        let gecos = first("displayName").unwrap_or_else(|| login.clone());
+        e.add("objectClass", "posixAccount");
+        e.set("uidNumber", [posix_number(base, n)])
+            .set("gidNumber", [posix_number(base, group.unwrap_or(0))])
+            .set("homeDirectory", [format!("/home/{login}")])
+            .set("loginShell", ["/bin/bash"])
+            .set("gecos", [gecos]);
+    }
+
+    /// Makes a group's or a department's entry a `posixGroup`: `n` its POSIX number,
+    /// `member_uids` the logins of the people it lists.
+    pub fn posix_group(&self, e: &mut Entry, base: u32, n: i64, member_uids: Vec<String>) {
+        e.add("objectClass", "posixGroup");
+        e.set("gidNumber", [posix_number(base, n)])
+            .set("memberUid", member_uids);
+    }
+
     fn operational(&self, e: &mut Entry, kind: &str, id: &str, created: i64, updated: i64) {
         e.set("entryUUID", [entry_uuid(self.pool_id.as_str(), kind, id)])
             .set("createTimestamp", [generalized_time(created)])
             .set("modifyTimestamp", [generalized_time(updated)])
             .set("hasSubordinates", ["FALSE"]);
     }
+}
+
+/// `base + n` as written in an entry.
+fn posix_number(base: u32, n: i64) -> String {
+    (i64::from(base) + n).to_string()
 }
 
 fn container_of(rdn: &Rdn) -> Option<Container> {

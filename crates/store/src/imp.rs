@@ -63,6 +63,18 @@ macro_rules! impl_directory_store {
             $crate::webhooks::webhook_fns!($store, $db);
             $crate::ldap_view::ldap_fns!($store, $db);
 
+            /// The ids of the objects a batch creates (stamped with the batch's time), sorted.
+            fn created_in<T>(objects: &[T], now: Millis, of: fn(&T) -> (&String, Millis)) -> Vec<String> {
+                let mut ids: Vec<String> = objects
+                    .iter()
+                    .map(of)
+                    .filter(|(_, created)| *created == now)
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                ids.sort();
+                ids
+            }
+
             /// `… IN ($a, $b, …)` for one chunk of ids.
             ///
             /// A statement whose text depends on a list's length (an `IN` list, a multi-row
@@ -1793,6 +1805,15 @@ macro_rules! impl_directory_store {
                     let moving = departments_moving(&mut tx, pool, &prepared.departments).await?;
                     write_departments(&mut tx, pool, &prepared.departments).await?;
                     write_groups(&mut tx, pool, &prepared.groups).await?;
+                    // New objects get their POSIX numbers (docs/ldap.md, "POSIX"), in
+                    // creation order; a batch that creates nothing reads nothing here.
+                    for (kind, new) in [
+                        (ObjectKind::User, created_in(&prepared.users, now, |u| (&u.id.0, u.created_at))),
+                        (ObjectKind::Department, created_in(&prepared.departments, now, |d| (&d.id.0, d.created_at))),
+                        (ObjectKind::Group, created_in(&prepared.groups, now, |g| (&g.id.0, g.created_at))),
+                    ] {
+                        allocate_posix_ids(&mut tx, pool, kind, &new).await?;
+                    }
                     // The read model follows in the same transaction (docs/read-model.md).
                     if !moving.is_empty() {
                         refresh.extend(users_below(&mut tx, pool, &moving).await?);
@@ -1937,6 +1958,15 @@ macro_rules! impl_directory_store {
                     limit: u64,
                 ) -> StoreResult<Vec<UserId>> {
                     self.users_by_login_of(pool_id, source, login, limit).await
+                }
+
+                async fn posix_ids(
+                    &self,
+                    pool_id: &PoolId,
+                    kind: ObjectKind,
+                    ids: &[String],
+                ) -> StoreResult<HashMap<String, i64>> {
+                    self.posix_ids_of(pool_id, kind, ids).await
                 }
 
                 async fn membership_times(

@@ -10,11 +10,17 @@ use directory::ldap_view::{DepartmentScope, LdapSettings, LoginSource, login_key
 use directory::store::{StoreError, StoreResult, StoredAppPassword};
 use sqlx::FromRow;
 
-pub(crate) const LDAP_SETTINGS_COLS: &str = "pool_id, base_dn, login, department_members";
+pub(crate) const LDAP_SETTINGS_COLS: &str =
+    "pool_id, base_dn, login, department_members, posix, posix_id_base";
 pub(crate) const SET_LDAP_SETTINGS: &str = "INSERT INTO ldap_settings \
-     (pool_id, base_dn, login, department_members, updated_at) VALUES ($1, $2, $3, $4, $5) \
+     (pool_id, base_dn, login, department_members, posix, posix_id_base, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) \
      ON CONFLICT (pool_id) DO UPDATE SET base_dn = excluded.base_dn, login = excluded.login, \
-     department_members = excluded.department_members, updated_at = excluded.updated_at";
+     department_members = excluded.department_members, posix = excluded.posix, \
+     posix_id_base = excluded.posix_id_base, updated_at = excluded.updated_at";
+/// The largest POSIX number of a pool (through `UNIQUE (pool_id, n)`).
+pub(crate) const LAST_POSIX_ID: &str =
+    "SELECT COALESCE(MAX(n), 0) FROM posix_ids WHERE pool_id = $1";
 
 /// A statement in two parts around the pool's id (bound between them); an `IN (…)` list
 /// follows the second.
@@ -66,6 +72,8 @@ pub(crate) struct LdapSettingsRow {
     base_dn: Option<String>,
     login: String,
     department_members: String,
+    posix: bool,
+    posix_id_base: i64,
 }
 
 impl TryFrom<LdapSettingsRow> for (PoolId, LdapSettings) {
@@ -87,6 +95,10 @@ impl TryFrom<LdapSettingsRow> for (PoolId, LdapSettings) {
                 base_dn: r.base_dn,
                 login,
                 department_members,
+                posix: r.posix,
+                posix_id_base: u32::try_from(r.posix_id_base).map_err(|_| {
+                    StoreError::Corrupt(format!("POSIX id base {} out of range", r.posix_id_base))
+                })?,
             },
         ))
     }
@@ -175,6 +187,68 @@ macro_rules! ldap_fns {
         use directory::store::StoredAppPassword;
         use $crate::ldap_view::{self as lv, AppPasswordRow, LdapSettingsRow};
 
+        /// Gives the objects of `ids` that have no POSIX number the next ones of the pool, in
+        /// the order given, inside the caller's transaction (which holds the pool's counter
+        /// lock: no other writer numbers at the same time).
+        async fn allocate_posix_ids(
+            conn: &mut Conn,
+            pool: &PoolId,
+            kind: ObjectKind,
+            ids: &[String],
+        ) -> StoreResult<()> {
+            if ids.is_empty() {
+                return Ok(());
+            }
+            let mut have: HashSet<String> = HashSet::new();
+            for chunk in ids.chunks(CHUNK) {
+                let mut qb =
+                    QueryBuilder::<$db>::new("SELECT object_id FROM posix_ids WHERE pool_id = ");
+                qb.push_bind(pool.as_str())
+                    .push(" AND kind = ")
+                    .push_bind(kind.as_str())
+                    .push(" AND object_id");
+                push_in(&mut qb, chunk);
+                let rows: Vec<String> = qb
+                    .build_query_scalar()
+                    .persistent(false)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(db_err)?;
+                have.extend(rows);
+            }
+            let new: Vec<&String> = ids.iter().filter(|id| !have.contains(*id)).collect();
+            if new.is_empty() {
+                return Ok(());
+            }
+            let last: i64 = sqlx::query_scalar(lv::LAST_POSIX_ID)
+                .bind(pool.as_str())
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(db_err)?;
+            let numbered: Vec<(i64, &String)> = new
+                .into_iter()
+                .enumerate()
+                .map(|(i, id)| (last + 1 + i as i64, id))
+                .collect();
+            for chunk in numbered.chunks(CHUNK) {
+                let mut qb = QueryBuilder::<$db>::new(
+                    "INSERT INTO posix_ids (pool_id, kind, object_id, n) ",
+                );
+                qb.push_values(chunk, |mut b, (n, id)| {
+                    b.push_bind(pool.as_str())
+                        .push_bind(kind.as_str())
+                        .push_bind(id.as_str())
+                        .push_bind(*n);
+                });
+                qb.build()
+                    .persistent(false)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db_err)?;
+            }
+            Ok(())
+        }
+
         impl $store {
             async fn ldap_settings_of(&self, pool: &PoolId) -> StoreResult<Option<LdapSettings>> {
                 let mut qb = QueryBuilder::<$db>::new("SELECT ");
@@ -216,6 +290,8 @@ macro_rules! ldap_fns {
                     .bind(settings.base_dn.as_deref())
                     .bind(settings.login.as_str())
                     .bind(settings.department_members.as_str())
+                    .bind(settings.posix)
+                    .bind(i64::from(settings.posix_id_base))
                     .bind(now_ms())
                     .execute(&mut *tx)
                     .await
@@ -291,6 +367,34 @@ macro_rules! ldap_fns {
                     .await
                     .map_err(db_err)?;
                 Ok(ids.into_iter().map(UserId).collect())
+            }
+
+            async fn posix_ids_of(
+                &self,
+                pool: &PoolId,
+                kind: ObjectKind,
+                ids: &[String],
+            ) -> StoreResult<HashMap<String, i64>> {
+                let ids = unique_ids(ids.iter().map(String::as_str));
+                let mut out = HashMap::new();
+                for chunk in ids.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(
+                        "SELECT object_id, n FROM posix_ids WHERE pool_id = ",
+                    );
+                    qb.push_bind(pool.as_str())
+                        .push(" AND kind = ")
+                        .push_bind(kind.as_str())
+                        .push(" AND object_id");
+                    push_in(&mut qb, chunk);
+                    let rows: Vec<(String, i64)> = qb
+                        .build_query_as()
+                        .persistent(false)
+                        .fetch_all(self.reads())
+                        .await
+                        .map_err(db_err)?;
+                    out.extend(rows);
+                }
+                Ok(out)
             }
 
             async fn membership_times_of(

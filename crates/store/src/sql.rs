@@ -124,7 +124,8 @@ pub(crate) const POOL_EXISTS: &str = "SELECT id FROM pools WHERE id = $1";
 /// database's. The counter row goes first: `apply` locks it, so no writer of the pool runs
 /// beside the deletion. Every table of the schema is here; the store story
 /// `deleting_a_pool_leaves_no_row` fails when a new table is not.
-pub(crate) const DELETE_POOL: [&str; 26] = [
+pub(crate) const DELETE_POOL: [&str; 27] = [
+    "DELETE FROM posix_ids WHERE pool_id = $1",
     "DELETE FROM app_passwords WHERE pool_id = $1",
     "DELETE FROM ldap_settings WHERE pool_id = $1",
     "DELETE FROM change_counters WHERE pool_id = $1",

@@ -1,5 +1,5 @@
 //! The pool's LDAP view in the console: its settings (base DN, where `uid` comes from, how
-//! departments count members) with the bind DNs they give, and the app passwords on a user's
+//! departments count members, POSIX attributes) with the bind DNs they give, and the app passwords on a user's
 //! page (docs/ldap.md, "Pool settings" and "App passwords").
 
 use askama::Template;
@@ -10,7 +10,7 @@ use directory::admin::{APP_PASSWORD_MAX_DAYS, NewAppPassword};
 use directory::app_passwords::MAX_LIVE_PER_USER;
 use directory::credentials::Scope;
 use directory::ids::{PoolId, UserId};
-use directory::ldap_view::{DepartmentScope, LdapSettings, LoginSource};
+use directory::ldap_view::{DepartmentScope, LdapSettings, LoginSource, POSIX_ID_BASE};
 use serde::Deserialize;
 
 use super::directory_pages::user_page;
@@ -50,6 +50,12 @@ pub struct LdapPage {
     pub base_dn: String,
     pub logins: Vec<Choice>,
     pub scopes: Vec<Choice>,
+    /// Whether people, groups and departments carry POSIX attributes.
+    pub posix: bool,
+    /// The first POSIX number, as saved or as entered.
+    pub posix_id_base: String,
+    /// [`POSIX_ID_BASE`], for the hint.
+    pub default_posix_id_base: u32,
     pub error: Option<ConsoleError>,
 }
 
@@ -122,6 +128,9 @@ async fn page(
         base_dn: settings.base_dn.unwrap_or_default(),
         logins: login_choices(settings.login.as_str()),
         scopes: scope_choices(settings.department_members.as_str()),
+        posix: settings.posix,
+        posix_id_base: settings.posix_id_base.to_string(),
+        default_posix_id_base: POSIX_ID_BASE,
         error: None,
     })
 }
@@ -149,6 +158,12 @@ pub struct SettingsForm {
     login: String,
     #[serde(default)]
     department_members: String,
+    /// A checkbox: absent when unchecked.
+    #[serde(default)]
+    posix: Option<String>,
+    /// Empty: [`POSIX_ID_BASE`].
+    #[serde(default)]
+    posix_id_base: String,
 }
 
 fn parse_settings(form: &SettingsForm) -> Result<LdapSettings, ConsoleError> {
@@ -173,11 +188,29 @@ fn parse_settings(form: &SettingsForm) -> Result<LdapSettings, ConsoleError> {
         )
         .with_fix("Pick one of the department member choices and save again.")
     })?;
+    let raw_base = form.posix_id_base.trim();
+    let posix_id_base = if raw_base.is_empty() {
+        POSIX_ID_BASE
+    } else {
+        raw_base.parse::<u32>().map_err(|_| {
+            ConsoleError::new(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "posix_id_base: the first POSIX number must be a whole number from 1000 to 1000000000, got {raw_base:?}"
+                ),
+            )
+            .with_fix(format!("Leave it empty for the default, {POSIX_ID_BASE}."))
+        })?
+    };
     let base_dn = form.base_dn.trim();
+    // The range of the base is checked where every writer's settings are
+    // (`LdapSettings::validated`).
     Ok(LdapSettings {
         base_dn: (!base_dn.is_empty()).then(|| base_dn.to_owned()),
         login,
         department_members,
+        posix: form.posix.is_some(),
+        posix_id_base,
     })
 }
 
@@ -206,6 +239,8 @@ pub async fn save_settings(
             p.base_dn = form.base_dn;
             p.logins = login_choices(&form.login);
             p.scopes = scope_choices(&form.department_members);
+            p.posix = form.posix.is_some();
+            p.posix_id_base = form.posix_id_base;
             let status = e.status;
             p.error = Some(e);
             Ok(render(status, &p))

@@ -7,6 +7,8 @@ CREATE TABLE ldap_settings (
     base_dn             TEXT,
     login               TEXT NOT NULL,
     department_members  TEXT NOT NULL,
+    posix               INTEGER NOT NULL DEFAULT 0,
+    posix_id_base       INTEGER NOT NULL DEFAULT 10000,
     updated_at          INTEGER NOT NULL
 );
 
@@ -48,3 +50,20 @@ CREATE TABLE app_passwords (
     revoked_at    INTEGER
 );
 CREATE INDEX app_passwords_by_user ON app_passwords (pool_id, user_id, created_at);
+
+-- POSIX numbers: one per user, group and department of a pool, given once in creation order
+-- and never reused (uidNumber / gidNumber are the pool's base plus `n`). The write path gives
+-- new objects theirs; what was stored before gets them here.
+CREATE TABLE posix_ids (
+    pool_id    TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    object_id  TEXT NOT NULL,
+    n          INTEGER NOT NULL,
+    PRIMARY KEY (pool_id, kind, object_id),
+    UNIQUE (pool_id, n)
+);
+INSERT INTO posix_ids (pool_id, kind, object_id, n)
+SELECT pool_id, kind, id, ROW_NUMBER() OVER (PARTITION BY pool_id ORDER BY created_at, kind, id)
+FROM (SELECT pool_id, 'user' AS kind, id, created_at FROM users
+      UNION ALL SELECT pool_id, 'department', id, created_at FROM departments
+      UNION ALL SELECT pool_id, 'group', id, created_at FROM user_groups) AS everything;

@@ -17,6 +17,8 @@ pub async fn ldap_settings_round_trip(store: Store, _raw: Raw) {
         base_dn: Some("dc=example,dc=com".into()),
         login: LoginSource::EmailLocalPart,
         department_members: DepartmentScope::Direct,
+        posix: true,
+        posix_id_base: 20_000,
     };
     store.set_ldap_settings(&pool, &settings).await.unwrap();
     assert_eq!(
@@ -363,4 +365,71 @@ pub async fn group_membership_changes_are_timed_per_user(store: Store, _raw: Raw
     );
     assert!(second.contains_key(&carol.id), "added: Carol has one");
     assert!(store.membership_times(&pool, &[]).await.unwrap().is_empty());
+}
+
+/// Every new user, department and group gets the pool's next POSIX number, once: a later
+/// write keeps it, a deletion does not free it, another pool counts on its own.
+pub async fn posix_numbers_are_given_once_in_creation_order(store: Store, _raw: Raw) {
+    let pool = new_pool(&store).await;
+    let other = new_pool(&store).await;
+    let (a, b) = (user(&pool, 1), user(&pool, 2));
+    let d = department(&pool, "Ops", None);
+    store
+        .apply(batch(
+            &pool,
+            vec![
+                put_user(&a, ChangeKind::UserCreated),
+                put_user(&b, ChangeKind::UserCreated),
+                put_department(&d, ChangeKind::DepartmentCreated),
+            ],
+        ))
+        .await
+        .unwrap();
+    let ids =
+        |us: &[&directory::model::User]| us.iter().map(|u| u.id.0.clone()).collect::<Vec<_>>();
+    let users = store
+        .posix_ids(&pool, ObjectKind::User, &ids(&[&a, &b]))
+        .await
+        .unwrap();
+    let dept = store
+        .posix_ids(&pool, ObjectKind::Department, &[d.id.0.clone()])
+        .await
+        .unwrap();
+    let mut numbers: Vec<i64> = users.values().chain(dept.values()).copied().collect();
+    numbers.sort();
+    assert_eq!(numbers, [1, 2, 3]);
+    // Updated, then deleted: the number stays and is not given again.
+    let mut gone = a.clone();
+    gone.deleted_at = Some(9);
+    gone.status = UserStatus::Resigned;
+    store
+        .apply(batch(&pool, vec![put_user(&gone, ChangeKind::UserDeleted)]))
+        .await
+        .unwrap();
+    let c = user(&pool, 3);
+    store
+        .apply(batch(&pool, vec![put_user(&c, ChangeKind::UserCreated)]))
+        .await
+        .unwrap();
+    let after = store
+        .posix_ids(&pool, ObjectKind::User, &ids(&[&a, &b, &c]))
+        .await
+        .unwrap();
+    assert_eq!(after[a.id.as_str()], users[a.id.as_str()]);
+    assert_eq!(after[c.id.as_str()], 4);
+    let elsewhere = user(&other, 4);
+    store
+        .apply(batch(
+            &other,
+            vec![put_user(&elsewhere, ChangeKind::UserCreated)],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .posix_ids(&other, ObjectKind::User, &ids(&[&elsewhere]))
+            .await
+            .unwrap()[elsewhere.id.as_str()],
+        1
+    );
 }

@@ -48,6 +48,7 @@ on_both!(
     ldap_stories::logins_and_addresses_are_found_through_indexes,
     ldap_stories::app_passwords_are_revoked_when_the_user_leaves,
     ldap_stories::group_membership_changes_are_timed_per_user,
+    ldap_stories::posix_numbers_are_given_once_in_creation_order,
     downstream_stories::webhook_endpoints_progress_leases_and_attempts,
     directory_stories::pools_and_connections,
     directory_stories::deleting_a_connection_keeps_the_directory,

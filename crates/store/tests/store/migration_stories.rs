@@ -396,6 +396,16 @@ async fn check_logins(store: &dyn DirectoryStore) {
             .unwrap(),
         vec![ids[1].clone()]
     );
+    // POSIX numbers in creation order.
+    let raw: Vec<String> = ids.iter().map(|u| u.0.clone()).collect();
+    let numbers = store
+        .posix_ids(&pool, directory::model::ObjectKind::User, &raw)
+        .await
+        .unwrap();
+    assert_eq!(
+        raw.iter().map(|id| numbers[id]).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
