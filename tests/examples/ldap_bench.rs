@@ -42,11 +42,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use directory::admin::{Admin, NewCredential};
+use directory::admin::{Admin, NewConnection, NewCredential};
 use directory::engine::{Engine, EngineConfig};
-use directory::ids::{DepartmentId, GroupId, PoolId, UserId};
+use directory::ids::{ConnectionId, DepartmentId, GroupId, PoolId, UserId};
 use directory::model::{
-    Department, Group, GroupKind, GroupMember, Membership, User, UserProfile, UserStatus,
+    Department, ExternalRef, Group, GroupKind, GroupMember, Membership, ObjectKind, User,
+    UserProfile, UserStatus,
 };
 use directory::secrets::MasterKey;
 use directory::store::{
@@ -93,7 +94,8 @@ struct Row {
     walk: Duration,
     pages: usize,
     store_walk: Duration,
-    logins_are_ids: bool,
+    /// What the `uid` values turned out to be.
+    logins: &'static str,
     uid: Vec<Duration>,
     get_users: Vec<Duration>,
     get_credential: Vec<Duration>,
@@ -116,6 +118,8 @@ struct Row {
 /// What seeding leaves for the measurements.
 struct Seeded {
     ids: Vec<UserId>,
+    /// Each user's Feishu `user_id` (its external ref's custom id).
+    user_ids: Vec<String>,
     active: Vec<bool>,
     managers: Vec<Option<UserId>>,
     frozen: usize,
@@ -203,6 +207,24 @@ fn user(
     }
 }
 
+/// User `n`'s Feishu tenant `user_id`: eight hex digits, distinct for every `n` (an odd
+/// multiplier is a bijection of u32).
+fn feishu_user_id(n: usize) -> String {
+    format!("{:08x}", (n as u32).wrapping_mul(2_654_435_761))
+}
+
+/// User `n`'s Feishu ids, as an import maps them: `open_id`, `union_id` and `user_id`.
+fn user_ref(connection: &ConnectionId, n: usize, id: &UserId) -> Write {
+    Write::PutExternalRef(ExternalRef {
+        connection_id: connection.clone(),
+        kind: ObjectKind::User,
+        external_id: format!("ou_{:032x}", n as u128 * 0x9e37_79b9_7f4a_7c15),
+        union_id: Some(format!("on_{:032x}", n as u128 * 0xc2b2_ae3d_27d4_eb4f)),
+        custom_id: Some(feishu_user_id(n)),
+        object_id: id.0.clone(),
+    })
+}
+
 async fn apply_all(engine: &Engine, pool: &PoolId, writes: Vec<Write>) {
     let mut writes = writes.into_iter().peekable();
     while writes.peek().is_some() {
@@ -215,7 +237,13 @@ async fn apply_all(engine: &Engine, pool: &PoolId, writes: Vec<Write>) {
 }
 
 /// The pool: departments (parents first), users, groups.
-async fn seed(engine: &Engine, pool: &PoolId, p: &Params, rng: &mut ChaCha8Rng) -> Seeded {
+async fn seed(
+    engine: &Engine,
+    pool: &PoolId,
+    connection: &ConnectionId,
+    p: &Params,
+    rng: &mut ChaCha8Rng,
+) -> Seeded {
     let departments: Vec<DepartmentId> = (0..p.departments)
         .map(|_| DepartmentId::generate())
         .collect();
@@ -237,10 +265,14 @@ async fn seed(engine: &Engine, pool: &PoolId, p: &Params, rng: &mut ChaCha8Rng) 
     let managers: Vec<Option<UserId>> = (0..p.users)
         .map(|n| (n % 10 != 0).then(|| ids[n - n % 10].clone()))
         .collect();
-    for chunk in (0..p.users).collect::<Vec<_>>().chunks(WRITES_PER_BATCH) {
+    // A user and its Feishu ids: two writes.
+    for chunk in (0..p.users)
+        .collect::<Vec<_>>()
+        .chunks(WRITES_PER_BATCH / 2)
+    {
         let writes = chunk
             .iter()
-            .map(|&n| {
+            .flat_map(|&n| {
                 let first = &departments[rng.random_range(0..departments.len())];
                 let second = &departments[rng.random_range(0..departments.len())];
                 let mut in_departments = vec![first];
@@ -252,14 +284,17 @@ async fn seed(engine: &Engine, pool: &PoolId, p: &Params, rng: &mut ChaCha8Rng) 
                 } else {
                     UserStatus::Frozen
                 };
-                user(
-                    pool,
-                    n,
-                    &ids[n],
-                    status,
-                    &in_departments,
-                    managers[n].clone(),
-                )
+                [
+                    user(
+                        pool,
+                        n,
+                        &ids[n],
+                        status,
+                        &in_departments,
+                        managers[n].clone(),
+                    ),
+                    user_ref(connection, n, &ids[n]),
+                ]
             })
             .collect();
         apply_all(engine, pool, writes).await;
@@ -303,6 +338,7 @@ async fn seed(engine: &Engine, pool: &PoolId, p: &Params, rng: &mut ChaCha8Rng) 
     let frozen = active.iter().filter(|a| !**a).count();
     Seeded {
         ids,
+        user_ids: (0..p.users).map(feishu_user_id).collect(),
         active,
         managers,
         frozen,
@@ -373,6 +409,25 @@ async fn run(name: &'static str, store: Arc<dyn DirectoryStore>, p: &Params) -> 
     let engine = Engine::new(store.clone(), key.clone(), EngineConfig::default());
     let admin = Admin::new(engine.clone(), None, "http://127.0.0.1".into());
     let pool = admin.create_pool("Bench").await.unwrap().id;
+    // The Feishu connection the users' external ids belong to (never contacted).
+    let connection = admin
+        .create_connection(
+            &pool,
+            NewConnection {
+                identifier: "bench".into(),
+                display_name: None,
+                provider: None,
+                base_url: None,
+                app_id: "cli_bench".into(),
+                app_secret: "bench-secret".into(),
+                encrypt_key: None,
+                verification_token: None,
+                settings: None,
+            },
+        )
+        .await
+        .unwrap()
+        .id;
     let mut rng = ChaCha8Rng::seed_from_u64(13);
 
     eprintln!(
@@ -380,7 +435,7 @@ async fn run(name: &'static str, store: Arc<dyn DirectoryStore>, p: &Params) -> 
         p.users, p.departments
     );
     let started = Instant::now();
-    let seeded = seed(&engine, &pool, p, &mut rng).await;
+    let seeded = seed(&engine, &pool, &connection, p, &mut rng).await;
     let seed_time = started.elapsed();
     let active = seeded.active.iter().filter(|a| **a).count();
     eprintln!("  {name}: seeded in {}", ms(seed_time));
@@ -466,13 +521,29 @@ async fn run(name: &'static str, store: Arc<dyn DirectoryStore>, p: &Params) -> 
 
     // 2. One user by login, one connection.
     eprintln!("  {name}: {SEQUENTIAL} (uid=…) searches on one connection");
-    let index: HashMap<&str, usize> = seeded
+    // Which user a login names, when it is one of the ids seeding gave it.
+    let by_id: HashMap<&str, usize> = seeded
         .ids
         .iter()
         .enumerate()
         .map(|(n, id)| (id.as_str(), n))
         .collect();
-    let logins_are_ids = logins.iter().all(|l| index.contains_key(l.as_str()));
+    let by_user_id: HashMap<&str, usize> = seeded
+        .user_ids
+        .iter()
+        .enumerate()
+        .map(|(n, id)| (id.as_str(), n))
+        .collect();
+    let user_of = |login: &str| by_id.get(login).or_else(|| by_user_id.get(login)).copied();
+    let login_kind = if logins.iter().all(|l| by_user_id.contains_key(l.as_str())) {
+        "Feishu `user_id`s"
+    } else if logins.iter().all(|l| by_id.contains_key(l.as_str())) {
+        "orgsync ids"
+    } else if logins.iter().all(|l| user_of(l).is_some()) {
+        "Feishu `user_id`s and orgsync ids"
+    } else {
+        "other: the store reads below are of random users"
+    };
     let active_ns: Vec<usize> = (0..p.users).filter(|n| seeded.active[*n]).collect();
     let sample: Vec<usize> = (0..SEQUENTIAL)
         .map(|_| rng.random_range(0..logins.len()))
@@ -514,8 +585,8 @@ async fn run(name: &'static str, store: Arc<dyn DirectoryStore>, p: &Params) -> 
     let mut get_users = Vec::with_capacity(SEQUENTIAL);
     let (mut get_credential, mut get_pool, mut active_ids) = (Vec::new(), Vec::new(), Vec::new());
     for &i in &sample {
-        let n = match index.get(logins[i].as_str()) {
-            Some(&n) => n,
+        let n = match user_of(&logins[i]) {
+            Some(n) => n,
             None => active_ns[rng.random_range(0..active_ns.len())],
         };
         let id = seeded.ids[n].clone();
@@ -676,7 +747,7 @@ async fn run(name: &'static str, store: Arc<dyn DirectoryStore>, p: &Params) -> 
         walk,
         pages,
         store_walk,
-        logins_are_ids,
+        logins: login_kind,
         uid: sorted(uid),
         get_users: sorted(get_users),
         get_credential: sorted(get_credential),
@@ -793,14 +864,15 @@ async fn main() {
         out.push('\n');
     };
     line(
-        "people shown (frozen, hidden) / departments / groups".into(),
+        "people shown (frozen, hidden) / departments / groups; the logins (`uid`) served".into(),
         "",
         &|r| {
             format!(
-                "{} ({}) / {} / {GROUPS}",
+                "{} ({}) / {} / {GROUPS}; {}",
                 thousands(r.active as u64),
                 thousands(r.frozen as u64),
-                thousands(r.departments as u64)
+                thousands(r.departments as u64),
+                r.logins
             )
         },
     );
@@ -846,15 +918,10 @@ async fn main() {
         "",
         &|r| {
             format!(
-                "{} / {} (×{:.1}){}",
+                "{} / {} (×{:.1})",
                 fine(pct(&r.get_users, 50.0)),
                 fine(pct(&r.get_users, 99.0)),
                 ratio(pct(&r.uid, 50.0), pct(&r.get_users, 50.0)),
-                if r.logins_are_ids {
-                    ""
-                } else {
-                    "; logins are not ids: random users"
-                }
             )
         },
     );

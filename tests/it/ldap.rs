@@ -1400,7 +1400,7 @@ async fn the_acceptance_tenant_through_ldapsearch_user_binds_and_squid() {
                 "1.1",
             ])
             .await;
-        assert_eq!(direct, [me.clone()], "{backend:?}");
+        assert_eq!(direct, std::slice::from_ref(&me), "{backend:?}");
 
         // POSIX attributes for SSSD: its filters find the person and its groups.
         let (status, saved) =
@@ -1447,7 +1447,7 @@ async fn the_acceptance_tenant_through_ldapsearch_user_binds_and_squid() {
                 "1.1",
             ])
             .await;
-        assert_eq!(by_number, [me.clone()], "{backend:?}");
+        assert_eq!(by_number, std::slice::from_ref(&me), "{backend:?}");
 
         // The e-mail's local part as the login, and a base DN of the pool's own.
         let (status, saved) =

@@ -392,7 +392,7 @@ pub async fn posix_numbers_are_given_once_in_creation_order(store: Store, _raw: 
         .await
         .unwrap();
     let dept = store
-        .posix_ids(&pool, ObjectKind::Department, &[d.id.0.clone()])
+        .posix_ids(&pool, ObjectKind::Department, std::slice::from_ref(&d.id.0))
         .await
         .unwrap();
     let mut numbers: Vec<i64> = users.values().chain(dept.values()).copied().collect();
