@@ -175,7 +175,9 @@ impl Search<'_> {
             let mut out = Vec::new();
             let mut i = start;
             while i < plan.fixed.len() && out.len() < want {
-                if let Some(e) = self.fixed_entry(&plan.fixed[i]).await? {
+                if fixed_can_match(self.filter, &plan.fixed[i])
+                    && let Some(e) = self.fixed_entry(&plan.fixed[i]).await?
+                {
                     out.push(e);
                 }
                 i += 1;
@@ -304,17 +306,31 @@ impl Search<'_> {
             .iter()
             .filter(|u| u.status == UserStatus::Active && u.deleted_at.is_none())
             .collect();
+        if shown.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One look-up of logins for the people and their managers; which managers are
+        // shown is one more.
         let managers: Vec<UserId> = shown.iter().filter_map(|u| u.manager_id.clone()).collect();
-        let managers = self.shown_logins(&managers).await?;
-        let own: Vec<UserId> = shown.iter().map(|u| u.id.clone()).collect();
-        let logins = self.logins(&own).await?;
-        let memberships = if own.is_empty() {
-            HashMap::new()
+        let active_managers = if managers.is_empty() {
+            Default::default()
         } else {
             self.store
-                .membership_times(&self.tree.pool_id, &own)
+                .active_user_ids(&self.tree.pool_id, &managers)
                 .await?
         };
+        let own: Vec<UserId> = shown.iter().map(|u| u.id.clone()).collect();
+        let mut named = own.clone();
+        named.extend(active_managers.iter().cloned());
+        let logins = self.logins(&named).await?;
+        let managers: HashMap<&UserId, &String> = active_managers
+            .iter()
+            .filter_map(|m| logins.get(m).map(|l| (m, l)))
+            .collect();
+        let memberships = self
+            .store
+            .membership_times(&self.tree.pool_id, &own)
+            .await?;
         let posix = self.posix_of_people(&shown).await?;
         let mut out = Vec::with_capacity(shown.len());
         for user in shown {
@@ -330,7 +346,7 @@ impl Search<'_> {
                 .manager_id
                 .as_ref()
                 .and_then(|m| managers.get(m))
-                .map(String::as_str);
+                .map(|l| l.as_str());
             let Some(mut entry) = self.tree.person(
                 user,
                 login,
@@ -831,13 +847,38 @@ pub(crate) fn carried(c: Container) -> (&'static [&'static str], &'static [&'sta
 /// filter that could match; `!` is not looked into.
 pub fn can_match(f: &LdapFilter, c: Container) -> bool {
     let (attrs, classes) = carried(c);
+    can_match_carried(f, attrs, classes)
+}
+
+/// What the pool's base entry carries, and its object classes.
+pub(crate) const BASE_CARRIES: (&[&str], &[&str]) = (
+    &["objectclass", "o", "description", "hassubordinates"],
+    &["top", "organization", "extensibleobject"],
+);
+/// What a container's entry (`ou=people`, …) carries, and its object classes.
+pub(crate) const CONTAINER_CARRIES: (&[&str], &[&str]) = (
+    &["objectclass", "ou", "hassubordinates"],
+    &["top", "organizationalunit"],
+);
+
+/// Whether a fixed entry could match the filter: `(uid=x)` from the base reads neither the
+/// pool (for the base entry) nor builds the containers.
+fn fixed_can_match(f: &LdapFilter, target: &Target) -> bool {
+    match target {
+        Target::Base => can_match_carried(f, BASE_CARRIES.0, BASE_CARRIES.1),
+        Target::Container(_) => can_match_carried(f, CONTAINER_CARRIES.0, CONTAINER_CARRIES.1),
+        Target::Entry(c, _) => can_match(f, *c),
+    }
+}
+
+fn can_match_carried(f: &LdapFilter, attrs: &[&str], classes: &[&str]) -> bool {
     let carries = |a: &str| {
         let a = schema::canonical(a).map(str::to_ascii_lowercase);
         a.is_some_and(|a| attrs.contains(&a.as_str()))
     };
     match f {
-        LdapFilter::And(ps) => ps.iter().all(|p| can_match(p, c)),
-        LdapFilter::Or(ps) => ps.iter().any(|p| can_match(p, c)),
+        LdapFilter::And(ps) => ps.iter().all(|p| can_match_carried(p, attrs, classes)),
+        LdapFilter::Or(ps) => ps.iter().any(|p| can_match_carried(p, attrs, classes)),
         LdapFilter::Not(_) => true,
         LdapFilter::Equality(a, v) | LdapFilter::Approx(a, v)
             if a.eq_ignore_ascii_case("objectClass") =>

@@ -413,6 +413,30 @@ mod tests {
     }
 
     #[test]
+    fn the_base_and_containers_carry_what_searches_expect() {
+        let t = tree();
+        for (e, (attrs, classes)) in [
+            (t.base_entry("Acme"), crate::search::BASE_CARRIES),
+            (
+                t.container_entry(Container::People),
+                crate::search::CONTAINER_CARRIES,
+            ),
+        ] {
+            for (name, values) in &e.attrs {
+                assert!(
+                    attrs.contains(&name.to_ascii_lowercase().as_str()),
+                    "{name}"
+                );
+                if *name == "objectClass" {
+                    for v in values {
+                        assert!(classes.contains(&v.to_ascii_lowercase().as_str()), "{v}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn dns_are_located_in_any_spelling() {
         let t = tree();
         let loc = |s: &str| t.locate(&Dn::parse(s).unwrap());
