@@ -610,6 +610,37 @@ async fn run(name: &'static str, store: Arc<dyn DirectoryStore>, p: &Params) -> 
         }
     }
 
+    // TEMPORARY DIAGNOSTIC
+    {
+        use directory::ldap_view::LoginSource;
+        let mut by_login = Vec::new();
+        let mut logins_one = Vec::new();
+        for &i in sample.iter().take(200) {
+            let login = &logins[i];
+            let t = Instant::now();
+            let found = store.users_by_login(&pool, LoginSource::UserId, login, 100).await.unwrap();
+            by_login.push(t.elapsed());
+            let t = Instant::now();
+            let l = store.user_logins(&pool, LoginSource::UserId, &found).await.unwrap();
+            logins_one.push(t.elapsed());
+            assert_eq!(l.len(), 1);
+        }
+        let mut page_logins = Vec::new();
+        let mut page_active = Vec::new();
+        for k in 0..10 {
+            let ids: Vec<UserId> = active_ns.iter().skip(k * 500).take(500).map(|&n| seeded.ids[n].clone()).collect();
+            let t = Instant::now();
+            store.user_logins(&pool, LoginSource::UserId, &ids).await.unwrap();
+            page_logins.push(t.elapsed());
+            let t = Instant::now();
+            store.active_user_ids(&pool, &ids).await.unwrap();
+            page_active.push(t.elapsed());
+        }
+        let (a, b, c, d) = (sorted(by_login), sorted(logins_one), sorted(page_logins), sorted(page_active));
+        eprintln!("DIAG users_by_login p50 {} p99 {}; user_logins(1) p50 {} p99 {}; user_logins(500) p50 {}; active_user_ids(500) p50 {}",
+            fine(pct(&a,50.0)), fine(pct(&a,99.0)), fine(pct(&b,50.0)), fine(pct(&b,99.0)), fine(pct(&c,50.0)), fine(pct(&d,50.0)));
+    }
+
     // 2b. CONNECTIONS connections at once.
     eprintln!(
         "  {name}: (uid=…) searches on {CONNECTIONS} connections for {} s",
