@@ -298,14 +298,19 @@ async fn protected_routes_need_the_admin_token_and_the_document_is_public() {
             "/api/v1/pools/{pool_id}/webhooks/{webhook_id}/rotate-secret",
             "/api/v1/pools/{pool_id}/webhooks/{webhook_id}/test",
             "/api/v1/pools/{pool_id}/webhooks/{webhook_id}/attempts",
+            "/api/v1/pools/{pool_id}/ldap-settings",
+            "/api/v1/pools/{pool_id}/users/{user_id}/app-passwords",
+            "/api/v1/pools/{pool_id}/app-passwords/{app_password_id}/revoke",
         ] {
             let item = paths
                 .get(path)
                 .unwrap_or_else(|| panic!("{path} is not documented"));
             for (method, op) in item.as_object().unwrap() {
                 // The directory's reads and the feed take a service credential too.
+                // App passwords are the admin's alone.
                 let service = path.contains("/webhooks")
                     || method == "get"
+                        && !path.contains("/app-passwords")
                         && (path.contains("/departments")
                             || path.contains("/users")
                             || path.contains("/groups")
@@ -329,7 +334,7 @@ async fn protected_routes_need_the_admin_token_and_the_document_is_public() {
                 );
             }
         }
-        assert_eq!(paths.len(), 37, "{:?}", paths.keys().collect::<Vec<_>>());
+        assert_eq!(paths.len(), 40, "{:?}", paths.keys().collect::<Vec<_>>());
         let pool_item = &paths["/api/v1/pools/{pool_id}"];
         for method in ["get", "patch", "delete"] {
             assert!(
