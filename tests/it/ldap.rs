@@ -1335,6 +1335,43 @@ async fn the_acceptance_tenant_through_ldapsearch_user_binds_and_squid() {
             }
         }
 
+        // A group that adds the person moves its modifyTimestamp (what tools sync by).
+        // GeneralizedTime counts seconds: the import's own times a second behind.
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        let since = {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as i64;
+            ldap::entry::generalized_time(t)
+        };
+        let changed = format!("(&(uid=multi.user)(modifyTimestamp>={since}))");
+        assert!(
+            v.search_dns(&["-b", &v.base, &changed, "1.1"])
+                .await
+                .is_empty(),
+            "{backend:?}: changed before the change"
+        );
+        let group =
+            v.s.emu
+                .state()
+                .with_tenant(|t| t.groups.keys().next().cloned())
+                .unwrap();
+        v.change(&|t| t.add_group_members(&group, &[a.multi], &[]))
+            .await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while v
+            .search_dns(&["-b", &v.base, &changed, "1.1"])
+            .await
+            .is_empty()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "{backend:?}: joining a group did not move modifyTimestamp"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
         // Frozen and resigned in Feishu: gone from every search, and their binds fail with
         // 49 at once (their app passwords are revoked in the same write).
         v.change(&|t| t.freeze(a.frozen)).await;

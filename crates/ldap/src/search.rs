@@ -95,6 +95,16 @@ pub struct Search<'a> {
     pub filter: &'a LdapFilter,
     /// Whether entries need `memberOf` (asked for, or in the filter).
     pub member_of: bool,
+    /// Whether people's `modifyTimestamp` must count their group memberships (asked for, or
+    /// in the filter): one more read per page otherwise saved.
+    pub modified: bool,
+}
+
+/// Whether a search or compare needs an operational attribute: named, `+`, or in the filter.
+pub fn wants(attrs: &[String], filter: &LdapFilter, name: &str) -> bool {
+    attrs.iter().any(|a| a == "+")
+        || attrs.iter().any(|a| schema::canonical(a) == Some(name))
+        || mentions(filter, name)
 }
 
 impl Search<'_> {
@@ -327,10 +337,13 @@ impl Search<'_> {
             .iter()
             .filter_map(|m| logins.get(m).map(|l| (m, l)))
             .collect();
-        let memberships = self
-            .store
-            .membership_times(&self.tree.pool_id, &own)
-            .await?;
+        let memberships = if self.modified {
+            self.store
+                .membership_times(&self.tree.pool_id, &own)
+                .await?
+        } else {
+            HashMap::new()
+        };
         let posix = self.posix_of_people(&shown).await?;
         let mut out = Vec::with_capacity(shown.len());
         for user in shown {
@@ -905,7 +918,9 @@ pub fn mentions(f: &LdapFilter, attr: &str) -> bool {
         | LdapFilter::GreaterOrEqual(a, _)
         | LdapFilter::LessOrEqual(a, _)
         | LdapFilter::Present(a)
-        | LdapFilter::Substring(a, _) => a.eq_ignore_ascii_case(attr),
+        | LdapFilter::Substring(a, _) => {
+            a.eq_ignore_ascii_case(attr) || schema::canonical(a) == Some(attr)
+        }
         LdapFilter::Extensible(_) => false,
     }
 }

@@ -397,6 +397,7 @@ impl Session {
             tree: &tree,
             filter: &LdapFilter::Present("objectClass".into()),
             member_of: false,
+            modified: false,
         };
         let Some((user, dn)) = (match search.person_by_login(login).await {
             Ok(found) => found.map(|(user, e)| (user, e.dn)),
@@ -606,7 +607,8 @@ impl Session {
             store: &self.shared.store,
             tree: &tree,
             filter: &LdapFilter::Present("objectClass".into()),
-            member_of: req.atype.eq_ignore_ascii_case("memberOf"),
+            member_of: schema::canonical(&req.atype) == Some("memberOf"),
+            modified: schema::canonical(&req.atype) == Some("modifyTimestamp"),
         };
         match search.fixed_entry(&target).await {
             Ok(Some(entry)) if entry.has_value(&req.atype, &value) => {
@@ -717,17 +719,13 @@ impl Session {
             _ => &req.filter,
         };
         let plan = search::plan(&target, &req.scope);
-        let wants_member_of = req.attrs.iter().any(|a| a == "+")
-            || req
-                .attrs
-                .iter()
-                .any(|a| schema::canonical(a) == Some("memberOf"))
-            || search::mentions(&req.filter, "memberOf");
+        let wants_member_of = search::wants(&req.attrs, &req.filter, "memberOf");
         let walk = Search {
             store: &self.shared.store,
             tree: &tree,
             filter,
             member_of: wants_member_of,
+            modified: search::wants(&req.attrs, &req.filter, "modifyTimestamp"),
         };
         // One named entry (scope base or sub of a leaf): read once, no walk, no paging.
         if let [target @ Target::Entry(..)] = plan.fixed.as_slice() {
