@@ -178,6 +178,26 @@ impl View {
         format!("uid={id},ou=people,{}", self.base)
     }
 
+    /// The DNs of every person, paged two at a time with `ldapsearch -E pr=2`; none twice.
+    async fn people_two_per_page(&self) -> BTreeSet<String> {
+        let people_base = format!("ou=people,{}", self.base);
+        let dns = self
+            .search_dns(&[
+                "-E",
+                "pr=2/noprompt",
+                "-b",
+                &people_base,
+                "-s",
+                "one",
+                "(objectClass=person)",
+                "1.1",
+            ])
+            .await;
+        let listed: BTreeSet<String> = dns.iter().cloned().collect();
+        assert_eq!(listed.len(), dns.len(), "an entry came twice: {dns:?}");
+        listed
+    }
+
     /// The ids of the pool's active users, as the store holds them.
     async fn active_users(&self) -> BTreeSet<String> {
         let pool = PoolId(self.pool.clone());
@@ -250,21 +270,7 @@ async fn ldapsearch_reads_a_pool_through_a_service_bind() {
         // Every active user exactly once, two per page.
         let active = v.active_users().await;
         assert!(active.len() > 10, "{backend:?}: too few users to page");
-        let people_base = format!("ou=people,{}", v.base);
-        let dns = v
-            .search_dns(&[
-                "-E",
-                "pr=2/noprompt",
-                "-b",
-                &people_base,
-                "-s",
-                "one",
-                "(objectClass=person)",
-                "1.1",
-            ])
-            .await;
-        let listed: BTreeSet<String> = dns.iter().cloned().collect();
-        assert_eq!(listed.len(), dns.len(), "{backend:?}: an entry came twice");
+        let listed = v.people_two_per_page().await;
         let expected: BTreeSet<String> = active.iter().map(|id| v.person(id)).collect();
         assert_eq!(listed, expected, "{backend:?}");
         // The same without paging, from the base, as a subtree.
@@ -1177,20 +1183,7 @@ async fn the_acceptance_tenant_through_ldapsearch_user_binds_and_squid() {
                 .collect()
         });
         let people_base = format!("ou=people,{}", v.base);
-        let dns = v
-            .search_dns(&[
-                "-E",
-                "pr=2/noprompt",
-                "-b",
-                &people_base,
-                "-s",
-                "one",
-                "(objectClass=person)",
-                "1.1",
-            ])
-            .await;
-        let listed: BTreeSet<String> = dns.iter().cloned().collect();
-        assert_eq!(listed.len(), dns.len(), "{backend:?}: a person came twice");
+        let listed = v.people_two_per_page().await;
         let expected: BTreeSet<String> = tenant_logins.iter().map(|l| v.person(l)).collect();
         assert_eq!(listed, expected, "{backend:?}");
 

@@ -1250,9 +1250,16 @@ macro_rules! impl_directory_store {
                     let ids = unique_ids(ids.iter().map(UserId::as_str));
                     let mut out = HashSet::with_capacity(ids.len());
                     for chunk in ids.chunks(CHUNK) {
+                        // `+status` keeps SQLite's planner off `users_by_status` (every
+                        // active user of the pool) and on the primary key.
                         let mut qb = QueryBuilder::<$db>::new(
-                            "SELECT id FROM users WHERE status = 'active' \
-                             AND deleted_at IS NULL AND pool_id = ",
+                            if <$store>::BACKEND == Backend::Sqlite {
+                                "SELECT id FROM users WHERE +status = 'active' \
+                                 AND deleted_at IS NULL AND pool_id = "
+                            } else {
+                                "SELECT id FROM users WHERE status = 'active' \
+                                 AND deleted_at IS NULL AND pool_id = "
+                            },
                         );
                         qb.push_bind(pool_id.as_str()).push(" AND id");
                         push_in(&mut qb, chunk);
