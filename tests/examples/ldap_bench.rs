@@ -933,7 +933,7 @@ async fn main() {
         },
     );
     line(
-        "the other store reads of such a search, p50: `get_credential` / `get_pool` / `active_user_ids` (the manager)".into(),
+        "other store point reads, p50, for reference: `get_credential` (a search re-checks the credential) / `get_pool` / `active_user_ids` of one id".into(),
         "",
         &|r| {
             format!(
