@@ -339,35 +339,36 @@ macro_rules! ldap_fns {
                 };
                 let ids = unique_ids(ids.iter().map(|id| id.as_str()));
                 let mut rows: Vec<(String, String)> = Vec::new();
+                let mut found: Vec<(String, String, i64)> = Vec::new();
+                // One statement per chunk: the candidates, and every live holder of a value
+                // among them (a round trip, not two: a search's cost is its round trips).
                 for chunk in ids.chunks(CHUNK) {
-                    let mut qb = QueryBuilder::<$db>::new(of.0);
-                    qb.push_bind(pool.as_str()).push(of.1);
+                    let mut qb = QueryBuilder::<$db>::new("WITH cand (id, v) AS (");
+                    qb.push(of.0).push_bind(pool.as_str()).push(of.1);
                     push_in(&mut qb, chunk);
-                    let found: Vec<(String, String)> = qb
+                    // Rows: ('c', user, value, 0) for candidates, ('h', value, user,
+                    // created_at) for holders.
+                    let holders = holders_of.0.strip_prefix("SELECT ").unwrap_or(holders_of.0);
+                    qb.push(") SELECT 'c', id, v, CAST(0 AS BIGINT) FROM cand UNION ALL SELECT 'h', ")
+                        .push(holders)
+                        .push_bind(pool.as_str())
+                        .push(holders_of.1)
+                        .push(" IN (SELECT lower(v) FROM cand)");
+                    let got: Vec<(String, String, String, i64)> = qb
                         .build_query_as()
                         .persistent(false)
                         .fetch_all(self.reads())
                         .await
                         .map_err(db_err)?;
-                    rows.extend(found);
+                    for (part, a, b, created) in got {
+                        if part == "c" {
+                            rows.push((a, b));
+                        } else {
+                            found.push((a, b, created));
+                        }
+                    }
                 }
                 let candidates = lv::candidates(rows);
-                let mut keys: Vec<String> = candidates.values().cloned().collect();
-                keys.sort();
-                keys.dedup();
-                let mut found: Vec<(String, String, i64)> = Vec::new();
-                for chunk in keys.chunks(CHUNK) {
-                    let mut qb = QueryBuilder::<$db>::new(holders_of.0);
-                    qb.push_bind(pool.as_str()).push(holders_of.1);
-                    push_in(&mut qb, chunk);
-                    let rows: Vec<(String, String, i64)> = qb
-                        .build_query_as()
-                        .persistent(false)
-                        .fetch_all(self.reads())
-                        .await
-                        .map_err(db_err)?;
-                    found.extend(rows);
-                }
                 Ok(lv::held(candidates, &lv::holders(found)))
             }
 
