@@ -349,11 +349,13 @@ macro_rules! ldap_fns {
                     // Rows: ('c', user, value, 0) for candidates, ('h', value, user,
                     // created_at) for holders.
                     let holders = holders_of.0.strip_prefix("SELECT ").unwrap_or(holders_of.0);
-                    qb.push(") SELECT 'c', id, v, CAST(0 AS BIGINT) FROM cand UNION ALL SELECT 'h', ")
-                        .push(holders)
-                        .push_bind(pool.as_str())
-                        .push(holders_of.1)
-                        .push(" IN (SELECT lower(v) FROM cand)");
+                    qb.push(
+                        ") SELECT 'c', id, v, CAST(0 AS BIGINT) FROM cand UNION ALL SELECT 'h', ",
+                    )
+                    .push(holders)
+                    .push_bind(pool.as_str())
+                    .push(holders_of.1)
+                    .push(" IN (SELECT lower(v) FROM cand)");
                     let got: Vec<(String, String, String, i64)> = qb
                         .build_query_as()
                         .persistent(false)
@@ -400,22 +402,20 @@ macro_rules! ldap_fns {
                 Ok(ids.into_iter().map(UserId).collect())
             }
 
-            async fn posix_ids_of(
+            /// `(id, number)` pairs of some ids, a statement per chunk: `head` is the statement
+            /// up to the pool's id, `tail` pushes what follows it up to the `IN` list.
+            async fn numbers_by_id(
                 &self,
+                head: &'static str,
+                tail: impl Fn(&mut QueryBuilder<$db>),
                 pool: &PoolId,
-                kind: ObjectKind,
-                ids: &[String],
+                ids: Vec<String>,
             ) -> StoreResult<HashMap<String, i64>> {
-                let ids = unique_ids(ids.iter().map(String::as_str));
                 let mut out = HashMap::new();
                 for chunk in ids.chunks(CHUNK) {
-                    let mut qb = QueryBuilder::<$db>::new(
-                        "SELECT object_id, n FROM posix_ids WHERE pool_id = ",
-                    );
-                    qb.push_bind(pool.as_str())
-                        .push(" AND kind = ")
-                        .push_bind(kind.as_str())
-                        .push(" AND object_id");
+                    let mut qb = QueryBuilder::<$db>::new(head);
+                    qb.push_bind(pool.as_str());
+                    tail(&mut qb);
                     push_in(&mut qb, chunk);
                     let rows: Vec<(String, i64)> = qb
                         .build_query_as()
@@ -428,28 +428,42 @@ macro_rules! ldap_fns {
                 Ok(out)
             }
 
+            async fn posix_ids_of(
+                &self,
+                pool: &PoolId,
+                kind: ObjectKind,
+                ids: &[String],
+            ) -> StoreResult<HashMap<String, i64>> {
+                self.numbers_by_id(
+                    "SELECT object_id, n FROM posix_ids WHERE pool_id = ",
+                    |qb| {
+                        qb.push(" AND kind = ")
+                            .push_bind(kind.as_str())
+                            .push(" AND object_id");
+                    },
+                    pool,
+                    unique_ids(ids.iter().map(String::as_str)),
+                )
+                .await
+            }
+
             async fn membership_times_of(
                 &self,
                 pool: &PoolId,
                 ids: &[UserId],
             ) -> StoreResult<HashMap<UserId, Millis>> {
-                let ids = unique_ids(ids.iter().map(|id| id.as_str()));
-                let mut out = HashMap::new();
-                for chunk in ids.chunks(CHUNK) {
-                    let mut qb = QueryBuilder::<$db>::new(
-                        "SELECT id, membership_at FROM users WHERE membership_at IS NOT NULL AND pool_id = ",
-                    );
-                    qb.push_bind(pool.as_str()).push(" AND id");
-                    push_in(&mut qb, chunk);
-                    let rows: Vec<(String, i64)> = qb
-                        .build_query_as()
-                        .persistent(false)
-                        .fetch_all(self.reads())
-                        .await
-                        .map_err(db_err)?;
-                    out.extend(rows.into_iter().map(|(id, at)| (UserId(id), at)));
-                }
-                Ok(out)
+                let found = self
+                    .numbers_by_id(
+                        "SELECT id, membership_at FROM users WHERE membership_at IS NOT NULL \
+                         AND pool_id = ",
+                        |qb| {
+                            qb.push(" AND id");
+                        },
+                        pool,
+                        unique_ids(ids.iter().map(UserId::as_str)),
+                    )
+                    .await?;
+                Ok(found.into_iter().map(|(id, at)| (UserId(id), at)).collect())
             }
 
             async fn users_by_mail_of(
