@@ -819,12 +819,19 @@ async fn main() {
     };
     let started = Instant::now();
     let mut rows = Vec::new();
+    // LDAP_BENCH_ONLY=sqlite|postgres runs one store (for profiling) and leaves
+    // BENCHMARKS.md alone.
+    let only = std::env::var("LDAP_BENCH_ONLY").ok();
     let dir = tempfile::tempdir().unwrap();
-    let sqlite = store::SqliteStore::open(&dir.path().join("bench.db"))
-        .await
-        .unwrap();
-    rows.push(run("SQLite (WAL, synchronous=FULL)", Arc::new(sqlite), &p).await);
-    if std::env::var("ORGSYNC_TEST_POSTGRES_URL").is_ok() {
+    if only.as_deref() != Some("postgres") {
+        let sqlite = store::SqliteStore::open(&dir.path().join("bench.db"))
+            .await
+            .unwrap();
+        rows.push(run("SQLite (WAL, synchronous=FULL)", Arc::new(sqlite), &p).await);
+    }
+    if only.as_deref() == Some("sqlite") {
+        eprintln!("LDAP_BENCH_ONLY=sqlite: PostgreSQL skipped");
+    } else if std::env::var("ORGSYNC_TEST_POSTGRES_URL").is_ok() {
         let pg = store::testing::pg_test_store().await.unwrap();
         rows.push(run("PostgreSQL 15 (local)", Arc::new(pg), &p).await);
     } else {
@@ -1012,7 +1019,9 @@ async fn main() {
         ms(started.elapsed())
     ));
     println!("{out}");
-    write_section("BENCHMARKS.md", "## LDAP", &out).unwrap();
+    if only.is_none() {
+        write_section("BENCHMARKS.md", "## LDAP", &out).unwrap();
+    }
 }
 
 /// A small LDAP client over `ldap3_proto`'s codec: bind, and search with or without the

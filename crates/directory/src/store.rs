@@ -654,11 +654,28 @@ impl ParkedFilter {
     }
 }
 
+/// What names a person in an LDAP filter ([`DirectoryStore::users_by_keys`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PersonKey {
+    /// A login (`uid`), or an orgsync id standing in for one.
+    Login(String),
+    /// An e-mail address (`mail`).
+    Mail(String),
+}
+
 /// The storage port. All methods are safe to call concurrently; implementations are cheap to
 /// share behind an `Arc<dyn DirectoryStore>`.
 #[async_trait]
 pub trait DirectoryStore: Send + Sync + 'static {
     fn backend(&self) -> Backend;
+
+    /// A counter this store raises after each committed write that can end what a bind was
+    /// made with: users written (one may have left), a pool deleted, a service credential
+    /// or an app password revoked. A reader that keeps the result of such a check for a
+    /// moment reads this before checking and checks again once it moved; writes made
+    /// through another store (another process) are not counted, so such a result must
+    /// also age out (docs/ldap.md, "Binds").
+    fn write_epoch(&self) -> u64;
 
     // pools
     async fn create_pool(&self, pool: &UserPool) -> StoreResult<()>;
@@ -922,16 +939,29 @@ pub trait DirectoryStore: Send + Sync + 'static {
         source: LoginSource,
         ids: &[UserId],
     ) -> StoreResult<HashMap<UserId, String>>;
-    /// The users whose login candidate under `source` is `login` (compared as folded), at
-    /// most `limit`, in id order: the candidates of `(uid=login)`, to be confirmed with
-    /// [`DirectoryStore::user_logins`].
-    async fn users_by_login(
+    /// The users among `ids` that are shown (active and live), each with the login it holds
+    /// under `source` ([`DirectoryStore::user_logins`]; `None`: it holds none). One round
+    /// trip per chunk of ids: what a page of LDAP entries needs to name people and managers.
+    async fn shown_user_logins(
         &self,
         pool_id: &PoolId,
         source: LoginSource,
-        login: &str,
+        ids: &[UserId],
+    ) -> StoreResult<HashMap<UserId, Option<String>>>;
+    /// The live (not deleted) users that any of `keys` names, whole, in id order after
+    /// `after`, at most `limit`: for a login, those whose candidate under `source` it is
+    /// (folded) and the user whose orgsync id it is; for an address, those with it as either
+    /// mail (case-insensitive). The candidates of `(uid=…)` and `(mail=…)`, to be confirmed
+    /// by their entries. One statement, each key through its index (docs/ldap.md,
+    /// "Searches").
+    async fn users_by_keys(
+        &self,
+        pool_id: &PoolId,
+        source: LoginSource,
+        keys: &[PersonKey],
+        after: Option<&UserId>,
         limit: u64,
-    ) -> StoreResult<Vec<UserId>>;
+    ) -> StoreResult<Vec<User>>;
     /// The POSIX numbers of some objects of one kind (`uidNumber`/`gidNumber` less the pool's
     /// base), by id; every object gets one when it is created, never reused.
     async fn posix_ids(
@@ -947,14 +977,6 @@ pub trait DirectoryStore: Send + Sync + 'static {
         pool_id: &PoolId,
         ids: &[UserId],
     ) -> StoreResult<HashMap<UserId, Millis>>;
-    /// Live users with `address` as their e-mail or enterprise e-mail (case ignored), at
-    /// most `limit`, in id order; through an index on each address.
-    async fn users_by_mail(
-        &self,
-        pool_id: &PoolId,
-        address: &str,
-        limit: u64,
-    ) -> StoreResult<Vec<UserId>>;
     /// [`StoreError::NotFound`] when the pool does not exist.
     async fn create_app_password(&self, password: &StoredAppPassword) -> StoreResult<()>;
     async fn get_app_password(&self, id: &str) -> StoreResult<Option<StoredAppPassword>>;

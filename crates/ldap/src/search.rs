@@ -7,9 +7,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use directory::ids::{DepartmentId, GroupId, UserId, is_id};
+use directory::ids::{DepartmentId, GroupId, UserId};
 use directory::model::{Department, Group, GroupMember, ObjectKind, User, UserStatus};
-use directory::store::{DirectoryStore, KeyPage, MemberScope, StoreError, UserQuery};
+use directory::store::{
+    DirectoryStore, KeyPage, MemberScope, PersonKey as Key, StoreError, UserQuery,
+};
 use ldap3_proto::proto::{LdapFilter, LdapSearchScope};
 
 use crate::cookie::Position;
@@ -242,8 +244,16 @@ impl Search<'_> {
         &self,
         login: &str,
     ) -> Result<Option<(UserId, Entry)>, StoreError> {
-        let ids = self.resolve(&[Key::Login(login.to_owned())]).await?;
-        let users = self.store.get_users(&self.tree.pool_id, &ids).await?;
+        let users = self
+            .store
+            .users_by_keys(
+                &self.tree.pool_id,
+                self.tree.login,
+                &[Key::Login(login.to_owned())],
+                None,
+                CANDIDATES_MAX,
+            )
+            .await?;
         let entries = self.people_entries(&users).await?;
         Ok(entries.into_iter().find_map(|(id, e)| {
             e.values("uid")
@@ -252,61 +262,24 @@ impl Search<'_> {
         }))
     }
 
-    /// The users that logins and addresses may name: candidates, to be checked against
-    /// the filter (a login's candidates are confirmed by the entry's own `uid`). In id order.
-    async fn resolve(&self, keys: &[Key]) -> Result<Vec<UserId>, StoreError> {
-        let pool = &self.tree.pool_id;
-        let mut ids: Vec<UserId> = Vec::new();
-        for key in keys {
-            match key {
-                Key::Login(login) => {
-                    // The orgsync id stands in for a user without a login of its own.
-                    if is_id(login) {
-                        ids.push(UserId(login.clone()));
-                    }
-                    ids.extend(
-                        self.store
-                            .users_by_login(pool, self.tree.login, login, CANDIDATES_MAX)
-                            .await?,
-                    );
-                }
-                Key::Mail(address) => {
-                    ids.extend(
-                        self.store
-                            .users_by_mail(pool, address, CANDIDATES_MAX)
-                            .await?,
-                    );
-                }
-            }
-        }
-        ids.sort();
-        ids.dedup();
-        Ok(ids)
-    }
-
     /// The logins (`uid`) of the shown users among `ids`: each one's held login, else its
     /// orgsync id. Users not shown (not active, deleted, unknown) are absent: no entry names
-    /// them. Two statements for the activity and two for the logins, whatever the number.
+    /// them. One round trip per chunk of ids.
     async fn shown_logins(&self, ids: &[UserId]) -> Result<HashMap<UserId, String>, StoreError> {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let pool = &self.tree.pool_id;
-        let active = self.store.active_user_ids(pool, ids).await?;
-        let active: Vec<UserId> = active.into_iter().collect();
-        self.logins(&active).await
-    }
-
-    /// The logins of `ids`, all taken as shown.
-    async fn logins(&self, ids: &[UserId]) -> Result<HashMap<UserId, String>, StoreError> {
-        let mut held = self
+        let shown = self
             .store
-            .user_logins(&self.tree.pool_id, self.tree.login, ids)
+            .shown_user_logins(&self.tree.pool_id, self.tree.login, ids)
             .await?;
-        for id in ids {
-            held.entry(id.clone()).or_insert_with(|| id.0.clone());
-        }
-        Ok(held)
+        Ok(shown
+            .into_iter()
+            .map(|(id, login)| {
+                let login = login.unwrap_or_else(|| id.0.clone());
+                (id, login)
+            })
+            .collect())
     }
 
     /// The entries of the users that are shown (active ones), with their ids, naming only
@@ -319,24 +292,11 @@ impl Search<'_> {
         if shown.is_empty() {
             return Ok(Vec::new());
         }
-        // One look-up of logins for the people and their managers; which managers are
-        // shown is one more.
-        let managers: Vec<UserId> = shown.iter().filter_map(|u| u.manager_id.clone()).collect();
-        let active_managers = if managers.is_empty() {
-            Default::default()
-        } else {
-            self.store
-                .active_user_ids(&self.tree.pool_id, &managers)
-                .await?
-        };
+        // One look-up names the people and those of their managers who are shown.
         let own: Vec<UserId> = shown.iter().map(|u| u.id.clone()).collect();
         let mut named = own.clone();
-        named.extend(active_managers.iter().cloned());
-        let logins = self.logins(&named).await?;
-        let managers: HashMap<&UserId, &String> = active_managers
-            .iter()
-            .filter_map(|m| logins.get(m).map(|l| (m, l)))
-            .collect();
+        named.extend(shown.iter().filter_map(|u| u.manager_id.clone()));
+        let logins = self.shown_logins(&named).await?;
         let memberships = if self.modified {
             self.store
                 .membership_times(&self.tree.pool_id, &own)
@@ -352,13 +312,14 @@ impl Search<'_> {
             } else {
                 Vec::new()
             };
-            let login = logins
-                .get(&user.id)
-                .map_or(user.id.as_str(), String::as_str);
+            // Absent: no longer shown since it was read.
+            let Some(login) = logins.get(&user.id).map(String::as_str) else {
+                continue;
+            };
             let manager = user
                 .manager_id
                 .as_ref()
-                .and_then(|m| managers.get(m))
+                .and_then(|m| logins.get(m))
                 .map(|l| l.as_str());
             let Some(mut entry) = self.tree.person(
                 user,
@@ -529,16 +490,21 @@ impl Search<'_> {
         match people_hint(self.filter, self.tree) {
             Hint::Keys(keys) => {
                 // A few named users: read them, in id order, after the last one sent.
-                let mut ids = self.resolve(&keys).await?;
-                ids.retain(|id| after.is_none_or(|a| id.as_str() > a));
-                let more = ids.len() > want;
-                ids.truncate(want);
-                let users = self.store.get_users(pool, &ids).await?;
-                let out = entries_only(self.people_entries(&users).await?);
-                Ok((
-                    out,
-                    more.then(|| ids.last().map(|id| id.0.clone())).flatten(),
-                ))
+                let after = after.map(|a| UserId(a.to_owned()));
+                let mut users = self
+                    .store
+                    .users_by_keys(
+                        pool,
+                        self.tree.login,
+                        &keys,
+                        after.as_ref(),
+                        want as u64 + 1,
+                    )
+                    .await?;
+                let more = users.len() > want;
+                users.truncate(want);
+                let next = more.then(|| users.last().map(|u| u.id.0.clone())).flatten();
+                Ok((entries_only(self.people_entries(&users).await?), next))
             }
             Hint::Department(id) => {
                 let query = UserQuery {
@@ -665,18 +631,9 @@ fn key_page(after: Option<&str>, want: usize) -> KeyPage {
     }
 }
 
-/// The most candidates one login or address yields (a login shared by more users than this
-/// is held by one of the first; an address by more is not a login).
+/// The most candidates a bind's login yields (a login shared by more users than this is held
+/// by one of the first).
 const CANDIDATES_MAX: u64 = 100;
-
-/// What names a few users in a filter.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Key {
-    /// `uid=` (folded).
-    Login(String),
-    /// `mail=`.
-    Mail(String),
-}
 
 /// Where a people search finds its candidates.
 #[derive(Debug, Clone, PartialEq, Eq)]

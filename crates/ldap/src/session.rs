@@ -141,11 +141,37 @@ pub enum Next {
     Close,
 }
 
+/// How long a connection relies on its last check of what it bound with, unless the store
+/// has since written something that can end a bind ([`DirectoryStore::write_epoch`]): writes
+/// this process makes count at once, those of another process within this time.
+const RECHECK_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The last check of a bind that passed.
+#[derive(Debug, Clone, Copy)]
+struct Checked {
+    /// The store's write epoch read before the check.
+    epoch: u64,
+    /// When the check began.
+    at: Instant,
+    /// When the credential or app password expires.
+    expires_at: Option<Millis>,
+}
+
+impl Checked {
+    fn holds(&self, epoch: u64, now: Millis) -> bool {
+        self.epoch == epoch
+            && self.at.elapsed() < RECHECK_AFTER
+            && self.expires_at.is_none_or(|at| at > now)
+    }
+}
+
 /// One connection's state.
 pub struct Session {
     shared: Arc<Shared>,
     peer: IpAddr,
     bound: Bound,
+    /// Cleared with every bind.
+    checked: std::sync::Mutex<Option<Checked>>,
 }
 
 fn result(code: LdapResultCode, message: impl Into<String>) -> LdapResult {
@@ -171,11 +197,17 @@ impl Session {
             shared,
             peer,
             bound: Bound::Anonymous,
+            checked: std::sync::Mutex::new(None),
         }
     }
 
     pub fn bound(&self) -> &Bound {
         &self.bound
+    }
+
+    fn bind_as(&mut self, bound: Bound) {
+        self.bound = bound;
+        *self.checked.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// Answers one message; `send` writes each response as it is made (a search's entries
@@ -260,7 +292,7 @@ impl Session {
     /// A bind, counted against the limits when its credentials are wrong.
     async fn bind(&mut self, req: LdapBindRequest) -> LdapResult {
         // A failed bind leaves the connection anonymous (RFC 4511 §4.2.1).
-        self.bound = Bound::Anonymous;
+        self.bind_as(Bound::Anonymous);
         let dn = Dn::parse(&req.dn)
             .map(|d| d.normalized().to_string())
             .unwrap_or_else(|_| req.dn.clone());
@@ -377,11 +409,11 @@ impl Session {
             );
         }
         let _ = self.shared.store.touch_credential(&c.id, now).await;
-        self.bound = Bound::Service {
+        self.bind_as(Bound::Service {
             tree: Box::new(tree.clone()),
             dn: tree.service_dn(&c.name),
             credential: c.id.clone(),
-        };
+        });
         result(LdapResultCode::Success, "")
     }
 
@@ -441,13 +473,13 @@ impl Session {
             .store
             .touch_app_password(&app_password, now)
             .await;
-        self.bound = Bound::User {
+        self.bind_as(Bound::User {
             tree: Box::new(tree),
             dn,
             user,
             login: login.to_owned(),
             app_password,
-        };
+        });
         result(LdapResultCode::Success, "")
     }
 
@@ -522,6 +554,13 @@ impl Session {
     async fn still_valid(&self) -> Result<(), LdapResult> {
         let unavailable =
             |e: StoreError| result(LdapResultCode::Unavailable, format!("store: {e}"));
+        let epoch = self.shared.store.write_epoch();
+        let began = Instant::now();
+        let last = *self.checked.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|c| c.holds(epoch, now_ms())) {
+            return Ok(());
+        }
+        let mut expires_at = None;
         let refused = match &self.bound {
             Bound::Anonymous => None,
             Bound::Service { credential, .. } => {
@@ -533,7 +572,10 @@ impl Session {
                     .map_err(unavailable)?;
                 match &stored {
                     None => Some("the service credential was deleted"),
-                    Some(c) => c.credential.unusable(now_ms()),
+                    Some(c) => {
+                        expires_at = c.credential.expires_at;
+                        c.credential.unusable(now_ms())
+                    }
                 }
             }
             Bound::User {
@@ -554,6 +596,7 @@ impl Session {
                     .active_user_ids(&tree.pool_id, std::slice::from_ref(user))
                     .await
                     .map_err(unavailable)?;
+                expires_at = stored.as_ref().and_then(|p| p.password.expires_at);
                 if !stored.is_some_and(|p| p.password.live(now_ms())) {
                     Some("the app password was revoked or has expired")
                 } else if !active.contains(user) {
@@ -564,7 +607,14 @@ impl Session {
             }
         };
         match refused {
-            None => Ok(()),
+            None => {
+                *self.checked.lock().unwrap_or_else(|e| e.into_inner()) = Some(Checked {
+                    epoch,
+                    at: began,
+                    expires_at,
+                });
+                Ok(())
+            }
             Some(why) => Err(result(
                 LdapResultCode::InsufficentAccessRights,
                 format!("{why}: bind again"),

@@ -490,7 +490,7 @@ macro_rules! downstream_fns {
                     .push_bind(id);
                 let row: Option<CredentialRow> = qb
                     .build_query_as()
-                    .fetch_optional(self.reads())
+                    .fetch_optional(self.point_reads())
                     .await
                     .map_err(db_err)?;
                 row.map(StoredCredential::try_from).transpose()

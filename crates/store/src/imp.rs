@@ -6,8 +6,11 @@
 //! `Sqlite` and `Postgres` keeps one source with concrete types. Each backend supplies:
 //!
 //! - `const BACKEND: Backend`;
+//! - `fn epoch(&self) -> &AtomicU64`: the counter behind `write_epoch`, shared by clones;
 //! - `fn reads(&self) -> &Pool<DB>` / `fn writes(&self) -> &Pool<DB>`: where single
 //!   statements run (SQLite has one writer connection; PostgreSQL one pool);
+//! - `fn point_reads(&self) -> &Pool<DB>`: where look-ups by key of fixed, small statements
+//!   run (PostgreSQL keeps their plans there; SQLite's readers);
 //! - `fn beside_writer(&self) -> Option<Pool<DB>>`: a pool whose connections may read while
 //!   a write transaction is open and see what it saw before its own writes, without waiting
 //!   on other writers (SQLite's WAL readers; a small pool of its own on PostgreSQL);
@@ -36,7 +39,7 @@ macro_rules! impl_directory_store {
             use directory::store::{
                 ActionLogFilter, Applied, ApplyBatch, Backend, ChangeRecord, ChangeSource, ConnectionState,
                 DepartmentNode, DirectoryStore, DueCursor, ExternalField, GroupEntry, InboxEvent, InboxFilter,
-                InboxOutcome, InsertOutcome, KeyPage, Keyed, MemberScope, NewInboxEvent,
+                InboxOutcome, InsertOutcome, KeyPage, Keyed, MemberScope, NewInboxEvent, PersonKey,
                 PageRequest, ParkedFilter, RunningJobs, StoreError, StoreResult, UserQuery,
                 Watermark, Write,
             };
@@ -823,6 +826,21 @@ macro_rules! impl_directory_store {
             }
 
             impl $store {
+                /// Where a read by `n` ids runs: a handful, prepared, on the point readers.
+                fn reads_for(&self, n: usize) -> &sqlx::Pool<$db> {
+                    if n <= FEW {
+                        self.point_reads()
+                    } else {
+                        self.reads()
+                    }
+                }
+
+                /// After a committed write that can end a bind (docs/ldap.md, "Binds").
+                fn raise_epoch(&self) {
+                    self.epoch()
+                        .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                }
+
                 /// `whole_by_id` as one snapshot: a lone statement, or a read transaction
                 /// around several chunks. Distinct ids, in the order of `ids`.
                 async fn whole_in_snapshot<R, T>(
@@ -839,7 +857,7 @@ macro_rules! impl_directory_store {
                         return Ok(Vec::new());
                     }
                     let found = if ids.len() <= CHUNK {
-                        let mut conn = self.reads().acquire().await.map_err(db_err)?;
+                        let mut conn = self.reads_for(ids.len()).acquire().await.map_err(db_err)?;
                         whole_by_id(&mut conn, kind, pool, ids).await?
                     } else {
                         let mut tx = self.begin_read().await.map_err(db_err)?;
@@ -928,6 +946,10 @@ macro_rules! impl_directory_store {
                     Self::BACKEND
                 }
 
+                fn write_epoch(&self) -> u64 {
+                    self.epoch().load(std::sync::atomic::Ordering::Acquire)
+                }
+
                 // ---- pools ----
 
                 async fn create_pool(&self, pool: &UserPool) -> StoreResult<()> {
@@ -1000,7 +1022,9 @@ macro_rules! impl_directory_store {
                             .await
                             .map_err(db_err)?;
                     }
-                    tx.commit().await.map_err(db_err)
+                    tx.commit().await.map_err(db_err)?;
+                    self.raise_epoch();
+                    Ok(())
                 }
 
                 // ---- connections ----
@@ -1265,8 +1289,8 @@ macro_rules! impl_directory_store {
                         push_in(&mut qb, chunk);
                         let found: Vec<String> = qb
                             .build_query_scalar()
-                            .persistent(false)
-                            .fetch_all(self.reads())
+                            .persistent(chunk.len() <= FEW)
+                            .fetch_all(self.reads_for(chunk.len()))
                             .await
                             .map_err(db_err)?;
                         out.extend(found.into_iter().map(UserId));
@@ -1848,6 +1872,7 @@ macro_rules! impl_directory_store {
                     write_watermarks(&mut tx, &prepared.watermarks).await?;
                     finish_inbox_events(&mut tx, &batch.inbox, now).await?;
                     tx.commit().await.map_err(db_err)?;
+                    self.raise_epoch();
                     Ok(Applied {
                         changes: prepared.changes,
                         feed_events,
@@ -1954,17 +1979,35 @@ macro_rules! impl_directory_store {
                     source: LoginSource,
                     ids: &[UserId],
                 ) -> StoreResult<HashMap<UserId, String>> {
-                    self.user_logins_of(pool_id, source, ids).await
+                    Ok(self.user_logins_of(pool_id, source, ids, false).await?.0)
                 }
 
-                async fn users_by_login(
+                async fn shown_user_logins(
                     &self,
                     pool_id: &PoolId,
                     source: LoginSource,
-                    login: &str,
+                    ids: &[UserId],
+                ) -> StoreResult<HashMap<UserId, Option<String>>> {
+                    let (mut held, shown) =
+                        self.user_logins_of(pool_id, source, ids, true).await?;
+                    Ok(shown
+                        .into_iter()
+                        .map(|id| {
+                            let login = held.remove(&id);
+                            (id, login)
+                        })
+                        .collect())
+                }
+
+                async fn users_by_keys(
+                    &self,
+                    pool_id: &PoolId,
+                    source: LoginSource,
+                    keys: &[PersonKey],
+                    after: Option<&UserId>,
                     limit: u64,
-                ) -> StoreResult<Vec<UserId>> {
-                    self.users_by_login_of(pool_id, source, login, limit).await
+                ) -> StoreResult<Vec<User>> {
+                    self.users_by_keys_of(pool_id, source, keys, after, limit).await
                 }
 
                 async fn posix_ids(
@@ -1984,15 +2027,6 @@ macro_rules! impl_directory_store {
                     self.membership_times_of(pool_id, ids).await
                 }
 
-                async fn users_by_mail(
-                    &self,
-                    pool_id: &PoolId,
-                    address: &str,
-                    limit: u64,
-                ) -> StoreResult<Vec<UserId>> {
-                    self.users_by_mail_of(pool_id, address, limit).await
-                }
-
                 async fn create_app_password(&self, password: &StoredAppPassword) -> StoreResult<()> {
                     self.create_app_password_of(password).await
                 }
@@ -2010,7 +2044,9 @@ macro_rules! impl_directory_store {
                 }
 
                 async fn revoke_app_password(&self, id: &str, now: Millis) -> StoreResult<bool> {
-                    self.revoke_app_password_of(id, now).await
+                    let revoked = self.revoke_app_password_of(id, now).await?;
+                    self.raise_epoch();
+                    Ok(revoked)
                 }
 
                 async fn touch_app_password(&self, id: &str, now: Millis) -> StoreResult<()> {
@@ -2030,7 +2066,9 @@ macro_rules! impl_directory_store {
                 }
 
                 async fn revoke_credential(&self, id: &str, now: Millis) -> StoreResult<bool> {
-                    self.revoke_credential_of(id, now).await
+                    let revoked = self.revoke_credential_of(id, now).await?;
+                    self.raise_epoch();
+                    Ok(revoked)
                 }
 
                 async fn touch_credential(&self, id: &str, now: Millis) -> StoreResult<()> {

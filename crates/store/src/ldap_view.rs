@@ -32,37 +32,64 @@ pub(crate) const USER_IDS_OF: AroundPool = (
      JOIN connections c ON c.id = r.connection_id WHERE c.pool_id = ",
     " AND r.kind = 'user' AND r.custom_id IS NOT NULL AND r.object_id",
 );
-/// The statements that find users by a folded Feishu `user_id`, through
+/// Who has some folded Feishu `user_id`s (the list follows), through
 /// `external_refs_by_login`; `$hint` names that index on SQLite, whose planner (without
 /// statistics) otherwise walks every user's ref of the kind: 14 ms a look-up at 100,000 users.
 macro_rules! by_user_id {
     ($hint:literal) => {
         (
-            (
-                concat!(
-                    "SELECT r.custom_id, u.id, u.created_at FROM external_refs r",
-                    $hint,
-                    " JOIN connections c ON c.id = r.connection_id \
-                     JOIN users u ON u.pool_id = c.pool_id AND u.id = r.object_id \
-                     WHERE c.pool_id = "
-                ),
-                " AND r.kind = 'user' AND u.deleted_at IS NULL AND lower(r.custom_id)",
-            ),
             concat!(
-                "SELECT DISTINCT r.object_id FROM external_refs r",
+                "SELECT r.custom_id, u.id, u.created_at FROM external_refs r",
                 $hint,
-                " JOIN connections c ON c.id = r.connection_id WHERE c.pool_id = $1 \
-                 AND r.kind = 'user' AND lower(r.custom_id) = lower($2) \
-                 ORDER BY r.object_id LIMIT $3"
+                " JOIN connections c ON c.id = r.connection_id \
+                 JOIN users u ON u.pool_id = c.pool_id AND u.id = r.object_id \
+                 WHERE c.pool_id = "
             ),
+            " AND r.kind = 'user' AND u.deleted_at IS NULL AND lower(r.custom_id)",
         )
     };
 }
 
-/// Who has some `user_id`s (the list follows), and the users with one.
-pub(crate) type ByUserId = (AroundPool, &'static str);
-pub(crate) const BY_USER_ID_SQLITE: ByUserId = by_user_id!(" INDEXED BY external_refs_by_login");
-pub(crate) const BY_USER_ID: ByUserId = by_user_id!("");
+pub(crate) const BY_USER_ID_SQLITE: AroundPool = by_user_id!(" INDEXED BY external_refs_by_login");
+pub(crate) const BY_USER_ID: AroundPool = by_user_id!("");
+
+/// Which users of a list are shown (active, live).
+pub(crate) const SHOWN_OF: AroundPool = (
+    "SELECT 'a', id, '', CAST(0 AS BIGINT) FROM users WHERE pool_id = ",
+    " AND status = 'active' AND deleted_at IS NULL AND id",
+);
+/// [`SHOWN_OF`] for SQLite: `+status` keeps its planner on the primary key, off
+/// `users_by_status` (every active user of the pool).
+pub(crate) const SHOWN_OF_SQLITE: AroundPool = (
+    "SELECT 'a', id, '', CAST(0 AS BIGINT) FROM users WHERE pool_id = ",
+    " AND +status = 'active' AND deleted_at IS NULL AND id",
+);
+/// The branches of `users_by_keys`: each the head of a statement up to the pool's id and
+/// the rest up to the key (bound after it), then `)`.
+pub(crate) const BY_ID: AroundPool = ("SELECT id FROM users WHERE pool_id = ", " AND id = (");
+pub(crate) const USER_ID_HOLDERS: AroundPool = (
+    "SELECT r.object_id FROM external_refs r JOIN connections c ON c.id = r.connection_id \
+     WHERE c.pool_id = ",
+    " AND r.kind = 'user' AND lower(r.custom_id) = lower(",
+);
+/// [`USER_ID_HOLDERS`] through the index SQLite's planner does not find by itself.
+pub(crate) const USER_ID_HOLDERS_SQLITE: AroundPool = (
+    "SELECT r.object_id FROM external_refs r INDEXED BY external_refs_by_login \
+     JOIN connections c ON c.id = r.connection_id WHERE c.pool_id = ",
+    " AND r.kind = 'user' AND lower(r.custom_id) = lower(",
+);
+pub(crate) const BY_MAIL_LOCAL: AroundPool = (
+    "SELECT id FROM users WHERE pool_id = ",
+    " AND mail_local = (",
+);
+pub(crate) const BY_MAIL: AroundPool = (
+    "SELECT id FROM users WHERE pool_id = ",
+    " AND lower(email) = lower(",
+);
+pub(crate) const BY_ENTERPRISE_MAIL: AroundPool = (
+    "SELECT id FROM users WHERE pool_id = ",
+    " AND lower(enterprise_email) = lower(",
+);
 
 pub(crate) const MAIL_LOCALS_OF: AroundPool = (
     "SELECT id, mail_local FROM users WHERE pool_id = ",
@@ -72,15 +99,6 @@ pub(crate) const MAIL_LOCAL_HOLDERS: AroundPool = (
     "SELECT mail_local, id, created_at FROM users WHERE pool_id = ",
     " AND deleted_at IS NULL AND mail_local",
 );
-pub(crate) const USERS_BY_MAIL_LOCAL: &str = "SELECT id FROM users WHERE pool_id = $1 \
-     AND mail_local = $2 AND deleted_at IS NULL ORDER BY id LIMIT $3";
-/// Each address through its own index (`users_by_mail`, `users_by_enterprise_mail`).
-pub(crate) const USERS_BY_MAIL: &str = "SELECT id FROM (\
-     SELECT id FROM users WHERE pool_id = $1 AND lower(email) = lower($2) \
-     AND deleted_at IS NULL UNION \
-     SELECT id FROM users WHERE pool_id = $1 AND lower(enterprise_email) = lower($2) \
-     AND deleted_at IS NULL) AS found ORDER BY id LIMIT $3";
-
 pub(crate) const APP_PASSWORD_COLS: &str = "id, pool_id, user_id, label, hash, created_at, \
      expires_at, last_used_at, revoked_at";
 pub(crate) const REVOKE_APP_PASSWORD: &str =
@@ -321,85 +339,177 @@ macro_rules! ldap_fns {
                 tx.commit().await.map_err(db_err)
             }
 
+            /// The held logins of `ids`; with `shown`, only of those shown (active, live),
+            /// and the shown ones too (else empty). One statement per chunk: the candidates,
+            /// every live holder of a value among them and, with `shown`, which of `ids` are
+            /// shown (a round trip, not three: a search's cost is its round trips).
             async fn user_logins_of(
                 &self,
                 pool: &PoolId,
                 source: LoginSource,
                 ids: &[UserId],
-            ) -> StoreResult<HashMap<UserId, String>> {
+                shown: bool,
+            ) -> StoreResult<(HashMap<UserId, String>, HashSet<UserId>)> {
                 let by_user_id = if <$store>::BACKEND == Backend::Sqlite {
                     lv::BY_USER_ID_SQLITE
                 } else {
                     lv::BY_USER_ID
                 };
-                let (of, holders_of) = match source {
-                    LoginSource::OrgsyncId => return Ok(HashMap::new()),
-                    LoginSource::UserId => (lv::USER_IDS_OF, by_user_id.0),
-                    LoginSource::EmailLocalPart => (lv::MAIL_LOCALS_OF, lv::MAIL_LOCAL_HOLDERS),
+                let logins = match source {
+                    LoginSource::OrgsyncId => None,
+                    LoginSource::UserId => Some((lv::USER_IDS_OF, by_user_id)),
+                    LoginSource::EmailLocalPart => {
+                        Some((lv::MAIL_LOCALS_OF, lv::MAIL_LOCAL_HOLDERS))
+                    }
                 };
+                if logins.is_none() && !shown {
+                    return Ok((HashMap::new(), HashSet::new()));
+                }
                 let ids = unique_ids(ids.iter().map(|id| id.as_str()));
                 let mut rows: Vec<(String, String)> = Vec::new();
                 let mut found: Vec<(String, String, i64)> = Vec::new();
-                // One statement per chunk: the candidates, and every live holder of a value
-                // among them (a round trip, not two: a search's cost is its round trips).
+                let mut active: HashSet<UserId> = HashSet::new();
                 for chunk in ids.chunks(CHUNK) {
-                    let mut qb = QueryBuilder::<$db>::new("WITH cand (id, v) AS (");
-                    qb.push(of.0).push_bind(pool.as_str()).push(of.1);
-                    push_in(&mut qb, chunk);
                     // Rows: ('c', user, value, 0) for candidates, ('h', value, user,
-                    // created_at) for holders.
-                    let holders = holders_of.0.strip_prefix("SELECT ").unwrap_or(holders_of.0);
-                    qb.push(
-                        ") SELECT 'c', id, v, CAST(0 AS BIGINT) FROM cand UNION ALL SELECT 'h', ",
-                    )
-                    .push(holders)
-                    .push_bind(pool.as_str())
-                    .push(holders_of.1)
-                    .push(" IN (SELECT lower(v) FROM cand)");
+                    // created_at) for holders, ('a', user, '', 0) for the shown.
+                    let mut qb = QueryBuilder::<$db>::new("");
+                    let mut parts = 0;
+                    if let Some((of, holders_of)) = logins {
+                        qb.push("WITH cand (id, v) AS (")
+                            .push(of.0)
+                            .push_bind(pool.as_str())
+                            .push(of.1);
+                        push_in(&mut qb, chunk);
+                        let holders = holders_of.0.strip_prefix("SELECT ").unwrap_or(holders_of.0);
+                        qb.push(
+                            ") SELECT 'c', id, v, CAST(0 AS BIGINT) FROM cand \
+                             UNION ALL SELECT 'h', ",
+                        )
+                        .push(holders)
+                        .push_bind(pool.as_str())
+                        .push(holders_of.1)
+                        .push(" IN (SELECT lower(v) FROM cand)");
+                        parts += 1;
+                    }
+                    if shown {
+                        if parts > 0 {
+                            qb.push(" UNION ALL ");
+                        }
+                        let of = if <$store>::BACKEND == Backend::Sqlite {
+                            lv::SHOWN_OF_SQLITE
+                        } else {
+                            lv::SHOWN_OF
+                        };
+                        qb.push(of.0).push_bind(pool.as_str()).push(of.1);
+                        push_in(&mut qb, chunk);
+                    }
                     let got: Vec<(String, String, String, i64)> = qb
                         .build_query_as()
-                        .persistent(false)
-                        .fetch_all(self.reads())
+                        .persistent(chunk.len() <= FEW)
+                        .fetch_all(self.reads_for(chunk.len()))
                         .await
                         .map_err(db_err)?;
                     for (part, a, b, created) in got {
-                        if part == "c" {
-                            rows.push((a, b));
-                        } else {
-                            found.push((a, b, created));
+                        match part.as_str() {
+                            "c" => rows.push((a, b)),
+                            "h" => found.push((a, b, created)),
+                            _ => {
+                                active.insert(UserId(a));
+                            }
                         }
                     }
                 }
-                let candidates = lv::candidates(rows);
-                Ok(lv::held(candidates, &lv::holders(found)))
+                let mut held = lv::held(lv::candidates(rows), &lv::holders(found));
+                if shown {
+                    held.retain(|id, _| active.contains(id));
+                }
+                Ok((held, active))
             }
 
-            async fn users_by_login_of(
+            /// [`DirectoryStore::users_by_keys`]: one statement, each key a branch of an
+            /// `IN (… UNION …)` through its index.
+            async fn users_by_keys_of(
                 &self,
                 pool: &PoolId,
                 source: LoginSource,
-                login: &str,
+                keys: &[PersonKey],
+                after: Option<&UserId>,
                 limit: u64,
-            ) -> StoreResult<Vec<UserId>> {
-                let Some(key) = directory::ldap_view::login_key(login) else {
-                    return Ok(Vec::new());
+            ) -> StoreResult<Vec<User>> {
+                let by_user_id = if <$store>::BACKEND == Backend::Sqlite {
+                    lv::USER_ID_HOLDERS_SQLITE
+                } else {
+                    lv::USER_ID_HOLDERS
                 };
-                let statement = match source {
-                    LoginSource::OrgsyncId => return Ok(Vec::new()),
-                    LoginSource::UserId if <$store>::BACKEND == Backend::Sqlite => {
-                        lv::BY_USER_ID_SQLITE.1
+                let mut qb = select_whole_users();
+                qb.push(sql::WHOLE_USERS_BY_ID_TAIL)
+                    .push_bind(pool.as_str())
+                    .push(" AND u.deleted_at IS NULL AND u.id IN (");
+                let mut branches = 0;
+                let mut branch =
+                    |qb: &mut QueryBuilder<$db>, head: &str, value: &str, tail: &str| {
+                        if branches > 0 {
+                            qb.push(" UNION ");
+                        }
+                        branches += 1;
+                        qb.push(head)
+                            .push_bind(pool.as_str())
+                            .push(tail)
+                            .push_bind(value.to_owned())
+                            .push(")");
+                    };
+                for key in keys {
+                    match key {
+                        PersonKey::Login(login) => {
+                            // The orgsync id stands in for a user without a login of its own.
+                            if directory::ids::is_id(login) {
+                                branch(&mut qb, lv::BY_ID.0, login, lv::BY_ID.1);
+                            }
+                            let Some(folded) = directory::ldap_view::login_key(login) else {
+                                continue;
+                            };
+                            match source {
+                                LoginSource::OrgsyncId => {}
+                                LoginSource::UserId => {
+                                    branch(&mut qb, by_user_id.0, &folded, by_user_id.1)
+                                }
+                                LoginSource::EmailLocalPart => branch(
+                                    &mut qb,
+                                    lv::BY_MAIL_LOCAL.0,
+                                    &folded,
+                                    lv::BY_MAIL_LOCAL.1,
+                                ),
+                            }
+                        }
+                        PersonKey::Mail(address) => {
+                            let address = address.trim();
+                            if address.is_empty() {
+                                continue;
+                            }
+                            branch(&mut qb, lv::BY_MAIL.0, address, lv::BY_MAIL.1);
+                            branch(
+                                &mut qb,
+                                lv::BY_ENTERPRISE_MAIL.0,
+                                address,
+                                lv::BY_ENTERPRISE_MAIL.1,
+                            );
+                        }
                     }
-                    LoginSource::UserId => lv::BY_USER_ID.1,
-                    LoginSource::EmailLocalPart => lv::USERS_BY_MAIL_LOCAL,
-                };
-                let ids: Vec<String> = sqlx::query_scalar(statement)
-                    .bind(pool.as_str())
-                    .bind(key.as_str())
-                    .bind(sql_int(limit))
-                    .fetch_all(self.reads())
+                }
+                if branches == 0 {
+                    return Ok(Vec::new());
+                }
+                qb.push(")");
+                if let Some(after) = after {
+                    qb.push(" AND u.id > ").push_bind(after.as_str());
+                }
+                qb.push(" ORDER BY u.id LIMIT ").push_bind(sql_int(limit));
+                let rows: Vec<WholeUserRow> = qb
+                    .build_query_as()
+                    .fetch_all(self.point_reads())
                     .await
                     .map_err(db_err)?;
-                Ok(ids.into_iter().map(UserId).collect())
+                rows.into_iter().map(WholeUserRow::into_user).collect()
             }
 
             /// `(id, number)` pairs of some ids, a statement per chunk: `head` is the statement
@@ -419,8 +529,8 @@ macro_rules! ldap_fns {
                     push_in(&mut qb, chunk);
                     let rows: Vec<(String, i64)> = qb
                         .build_query_as()
-                        .persistent(false)
-                        .fetch_all(self.reads())
+                        .persistent(chunk.len() <= FEW)
+                        .fetch_all(self.reads_for(chunk.len()))
                         .await
                         .map_err(db_err)?;
                     out.extend(rows);
@@ -466,26 +576,6 @@ macro_rules! ldap_fns {
                 Ok(found.into_iter().map(|(id, at)| (UserId(id), at)).collect())
             }
 
-            async fn users_by_mail_of(
-                &self,
-                pool: &PoolId,
-                address: &str,
-                limit: u64,
-            ) -> StoreResult<Vec<UserId>> {
-                let address = address.trim();
-                if address.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let ids: Vec<String> = sqlx::query_scalar(lv::USERS_BY_MAIL)
-                    .bind(pool.as_str())
-                    .bind(address)
-                    .bind(sql_int(limit))
-                    .fetch_all(self.reads())
-                    .await
-                    .map_err(db_err)?;
-                Ok(ids.into_iter().map(UserId).collect())
-            }
-
             async fn create_app_password_of(&self, stored: &StoredAppPassword) -> StoreResult<()> {
                 let p = &stored.password;
                 let mut tx = self.begin_write().await.map_err(db_err)?;
@@ -517,7 +607,7 @@ macro_rules! ldap_fns {
                     .push_bind(id);
                 let row: Option<AppPasswordRow> = qb
                     .build_query_as()
-                    .fetch_optional(self.reads())
+                    .fetch_optional(self.point_reads())
                     .await
                     .map_err(db_err)?;
                 Ok(row.map(StoredAppPassword::from))

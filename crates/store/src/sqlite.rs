@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use directory::ids::{Millis, PoolId};
@@ -263,6 +264,8 @@ pub struct SqliteStore {
     checkpoints: SqlitePool,
     /// The checkpointer task runs while a clone of the store holds this.
     _checkpointer: Arc<()>,
+    /// [`DirectoryStore::write_epoch`], shared by the clones.
+    epoch: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -357,6 +360,7 @@ impl SqliteStore {
             _scratch: scratch,
             checkpoints,
             _checkpointer: running,
+            epoch: Arc::default(),
         })
     }
 
@@ -372,6 +376,14 @@ impl SqliteStore {
     const BACKEND: Backend = Backend::Sqlite;
 
     const INBOX_INSERT_ONE_STATEMENT: usize = INSERT_ROWS_MAX;
+
+    fn epoch(&self) -> &AtomicU64 {
+        &self.epoch
+    }
+
+    fn point_reads(&self) -> &SqlitePool {
+        &self.reader
+    }
 
     fn reads(&self) -> &SqlitePool {
         &self.reader

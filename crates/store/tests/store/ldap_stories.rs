@@ -5,7 +5,9 @@ use directory::app_passwords::AppPassword;
 use directory::ids::UserId;
 use directory::ldap_view::{DepartmentScope, LdapSettings, LoginSource};
 use directory::model::{ObjectKind, UserStatus};
-use directory::store::{ChangeKind, StoreError, StoredAppPassword, Write};
+use directory::store::{
+    ChangeKind, DirectoryStore, PersonKey, StoreError, StoredAppPassword, Write,
+};
 
 use crate::fixtures::*;
 
@@ -120,18 +122,24 @@ pub async fn logins_and_addresses_are_found_through_indexes(store: Store, _raw: 
     let mut both = vec![second.id.clone(), third.id.clone()];
     both.sort();
     assert_eq!(
-        store
-            .users_by_login(&pool, LoginSource::UserId, "LiSi", 10)
-            .await
-            .unwrap(),
+        named(
+            &*store,
+            &pool,
+            LoginSource::UserId,
+            PersonKey::Login("LiSi".into())
+        )
+        .await,
         both
     );
     // Another pool's user with the same user_id is not a candidate here.
     assert_eq!(
-        store
-            .users_by_login(&pool, LoginSource::UserId, "zhangsan", 10)
-            .await
-            .unwrap(),
+        named(
+            &*store,
+            &pool,
+            LoginSource::UserId,
+            PersonKey::Login("zhangsan".into())
+        )
+        .await,
         vec![first.id.clone()]
     );
 
@@ -144,11 +152,14 @@ pub async fn logins_and_addresses_are_found_through_indexes(store: Store, _raw: 
     assert!(!logins.contains_key(&second.id));
     assert!(!logins.contains_key(&third.id), "no address: no login");
     assert_eq!(
-        store
-            .users_by_login(&pool, LoginSource::EmailLocalPart, "Zhang.San", 10)
-            .await
-            .unwrap()
-            .len(),
+        named(
+            &*store,
+            &pool,
+            LoginSource::EmailLocalPart,
+            PersonKey::Login("Zhang.San".into())
+        )
+        .await
+        .len(),
         2
     );
     assert!(
@@ -179,25 +190,34 @@ pub async fn logins_and_addresses_are_found_through_indexes(store: Store, _raw: 
 
     // Addresses, case ignored, either address; deleted users are not found.
     assert_eq!(
-        store
-            .users_by_mail(&pool, "ZHANG.SAN@other.example", 10)
-            .await
-            .unwrap(),
+        named(
+            &*store,
+            &pool,
+            LoginSource::UserId,
+            PersonKey::Mail("ZHANG.SAN@other.example".into())
+        )
+        .await,
         vec![second.id.clone()]
     );
     assert!(
-        store
-            .users_by_mail(&pool, "zhang.san@corp.example", 10)
-            .await
-            .unwrap()
-            .is_empty()
+        named(
+            &*store,
+            &pool,
+            LoginSource::UserId,
+            PersonKey::Mail("zhang.san@corp.example".into())
+        )
+        .await
+        .is_empty()
     );
     assert!(
-        store
-            .users_by_mail(&pool, " ", 10)
-            .await
-            .unwrap()
-            .is_empty()
+        named(
+            &*store,
+            &pool,
+            LoginSource::UserId,
+            PersonKey::Mail(" ".into())
+        )
+        .await
+        .is_empty()
     );
     let mut revived = gone.clone();
     revived.deleted_at = None;
@@ -210,12 +230,66 @@ pub async fn logins_and_addresses_are_found_through_indexes(store: Store, _raw: 
         .await
         .unwrap();
     assert_eq!(
-        store
-            .users_by_mail(&pool, "zhang.san@corp.example", 10)
-            .await
-            .unwrap(),
+        named(
+            &*store,
+            &pool,
+            LoginSource::UserId,
+            PersonKey::Mail("zhang.san@corp.example".into())
+        )
+        .await,
         vec![first.id.clone()]
     );
+
+    // Several keys in one statement: their users once each, in id order, after a cursor;
+    // an orgsync id names its user whatever the login source.
+    let keys = [
+        PersonKey::Login("lisi".into()),
+        PersonKey::Mail("zhang.san@corp.example".into()),
+        PersonKey::Login(third.id.0.clone()),
+    ];
+    let mut all = vec![first.id.clone(), second.id.clone(), third.id.clone()];
+    all.sort();
+    let found: Vec<UserId> = store
+        .users_by_keys(&pool, LoginSource::UserId, &keys, None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.id)
+        .collect();
+    assert_eq!(found, all);
+    let rest: Vec<UserId> = store
+        .users_by_keys(&pool, LoginSource::UserId, &keys, Some(&all[0]), 1)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.id)
+        .collect();
+    assert_eq!(rest, vec![all[1].clone()]);
+    // Orgsync-id logins: "lisi" names no one, the address still does.
+    assert_eq!(
+        named(&*store, &pool, LoginSource::OrgsyncId, keys[0].clone()).await,
+        Vec::<UserId>::new()
+    );
+    assert_eq!(
+        named(&*store, &pool, LoginSource::OrgsyncId, keys[1].clone()).await,
+        vec![first.id.clone()]
+    );
+}
+
+/// The ids of the users `key` names, as `users_by_keys` finds them.
+pub async fn named(
+    store: &dyn DirectoryStore,
+    pool: &directory::ids::PoolId,
+    source: LoginSource,
+    key: PersonKey,
+) -> Vec<UserId> {
+    store
+        .users_by_keys(pool, source, &[key], None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.id)
+        .collect()
 }
 
 fn with_user_id(

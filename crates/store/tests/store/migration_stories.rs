@@ -373,6 +373,9 @@ const OLD_USERS: &[&str] = &[
 async fn check_logins(store: &dyn DirectoryStore) {
     use directory::ids::{PoolId, UserId};
     use directory::ldap_view::LoginSource;
+    use directory::store::PersonKey;
+
+    use crate::ldap_stories::named;
     let pool = PoolId::from("p");
     let ids: Vec<UserId> = ["u1", "u2", "u3"].map(UserId::from).to_vec();
     let logins = store
@@ -383,17 +386,23 @@ async fn check_logins(store: &dyn DirectoryStore) {
     assert_eq!(logins.get(&ids[1]).map(String::as_str), Some("bob"));
     assert!(!logins.contains_key(&ids[2]));
     assert_eq!(
-        store
-            .users_by_mail(&pool, "alice.smith@corp.example", 10)
-            .await
-            .unwrap(),
+        named(
+            store,
+            &pool,
+            LoginSource::UserId,
+            PersonKey::Mail("alice.smith@corp.example".into())
+        )
+        .await,
         vec![ids[0].clone()]
     );
     assert_eq!(
-        store
-            .users_by_mail(&pool, "bob@corp.EXAMPLE", 10)
-            .await
-            .unwrap(),
+        named(
+            store,
+            &pool,
+            LoginSource::UserId,
+            PersonKey::Mail("bob@corp.EXAMPLE".into())
+        )
+        .await,
         vec![ids[1].clone()]
     );
     // POSIX numbers in creation order.
