@@ -910,10 +910,20 @@ async fn ldaps_serves_the_view_over_tls_with_the_configured_certificate() {
 }
 
 /// The value of `attr` in an `ldapsearch -LLL` output (the first one).
+/// The first value of `attr` in `ldapsearch`'s LDIF, decoded when it came in base64
+/// (`attr:: …`, as LDIF writes any value that is not plain ASCII, Chinese names included).
 fn ldif_value(out: &str, attr: &str) -> Option<String> {
-    out.lines()
-        .find_map(|l| l.strip_prefix(&format!("{attr}: ")))
-        .map(str::to_owned)
+    use base64::Engine as _;
+    out.lines().find_map(|l| {
+        if let Some(v) = l.strip_prefix(&format!("{attr}: ")) {
+            return Some(v.to_owned());
+        }
+        let encoded = l.strip_prefix(&format!("{attr}:: "))?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .ok()?;
+        String::from_utf8(bytes).ok()
+    })
 }
 
 #[tokio::test]
@@ -951,6 +961,7 @@ async fn a_renamed_and_moved_department_keeps_its_dn() {
             "displayName",
             "memberOf",
             "modifyTimestamp",
+            "description",
         ];
         let read = || v.ldif(&args);
         let before = read().await;
@@ -982,6 +993,17 @@ async fn a_renamed_and_moved_department_keeps_its_dn() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         assert_eq!(ldif_value(&after, "dn"), Some(dn.clone()), "{backend:?}");
+        // Its path of names: now under the other department, with its new name.
+        let path = ldif_value(&after, "description").unwrap();
+        assert!(
+            path.ends_with(" / Renamed Department") && !path.starts_with("Renamed"),
+            "{backend:?}: {after}"
+        );
+        assert_ne!(
+            ldif_value(&before, "description"),
+            Some(path),
+            "{backend:?}"
+        );
         assert!(
             ldif_value(&after, "modifyTimestamp").unwrap() > stamp,
             "{backend:?}: {after}"
@@ -1216,8 +1238,26 @@ async fn the_acceptance_tenant_through_ldapsearch_user_binds_and_squid() {
                 "(objectClass=*)",
                 "memberOf",
                 "uid",
+                "ou",
             ])
             .await;
+        // Its `ou` is its primary department's name (Ops under Platform).
+        assert!(out.contains("\nou: Ops\n"), "{backend:?}: {out}");
+        // Each Ops says where it is in its `description`.
+        for (d, path) in [
+            (&a.ops_platform, "Platform / Ops"),
+            (&a.ops_sales, "Sales / Ops"),
+        ] {
+            let dn = a.department(d).await;
+            let got = v
+                .ldif(&["-b", &dn, "-s", "base", "(objectClass=*)", "description"])
+                .await;
+            assert_eq!(
+                ldif_value(&got, "description").as_deref(),
+                Some(path),
+                "{backend:?}: {got}"
+            );
+        }
         for d in [&a.ops_platform, &a.ops_sales, &a.sales, &a.platform] {
             let dn = a.department(d).await;
             assert!(
@@ -1404,6 +1444,31 @@ async fn the_acceptance_tenant_through_ldapsearch_user_binds_and_squid() {
             }
         }
 
+        // A department lists its shown people in `member`: Sales by subtree has the person
+        // (directly and through Ops under Sales) and no longer the one who resigned from
+        // Ops under Sales; Platform not the frozen person of Ops under Platform.
+        let sales = a.department(&a.sales).await;
+        let leaver_dn = v.person("leaver.user");
+        let frozen_dn = v.person("frozen.user");
+        for (department, gone) in [(&sales, &leaver_dn), (&platform, &frozen_dn)] {
+            let out = v
+                .ldif(&["-b", department, "-s", "base", "(objectClass=*)", "member"])
+                .await;
+            assert!(out.contains(&format!("member: {me}")), "{backend:?}: {out}");
+            assert!(!out.contains(gone.as_str()), "{backend:?}: {out}");
+        }
+        for (who, code) in [(&me, 6), (&leaver_dn, 5)] {
+            let (got, out, err) = v
+                .tool("ldapcompare", &[&sales, &format!("member:{who}")])
+                .await;
+            assert_eq!(got, code, "{backend:?}: {who}: {out}{err}");
+        }
+        // Without `member` asked for, a department entry does not carry it.
+        let out = v
+            .ldif(&["-b", &sales, "-s", "base", "(objectClass=*)", "cn"])
+            .await;
+        assert!(!out.contains("member:"), "{backend:?}: {out}");
+
         // Department membership by the direct rule: the parent no longer counts the person.
         let (status, saved) =
             v.s.send(
@@ -1431,6 +1496,11 @@ async fn the_acceptance_tenant_through_ldapsearch_user_binds_and_squid() {
             ])
             .await;
         assert_eq!(direct, std::slice::from_ref(&me), "{backend:?}");
+        // Platform's own members: none (the person is in Ops under it).
+        let out = v
+            .ldif(&["-b", &platform, "-s", "base", "(objectClass=*)", "member"])
+            .await;
+        assert!(!out.contains("member:"), "{backend:?}: {out}");
 
         // POSIX attributes for SSSD: its filters find the person and its groups.
         let (status, saved) =

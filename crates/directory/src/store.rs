@@ -939,6 +939,16 @@ pub trait DirectoryStore: Send + Sync + 'static {
         source: LoginSource,
         ids: &[UserId],
     ) -> StoreResult<HashMap<UserId, String>>;
+    /// The shown (active and live) members of each department of `ids`, in id order: those
+    /// of its subtree, or only its direct members with [`MemberScope::Direct`]. A statement
+    /// per chunk of departments, through `subtree_members`; what an LDAP department entry
+    /// lists in `member`.
+    async fn shown_department_members(
+        &self,
+        pool_id: &PoolId,
+        ids: &[DepartmentId],
+        scope: MemberScope,
+    ) -> StoreResult<HashMap<DepartmentId, Vec<UserId>>>;
     /// The users among `ids` that are shown (active and live), each with the login it holds
     /// under `source` ([`DirectoryStore::user_logins`]; `None`: it holds none). One round
     /// trip per chunk of ids: what a page of LDAP entries needs to name people and managers.

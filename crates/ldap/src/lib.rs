@@ -6,6 +6,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod cookie;
+pub mod departments;
 pub use directory::dn;
 pub mod entry;
 pub mod filter;

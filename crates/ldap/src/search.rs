@@ -15,6 +15,7 @@ use directory::store::{
 use ldap3_proto::proto::{LdapFilter, LdapSearchScope};
 
 use crate::cookie::Position;
+use crate::departments::{self, Departments};
 use crate::dn::Dn;
 use crate::entry::Entry;
 use crate::filter;
@@ -95,11 +96,25 @@ pub struct Search<'a> {
     pub store: &'a Arc<dyn DirectoryStore>,
     pub tree: &'a PoolTree,
     pub filter: &'a LdapFilter,
+    /// The listener's kept departments.
+    pub departments: &'a Departments,
     /// Whether entries need `memberOf` (asked for, or in the filter).
     pub member_of: bool,
     /// Whether people's `modifyTimestamp` must count their group memberships (asked for, or
     /// in the filter): one more read per page otherwise saved.
     pub modified: bool,
+    /// Whether department entries list their members (`member`, `uniqueMember`,
+    /// `memberUid` asked for, by name or `*`, or in the filter): the largest entries.
+    pub members: bool,
+}
+
+/// Whether a search needs one of the user attributes `names`: asked for by name or by `*` (or
+/// no list, which means `*`), or in the filter.
+pub fn wants_any(attrs: &[String], filter: &LdapFilter, names: &[&str]) -> bool {
+    let all = attrs.is_empty() || attrs.iter().any(|a| a == "*");
+    names.iter().any(|name| {
+        all || attrs.iter().any(|a| schema::canonical(a) == Some(*name)) || mentions(filter, name)
+    })
 }
 
 /// Whether a search or compare needs an operational attribute: named, `+`, or in the filter.
@@ -305,13 +320,29 @@ impl Search<'_> {
             HashMap::new()
         };
         let posix = self.posix_of_people(&shown).await?;
+        // Their departments and those above (kept by the listener): `ou`, and `memberOf`
+        // by subtree.
+        let departments = self
+            .departments
+            .with_ancestors(
+                self.store.as_ref(),
+                &self.tree.pool_id,
+                shown
+                    .iter()
+                    .flat_map(|u| u.departments.iter().map(|m| m.department_id.clone()))
+                    .collect(),
+            )
+            .await?;
         let mut out = Vec::with_capacity(shown.len());
         for user in shown {
             let member_of = if self.member_of {
-                self.member_of(user).await?
+                self.member_of(user, &departments).await?
             } else {
                 Vec::new()
             };
+            let ou = primary_department(user)
+                .and_then(|d| departments.get(d))
+                .and_then(|n| n.name.as_deref());
             // Absent: no longer shown since it was read.
             let Some(login) = logins.get(&user.id).map(String::as_str) else {
                 continue;
@@ -326,6 +357,7 @@ impl Search<'_> {
                 login,
                 member_of,
                 manager,
+                ou,
                 memberships.get(&user.id).copied(),
             ) else {
                 continue;
@@ -387,12 +419,47 @@ impl Search<'_> {
                 departments.iter().map(|d| d.id.0.clone()).collect(),
             )
             .await?;
+        let tree = self
+            .departments
+            .with_ancestors(
+                self.store.as_ref(),
+                &self.tree.pool_id,
+                departments.iter().map(|d| d.id.clone()).collect(),
+            )
+            .await?;
+        // Their shown members, as the pool counts them, when the search wants them.
+        let (members, logins) = if self.members {
+            let scope = match self.tree.department_scope {
+                DepartmentScope::Subtree => MemberScope::Subtree,
+                DepartmentScope::Direct => MemberScope::Direct,
+            };
+            let ids: Vec<DepartmentId> = departments.iter().map(|d| d.id.clone()).collect();
+            let members = self
+                .store
+                .shown_department_members(&self.tree.pool_id, &ids, scope)
+                .await?;
+            let mut people: Vec<UserId> = members.values().flatten().cloned().collect();
+            people.sort();
+            people.dedup();
+            let logins = self.shown_logins(&people).await?;
+            (members, logins)
+        } else {
+            (HashMap::new(), HashMap::new())
+        };
         Ok(departments
             .iter()
             .filter_map(|d| {
-                let mut e = self.tree.department(d, Vec::new())?;
+                let path = departments::path(&tree, &d.id);
+                let uids: Vec<String> = members
+                    .get(&d.id)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|u| logins.get(u).cloned())
+                    .collect();
+                let dns = uids.iter().map(|l| self.tree.person_dn(l)).collect();
+                let mut e = self.tree.department(d, path.as_deref(), dns)?;
                 if let (Some(base), Some(n)) = (self.tree.posix, numbers.get(d.id.as_str())) {
-                    self.tree.posix_group(&mut e, base, *n, Vec::new());
+                    self.tree.posix_group(&mut e, base, *n, uids);
                 }
                 Some(e)
             })
@@ -425,13 +492,7 @@ impl Search<'_> {
                 people.iter().map(|u| u.id.0.clone()).collect(),
             )
             .await?;
-        let primary = |u: &User| {
-            u.departments
-                .iter()
-                .find(|m| m.primary)
-                .or(u.departments.first())
-                .map(|m| m.department_id.0.clone())
-        };
+        let primary = |u: &User| primary_department(u).map(|d| d.0.clone());
         let groups = self
             .posix_numbers(
                 ObjectKind::Department,
@@ -450,7 +511,11 @@ impl Search<'_> {
 
     /// A user's groups (those that list it) and departments (with their ancestors when the
     /// pool counts members by subtree).
-    async fn member_of(&self, user: &User) -> Result<Vec<Dn>, StoreError> {
+    async fn member_of(
+        &self,
+        user: &User,
+        tree: &departments::Tree,
+    ) -> Result<Vec<Dn>, StoreError> {
         let pool = &self.tree.pool_id;
         let mut out = Vec::new();
         let groups = self
@@ -468,9 +533,8 @@ impl Search<'_> {
             match self.tree.department_scope {
                 DepartmentScope::Direct => departments.push(m.department_id.0.clone()),
                 DepartmentScope::Subtree => {
-                    // Root first, the department itself last.
-                    let path = self.store.department_path(pool, &m.department_id).await?;
-                    departments.extend(path.into_iter().map(|d| d.id.0));
+                    let above = departments::ancestors(tree, &m.department_id);
+                    departments.extend(above.into_iter().map(|d| d.0));
                     departments.push(m.department_id.0.clone());
                 }
             }
@@ -623,6 +687,15 @@ fn entries_only(people: Vec<(UserId, Entry)>) -> Vec<Entry> {
     people.into_iter().map(|(_, e)| e).collect()
 }
 
+/// A person's primary department: the one marked so, else its first.
+fn primary_department(user: &User) -> Option<&DepartmentId> {
+    user.departments
+        .iter()
+        .find(|m| m.primary)
+        .or(user.departments.first())
+        .map(|m| &m.department_id)
+}
+
 /// The store page after `after` of at most `want` items.
 fn key_page(after: Option<&str>, want: usize) -> KeyPage {
     KeyPage {
@@ -728,7 +801,7 @@ pub(crate) fn carried(c: Container) -> (&'static [&'static str], &'static [&'sta
         "modifytimestamp",
         "hassubordinates",
     ];
-    const PEOPLE: [&str; 26] = [
+    const PEOPLE: [&str; 27] = [
         COMMON[0],
         COMMON[1],
         COMMON[2],
@@ -743,6 +816,7 @@ pub(crate) fn carried(c: Container) -> (&'static [&'static str], &'static [&'sta
         "title",
         "employeenumber",
         "employeetype",
+        "ou",
         "departmentnumber",
         "manager",
         "labeleduri",
@@ -772,7 +846,7 @@ pub(crate) fn carried(c: Container) -> (&'static [&'static str], &'static [&'sta
         "gidnumber",
         "memberuid",
     ];
-    const DEPARTMENTS: [&str; 14] = [
+    const DEPARTMENTS: [&str; 15] = [
         COMMON[0],
         COMMON[1],
         COMMON[2],
@@ -782,6 +856,7 @@ pub(crate) fn carried(c: Container) -> (&'static [&'static str], &'static [&'sta
         "cn",
         "displayname",
         "ou",
+        "description",
         "member",
         "uniquemember",
         "memberof",
@@ -961,7 +1036,8 @@ mod tests {
         assert_eq!(c("(OBJECTCLASS=GroupOfUniqueNames)"), [G, D]);
         assert_eq!(c("(objectClass=*)"), [P, G, D]);
         assert_eq!(c("(|(uid=a)(member=*))"), [P, G, D]);
-        assert_eq!(c("(description=x)"), [G]);
+        assert_eq!(c("(description=x)"), [G, D]);
+        assert_eq!(c("(title=x)"), [P]);
         assert_eq!(c("(!(uid=a))"), [P, G, D]);
         assert_eq!(c("(fooBar=1)"), Vec::<Container>::new());
         assert_eq!(

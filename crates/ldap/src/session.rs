@@ -23,6 +23,7 @@ use ldap3_proto::proto::{
 };
 
 use crate::cookie::{self, Position};
+use crate::departments::Departments;
 use crate::dn::Dn;
 use crate::entry::Entry;
 use crate::limiter::{BindLimiter, BindLimits};
@@ -71,6 +72,8 @@ pub struct Shared {
     pub key: Arc<MasterKey>,
     pub settings: Settings,
     binds: BindLimiter,
+    /// Departments kept between searches (`departments`).
+    departments: Departments,
 }
 
 impl Shared {
@@ -81,6 +84,7 @@ impl Shared {
             key: Arc::new(key),
             settings,
             binds,
+            departments: Departments::default(),
         }
     }
 
@@ -140,6 +144,9 @@ pub enum Next {
     Continue,
     Close,
 }
+
+/// The attributes that list a department's members.
+const MEMBER_ATTRIBUTES: &[&str] = &["member", "uniqueMember", "memberUid"];
 
 /// How long a connection relies on its last check of what it bound with, unless the store
 /// has since written something that can end a bind ([`DirectoryStore::write_epoch`]): writes
@@ -426,10 +433,12 @@ impl Session {
             |e: StoreError| result(LdapResultCode::Unavailable, format!("store: {e}"));
         let search = Search {
             store: &self.shared.store,
+            departments: &self.shared.departments,
             tree: &tree,
             filter: &LdapFilter::Present("objectClass".into()),
             member_of: false,
             modified: false,
+            members: false,
         };
         let Some((user, dn)) = (match search.person_by_login(login).await {
             Ok(found) => found.map(|(user, e)| (user, e.dn)),
@@ -655,10 +664,14 @@ impl Session {
         }
         let search = Search {
             store: &self.shared.store,
+            departments: &self.shared.departments,
             tree: &tree,
             filter: &LdapFilter::Present("objectClass".into()),
             member_of: schema::canonical(&req.atype) == Some("memberOf"),
             modified: schema::canonical(&req.atype) == Some("modifyTimestamp"),
+            members: MEMBER_ATTRIBUTES
+                .iter()
+                .any(|m| schema::canonical(&req.atype) == Some(*m)),
         };
         match search.fixed_entry(&target).await {
             Ok(Some(entry)) if entry.has_value(&req.atype, &value) => {
@@ -772,10 +785,12 @@ impl Session {
         let wants_member_of = search::wants(&req.attrs, &req.filter, "memberOf");
         let walk = Search {
             store: &self.shared.store,
+            departments: &self.shared.departments,
             tree: &tree,
             filter,
             member_of: wants_member_of,
             modified: search::wants(&req.attrs, &req.filter, "modifyTimestamp"),
+            members: search::wants_any(&req.attrs, &req.filter, MEMBER_ATTRIBUTES),
         };
         // One named entry (scope base or sub of a leaf): read once, no walk, no paging.
         if let [target @ Target::Entry(..)] = plan.fixed.as_slice() {

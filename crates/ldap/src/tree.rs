@@ -181,6 +181,7 @@ impl PoolTree {
         login: &str,
         member_of: Vec<Dn>,
         manager: Option<&str>,
+        ou: Option<&str>,
         membership_at: Option<i64>,
     ) -> Option<Entry> {
         if user.status != UserStatus::Active || user.deleted_at.is_some() {
@@ -208,6 +209,7 @@ impl PoolTree {
         .set_opt("title", p.job_title.as_deref())
         .set_opt("employeeNumber", p.employee_no.as_deref())
         .set("employeeType", p.employee_type.map(|t| t.to_string()))
+        .set_opt("ou", ou)
         .set(
             "departmentNumber",
             user.departments.iter().map(|m| m.department_id.0.clone()),
@@ -262,7 +264,12 @@ impl PoolTree {
 
     /// A department's entry; `members`: the DNs of its users as the pool's scope counts
     /// them. `None` for a deleted department.
-    pub fn department(&self, department: &Department, members: Vec<Dn>) -> Option<Entry> {
+    pub fn department(
+        &self,
+        department: &Department,
+        path: Option<&str>,
+        members: Vec<Dn>,
+    ) -> Option<Entry> {
         if department.deleted_at.is_some() {
             return None;
         }
@@ -272,6 +279,7 @@ impl PoolTree {
             .set("cn", [department.id.0.clone()])
             .set_opt("displayName", department.name.as_deref())
             .set_opt("ou", department.name.as_deref())
+            .set_opt("description", path)
             .set(
                 "memberOf",
                 department
@@ -468,6 +476,7 @@ mod tests {
                 "zhangsan",
                 vec![t.group_dn("g1")],
                 Some("boss"),
+                Some("Ops"),
                 None,
             )
             .unwrap();
@@ -477,8 +486,8 @@ mod tests {
         // The enterprise address first; the same address in another case once.
         assert_eq!(e.values("mail").unwrap(), ["ZhangSan@example.com"]);
         assert_eq!(e.values("sn").unwrap(), ["张三"]);
-        // `ou` (the primary department's name) needs the department: not yet shown.
-        assert!(e.values("ou").is_none());
+        // `ou`: the primary department's name, as the caller read it.
+        assert_eq!(e.values("ou").unwrap(), ["Ops"]);
         assert_eq!(e.values("departmentNumber").unwrap(), ["d1", "d2"]);
         assert_eq!(
             e.values("manager").unwrap(),
@@ -493,16 +502,24 @@ mod tests {
             UserStatus::Exited,
         ] {
             assert!(
-                t.person(&user("u1", s), "u1", vec![], None, None).is_none(),
+                t.person(&user("u1", s), "u1", vec![], None, None, None)
+                    .is_none(),
                 "{s:?} shown"
             );
         }
         let mut deleted = user("u1", UserStatus::Active);
         deleted.deleted_at = Some(1);
-        assert!(t.person(&deleted, "u1", vec![], None, None).is_none());
+        assert!(t.person(&deleted, "u1", vec![], None, None, None).is_none());
         // A manager who is not shown is not named.
         let e = t
-            .person(&user("u1", UserStatus::Active), "u1", vec![], None, None)
+            .person(
+                &user("u1", UserStatus::Active),
+                "u1",
+                vec![],
+                None,
+                None,
+                None,
+            )
             .unwrap();
         assert!(e.values("manager").is_none());
         // A group's change later than the user's own moves its modifyTimestamp.
@@ -511,6 +528,7 @@ mod tests {
                 &user("u1", UserStatus::Active),
                 "u1",
                 vec![],
+                None,
                 None,
                 Some(1_733_500_920_000),
             )
@@ -553,8 +571,11 @@ mod tests {
             updated_at: 0,
             deleted_at: None,
         };
-        let de = t.department(&d, vec![t.person_dn("u1")]).unwrap();
+        let de = t
+            .department(&d, Some("Acme / Ops"), vec![t.person_dn("u1")])
+            .unwrap();
         carried_only(&de, Container::Departments);
+        assert_eq!(de.values("description").unwrap(), ["Acme / Ops"]);
         assert!(e.has_value("member", "uid=li,ou=people,dc=example,dc=com"));
         // A member who left is not listed.
         let e = t.group(&g, &HashMap::new()).unwrap();

@@ -1999,6 +1999,15 @@ macro_rules! impl_directory_store {
                         .collect())
                 }
 
+                async fn shown_department_members(
+                    &self,
+                    pool_id: &PoolId,
+                    ids: &[DepartmentId],
+                    scope: MemberScope,
+                ) -> StoreResult<HashMap<DepartmentId, Vec<UserId>>> {
+                    self.shown_department_members_of(pool_id, ids, scope).await
+                }
+
                 async fn users_by_keys(
                     &self,
                     pool_id: &PoolId,

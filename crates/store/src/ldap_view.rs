@@ -64,6 +64,23 @@ pub(crate) const SHOWN_OF_SQLITE: AroundPool = (
     "SELECT 'a', id, '', CAST(0 AS BIGINT) FROM users WHERE pool_id = ",
     " AND +status = 'active' AND deleted_at IS NULL AND id",
 );
+/// The shown members of some departments (the list follows), through `subtree_members`'s
+/// primary key, each user through its own.
+pub(crate) const SHOWN_MEMBERS: AroundPool = (
+    "SELECT s.department_id, s.user_id FROM subtree_members s \
+     JOIN users u ON u.pool_id = s.pool_id AND u.id = s.user_id \
+     WHERE u.status = 'active' AND u.deleted_at IS NULL AND s.pool_id = ",
+    " AND s.department_id",
+);
+/// [`SHOWN_MEMBERS`] for SQLite: `+u.status` keeps its planner off `users_by_status` (every
+/// active user of the pool).
+pub(crate) const SHOWN_MEMBERS_SQLITE: AroundPool = (
+    "SELECT s.department_id, s.user_id FROM subtree_members s \
+     JOIN users u ON u.pool_id = s.pool_id AND u.id = s.user_id \
+     WHERE +u.status = 'active' AND u.deleted_at IS NULL AND s.pool_id = ",
+    " AND s.department_id",
+);
+
 /// The branches of `users_by_keys`: each the head of a statement up to the pool's id and
 /// the rest up to the key (bound after it), then `)`.
 pub(crate) const BY_ID: AroundPool = ("SELECT id FROM users WHERE pool_id = ", " AND id = (");
@@ -424,6 +441,44 @@ macro_rules! ldap_fns {
                     held.retain(|id, _| active.contains(id));
                 }
                 Ok((held, active))
+            }
+
+            /// [`DirectoryStore::shown_department_members`].
+            async fn shown_department_members_of(
+                &self,
+                pool: &PoolId,
+                ids: &[DepartmentId],
+                scope: MemberScope,
+            ) -> StoreResult<HashMap<DepartmentId, Vec<UserId>>> {
+                let ids = unique_ids(ids.iter().map(|id| id.as_str()));
+                let mut out: HashMap<DepartmentId, Vec<UserId>> = HashMap::new();
+                let statement = if <$store>::BACKEND == Backend::Sqlite {
+                    lv::SHOWN_MEMBERS_SQLITE
+                } else {
+                    lv::SHOWN_MEMBERS
+                };
+                for chunk in ids.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(statement.0);
+                    qb.push_bind(pool.as_str());
+                    if scope == MemberScope::Direct {
+                        qb.push(" AND s.direct = 1");
+                    }
+                    qb.push(statement.1);
+                    push_in(&mut qb, chunk);
+                    qb.push(" ORDER BY s.department_id, s.user_id");
+                    let rows: Vec<(String, String)> = qb
+                        .build_query_as()
+                        .persistent(chunk.len() <= FEW)
+                        .fetch_all(self.reads_for(chunk.len()))
+                        .await
+                        .map_err(db_err)?;
+                    for (department, user) in rows {
+                        out.entry(DepartmentId(department))
+                            .or_default()
+                            .push(UserId(user));
+                    }
+                }
+                Ok(out)
             }
 
             /// [`DirectoryStore::users_by_keys`]: one statement, each key a branch of an
