@@ -933,10 +933,45 @@ async fn a_renamed_and_moved_department_keeps_its_dn() {
     }
     for backend in Backend::all() {
         let v = View::start(backend).await;
-        let (moving, target) = v.s.emu.with_tenant(|t| {
+        let (moving, target, below) = v.s.emu.with_tenant(|t| {
             let top = t.children("0");
-            (top[0].clone(), top[1].clone())
+            // A shown person in the moving department or below it.
+            let mut departments = vec![top[0].clone()];
+            let mut below = None;
+            while let Some(d) = departments.pop() {
+                below = t
+                    .members(&d)
+                    .iter()
+                    .filter_map(|k| t.users.get(k))
+                    .find(|u| {
+                        u.status.activated
+                            && !u.status.frozen
+                            && !u.status.resigned
+                            && !u.status.exited
+                            && !u.status.unjoin
+                    })
+                    .map(|u| u.key);
+                if below.is_some() {
+                    break;
+                }
+                departments.extend(t.children(&d).iter().cloned());
+            }
+            (top[0].clone(), top[1].clone(), below.unwrap())
         });
+        // Named by its orgsync id: this tenant's app is not granted Feishu `user_id`s.
+        let person = v.person(&v.object_id(below).await);
+        let person_args = [
+            "-b",
+            person.as_str(),
+            "-s",
+            "base",
+            "(objectClass=*)",
+            "modifyTimestamp",
+            "memberOf",
+        ];
+        let person_before = v.ldif(&person_args).await;
+        let person_stamp = ldif_value(&person_before, "modifyTimestamp")
+            .unwrap_or_else(|| panic!("{backend:?}: {below} not found: {person_before}"));
         let connection = ConnectionId(v.connection.clone());
         let id_of = |open: String| {
             let store = v.s.store.clone();
@@ -1003,6 +1038,17 @@ async fn a_renamed_and_moved_department_keeps_its_dn() {
             ldif_value(&before, "description"),
             Some(path),
             "{backend:?}"
+        );
+        // A person below it: its memberOf (by subtree) now names the new parent, and its
+        // modifyTimestamp moved with it.
+        let person_after = v.ldif(&person_args).await;
+        assert!(
+            person_after.contains(&format!("memberOf: {parent_dn}")),
+            "{backend:?}: {person_after}"
+        );
+        assert!(
+            ldif_value(&person_after, "modifyTimestamp").unwrap() > person_stamp,
+            "{backend:?}: {person_before}\n{person_after}"
         );
         assert!(
             ldif_value(&after, "modifyTimestamp").unwrap() > stamp,

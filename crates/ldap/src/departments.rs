@@ -1,9 +1,11 @@
 //! What entries need of departments besides their own rows: names (a person's `ou`) and
 //! parents (`memberOf` by subtree, a department's path in `description`). A listener keeps
-//! them while the store writes nothing that could change them ([`DirectoryStore::write_epoch`])
-//! and for at most [`KEEP_FOR`], so a page of entries costs no read for them and a change
-//! applied by this process shows at the next search (docs/ldap.md, "Searches"). What is kept
-//! is bounded by the pools' departments (thousands of short rows), never by their people.
+//! them while this process's store writes nothing ([`DirectoryStore::write_epoch`]) and the
+//! pool's change feed, asked at most once a second, has not moved (another process's
+//! writes): a page of entries costs no read for them, a change applied by this process shows
+//! at the next search and one applied by another within a second (docs/ldap.md,
+//! "Searches"). What is kept is bounded by the pools' departments (thousands of short rows),
+//! never by their people.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -12,8 +14,8 @@ use std::time::{Duration, Instant};
 use directory::ids::{DepartmentId, PoolId};
 use directory::store::{DirectoryStore, StoreError};
 
-/// How long departments are kept when the store writes nothing: the bound on seeing a change
-/// made by another process.
+/// How long departments are kept before the pool's change feed is asked whether anything
+/// changed (one point read): the bound on seeing a change made by another process.
 const KEEP_FOR: Duration = Duration::from_secs(1);
 
 /// The deepest tree walked up (Feishu allows far fewer levels); stops a cycle in bad data.
@@ -32,22 +34,21 @@ pub struct Departments {
     kept: Mutex<Kept>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Kept {
+    /// The store's write epoch the pools were kept under.
     epoch: u64,
-    since: Instant,
-    /// `None`: not live (deleted or unknown).
-    pools: HashMap<PoolId, HashMap<DepartmentId, Option<Node>>>,
+    pools: HashMap<PoolId, PoolKept>,
 }
 
-impl Default for Kept {
-    fn default() -> Self {
-        Self {
-            epoch: 0,
-            since: Instant::now(),
-            pools: HashMap::new(),
-        }
-    }
+#[derive(Debug)]
+struct PoolKept {
+    /// The pool's last change-feed number when these were read: any change to a department
+    /// moves it, whichever process wrote it.
+    seq: i64,
+    checked: Instant,
+    /// `None`: not live (deleted or unknown).
+    nodes: HashMap<DepartmentId, Option<Node>>,
 }
 
 /// The departments asked for and their ancestors, by id; deleted or unknown ones absent.
@@ -63,6 +64,42 @@ impl Departments {
         ids: Vec<DepartmentId>,
     ) -> Result<Tree, StoreError> {
         let epoch = store.write_epoch();
+        let fresh = {
+            let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+            if kept.epoch != epoch {
+                *kept = Kept {
+                    epoch,
+                    pools: HashMap::new(),
+                };
+            }
+            kept.pools
+                .get(pool)
+                .filter(|p| p.checked.elapsed() < KEEP_FOR)
+                .map(|p| p.seq)
+        };
+        // Once a second at most: has the pool changed since (another process's writes)?
+        // Read before the departments, so that a change after it shows at the next check.
+        let seq = if let Some(seq) = fresh {
+            seq
+        } else {
+            let Some(head) = store.feed_head(pool).await? else {
+                return Ok(Tree::new());
+            };
+            let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+            if kept.epoch == epoch {
+                let entry = kept.pools.entry(pool.clone()).or_insert_with(|| PoolKept {
+                    seq: head.last_seq,
+                    checked: Instant::now(),
+                    nodes: HashMap::new(),
+                });
+                if entry.seq != head.last_seq {
+                    entry.nodes.clear();
+                    entry.seq = head.last_seq;
+                }
+                entry.checked = Instant::now();
+            }
+            head.last_seq
+        };
         let mut out: Tree = HashMap::new();
         let mut missing: Vec<DepartmentId> = Vec::new();
         let mut wanted = ids;
@@ -71,15 +108,12 @@ impl Departments {
         for _ in 0..MAX_DEPTH {
             missing.clear();
             {
-                let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
-                if kept.epoch != epoch || kept.since.elapsed() >= KEEP_FOR {
-                    *kept = Kept {
-                        epoch,
-                        since: Instant::now(),
-                        pools: HashMap::new(),
-                    };
-                }
-                let pool_kept = kept.pools.get(pool);
+                let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+                let pool_kept = kept
+                    .pools
+                    .get(pool)
+                    .filter(|_| kept.epoch == epoch)
+                    .map(|p| &p.nodes);
                 for id in wanted.drain(..) {
                     if out.contains_key(&id) || dead.contains(&id) {
                         continue;
@@ -111,7 +145,6 @@ impl Departments {
                 for id in &missing {
                     read.insert(id.clone(), None);
                 }
-
                 for d in found.into_iter().filter(|d| d.deleted_at.is_none()) {
                     read.insert(
                         d.id.clone(),
@@ -126,9 +159,14 @@ impl Departments {
         }
         if !read.is_empty() {
             let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
-            // Kept only if nothing was written since the epoch they were read under.
-            if kept.epoch == epoch && store.write_epoch() == epoch {
-                kept.pools.entry(pool.clone()).or_default().extend(read);
+            // Kept only if nothing was written since they were read under this epoch and
+            // change number.
+            let same = kept.epoch == epoch && store.write_epoch() == epoch;
+            if let Some(entry) = kept.pools.get_mut(pool)
+                && same
+                && entry.seq == seq
+            {
+                entry.nodes.extend(read);
             }
         }
         Ok(out)

@@ -187,6 +187,11 @@ pub async fn serve(
     }
 }
 
+/// The most responses written at once.
+const WRITE_BATCH: usize = 32;
+/// The most batches waiting for a slow reader.
+const WRITE_BATCHES: usize = 4;
+
 /// One connection: read a message, answer it, until the client unbinds, goes idle, sends
 /// something that is not LDAP, or disconnects.
 pub async fn connection<S>(stream: S, peer: SocketAddr, shared: Arc<Shared>, limits: &Limits)
@@ -198,13 +203,16 @@ where
         max: limits.max_message_bytes,
     };
     let (mut sink, mut stream) = Framed::new(stream, codec).split();
-    // Responses go through a small queue to a writer task: a search's entries are written as
-    // they are made, and a slow reader slows the search instead of filling memory.
-    let (tx, mut rx) = mpsc::channel::<LdapMsg>(64);
+    // Responses go through a small queue to a writer task in batches: a search's entries are
+    // written as they are made, a few dozen to a write (an answer of one entry and its end
+    // is one write, not two), and a slow reader slows the search instead of filling memory.
+    let (tx, mut rx) = mpsc::channel::<Vec<LdapMsg>>(WRITE_BATCHES);
     let writer = tokio::spawn(async move {
-        while let Some(m) = rx.recv().await {
-            if sink.feed(m).await.is_err() {
-                return;
+        while let Some(batch) = rx.recv().await {
+            for m in batch {
+                if sink.feed(m).await.is_err() {
+                    return;
+                }
             }
             if rx.is_empty() && sink.flush().await.is_err() {
                 return;
@@ -213,6 +221,7 @@ where
         let _ = sink.close().await;
     });
     let mut session = Session::new(shared, peer.ip());
+    let pending: Arc<std::sync::Mutex<Vec<LdapMsg>>> = Arc::default();
     loop {
         let next = match tokio::time::timeout(limits.idle_timeout, stream.next()).await {
             Err(_) => {
@@ -228,15 +237,25 @@ where
             Ok(Some(Ok(m))) => m,
         };
         metrics::counter!("orgsync_ldap_operations_total").increment(1);
-        let tx = tx.clone();
         let outcome = session
-            .handle(next, move |m| {
+            .handle(next, |m| {
                 let tx = tx.clone();
+                let full = {
+                    let mut pending = pending.lock().unwrap_or_else(|e| e.into_inner());
+                    pending.push(m);
+                    (pending.len() >= WRITE_BATCH).then(|| std::mem::take(&mut *pending))
+                };
                 async move {
-                    let _ = tx.send(m).await;
+                    if let Some(batch) = full {
+                        let _ = tx.send(batch).await;
+                    }
                 }
             })
             .await;
+        let rest = std::mem::take(&mut *pending.lock().unwrap_or_else(|e| e.into_inner()));
+        if !rest.is_empty() {
+            let _ = tx.send(rest).await;
+        }
         if matches!(outcome, Next::Close) {
             break;
         }

@@ -320,6 +320,31 @@ macro_rules! impl_directory_store {
                 Ok(())
             }
 
+            /// Marks users whose `memberOf` changed (a group added or dropped them, a
+            /// department above them moved): their LDAP `modifyTimestamp` moves
+            /// (docs/ldap.md, "Live").
+            async fn touch_memberships(
+                conn: &mut Conn,
+                pool: &PoolId,
+                users: &[String],
+            ) -> StoreResult<()> {
+                let now = now_ms();
+                for chunk in users.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new("UPDATE users SET membership_at = ");
+                    qb.push_bind(now)
+                        .push(" WHERE pool_id = ")
+                        .push_bind(pool.as_str())
+                        .push(" AND id");
+                    push_in(&mut qb, chunk);
+                    qb.build()
+                        .persistent(false)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(db_err)?;
+                }
+                Ok(())
+            }
+
             async fn write_groups(
                 conn: &mut Conn,
                 pool: &PoolId,
@@ -377,20 +402,7 @@ macro_rules! impl_directory_store {
                     .collect();
                 touched.sort();
                 touched.dedup();
-                let now = now_ms();
-                for chunk in touched.chunks(CHUNK) {
-                    let mut qb = QueryBuilder::<$db>::new("UPDATE users SET membership_at = ");
-                    qb.push_bind(now)
-                        .push(" WHERE pool_id = ")
-                        .push_bind(pool.as_str())
-                        .push(" AND id");
-                    push_in(&mut qb, chunk);
-                    qb.build()
-                        .persistent(false)
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(db_err)?;
-                }
+                touch_memberships(conn, pool, &touched).await?;
                 delete_children(conn, sql::DELETE_MEMBERS, "group_id", pool, &ids).await?;
                 let rows: Vec<_> = groups
                     .iter()
@@ -1847,7 +1859,10 @@ macro_rules! impl_directory_store {
                     }
                     // The read model follows in the same transaction (docs/read-model.md).
                     if !moving.is_empty() {
-                        refresh.extend(users_below(&mut tx, pool, &moving).await?);
+                        let below = users_below(&mut tx, pool, &moving).await?;
+                        // Their `memberOf` by subtree changes with the tree.
+                        touch_memberships(&mut tx, pool, &below).await?;
+                        refresh.extend(below);
                     }
                     if !refresh.is_empty() {
                         refresh.sort();
