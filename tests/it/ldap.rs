@@ -279,6 +279,35 @@ async fn ldapsearch_reads_a_pool_through_a_service_bind() {
             .await;
         assert_eq!(all.into_iter().collect::<BTreeSet<_>>(), expected);
 
+        // A person found by `uid` names its manager by DN (read in the same statement).
+        let (person, leader) = v.s.emu.with_tenant(|t| {
+            let shown = |k: &emulator::tenant::UserKey| {
+                t.users.get(k).is_some_and(|u| {
+                    u.status.activated
+                        && !u.status.frozen
+                        && !u.status.resigned
+                        && !u.status.exited
+                        && !u.status.unjoin
+                })
+            };
+            t.users
+                .values()
+                .find_map(|u| {
+                    let l = u.leader?;
+                    (shown(&u.key) && shown(&l)).then_some((u.key, l))
+                })
+                .unwrap()
+        });
+        let (person, leader) = (v.object_id(person).await, v.object_id(leader).await);
+        let out = v
+            .ldif(&["-b", &v.base, &format!("(uid={person})"), "manager"])
+            .await;
+        assert_eq!(
+            ldif_value(&out, "manager"),
+            Some(v.person(&leader)),
+            "{backend:?}: {out}"
+        );
+
         // Every live department and group, three per page.
         let pool_id = PoolId(v.pool.clone());
         for (ou, count) in [

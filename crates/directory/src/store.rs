@@ -654,6 +654,17 @@ impl ParkedFilter {
     }
 }
 
+/// The users [`DirectoryStore::users_by_keys`] found, with the logins that name them and
+/// their managers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NamedUsers {
+    /// In id order.
+    pub users: Vec<User>,
+    /// The shown (active, live) among the users and their managers, each with the login it
+    /// holds (as [`DirectoryStore::shown_user_logins`]).
+    pub logins: HashMap<UserId, Option<String>>,
+}
+
 /// What names a person in an LDAP filter ([`DirectoryStore::users_by_keys`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum PersonKey {
@@ -962,8 +973,8 @@ pub trait DirectoryStore: Send + Sync + 'static {
     /// `after`, at most `limit`: for a login, those whose candidate under `source` it is
     /// (folded) and the user whose orgsync id it is; for an address, those with it as either
     /// mail (case-insensitive). The candidates of `(uid=…)` and `(mail=…)`, to be confirmed
-    /// by their entries. One statement, each key through its index (docs/ldap.md,
-    /// "Searches").
+    /// by their entries; with them, the logins of the shown among them and their managers.
+    /// One statement, each key through its index (docs/ldap.md, "Searches").
     async fn users_by_keys(
         &self,
         pool_id: &PoolId,
@@ -971,7 +982,7 @@ pub trait DirectoryStore: Send + Sync + 'static {
         keys: &[PersonKey],
         after: Option<&UserId>,
         limit: u64,
-    ) -> StoreResult<Vec<User>>;
+    ) -> StoreResult<NamedUsers>;
     /// The POSIX numbers of some objects of one kind (`uidNumber`/`gidNumber` less the pool's
     /// base), by id; every object gets one when it is created, never reused.
     async fn posix_ids(

@@ -259,7 +259,7 @@ impl Search<'_> {
         &self,
         login: &str,
     ) -> Result<Option<(UserId, Entry)>, StoreError> {
-        let users = self
+        let found = self
             .store
             .users_by_keys(
                 &self.tree.pool_id,
@@ -269,7 +269,9 @@ impl Search<'_> {
                 CANDIDATES_MAX,
             )
             .await?;
-        let entries = self.people_entries(&users).await?;
+        let entries = self
+            .people_entries(&found.users, Some(named_logins(found.logins)))
+            .await?;
         Ok(entries.into_iter().find_map(|(id, e)| {
             e.values("uid")
                 .is_some_and(|v| v.iter().any(|u| u.to_lowercase() == login))
@@ -288,18 +290,18 @@ impl Search<'_> {
             .store
             .shown_user_logins(&self.tree.pool_id, self.tree.login, ids)
             .await?;
-        Ok(shown
-            .into_iter()
-            .map(|(id, login)| {
-                let login = login.unwrap_or_else(|| id.0.clone());
-                (id, login)
-            })
-            .collect())
+        Ok(named_logins(shown))
     }
 
     /// The entries of the users that are shown (active ones), with their ids, naming only
     /// people who are shown too: a manager who left is no `manager`.
-    async fn people_entries(&self, users: &[User]) -> Result<Vec<(UserId, Entry)>, StoreError> {
+    /// `logins`: those of the people and their managers when the caller read them already
+    /// (the shown ones, as [`Search::shown_logins`] gives them).
+    async fn people_entries(
+        &self,
+        users: &[User],
+        logins: Option<HashMap<UserId, String>>,
+    ) -> Result<Vec<(UserId, Entry)>, StoreError> {
         let shown: Vec<&User> = users
             .iter()
             .filter(|u| u.status == UserStatus::Active && u.deleted_at.is_none())
@@ -309,9 +311,14 @@ impl Search<'_> {
         }
         // One look-up names the people and those of their managers who are shown.
         let own: Vec<UserId> = shown.iter().map(|u| u.id.clone()).collect();
-        let mut named = own.clone();
-        named.extend(shown.iter().filter_map(|u| u.manager_id.clone()));
-        let logins = self.shown_logins(&named).await?;
+        let logins = match logins {
+            Some(known) => known,
+            None => {
+                let mut named = own.clone();
+                named.extend(shown.iter().filter_map(|u| u.manager_id.clone()));
+                self.shown_logins(&named).await?
+            }
+        };
         let memberships = if self.modified {
             self.store
                 .membership_times(&self.tree.pool_id, &own)
@@ -555,7 +562,8 @@ impl Search<'_> {
             Hint::Keys(keys) => {
                 // A few named users: read them, in id order, after the last one sent.
                 let after = after.map(|a| UserId(a.to_owned()));
-                let mut users = self
+                // With their logins and their managers', in the same statement.
+                let found = self
                     .store
                     .users_by_keys(
                         pool,
@@ -565,10 +573,14 @@ impl Search<'_> {
                         want as u64 + 1,
                     )
                     .await?;
+                let mut users = found.users;
                 let more = users.len() > want;
                 users.truncate(want);
                 let next = more.then(|| users.last().map(|u| u.id.0.clone())).flatten();
-                Ok((entries_only(self.people_entries(&users).await?), next))
+                let entries = self
+                    .people_entries(&users, Some(named_logins(found.logins)))
+                    .await?;
+                Ok((entries_only(entries), next))
             }
             Hint::Department(id) => {
                 let query = UserQuery {
@@ -601,7 +613,7 @@ impl Search<'_> {
                     .collect();
                 let users = self.store.get_users(pool, &ids).await?;
                 Ok((
-                    entries_only(self.people_entries(&users).await?),
+                    entries_only(self.people_entries(&users, None).await?),
                     members.next,
                 ))
             }
@@ -628,7 +640,7 @@ impl Search<'_> {
             .list_users(&self.tree.pool_id, query, &page)
             .await?;
         Ok((
-            entries_only(self.people_entries(&users.items).await?),
+            entries_only(self.people_entries(&users.items, None).await?),
             users.next,
         ))
     }
@@ -685,6 +697,17 @@ impl Search<'_> {
 
 fn entries_only(people: Vec<(UserId, Entry)>) -> Vec<Entry> {
     people.into_iter().map(|(_, e)| e).collect()
+}
+
+/// Each shown user's login: the one it holds, else its orgsync id.
+fn named_logins(shown: HashMap<UserId, Option<String>>) -> HashMap<UserId, String> {
+    shown
+        .into_iter()
+        .map(|(id, login)| {
+            let login = login.unwrap_or_else(|| id.0.clone());
+            (id, login)
+        })
+        .collect()
 }
 
 /// A person's primary department: the one marked so, else its first.

@@ -39,7 +39,7 @@ macro_rules! impl_directory_store {
             use directory::store::{
                 ActionLogFilter, Applied, ApplyBatch, Backend, ChangeRecord, ChangeSource, ConnectionState,
                 DepartmentNode, DirectoryStore, DueCursor, ExternalField, GroupEntry, InboxEvent, InboxFilter,
-                InboxOutcome, InsertOutcome, KeyPage, Keyed, MemberScope, NewInboxEvent, PersonKey,
+                InboxOutcome, InsertOutcome, KeyPage, Keyed, MemberScope, NamedUsers, NewInboxEvent, PersonKey,
                 PageRequest, ParkedFilter, RunningJobs, StoreError, StoreResult, UserQuery,
                 Watermark, Write,
             };
@@ -2030,7 +2030,7 @@ macro_rules! impl_directory_store {
                     keys: &[PersonKey],
                     after: Option<&UserId>,
                     limit: u64,
-                ) -> StoreResult<Vec<User>> {
+                ) -> StoreResult<NamedUsers> {
                     self.users_by_keys_of(pool_id, source, keys, after, limit).await
                 }
 

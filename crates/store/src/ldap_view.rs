@@ -2,12 +2,12 @@
 //! looked up through indexes, app passwords. Written once in [`ldap_fns`] and expanded inside
 //! `imp.rs` for each backend, like the rest of the store.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use directory::app_passwords::AppPassword;
 use directory::ids::{PoolId, UserId};
 use directory::ldap_view::{DepartmentScope, LdapSettings, LoginSource, login_key};
-use directory::store::{StoreError, StoreResult, StoredAppPassword};
+use directory::store::{Backend, StoreError, StoreResult, StoredAppPassword};
 use sqlx::FromRow;
 
 pub(crate) const LDAP_SETTINGS_COLS: &str =
@@ -55,13 +55,13 @@ pub(crate) const BY_USER_ID: AroundPool = by_user_id!("");
 
 /// Which users of a list are shown (active, live).
 pub(crate) const SHOWN_OF: AroundPool = (
-    "SELECT 'a', id, '', CAST(0 AS BIGINT) FROM users WHERE pool_id = ",
+    "SELECT 'a' AS part, id AS a, '' AS b, CAST(0 AS BIGINT) AS n FROM users WHERE pool_id = ",
     " AND status = 'active' AND deleted_at IS NULL AND id",
 );
 /// [`SHOWN_OF`] for SQLite: `+status` keeps its planner on the primary key, off
 /// `users_by_status` (every active user of the pool).
 pub(crate) const SHOWN_OF_SQLITE: AroundPool = (
-    "SELECT 'a', id, '', CAST(0 AS BIGINT) FROM users WHERE pool_id = ",
+    "SELECT 'a' AS part, id AS a, '' AS b, CAST(0 AS BIGINT) AS n FROM users WHERE pool_id = ",
     " AND +status = 'active' AND deleted_at IS NULL AND id",
 );
 /// The shown members of some departments (the list follows), through `subtree_members`'s
@@ -122,6 +122,23 @@ pub(crate) const REVOKE_APP_PASSWORD: &str =
     "UPDATE app_passwords SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
 pub(crate) const TOUCH_APP_PASSWORD: &str =
     "UPDATE app_passwords SET last_used_at = $2 WHERE id = $1";
+
+/// A row of `users_by_keys`: a whole user, and the login rows of the statement (the same on
+/// every row) as JSON.
+#[derive(FromRow)]
+pub(crate) struct FoundUserRow {
+    #[sqlx(flatten)]
+    pub user: crate::codec::WholeUserRow,
+    pub logins: Option<String>,
+}
+
+/// The rows `(part, a, b, n)` of a subquery `x` as one JSON array of arrays.
+pub(crate) const fn login_rows_json(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "json_group_array(json_array(x.part, x.a, x.b, x.n))",
+        Backend::Postgres => "json_agg(json_build_array(x.part, x.a, x.b, x.n))::text",
+    }
+}
 
 #[derive(FromRow)]
 pub(crate) struct LdapSettingsRow {
@@ -238,6 +255,35 @@ pub(crate) fn held(
         .collect()
 }
 
+/// Reads the login rows (`push_login_rows`) into candidates, holders and the shown.
+#[derive(Default)]
+pub(crate) struct LoginRows {
+    candidates: Vec<(String, String)>,
+    holders: Vec<(String, String, i64)>,
+    shown: HashSet<UserId>,
+}
+
+impl LoginRows {
+    pub(crate) fn add(&mut self, (part, a, b, n): (String, String, String, i64)) {
+        match part.as_str() {
+            "c" => self.candidates.push((a, b)),
+            "h" => self.holders.push((a, b, n)),
+            _ => {
+                self.shown.insert(UserId(a));
+            }
+        }
+    }
+
+    /// The logins held; with `shown`, of the shown users only.
+    pub(crate) fn held(self, shown: bool) -> (HashMap<UserId, String>, HashSet<UserId>) {
+        let mut held = held(candidates(self.candidates), &holders(self.holders));
+        if shown {
+            held.retain(|id, _| self.shown.contains(id));
+        }
+        (held, self.shown)
+    }
+}
+
 macro_rules! ldap_fns {
     ($store:ty, $db:ty) => {
         use directory::ldap_view::{LdapSettings, LoginSource};
@@ -306,6 +352,75 @@ macro_rules! ldap_fns {
             Ok(())
         }
 
+        /// The statements that name the logins of `source`: who has which candidate, and
+        /// who holds a value; `None` when logins are orgsync ids.
+        fn login_statements(source: LoginSource) -> Option<(lv::AroundPool, lv::AroundPool)> {
+            let by_user_id = if <$store>::BACKEND == Backend::Sqlite {
+                lv::BY_USER_ID_SQLITE
+            } else {
+                lv::BY_USER_ID
+            };
+            match source {
+                LoginSource::OrgsyncId => None,
+                LoginSource::UserId => Some((lv::USER_IDS_OF, by_user_id)),
+                LoginSource::EmailLocalPart => Some((lv::MAIL_LOCALS_OF, lv::MAIL_LOCAL_HOLDERS)),
+            }
+        }
+
+        /// `cand (id, v) AS (…)`: the login candidates of the users `ids` pushes (an
+        /// `IN` list or subquery), for a `WITH` list.
+        fn push_candidates(
+            qb: &mut QueryBuilder<$db>,
+            of: lv::AroundPool,
+            pool: &PoolId,
+            ids: &dyn Fn(&mut QueryBuilder<$db>),
+        ) {
+            qb.push("cand (id, v) AS (")
+                .push(of.0)
+                .push_bind(pool.as_str().to_owned())
+                .push(of.1);
+            ids(qb);
+            qb.push(")");
+        }
+
+        /// Rows `(part, a, b, n)`: `('c', user, value, 0)` for the candidates in `cand`
+        /// (with `holders_of`), `('h', value, user, created_at)` for every live holder of
+        /// a value among them, and with `shown` `('a', user, '', 0)` for the shown users
+        /// `ids` pushes.
+        fn push_login_rows(
+            qb: &mut QueryBuilder<$db>,
+            holders_of: Option<lv::AroundPool>,
+            shown: bool,
+            pool: &PoolId,
+            ids: &dyn Fn(&mut QueryBuilder<$db>),
+        ) {
+            let mut parts = 0;
+            if let Some(holders_of) = holders_of {
+                let holders = holders_of.0.strip_prefix("SELECT ").unwrap_or(holders_of.0);
+                qb.push(
+                    "SELECT 'c' AS part, id AS a, v AS b, CAST(0 AS BIGINT) AS n FROM cand \
+                     UNION ALL SELECT 'h', ",
+                )
+                .push(holders)
+                .push_bind(pool.as_str().to_owned())
+                .push(holders_of.1)
+                .push(" IN (SELECT lower(v) FROM cand)");
+                parts += 1;
+            }
+            if shown {
+                if parts > 0 {
+                    qb.push(" UNION ALL ");
+                }
+                let of = if <$store>::BACKEND == Backend::Sqlite {
+                    lv::SHOWN_OF_SQLITE
+                } else {
+                    lv::SHOWN_OF
+                };
+                qb.push(of.0).push_bind(pool.as_str().to_owned()).push(of.1);
+                ids(qb);
+            }
+        }
+
         impl $store {
             async fn ldap_settings_of(&self, pool: &PoolId) -> StoreResult<Option<LdapSettings>> {
                 let mut qb = QueryBuilder::<$db>::new("SELECT ");
@@ -367,80 +482,30 @@ macro_rules! ldap_fns {
                 ids: &[UserId],
                 shown: bool,
             ) -> StoreResult<(HashMap<UserId, String>, HashSet<UserId>)> {
-                let by_user_id = if <$store>::BACKEND == Backend::Sqlite {
-                    lv::BY_USER_ID_SQLITE
-                } else {
-                    lv::BY_USER_ID
-                };
-                let logins = match source {
-                    LoginSource::OrgsyncId => None,
-                    LoginSource::UserId => Some((lv::USER_IDS_OF, by_user_id)),
-                    LoginSource::EmailLocalPart => {
-                        Some((lv::MAIL_LOCALS_OF, lv::MAIL_LOCAL_HOLDERS))
-                    }
-                };
+                let logins = login_statements(source);
                 if logins.is_none() && !shown {
                     return Ok((HashMap::new(), HashSet::new()));
                 }
                 let ids = unique_ids(ids.iter().map(|id| id.as_str()));
-                let mut rows: Vec<(String, String)> = Vec::new();
-                let mut found: Vec<(String, String, i64)> = Vec::new();
-                let mut active: HashSet<UserId> = HashSet::new();
+                let mut rows = lv::LoginRows::default();
                 for chunk in ids.chunks(CHUNK) {
-                    // Rows: ('c', user, value, 0) for candidates, ('h', value, user,
-                    // created_at) for holders, ('a', user, '', 0) for the shown.
+                    let list = |qb: &mut QueryBuilder<$db>| push_in(qb, chunk);
                     let mut qb = QueryBuilder::<$db>::new("");
-                    let mut parts = 0;
-                    if let Some((of, holders_of)) = logins {
-                        qb.push("WITH cand (id, v) AS (")
-                            .push(of.0)
-                            .push_bind(pool.as_str())
-                            .push(of.1);
-                        push_in(&mut qb, chunk);
-                        let holders = holders_of.0.strip_prefix("SELECT ").unwrap_or(holders_of.0);
-                        qb.push(
-                            ") SELECT 'c', id, v, CAST(0 AS BIGINT) FROM cand \
-                             UNION ALL SELECT 'h', ",
-                        )
-                        .push(holders)
-                        .push_bind(pool.as_str())
-                        .push(holders_of.1)
-                        .push(" IN (SELECT lower(v) FROM cand)");
-                        parts += 1;
+                    if let Some((of, _)) = logins {
+                        qb.push("WITH ");
+                        push_candidates(&mut qb, of, pool, &list);
+                        qb.push(" ");
                     }
-                    if shown {
-                        if parts > 0 {
-                            qb.push(" UNION ALL ");
-                        }
-                        let of = if <$store>::BACKEND == Backend::Sqlite {
-                            lv::SHOWN_OF_SQLITE
-                        } else {
-                            lv::SHOWN_OF
-                        };
-                        qb.push(of.0).push_bind(pool.as_str()).push(of.1);
-                        push_in(&mut qb, chunk);
-                    }
+                    push_login_rows(&mut qb, logins.map(|(_, h)| h), shown, pool, &list);
                     let got: Vec<(String, String, String, i64)> = qb
                         .build_query_as()
                         .persistent(chunk.len() <= FEW)
                         .fetch_all(self.reads_for(chunk.len()))
                         .await
                         .map_err(db_err)?;
-                    for (part, a, b, created) in got {
-                        match part.as_str() {
-                            "c" => rows.push((a, b)),
-                            "h" => found.push((a, b, created)),
-                            _ => {
-                                active.insert(UserId(a));
-                            }
-                        }
-                    }
+                    got.into_iter().for_each(|r| rows.add(r));
                 }
-                let mut held = lv::held(lv::candidates(rows), &lv::holders(found));
-                if shown {
-                    held.retain(|id, _| active.contains(id));
-                }
-                Ok((held, active))
+                Ok(rows.held(shown))
             }
 
             /// [`DirectoryStore::shown_department_members`].
@@ -490,14 +555,20 @@ macro_rules! ldap_fns {
                 keys: &[PersonKey],
                 after: Option<&UserId>,
                 limit: u64,
-            ) -> StoreResult<Vec<User>> {
+            ) -> StoreResult<NamedUsers> {
                 let by_user_id = if <$store>::BACKEND == Backend::Sqlite {
                     lv::USER_ID_HOLDERS_SQLITE
                 } else {
                     lv::USER_ID_HOLDERS
                 };
-                let mut qb = select_whole_users();
-                qb.push(sql::WHOLE_USERS_BY_ID_TAIL)
+                // `found`: the named users, whole; `named`: they and their managers, whose
+                // logins and visibility come in the same statement as a JSON column.
+                let mut qb = QueryBuilder::<$db>::new("WITH found AS MATERIALIZED (");
+                qb.push("SELECT ")
+                    .push(sql::user_cols_u!())
+                    .push(", ")
+                    .push(sql::memberships_json(<$store>::BACKEND))
+                    .push(sql::WHOLE_USERS_BY_ID_TAIL)
                     .push_bind(pool.as_str())
                     .push(" AND u.deleted_at IS NULL AND u.id IN (");
                 let mut branches = 0;
@@ -552,19 +623,55 @@ macro_rules! ldap_fns {
                     }
                 }
                 if branches == 0 {
-                    return Ok(Vec::new());
+                    return Ok(NamedUsers::default());
                 }
                 qb.push(")");
                 if let Some(after) = after {
                     qb.push(" AND u.id > ").push_bind(after.as_str());
                 }
                 qb.push(" ORDER BY u.id LIMIT ").push_bind(sql_int(limit));
-                let rows: Vec<WholeUserRow> = qb
+                qb.push(
+                    "), named (id) AS (SELECT id FROM found UNION \
+                     SELECT manager_id FROM found WHERE manager_id IS NOT NULL)",
+                );
+                let logins = login_statements(source);
+                let named = |qb: &mut QueryBuilder<$db>| {
+                    qb.push(" IN (SELECT id FROM named)");
+                };
+                if let Some((of, _)) = logins {
+                    qb.push(", ");
+                    push_candidates(&mut qb, of, pool, &named);
+                }
+                qb.push(" SELECT found.*, (SELECT ")
+                    .push(lv::login_rows_json(<$store>::BACKEND))
+                    .push(" FROM (");
+                push_login_rows(&mut qb, logins.map(|(_, h)| h), true, pool, &named);
+                qb.push(") x) AS logins FROM found ORDER BY found.id");
+                let rows: Vec<lv::FoundUserRow> = qb
                     .build_query_as()
                     .fetch_all(self.point_reads())
                     .await
                     .map_err(db_err)?;
-                rows.into_iter().map(WholeUserRow::into_user).collect()
+                let mut out = NamedUsers::default();
+                let mut logins_rows = lv::LoginRows::default();
+                // Every row carries the same logins (the subquery does not depend on it).
+                if let Some(json) = rows.first().and_then(|r| r.logins.as_deref()) {
+                    let parsed: Vec<(String, String, String, i64)> = serde_json::from_str(json)
+                        .map_err(|e| StoreError::Corrupt(format!("login rows: {e}")))?;
+                    parsed.into_iter().for_each(|r| logins_rows.add(r));
+                }
+                let (mut held, shown) = logins_rows.held(true);
+                out.logins = shown
+                    .into_iter()
+                    .map(|id| {
+                        let login = held.remove(&id);
+                        (id, login)
+                    })
+                    .collect();
+                for row in rows {
+                    out.users.push(row.user.into_user()?);
+                }
+                Ok(out)
             }
 
             /// `(id, number)` pairs of some ids, a statement per chunk: `head` is the statement

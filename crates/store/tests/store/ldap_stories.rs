@@ -253,14 +253,32 @@ pub async fn logins_and_addresses_are_found_through_indexes(store: Store, _raw: 
         .users_by_keys(&pool, LoginSource::UserId, &keys, None, 10)
         .await
         .unwrap()
+        .users
         .into_iter()
         .map(|u| u.id)
         .collect();
     assert_eq!(found, all);
+    // The same statement names them: each with the login it holds (the third's "LISI" is
+    // held by the second), as `shown_user_logins` does.
+    let named_with = store
+        .users_by_keys(&pool, LoginSource::UserId, &keys, None, 10)
+        .await
+        .unwrap()
+        .logins;
+    assert_eq!(
+        named_with,
+        store
+            .shown_user_logins(&pool, LoginSource::UserId, &all)
+            .await
+            .unwrap()
+    );
+    assert_eq!(named_with.get(&second.id), Some(&Some("lisi".to_owned())));
+    assert_eq!(named_with.get(&third.id), Some(&None));
     let rest: Vec<UserId> = store
         .users_by_keys(&pool, LoginSource::UserId, &keys, Some(&all[0]), 1)
         .await
         .unwrap()
+        .users
         .into_iter()
         .map(|u| u.id)
         .collect();
@@ -287,6 +305,7 @@ pub async fn named(
         .users_by_keys(pool, source, &[key], None, 10)
         .await
         .unwrap()
+        .users
         .into_iter()
         .map(|u| u.id)
         .collect()
