@@ -940,7 +940,7 @@ async fn main() {
         },
     );
     line(
-        "other store point reads, p50, for reference: `get_credential` (a search re-checks the credential) / `get_pool` / `active_user_ids` of one id".into(),
+        "other store point reads, p50, for reference: `get_credential` (what a bound connection re-reads once a second) / `get_pool` / `active_user_ids` of one id".into(),
         "",
         &|r| {
             format!(
