@@ -25,6 +25,10 @@ use crate::tree::{Container, DepartmentScope, PoolTree, Target};
 /// The most candidates read from the store at once.
 const STORE_PAGE: usize = 500;
 
+/// The most departments read at once when their member lists are wanted: a page then holds
+/// at most this many lists (each up to the pool's size).
+const MEMBER_LIST_PAGE: usize = 16;
+
 /// The stages of a walk, in order: the fixed entries (the base, containers, one named entry),
 /// then each container's entries.
 const FIXED: u8 = 0;
@@ -689,6 +693,13 @@ impl Search<'_> {
             return Ok(found);
         }
         let pool = &self.tree.pool_id;
+        // With their member lists, a few at a time: a top department lists a large part of
+        // the company, and a store page of them is held at once.
+        let want = if self.members {
+            want.min(MEMBER_LIST_PAGE)
+        } else {
+            want
+        };
         let page = key_page(after, want);
         let listed = self.store.departments_page(pool, &page).await?;
         Ok((self.department_entries(&listed.items).await?, listed.next))
