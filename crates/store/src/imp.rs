@@ -212,20 +212,15 @@ macro_rules! impl_directory_store {
                     .filter(|u| u.status != directory::model::UserStatus::Active || u.deleted_at.is_some())
                     .map(|u| u.id.0.clone())
                     .collect();
-                let now = now_ms();
-                for chunk in inactive.chunks(CHUNK) {
-                    let mut qb = QueryBuilder::<$db>::new(sql::REVOKE_APP_PASSWORDS_OF);
-                    qb.push_bind(now)
-                        .push(" WHERE revoked_at IS NULL AND pool_id = ")
-                        .push_bind(pool.as_str())
-                        .push(" AND user_id");
-                    push_in(&mut qb, chunk);
-                    qb.build()
-                        .persistent(false)
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(db_err)?;
-                }
+                stamp_by_ids(
+                    conn,
+                    "UPDATE app_passwords SET revoked_at = ",
+                    " WHERE revoked_at IS NULL AND pool_id = ",
+                    pool,
+                    " AND user_id",
+                    &inactive,
+                )
+                .await?;
                 // Memberships are rewritten only where they differ from the stored ones: most
                 // writes (profile, status) leave them alone, and a rewrite costs a deletion and
                 // an insertion per row (each with its foreign-key checks on PostgreSQL).
@@ -328,13 +323,27 @@ macro_rules! impl_directory_store {
                 pool: &PoolId,
                 users: &[String],
             ) -> StoreResult<()> {
+                let (set, filter) = ("UPDATE users SET membership_at = ", " WHERE pool_id = ");
+                stamp_by_ids(conn, set, filter, pool, " AND id", users).await
+            }
+
+            /// `<set> now <filter> pool <column> IN (…)` for each chunk of `ids`: stamps rows
+            /// of a pool with the time of this write.
+            async fn stamp_by_ids(
+                conn: &mut Conn,
+                set: &str,
+                filter: &str,
+                pool: &PoolId,
+                column: &str,
+                ids: &[String],
+            ) -> StoreResult<()> {
                 let now = now_ms();
-                for chunk in users.chunks(CHUNK) {
-                    let mut qb = QueryBuilder::<$db>::new("UPDATE users SET membership_at = ");
+                for chunk in ids.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(set);
                     qb.push_bind(now)
-                        .push(" WHERE pool_id = ")
+                        .push(filter)
                         .push_bind(pool.as_str())
-                        .push(" AND id");
+                        .push(column);
                     push_in(&mut qb, chunk);
                     qb.build()
                         .persistent(false)

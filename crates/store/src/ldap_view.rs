@@ -32,68 +32,86 @@ pub(crate) const USER_IDS_OF: AroundPool = (
      JOIN connections c ON c.id = r.connection_id WHERE c.pool_id = ",
     " AND r.kind = 'user' AND r.custom_id IS NOT NULL AND r.object_id",
 );
-/// Who has some folded Feishu `user_id`s (the list follows), through
-/// `external_refs_by_login`; `$hint` names that index on SQLite, whose planner (without
-/// statistics) otherwise walks every user's ref of the kind: 14 ms a look-up at 100,000 users.
-macro_rules! by_user_id {
-    ($hint:literal) => {
-        (
-            concat!(
-                "SELECT r.custom_id, u.id, u.created_at FROM external_refs r",
-                $hint,
-                " JOIN connections c ON c.id = r.connection_id \
-                 JOIN users u ON u.pool_id = c.pool_id AND u.id = r.object_id \
-                 WHERE c.pool_id = "
-            ),
-            " AND r.kind = 'user' AND u.deleted_at IS NULL AND lower(r.custom_id)",
-        )
+/// One statement around the pool's id in the spelling of each backend: SQLite's carries an
+/// index hint its planner needs (it has no statistics), which PostgreSQL would not parse.
+#[derive(Clone, Copy)]
+pub(crate) struct Spellings {
+    pub postgres: AroundPool,
+    pub sqlite: AroundPool,
+}
+
+impl Spellings {
+    pub(crate) const fn of(&self, backend: Backend) -> AroundPool {
+        match backend {
+            Backend::Sqlite => self.sqlite,
+            Backend::Postgres => self.postgres,
+        }
+    }
+}
+
+/// [`Spellings`] from the parts they share and the hint (`{postgres | sqlite}`) that differs,
+/// in the part before the pool's id or in the part after it.
+macro_rules! spellings {
+    (($a:literal, {$pg:literal | $sq:literal}, $b:literal), $tail:literal) => {
+        Spellings {
+            postgres: (concat!($a, $pg, $b), $tail),
+            sqlite: (concat!($a, $sq, $b), $tail),
+        }
+    };
+    ($head:literal, ($a:literal, {$pg:literal | $sq:literal}, $b:literal)) => {
+        Spellings {
+            postgres: ($head, concat!($a, $pg, $b)),
+            sqlite: ($head, concat!($a, $sq, $b)),
+        }
     };
 }
 
-pub(crate) const BY_USER_ID_SQLITE: AroundPool = by_user_id!(" INDEXED BY external_refs_by_login");
-pub(crate) const BY_USER_ID: AroundPool = by_user_id!("");
-
-/// Which users of a list are shown (active, live).
-pub(crate) const SHOWN_OF: AroundPool = (
-    "SELECT 'a' AS part, id AS a, '' AS b, CAST(0 AS BIGINT) AS n FROM users WHERE pool_id = ",
-    " AND status = 'active' AND deleted_at IS NULL AND id",
+/// Who has some folded Feishu `user_id`s (the list follows), through
+/// `external_refs_by_login` (SQLite's planner otherwise walks every user's ref of the kind:
+/// 14 ms a look-up at 100,000 users).
+pub(crate) const BY_USER_ID: Spellings = spellings!(
+    (
+        "SELECT r.custom_id, u.id, u.created_at FROM external_refs r",
+        { "" | " INDEXED BY external_refs_by_login" },
+        " JOIN connections c ON c.id = r.connection_id \
+         JOIN users u ON u.pool_id = c.pool_id AND u.id = r.object_id WHERE c.pool_id = "
+    ),
+    " AND r.kind = 'user' AND u.deleted_at IS NULL AND lower(r.custom_id)"
 );
-/// [`SHOWN_OF`] for SQLite: `+status` keeps its planner on the primary key, off
-/// `users_by_status` (every active user of the pool).
-pub(crate) const SHOWN_OF_SQLITE: AroundPool = (
+
+/// Which users of a list are shown (active, live); `+status` keeps SQLite's planner on the
+/// primary key, off `users_by_status` (every active user of the pool).
+pub(crate) const SHOWN_OF: Spellings = spellings!(
     "SELECT 'a' AS part, id AS a, '' AS b, CAST(0 AS BIGINT) AS n FROM users WHERE pool_id = ",
-    " AND +status = 'active' AND deleted_at IS NULL AND id",
+    (
+        " AND ",
+        { "status" | "+status" },
+        " = 'active' AND deleted_at IS NULL AND id"
+    )
 );
 /// The shown members of some departments (the list follows), through `subtree_members`'s
-/// primary key, each user through its own.
-pub(crate) const SHOWN_MEMBERS: AroundPool = (
-    "SELECT s.department_id, s.user_id FROM subtree_members s \
-     JOIN users u ON u.pool_id = s.pool_id AND u.id = s.user_id \
-     WHERE u.status = 'active' AND u.deleted_at IS NULL AND s.pool_id = ",
-    " AND s.department_id",
-);
-/// [`SHOWN_MEMBERS`] for SQLite: `+u.status` keeps its planner off `users_by_status` (every
-/// active user of the pool).
-pub(crate) const SHOWN_MEMBERS_SQLITE: AroundPool = (
-    "SELECT s.department_id, s.user_id FROM subtree_members s \
-     JOIN users u ON u.pool_id = s.pool_id AND u.id = s.user_id \
-     WHERE +u.status = 'active' AND u.deleted_at IS NULL AND s.pool_id = ",
-    " AND s.department_id",
+/// primary key, each user through its own (`+u.status`: not through `users_by_status` on
+/// SQLite).
+pub(crate) const SHOWN_MEMBERS: Spellings = spellings!(
+    (
+        "SELECT s.department_id, s.user_id FROM subtree_members s \
+         JOIN users u ON u.pool_id = s.pool_id AND u.id = s.user_id WHERE ",
+        { "u.status" | "+u.status" },
+        " = 'active' AND u.deleted_at IS NULL AND s.pool_id = "
+    ),
+    " AND s.department_id"
 );
 
 /// The branches of `users_by_keys`: each the head of a statement up to the pool's id and
 /// the rest up to the key (bound after it), then `)`.
 pub(crate) const BY_ID: AroundPool = ("SELECT id FROM users WHERE pool_id = ", " AND id = (");
-pub(crate) const USER_ID_HOLDERS: AroundPool = (
-    "SELECT r.object_id FROM external_refs r JOIN connections c ON c.id = r.connection_id \
-     WHERE c.pool_id = ",
-    " AND r.kind = 'user' AND lower(r.custom_id) = lower(",
-);
-/// [`USER_ID_HOLDERS`] through the index SQLite's planner does not find by itself.
-pub(crate) const USER_ID_HOLDERS_SQLITE: AroundPool = (
-    "SELECT r.object_id FROM external_refs r INDEXED BY external_refs_by_login \
-     JOIN connections c ON c.id = r.connection_id WHERE c.pool_id = ",
-    " AND r.kind = 'user' AND lower(r.custom_id) = lower(",
+pub(crate) const USER_ID_HOLDERS: Spellings = spellings!(
+    (
+        "SELECT r.object_id FROM external_refs r",
+        { "" | " INDEXED BY external_refs_by_login" },
+        " JOIN connections c ON c.id = r.connection_id WHERE c.pool_id = "
+    ),
+    " AND r.kind = 'user' AND lower(r.custom_id) = lower("
 );
 pub(crate) const BY_MAIL_LOCAL: AroundPool = (
     "SELECT id FROM users WHERE pool_id = ",
@@ -355,11 +373,7 @@ macro_rules! ldap_fns {
         /// The statements that name the logins of `source`: who has which candidate, and
         /// who holds a value; `None` when logins are orgsync ids.
         fn login_statements(source: LoginSource) -> Option<(lv::AroundPool, lv::AroundPool)> {
-            let by_user_id = if <$store>::BACKEND == Backend::Sqlite {
-                lv::BY_USER_ID_SQLITE
-            } else {
-                lv::BY_USER_ID
-            };
+            let by_user_id = lv::BY_USER_ID.of(<$store>::BACKEND);
             match source {
                 LoginSource::OrgsyncId => None,
                 LoginSource::UserId => Some((lv::USER_IDS_OF, by_user_id)),
@@ -411,11 +425,7 @@ macro_rules! ldap_fns {
                 if parts > 0 {
                     qb.push(" UNION ALL ");
                 }
-                let of = if <$store>::BACKEND == Backend::Sqlite {
-                    lv::SHOWN_OF_SQLITE
-                } else {
-                    lv::SHOWN_OF
-                };
+                let of = lv::SHOWN_OF.of(<$store>::BACKEND);
                 qb.push(of.0).push_bind(pool.as_str().to_owned()).push(of.1);
                 ids(qb);
             }
@@ -517,11 +527,7 @@ macro_rules! ldap_fns {
             ) -> StoreResult<HashMap<DepartmentId, Vec<UserId>>> {
                 let ids = unique_ids(ids.iter().map(|id| id.as_str()));
                 let mut out: HashMap<DepartmentId, Vec<UserId>> = HashMap::new();
-                let statement = if <$store>::BACKEND == Backend::Sqlite {
-                    lv::SHOWN_MEMBERS_SQLITE
-                } else {
-                    lv::SHOWN_MEMBERS
-                };
+                let statement = lv::SHOWN_MEMBERS.of(<$store>::BACKEND);
                 for chunk in ids.chunks(CHUNK) {
                     let mut qb = QueryBuilder::<$db>::new(statement.0);
                     qb.push_bind(pool.as_str());
@@ -556,11 +562,7 @@ macro_rules! ldap_fns {
                 after: Option<&UserId>,
                 limit: u64,
             ) -> StoreResult<NamedUsers> {
-                let by_user_id = if <$store>::BACKEND == Backend::Sqlite {
-                    lv::USER_ID_HOLDERS_SQLITE
-                } else {
-                    lv::USER_ID_HOLDERS
-                };
+                let by_user_id = lv::USER_ID_HOLDERS.of(<$store>::BACKEND);
                 // `found`: the named users, whole; `named`: they and their managers, whose
                 // logins and visibility come in the same statement as a JSON column.
                 let mut qb = QueryBuilder::<$db>::new("WITH found AS MATERIALIZED (");

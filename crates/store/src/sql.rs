@@ -452,8 +452,6 @@ pub(crate) const UPSERT_USERS_TAIL: &str = " ON CONFLICT (pool_id, id) DO UPDATE
      created_at = excluded.created_at, updated_at = excluded.updated_at, \
      deleted_at = excluded.deleted_at, enterprise_email = excluded.enterprise_email, \
      mail_local = excluded.mail_local";
-/// A user who is no longer active loses every app password at once (docs/ldap.md).
-pub(crate) const REVOKE_APP_PASSWORDS_OF: &str = "UPDATE app_passwords SET revoked_at = ";
 pub(crate) const DELETE_MEMBERSHIPS: &str = "DELETE FROM user_departments WHERE pool_id = ";
 pub(crate) const INSERT_MEMBERSHIPS: &str = "INSERT INTO user_departments (pool_id, user_id, pos, \
      department_id, user_order, department_order, is_primary) ";
