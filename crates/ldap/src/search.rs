@@ -440,10 +440,7 @@ impl Search<'_> {
             .await?;
         // Their shown members, as the pool counts them, when the search wants them.
         let (members, logins) = if self.members {
-            let scope = match self.tree.department_scope {
-                DepartmentScope::Subtree => MemberScope::Subtree,
-                DepartmentScope::Direct => MemberScope::Direct,
-            };
+            let scope = member_scope(self.tree.department_scope);
             let ids: Vec<DepartmentId> = departments.iter().map(|d| d.id.clone()).collect();
             let members = self
                 .store
@@ -589,10 +586,7 @@ impl Search<'_> {
             Hint::Department(id) => {
                 let query = UserQuery {
                     department_id: Some(DepartmentId(id)),
-                    scope: match self.tree.department_scope {
-                        DepartmentScope::Subtree => MemberScope::Subtree,
-                        DepartmentScope::Direct => MemberScope::Direct,
-                    },
+                    scope: member_scope(self.tree.department_scope),
                     status: Some(UserStatus::Active),
                     ..Default::default()
                 };
@@ -719,6 +713,14 @@ fn named_logins(shown: HashMap<UserId, Option<String>>) -> HashMap<UserId, Strin
             (id, login)
         })
         .collect()
+}
+
+/// How the store counts a department's members under the pool's rule.
+fn member_scope(scope: DepartmentScope) -> MemberScope {
+    match scope {
+        DepartmentScope::Subtree => MemberScope::Subtree,
+        DepartmentScope::Direct => MemberScope::Direct,
+    }
 }
 
 /// A person's primary department: the one marked so, else its first.

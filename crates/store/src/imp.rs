@@ -1295,18 +1295,9 @@ macro_rules! impl_directory_store {
                     let ids = unique_ids(ids.iter().map(UserId::as_str));
                     let mut out = HashSet::with_capacity(ids.len());
                     for chunk in ids.chunks(CHUNK) {
-                        // `+status` keeps SQLite's planner off `users_by_status` (every
-                        // active user of the pool) and on the primary key.
-                        let mut qb = QueryBuilder::<$db>::new(
-                            if <$store>::BACKEND == Backend::Sqlite {
-                                "SELECT id FROM users WHERE +status = 'active' \
-                                 AND deleted_at IS NULL AND pool_id = "
-                            } else {
-                                "SELECT id FROM users WHERE status = 'active' \
-                                 AND deleted_at IS NULL AND pool_id = "
-                            },
-                        );
-                        qb.push_bind(pool_id.as_str()).push(" AND id");
+                        let (head, tail) = sql::ACTIVE_IDS_OF.of(<$store>::BACKEND);
+                        let mut qb = QueryBuilder::<$db>::new(head);
+                        qb.push_bind(pool_id.as_str()).push(tail);
                         push_in(&mut qb, chunk);
                         let found: Vec<String> = qb
                             .build_query_scalar()
@@ -2003,7 +1994,7 @@ macro_rules! impl_directory_store {
                     source: LoginSource,
                     ids: &[UserId],
                 ) -> StoreResult<HashMap<UserId, String>> {
-                    Ok(self.user_logins_of(pool_id, source, ids, false).await?.0)
+                    Ok(self.user_logins_of(pool_id, source, ids, false).await?.held())
                 }
 
                 async fn shown_user_logins(
@@ -2012,15 +2003,10 @@ macro_rules! impl_directory_store {
                     source: LoginSource,
                     ids: &[UserId],
                 ) -> StoreResult<HashMap<UserId, Option<String>>> {
-                    let (mut held, shown) =
-                        self.user_logins_of(pool_id, source, ids, true).await?;
-                    Ok(shown
-                        .into_iter()
-                        .map(|id| {
-                            let login = held.remove(&id);
-                            (id, login)
-                        })
-                        .collect())
+                    Ok(self
+                        .user_logins_of(pool_id, source, ids, true)
+                        .await?
+                        .shown_logins())
                 }
 
                 async fn shown_department_members(

@@ -8,6 +8,8 @@ use directory::app_passwords::AppPassword;
 use directory::ids::{PoolId, UserId};
 use directory::ldap_view::{DepartmentScope, LdapSettings, LoginSource, login_key};
 use directory::store::{Backend, StoreError, StoreResult, StoredAppPassword};
+
+use crate::sql::{Spellings, spellings};
 use sqlx::FromRow;
 
 pub(crate) const LDAP_SETTINGS_COLS: &str =
@@ -32,40 +34,6 @@ pub(crate) const USER_IDS_OF: AroundPool = (
      JOIN connections c ON c.id = r.connection_id WHERE c.pool_id = ",
     " AND r.kind = 'user' AND r.custom_id IS NOT NULL AND r.object_id",
 );
-/// One statement around the pool's id in the spelling of each backend: SQLite's carries an
-/// index hint its planner needs (it has no statistics), which PostgreSQL would not parse.
-#[derive(Clone, Copy)]
-pub(crate) struct Spellings {
-    pub postgres: AroundPool,
-    pub sqlite: AroundPool,
-}
-
-impl Spellings {
-    pub(crate) const fn of(&self, backend: Backend) -> AroundPool {
-        match backend {
-            Backend::Sqlite => self.sqlite,
-            Backend::Postgres => self.postgres,
-        }
-    }
-}
-
-/// [`Spellings`] from the parts they share and the hint (`{postgres | sqlite}`) that differs,
-/// in the part before the pool's id or in the part after it.
-macro_rules! spellings {
-    (($a:literal, {$pg:literal | $sq:literal}, $b:literal), $tail:literal) => {
-        Spellings {
-            postgres: (concat!($a, $pg, $b), $tail),
-            sqlite: (concat!($a, $sq, $b), $tail),
-        }
-    };
-    ($head:literal, ($a:literal, {$pg:literal | $sq:literal}, $b:literal)) => {
-        Spellings {
-            postgres: ($head, concat!($a, $pg, $b)),
-            sqlite: ($head, concat!($a, $sq, $b)),
-        }
-    };
-}
-
 /// Who has some folded Feishu `user_id`s (the list follows), through
 /// `external_refs_by_login` (SQLite's planner otherwise walks every user's ref of the kind:
 /// 14 ms a look-up at 100,000 users).
@@ -292,13 +260,22 @@ impl LoginRows {
         }
     }
 
-    /// The logins held; with `shown`, of the shown users only.
-    pub(crate) fn held(self, shown: bool) -> (HashMap<UserId, String>, HashSet<UserId>) {
-        let mut held = held(candidates(self.candidates), &holders(self.holders));
-        if shown {
-            held.retain(|id, _| self.shown.contains(id));
-        }
-        (held, self.shown)
+    /// The logins held.
+    pub(crate) fn held(self) -> HashMap<UserId, String> {
+        held(candidates(self.candidates), &holders(self.holders))
+    }
+
+    /// The shown users, each with the login it holds (`None`: it holds none).
+    pub(crate) fn shown_logins(mut self) -> HashMap<UserId, Option<String>> {
+        let shown = std::mem::take(&mut self.shown);
+        let mut held = self.held();
+        shown
+            .into_iter()
+            .map(|id| {
+                let login = held.remove(&id);
+                (id, login)
+            })
+            .collect()
     }
 }
 
@@ -481,20 +458,19 @@ macro_rules! ldap_fns {
                 tx.commit().await.map_err(db_err)
             }
 
-            /// The held logins of `ids`; with `shown`, only of those shown (active, live),
-            /// and the shown ones too (else empty). One statement per chunk: the candidates,
-            /// every live holder of a value among them and, with `shown`, which of `ids` are
-            /// shown (a round trip, not three: a search's cost is its round trips).
+            /// The login rows of `ids`: their candidates, every live holder of a value among
+            /// them and, with `shown`, which of `ids` are shown. One statement per chunk (a
+            /// round trip, not three: a search's cost is its round trips).
             async fn user_logins_of(
                 &self,
                 pool: &PoolId,
                 source: LoginSource,
                 ids: &[UserId],
                 shown: bool,
-            ) -> StoreResult<(HashMap<UserId, String>, HashSet<UserId>)> {
+            ) -> StoreResult<lv::LoginRows> {
                 let logins = login_statements(source);
                 if logins.is_none() && !shown {
-                    return Ok((HashMap::new(), HashSet::new()));
+                    return Ok(lv::LoginRows::default());
                 }
                 let ids = unique_ids(ids.iter().map(|id| id.as_str()));
                 let mut rows = lv::LoginRows::default();
@@ -515,7 +491,7 @@ macro_rules! ldap_fns {
                         .map_err(db_err)?;
                     got.into_iter().for_each(|r| rows.add(r));
                 }
-                Ok(rows.held(shown))
+                Ok(rows)
             }
 
             /// [`DirectoryStore::shown_department_members`].
@@ -662,14 +638,7 @@ macro_rules! ldap_fns {
                         .map_err(|e| StoreError::Corrupt(format!("login rows: {e}")))?;
                     parsed.into_iter().for_each(|r| logins_rows.add(r));
                 }
-                let (mut held, shown) = logins_rows.held(true);
-                out.logins = shown
-                    .into_iter()
-                    .map(|id| {
-                        let login = held.remove(&id);
-                        (id, login)
-                    })
-                    .collect();
+                out.logins = logins_rows.shown_logins();
                 for row in rows {
                     out.users.push(row.user.into_user()?);
                 }

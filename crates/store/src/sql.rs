@@ -7,6 +7,52 @@
 use directory::model::ObjectKind;
 use directory::store::Backend;
 
+/// One statement in two parts around the pool's id, in the spelling of each backend: SQLite's carries an
+/// index hint its planner needs (it has no statistics), which PostgreSQL would not parse.
+#[derive(Clone, Copy)]
+pub(crate) struct Spellings {
+    pub postgres: (&'static str, &'static str),
+    pub sqlite: (&'static str, &'static str),
+}
+
+impl Spellings {
+    pub(crate) const fn of(&self, backend: Backend) -> (&'static str, &'static str) {
+        match backend {
+            Backend::Sqlite => self.sqlite,
+            Backend::Postgres => self.postgres,
+        }
+    }
+}
+
+/// [`Spellings`] from the parts they share and the hint (`{postgres | sqlite}`) that differs,
+/// in the part before the pool's id or in the part after it.
+macro_rules! spellings {
+    (($a:literal, {$pg:literal | $sq:literal}, $b:literal), $tail:literal) => {
+        Spellings {
+            postgres: (concat!($a, $pg, $b), $tail),
+            sqlite: (concat!($a, $sq, $b), $tail),
+        }
+    };
+    ($head:literal, ($a:literal, {$pg:literal | $sq:literal}, $b:literal)) => {
+        Spellings {
+            postgres: ($head, concat!($a, $pg, $b)),
+            sqlite: ($head, concat!($a, $sq, $b)),
+        }
+    };
+}
+pub(crate) use spellings;
+
+/// Which users of a list are active and live (the list follows); `+status` keeps SQLite's
+/// planner on the primary key, off `users_by_status` (every active user of the pool).
+pub(crate) const ACTIVE_IDS_OF: Spellings = spellings!(
+    "SELECT id FROM users WHERE pool_id = ",
+    (
+        " AND ",
+        { "status" | "+status" },
+        " = 'active' AND deleted_at IS NULL AND id"
+    )
+);
+
 // Column lists, spelled once so each SELECT and its row struct stay in step.
 macro_rules! pool_cols {
     () => {
