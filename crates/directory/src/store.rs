@@ -942,8 +942,8 @@ pub trait DirectoryStore: Send + Sync + 'static {
     /// The logins of users as `source` makes them, for those of `ids` that hold one: each
     /// folded candidate (Feishu `user_id`, or the mail's local part) belongs to the live user
     /// created first that has it (then the smaller id); the others, and users without a
-    /// candidate, are named by their orgsync id and are absent here. A statement per chunk
-    /// plus one for the holders, through indexes (docs/ldap.md, "Logins").
+    /// candidate, are named by their orgsync id and are absent here. A statement per chunk,
+    /// through the primary key and the candidate's index (docs/ldap.md, "Logins").
     async fn user_logins(
         &self,
         pool_id: &PoolId,

@@ -155,6 +155,7 @@ macro_rules! impl_directory_store {
                 pool: &PoolId,
                 users: &[User],
                 prior: &HashMap<String, (String, bool)>,
+                new_logins: &HashMap<String, String>,
             ) -> StoreResult<Vec<String>> {
                 let all_ids: Vec<String> = users.iter().map(|u| u.id.0.clone()).collect();
                 let texts: Vec<(String, String)> = users
@@ -195,7 +196,8 @@ macro_rules! impl_directory_store {
                             .push_bind(directory::ldap_view::mail_local_part(
                                 u.profile.enterprise_email.as_deref(),
                                 u.profile.email.as_deref(),
-                            ));
+                            ))
+                            .push_bind(new_logins.get(u.id.as_str()).map(String::as_str));
                     });
                     qb.push(sql::UPSERT_USERS_TAIL);
                     qb.build()
@@ -1095,6 +1097,17 @@ macro_rules! impl_directory_store {
 
                 async fn delete_connection(&self, id: &ConnectionId) -> StoreResult<()> {
                     let mut tx = self.begin_write().await.map_err(db_err)?;
+                    // The users it names by `user_id` lose that candidate with its refs.
+                    let pool: Option<String> = sqlx::query_scalar(sql::CONNECTION_POOL)
+                        .bind(id.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    let named: Vec<String> = sqlx::query_scalar(sql::CONNECTION_USER_IDS)
+                        .bind(id.as_str())
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
                     for statement in [
                         sql::DELETE_CONNECTION_REFS,
                         sql::DELETE_CONNECTION_WATERMARKS,
@@ -1115,6 +1128,9 @@ macro_rules! impl_directory_store {
                         .map_err(db_err)?;
                     if done.rows_affected() == 0 {
                         return Err(StoreError::NotFound(format!("connection {id}")));
+                    }
+                    if let Some(pool) = pool {
+                        refresh_user_id_logins(&mut tx, &PoolId(pool), &named).await?;
                     }
                     tx.commit().await.map_err(db_err)
                 }
@@ -1844,7 +1860,13 @@ macro_rules! impl_directory_store {
                             prepare::feed_rows(changes, objects, refs, &written_refs)
                         })
                     });
-                    let mut refresh = write_users(&mut tx, pool, &prepared.users, &prior).await?;
+                    // `user_id` logins (docs/ldap.md, "Logins"): a new user's comes from the
+                    // batch's refs in its own row; a stored user's is read again after its
+                    // refs are written (a rarer change: a new `user_id`, another connection).
+                    let (new_logins, named) =
+                        $crate::ldap_view::user_id_logins(&prepared.refs, &prepared.users, &prior);
+                    let mut refresh =
+                        write_users(&mut tx, pool, &prepared.users, &prior, &new_logins).await?;
                     let moving = departments_moving(&mut tx, pool, &prepared.departments).await?;
                     write_departments(&mut tx, pool, &prepared.departments).await?;
                     write_groups(&mut tx, pool, &prepared.groups).await?;
@@ -1873,6 +1895,7 @@ macro_rules! impl_directory_store {
                         check_refs(&mut tx, pool, &prepared.refs).await?;
                     }
                     write_refs(&mut tx, &prepared.refs).await?;
+                    refresh_user_id_logins(&mut tx, pool, &named).await?;
                     let feed_events = match feed {
                         None => 0,
                         Some(task) => {
@@ -1994,7 +2017,12 @@ macro_rules! impl_directory_store {
                     source: LoginSource,
                     ids: &[UserId],
                 ) -> StoreResult<HashMap<UserId, String>> {
-                    Ok(self.user_logins_of(pool_id, source, ids, false).await?.held())
+                    Ok(self
+                        .user_logins_of(pool_id, source, ids, false)
+                        .await?
+                        .into_iter()
+                        .filter_map(|(id, login)| login.map(|l| (id, l)))
+                        .collect())
                 }
 
                 async fn shown_user_logins(
@@ -2003,10 +2031,7 @@ macro_rules! impl_directory_store {
                     source: LoginSource,
                     ids: &[UserId],
                 ) -> StoreResult<HashMap<UserId, Option<String>>> {
-                    Ok(self
-                        .user_logins_of(pool_id, source, ids, true)
-                        .await?
-                        .shown_logins())
+                    self.user_logins_of(pool_id, source, ids, true).await
                 }
 
                 async fn shown_department_members(

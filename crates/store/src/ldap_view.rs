@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use directory::app_passwords::AppPassword;
 use directory::ids::{PoolId, UserId};
 use directory::ldap_view::{DepartmentScope, LdapSettings, LoginSource, login_key};
+use directory::model::{ExternalRef, ObjectKind, User};
 use directory::store::{Backend, StoreError, StoreResult, StoredAppPassword};
 
 use crate::sql::{Spellings, spellings};
@@ -28,35 +29,88 @@ pub(crate) const LAST_POSIX_ID: &str =
 /// follows the second.
 pub(crate) type AroundPool = (&'static str, &'static str);
 
-/// The Feishu `user_id`s of some users of a pool, through the pool's connections.
+/// The Feishu `user_id`s of some users of a pool, through the pool's connections (the list
+/// follows): what their `user_id_login` is made from.
 pub(crate) const USER_IDS_OF: AroundPool = (
     "SELECT r.object_id, r.custom_id FROM external_refs r \
      JOIN connections c ON c.id = r.connection_id WHERE c.pool_id = ",
     " AND r.kind = 'user' AND r.custom_id IS NOT NULL AND r.object_id",
 );
-/// Who has some folded Feishu `user_id`s (the list follows), through
-/// `external_refs_by_login` (SQLite's planner otherwise walks every user's ref of the kind:
-/// 14 ms a look-up at 100,000 users).
-pub(crate) const BY_USER_ID: Spellings = spellings!(
-    (
-        "SELECT r.custom_id, u.id, u.created_at FROM external_refs r",
-        { "" | " INDEXED BY external_refs_by_login" },
-        " JOIN connections c ON c.id = r.connection_id \
-         JOIN users u ON u.pool_id = c.pool_id AND u.id = r.object_id WHERE c.pool_id = "
-    ),
-    " AND r.kind = 'user' AND u.deleted_at IS NULL AND lower(r.custom_id)"
+/// The stored `user_id` login candidates of some users (the list follows).
+pub(crate) const USER_ID_LOGINS_OF: AroundPool = (
+    "SELECT id, user_id_login FROM users WHERE pool_id = ",
+    " AND id",
 );
+/// The column of `users` that holds each user's login candidate under a login source,
+/// written by the write path (docs/ldap.md, "Logins"), and its index: `(pool_id, column,
+/// created_at, id)` over the live users, which orders a candidate's holders.
+pub(crate) const fn login_column(source: LoginSource) -> Option<(&'static str, &'static str)> {
+    match source {
+        LoginSource::UserId => Some(("user_id_login", "users_by_user_id_login")),
+        LoginSource::EmailLocalPart => Some(("mail_local", "users_by_mail_local")),
+        LoginSource::OrgsyncId => None,
+    }
+}
 
-/// Which users of a list are shown (active, live); `+status` keeps SQLite's planner on the
-/// primary key, off `users_by_status` (every active user of the pool).
-pub(crate) const SHOWN_OF: Spellings = spellings!(
-    "SELECT 'a' AS part, id AS a, '' AS b, CAST(0 AS BIGINT) AS n FROM users WHERE pool_id = ",
-    (
-        " AND ",
-        { "status" | "+status" },
-        " = 'active' AND deleted_at IS NULL AND id"
+/// SQLite's `INDEXED BY` for a login column's index (its planner otherwise may walk the
+/// pool through the primary key); nothing on PostgreSQL.
+fn index_hint(backend: Backend, index: &str) -> String {
+    match backend {
+        Backend::Sqlite => format!(" INDEXED BY {index}"),
+        Backend::Postgres => String::new(),
+    }
+}
+
+/// The login that the user `v` holds under `source`, as an SQL expression: its candidate,
+/// unless `v` is deleted or a live user created before it (then with a smaller id) has the
+/// same candidate (the collision rule, docs/ldap.md "Logins"). One descent of the column's
+/// index; NULL when it holds none.
+pub(crate) fn held_login(backend: Backend, source: LoginSource) -> String {
+    let Some((col, index)) = login_column(source) else {
+        return "CAST(NULL AS TEXT)".to_owned();
+    };
+    let hint = index_hint(backend, index);
+    format!(
+        "CASE WHEN v.deleted_at IS NULL AND NOT EXISTS (SELECT 1 FROM users w{hint} \
+         WHERE w.pool_id = v.pool_id AND w.{col} = v.{col} AND w.deleted_at IS NULL \
+         AND (w.created_at, w.id) < (v.created_at, v.id)) THEN v.{col} END"
     )
-);
+}
+
+/// A branch of `users_by_keys`: the live users whose candidate under `source` is a folded
+/// login (bound after it, then `)`), up to the pool's id and after it.
+pub(crate) fn by_login(backend: Backend, source: LoginSource) -> Option<(String, String)> {
+    let (col, index) = login_column(source)?;
+    Some((
+        format!(
+            "SELECT id FROM users{} WHERE pool_id = ",
+            index_hint(backend, index)
+        ),
+        format!(" AND deleted_at IS NULL AND {col} = ("),
+    ))
+}
+
+/// Users of a list (it follows) with the login each holds: `SELECT v.id, <login> FROM users
+/// v WHERE v.pool_id = `, then the pool's id, then the tail; with `shown` only the shown
+/// (active, live; `+v.status` keeps SQLite's planner on the primary key, off
+/// `users_by_status`).
+pub(crate) fn logins_of(backend: Backend, source: LoginSource, shown: bool) -> (String, String) {
+    let head = format!(
+        "SELECT v.id, {} AS login FROM users v WHERE v.pool_id = ",
+        held_login(backend, source)
+    );
+    let status = match backend {
+        Backend::Sqlite => "+v.status",
+        Backend::Postgres => "v.status",
+    };
+    let tail = if shown {
+        format!(" AND {status} = 'active' AND v.deleted_at IS NULL AND v.id")
+    } else {
+        " AND v.id".to_owned()
+    };
+    (head, tail)
+}
+
 /// The shown members of some departments (the list follows), through `subtree_members`'s
 /// primary key, each user through its own (`+u.status`: not through `users_by_status` on
 /// SQLite).
@@ -73,18 +127,6 @@ pub(crate) const SHOWN_MEMBERS: Spellings = spellings!(
 /// The branches of `users_by_keys`: each the head of a statement up to the pool's id and
 /// the rest up to the key (bound after it), then `)`.
 pub(crate) const BY_ID: AroundPool = ("SELECT id FROM users WHERE pool_id = ", " AND id = (");
-pub(crate) const USER_ID_HOLDERS: Spellings = spellings!(
-    (
-        "SELECT r.object_id FROM external_refs r",
-        { "" | " INDEXED BY external_refs_by_login" },
-        " JOIN connections c ON c.id = r.connection_id WHERE c.pool_id = "
-    ),
-    " AND r.kind = 'user' AND lower(r.custom_id) = lower("
-);
-pub(crate) const BY_MAIL_LOCAL: AroundPool = (
-    "SELECT id FROM users WHERE pool_id = ",
-    " AND mail_local = (",
-);
 pub(crate) const BY_MAIL: AroundPool = (
     "SELECT id FROM users WHERE pool_id = ",
     " AND lower(email) = lower(",
@@ -94,20 +136,38 @@ pub(crate) const BY_ENTERPRISE_MAIL: AroundPool = (
     " AND lower(enterprise_email) = lower(",
 );
 
-pub(crate) const MAIL_LOCALS_OF: AroundPool = (
-    "SELECT id, mail_local FROM users WHERE pool_id = ",
-    " AND mail_local IS NOT NULL AND id",
-);
-pub(crate) const MAIL_LOCAL_HOLDERS: AroundPool = (
-    "SELECT mail_local, id, created_at FROM users WHERE pool_id = ",
-    " AND deleted_at IS NULL AND mail_local",
-);
 pub(crate) const APP_PASSWORD_COLS: &str = "id, pool_id, user_id, label, hash, created_at, \
      expires_at, last_used_at, revoked_at";
 pub(crate) const REVOKE_APP_PASSWORD: &str =
     "UPDATE app_passwords SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
 pub(crate) const TOUCH_APP_PASSWORD: &str =
     "UPDATE app_passwords SET last_used_at = $2 WHERE id = $1";
+
+/// The `user_id` logins a batch's refs give: for the users it creates (written, not in
+/// `prior`), the candidate of their refs, written with the user's row; and the other users
+/// whose refs it writes, whose candidate is read again after the refs are (they may have
+/// refs under other connections).
+pub(crate) fn user_id_logins<T>(
+    refs: &[ExternalRef],
+    written: &[User],
+    prior: &HashMap<String, T>,
+) -> (HashMap<String, String>, Vec<String>) {
+    let created: HashSet<&str> = written
+        .iter()
+        .map(|u| u.id.as_str())
+        .filter(|id| !prior.contains_key(*id))
+        .collect();
+    let mut fresh = Vec::new();
+    let mut others = Vec::new();
+    for r in refs.iter().filter(|r| r.kind == ObjectKind::User) {
+        if !created.contains(r.object_id.as_str()) {
+            others.push(r.object_id.clone());
+        } else if let Some(id) = &r.custom_id {
+            fresh.push((r.object_id.clone(), id.clone()));
+        }
+    }
+    (candidates(fresh), others)
+}
 
 /// A row of `users_by_keys`: a whole user, and the login rows of the statement (the same on
 /// every row) as JSON.
@@ -118,11 +178,11 @@ pub(crate) struct FoundUserRow {
     pub logins: Option<String>,
 }
 
-/// The rows `(part, a, b, n)` of a subquery `x` as one JSON array of arrays.
+/// The rows `(id, login)` of a subquery `x` as one JSON array of arrays.
 pub(crate) const fn login_rows_json(backend: Backend) -> &'static str {
     match backend {
-        Backend::Sqlite => "json_group_array(json_array(x.part, x.a, x.b, x.n))",
-        Backend::Postgres => "json_agg(json_build_array(x.part, x.a, x.b, x.n))::text",
+        Backend::Sqlite => "json_group_array(json_array(x.id, x.login))",
+        Backend::Postgres => "json_agg(json_build_array(x.id, x.login))::text",
     }
 }
 
@@ -212,73 +272,6 @@ pub(crate) fn candidates(rows: Vec<(String, String)>) -> HashMap<String, String>
     out
 }
 
-/// The holder of each login from `(raw value, user, created_at)` rows: the user created
-/// first, then the smaller id (docs/ldap.md, "Logins").
-pub(crate) fn holders(rows: Vec<(String, String, i64)>) -> HashMap<String, (i64, String)> {
-    let mut out: HashMap<String, (i64, String)> = HashMap::new();
-    for (raw, user, created) in rows {
-        let Some(key) = login_key(&raw) else { continue };
-        let candidate = (created, user);
-        match out.get(&key) {
-            Some(have) if *have <= candidate => {}
-            _ => {
-                out.insert(key, candidate);
-            }
-        }
-    }
-    out
-}
-
-/// The logins held: each user whose candidate's holder it is.
-pub(crate) fn held(
-    candidates: HashMap<String, String>,
-    holders: &HashMap<String, (i64, String)>,
-) -> HashMap<UserId, String> {
-    candidates
-        .into_iter()
-        .filter(|(user, key)| holders.get(key).is_some_and(|(_, h)| h == user))
-        .map(|(user, key)| (UserId(user), key))
-        .collect()
-}
-
-/// Reads the login rows (`push_login_rows`) into candidates, holders and the shown.
-#[derive(Default)]
-pub(crate) struct LoginRows {
-    candidates: Vec<(String, String)>,
-    holders: Vec<(String, String, i64)>,
-    shown: HashSet<UserId>,
-}
-
-impl LoginRows {
-    pub(crate) fn add(&mut self, (part, a, b, n): (String, String, String, i64)) {
-        match part.as_str() {
-            "c" => self.candidates.push((a, b)),
-            "h" => self.holders.push((a, b, n)),
-            _ => {
-                self.shown.insert(UserId(a));
-            }
-        }
-    }
-
-    /// The logins held.
-    pub(crate) fn held(self) -> HashMap<UserId, String> {
-        held(candidates(self.candidates), &holders(self.holders))
-    }
-
-    /// The shown users, each with the login it holds (`None`: it holds none).
-    pub(crate) fn shown_logins(mut self) -> HashMap<UserId, Option<String>> {
-        let shown = std::mem::take(&mut self.shown);
-        let mut held = self.held();
-        shown
-            .into_iter()
-            .map(|id| {
-                let login = held.remove(&id);
-                (id, login)
-            })
-            .collect()
-    }
-}
-
 macro_rules! ldap_fns {
     ($store:ty, $db:ty) => {
         use directory::ldap_view::{LdapSettings, LoginSource};
@@ -347,65 +340,61 @@ macro_rules! ldap_fns {
             Ok(())
         }
 
-        /// The statements that name the logins of `source`: who has which candidate, and
-        /// who holds a value; `None` when logins are orgsync ids.
-        fn login_statements(source: LoginSource) -> Option<(lv::AroundPool, lv::AroundPool)> {
-            let by_user_id = lv::BY_USER_ID.of(<$store>::BACKEND);
-            match source {
-                LoginSource::OrgsyncId => None,
-                LoginSource::UserId => Some((lv::USER_IDS_OF, by_user_id)),
-                LoginSource::EmailLocalPart => Some((lv::MAIL_LOCALS_OF, lv::MAIL_LOCAL_HOLDERS)),
-            }
-        }
-
-        /// `cand (id, v) AS (…)`: the login candidates of the users `ids` pushes (an
-        /// `IN` list or subquery), for a `WITH` list.
-        fn push_candidates(
-            qb: &mut QueryBuilder<$db>,
-            of: lv::AroundPool,
+        /// Writes the `user_id` login candidate (`users.user_id_login`) of the users `ids`
+        /// from their refs in the pool's connections (the smallest folded value that may be
+        /// a login), where it changed: after every write of user refs, so `(uid=x)` and the
+        /// collision rule read one index of `users` (docs/ldap.md, "Logins").
+        async fn refresh_user_id_logins(
+            conn: &mut Conn,
             pool: &PoolId,
-            ids: &dyn Fn(&mut QueryBuilder<$db>),
-        ) {
-            qb.push("cand (id, v) AS (")
-                .push(of.0)
-                .push_bind(pool.as_str().to_owned())
-                .push(of.1);
-            ids(qb);
-            qb.push(")");
-        }
-
-        /// Rows `(part, a, b, n)`: `('c', user, value, 0)` for the candidates in `cand`
-        /// (with `holders_of`), `('h', value, user, created_at)` for every live holder of
-        /// a value among them, and with `shown` `('a', user, '', 0)` for the shown users
-        /// `ids` pushes.
-        fn push_login_rows(
-            qb: &mut QueryBuilder<$db>,
-            holders_of: Option<lv::AroundPool>,
-            shown: bool,
-            pool: &PoolId,
-            ids: &dyn Fn(&mut QueryBuilder<$db>),
-        ) {
-            let mut parts = 0;
-            if let Some(holders_of) = holders_of {
-                let holders = holders_of.0.strip_prefix("SELECT ").unwrap_or(holders_of.0);
-                qb.push(
-                    "SELECT 'c' AS part, id AS a, v AS b, CAST(0 AS BIGINT) AS n FROM cand \
-                     UNION ALL SELECT 'h', ",
-                )
-                .push(holders)
-                .push_bind(pool.as_str().to_owned())
-                .push(holders_of.1)
-                .push(" IN (SELECT lower(v) FROM cand)");
-                parts += 1;
-            }
-            if shown {
-                if parts > 0 {
-                    qb.push(" UNION ALL ");
+            ids: &[String],
+        ) -> StoreResult<()> {
+            let ids = unique_ids(ids.iter().map(String::as_str));
+            for chunk in ids.chunks(CHUNK) {
+                let read = |(head, tail): lv::AroundPool| {
+                    let mut qb = QueryBuilder::<$db>::new(head);
+                    qb.push_bind(pool.as_str()).push(tail);
+                    push_in(&mut qb, chunk);
+                    qb
+                };
+                let refs: Vec<(String, String)> = read(lv::USER_IDS_OF)
+                    .build_query_as()
+                    .persistent(false)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(db_err)?;
+                let mut wanted = lv::candidates(refs);
+                let stored: Vec<(String, Option<String>)> = read(lv::USER_ID_LOGINS_OF)
+                    .build_query_as()
+                    .persistent(false)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(db_err)?;
+                let changed: Vec<(String, Option<String>)> = stored
+                    .into_iter()
+                    .filter_map(|(id, have)| {
+                        let want = wanted.remove(&id);
+                        (want != have).then_some((id, want))
+                    })
+                    .collect();
+                if changed.is_empty() {
+                    continue;
                 }
-                let of = lv::SHOWN_OF.of(<$store>::BACKEND);
-                qb.push(of.0).push_bind(pool.as_str().to_owned()).push(of.1);
-                ids(qb);
+                let mut qb = QueryBuilder::<$db>::new("WITH v (i, l) AS (");
+                qb.push_values(&changed, |mut b, (id, login)| {
+                    b.push_bind(id.as_str()).push_bind(login.as_deref());
+                });
+                // A join, not a subquery per row (that would be quadratic in the chunk).
+                qb.push(") UPDATE users SET user_id_login = v.l FROM v WHERE users.pool_id = ")
+                    .push_bind(pool.as_str())
+                    .push(" AND users.id = v.i");
+                qb.build()
+                    .persistent(false)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db_err)?;
             }
+            Ok(())
         }
 
         impl $store {
@@ -458,40 +447,32 @@ macro_rules! ldap_fns {
                 tx.commit().await.map_err(db_err)
             }
 
-            /// The login rows of `ids`: their candidates, every live holder of a value among
-            /// them and, with `shown`, which of `ids` are shown. One statement per chunk (a
-            /// round trip, not three: a search's cost is its round trips).
+            /// The users of `ids` with the login each holds under `source` (`None`: none),
+            /// with `shown` only the shown ones. One statement per chunk, through the primary
+            /// key and the login column's index.
             async fn user_logins_of(
                 &self,
                 pool: &PoolId,
                 source: LoginSource,
                 ids: &[UserId],
                 shown: bool,
-            ) -> StoreResult<lv::LoginRows> {
-                let logins = login_statements(source);
-                if logins.is_none() && !shown {
-                    return Ok(lv::LoginRows::default());
-                }
+            ) -> StoreResult<HashMap<UserId, Option<String>>> {
                 let ids = unique_ids(ids.iter().map(|id| id.as_str()));
-                let mut rows = lv::LoginRows::default();
+                let (head, tail) = lv::logins_of(<$store>::BACKEND, source, shown);
+                let mut out = HashMap::new();
                 for chunk in ids.chunks(CHUNK) {
-                    let list = |qb: &mut QueryBuilder<$db>| push_in(qb, chunk);
-                    let mut qb = QueryBuilder::<$db>::new("");
-                    if let Some((of, _)) = logins {
-                        qb.push("WITH ");
-                        push_candidates(&mut qb, of, pool, &list);
-                        qb.push(" ");
-                    }
-                    push_login_rows(&mut qb, logins.map(|(_, h)| h), shown, pool, &list);
-                    let got: Vec<(String, String, String, i64)> = qb
+                    let mut qb = QueryBuilder::<$db>::new(&head);
+                    qb.push_bind(pool.as_str()).push(&tail);
+                    push_in(&mut qb, chunk);
+                    let rows: Vec<(String, Option<String>)> = qb
                         .build_query_as()
                         .persistent(chunk.len() <= FEW)
                         .fetch_all(self.reads_for(chunk.len()))
                         .await
                         .map_err(db_err)?;
-                    got.into_iter().for_each(|r| rows.add(r));
+                    out.extend(rows.into_iter().map(|(id, login)| (UserId(id), login)));
                 }
-                Ok(rows)
+                Ok(out)
             }
 
             /// [`DirectoryStore::shown_department_members`].
@@ -538,9 +519,9 @@ macro_rules! ldap_fns {
                 after: Option<&UserId>,
                 limit: u64,
             ) -> StoreResult<NamedUsers> {
-                let by_user_id = lv::USER_ID_HOLDERS.of(<$store>::BACKEND);
-                // `found`: the named users, whole; `named`: they and their managers, whose
-                // logins and visibility come in the same statement as a JSON column.
+                let by_login = lv::by_login(<$store>::BACKEND, source);
+                // `found`: the named users, whole; the logins of the shown among them and
+                // their managers come in the same statement as a JSON column.
                 let mut qb = QueryBuilder::<$db>::new("WITH found AS MATERIALIZED (");
                 qb.push("SELECT ")
                     .push(sql::user_cols_u!())
@@ -572,17 +553,8 @@ macro_rules! ldap_fns {
                             let Some(folded) = directory::ldap_view::login_key(login) else {
                                 continue;
                             };
-                            match source {
-                                LoginSource::OrgsyncId => {}
-                                LoginSource::UserId => {
-                                    branch(&mut qb, by_user_id.0, &folded, by_user_id.1)
-                                }
-                                LoginSource::EmailLocalPart => branch(
-                                    &mut qb,
-                                    lv::BY_MAIL_LOCAL.0,
-                                    &folded,
-                                    lv::BY_MAIL_LOCAL.1,
-                                ),
+                            if let Some((head, tail)) = &by_login {
+                                branch(&mut qb, head, &folded, tail);
                             }
                         }
                         PersonKey::Mail(address) => {
@@ -608,37 +580,33 @@ macro_rules! ldap_fns {
                     qb.push(" AND u.id > ").push_bind(after.as_str());
                 }
                 qb.push(" ORDER BY u.id LIMIT ").push_bind(sql_int(limit));
-                qb.push(
-                    "), named (id) AS (SELECT id FROM found UNION \
-                     SELECT manager_id FROM found WHERE manager_id IS NOT NULL)",
-                );
-                let logins = login_statements(source);
-                let named = |qb: &mut QueryBuilder<$db>| {
-                    qb.push(" IN (SELECT id FROM named)");
-                };
-                if let Some((of, _)) = logins {
-                    qb.push(", ");
-                    push_candidates(&mut qb, of, pool, &named);
-                }
-                qb.push(" SELECT found.*, (SELECT ")
+                let (head, tail) = lv::logins_of(<$store>::BACKEND, source, true);
+                qb.push(") SELECT found.*, (SELECT ")
                     .push(lv::login_rows_json(<$store>::BACKEND))
-                    .push(" FROM (");
-                push_login_rows(&mut qb, logins.map(|(_, h)| h), true, pool, &named);
-                qb.push(") x) AS logins FROM found ORDER BY found.id");
+                    .push(" FROM (")
+                    .push(head)
+                    .push_bind(pool.as_str())
+                    .push(tail)
+                    .push(
+                        " IN (SELECT id FROM found UNION \
+                         SELECT manager_id FROM found WHERE manager_id IS NOT NULL)) x) AS logins \
+                         FROM found ORDER BY found.id",
+                    );
                 let rows: Vec<lv::FoundUserRow> = qb
                     .build_query_as()
                     .fetch_all(self.point_reads())
                     .await
                     .map_err(db_err)?;
                 let mut out = NamedUsers::default();
-                let mut logins_rows = lv::LoginRows::default();
                 // Every row carries the same logins (the subquery does not depend on it).
                 if let Some(json) = rows.first().and_then(|r| r.logins.as_deref()) {
-                    let parsed: Vec<(String, String, String, i64)> = serde_json::from_str(json)
+                    let parsed: Vec<(String, Option<String>)> = serde_json::from_str(json)
                         .map_err(|e| StoreError::Corrupt(format!("login rows: {e}")))?;
-                    parsed.into_iter().for_each(|r| logins_rows.add(r));
+                    out.logins = parsed
+                        .into_iter()
+                        .map(|(id, login)| (UserId(id), login))
+                        .collect();
                 }
-                out.logins = logins_rows.shown_logins();
                 for row in rows {
                     out.users.push(row.user.into_user()?);
                 }
@@ -796,37 +764,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_first_created_live_user_holds_a_login() {
+    fn a_users_candidate_is_its_smallest_folded_login() {
         let candidates = candidates(vec![
             ("u1".into(), "ZhangSan".into()),
-            ("u2".into(), "zhangsan".into()),
+            ("u2".into(), " zhangsan ".into()),
             ("u3".into(), "li".into()),
             ("u3".into(), "a-li".into()),
             ("u4".into(), "0123456789abcdef01234567".into()),
+            ("u5".into(), "x".repeat(65)),
+            ("u6".into(), "".into()),
         ]);
         assert_eq!(candidates["u1"], "zhangsan");
+        assert_eq!(candidates["u2"], "zhangsan");
         assert_eq!(candidates["u3"], "a-li");
-        assert!(!candidates.contains_key("u4"));
-        let holders = holders(vec![
-            ("zhangsan".into(), "u2".into(), 5),
-            ("ZHANGSAN".into(), "u1".into(), 7),
-            ("a-li".into(), "u3".into(), 1),
-        ]);
-        let held = held(candidates, &holders);
-        assert_eq!(
-            held.get(&UserId("u2".into())).map(String::as_str),
-            Some("zhangsan")
-        );
-        assert!(!held.contains_key(&UserId("u1".into())));
-        assert_eq!(
-            held.get(&UserId("u3".into())).map(String::as_str),
-            Some("a-li")
-        );
-        // The same creation time: the smaller id.
-        let h = super::holders(vec![
-            ("x".into(), "b".into(), 1),
-            ("x".into(), "a".into(), 1),
-        ]);
-        assert_eq!(h["x"].1, "a");
+        for not_a_login in ["u4", "u5", "u6"] {
+            assert!(!candidates.contains_key(not_a_login), "{not_a_login}");
+        }
     }
 }

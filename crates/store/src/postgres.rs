@@ -65,7 +65,7 @@ const INSERT_FEED_ROWS: &str = "INSERT INTO feed_events (pool_id, seq, type, obj
      WITH ORDINALITY AS f(type, object_id, source, data, change_seq, external_ids, n)";
 
 /// The migrations, embedded at compile time: (version, description, SQL).
-pub(crate) const MIGRATIONS: [Embedded; 14] = [
+pub(crate) const MIGRATIONS: [Embedded; 15] = [
     (
         1,
         "init",
@@ -135,6 +135,11 @@ pub(crate) const MIGRATIONS: [Embedded; 14] = [
         14,
         "the LDAP view",
         include_str!("../migrations/postgres/0014_ldap.sql"),
+    ),
+    (
+        15,
+        "user id logins",
+        include_str!("../migrations/postgres/0015_user_id_logins.sql"),
     ),
 ];
 

@@ -228,6 +228,9 @@ pub(crate) const LIST_CONNECTIONS: &str = concat!(
     " FROM connections WHERE ($1 IS NULL OR pool_id = $1) ORDER BY created_at, id"
 );
 pub(crate) const CONNECTION_POOL: &str = "SELECT pool_id FROM connections WHERE id = $1";
+/// The users a connection gives a Feishu `user_id` (their login candidates come from it).
+pub(crate) const CONNECTION_USER_IDS: &str = "SELECT object_id FROM external_refs \
+     WHERE connection_id = $1 AND kind = 'user' AND custom_id IS NOT NULL";
 // Deleting a connection: its mappings, guards, lease and unprocessed events go with it; the
 // directory objects, finished events, jobs and parked items stay (they are history).
 pub(crate) const DELETE_CONNECTION_REFS: &str =
@@ -487,9 +490,11 @@ pub(crate) const STORED_DEPARTMENTS: &str =
 pub(crate) const STORED_GROUPS: &str =
     "SELECT id, version, created_at FROM user_groups WHERE pool_id = ";
 
+/// A new user's `user_id_login` comes with it; a stored user's is kept (bound NULL) and
+/// rewritten after its refs when they change (docs/ldap.md, "Logins").
 pub(crate) const UPSERT_USERS: &str = "INSERT INTO users (pool_id, id, name, en_name, email, \
      mobile, employee_no, search_text, status, in_root, manager_id, profile, version, created_at, \
-     updated_at, deleted_at, enterprise_email, mail_local) ";
+     updated_at, deleted_at, enterprise_email, mail_local, user_id_login) ";
 pub(crate) const UPSERT_USERS_TAIL: &str = " ON CONFLICT (pool_id, id) DO UPDATE SET \
      name = excluded.name, en_name = excluded.en_name, email = excluded.email, \
      mobile = excluded.mobile, employee_no = excluded.employee_no, \
@@ -497,7 +502,8 @@ pub(crate) const UPSERT_USERS_TAIL: &str = " ON CONFLICT (pool_id, id) DO UPDATE
      manager_id = excluded.manager_id, profile = excluded.profile, version = excluded.version, \
      created_at = excluded.created_at, updated_at = excluded.updated_at, \
      deleted_at = excluded.deleted_at, enterprise_email = excluded.enterprise_email, \
-     mail_local = excluded.mail_local";
+     mail_local = excluded.mail_local, \
+     user_id_login = COALESCE(excluded.user_id_login, users.user_id_login)";
 pub(crate) const DELETE_MEMBERSHIPS: &str = "DELETE FROM user_departments WHERE pool_id = ";
 pub(crate) const INSERT_MEMBERSHIPS: &str = "INSERT INTO user_departments (pool_id, user_id, pos, \
      department_id, user_order, department_order, is_primary) ";

@@ -170,7 +170,7 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
 }
 
 /// The migrations, embedded at compile time: (version, description, SQL).
-pub(crate) const MIGRATIONS: [Embedded; 14] = [
+pub(crate) const MIGRATIONS: [Embedded; 15] = [
     (
         1,
         "init",
@@ -240,6 +240,11 @@ pub(crate) const MIGRATIONS: [Embedded; 14] = [
         14,
         "the LDAP view",
         include_str!("../migrations/sqlite/0014_ldap.sql"),
+    ),
+    (
+        15,
+        "user id logins",
+        include_str!("../migrations/sqlite/0015_user_id_logins.sql"),
     ),
 ];
 

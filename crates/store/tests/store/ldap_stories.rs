@@ -143,6 +143,34 @@ pub async fn logins_and_addresses_are_found_through_indexes(store: Store, _raw: 
         vec![first.id.clone()]
     );
 
+    // A changed user_id moves the login: "lisi" passes to the next user that has it.
+    store
+        .apply(batch(
+            &pool,
+            vec![Write::PutExternalRef(with_user_id(
+                external(&c.id, ObjectKind::User, "ou_2", second.id.as_str()),
+                "WangWu",
+            ))],
+        ))
+        .await
+        .unwrap();
+    let logins = store
+        .user_logins(&pool, LoginSource::UserId, &ids)
+        .await
+        .unwrap();
+    assert_eq!(logins.get(&second.id).map(String::as_str), Some("wangwu"));
+    assert_eq!(logins.get(&third.id).map(String::as_str), Some("lisi"));
+    store
+        .apply(batch(
+            &pool,
+            vec![Write::PutExternalRef(with_user_id(
+                external(&c.id, ObjectKind::User, "ou_2", second.id.as_str()),
+                "lisi",
+            ))],
+        ))
+        .await
+        .unwrap();
+
     // The local part: the enterprise address first; "zhang.san" twice, the first holds it.
     let logins = store
         .user_logins(&pool, LoginSource::EmailLocalPart, &ids)

@@ -433,3 +433,87 @@ async fn logins_are_indexed_for_an_older_directory_postgres() {
     check_logins(&store).await;
     store.close().await;
 }
+
+/// Users with Feishu `user_id`s as an older orgsync stored them (before migration 0015): in
+/// the refs only. `u4` has two connections in the pool, `u5` is another pool's.
+const OLD_REFS: &[&str] = &[
+    "INSERT INTO pools (id, name, created_at) VALUES ('p', 'Acme', 1), ('q', 'Other', 1)",
+    "INSERT INTO connections (id, pool_id, identifier, display_name, provider, app_id, \
+     app_secret, settings, created_at, updated_at) VALUES \
+     ('c1', 'p', 'one', 'One', 'feishu', 'a1', 's', '{}', 1, 1), \
+     ('c2', 'p', 'two', 'Two', 'feishu', 'a2', 's', '{}', 1, 1), \
+     ('c3', 'q', 'three', 'Three', 'feishu', 'a3', 's', '{}', 1, 1)",
+    "INSERT INTO users (pool_id, id, name, search_text, status, in_root, profile, version, \
+     created_at, updated_at, deleted_at) VALUES \
+     ('p', 'u1', 'A', 'a', 'active', TRUE, '{\"name\": \"A\"}', 1, 1, 1, NULL), \
+     ('p', 'u2', 'B', 'b', 'active', TRUE, '{\"name\": \"B\"}', 1, 2, 1, NULL), \
+     ('p', 'u3', 'C', 'c', 'active', TRUE, '{\"name\": \"C\"}', 1, 3, 1, NULL), \
+     ('p', 'u4', 'D', 'd', 'active', TRUE, '{\"name\": \"D\"}', 1, 4, 1, NULL), \
+     ('q', 'u5', 'E', 'e', 'active', TRUE, '{\"name\": \"E\"}', 1, 5, 1, NULL)",
+    "INSERT INTO external_refs (connection_id, kind, external_id, custom_id, object_id) VALUES \
+     ('c1', 'user', 'ou_1', ' ZhangSan', 'u1'), \
+     ('c1', 'user', 'ou_2', 'lisi', 'u2'), \
+     ('c1', 'user', 'ou_3', '0123456789abcdef01234567', 'u3'), \
+     ('c1', 'user', 'ou_4', 'Wang', 'u4'), \
+     ('c2', 'user', 'ou_4b', 'a-wang', 'u4'), \
+     ('c3', 'user', 'ou_5', 'zhangsan', 'u5')",
+];
+
+/// After migration 0015 each user's `user_id` login is in `users`, found by its index.
+async fn check_user_id_logins(store: &dyn DirectoryStore) {
+    use directory::ids::{PoolId, UserId};
+    use directory::ldap_view::LoginSource;
+    use directory::store::PersonKey;
+
+    use crate::ldap_stories::named;
+    let pool = PoolId::from("p");
+    let ids: Vec<UserId> = ["u1", "u2", "u3", "u4"].map(UserId::from).to_vec();
+    let logins = store
+        .user_logins(&pool, LoginSource::UserId, &ids)
+        .await
+        .unwrap();
+    assert_eq!(logins.get(&ids[0]).map(String::as_str), Some("zhangsan"));
+    assert_eq!(logins.get(&ids[1]).map(String::as_str), Some("lisi"));
+    assert!(
+        !logins.contains_key(&ids[2]),
+        "an id-shaped user_id: {logins:?}"
+    );
+    assert_eq!(logins.get(&ids[3]).map(String::as_str), Some("a-wang"));
+    assert_eq!(
+        named(
+            store,
+            &pool,
+            LoginSource::UserId,
+            PersonKey::Login("ZHANGSAN".into())
+        )
+        .await,
+        vec![ids[0].clone()]
+    );
+    // Deleting the second connection gives u4 the candidate of its first.
+    store
+        .delete_connection(&directory::ids::ConnectionId::from("c2"))
+        .await
+        .unwrap();
+    let logins = store
+        .user_logins(&pool, LoginSource::UserId, &ids[3..])
+        .await
+        .unwrap();
+    assert_eq!(logins.get(&ids[3]).map(String::as_str), Some("wang"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_id_logins_are_filled_for_an_older_directory_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_over(&dir.path().join("orgsync.db"), 15, OLD_REFS).await;
+    check_user_id_logins(&store).await;
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_id_logins_are_filled_for_an_older_directory_postgres() {
+    let Some(store) = pg_over(15, OLD_REFS).await else {
+        return;
+    };
+    check_user_id_logins(&store).await;
+    store.close().await;
+}
