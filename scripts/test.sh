@@ -48,7 +48,8 @@ ensure_chromium() {
 
 # The webhook tests check signatures with libraries we did not write: PyPI and npm
 # `standardwebhooks`, installed under target/verifiers (the registries are reachable here);
-# the LDAP tests page with PyPI `ldap3`, installed there too.
+# the LDAP tests page with PyPI `ldap3`, installed there too; the emulator's long connection
+# is driven by the official Feishu SDK's client (PyPI `lark-oapi`).
 ensure_verifiers() {
   local dir=target/verifiers
   if [ ! -d "$dir/py/standardwebhooks" ]; then
@@ -60,6 +61,11 @@ ensure_verifiers() {
     log "installing PyPI ldap3 2.9.1 into $dir/py (an LDAP client for the LDAP tests)"
     python3 -m pip install --quiet --disable-pip-version-check --ignore-installed \
       --target "$dir/py" ldap3==2.9.1 2>&1 | grep -v 'Running pip as the' || true
+  fi
+  if [ ! -d "$dir/py/lark_oapi" ]; then
+    log "installing PyPI lark-oapi 1.7.5 into $dir/py (the official Feishu SDK, whose long-connection client the emulator must serve)"
+    python3 -m pip install --quiet --disable-pip-version-check --ignore-installed \
+      --target "$dir/py" lark-oapi==1.7.5 2>&1 | grep -v 'Running pip as the' || true
   fi
   if [ ! -d "$dir/node/node_modules/standardwebhooks" ]; then
     log "installing npm standardwebhooks 1.1.1 into $dir/node"

@@ -75,6 +75,18 @@ pub fn routes() -> Router<AppState> {
         .route("/_emulator/push", get(push_status).put(set_push_config))
         .route("/_emulator/push/attempts", get(push_attempts))
         .route(
+            "/_emulator/long-connection",
+            get(long_connection_status).put(set_long_connection_config),
+        )
+        .route(
+            "/_emulator/long-connection/received",
+            get(long_connection_received),
+        )
+        .route(
+            "/_emulator/apps/{app_id}/long-connection/close",
+            post(close_long_connections),
+        )
+        .route(
             "/_emulator/behaviour",
             get(get_behaviour).put(set_behaviour),
         )
@@ -221,6 +233,7 @@ fn app_json(app: &AppRecord) -> Value {
         "events_v2": app.events_v2,
         "events_v1": app.events_v1,
         "user_group_events": app.user_group_events,
+        "event_mode": app.event_mode,
     })
 }
 
@@ -258,6 +271,7 @@ struct AppSettings {
     events_v2: Option<bool>,
     events_v1: Option<bool>,
     user_group_events: Option<bool>,
+    event_mode: Option<crate::tenant::EventMode>,
 }
 
 impl AppSettings {
@@ -286,6 +300,9 @@ impl AppSettings {
         }
         if let Some(v) = self.user_group_events {
             app.user_group_events = v;
+        }
+        if let Some(v) = self.event_mode {
+            app.event_mode = v;
         }
     }
 }
@@ -319,6 +336,16 @@ async fn update_app(
     Json(settings): Json<AppSettings>,
 ) -> AdminResult {
     let url_changed = settings.request_url.as_ref().is_some_and(|u| !u.is_empty());
+    // The Feishu console saves the long-connection mode only while a client of the app is
+    // connected (docs/long-connection.md).
+    if settings.event_mode == Some(crate::tenant::EventMode::LongConnection)
+        && state.long_connections.connected(&app_id) == 0
+    {
+        return Err(bad_request(
+            "应用未建立长连接: the app has not established a long connection; start a client \
+             with the app's credentials, then save the mode",
+        ));
+    }
     let (mut out, target) = state.with_tenant_mut(|t| {
         let app = t
             .apps
@@ -877,6 +904,36 @@ async fn set_push_config(
     let pusher = state.events.pusher();
     pusher.set_config(config);
     Json(json!({ "config": pusher.config() }))
+}
+
+async fn long_connection_status(State(state): State<AppState>) -> Json<Value> {
+    let gateway = &state.long_connections;
+    let connected: serde_json::Map<String, Value> = state.with_tenant(|t| {
+        t.apps
+            .keys()
+            .map(|app| (app.clone(), json!(gateway.connected(app))))
+            .collect()
+    });
+    Json(json!({ "config": gateway.config(), "connected": connected }))
+}
+
+async fn set_long_connection_config(
+    State(state): State<AppState>,
+    Json(config): Json<crate::long_connection::LongConnectionConfig>,
+) -> Json<Value> {
+    state.long_connections.set_config(config);
+    Json(json!({ "config": state.long_connections.config() }))
+}
+
+async fn long_connection_received(State(state): State<AppState>) -> Json<Value> {
+    Json(json!(state.long_connections.received()))
+}
+
+async fn close_long_connections(
+    State(state): State<AppState>,
+    Path(app_id): Path<String>,
+) -> Json<Value> {
+    Json(json!({ "closed": state.long_connections.close_all(&app_id) }))
 }
 
 async fn push_attempts(State(state): State<AppState>) -> Json<Value> {

@@ -3,15 +3,16 @@
 //! pusher for the apps that have a request URL.
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::events::{OutgoingEvent, render_events};
+use crate::long_connection::LongConnections;
 use crate::mutate::Change;
 use crate::pusher::{PushConfig, PushEvent, PushTarget, Pusher};
-use crate::tenant::{AppRecord, Tenant};
+use crate::tenant::{AppRecord, EventMode, Tenant};
 
 /// How many emitted events the hub remembers for inspection.
 pub const EMITTED_LOG_CAPACITY: usize = 100_000;
@@ -21,6 +22,7 @@ pub struct EventHub {
     /// Started on first use: the pusher needs a tokio runtime.
     pusher: OnceLock<Pusher>,
     initial_push_config: PushConfig,
+    long_connections: Arc<LongConnections>,
     emitted: Mutex<VecDeque<OutgoingEvent>>,
     emitted_total: Mutex<u64>,
     rng: Mutex<ChaCha8Rng>,
@@ -34,10 +36,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl EventHub {
-    pub fn new(push: PushConfig, seed: u64) -> Self {
+    pub fn new(push: PushConfig, seed: u64, long_connections: Arc<LongConnections>) -> Self {
         Self {
             pusher: OnceLock::new(),
             initial_push_config: push,
+            long_connections,
             emitted: Mutex::new(VecDeque::new()),
             emitted_total: Mutex::new(0),
             rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed ^ 0x6576_656e_7473)),
@@ -47,8 +50,12 @@ impl EventHub {
 
     /// The pusher (started on first call; must be called inside a tokio runtime).
     pub fn pusher(&self) -> &Pusher {
-        self.pusher
-            .get_or_init(|| Pusher::start(self.initial_push_config.clone()))
+        self.pusher.get_or_init(|| {
+            Pusher::start_with(
+                self.initial_push_config.clone(),
+                Some(self.long_connections.clone()),
+            )
+        })
     }
 
     /// Renders the events `changes` cause for every app, records them and pushes those of
@@ -108,12 +115,19 @@ impl EventHub {
     }
 }
 
-/// Where an app's events go, if it has a request URL.
+/// Where an app's events go: its long connections in that mode, else its request URL if it
+/// has one.
 pub fn push_target(app: &AppRecord) -> Option<PushTarget> {
-    let url = app.request_url.as_ref().filter(|u| !u.is_empty())?;
+    let long_connection = app.event_mode == EventMode::LongConnection;
+    let url = if long_connection {
+        String::new()
+    } else {
+        app.request_url.clone().filter(|u| !u.is_empty())?
+    };
     Some(PushTarget {
         app_id: app.app_id.clone(),
-        url: url.clone(),
+        long_connection,
+        url,
         encrypt_key: app.encrypt_key.clone().filter(|k| !k.is_empty()),
         verification_token: app.verification_token.clone(),
     })

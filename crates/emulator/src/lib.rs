@@ -11,6 +11,7 @@ pub mod events;
 pub mod faults;
 pub mod generate;
 pub mod hub;
+pub mod long_connection;
 pub mod mutate;
 pub mod names;
 pub mod pusher;

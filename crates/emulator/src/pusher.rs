@@ -17,6 +17,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use crate::long_connection::LongConnections;
+
 /// Feishu's re-push schedule after a failed delivery (protocol §4.7).
 pub const FEISHU_RETRY_SCHEDULE: [Duration; 4] = [
     Duration::from_secs(15),
@@ -67,6 +69,8 @@ impl Default for PushConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushTarget {
     pub app_id: String,
+    /// Deliver over the app's long connections instead of POSTing to `url`.
+    pub long_connection: bool,
     pub url: String,
     pub encrypt_key: Option<String>,
     pub verification_token: String,
@@ -130,6 +134,7 @@ struct Shared {
     rng: Mutex<ChaCha8Rng>,
     started: Instant,
     http: reqwest::Client,
+    long_connections: Option<Arc<LongConnections>>,
 }
 
 /// Handle to the pusher task. Cloning shares it.
@@ -148,8 +153,13 @@ impl std::fmt::Debug for Pusher {
 }
 
 impl Pusher {
-    /// Starts the pusher on the current tokio runtime.
+    /// Starts the pusher on the current tokio runtime (no long connections).
     pub fn start(config: PushConfig) -> Self {
+        Self::start_with(config, None)
+    }
+
+    /// Starts the pusher, delivering long-connection targets through `long_connections`.
+    pub fn start_with(config: PushConfig, long_connections: Option<Arc<LongConnections>>) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .timeout(config.timeout)
@@ -162,6 +172,7 @@ impl Pusher {
             log: Mutex::new(Vec::new()),
             started: Instant::now(),
             http,
+            long_connections,
         });
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(dispatch(shared.clone(), rx));
@@ -362,7 +373,8 @@ async fn deliver(shared: Arc<Shared>, target: PushTarget, event: PushEvent) {
     stats.in_flight = stats.in_flight.saturating_sub(1);
 }
 
-/// One HTTP POST of an event. Success is HTTP 200 within the timeout; the body is ignored.
+/// One delivery of an event: over the long connection, or one HTTP POST (success is HTTP
+/// 200 within the timeout; the body is ignored).
 async fn send(
     shared: &Shared,
     target: &PushTarget,
@@ -370,6 +382,29 @@ async fn send(
     attempt: u32,
     duplicate: bool,
 ) -> bool {
+    let (status, error) = if target.long_connection {
+        // Plaintext over the socket: no encryption, no signature (the connection was
+        // authenticated when it opened).
+        match &shared.long_connections {
+            None => (None, Some("no long-connection gateway".to_owned())),
+            Some(gateway) => match gateway.deliver(&target.app_id, &event.plaintext).await {
+                Ok(code) => (Some(code), None),
+                Err(e) => (None, Some(e)),
+            },
+        }
+    } else {
+        post(shared, target, event, attempt).await
+    };
+    record(shared, target, event, attempt, duplicate, status, error)
+}
+
+/// One HTTP POST of an event: the status, or why there is none.
+async fn post(
+    shared: &Shared,
+    target: &PushTarget,
+    event: &PushEvent,
+    attempt: u32,
+) -> (Option<u16>, Option<String>) {
     let (timestamp, nonce) = stamp(shared);
     let sealed = envelope::seal(
         &event.plaintext,
@@ -392,10 +427,22 @@ async fn send(
         .body(sealed.body)
         .send()
         .await;
-    let (status, error) = match result {
+    match result {
         Ok(response) => (Some(response.status().as_u16()), None),
         Err(e) => (None, Some(e.to_string())),
-    };
+    }
+}
+
+/// Counts and logs one attempt; success is 200 (HTTP, or the acknowledgement's code).
+fn record(
+    shared: &Shared,
+    target: &PushTarget,
+    event: &PushEvent,
+    attempt: u32,
+    duplicate: bool,
+    status: Option<u16>,
+    error: Option<String>,
+) -> bool {
     let success = status == Some(200);
     {
         let mut stats = lock(&shared.stats);

@@ -107,8 +107,11 @@ pub struct EmulatorState {
     pub rate_limiter: RateLimiter,
     pub faults: FaultInjector,
     pub stats: RequestStats,
-    /// Renders changes into events, records them, and pushes them to request URLs.
+    /// Renders changes into events, records them, and pushes them to request URLs or long
+    /// connections.
     pub events: EventHub,
+    /// Endpoint discovery and the WebSockets of apps in long-connection mode.
+    pub long_connections: Arc<crate::long_connection::LongConnections>,
     pub(crate) pages: PageCodec,
     log_seq: AtomicU64,
     log_salt: u16,
@@ -122,6 +125,7 @@ impl EmulatorState {
             tenant.avatar_base = Some(base.trim_end_matches('/').to_owned());
         }
         tenant.invalidate();
+        let long_connections = Arc::new(crate::long_connection::LongConnections::default());
         Arc::new(Self {
             tenant: RwLock::new(tenant),
             behaviour: RwLock::new(config.behaviour),
@@ -131,7 +135,8 @@ impl EmulatorState {
             rate_limiter: RateLimiter::new(config.rate_limit),
             faults: FaultInjector::new(config.faults),
             stats: RequestStats::default(),
-            events: EventHub::new(config.push, config.seed),
+            events: EventHub::new(config.push, config.seed, long_connections.clone()),
+            long_connections,
             pages: PageCodec::new(config.seed),
             log_seq: AtomicU64::new(0),
             log_salt: rand::random(),
@@ -262,6 +267,11 @@ pub fn router(state: Arc<EmulatorState>) -> Router {
 /// The emulator's router plus `extra` routes (admin, pusher hooks) on the same server.
 pub fn router_with(state: Arc<EmulatorState>, extra: Router<Arc<EmulatorState>>) -> Router {
     api::routes()
+        .route(
+            feishu::long_connection::endpoint::ENDPOINT_PATH,
+            axum::routing::post(crate::long_connection::endpoint),
+        )
+        .route("/ws/v2", axum::routing::get(crate::long_connection::socket))
         .merge(crate::admin::routes())
         .merge(crate::avatar::routes())
         .merge(extra)

@@ -237,6 +237,18 @@ pub struct AppRecord {
     pub events_v1: bool,
     /// Also emit `contact.user_group.*_v3` (off by default: current Feishu lists none).
     pub user_group_events: bool,
+    /// Where events go: the request URL, or the app's long connections.
+    #[serde(default)]
+    pub event_mode: EventMode,
+}
+
+/// An app's event subscription mode (one per app in the Feishu console).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventMode {
+    #[default]
+    Http,
+    LongConnection,
 }
 
 impl AppRecord {
@@ -252,6 +264,7 @@ impl AppRecord {
             events_v2: true,
             events_v1: false,
             user_group_events: false,
+            event_mode: EventMode::Http,
         }
     }
 

@@ -15,6 +15,8 @@ mod faults;
 mod fields;
 #[path = "api/import.rs"]
 mod import;
+#[path = "api/long_connection.rs"]
+mod long_connection;
 #[path = "api/paging.rs"]
 mod paging;
 #[path = "api/pusher.rs"]

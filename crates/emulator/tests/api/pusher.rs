@@ -57,6 +57,7 @@ pub async fn receiver(
     }));
     let target_template = PushTarget {
         app_id: "cli_push_test".into(),
+        long_connection: false,
         url: String::new(),
         encrypt_key: encrypt_key.map(str::to_owned),
         verification_token: "vt_push".into(),
