@@ -359,6 +359,8 @@ async fn update_app(
     })?;
     // Saving a request URL in the Feishu console runs the URL check; report its outcome (the
     // URL is kept either way, so a receiver that starts later still gets the re-pushes).
+    // An app in long-connection mode has no URL check to run.
+    let target = target.filter(|t| !t.long_connection);
     if let (true, Some(target), Some(obj)) = (url_changed, target, out.as_object_mut()) {
         let check = match state.events.pusher().verify_url(&target).await {
             Ok(()) => json!({ "passed": true }),

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use emulator::long_connection::{EndpointFault, LongConnectionConfig};
+use emulator::Emulator;
+use emulator::long_connection::{EndpointFault, LongConnectionConfig, LongConnections};
 use emulator::pusher::PushConfig;
 use feishu::long_connection::socket::{self, EventSink, SocketConfig, Status};
 use feishu::long_connection::{ClientConfig, vectors};
@@ -52,25 +53,9 @@ async fn hire(base: &str, name: &str) -> String {
     v["changes"][0]["id"].as_str().unwrap().to_owned()
 }
 
-const PYTHON_CLIENT: &str = r#"
-import sys, lark_oapi as lark
-def created(data):
-    print("EVENT", data.header.event_id, data.event.object.name, flush=True)
-handler = lark.EventDispatcherHandler.builder("", "").register_p2_contact_user_created_v3(created).build()
-client = lark.ws.Client(sys.argv[1], sys.argv[2], event_handler=handler, domain=sys.argv[3], log_level=lark.LogLevel.DEBUG)
-client.start()
-"#;
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_official_python_sdk_receives_and_acknowledges_pushed_events() {
-    if !verifiers().join("lark_oapi").exists() {
-        assert!(
-            std::env::var("CI").is_err(),
-            "PyPI lark-oapi is missing: scripts/test.sh installs it under target/verifiers"
-        );
-        eprintln!("PyPI lark-oapi is not installed under target/verifiers: skipped");
-        return;
-    }
+/// An emulator whose re-pushes come within milliseconds and whose clients reconnect and
+/// ping every second.
+async fn fast_emulator() -> (Emulator, String, Arc<LongConnections>) {
     let (tenant, _) = build_tenant(20, 4, vec![full_app()]);
     let emu = start(tenant, |c| {
         c.push = PushConfig {
@@ -90,6 +75,29 @@ async fn the_official_python_sdk_receives_and_acknowledges_pushed_events() {
         },
         ..LongConnectionConfig::default()
     });
+    (emu, base, gateway)
+}
+
+const PYTHON_CLIENT: &str = r#"
+import sys, lark_oapi as lark
+def created(data):
+    print("EVENT", data.header.event_id, data.event.object.name, flush=True)
+handler = lark.EventDispatcherHandler.builder("", "").register_p2_contact_user_created_v3(created).build()
+client = lark.ws.Client(sys.argv[1], sys.argv[2], event_handler=handler, domain=sys.argv[3], log_level=lark.LogLevel.DEBUG)
+client.start()
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_python_sdk_receives_and_acknowledges_pushed_events() {
+    if !verifiers().join("lark_oapi").exists() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "PyPI lark-oapi is missing: scripts/test.sh installs it under target/verifiers"
+        );
+        eprintln!("PyPI lark-oapi is not installed under target/verifiers: skipped");
+        return;
+    }
+    let (emu, base, gateway) = fast_emulator().await;
 
     // The console saves the mode only while a client is connected.
     let mode = json!({"event_mode": "long_connection"});
@@ -240,25 +248,7 @@ async fn status_until(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orgsyncs_client_connects_receives_and_survives_closed_sockets() {
-    let (tenant, _) = build_tenant(20, 4, vec![full_app()]);
-    let emu = start(tenant, |c| {
-        c.push = PushConfig {
-            time_scale: 0.001,
-            ..PushConfig::default()
-        }
-    })
-    .await;
-    let base = emu.base_url();
-    let gateway = emu.state().long_connections.clone();
-    gateway.set_config(LongConnectionConfig {
-        client_config: ClientConfig {
-            reconnect_count: Some(-1),
-            reconnect_interval: Some(1),
-            reconnect_nonce: Some(1),
-            ping_interval: Some(1),
-        },
-        ..LongConnectionConfig::default()
-    });
+    let (emu, base, gateway) = fast_emulator().await;
     let run = |secret: &str, sink: EventSink| {
         let mut config = SocketConfig::new(url::Url::parse(&base).unwrap(), APP, secret);
         config.allow_plain_ws = true;

@@ -128,7 +128,7 @@ pub async fn run(
     let mut needs_admin = false;
     let label = config.label.clone();
     loop {
-        if *stop.borrow() {
+        if *stop.borrow() || stop.has_changed().is_err() {
             break;
         }
         if attempt > 0 || needs_admin {
@@ -140,7 +140,7 @@ pub async fn run(
             );
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
-                _ = stop.changed() => continue,
+                _ = stopped(&mut stop) => break,
             }
             metrics::counter!("orgsync_long_connection_reconnects_total", "connection" => label.clone())
                 .increment(1);
@@ -148,7 +148,7 @@ pub async fn run(
         status.send_replace(Status::Connecting);
         let connected = tokio::select! {
             c = connect(&http, &tls, &config, &mut settings) => c,
-            _ = stop.changed() => continue,
+            _ = stopped(&mut stop) => break,
         };
         match connected {
             Err(failure) => {
@@ -181,6 +181,19 @@ pub async fn run(
         }
     }
     status.send_replace(Status::Stopped);
+}
+
+/// Resolves once `stop` turns true, or its sender is gone (nobody can stop the client any
+/// more: it stops).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    loop {
+        if *stop.borrow_and_update() {
+            return;
+        }
+        if stop.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// rustls with the bundled web roots (Feishu's certificates are public) and the
@@ -310,7 +323,7 @@ async fn session(
     let ended = loop {
         let dead_at = silent_since.map(|t| t + config.dead_after);
         tokio::select! {
-            _ = stop.changed() => break Ended::Stopped,
+            _ = stopped(stop) => break Ended::Stopped,
             _ = tokio::time::sleep_until(next_ping) => {
                 if out.send(Frame::ping(url.service_id)).await.is_err() {
                     break Ended::Lost("the writer stopped".into());
