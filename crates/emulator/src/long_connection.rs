@@ -15,7 +15,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use feishu::long_connection::endpoint::{EndpointData, EndpointRequest, EndpointResponse, codes};
-use feishu::long_connection::frame::{Frame, FrameKind, Header, METHOD_DATA, keys, types};
+use feishu::long_connection::frame::{Frame, FrameKind, keys};
 use feishu::long_connection::{ClientConfig, vectors};
 use futures::{SinkExt, StreamExt};
 use http::{HeaderMap, StatusCode, header};
@@ -201,22 +201,16 @@ impl LongConnections {
         let (tx, rx) = oneshot::channel();
         lock(&self.pending).insert(message_id.clone(), tx);
         for (seq, part) in parts.iter().enumerate() {
-            let frame = Frame {
-                seq_id: self.next_seq.fetch_add(1, Ordering::SeqCst),
-                log_id: rand::rng().random(),
-                service: vectors::SERVICE_ID,
-                method: METHOD_DATA,
-                headers: vec![
-                    Header::new(keys::TIMESTAMP, timestamp.clone()),
-                    Header::new(keys::TYPE, types::EVENT),
-                    Header::new(keys::MESSAGE_ID, message_id.clone()),
-                    Header::new(keys::SUM, parts.len().to_string()),
-                    Header::new(keys::SEQ, seq.to_string()),
-                    Header::new(keys::TRACE_ID, trace_id.clone()),
-                ],
-                payload: Some(part.to_vec()),
-                ..Frame::default()
-            };
+            let frame = Frame::event(
+                self.next_seq.fetch_add(1, Ordering::SeqCst),
+                rand::rng().random(),
+                vectors::SERVICE_ID,
+                &timestamp,
+                &message_id,
+                (seq, parts.len()),
+                &trace_id,
+                part,
+            );
             if out.send(Some(frame)).is_err() {
                 lock(&self.pending).remove(&message_id);
                 return Err(format!("connection {device_id} closed"));
@@ -273,11 +267,6 @@ pub async fn endpoint(
         ))
         .into_response();
     };
-    let known = state.with_tenant(|t| {
-        t.apps
-            .get(&request.app_id)
-            .is_some_and(|a| a.app_secret == request.app_secret)
-    });
     if request.app_id.is_empty() || request.app_secret.is_empty() {
         return Json(fail(
             codes::CREDENTIALS_MISSING,
@@ -285,6 +274,11 @@ pub async fn endpoint(
         ))
         .into_response();
     }
+    let known = state.with_tenant(|t| {
+        t.apps
+            .get(&request.app_id)
+            .is_some_and(|a| a.app_secret == request.app_secret)
+    });
     if !known {
         return Json(fail(
             codes::CREDENTIALS_INVALID,

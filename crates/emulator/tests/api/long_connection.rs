@@ -30,6 +30,14 @@ async fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
+/// The next item a channel gets, within 20 s.
+async fn next<T>(rx: &mut mpsc::UnboundedReceiver<T>, what: &str) -> T {
+    tokio::time::timeout(Duration::from_secs(20), rx.recv())
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+        .expect("the channel is open")
+}
+
 async fn admin(base: &str, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
     let resp = reqwest::Client::new()
         .request(method, format!("{base}{path}"))
@@ -139,10 +147,7 @@ async fn the_official_python_sdk_receives_and_acknowledges_pushed_events() {
         .last()
         .map(|e| e.event_id.clone())
         .unwrap();
-    let line = tokio::time::timeout(Duration::from_secs(20), lines.recv())
-        .await
-        .expect("the SDK's handler ran")
-        .unwrap();
+    let line = next(&mut lines, "the SDK's handler ran").await;
     assert_eq!(line, format!("EVENT {event_id} 长连接"));
     wait_until("the acknowledgement", || {
         gateway
@@ -191,10 +196,7 @@ async fn the_official_python_sdk_receives_and_acknowledges_pushed_events() {
     assert_eq!(status, 200, "{v}");
     assert_eq!(gateway.config().fragment_bytes, Some(100));
     hire(&base, "分片的名字").await;
-    let line = tokio::time::timeout(Duration::from_secs(20), lines.recv())
-        .await
-        .expect("the SDK's handler ran again")
-        .unwrap();
+    let line = next(&mut lines, "the SDK's handler ran again").await;
     assert!(line.ends_with(" 分片的名字"), "{line}");
 
     // Its socket closed: the SDK reconnects through a fresh endpoint call and a new ticket.
@@ -208,10 +210,7 @@ async fn the_official_python_sdk_receives_and_acknowledges_pushed_events() {
     assert_eq!((status, &v["closed"]), (200, &json!(1)), "{v}");
     wait_until("the SDK to reconnect", || gateway.connected(APP) == 1).await;
     hire(&base, "重连之后").await;
-    let line = tokio::time::timeout(Duration::from_secs(20), lines.recv())
-        .await
-        .expect("the SDK's handler ran after the reconnect")
-        .unwrap();
+    let line = next(&mut lines, "the SDK's handler ran after the reconnect").await;
     assert!(line.ends_with(" 重连之后"), "{line}");
     python.kill().await.unwrap();
 }
@@ -317,10 +316,7 @@ async fn orgsyncs_client_connects_receives_and_survives_closed_sockets() {
     .await;
     assert_eq!(code, 200, "{v}");
     let key = hire(&base, "第一位").await;
-    let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let event = next(&mut events, "the next event").await;
     assert_eq!(event["header"]["event_type"], "contact.user.created_v3");
     assert!(!key.is_empty());
 
@@ -329,10 +325,7 @@ async fn orgsyncs_client_connects_receives_and_survives_closed_sockets() {
     status_until(&mut status, |s| matches!(s, Status::Connecting)).await;
     status_until(&mut status, |s| matches!(s, Status::Connected { .. })).await;
     hire(&base, "第二位").await;
-    let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let event = next(&mut events, "the next event").await;
     assert_eq!(event["event"]["object"]["name"], "第二位");
     assert!(
         emu.state()

@@ -141,6 +141,37 @@ impl Frame {
         }
     }
 
+    /// A pushed event's data frame (or one fragment of it, `seq` of `sum`), with the headers
+    /// every SDK requires, in the server's order.
+    #[allow(clippy::too_many_arguments)]
+    pub fn event(
+        seq_id: u64,
+        log_id: u64,
+        service: i32,
+        timestamp: &str,
+        message_id: &str,
+        (seq, sum): (usize, usize),
+        trace_id: &str,
+        payload: &[u8],
+    ) -> Self {
+        Self {
+            seq_id,
+            log_id,
+            service,
+            method: METHOD_DATA,
+            headers: vec![
+                Header::new(keys::TIMESTAMP, timestamp),
+                Header::new(keys::TYPE, types::EVENT),
+                Header::new(keys::MESSAGE_ID, message_id),
+                Header::new(keys::SUM, sum.to_string()),
+                Header::new(keys::SEQ, seq.to_string()),
+                Header::new(keys::TRACE_ID, trace_id),
+            ],
+            payload: Some(payload.to_vec()),
+            ..Self::default()
+        }
+    }
+
     /// The server's pong, carrying the client config (always: one SDK fails on a pong
     /// without it).
     pub fn pong(service: i32, config: &ClientConfig) -> Self {

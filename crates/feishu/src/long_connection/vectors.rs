@@ -4,7 +4,7 @@
 //! integration tests.
 
 use super::config::ClientConfig;
-use super::frame::{Frame, Header, METHOD_DATA};
+use super::frame::Frame;
 
 /// The `service_id` of every observed connection URL.
 pub const SERVICE_ID: i32 = 33_554_678;
@@ -59,23 +59,17 @@ pub fn pong_config() -> ClientConfig {
     }
 }
 
-fn data_frame(seq_id: u64, log_id: u64, sum: &str, seq: &str, payload: &[u8]) -> Frame {
-    Frame {
+fn data_frame(seq_id: u64, log_id: u64, sum: usize, seq: usize, payload: &[u8]) -> Frame {
+    Frame::event(
         seq_id,
         log_id,
-        service: SERVICE_ID,
-        method: METHOD_DATA,
-        headers: vec![
-            Header::new("timestamp", TIMESTAMP),
-            Header::new("type", "event"),
-            Header::new("message_id", MESSAGE_ID),
-            Header::new("sum", sum),
-            Header::new("seq", seq),
-            Header::new("trace_id", TRACE_ID),
-        ],
-        payload: Some(payload.to_vec()),
-        ..Frame::default()
-    }
+        SERVICE_ID,
+        TIMESTAMP,
+        MESSAGE_ID,
+        (seq, sum),
+        TRACE_ID,
+        payload,
+    )
 }
 
 /// The worked event frame, unsplit.
@@ -83,8 +77,8 @@ pub fn event_frame() -> Frame {
     data_frame(
         300,
         1_700_000_000_123_456_789,
-        "1",
-        "0",
+        1,
+        0,
         EVENT_PAYLOAD.as_bytes(),
     )
 }
@@ -93,7 +87,7 @@ pub fn event_frame() -> Frame {
 pub fn split_event_frames() -> [Frame; 2] {
     let bytes = EVENT_PAYLOAD.as_bytes();
     [
-        data_frame(301, 1_700_000_000_123_456_790, "2", "0", &bytes[..360]),
-        data_frame(302, 1_700_000_000_123_456_791, "2", "1", &bytes[360..]),
+        data_frame(301, 1_700_000_000_123_456_790, 2, 0, &bytes[..360]),
+        data_frame(302, 1_700_000_000_123_456_791, 2, 1, &bytes[360..]),
     ]
 }
